@@ -1,0 +1,116 @@
+#include "node/core/address.hpp"
+
+#include <arpa/inet.h>
+
+#include <charconv>
+#include <cstring>
+
+namespace p2psip {
+
+std::string_view transport_name(Transport t) {
+  switch (t) {
+    case Transport::Udp: return "UDP";
+    case Transport::Tcp: return "TCP";
+    case Transport::Tls: return "TLS";
+  }
+  return "UDP";
+}
+
+std::optional<Transport> transport_from_name(std::string_view name) {
+  auto eq = [&](std::string_view w) {
+    if (w.size() != name.size()) return false;
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      char c = name[i];
+      if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
+      if (c != w[i]) return false;
+    }
+    return true;
+  };
+  if (eq("UDP")) return Transport::Udp;
+  if (eq("TCP")) return Transport::Tcp;
+  if (eq("TLS")) return Transport::Tls;
+  return std::nullopt;
+}
+
+std::optional<IpAddress> IpAddress::parse(std::string_view text) {
+  if (text.empty() || text.size() > 45) return std::nullopt;
+  char buf[64];
+  std::memcpy(buf, text.data(), text.size());
+  buf[text.size()] = '\0';
+  IpAddress a;
+  if (text.find(':') != std::string_view::npos) {
+    a.v6 = true;
+    if (inet_pton(AF_INET6, buf, a.bytes.data()) != 1) return std::nullopt;
+  } else {
+    if (inet_pton(AF_INET, buf, a.bytes.data()) != 1) return std::nullopt;
+  }
+  return a;
+}
+
+std::string IpAddress::to_string() const {
+  char buf[INET6_ADDRSTRLEN] = {};
+  inet_ntop(v6 ? AF_INET6 : AF_INET, bytes.data(), buf, sizeof buf);
+  return buf;
+}
+
+bool IpAddress::is_loopback() const {
+  if (!v6) return bytes[0] == 127;
+  for (int i = 0; i < 15; ++i) {
+    if (bytes[i] != 0) return false;
+  }
+  return bytes[15] == 1;
+}
+
+bool IpAddress::is_broadcast_or_multicast() const {
+  if (v6) return bytes[0] == 0xff;
+  bool all_ones = bytes[0] == 255 && bytes[1] == 255 && bytes[2] == 255 && bytes[3] == 255;
+  return all_ones || (bytes[0] >= 224 && bytes[0] <= 239);
+}
+
+std::string Endpoint::host_port() const {
+  std::string out = ip.v6 ? "[" + ip.to_string() + "]" : ip.to_string();
+  out += ':';
+  out += std::to_string(port);
+  return out;
+}
+
+std::string Endpoint::to_string() const {
+  std::string out;
+  switch (transport) {
+    case Transport::Udp: out = "udp:"; break;
+    case Transport::Tcp: out = "tcp:"; break;
+    case Transport::Tls: out = "tls:"; break;
+  }
+  return out + host_port();
+}
+
+std::optional<Endpoint> parse_host_port(std::string_view text, Transport transport) {
+  std::string_view host;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') return std::nullopt;
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) return std::nullopt;
+  }
+  auto ip = IpAddress::parse(host);
+  if (!ip) return std::nullopt;
+  unsigned value = 0;
+  auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc() || p != port.data() + port.size() || port.empty() || value > 65535) return std::nullopt;
+  return Endpoint{transport, *ip, static_cast<std::uint16_t>(value)};
+}
+
+std::size_t EndpointHash::operator()(const Endpoint& e) const noexcept {
+  std::size_t h = static_cast<std::size_t>(e.transport) * 1000003u ^ e.port;
+  for (auto b : e.ip.bytes) h = h * 131u + b;
+  return h;
+}
+
+}  // namespace p2psip

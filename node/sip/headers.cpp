@@ -1,0 +1,319 @@
+#include "node/sip/headers.hpp"
+
+#include "node/sip/scanner.hpp"
+
+namespace p2psip::sip {
+
+std::optional<std::uint64_t> parse_decimal(std::string_view digits, std::uint64_t max) {
+  if (digits.empty()) return std::nullopt;
+  std::uint64_t v = 0;
+  for (char c : digits) {
+    if (!is_digit(c)) return std::nullopt;
+    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+    if (v > max) return std::nullopt;
+  }
+  return v;
+}
+
+namespace {
+
+/// host = hostname / IPv4address / IPv6reference, read loosely as the characters they can hold.
+std::string_view scan_host(Scanner& s) {
+  std::size_t start = s.pos();
+  if (s.peek() == '[') {
+    while (!s.done() && s.peek() != ']') s.advance();
+    if (!s.consume(']')) return {};
+  } else {
+    while (!s.done() && (is_alnum(s.peek()) || s.peek() == '-' || s.peek() == '.' || s.peek() == '_')) s.advance();
+  }
+  return s.text().substr(start, s.pos() - start);
+}
+
+/// *( SEMI generic-param ), generic-param = token [ EQUAL gen-value ], gen-value = token / host / quoted-string.
+/// Stops before a COMMA or at the end; false on an empty or malformed parameter.
+bool scan_params(Scanner& s, HeaderParams& out) {
+  std::size_t start = s.pos();
+  std::size_t end = start;
+  for (;;) {
+    if (!s.separator(';')) break;
+    if (s.token().empty()) return false;
+    if (s.separator('=')) {
+      if (s.peek() == '"') {
+        if (!s.quoted_string()) return false;
+      } else if (s.peek() == '[') {
+        if (scan_host(s).empty()) return false;
+      } else if (s.token().empty()) {
+        return false;
+      }
+    }
+    end = s.pos();
+  }
+  s.set_pos(end);
+  out.raw = s.text().substr(start, end - start);
+  return true;
+}
+
+/// After a list element: end of value (true, done=true), a COMMA (true), or garbage (false).
+bool list_continue(Scanner& s, bool& done) {
+  s.skip_lws();
+  if (s.done()) {
+    done = true;
+    return true;
+  }
+  if (!s.consume(',')) return false;
+  s.skip_lws();
+  return !s.done();  // a trailing comma leaves an empty element
+}
+
+std::optional<Via> scan_via(Scanner& s) {
+  Via v;
+  s.skip_lws();
+  v.protocol = s.token();
+  if (v.protocol.empty() || !s.separator('/')) return std::nullopt;
+  v.version = s.token();
+  if (v.version.empty() || !s.separator('/')) return std::nullopt;
+  v.transport = s.token();
+  if (v.transport.empty() || !s.skip_lws()) return std::nullopt;
+  v.host = scan_host(s);
+  if (v.host.empty()) return std::nullopt;
+  if (v.host.front() != '[' && !(is_alnum(v.host.front()))) return std::nullopt;
+  if (s.separator(':')) {
+    std::size_t p = s.pos();
+    while (is_digit(s.peek())) s.advance();
+    auto port = parse_decimal(s.text().substr(p, s.pos() - p), 65535);
+    if (!port) return std::nullopt;
+    v.port = static_cast<std::uint16_t>(*port);
+  }
+  if (!scan_params(s, v.params)) return std::nullopt;
+  if (auto ttl = v.params.get("ttl"); ttl && !parse_decimal(*ttl, 255)) return std::nullopt;
+  if (auto rport = v.params.get("rport"); rport && !rport->empty() && !parse_decimal(*rport, 65535)) {
+    return std::nullopt;
+  }
+  return v;
+}
+
+/// The URI of a name-addr (within <>) or addr-spec (up to ';', ',' or LWS when `in_list`).
+std::optional<NameAddress> scan_name_address(Scanner& s, bool in_list, bool lenient_display) {
+  NameAddress na;
+  s.skip_lws();
+  std::size_t start = s.pos();
+  if (s.peek() == '"') {
+    auto q = s.quoted_string();
+    if (!q) return std::nullopt;  // RFC 4475 §3.1.2.6: unterminated quoted string
+    na.display_name = *q;
+    s.skip_lws();
+    if (s.peek() != '<') return std::nullopt;
+  } else if (s.peek() != '<') {
+    // Either *(token LWS) followed by '<', or an addr-spec.
+    std::size_t save = s.pos();
+    std::size_t display_end = save;
+    bool tokens_only = true;
+    while (!s.done() && s.peek() != '<') {
+      if (!s.token().empty()) {
+        display_end = s.pos();
+      } else if (!s.skip_lws()) {
+        tokens_only = false;
+        break;
+      }
+    }
+    if (tokens_only && s.peek() == '<') {
+      na.display_name = s.text().substr(save, display_end - save);
+    } else if (lenient_display && s.rest().find('<') != std::string_view::npos &&
+               s.text().substr(save).find('"') == std::string_view::npos) {
+      std::size_t lt = s.text().find('<', save);
+      std::string_view dn = s.text().substr(save, lt - save);
+      while (!dn.empty() && is_wsp(dn.back())) dn.remove_suffix(1);
+      na.display_name = dn;
+      s.set_pos(lt);
+    } else {
+      s.set_pos(save);
+    }
+  }
+  if (s.consume('<')) {
+    na.bracketed = true;
+    s.skip_lws();
+    std::size_t u0 = s.pos();
+    while (!s.done() && s.peek() != '>' && !is_wsp(s.peek()) && s.peek() != '\r') s.advance();
+    std::string_view uri_text = s.text().substr(u0, s.pos() - u0);
+    s.skip_lws();
+    if (!s.consume('>')) return std::nullopt;
+    auto uri = parse_uri(uri_text);
+    if (!uri) return std::nullopt;
+    na.uri = *uri;
+  } else {
+    if (s.pos() != start) s.set_pos(start);
+    std::size_t u0 = s.pos();
+    while (!s.done() && s.peek() != ';' && !is_wsp(s.peek()) && s.peek() != '\r' && !(in_list && s.peek() == ',')) {
+      s.advance();
+    }
+    auto uri = parse_uri(s.text().substr(u0, s.pos() - u0));
+    if (!uri) return std::nullopt;
+    na.uri = *uri;
+  }
+  if (!scan_params(s, na.params)) return std::nullopt;
+  return na;
+}
+
+}  // namespace
+
+std::optional<std::string_view> HeaderParams::get(std::string_view name) const {
+  Scanner s(raw);
+  while (s.separator(';')) {
+    std::string_view n = s.token();
+    std::string_view value;
+    if (s.separator('=')) {
+      if (s.peek() == '"') {
+        value = s.quoted_string().value_or(std::string_view());
+      } else if (s.peek() == '[') {
+        value = scan_host(s);
+      } else {
+        value = s.token();
+      }
+    }
+    if (iequals(n, name)) return value;
+  }
+  return std::nullopt;
+}
+
+bool Via::rfc3261_branch() const {
+  std::string_view b = branch();
+  return b.size() > 7 && b.substr(0, 7) == "z9hG4bK";
+}
+
+bool parse_via_list(std::string_view value, std::vector<Via>& out) {
+  Scanner s(value);
+  for (bool done = false; !done;) {
+    auto v = scan_via(s);
+    if (!v) return false;
+    out.push_back(*v);
+    if (!list_continue(s, done)) return false;
+  }
+  return true;
+}
+
+std::optional<Via> parse_first_via(std::string_view value) {
+  Scanner s(value);
+  auto v = scan_via(s);
+  if (!v) return std::nullopt;
+  s.skip_lws();
+  if (!s.done() && s.peek() != ',') return std::nullopt;
+  return v;
+}
+
+std::optional<Via> top_via(const Message& m) {
+  auto value = m.header(HeaderId::Via);
+  if (!value) return std::nullopt;
+  return parse_first_via(*value);
+}
+
+std::optional<NameAddress> parse_name_address(std::string_view value) {
+  Scanner s(value);
+  auto na = scan_name_address(s, false, true);
+  if (!na) return std::nullopt;
+  s.skip_lws();
+  if (!s.done()) return std::nullopt;
+  return na;
+}
+
+bool parse_name_address_list(std::string_view value, std::vector<NameAddress>& out, bool allow_star) {
+  Scanner s(value);
+  s.skip_lws();
+  if (allow_star && s.peek() == '*') {
+    s.advance();
+    s.skip_lws();
+    if (!s.done()) return false;
+    NameAddress na;
+    na.star = true;
+    out.push_back(na);
+    return true;
+  }
+  for (bool done = false; !done;) {
+    auto na = scan_name_address(s, true, false);
+    if (!na) return false;
+    out.push_back(*na);
+    if (!list_continue(s, done)) return false;
+  }
+  return true;
+}
+
+std::optional<CSeq> parse_cseq(std::string_view value) {
+  Scanner s(value);
+  std::size_t p = s.pos();
+  while (is_digit(s.peek())) s.advance();
+  auto n = parse_decimal(s.text().substr(p, s.pos() - p), 0x7fffffffu);  // RFC 3261 §8.1.1.5: below 2**31
+  if (!n || !s.skip_lws()) return std::nullopt;
+  CSeq c;
+  c.number = static_cast<std::uint32_t>(*n);
+  c.method = s.token();
+  if (c.method.empty() || !s.done()) return std::nullopt;
+  return c;
+}
+
+bool parse_token_list(std::string_view value, std::vector<std::string_view>& out) {
+  Scanner s(value);
+  s.skip_lws();
+  if (s.done()) return true;  // an empty list is allowed for Supported/Allow
+  for (bool done = false; !done;) {
+    s.skip_lws();
+    std::string_view t = s.token();
+    if (t.empty()) return false;
+    out.push_back(t);
+    if (!list_continue(s, done)) return false;
+  }
+  return true;
+}
+
+bool MediaType::covers(std::string_view t, std::string_view st) const {
+  if (type == "*") return subtype == "*";
+  if (!iequals(type, t)) return false;
+  return subtype == "*" || iequals(subtype, st);
+}
+
+namespace {
+std::optional<MediaType> scan_media_type(Scanner& s) {
+  MediaType m;
+  s.skip_lws();
+  m.type = s.token();
+  if (m.type.empty() || !s.separator('/')) return std::nullopt;
+  m.subtype = s.token();
+  if (m.subtype.empty() || !scan_params(s, m.params)) return std::nullopt;
+  return m;
+}
+}  // namespace
+
+std::optional<MediaType> parse_media_type(std::string_view value) {
+  Scanner s(value);
+  auto m = scan_media_type(s);
+  s.skip_lws();
+  if (!m || !s.done()) return std::nullopt;
+  return m;
+}
+
+bool parse_media_range_list(std::string_view value, std::vector<MediaType>& out) {
+  Scanner s(value);
+  s.skip_lws();
+  if (s.done()) return true;  // RFC 3261 §20.1: an empty Accept means no body is acceptable
+  for (bool done = false; !done;) {
+    auto m = scan_media_type(s);
+    if (!m) return false;
+    out.push_back(*m);
+    if (!list_continue(s, done)) return false;
+  }
+  return true;
+}
+
+std::optional<std::uint64_t> parse_uint_header(std::string_view value, std::uint64_t max) {
+  return parse_decimal(value, max);
+}
+
+std::string unquote(std::string_view text) {
+  if (text.size() < 2 || text.front() != '"' || text.back() != '"') return std::string(text);
+  std::string out;
+  for (std::size_t i = 1; i + 1 < text.size(); ++i) {
+    if (text[i] == '\\' && i + 2 < text.size()) ++i;
+    out.push_back(text[i]);
+  }
+  return out;
+}
+
+}  // namespace p2psip::sip

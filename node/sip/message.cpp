@@ -1,0 +1,429 @@
+#include "node/sip/message.hpp"
+
+#include <cstring>
+
+#include "node/sip/scanner.hpp"
+
+namespace p2psip::sip {
+namespace {
+
+constexpr std::string_view kCrlf = "\r\n";
+
+bool version_is_sip20(std::string_view v) { return iequals(v, "SIP/2.0"); }
+
+/// "SIP/" 1*DIGIT "." 1*DIGIT, any case: a version we can name but may not speak (505).
+bool looks_like_sip_version(std::string_view v) {
+  if (v.size() < 7 || !iequals(v.substr(0, 4), "SIP/")) return false;
+  std::size_t i = 4;
+  std::size_t major = 0;
+  while (i < v.size() && is_digit(v[i])) ++i, ++major;
+  if (major == 0 || i >= v.size() || v[i] != '.') return false;
+  ++i;
+  std::size_t minor = 0;
+  while (i < v.size() && is_digit(v[i])) ++i, ++minor;
+  return minor > 0 && i == v.size();
+}
+
+ParseError error(bool request, int status, std::string reason) {
+  return ParseError{request ? status : 0, std::move(reason)};
+}
+
+}  // namespace
+
+Method method_from_name(std::string_view n) {
+  switch (n.size()) {
+    case 3:
+      if (n == "ACK") return Method::Ack;
+      if (n == "BYE") return Method::Bye;
+      break;
+    case 4:
+      if (n == "INFO") return Method::Info;
+      break;
+    case 5:
+      if (n == "PRACK") return Method::Prack;
+      if (n == "REFER") return Method::Refer;
+      break;
+    case 6:
+      if (n == "INVITE") return Method::Invite;
+      if (n == "CANCEL") return Method::Cancel;
+      if (n == "UPDATE") return Method::Update;
+      if (n == "NOTIFY") return Method::Notify;
+      break;
+    case 7:
+      if (n == "OPTIONS") return Method::Options;
+      if (n == "MESSAGE") return Method::Message;
+      if (n == "PUBLISH") return Method::Publish;
+      break;
+    case 8:
+      if (n == "REGISTER") return Method::Register;
+      break;
+    case 9:
+      if (n == "SUBSCRIBE") return Method::Subscribe;
+      break;
+    default: break;
+  }
+  return Method::Other;
+}
+
+std::string_view method_name(Method m) {
+  switch (m) {
+    case Method::Invite: return "INVITE";
+    case Method::Ack: return "ACK";
+    case Method::Bye: return "BYE";
+    case Method::Cancel: return "CANCEL";
+    case Method::Options: return "OPTIONS";
+    case Method::Register: return "REGISTER";
+    case Method::Info: return "INFO";
+    case Method::Update: return "UPDATE";
+    case Method::Prack: return "PRACK";
+    case Method::Subscribe: return "SUBSCRIBE";
+    case Method::Notify: return "NOTIFY";
+    case Method::Message: return "MESSAGE";
+    case Method::Refer: return "REFER";
+    case Method::Publish: return "PUBLISH";
+    case Method::Other: break;
+  }
+  return "";
+}
+
+std::string_view default_reason(int s) {
+  switch (s) {
+    case 100: return "Trying";
+    case 180: return "Ringing";
+    case 181: return "Call Is Being Forwarded";
+    case 182: return "Queued";
+    case 183: return "Session Progress";
+    case 200: return "OK";
+    case 202: return "Accepted";
+    case 300: return "Multiple Choices";
+    case 301: return "Moved Permanently";
+    case 302: return "Moved Temporarily";
+    case 305: return "Use Proxy";
+    case 380: return "Alternative Service";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 402: return "Payment Required";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 407: return "Proxy Authentication Required";
+    case 408: return "Request Timeout";
+    case 410: return "Gone";
+    case 413: return "Request Entity Too Large";
+    case 414: return "Request-URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Unsupported URI Scheme";
+    case 420: return "Bad Extension";
+    case 421: return "Extension Required";
+    case 423: return "Interval Too Brief";
+    case 480: return "Temporarily Unavailable";
+    case 481: return "Call/Transaction Does Not Exist";
+    case 482: return "Loop Detected";
+    case 483: return "Too Many Hops";
+    case 484: return "Address Incomplete";
+    case 485: return "Ambiguous";
+    case 486: return "Busy Here";
+    case 487: return "Request Terminated";
+    case 488: return "Not Acceptable Here";
+    case 491: return "Request Pending";
+    case 493: return "Undecipherable";
+    case 500: return "Server Internal Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Server Time-out";
+    case 505: return "Version Not Supported";
+    case 513: return "Message Too Large";
+    case 600: return "Busy Everywhere";
+    case 603: return "Decline";
+    case 604: return "Does Not Exist Anywhere";
+    case 606: return "Not Acceptable";
+    default: return "";
+  }
+}
+
+Span Message::store(std::string_view text) {
+  Span s{static_cast<std::uint32_t>(buf_.size()), static_cast<std::uint32_t>(text.size())};
+  buf_.append(text);
+  return s;
+}
+
+Message Message::request(std::string_view method, std::string_view request_uri) {
+  Message m;
+  m.buf_.reserve(512);
+  m.start_[0] = m.store(method);
+  m.start_[1] = m.store(request_uri);
+  m.start_[2] = m.store("SIP/2.0");
+  m.method_ = method_from_name(method);
+  return m;
+}
+
+Message Message::response(int status, std::string_view reason) {
+  Message m;
+  m.buf_.reserve(512);
+  m.start_[0] = m.store("SIP/2.0");
+  m.status_ = status;
+  m.start_[2] = m.store(reason.empty() ? default_reason(status) : reason);
+  return m;
+}
+
+std::optional<std::string_view> Message::header(HeaderId id) const {
+  for (const auto& h : headers_) {
+    if (h.id == id) return view(h.value);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string_view> Message::header(std::string_view name) const {
+  HeaderId id = lookup_header(name);
+  if (id != HeaderId::Other) return header(id);
+  for (const auto& h : headers_) {
+    if (h.id == HeaderId::Other && iequals(view(h.name), name)) return view(h.value);
+  }
+  return std::nullopt;
+}
+
+std::size_t Message::count(HeaderId id) const {
+  std::size_t n = 0;
+  for (const auto& h : headers_) n += h.id == id ? 1 : 0;
+  return n;
+}
+
+void Message::set_request_uri(std::string_view uri) { start_[1] = store(uri); }
+
+void Message::add_header_front(HeaderId id, std::string_view value) {
+  HeaderField f{id, store(canonical_name(id)), store(value)};
+  headers_.insert(headers_.begin(), f);
+}
+
+void Message::add_header(HeaderId id, std::string_view value) {
+  HeaderField f{id, store(canonical_name(id)), store(value)};
+  headers_.push_back(f);
+}
+
+void Message::add_header(std::string_view name, std::string_view value) {
+  HeaderId id = lookup_header(name);
+  HeaderField f{id, store(id == HeaderId::Other ? name : canonical_name(id)), store(value)};
+  headers_.push_back(f);
+}
+
+void Message::set_header(HeaderId id, std::string_view value) {
+  for (auto& h : headers_) {
+    if (h.id == id) {
+      h.value = store(value);
+      return;
+    }
+  }
+  add_header(id, value);
+}
+
+bool Message::remove_first(HeaderId id) {
+  for (auto it = headers_.begin(); it != headers_.end(); ++it) {
+    if (it->id == id) {
+      headers_.erase(it);
+      return true;
+    }
+  }
+  return false;
+}
+
+std::size_t Message::remove_all(HeaderId id) {
+  std::size_t before = headers_.size();
+  std::erase_if(headers_, [id](const HeaderField& h) { return h.id == id; });
+  return before - headers_.size();
+}
+
+void Message::set_body(std::string_view content_type, std::string_view body) {
+  body_ = store(body);
+  if (!content_type.empty()) {
+    set_header(HeaderId::ContentType, content_type);
+  } else if (body.empty()) {
+    remove_all(HeaderId::ContentType);
+  }
+}
+
+void Message::serialize_to(std::string& out) const {
+  std::size_t estimate = 64 + body_.len;
+  for (const auto& h : headers_) estimate += h.name.len + h.value.len + 4;
+  out.reserve(out.size() + estimate);
+  if (is_request()) {
+    out.append(method()).append(" ").append(request_uri()).append(" SIP/2.0\r\n");
+  } else {
+    char code[4] = {static_cast<char>('0' + status_ / 100), static_cast<char>('0' + status_ / 10 % 10),
+                    static_cast<char>('0' + status_ % 10), ' '};
+    out.append("SIP/2.0 ").append(code, 4).append(reason()).append(kCrlf);
+  }
+  char len_text[24];
+  int len_size = std::snprintf(len_text, sizeof len_text, "%u", body_.len);
+  bool wrote_length = false;
+  for (const auto& h : headers_) {
+    if (h.id == HeaderId::ContentLength) {
+      // Written once, at the first Content-Length's place, with the body's real size.
+      if (wrote_length) continue;
+      wrote_length = true;
+      out.append(view(h.name)).append(": ").append(len_text, static_cast<std::size_t>(len_size)).append(kCrlf);
+      continue;
+    }
+    out.append(view(h.name)).append(": ").append(view(h.value)).append(kCrlf);
+  }
+  if (!wrote_length) out.append("Content-Length: ").append(len_text, static_cast<std::size_t>(len_size)).append(kCrlf);
+  out.append(kCrlf);
+  out.append(body());
+}
+
+std::string Message::serialize() const {
+  std::string out;
+  serialize_to(out);
+  return out;
+}
+
+Result<Message, ParseError> parse_datagram(std::string_view bytes, const Limits& limits) {
+  return parse_message(bytes, limits, false, nullptr);
+}
+
+Result<Message, ParseError> parse_message(std::string_view bytes, const Limits& limits, bool stream,
+                                          std::size_t* consumed) {
+  // RFC 3261 §7.5: CRLFs before the start line are ignored (keep-alives on streams).
+  std::size_t lead = 0;
+  while (lead + 1 < bytes.size() && bytes[lead] == '\r' && bytes[lead + 1] == '\n') lead += 2;
+  std::string_view in = bytes.substr(lead);
+
+  std::size_t line_end = in.find(kCrlf);
+  if (line_end == std::string_view::npos) return unexpected(ParseError{0, "No complete start line"});
+  std::string_view start = in.substr(0, line_end);
+  bool request = !(start.size() >= 4 && iequals(start.substr(0, 4), "SIP/"));
+
+  Message m;
+  // Start line. Requests: Method SP Request-URI SP SIP-Version, single spaces (RFC 3261 §7.1,
+  // RFC 4475 §3.1.2.9-10). Responses: SIP-Version SP Status-Code SP Reason-Phrase (§7.2).
+  std::string_view parts[3];
+  if (request) {
+    std::size_t sp1 = start.find(' ');
+    std::size_t sp2 = sp1 == std::string_view::npos ? sp1 : start.find(' ', sp1 + 1);
+    if (sp2 == std::string_view::npos) return unexpected(error(true, 400, "Malformed Request-Line"));
+    parts[0] = start.substr(0, sp1);
+    parts[1] = start.substr(sp1 + 1, sp2 - sp1 - 1);
+    parts[2] = start.substr(sp2 + 1);
+    if (parts[0].empty()) return unexpected(error(true, 400, "Malformed Request-Line"));
+    for (char c : parts[0]) {
+      if (!is_token_char(c)) return unexpected(error(true, 400, "Malformed Method"));
+    }
+    if (parts[1].empty()) return unexpected(error(true, 400, "Malformed Request-Line"));
+    for (char c : parts[1]) {
+      if (c == ' ' || c == '\t' || static_cast<unsigned char>(c) < 0x21) {
+        return unexpected(error(true, 400, "Malformed Request-URI"));
+      }
+    }
+    if (!version_is_sip20(parts[2])) {
+      if (looks_like_sip_version(parts[2])) return unexpected(error(true, 505, "Version Not Supported"));
+      return unexpected(error(true, 400, "Malformed Request-Line"));
+    }
+  } else {
+    if (start.size() < 12 || !version_is_sip20(start.substr(0, 7)) || start[7] != ' ' || start[11] != ' ' ||
+        !is_digit(start[8]) || !is_digit(start[9]) || !is_digit(start[10]) || start[8] < '1' || start[8] > '6') {
+      return unexpected(ParseError{0, "Malformed Status-Line"});
+    }
+    m.status_ = (start[8] - '0') * 100 + (start[9] - '0') * 10 + (start[10] - '0');
+    parts[0] = start.substr(0, 7);
+    parts[2] = start.substr(12);
+    for (char c : parts[2]) {
+      if (c == '\r' || c == '\n') return unexpected(ParseError{0, "Malformed Reason-Phrase"});
+    }
+  }
+
+  // Find the end of the header section.
+  std::size_t head_end = in.find("\r\n\r\n", line_end);
+  if (head_end == std::string_view::npos) {
+    if (in.size() > limits.max_message_bytes) return unexpected(error(request, 513, "Message Too Large"));
+    return unexpected(error(request, 400, "Incomplete header section"));
+  }
+  std::size_t body_start = head_end + 4;
+  if (body_start > limits.max_message_bytes) return unexpected(error(request, 513, "Message Too Large"));
+
+  // The message's text, copied once; every span points into this buffer.
+  m.buf_.reserve(std::min(in.size(), limits.max_message_bytes) + 256);
+  m.buf_.assign(in.data(), body_start);
+  const char* base = m.buf_.data();
+  auto span_of = [&](std::string_view v) {
+    return Span{static_cast<std::uint32_t>(v.data() - base), static_cast<std::uint32_t>(v.size())};
+  };
+  std::string_view text(m.buf_.data(), body_start);
+  if (request) {
+    m.start_[0] = span_of(text.substr(parts[0].data() - in.data(), parts[0].size()));
+    m.start_[1] = span_of(text.substr(parts[1].data() - in.data(), parts[1].size()));
+    m.start_[2] = span_of(text.substr(parts[2].data() - in.data(), parts[2].size()));
+    m.method_ = method_from_name(m.method());
+  } else {
+    m.start_[0] = span_of(text.substr(0, 7));
+    m.start_[2] = span_of(text.substr(parts[2].data() - in.data(), parts[2].size()));
+  }
+
+  // Header fields (RFC 3261 §7.3): name *(SP/HTAB) ":" SWS value, continued over folded lines.
+  m.headers_.reserve(24);
+  std::size_t pos = line_end + 2;
+  const std::size_t headers_end = head_end + 2;  // just past the last header's CRLF
+  std::optional<std::uint64_t> content_length;
+  bool multiple_lengths = false;
+  while (pos < headers_end) {
+    std::size_t eol = pos;
+    for (;;) {
+      eol = text.find(kCrlf, eol);
+      if (eol + 2 < headers_end && is_wsp(text[eol + 2])) {
+        eol += 2;  // folded: the field goes on
+        continue;
+      }
+      break;
+    }
+    std::string_view line = text.substr(pos, eol - pos);
+    pos = eol + 2;
+    if (line.size() > limits.max_header_line) return unexpected(error(request, 513, "Header Field Too Long"));
+    if (m.headers_.size() >= limits.max_headers) return unexpected(error(request, 513, "Too Many Header Fields"));
+    std::size_t i = 0;
+    while (i < line.size() && is_token_char(line[i])) ++i;
+    std::string_view name = line.substr(0, i);
+    while (i < line.size() && is_wsp(line[i])) ++i;
+    if (name.empty() || i >= line.size() || line[i] != ':') {
+      return unexpected(error(request, 400, "Malformed Header Field"));
+    }
+    Scanner value_scan(line.substr(i + 1));
+    value_scan.skip_lws();
+    std::string_view value = value_scan.rest();
+    while (!value.empty() && (is_wsp(value.back()) || value.back() == '\r' || value.back() == '\n')) {
+      value.remove_suffix(1);
+    }
+    HeaderField f{lookup_header(name), span_of(name), span_of(value)};
+    if (f.id == HeaderId::ContentLength) {
+      // RFC 4475 §3.3.9: more than one Content-Length leaves the framing unknown.
+      // On a datagram the message still parses (the body is the rest) and check_message refuses it.
+      if (content_length) {
+        if (stream) return unexpected(error(request, 400, "Multiple Content-Length Values"));
+        multiple_lengths = true;
+      }
+      if (!value.empty() && value[0] == '-') return unexpected(error(request, 400, "Negative Content-Length"));
+      content_length = parse_decimal(value, UINT32_MAX);
+      if (!content_length) return unexpected(error(request, 400, "Malformed Content-Length"));
+    }
+    m.headers_.push_back(f);
+  }
+
+  // Body framing (RFC 3261 §18.3, §20.14).
+  std::size_t available = in.size() - body_start;
+  std::size_t body_len = 0;
+  if (multiple_lengths) content_length.reset();
+  if (content_length) {
+    if (*content_length > limits.max_body_bytes) return unexpected(error(request, 413, "Request Entity Too Large"));
+    if (*content_length > available) return unexpected(error(request, 400, "Content-Length Larger Than Message"));
+    body_len = static_cast<std::size_t>(*content_length);
+  } else {
+    if (stream) return unexpected(error(request, 400, "Missing Content-Length"));
+    body_len = available;
+    if (body_len > limits.max_body_bytes) return unexpected(error(request, 413, "Request Entity Too Large"));
+  }
+  if (body_start + body_len > limits.max_message_bytes) return unexpected(error(request, 513, "Message Too Large"));
+  m.body_ = m.store(in.substr(body_start, body_len));
+  if (consumed) *consumed = lead + body_start + body_len;
+  return m;
+}
+
+}  // namespace p2psip::sip

@@ -1,0 +1,135 @@
+// SIP messages (RFC 3261 §7): parsing from a datagram, serialization, and the edits a stack makes.
+//
+// A Message owns one byte buffer. Parsing copies the received octets into it once; the start line,
+// header names, header values and body are (offset, length) spans into that buffer, so parsing does
+// no per-header allocation and a Message can be copied or moved without invalidating anything.
+// Edits append their new text to the buffer and repoint spans; serialization writes the start line,
+// the header list in order and the body.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "node/core/result.hpp"
+#include "node/sip/header_names.hpp"
+
+namespace p2psip::sip {
+
+/// Limits enforced while parsing. Every field is configurable per node.
+struct Limits {
+  std::size_t max_message_bytes = 64 * 1024;  ///< whole message; over it: 513 (RFC 3261 §21.5.14).
+  std::size_t max_headers = 256;              ///< header fields; over it: 513.
+  std::size_t max_header_line = 16 * 1024;    ///< one header field, folded lines included; over it: 513.
+  std::size_t max_body_bytes = 60 * 1024;     ///< body; over it: 413 (RFC 3261 §21.4.11).
+};
+
+/// Why a message could not be accepted. `status` is what an element answers (400, 413, 505, 513);
+/// 0 means the message is to be discarded without an answer (responses, or unreadable requests).
+struct ParseError {
+  int status = 400;
+  std::string reason;  ///< a short human-readable reason, used as the response's reason phrase.
+};
+
+/// Known methods get an id; others keep their text (method() returns it).
+enum class Method : std::uint8_t { Other, Invite, Ack, Bye, Cancel, Options, Register, Info, Update, Prack,
+                                   Subscribe, Notify, Message, Refer, Publish };
+Method method_from_name(std::string_view name);  ///< case-sensitive, as RFC 3261 §7.1 requires.
+std::string_view method_name(Method m);
+
+struct Span {
+  std::uint32_t off = 0;
+  std::uint32_t len = 0;
+};
+
+struct HeaderField {
+  HeaderId id = HeaderId::Other;
+  Span name;   ///< as written (a compact or odd-case name stays as it came)
+  Span value;  ///< leading and trailing whitespace removed; folded lines kept as they came
+};
+
+class Message {
+ public:
+  Message() = default;
+
+  /// A new request with the given start line and no headers.
+  static Message request(std::string_view method, std::string_view request_uri);
+  /// A new response with the given status line and no headers.
+  static Message response(int status, std::string_view reason);
+
+  [[nodiscard]] bool is_request() const { return status_ == 0; }
+  [[nodiscard]] bool is_response() const { return status_ != 0; }
+
+  // Start line.
+  [[nodiscard]] std::string_view method() const { return view(start_[0]); }  ///< requests only
+  [[nodiscard]] Method method_id() const { return method_; }
+  [[nodiscard]] std::string_view request_uri() const { return view(start_[1]); }  ///< requests only
+  [[nodiscard]] int status() const { return status_; }                            ///< responses only
+  [[nodiscard]] std::string_view reason() const { return view(start_[2]); }       ///< responses only
+
+  // Headers.
+  [[nodiscard]] const std::vector<HeaderField>& headers() const { return headers_; }
+  [[nodiscard]] std::string_view name_of(const HeaderField& h) const { return view(h.name); }
+  [[nodiscard]] std::string_view value_of(const HeaderField& h) const { return view(h.value); }
+  /// The value of the first field with this id, or nullopt.
+  [[nodiscard]] std::optional<std::string_view> header(HeaderId id) const;
+  /// The value of the first field with this name (case-insensitive, compact forms understood).
+  [[nodiscard]] std::optional<std::string_view> header(std::string_view name) const;
+  [[nodiscard]] std::size_t count(HeaderId id) const;
+  /// Calls f(value) for every field with this id, in order.
+  template <class F>
+  void for_each(HeaderId id, F&& f) const {
+    for (const auto& h : headers_) {
+      if (h.id == id) f(view(h.value));
+    }
+  }
+
+  [[nodiscard]] std::string_view body() const { return view(body_); }
+
+  // Edits. Each keeps the rest of the message as it was.
+  void set_request_uri(std::string_view uri);
+  void add_header_front(HeaderId id, std::string_view value);  ///< before all others (a new Via)
+  void add_header(HeaderId id, std::string_view value);        ///< after all others
+  void add_header(std::string_view name, std::string_view value);
+  /// Replaces the value of the first field with this id, or appends one.
+  void set_header(HeaderId id, std::string_view value);
+  /// Removes the first field with this id; returns false when there was none.
+  bool remove_first(HeaderId id);
+  std::size_t remove_all(HeaderId id);
+  /// Sets the body and the Content-Type (when non-empty); Content-Length is written by serialize().
+  void set_body(std::string_view content_type, std::string_view body);
+
+  /// Writes the message. Content-Length is always written, with the body's real size.
+  void serialize_to(std::string& out) const;
+  [[nodiscard]] std::string serialize() const;
+
+  friend Result<Message, ParseError> parse_message(std::string_view, const Limits&, bool, std::size_t*);
+
+ private:
+  [[nodiscard]] std::string_view view(Span s) const { return {buf_.data() + s.off, s.len}; }
+  Span store(std::string_view text);
+
+  std::string buf_;
+  Span start_[3];
+  int status_ = 0;
+  Method method_ = Method::Other;
+  std::vector<HeaderField> headers_;
+  Span body_;
+};
+
+/// Parses one message from a datagram (RFC 3261 §18.3). Without Content-Length the body is the rest of
+/// the datagram; with it, the body is that many octets and any octets after it are ignored
+/// (RFC 4475 §3.1.1.8); a Content-Length larger than what arrived is an error (§3.1.2.2).
+Result<Message, ParseError> parse_datagram(std::string_view bytes, const Limits& limits = {});
+
+/// The general entry point. With `stream` set, a missing Content-Length is an error (RFC 3261 §18.3
+/// requires it on stream transports) and `consumed` receives the message's size in octets.
+Result<Message, ParseError> parse_message(std::string_view bytes, const Limits& limits, bool stream,
+                                          std::size_t* consumed);
+
+/// The reason phrase RFC 3261 §21 gives a status code ("" for unknown codes).
+std::string_view default_reason(int status);
+
+}  // namespace p2psip::sip

@@ -1,0 +1,263 @@
+#include "node/sip/uri.hpp"
+
+#include "node/sip/header_names.hpp"
+#include "node/sip/scanner.hpp"
+
+namespace p2psip::sip {
+namespace {
+
+/// user-unreserved = "&" / "=" / "+" / "$" / "," / ";" / "?" / "/"
+bool is_user_char(char c) {
+  if (is_unreserved(c)) return true;
+  switch (c) {
+    case '&': case '=': case '+': case '$': case ',': case ';': case '?': case '/': return true;
+    default: return false;
+  }
+}
+/// password = *( unreserved / escaped / "&" / "=" / "+" / "$" / "," )
+bool is_password_char(char c) {
+  if (is_unreserved(c)) return true;
+  switch (c) {
+    case '&': case '=': case '+': case '$': case ',': return true;
+    default: return false;
+  }
+}
+/// paramchar = param-unreserved / unreserved / escaped; param-unreserved = "[" / "]" / "/" / ":" / "&" / "+" / "$"
+bool is_param_char(char c) {
+  if (is_unreserved(c)) return true;
+  switch (c) {
+    case '[': case ']': case '/': case ':': case '&': case '+': case '$': return true;
+    default: return false;
+  }
+}
+/// hnv-unreserved = "[" / "]" / "/" / "?" / ":" / "+" / "$"
+bool is_header_char(char c) {
+  if (is_unreserved(c)) return true;
+  switch (c) {
+    case '[': case ']': case '/': case '?': case ':': case '+': case '$': return true;
+    default: return false;
+  }
+}
+
+/// Checks that every character passes `ok` or is a valid %HH escape.
+template <class Pred>
+bool all_escaped_or(std::string_view s, Pred ok) {
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%') {
+      if (i + 2 >= s.size() || !is_hex(s[i + 1]) || !is_hex(s[i + 2])) return false;
+      i += 2;
+    } else if (!ok(s[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool valid_hostname(std::string_view h) {
+  // hostname = *( domainlabel "." ) toplabel [ "." ]; labels of alphanum and inner '-'.
+  if (h.empty()) return false;
+  std::size_t label = 0;
+  for (std::size_t i = 0; i < h.size(); ++i) {
+    char c = h[i];
+    if (c == '.') {
+      if (label == 0) return false;
+      if (h[i - 1] == '-') return false;
+      label = 0;
+    } else if (is_alnum(c) || c == '-' || c == '_') {
+      if (label == 0 && c == '-') return false;
+      ++label;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool valid_ipv6_reference(std::string_view h) {
+  if (h.size() < 4 || h.front() != '[' || h.back() != ']') return false;
+  for (char c : h.substr(1, h.size() - 2)) {
+    if (!is_hex(c) && c != ':' && c != '.') return false;
+  }
+  return true;
+}
+
+bool valid_params(std::string_view params) {
+  // *( ";" pname [ "=" pvalue ] ), with non-empty names.
+  std::size_t i = 0;
+  while (i < params.size()) {
+    if (params[i] != ';') return false;
+    std::size_t end = params.find(';', i + 1);
+    if (end == std::string_view::npos) end = params.size();
+    std::string_view p = params.substr(i + 1, end - i - 1);
+    std::size_t eq = p.find('=');
+    std::string_view name = p.substr(0, eq);
+    if (name.empty() || !all_escaped_or(name, is_param_char)) return false;
+    if (eq != std::string_view::npos) {
+      std::string_view value = p.substr(eq + 1);
+      if (value.empty() || !all_escaped_or(value, is_param_char)) return false;
+    }
+    i = end;
+  }
+  return true;
+}
+
+bool valid_headers(std::string_view headers) {
+  // header *( "&" header ); header = hname "=" hvalue
+  std::size_t i = 0;
+  while (i <= headers.size()) {
+    std::size_t end = headers.find('&', i);
+    if (end == std::string_view::npos) end = headers.size();
+    std::string_view h = headers.substr(i, end - i);
+    std::size_t eq = h.find('=');
+    if (eq == std::string_view::npos || eq == 0) return false;
+    if (!all_escaped_or(h.substr(0, eq), is_header_char) || !all_escaped_or(h.substr(eq + 1), is_header_char)) {
+      return false;
+    }
+    i = end + 1;
+  }
+  return true;
+}
+
+int hex_value(char c) {
+  if (is_digit(c)) return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return c - 'A' + 10;
+}
+
+}  // namespace
+
+std::string unescape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size() && is_hex(text[i + 1]) && is_hex(text[i + 2])) {
+      out.push_back(static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(text[i]);
+    }
+  }
+  return out;
+}
+
+std::optional<std::string_view> Uri::param(std::string_view name) const {
+  std::size_t i = 0;
+  while (i < params.size()) {
+    std::size_t end = params.find(';', i + 1);
+    if (end == std::string_view::npos) end = params.size();
+    std::string_view p = params.substr(i + 1, end - i - 1);
+    std::size_t eq = p.find('=');
+    if (iequals(p.substr(0, eq), name)) return eq == std::string_view::npos ? std::string_view() : p.substr(eq + 1);
+    i = end;
+  }
+  return std::nullopt;
+}
+
+std::string Uri::host_port() const {
+  std::string out(host);
+  if (port) out += ":" + std::to_string(*port);
+  return out;
+}
+
+std::optional<Uri> parse_uri(std::string_view text) {
+  Uri u;
+  u.text = text;
+  std::size_t colon = text.find(':');
+  if (colon == std::string_view::npos || colon == 0) return std::nullopt;
+  u.scheme_text = text.substr(0, colon);
+  // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+  if (!is_alpha(u.scheme_text[0])) return std::nullopt;
+  for (char c : u.scheme_text) {
+    if (!is_alnum(c) && c != '+' && c != '-' && c != '.') return std::nullopt;
+  }
+  std::string_view rest = text.substr(colon + 1);
+  for (char c : rest) {
+    if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f || c == '<' || c == '>' ||
+        c == '"') {
+      return std::nullopt;
+    }
+  }
+  if (iequals(u.scheme_text, "sip")) {
+    u.scheme = UriScheme::Sip;
+  } else if (iequals(u.scheme_text, "sips")) {
+    u.scheme = UriScheme::Sips;
+  } else if (iequals(u.scheme_text, "tel")) {
+    u.scheme = UriScheme::Tel;
+  } else {
+    u.scheme = UriScheme::Other;
+    if (rest.empty()) return std::nullopt;
+    u.opaque = rest;
+    return u;
+  }
+  if (rest.empty()) return std::nullopt;
+
+  if (u.scheme == UriScheme::Tel) {
+    // telephone-subscriber: the number up to the first ';', then parameters (RFC 3966 §3).
+    std::size_t semi = rest.find(';');
+    u.user = rest.substr(0, semi);
+    if (u.user.empty()) return std::nullopt;
+    if (semi != std::string_view::npos) u.params = rest.substr(semi);
+    if (!valid_params(u.params)) return std::nullopt;
+    return u;
+  }
+
+  // userinfo ends at the first '@': neither user nor password may hold an unescaped '@', and nothing
+  // after the host may either (RFC 4475 §3.1.1.9).
+  std::size_t at = rest.find('@');
+  if (at != std::string_view::npos) {
+    std::string_view userinfo = rest.substr(0, at);
+    std::size_t pc = userinfo.find(':');
+    u.user = userinfo.substr(0, pc);
+    if (pc != std::string_view::npos) u.password = userinfo.substr(pc + 1);
+    if (u.user.empty() || !all_escaped_or(u.user, is_user_char) || !all_escaped_or(u.password, is_password_char)) {
+      return std::nullopt;
+    }
+    rest = rest.substr(at + 1);
+  }
+  // hostport
+  std::size_t host_end = 0;
+  if (!rest.empty() && rest[0] == '[') {
+    host_end = rest.find(']');
+    if (host_end == std::string_view::npos) return std::nullopt;
+    ++host_end;
+    u.host = rest.substr(0, host_end);
+    if (!valid_ipv6_reference(u.host)) return std::nullopt;
+  } else {
+    host_end = rest.find_first_of(":;?");
+    if (host_end == std::string_view::npos) host_end = rest.size();
+    u.host = rest.substr(0, host_end);
+    if (!valid_hostname(u.host)) return std::nullopt;
+  }
+  rest = rest.substr(host_end);
+  if (!rest.empty() && rest[0] == ':') {
+    std::size_t port_end = rest.find_first_of(";?");
+    if (port_end == std::string_view::npos) port_end = rest.size();
+    auto port = parse_decimal(rest.substr(1, port_end - 1), 65535);
+    if (!port) return std::nullopt;
+    u.port = static_cast<std::uint16_t>(*port);
+    rest = rest.substr(port_end);
+  }
+  std::size_t q = rest.find('?');
+  u.params = rest.substr(0, q);
+  if (q != std::string_view::npos) {
+    u.headers = rest.substr(q + 1);
+    if (!valid_headers(u.headers)) return std::nullopt;
+  }
+  if (!valid_params(u.params)) return std::nullopt;
+  return u;
+}
+
+bool uri_equivalent(const Uri& a, const Uri& b) {
+  if (a.scheme != b.scheme || !a.is_sip()) return false;
+  if (unescape(a.user) != unescape(b.user) || unescape(a.password) != unescape(b.password)) return false;
+  if (!iequals(a.host, b.host) || a.port != b.port) return false;
+  for (std::string_view p : {"transport", "user", "ttl", "method", "maddr"}) {
+    auto pa = a.param(p);
+    auto pb = b.param(p);
+    if (pa.has_value() != pb.has_value()) return false;
+    if (pa && !iequals(unescape(*pa), unescape(*pb))) return false;
+  }
+  return true;
+}
+
+}  // namespace p2psip::sip

@@ -1,0 +1,140 @@
+#include <gtest/gtest.h>
+
+#include "node/sip/headers.hpp"
+#include "node/sip/uri.hpp"
+
+namespace p2psip::sip {
+namespace {
+
+TEST(Uri, SipWithEveryPart) {
+  auto u = parse_uri("sips:alice:secret@[2001:db8::1]:5061;transport=tcp;lr?subject=project%20x&priority=urgent");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->scheme, UriScheme::Sips);
+  EXPECT_EQ(u->user, "alice");
+  EXPECT_EQ(u->password, "secret");
+  EXPECT_EQ(u->host, "[2001:db8::1]");
+  EXPECT_EQ(u->port.value(), 5061);
+  EXPECT_EQ(u->param("transport").value(), "tcp");
+  EXPECT_EQ(u->param("LR").value(), "");
+  EXPECT_FALSE(u->param("maddr"));
+  EXPECT_EQ(u->headers, "subject=project%20x&priority=urgent");
+}
+
+TEST(Uri, EscapesAndUserUnreserved) {
+  auto u = parse_uri("sip:user;par=u%40example.net@example.com");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->user, "user;par=u%40example.net");
+  EXPECT_EQ(unescape(u->user), "user;par=u@example.net");
+  EXPECT_EQ(u->host, "example.com");
+  EXPECT_TRUE(parse_uri("sip:null-%00-null@example.com"));
+  EXPECT_FALSE(parse_uri("sip:bad%zzescape@example.com"));
+  EXPECT_FALSE(parse_uri("sip:user@example.com;"));    // empty parameter
+  EXPECT_FALSE(parse_uri("sip:user@example.com:99999"));
+  EXPECT_FALSE(parse_uri("sip:user@"));
+  EXPECT_FALSE(parse_uri("sip:user@exa mple.com"));
+  EXPECT_FALSE(parse_uri("<sip:user@example.com>"));
+}
+
+TEST(Uri, TelAndOpaqueSchemes) {
+  auto t = parse_uri("tel:+1-201-555-0123;phone-context=example.com");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->scheme, UriScheme::Tel);
+  EXPECT_EQ(t->user, "+1-201-555-0123");
+  EXPECT_EQ(t->param("phone-context").value(), "example.com");
+  auto o = parse_uri("soap.beep://192.0.2.103:3002");
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->scheme, UriScheme::Other);
+  EXPECT_EQ(o->opaque, "//192.0.2.103:3002");
+  EXPECT_FALSE(parse_uri("9abc:thing"));
+}
+
+TEST(Uri, EquivalenceFollowsSection19_1_4) {
+  auto a = parse_uri("sip:%61lice@ATLANTA.example.com;transport=TCP");
+  auto b = parse_uri("sip:alice@atlanta.example.com;transport=tcp");
+  auto c = parse_uri("sip:alice@atlanta.example.com");
+  ASSERT_TRUE(a && b && c);
+  EXPECT_TRUE(uri_equivalent(*a, *b));
+  EXPECT_FALSE(uri_equivalent(*b, *c));
+}
+
+TEST(Headers, ViaParametersOfRfc3581AndRfc3261) {
+  auto v = parse_first_via("SIP / 2.0 / UDP 192.0.2.1:5060 ;received=192.0.2.9;rport=5070;maddr=224.2.0.1;ttl=16;branch=z9hG4bKa");
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->transport, "UDP");
+  EXPECT_EQ(v->params.get("received").value(), "192.0.2.9");
+  EXPECT_EQ(v->params.get("rport").value(), "5070");
+  EXPECT_EQ(v->params.get("maddr").value(), "224.2.0.1");
+  EXPECT_EQ(v->params.get("ttl").value(), "16");
+  EXPECT_TRUE(v->rfc3261_branch());
+  EXPECT_FALSE(parse_first_via("SIP/2.0/UDP host;ttl=300"));
+  EXPECT_FALSE(parse_first_via("SIP/2.0/UDP 192.0.2.15;;,;,,"));
+  EXPECT_FALSE(parse_first_via("SIP/2.0 host"));
+  auto v6 = parse_first_via("SIP/2.0/TCP [2001:db8::9]:5061;branch=z9hG4bK;rport");
+  ASSERT_TRUE(v6);
+  EXPECT_EQ(v6->host, "[2001:db8::9]");
+  EXPECT_EQ(v6->params.get("rport").value(), "");
+  EXPECT_FALSE(v6->rfc3261_branch());  // the cookie alone is no RFC 3261 branch
+}
+
+TEST(Headers, NameAddressForms) {
+  auto a = parse_name_address("\"Alice \\\"A\\\"\" <sip:alice@atlanta.example.com>;tag=88sja8x");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->display_name, "\"Alice \\\"A\\\"\"");
+  EXPECT_EQ(unquote(a->display_name), "Alice \"A\"");
+  EXPECT_EQ(a->params.get("tag").value(), "88sja8x");
+  auto b = parse_name_address("sip:bob@biloxi.example.com;tag=x");
+  ASSERT_TRUE(b);
+  EXPECT_FALSE(b->bracketed);
+  EXPECT_EQ(b->uri.host, "biloxi.example.com");
+  EXPECT_EQ(b->params.get("tag").value(), "x");
+  auto c = parse_name_address("Bob Smith<sip:bob@b.example.com>");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->display_name, "Bob Smith");
+  EXPECT_FALSE(parse_name_address("\"Unterminated <sip:x@y>"));
+  EXPECT_FALSE(parse_name_address("<sip:x@y"));
+}
+
+TEST(Headers, ContactListsAndStar) {
+  std::vector<NameAddress> list;
+  ASSERT_TRUE(parse_name_address_list(
+      "<sip:a@h1>;expires=60, \"B, Jr\" <sip:b@h2;transport=tcp>;q=0.5 , sip:c@h3", list, true));
+  ASSERT_EQ(list.size(), 3u);
+  EXPECT_EQ(list[0].params.get("expires").value(), "60");
+  EXPECT_EQ(list[1].uri.param("transport").value(), "tcp");
+  EXPECT_EQ(list[1].params.get("q").value(), "0.5");
+  EXPECT_EQ(list[2].uri.host, "h3");
+  list.clear();
+  ASSERT_TRUE(parse_name_address_list("*", list, true));
+  EXPECT_TRUE(list[0].star);
+  list.clear();
+  EXPECT_FALSE(parse_name_address_list("<sip:a@h1>,", list, true));
+  list.clear();
+  EXPECT_FALSE(parse_name_address_list("*", list, false));
+}
+
+TEST(Headers, CSeqRangeAndShape) {
+  auto c = parse_cseq("0009\r\n  INVITE");
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->number, 9u);
+  EXPECT_EQ(c->method, "INVITE");
+  EXPECT_TRUE(parse_cseq("2147483647 ACK"));
+  EXPECT_FALSE(parse_cseq("2147483648 ACK"));
+  EXPECT_FALSE(parse_cseq("1INVITE"));
+  EXPECT_FALSE(parse_cseq("1 INVITE extra"));
+}
+
+TEST(Headers, TokenListsAndMediaRanges) {
+  std::vector<std::string_view> tags;
+  ASSERT_TRUE(parse_token_list("100rel , timer,path", tags));
+  EXPECT_EQ(tags.size(), 3u);
+  std::vector<MediaType> ranges;
+  ASSERT_TRUE(parse_media_range_list("application/sdp;level=1, text/*, */*;q=0.1", ranges));
+  ASSERT_EQ(ranges.size(), 3u);
+  EXPECT_TRUE(ranges[1].covers("text", "plain"));
+  EXPECT_TRUE(ranges[2].covers("image", "png"));
+  EXPECT_FALSE(ranges[0].covers("application", "json"));
+  EXPECT_FALSE(parse_media_type("application"));
+}
+
+}  // namespace
+}  // namespace p2psip::sip

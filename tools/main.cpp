@@ -1,0 +1,32 @@
+// p2psip: one command line, git-style subcommands.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "tools/sip_commands.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"p2psip: a peer-to-peer SIP overlay node (Chord over SIP)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "p2psip 0.1.0");
+
+  p2psip::tools::SipCheckOptions check;
+  auto* check_cmd = app.add_subcommand("sip-check", "Parse each file as one SIP datagram and say whether it is valid");
+  check_cmd->add_option("files", check.files, "Files holding one SIP message each")->required();
+  check_cmd->add_option("--max-message-bytes", check.limits.max_message_bytes, "Largest message accepted")
+      ->capture_default_str();
+  check_cmd->add_option("--max-headers", check.limits.max_headers, "Most header fields accepted")->capture_default_str();
+  check_cmd->add_option("--max-header-line", check.limits.max_header_line, "Longest header field accepted")
+      ->capture_default_str();
+  check_cmd->add_option("--max-body-bytes", check.limits.max_body_bytes, "Largest body accepted")->capture_default_str();
+  check_cmd->add_flag("--answer", check.show_answer, "For valid requests, also print what the sip-echo element answers");
+
+  p2psip::tools::SipBenchOptions bench;
+  auto* bench_cmd = app.add_subcommand("sip-bench", "Parse and re-serialize SIP messages in a loop and print the rates");
+  bench_cmd->add_option("files", bench.files, "Files holding one SIP message each")->required();
+  bench_cmd->add_option("--iterations", bench.iterations, "Messages parsed per measurement")->capture_default_str();
+
+  CLI11_PARSE(app, argc, argv);
+  if (check_cmd->parsed()) return p2psip::tools::sip_check(check);
+  if (bench_cmd->parsed()) return p2psip::tools::sip_bench(bench);
+  return 1;
+}
