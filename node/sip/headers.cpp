@@ -175,6 +175,27 @@ std::optional<std::string_view> HeaderParams::get(std::string_view name) const {
   return std::nullopt;
 }
 
+std::string HeaderParams::without(std::string_view name) const {
+  std::string out;
+  Scanner s(raw);
+  std::size_t start = s.pos();
+  while (s.separator(';')) {
+    std::string_view n = s.token();
+    if (s.separator('=')) {
+      if (s.peek() == '"') {
+        (void)s.quoted_string();
+      } else if (s.peek() == '[') {
+        (void)scan_host(s);
+      } else {
+        (void)s.token();
+      }
+    }
+    if (!iequals(n, name)) out.append(raw.substr(start, s.pos() - start));
+    start = s.pos();
+  }
+  return out;
+}
+
 bool Via::rfc3261_branch() const {
   std::string_view b = branch();
   return b.size() > 7 && b.substr(0, 7) == "z9hG4bK";

@@ -19,6 +19,8 @@ struct HeaderParams {
   /// The parameter's value (quoted strings keep their quotes), empty for a flag parameter, nullopt if absent.
   [[nodiscard]] std::optional<std::string_view> get(std::string_view name) const;
   [[nodiscard]] bool has(std::string_view name) const { return get(name).has_value(); }
+  /// The parameters as written, less every one with this name.
+  [[nodiscard]] std::string without(std::string_view name) const;
 };
 
 /// RFC 3261 §20.42 Via: sent-protocol, sent-by and the branch/received/rport/maddr/ttl parameters.

@@ -1,0 +1,30 @@
+// What the sans-I/O core may ask of whoever drives it. The libuv runtime, the simulator, the tests
+// and the fuzzers each implement this; the core never reaches a socket, clock or random device itself.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "node/core/address.hpp"
+
+namespace p2psip {
+
+enum class LogLevel : std::uint8_t { Debug, Info, Warn, Error };
+
+class Environment {
+ public:
+  virtual ~Environment() = default;
+  /// Sends bytes to a peer. Returns false when the transport reports an immediate failure (no
+  /// connection, unreachable), which the caller treats as a transport error (RFC 3261 §17.1.4).
+  /// Must not call back into the core.
+  virtual bool send(const Endpoint& to, std::string_view bytes) = 0;
+  /// Uniformly distributed random bits, from the driver's seeded stream.
+  virtual std::uint64_t random() = 0;
+  /// A log line; the driver decides where it goes and what level it keeps.
+  virtual void log(LogLevel level, std::string_view text) {
+    (void)level;
+    (void)text;
+  }
+};
+
+}  // namespace p2psip

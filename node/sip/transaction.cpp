@@ -1,0 +1,599 @@
+#include "node/sip/transaction.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "node/sip/headers.hpp"
+#include "node/sip/validate.hpp"
+
+namespace p2psip::sip {
+namespace {
+
+constexpr std::string_view kMagicCookie = "z9hG4bK";
+
+std::string lowercase(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+  }
+  return out;
+}
+
+std::string_view tag_of(std::optional<std::string_view> header) {
+  if (!header) return {};
+  auto na = parse_name_address(*header);
+  if (!na) return {};
+  return na->params.get("tag").value_or(std::string_view());
+}
+
+std::string_view cseq_method(const Message& m) {
+  auto cseq = m.header(HeaderId::CSeq);
+  if (!cseq) return {};
+  auto parsed = parse_cseq(*cseq);
+  return parsed ? parsed->method : std::string_view();
+}
+
+}  // namespace
+
+std::string_view state_name(TransactionState s) {
+  switch (s) {
+    case TransactionState::Calling: return "Calling";
+    case TransactionState::Trying: return "Trying";
+    case TransactionState::Proceeding: return "Proceeding";
+    case TransactionState::Accepted: return "Accepted";
+    case TransactionState::Completed: return "Completed";
+    case TransactionState::Confirmed: return "Confirmed";
+    case TransactionState::Terminated: return "Terminated";
+  }
+  return "?";
+}
+
+TransactionLayer::TransactionLayer(Environment& env, TransactionUser& tu, TimerConfig timers, Limits limits)
+    : env_(env), tu_(tu), cfg_(timers), limits_(limits) {}
+
+Duration TransactionLayer::non_invite_trying_deadline() const {
+  // RFC 4320 §4.1: the time a client's Timer E, starting at T1 and doubling, takes to be reset to T2.
+  Duration elapsed{0};
+  Duration interval = cfg_.t1;
+  while (interval < cfg_.t2) {
+    elapsed += interval;
+    interval = std::min(interval * 2, cfg_.t2);
+  }
+  return elapsed;
+}
+
+std::string TransactionLayer::make_branch() {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(env_.random()));
+  return std::string(kMagicCookie) + buf;
+}
+
+void TransactionLayer::start_timer(Transaction& t, Timer timer, Duration after, Instant now) {
+  ++t.gen[timer];
+  timers_.push(TimerEntry{now + after, timer_seq_++, t.id, timer, t.gen[timer]});
+}
+
+bool TransactionLayer::transmit(Transaction& t, const std::string& bytes, Instant now) {
+  if (env_.send(t.peer, bytes)) return true;
+  ++stats_.transport_errors;
+  tu_.on_transport_error(t.id, now);
+  terminate(t);
+  return false;
+}
+
+void TransactionLayer::terminate(Transaction& t) {
+  if (t.state == TransactionState::Terminated) return;
+  t.state = TransactionState::Terminated;
+  auto& index = t.client ? client_index_ : server_index_;
+  auto it = index.find(t.key);
+  if (it != index.end() && it->second == t.id) index.erase(it);
+  dead_.push_back(t.id);
+}
+
+void TransactionLayer::collect_garbage() {
+  if (depth_ != 0) return;
+  for (auto id : dead_) transactions_.erase(id);
+  dead_.clear();
+}
+
+Endpoint TransactionLayer::response_destination(const Message& request, const Endpoint& from) const {
+  // RFC 3261 §18.2.2 with RFC 3581: over a stream, the connection it came on; with rport, the source
+  // address and port; otherwise the source address (the "received" address) at the sent-by port.
+  if (is_reliable(from.transport)) return from;
+  auto via = top_via(request);
+  if (!via || via->params.has("rport")) return from;
+  Endpoint to = from;
+  to.port = via->port.value_or(5060);
+  return to;
+}
+
+std::string TransactionLayer::server_key(const Message& request, bool for_ack) const {
+  auto via = top_via(request);
+  std::string_view method = request.method();
+  if (for_ack || request.method_id() == Method::Ack) method = "INVITE";
+  std::string key;
+  if (via && via->rfc3261_branch()) {
+    // RFC 3261 §17.2.3: branch, sent-by and method (ACK matches the INVITE).
+    key.reserve(64);
+    key.append("3|").append(via->branch()).append("|").append(lowercase(via->host));
+    key.append(":").append(std::to_string(via->port.value_or(0))).append("|").append(method);
+    return key;
+  }
+  // RFC 2543 matching: Request-URI, From tag, Call-ID, CSeq number, top Via, method. The To tag is
+  // compared separately for ACK (it carries the tag of our response).
+  auto cseq = parse_cseq(request.header(HeaderId::CSeq).value_or(""));
+  key.append("2|").append(request.request_uri()).append("|").append(tag_of(request.header(HeaderId::From)));
+  key.append("|").append(request.header(HeaderId::CallId).value_or(""));
+  key.append("|").append(std::to_string(cseq ? cseq->number : 0));
+  key.append("|").append(request.header(HeaderId::Via).value_or(""));
+  key.append("|").append(method);
+  return key;
+}
+
+std::string TransactionLayer::build_ack(const Transaction& t, const Message& response) const {
+  // RFC 3261 §17.1.1.3: the ACK for a non-2xx final response.
+  const Message& req = t.request;
+  Message ack = Message::request("ACK", req.request_uri());
+  auto via = req.header(HeaderId::Via);
+  if (via) {
+    auto first = parse_first_via(*via);
+    // Only the top via-parm of the original request.
+    std::string_view v = *via;
+    if (first) v = v.substr(0, static_cast<std::size_t>(first->params.raw.data() + first->params.raw.size() - v.data()));
+    ack.add_header(HeaderId::Via, v);
+  }
+  req.for_each(HeaderId::Route, [&](std::string_view r) { ack.add_header(HeaderId::Route, r); });
+  ack.add_header(HeaderId::MaxForwards, "70");
+  ack.add_header(HeaderId::From, req.header(HeaderId::From).value_or(""));
+  ack.add_header(HeaderId::To, response.header(HeaderId::To).value_or(""));
+  ack.add_header(HeaderId::CallId, req.header(HeaderId::CallId).value_or(""));
+  auto cseq = parse_cseq(req.header(HeaderId::CSeq).value_or(""));
+  ack.add_header(HeaderId::CSeq, std::to_string(cseq ? cseq->number : 0) + " ACK");
+  return ack.serialize();
+}
+
+void TransactionLayer::receive_datagram(std::string_view bytes, const Endpoint& from, Instant now) {
+  ++depth_;
+  auto parsed = parse_datagram(bytes, limits_);
+  if (parsed) {
+    receive(*parsed, from, now);
+  } else {
+    answer_malformed(bytes, parsed.error(), from);
+  }
+  --depth_;
+  collect_garbage();
+}
+
+void TransactionLayer::answer_malformed(std::string_view raw, const ParseError& error, const Endpoint& from) {
+  if (error.status == 413 || error.status == 513) ++stats_.oversize;
+  bool is_ack = raw.substr(0, 4) == "ACK ";
+  if (error.status == 0 || is_ack) {
+    ++stats_.malformed_dropped;
+    return;
+  }
+  auto text = make_error_response_raw(raw.substr(0, std::min(raw.size(), limits_.max_message_bytes)), error.status,
+                                      error.reason);
+  if (!text) {
+    ++stats_.malformed_dropped;
+    return;
+  }
+  ++stats_.malformed_answered;
+  env_.send(from, *text);
+}
+
+void TransactionLayer::receive(const Message& message, const Endpoint& from, Instant now) {
+  ++depth_;
+  if (message.is_response()) {
+    ++stats_.responses_in;
+    if (check_message(message)) {
+      ++stats_.malformed_dropped;
+    } else {
+      // RFC 3261 §17.1.3: the top Via's branch and the CSeq method.
+      auto via = top_via(message);
+      std::string key = std::string(via ? via->branch() : std::string_view()) + "|" + std::string(cseq_method(message));
+      auto it = client_index_.find(key);
+      if (it == client_index_.end()) {
+        ++stats_.stray_responses;
+        tu_.on_stray_response(message, from, now);
+      } else {
+        on_client_response(transactions_.at(it->second), message, now);
+      }
+    }
+    --depth_;
+    collect_garbage();
+    return;
+  }
+
+  ++stats_.requests_in;
+  if (auto rejection = check_message(message)) {
+    if (rejection->status != 0 && message.method_id() != Method::Ack) {
+      ++stats_.malformed_answered;
+      Message r = make_rejection(message, *rejection);
+      send_stateless(r, response_destination(message, from));
+    } else {
+      ++stats_.malformed_dropped;
+    }
+    --depth_;
+    collect_garbage();
+    return;
+  }
+
+  if (message.method_id() == Method::Ack) {
+    std::string key = server_key(message, true);
+    auto it = server_index_.find(key);
+    Transaction* t = it == server_index_.end() ? nullptr : &transactions_.at(it->second);
+    if (t && key[0] == '2' && tag_of(message.header(HeaderId::To)) != t->to_tag) t = nullptr;
+    if (!t) {
+      ++stats_.stray_acks;
+      tu_.on_ack(0, message, from, now);
+    } else if (t->state == TransactionState::Completed) {
+      // RFC 3261 §17.2.1: the ACK for our non-2xx final response.
+      t->state = TransactionState::Confirmed;
+      stop_timer(*t, G);
+      stop_timer(*t, H);
+      if (t->reliable) {
+        terminate(*t);
+      } else {
+        start_timer(*t, I, cfg_.t4, now);
+      }
+    } else if (t->state == TransactionState::Accepted) {
+      tu_.on_ack(t->id, message, from, now);  // RFC 6026 §8.7
+    } else {
+      ++stats_.retransmissions_absorbed;
+    }
+    --depth_;
+    collect_garbage();
+    return;
+  }
+
+  std::string key = server_key(message, false);
+  auto it = server_index_.find(key);
+  if (it != server_index_.end()) {
+    on_server_retransmission(transactions_.at(it->second), message, from, now);
+    --depth_;
+    collect_garbage();
+    return;
+  }
+
+  TransactionId id = next_id_++;
+  Transaction& t = transactions_[id];
+  t.id = id;
+  t.client = false;
+  t.invite = message.method_id() == Method::Invite;
+  t.reliable = is_reliable(from.transport);
+  t.created = now;
+  t.key = key;
+  t.request = message;
+  t.peer = response_destination(message, from);
+  // RFC 3261 §18.2.1: note where the request really came from in the top Via.
+  if (auto via = top_via(message)) {
+    std::string host(via->host);
+    if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
+    std::string extra;
+    if (host != from.ip.to_string() && !via->params.has("received")) extra += ";received=" + from.ip.to_string();
+    // RFC 3581 §4: an empty rport is filled with the source port.
+    auto rport = via->params.get("rport");
+    bool fill_rport = rport && rport->empty();
+    if (fill_rport) extra += ";rport=" + std::to_string(from.port);
+    if (!extra.empty()) {
+      std::string_view value = *message.header(HeaderId::Via);
+      auto params_at = static_cast<std::size_t>(via->params.raw.data() - value.data());
+      std::string updated(value.substr(0, params_at));
+      updated += fill_rport ? via->params.without("rport") : std::string(via->params.raw);
+      updated += extra;
+      updated += value.substr(params_at + via->params.raw.size());
+      t.request.set_header(HeaderId::Via, updated);
+    }
+  }
+  server_index_[key] = id;
+  if (t.invite) {
+    t.state = TransactionState::Proceeding;
+    start_timer(t, Trying100, cfg_.invite_trying_delay, now);
+  } else {
+    t.state = TransactionState::Trying;
+    start_timer(t, Trying100, non_invite_trying_deadline(), now);
+    // Not an RFC timer: a TU that never answers must not hold the transaction forever. By 64*T1
+    // the client has given up (Timer F).
+    start_timer(t, Lifetime, cfg_.t1 * 64, now);
+  }
+  tu_.on_request(id, t.request, from, now);
+  --depth_;
+  collect_garbage();
+}
+
+void TransactionLayer::on_server_retransmission(Transaction& t, const Message& request, const Endpoint& from,
+                                                Instant now) {
+  (void)request;
+  (void)from;
+  ++stats_.retransmissions_absorbed;
+  bool replay = false;
+  switch (t.state) {
+    case TransactionState::Proceeding:  // RFC 3261 §17.2.1 / §17.2.2: the last provisional again
+    case TransactionState::Completed:   // the final response again
+      replay = !t.response_bytes.empty();
+      break;
+    default: break;  // Trying, Accepted (RFC 6026 §7.1), Confirmed: absorbed
+  }
+  if (replay) {
+    ++stats_.retransmissions_sent;
+    transmit(t, t.response_bytes, now);
+  }
+}
+
+void TransactionLayer::on_client_response(Transaction& t, const Message& r, Instant now) {
+  const int code = r.status();
+  using S = TransactionState;
+  if (t.invite) {
+    switch (t.state) {
+      case S::Calling:
+      case S::Proceeding:
+        stop_timer(t, A);
+        stop_timer(t, B);
+        if (code < 200) {
+          t.state = S::Proceeding;
+        } else if (code < 300) {
+          // RFC 6026 §8.4: Accepted, so that 2xx retransmissions and forks still reach the TU.
+          t.state = S::Accepted;
+          start_timer(t, M, cfg_.t1 * 64, now);
+        } else {
+          t.state = S::Completed;
+          t.ack_bytes = build_ack(t, r);
+          if (!transmit(t, t.ack_bytes, now)) return;
+          if (t.reliable) {
+            terminate(t);
+          } else {
+            start_timer(t, D, cfg_.timer_d, now);
+          }
+        }
+        tu_.on_response(t.id, r, now);
+        return;
+      case S::Accepted:
+        if (code >= 200 && code < 300) tu_.on_response(t.id, r, now);
+        return;
+      case S::Completed:
+        if (code >= 300) {
+          ++stats_.retransmissions_absorbed;
+          ++stats_.retransmissions_sent;
+          transmit(t, t.ack_bytes, now);  // RFC 3261 §17.1.1.2: every retransmitted final gets an ACK
+        }
+        return;
+      default: return;
+    }
+  }
+  switch (t.state) {
+    case S::Trying:
+    case S::Proceeding:
+      if (code < 200) {
+        t.state = S::Proceeding;
+      } else {
+        t.state = S::Completed;
+        stop_timer(t, E);
+        stop_timer(t, F);
+        if (t.reliable) {
+          terminate(t);
+        } else {
+          start_timer(t, K, cfg_.t4, now);
+        }
+      }
+      tu_.on_response(t.id, r, now);
+      return;
+    default:
+      ++stats_.retransmissions_absorbed;
+      return;
+  }
+}
+
+TransactionId TransactionLayer::send_request(const Message& request, const Endpoint& to, Instant now) {
+  ++depth_;
+  TransactionId id = next_id_++;
+  Transaction& t = transactions_[id];
+  t.id = id;
+  t.client = true;
+  t.invite = request.method_id() == Method::Invite;
+  t.reliable = is_reliable(to.transport);
+  t.peer = to;
+  t.created = now;
+  t.request = request;
+  t.request_bytes = request.serialize();
+  auto via = top_via(request);
+  t.key = std::string(via ? via->branch() : std::string_view()) + "|" + std::string(request.method());
+  client_index_[t.key] = id;
+  t.interval = cfg_.t1;
+  if (t.invite) {
+    t.state = TransactionState::Calling;
+    if (!t.reliable) start_timer(t, A, cfg_.t1, now);
+    start_timer(t, B, cfg_.t1 * 64, now);
+  } else {
+    t.state = TransactionState::Trying;
+    if (!t.reliable) start_timer(t, E, cfg_.t1, now);
+    start_timer(t, F, cfg_.t1 * 64, now);
+  }
+  transmit(t, t.request_bytes, now);
+  --depth_;
+  collect_garbage();
+  return id;
+}
+
+bool TransactionLayer::respond(TransactionId id, const Message& response, Instant now) {
+  auto it = transactions_.find(id);
+  if (it == transactions_.end() || it->second.client || it->second.state == TransactionState::Terminated) {
+    ++stats_.refused_responses;  // RFC 4320 §4.4 (§4.3 of its text): no response without a live transaction
+    return false;
+  }
+  ++depth_;
+  Transaction& t = it->second;
+  const int code = response.status();
+  using S = TransactionState;
+  bool ok = false;
+  S next = t.state;
+  if (!t.invite) {
+    if (code == 100) {
+      // RFC 4320 §4.1: over an unreliable transport, not before the client's Timer E reaches T2.
+      ok = t.state == S::Trying && (t.reliable || now - t.created >= non_invite_trying_deadline());
+      next = S::Proceeding;
+    } else if (code > 100 && code < 200) {
+      ok = false;  // RFC 4320 §4.1: no provisional other than 100 to a non-INVITE request
+    } else if (code == 408) {
+      ok = false;  // RFC 4320 §4.3: a transaction-stateful element never sends 408 to a non-INVITE
+    } else {
+      ok = t.state == S::Trying || t.state == S::Proceeding;
+      next = S::Completed;
+    }
+  } else {
+    if (code < 200) {
+      ok = t.state == S::Proceeding;
+    } else if (code < 300) {
+      ok = t.state == S::Proceeding || t.state == S::Accepted;
+      next = S::Accepted;
+    } else {
+      ok = t.state == S::Proceeding;
+      next = S::Completed;
+    }
+  }
+  if (!ok) {
+    ++stats_.refused_responses;
+    --depth_;
+    return false;
+  }
+  if (auto via = top_via(response); via && forbidden_destination(*via) && !t.reliable) {
+    ++stats_.forbidden_destinations;
+    --depth_;
+    return false;
+  }
+  t.response_bytes = response.serialize();
+  t.last_status = code;
+  t.to_tag = std::string(tag_of(response.header(HeaderId::To)));
+  stop_timer(t, Trying100);
+  bool entered = next != t.state;
+  t.state = next;
+  if (entered) {
+    if (next == S::Accepted) start_timer(t, L, cfg_.t1 * 64, now);  // RFC 6026 §7.1
+    if (next == S::Completed) {
+      stop_timer(t, Lifetime);
+      if (t.invite) {
+        t.interval = cfg_.t1;
+        if (!t.reliable) start_timer(t, G, cfg_.t1, now);
+        start_timer(t, H, cfg_.t1 * 64, now);
+      } else if (!t.reliable) {
+        start_timer(t, J, cfg_.t1 * 64, now);
+      }
+    }
+  }
+  bool sent = transmit(t, t.response_bytes, now);
+  if (sent && t.state == S::Completed && !t.invite && t.reliable) terminate(t);  // Timer J is zero
+  --depth_;
+  collect_garbage();
+  return sent;
+}
+
+bool TransactionLayer::send_stateless(const Message& message, const Endpoint& to) {
+  if (message.is_response() && !is_reliable(to.transport) && to.ip.is_broadcast_or_multicast()) {
+    ++stats_.forbidden_destinations;  // RFC 4475 §3.3.10
+    return false;
+  }
+  return env_.send(to, message.serialize());
+}
+
+std::optional<TransactionId> TransactionLayer::find_invite_for_cancel(const Message& cancel) const {
+  // RFC 3261 §9.2: the CANCEL matches the INVITE as §17.2.3 describes, but for the method.
+  auto it = server_index_.find(server_key(cancel, true));
+  if (it == server_index_.end()) return std::nullopt;
+  return it->second;
+}
+
+const Message* TransactionLayer::request_of(TransactionId id) const {
+  auto it = transactions_.find(id);
+  return it == transactions_.end() ? nullptr : &it->second.request;
+}
+
+std::optional<TransactionState> TransactionLayer::state_of(TransactionId id) const {
+  auto it = transactions_.find(id);
+  if (it == transactions_.end()) return std::nullopt;
+  return it->second.state;
+}
+
+void TransactionLayer::advance(Instant now) {
+  ++depth_;
+  while (!timers_.empty() && timers_.top().at <= now) {
+    TimerEntry e = timers_.top();
+    timers_.pop();
+    auto it = transactions_.find(e.id);
+    if (it == transactions_.end() || it->second.gen[e.timer] != e.gen ||
+        it->second.state == TransactionState::Terminated) {
+      continue;  // cancelled by a generation bump, or its transaction is gone
+    }
+    fire(it->second, e.timer, e.at);
+  }
+  --depth_;
+  collect_garbage();
+}
+
+Instant TransactionLayer::next_wakeup() const {
+  return timers_.empty() ? kInstantMax : timers_.top().at;
+}
+
+void TransactionLayer::fire(Transaction& t, Timer timer, Instant now) {
+  using S = TransactionState;
+  switch (timer) {
+    case A:  // RFC 3261 §17.1.1.2: retransmit the INVITE, doubling the interval
+      if (t.state != S::Calling) return;
+      ++stats_.retransmissions_sent;
+      if (!transmit(t, t.request_bytes, now)) return;
+      t.interval *= 2;
+      start_timer(t, A, t.interval, now);
+      return;
+    case E:  // RFC 3261 §17.1.2.2: doubling up to T2 in Trying, T2 in Proceeding
+      if (t.state != S::Trying && t.state != S::Proceeding) return;
+      ++stats_.retransmissions_sent;
+      if (!transmit(t, t.request_bytes, now)) return;
+      t.interval = t.state == S::Trying ? std::min(t.interval * 2, cfg_.t2) : cfg_.t2;
+      start_timer(t, E, t.interval, now);
+      return;
+    case G:  // RFC 3261 §17.2.1: retransmit the final response, doubling up to T2
+      if (t.state != S::Completed) return;
+      ++stats_.retransmissions_sent;
+      if (!transmit(t, t.response_bytes, now)) return;
+      t.interval = std::min(t.interval * 2, cfg_.t2);
+      start_timer(t, G, t.interval, now);
+      return;
+    case B:
+    case F:
+      if (t.state != S::Calling && t.state != S::Trying && t.state != S::Proceeding) return;
+      ++stats_.timeouts;
+      tu_.on_timeout(t.id, now);
+      terminate(t);
+      return;
+    case H:  // RFC 3261 §17.2.1: no ACK came
+      if (t.state != S::Completed) return;
+      ++stats_.timeouts;
+      tu_.on_timeout(t.id, now);
+      terminate(t);
+      return;
+    case Trying100: {
+      // RFC 3261 §17.2.1 (INVITE, after 200 ms) and RFC 4320 §4.2 (non-INVITE, when E reaches T2).
+      bool invite_waiting = t.invite && t.state == S::Proceeding && t.response_bytes.empty();
+      bool non_invite_waiting = !t.invite && t.state == S::Trying;
+      if (!invite_waiting && !non_invite_waiting) return;
+      Message trying = make_response(t.request, 100);
+      t.response_bytes = trying.serialize();
+      t.last_status = 100;
+      if (!t.invite) t.state = S::Proceeding;
+      transmit(t, t.response_bytes, now);
+      return;
+    }
+    case Lifetime:
+      if (t.state == S::Trying || t.state == S::Proceeding) terminate(t);
+      return;
+    case D:
+    case I:
+    case J:
+    case K:
+    case L:
+    case M:
+      terminate(t);
+      return;
+    case kTimerCount: return;
+  }
+}
+
+}  // namespace p2psip::sip

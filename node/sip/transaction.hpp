@@ -1,0 +1,186 @@
+// SIP transactions (RFC 3261 §17), sans-I/O.
+//
+// The layer is fed received messages and the current time, and told by its transaction user (TU) what
+// to send; it emits bytes through the Environment and tells the TU what happened. It never reads a
+// clock: the driver calls advance(now) at or after next_wakeup().
+//
+// Beyond RFC 3261 §17 it implements:
+//  - RFC 6026: INVITE 2xx moves client and server INVITE transactions to Accepted (Timers M and L);
+//    2xx retransmissions and forked 2xx reach the client TU, ACKs for 2xx reach the server TU.
+//  - RFC 4320 for non-INVITE server transactions: no provisional other than 100; over an unreliable
+//    transport no 100 before a client's Timer E would reach T2, and a 100 sent by the layer at that
+//    moment if the TU has not answered; never a 408; no answer without a live server transaction.
+//  - RFC 3261 §17.2.3 matching with the RFC 2543 fall-back for branches without the magic cookie.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <queue>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "node/core/address.hpp"
+#include "node/core/environment.hpp"
+#include "node/core/time.hpp"
+#include "node/sip/message.hpp"
+
+namespace p2psip::sip {
+
+/// RFC 3261 Table 4 base values; each node may set its own.
+struct TimerConfig {
+  Duration t1 = millis(500);  ///< RTT estimate
+  Duration t2 = seconds(4);   ///< maximum retransmit interval for non-INVITE requests and INVITE responses
+  Duration t4 = seconds(5);   ///< maximum duration a message remains in the network
+  Duration timer_d = seconds(32);  ///< Timer D over unreliable transports (RFC 3261: at least 32 s)
+  /// Server INVITE: a 100 Trying is sent when the TU has not answered within this (RFC 3261 §17.2.1).
+  Duration invite_trying_delay = millis(200);
+};
+
+using TransactionId = std::uint64_t;
+
+enum class TransactionState : std::uint8_t { Calling, Trying, Proceeding, Accepted, Completed, Confirmed, Terminated };
+std::string_view state_name(TransactionState s);
+
+/// Counters a node reports; every dropped message is counted under a reason.
+struct TransactionStats {
+  std::uint64_t requests_in = 0, responses_in = 0;
+  std::uint64_t retransmissions_absorbed = 0;   ///< request or response retransmissions matched
+  std::uint64_t retransmissions_sent = 0;       ///< by Timers A, E, G and response replays
+  std::uint64_t stray_responses = 0;            ///< matched no client transaction
+  std::uint64_t stray_acks = 0;                 ///< ACK matching no transaction, passed to the TU
+  std::uint64_t malformed_dropped = 0;          ///< unparseable or invalid, not answerable
+  std::uint64_t malformed_answered = 0;         ///< invalid requests answered 4xx/5xx statelessly
+  std::uint64_t oversize = 0;                   ///< refused for a size limit (413/513 or dropped)
+  std::uint64_t timeouts = 0;                   ///< Timer B, F, H
+  std::uint64_t transport_errors = 0;
+  std::uint64_t refused_responses = 0;          ///< TU answers refused by RFC 4320 or a dead transaction
+  std::uint64_t forbidden_destinations = 0;     ///< responses not sent toward broadcast addresses
+};
+
+/// What the transaction layer tells its user. Callbacks may call back into the layer.
+class TransactionUser {
+ public:
+  virtual ~TransactionUser() = default;
+  /// A new request created server transaction `id` (every method but ACK).
+  virtual void on_request(TransactionId id, const Message& request, const Endpoint& from, Instant now) = 0;
+  /// An ACK that matched no transaction (the ACK for a 2xx), or one for a server transaction in
+  /// Accepted (RFC 6026 §8.7). `id` is 0 for the former.
+  virtual void on_ack(TransactionId id, const Message& ack, const Endpoint& from, Instant now) = 0;
+  /// A response for client transaction `id`: provisional, final, or (RFC 6026) a 2xx in Accepted.
+  virtual void on_response(TransactionId id, const Message& response, Instant now) = 0;
+  /// Timer B or F fired (the TU treats it as a 408 that is never sent, RFC 4320 §4.3), or Timer H
+  /// fired on a server INVITE transaction (its final response was never acknowledged).
+  virtual void on_timeout(TransactionId id, Instant now) = 0;
+  /// The transport failed to send for transaction `id` (RFC 3261 §17.1.4, §17.2.4).
+  virtual void on_transport_error(TransactionId id, Instant now) = 0;
+  /// A response that matched no client transaction (RFC 3261 §17.1.3). A stateful proxy forwards
+  /// stray 2xx to INVITE; others drop it. Default: ignore.
+  virtual void on_stray_response(const Message& response, const Endpoint& from, Instant now) {
+    (void)response;
+    (void)from;
+    (void)now;
+  }
+};
+
+class TransactionLayer {
+ public:
+  TransactionLayer(Environment& env, TransactionUser& tu, TimerConfig timers = {}, Limits limits = {});
+  TransactionLayer(const TransactionLayer&) = delete;
+  TransactionLayer& operator=(const TransactionLayer&) = delete;
+
+  /// Receive path for a datagram (one message; trailing octets ignored). Malformed requests are
+  /// answered statelessly (400, 413, 505, 513) where a Via allows; everything else is dropped and counted.
+  void receive_datagram(std::string_view bytes, const Endpoint& from, Instant now);
+  /// Receive path for a message already framed (from a StreamFramer) or parsed.
+  void receive(const Message& message, const Endpoint& from, Instant now);
+  /// Answers a request that failed framing or parsing, statelessly, from its raw bytes.
+  void answer_malformed(std::string_view raw, const ParseError& error, const Endpoint& from);
+
+  /// Starts a client transaction. The request must carry a top Via with an RFC 3261 branch
+  /// (see make_branch). Returns the transaction's id; transport errors arrive via the TU.
+  TransactionId send_request(const Message& request, const Endpoint& to, Instant now);
+  /// Sends a response through server transaction `id`. Returns false when refused: unknown or
+  /// terminated transaction, a non-100 provisional or a 408 to a non-INVITE request (RFC 4320),
+  /// a 100 over UDP too early (RFC 4320 §4.1), or a response in a state that takes none.
+  bool respond(TransactionId id, const Message& response, Instant now);
+  /// Sends a message outside any transaction (an ACK for a 2xx, a stateless response).
+  bool send_stateless(const Message& message, const Endpoint& to);
+
+  /// The INVITE server transaction a CANCEL refers to (RFC 3261 §9.2), if any is alive.
+  std::optional<TransactionId> find_invite_for_cancel(const Message& cancel) const;
+  /// The request that created a transaction, while it exists.
+  const Message* request_of(TransactionId id) const;
+  std::optional<TransactionState> state_of(TransactionId id) const;
+
+  /// Fires every timer due at or before `now`.
+  void advance(Instant now);
+  /// The earliest time advance() has work; kInstantMax when none.
+  [[nodiscard]] Instant next_wakeup() const;
+
+  /// A new RFC 3261 branch: the magic cookie and 64 random bits from the environment.
+  std::string make_branch();
+  /// The time a client's Timer E takes to reach T2 (RFC 4320 §4.1): 3.5 s with the default timers.
+  [[nodiscard]] Duration non_invite_trying_deadline() const;
+
+  [[nodiscard]] const TransactionStats& stats() const { return stats_; }
+  [[nodiscard]] std::size_t size() const { return transactions_.size(); }
+  [[nodiscard]] const TimerConfig& timers() const { return cfg_; }
+
+ private:
+  enum Timer : std::uint8_t { A, B, D, E, F, G, H, I, J, K, L, M, Trying100, Lifetime, kTimerCount };
+  struct Transaction {
+    TransactionId id = 0;
+    bool client = false;
+    bool invite = false;
+    bool reliable = false;
+    TransactionState state = TransactionState::Trying;
+    Endpoint peer;
+    Message request;
+    std::string request_bytes;   // client: what is retransmitted
+    std::string response_bytes;  // server: the last response sent
+    std::string ack_bytes;       // client INVITE: the ACK for a non-2xx final response
+    std::string key;
+    std::string to_tag;  // server: the To tag of the last response (RFC 2543 ACK matching)
+    int last_status = 0;
+    Duration interval{};
+    Instant created{};
+    std::uint32_t gen[kTimerCount] = {};
+  };
+  struct TimerEntry {
+    Instant at;
+    std::uint64_t seq;
+    TransactionId id;
+    Timer timer;
+    std::uint32_t gen;
+    bool operator>(const TimerEntry& o) const { return at != o.at ? at > o.at : seq > o.seq; }
+  };
+
+  void start_timer(Transaction& t, Timer timer, Duration after, Instant now);
+  void stop_timer(Transaction& t, Timer timer) { ++t.gen[timer]; }
+  void fire(Transaction& t, Timer timer, Instant now);
+  void terminate(Transaction& t);
+  bool transmit(Transaction& t, const std::string& bytes, Instant now);
+  void on_client_response(Transaction& t, const Message& response, Instant now);
+  void on_server_retransmission(Transaction& t, const Message& request, const Endpoint& from, Instant now);
+  Endpoint response_destination(const Message& request, const Endpoint& from) const;
+  std::string server_key(const Message& request, bool for_ack) const;
+  std::string build_ack(const Transaction& t, const Message& response) const;
+  void collect_garbage();
+
+  Environment& env_;
+  TransactionUser& tu_;
+  TimerConfig cfg_;
+  Limits limits_;
+  TransactionStats stats_;
+  TransactionId next_id_ = 1;
+  std::uint64_t timer_seq_ = 0;
+  std::unordered_map<TransactionId, Transaction> transactions_;
+  std::unordered_map<std::string, TransactionId> server_index_;
+  std::unordered_map<std::string, TransactionId> client_index_;
+  std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<>> timers_;
+  std::vector<TransactionId> dead_;
+  int depth_ = 0;
+};
+
+}  // namespace p2psip::sip

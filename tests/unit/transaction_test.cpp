@@ -1,0 +1,452 @@
+// RFC 3261 §17 transactions with RFC 6026 and RFC 4320, on virtual time.
+#include <gtest/gtest.h>
+
+#include "node/sip/headers.hpp"
+#include "node/sip/validate.hpp"
+#include "sip_harness.hpp"
+
+namespace p2psip::sip {
+namespace {
+
+using test::RecordingEnvironment;
+using test::RecordingUser;
+using test::tcp;
+using test::udp;
+
+Instant at_ms(std::int64_t ms) { return Instant(millis(ms)); }
+
+std::string request_text(std::string_view method, std::string_view branch, std::string_view transport = "UDP",
+                         std::string_view sent_by = "192.0.2.1:5060") {
+  std::string s;
+  s += std::string(method) + " sip:bob@192.0.2.2 SIP/2.0\r\n";
+  s += "Via: SIP/2.0/" + std::string(transport) + " " + std::string(sent_by) + ";branch=" + std::string(branch) + "\r\n";
+  s += "Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>\r\n";
+  s += "Call-ID: call-1@192.0.2.1\r\nCSeq: 1 " + std::string(method) + "\r\nContent-Length: 0\r\n\r\n";
+  return s;
+}
+
+Message request(std::string_view method, std::string_view branch = "z9hG4bKclient1") {
+  return parse_datagram(request_text(method, branch)).value();
+}
+
+/// Fixture: one layer, a recording environment and TU, and a clock advanced by hand.
+class TransactionTest : public ::testing::Test {
+ protected:
+  RecordingEnvironment env;
+  RecordingUser tu;
+  TransactionLayer layer{env, tu};
+  Instant now{};
+
+  void run_until(std::int64_t ms) {
+    while (layer.next_wakeup() <= at_ms(ms)) {
+      now = layer.next_wakeup();
+      layer.advance(now);
+    }
+    now = at_ms(ms);
+  }
+  std::vector<std::int64_t> send_times_ms;
+  void run_recording_sends(std::int64_t until_ms) {
+    std::size_t seen = env.sent.size();
+    while (layer.next_wakeup() <= at_ms(until_ms)) {
+      now = layer.next_wakeup();
+      layer.advance(now);
+      for (; seen < env.sent.size(); ++seen) send_times_ms.push_back(to_millis(now.time_since_epoch()));
+    }
+    now = at_ms(until_ms);
+  }
+  void deliver(const Message& m, Endpoint from = udp("192.0.2.2", 5060)) { layer.receive(m, from, now); }
+  Message response_to(const Message& req, int status, std::string_view tag = "b1") {
+    return make_response(req, status, {}, tag);
+  }
+};
+
+TEST_F(TransactionTest, NonInviteTryingDeadlineIsSevenT1WithDefaults) {
+  EXPECT_EQ(layer.non_invite_trying_deadline(), millis(3500));
+}
+
+TEST_F(TransactionTest, ClientInviteRetransmitsOnTimerAAndTimesOutOnTimerB) {
+  auto id = layer.send_request(request("INVITE"), udp("192.0.2.2", 5060), now);
+  ASSERT_EQ(env.sent.size(), 1u);
+  run_recording_sends(40000);
+  // Timer A: T1, doubling, until Timer B at 64*T1 = 32 s (RFC 3261 §17.1.1.2).
+  EXPECT_EQ(send_times_ms, (std::vector<std::int64_t>{500, 1500, 3500, 7500, 15500, 31500}));
+  ASSERT_EQ(tu.events.size(), 1u);
+  EXPECT_EQ(tu.events[0].kind, "timeout");
+  EXPECT_EQ(tu.events[0].id, id);
+  EXPECT_FALSE(layer.state_of(id));
+  EXPECT_EQ(layer.size(), 0u);
+}
+
+TEST_F(TransactionTest, ClientInviteProvisionalStopsRetransmissionsAndNonSuccessIsAcked) {
+  Message invite = request("INVITE");
+  auto id = layer.send_request(invite, udp("192.0.2.2", 5060), now);
+  run_until(600);  // one retransmission
+  ASSERT_EQ(env.sent.size(), 2u);
+  deliver(response_to(invite, 180));
+  EXPECT_EQ(*layer.state_of(id), TransactionState::Proceeding);
+  run_until(60000);  // no Timer A, no Timer B once Proceeding
+  EXPECT_EQ(env.sent.size(), 2u);
+  Message busy = response_to(invite, 486);
+  deliver(busy);
+  EXPECT_EQ(*layer.state_of(id), TransactionState::Completed);
+  ASSERT_EQ(env.sent.size(), 3u);
+  Message ack = env.sent.back().message();
+  // RFC 3261 §17.1.1.3: same Request-URI, Call-ID, From, CSeq number; To with the response's tag.
+  EXPECT_EQ(ack.method(), "ACK");
+  EXPECT_EQ(ack.request_uri(), invite.request_uri());
+  EXPECT_EQ(ack.header(HeaderId::CSeq).value(), "1 ACK");
+  EXPECT_EQ(ack.header(HeaderId::To).value(), "<sip:bob@example.com>;tag=b1");
+  EXPECT_EQ(top_via(ack)->branch(), "z9hG4bKclient1");
+  EXPECT_FALSE(check_message(ack));
+  deliver(busy);  // a retransmitted final response: ACK again, TU not told again
+  EXPECT_EQ(env.sent.size(), 4u);
+  ASSERT_EQ(tu.events.size(), 2u);
+  EXPECT_EQ(tu.events[1].status, 486);
+  run_until(60000 + 32000);  // Timer D
+  EXPECT_FALSE(layer.state_of(id));
+}
+
+TEST_F(TransactionTest, ClientInviteAcceptedPassesEvery2xxUntilTimerM) {
+  Message invite = request("INVITE");
+  auto id = layer.send_request(invite, udp("192.0.2.2", 5060), now);
+  deliver(response_to(invite, 200, "fork1"));
+  EXPECT_EQ(*layer.state_of(id), TransactionState::Accepted);
+  deliver(response_to(invite, 200, "fork2"));  // RFC 6026 §8.4: another fork's 2xx reaches the TU
+  deliver(response_to(invite, 200, "fork1"));  // and so does a retransmission
+  ASSERT_EQ(tu.events.size(), 3u);
+  for (const auto& e : tu.events) EXPECT_EQ(e.status, 200);
+  EXPECT_EQ(env.sent.size(), 1u);  // the transaction never ACKs a 2xx
+  run_until(32000);                // Timer M = 64*T1
+  EXPECT_FALSE(layer.state_of(id));
+  deliver(response_to(invite, 200, "fork1"));
+  EXPECT_EQ(tu.events.back().kind, "stray");
+}
+
+TEST_F(TransactionTest, ReliableTransportHasNoRetransmissionsAndZeroWaitTimers) {
+  Message invite = parse_datagram(request_text("INVITE", "z9hG4bKtcp1", "TCP")).value();
+  auto id = layer.send_request(invite, tcp("192.0.2.2", 5060), now);
+  run_until(10000);
+  EXPECT_EQ(env.sent.size(), 1u);
+  deliver(response_to(invite, 404), tcp("192.0.2.2", 5060));
+  EXPECT_EQ(env.sent.size(), 2u);    // the ACK
+  EXPECT_FALSE(layer.state_of(id));  // Timer D is zero
+}
+
+TEST_F(TransactionTest, ClientNonInviteTimerECapsAtT2AndTimerFTimesOut) {
+  auto id = layer.send_request(request("OPTIONS"), udp("192.0.2.2", 5060), now);
+  run_recording_sends(40000);
+  // RFC 3261 §17.1.2.2: 0.5, 1, 2, 4, then every T2=4 s until Timer F at 32 s.
+  EXPECT_EQ(send_times_ms, (std::vector<std::int64_t>{500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500}));
+  ASSERT_EQ(tu.events.size(), 1u);
+  EXPECT_EQ(tu.events[0].kind, "timeout");
+  EXPECT_EQ(tu.events[0].id, id);
+}
+
+TEST_F(TransactionTest, ClientNonInviteProceedingRetransmitsEveryT2) {
+  Message options = request("OPTIONS");
+  layer.send_request(options, udp("192.0.2.2", 5060), now);
+  now = at_ms(100);
+  deliver(response_to(options, 100));
+  run_recording_sends(9000);
+  // Timer E was set to T1 before the 100 arrived; once Proceeding each firing resets it to T2.
+  EXPECT_EQ(send_times_ms, (std::vector<std::int64_t>{500, 4500, 8500}));
+}
+
+TEST_F(TransactionTest, LateResponseAfterTimerFIsStray) {
+  // RFC 4321 §2.1: a final response arriving after the client gave up is dropped, never delivered
+  // as if the transaction were alive.
+  Message options = request("OPTIONS");
+  auto id = layer.send_request(options, udp("192.0.2.2", 5060), now);
+  run_until(33000);
+  EXPECT_EQ(tu.events.back().kind, "timeout");
+  deliver(response_to(options, 200));
+  EXPECT_EQ(tu.events.back().kind, "stray");
+  EXPECT_EQ(layer.stats().stray_responses, 1u);
+  EXPECT_FALSE(layer.state_of(id));
+}
+
+TEST_F(TransactionTest, ClientNonInviteCompletedAbsorbsRetransmissionsUntilTimerK) {
+  Message options = request("OPTIONS");
+  auto id = layer.send_request(options, udp("192.0.2.2", 5060), now);
+  deliver(response_to(options, 200));
+  deliver(response_to(options, 200));
+  EXPECT_EQ(tu.events.size(), 1u);
+  run_until(4999);
+  EXPECT_TRUE(layer.state_of(id));
+  run_until(5000);  // Timer K = T4
+  EXPECT_FALSE(layer.state_of(id));
+}
+
+TEST_F(TransactionTest, ServerInviteSendsTryingAfter200msAndReplaysIt) {
+  deliver(request("INVITE"));
+  ASSERT_EQ(tu.events.size(), 1u);
+  auto id = tu.events[0].id;
+  EXPECT_EQ(*layer.state_of(id), TransactionState::Proceeding);
+  run_until(199);
+  EXPECT_TRUE(env.sent.empty());
+  run_until(200);
+  ASSERT_EQ(env.sent.size(), 1u);
+  EXPECT_EQ(env.sent[0].message().status(), 100);
+  deliver(request("INVITE"));  // a retransmission gets the last provisional again
+  EXPECT_EQ(env.sent.size(), 2u);
+  EXPECT_EQ(tu.events.size(), 1u);
+}
+
+TEST_F(TransactionTest, ServerInviteNoTryingWhenTheTuAnswersAtOnce) {
+  deliver(request("INVITE"));
+  auto id = tu.events[0].id;
+  ASSERT_TRUE(layer.respond(id, response_to(tu.last_request, 180), now));
+  run_until(1000);
+  ASSERT_EQ(env.sent.size(), 1u);
+  EXPECT_EQ(env.sent[0].message().status(), 180);
+}
+
+TEST_F(TransactionTest, ServerInviteFinalRetransmitsOnTimerGUntilAck) {
+  deliver(request("INVITE"));
+  auto id = tu.events[0].id;
+  ASSERT_TRUE(layer.respond(id, response_to(tu.last_request, 486), now));
+  EXPECT_EQ(*layer.state_of(id), TransactionState::Completed);
+  run_recording_sends(8000);
+  EXPECT_EQ(send_times_ms, (std::vector<std::int64_t>{500, 1500, 3500, 7500}));
+  Message ack = parse_datagram(
+                    "ACK sip:bob@192.0.2.2 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKclient1\r\n"
+                    "Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>;tag=b1\r\n"
+                    "Call-ID: call-1@192.0.2.1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n")
+                    .value();
+  deliver(ack);
+  EXPECT_EQ(*layer.state_of(id), TransactionState::Confirmed);
+  std::size_t sent = env.sent.size();
+  deliver(ack);  // absorbed in Confirmed
+  run_until(8000 + 4999);
+  EXPECT_EQ(env.sent.size(), sent);
+  EXPECT_TRUE(layer.state_of(id));
+  run_until(8000 + 5000);  // Timer I = T4
+  EXPECT_FALSE(layer.state_of(id));
+  EXPECT_EQ(tu.events.size(), 1u);  // the ACK for a non-2xx never reaches the TU
+}
+
+TEST_F(TransactionTest, ServerInviteTimerHReportsAFailure) {
+  deliver(request("INVITE"));
+  auto id = tu.events[0].id;
+  layer.respond(id, response_to(tu.last_request, 503), now);
+  run_until(32000);
+  EXPECT_EQ(tu.events.back().kind, "timeout");
+  EXPECT_FALSE(layer.state_of(id));
+}
+
+TEST_F(TransactionTest, ServerInviteAcceptedAbsorbsRetransmissionsAndPassesAck) {
+  deliver(request("INVITE"));
+  auto id = tu.events[0].id;
+  Message ok = response_to(tu.last_request, 200);
+  ASSERT_TRUE(layer.respond(id, ok, now));
+  EXPECT_EQ(*layer.state_of(id), TransactionState::Accepted);
+  deliver(request("INVITE"));  // RFC 6026 §7.1: absorbed, no replay of the 2xx by the transaction
+  EXPECT_EQ(env.sent.size(), 1u);
+  ASSERT_TRUE(layer.respond(id, ok, now));  // the TU retransmits its 2xx through the transaction
+  EXPECT_EQ(env.sent.size(), 2u);
+  Message ack = request("ACK", "z9hG4bKack2xx");  // an ACK for a 2xx has its own branch
+  deliver(ack);
+  EXPECT_EQ(tu.events.back().kind, "ack");
+  EXPECT_EQ(tu.events.back().id, 0u);
+  run_until(32000);  // Timer L
+  EXPECT_FALSE(layer.state_of(id));
+  EXPECT_FALSE(layer.respond(id, ok, now));
+}
+
+TEST_F(TransactionTest, ServerInviteAckWithSameBranchInAcceptedReachesTu) {
+  deliver(request("INVITE"));
+  auto id = tu.events[0].id;
+  layer.respond(id, response_to(tu.last_request, 200), now);
+  deliver(request("ACK"));  // RFC 6026 §8.7: a matching ACK in Accepted goes to the TU
+  EXPECT_EQ(tu.events.back().kind, "ack");
+  EXPECT_EQ(tu.events.back().id, id);
+}
+
+TEST_F(TransactionTest, ServerNonInviteFollowsRfc4320OverUdp) {
+  deliver(request("OPTIONS"));
+  auto id = tu.events[0].id;
+  Message& req = tu.last_request;
+  EXPECT_FALSE(layer.respond(id, response_to(req, 100), now));  // §4.1: no 100 before E reaches T2
+  EXPECT_FALSE(layer.respond(id, response_to(req, 180), now));  // §4.1: no other provisional ever
+  EXPECT_FALSE(layer.respond(id, response_to(req, 408), now));  // §4.3: never a 408
+  EXPECT_TRUE(env.sent.empty());
+  deliver(request("OPTIONS"));  // a retransmission in Trying is absorbed silently
+  EXPECT_TRUE(env.sent.empty());
+  run_until(3499);
+  EXPECT_TRUE(env.sent.empty());
+  run_until(3500);  // §4.2: the layer sends 100 when E would reach T2 and nothing was sent
+  ASSERT_EQ(env.sent.size(), 1u);
+  EXPECT_EQ(env.sent[0].message().status(), 100);
+  EXPECT_EQ(*layer.state_of(id), TransactionState::Proceeding);
+  deliver(request("OPTIONS"));  // Proceeding: the 100 is replayed
+  EXPECT_EQ(env.sent.size(), 2u);
+  ASSERT_TRUE(layer.respond(id, response_to(req, 200), now));
+  EXPECT_EQ(*layer.state_of(id), TransactionState::Completed);
+  deliver(request("OPTIONS"));  // Completed: the final is replayed
+  EXPECT_EQ(env.sent.size(), 4u);
+  EXPECT_EQ(env.sent.back().message().status(), 200);
+  run_until(3500 + 32000);  // Timer J = 64*T1
+  EXPECT_FALSE(layer.state_of(id));
+  EXPECT_FALSE(layer.respond(id, response_to(req, 200), now));
+  EXPECT_EQ(layer.stats().refused_responses, 4u);
+}
+
+TEST_F(TransactionTest, ServerNonInviteMayAnswer100AtOnceOverTcp) {
+  Message options = parse_datagram(request_text("OPTIONS", "z9hG4bKt1", "TCP")).value();
+  deliver(options, tcp("192.0.2.2", 40000));
+  auto id = tu.events[0].id;
+  EXPECT_TRUE(layer.respond(id, response_to(tu.last_request, 100), now));
+  EXPECT_TRUE(layer.respond(id, response_to(tu.last_request, 200), now));
+  EXPECT_FALSE(layer.state_of(id));  // Timer J is zero over reliable transports
+  EXPECT_EQ(env.sent.size(), 2u);
+  EXPECT_EQ(env.sent[0].to, tcp("192.0.2.2", 40000));  // responses go back on the connection
+}
+
+TEST_F(TransactionTest, ServerNonInviteNeverAnsweredIsReleasedAfter64T1) {
+  deliver(request("MESSAGE"));
+  auto id = tu.events[0].id;
+  run_until(31999);
+  EXPECT_TRUE(layer.state_of(id));
+  run_until(32000);
+  EXPECT_FALSE(layer.state_of(id));
+  EXPECT_EQ(layer.size(), 0u);
+}
+
+/// RFC 4321 §3 (the proxy case): a transaction-stateful proxy whose downstream never answers lets
+/// its client transaction time out, must not send the 408 the TU would like to send, and forwards
+/// no late response once its server transaction is gone.
+TEST_F(TransactionTest, Rfc4321ProxyNeverSends408AndDropsLateResponses) {
+  deliver(request("MESSAGE", "z9hG4bKupstream"));
+  auto server = tu.events[0].id;
+  Message downstream = request("MESSAGE", "z9hG4bKdownstream");
+  auto client = layer.send_request(downstream, udp("192.0.2.9", 5060), now);
+  run_until(32000);
+  ASSERT_EQ(tu.events.back().kind, "timeout");
+  EXPECT_EQ(tu.events.back().id, client);
+  // The upstream got a 100 at 3.5 s (RFC 4320 §4.2) and nothing else; the TU's 408 is refused.
+  EXPECT_FALSE(layer.respond(server, response_to(tu.last_request, 408), now));
+  std::size_t to_upstream = 0;
+  for (const auto& s : env.sent) {
+    if (s.to == udp("192.0.2.2", 5060)) {
+      ++to_upstream;
+      EXPECT_EQ(s.message().status(), 100);
+    }
+  }
+  EXPECT_EQ(to_upstream, 1u);
+  // The server transaction is released at 64*T1 too; a late downstream 200 then goes nowhere.
+  run_until(32001);
+  EXPECT_FALSE(layer.state_of(server));
+  deliver(response_to(downstream, 200), udp("192.0.2.9", 5060));
+  EXPECT_EQ(tu.events.back().kind, "stray");
+  EXPECT_FALSE(layer.respond(server, response_to(tu.last_request, 200), now));
+}
+
+TEST_F(TransactionTest, Rfc2543MatchingWithoutMagicCookie) {
+  Message old = parse_datagram(request_text("INVITE", "oldbranch")).value();
+  deliver(old);
+  auto id = tu.events[0].id;
+  deliver(old);  // the retransmission matches by Request-URI, tags, Call-ID, CSeq and Via
+  EXPECT_EQ(tu.events.size(), 1u);
+  layer.respond(id, response_to(tu.last_request, 404, "srv"), now);
+  std::string ack_text = request_text("ACK", "oldbranch");
+  ack_text.replace(ack_text.find("To: <sip:bob@example.com>"), 25, "To: <sip:bob@example.com>;tag=other");
+  deliver(parse_datagram(ack_text).value());  // wrong To tag: not ours
+  EXPECT_EQ(tu.events.back().kind, "ack");
+  EXPECT_EQ(*layer.state_of(id), TransactionState::Completed);
+  ack_text.replace(ack_text.find("tag=other"), 9, "tag=srv");
+  deliver(parse_datagram(ack_text).value());
+  EXPECT_EQ(*layer.state_of(id), TransactionState::Confirmed);
+}
+
+TEST_F(TransactionTest, SameBranchFromAnotherSentByIsAnotherTransaction) {
+  deliver(parse_datagram(request_text("OPTIONS", "z9hG4bKsame", "UDP", "192.0.2.1:5060")).value());
+  deliver(parse_datagram(request_text("OPTIONS", "z9hG4bKsame", "UDP", "192.0.2.7:5060")).value(),
+          udp("192.0.2.7", 5060));
+  EXPECT_EQ(tu.events.size(), 2u);
+  EXPECT_NE(tu.events[0].id, tu.events[1].id);
+}
+
+TEST_F(TransactionTest, CancelFindsItsInvite) {
+  deliver(request("INVITE", "z9hG4bKinv"));
+  auto invite = tu.events[0].id;
+  Message cancel = request("CANCEL", "z9hG4bKinv");
+  deliver(cancel);
+  auto cancel_id = tu.events[1].id;
+  EXPECT_NE(cancel_id, invite);
+  EXPECT_EQ(layer.find_invite_for_cancel(cancel).value(), invite);
+  EXPECT_FALSE(layer.find_invite_for_cancel(request("CANCEL", "z9hG4bKother")));
+}
+
+TEST_F(TransactionTest, ReceivedParameterAddedWhenSentByDiffers) {
+  deliver(request("OPTIONS"), udp("198.51.100.7", 6000));
+  auto via = top_via(tu.last_request);
+  ASSERT_TRUE(via);
+  EXPECT_EQ(via->params.get("received").value(), "198.51.100.7");
+  layer.respond(tu.events[0].id, response_to(tu.last_request, 200), at_ms(4000));
+  // RFC 3261 §18.2.2: to the received address at the sent-by port.
+  EXPECT_EQ(env.sent.back().to, udp("198.51.100.7", 5060));
+  EXPECT_EQ(top_via(env.sent.back().message())->params.get("received").value(), "198.51.100.7");
+}
+
+TEST_F(TransactionTest, RportSendsBackToTheSourcePort) {
+  Message r = parse_datagram(request_text("OPTIONS", "z9hG4bKr;rport")).value();
+  deliver(r, udp("198.51.100.7", 6000));
+  EXPECT_EQ(top_via(tu.last_request)->params.get("rport").value(), "6000");
+  layer.respond(tu.events[0].id, response_to(tu.last_request, 200), at_ms(4000));
+  EXPECT_EQ(env.sent.back().to, udp("198.51.100.7", 6000));
+}
+
+TEST_F(TransactionTest, MalformedRequestsAreAnsweredStatelesslyAndCounted) {
+  std::string bad = request_text("OPTIONS", "z9hG4bKbad");
+  bad.replace(bad.find("CSeq: 1 OPTIONS"), 15, "CSeq: 1 INVITE ");
+  layer.receive_datagram(bad, udp("192.0.2.1", 5060), now);
+  ASSERT_EQ(env.sent.size(), 1u);
+  EXPECT_EQ(env.sent[0].message().status(), 400);
+  EXPECT_EQ(env.sent[0].message().reason(), "CSeq Method Mismatch");
+  EXPECT_TRUE(tu.events.empty());
+
+  std::string unframed = request_text("OPTIONS", "z9hG4bKcl");
+  unframed.replace(unframed.find("Content-Length: 0"), 17, "Content-Length: 9");
+  layer.receive_datagram(unframed, udp("192.0.2.1", 5060), now);
+  EXPECT_EQ(env.sent.back().message().status(), 400);
+
+  layer.receive_datagram("SIP/2.0 200 OK\r\nVia: broken\r\n\r\n", udp("192.0.2.1", 5060), now);
+  layer.receive_datagram("\x01\x02garbage", udp("192.0.2.1", 5060), now);
+  EXPECT_EQ(env.sent.size(), 2u);
+  EXPECT_EQ(layer.stats().malformed_answered, 2u);
+  EXPECT_EQ(layer.stats().malformed_dropped, 2u);
+  EXPECT_EQ(layer.size(), 0u);
+}
+
+TEST_F(TransactionTest, OversizeDatagramIsAnswered513AndCounted) {
+  RecordingEnvironment e;
+  RecordingUser u;
+  Limits limits;
+  limits.max_message_bytes = 300;
+  TransactionLayer small(e, u, {}, limits);
+  std::string big = request_text("MESSAGE", "z9hG4bKbig");
+  big.insert(big.find("Content-Length"), "Subject: " + std::string(300, 'x') + "\r\n");
+  small.receive_datagram(big, udp("192.0.2.1", 5060), now);
+  ASSERT_EQ(e.sent.size(), 1u);
+  EXPECT_EQ(e.sent[0].message().status(), 513);
+  EXPECT_EQ(small.stats().oversize, 1u);
+}
+
+TEST_F(TransactionTest, TransportErrorReachesTheTu) {
+  env.fail_sends = true;
+  auto id = layer.send_request(request("OPTIONS"), udp("192.0.2.2", 5060), now);
+  ASSERT_EQ(tu.events.size(), 1u);
+  EXPECT_EQ(tu.events[0].kind, "transport_error");
+  EXPECT_FALSE(layer.state_of(id));
+}
+
+TEST_F(TransactionTest, BranchesAreDistinctAndCarryTheCookie) {
+  auto a = layer.make_branch();
+  auto b = layer.make_branch();
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a.substr(0, 7), "z9hG4bK");
+  EXPECT_GT(a.size(), 7u);
+}
+
+}  // namespace
+}  // namespace p2psip::sip
