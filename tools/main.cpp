@@ -25,7 +25,33 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("files", bench.files, "Files holding one SIP message each")->required();
   bench_cmd->add_option("--iterations", bench.iterations, "Messages parsed per measurement")->capture_default_str();
 
+  p2psip::tools::SipEchoOptions echo;
+  auto* echo_cmd = app.add_subcommand(
+      "sip-echo", "Run a SIP test element: OPTIONS 200, INVITE 180/200 (SDP mirrored), ACK, BYE, CANCEL");
+  echo_cmd->add_option("--listen", echo.listen, "Address and port for UDP and TCP (port 0: any free port)")
+      ->capture_default_str();
+  bool no_udp = false;
+  bool no_tcp = false;
+  echo_cmd->add_flag("--no-udp", no_udp, "Do not listen on UDP");
+  echo_cmd->add_flag("--no-tcp", no_tcp, "Do not listen on TCP");
+  echo_cmd->add_option("--answer-delay-ms", echo.answer_delay_ms, "Time between 180 and 200")->capture_default_str();
+  echo_cmd->add_option("--t1-ms", echo.t1_ms, "RFC 3261 T1")->capture_default_str();
+  echo_cmd->add_option("--t2-ms", echo.t2_ms, "RFC 3261 T2")->capture_default_str();
+  echo_cmd->add_option("--t4-ms", echo.t4_ms, "RFC 3261 T4")->capture_default_str();
+  echo_cmd->add_option("--max-connections", echo.max_connections, "Most TCP connections at once")
+      ->capture_default_str();
+  echo_cmd->add_option("--tcp-idle-timeout", echo.tcp_idle_timeout_s, "Seconds before an idle connection is closed")
+      ->capture_default_str();
+  echo_cmd->add_option("--max-dialogs", echo.max_dialogs, "Most calls at once (then 503)")->capture_default_str();
+  echo_cmd->add_option("--max-message-bytes", echo.limits.max_message_bytes, "Largest message accepted")
+      ->capture_default_str();
+  echo_cmd->add_option("--max-body-bytes", echo.limits.max_body_bytes, "Largest body accepted")
+      ->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
+  echo.udp = !no_udp;
+  echo.tcp = !no_tcp;
+  if (echo_cmd->parsed()) return p2psip::tools::sip_echo(echo);
   if (check_cmd->parsed()) return p2psip::tools::sip_check(check);
   if (bench_cmd->parsed()) return p2psip::tools::sip_bench(bench);
   return 1;

@@ -22,6 +22,20 @@ struct SipBenchOptions {
 };
 int sip_bench(const SipBenchOptions& options);
 
+struct SipEchoOptions {
+  std::string listen = "127.0.0.1:5060";
+  bool udp = true;
+  bool tcp = true;
+  std::size_t answer_delay_ms = 0;
+  std::size_t t1_ms = 500, t2_ms = 4000, t4_ms = 5000;
+  std::size_t max_connections = 1024;
+  std::size_t tcp_idle_timeout_s = 300;
+  std::size_t max_dialogs = 10000;
+  sip::Limits limits;
+};
+/// Runs the test element until SIGINT or SIGTERM; prints its counters on the way out.
+int sip_echo(const SipEchoOptions& options);
+
 /// Reads a whole file in binary mode; false with a message on failure.
 bool read_file(const std::string& path, std::string& out, std::string& error);
 

@@ -80,6 +80,7 @@ StreamFramer::Item StreamFramer::next() {
   };
   if (!cl) return fail(400, "Missing Content-Length");
   if (count > 1) return fail(400, "Multiple Content-Length Values");
+  if (!cl->empty() && cl->front() == '-') return fail(400, "Negative Content-Length");
   auto value = parse_decimal(*cl, UINT32_MAX);
   if (!value) return fail(400, "Malformed Content-Length");
   if (*value > limits_.max_body_bytes) return fail(413, "Request Entity Too Large");

@@ -1,0 +1,394 @@
+#include "node/runtime/sip_runtime.hpp"
+
+#include <cstdio>
+#include <cstring>
+
+namespace p2psip::runtime {
+
+struct SipRuntime::Connection {
+  uv_tcp_t handle{};
+  uv_connect_t connect_req{};
+  SipRuntime* owner = nullptr;
+  Endpoint remote;
+  sip::StreamFramer framer;
+  Instant last_activity{};
+  bool connected = false;
+  bool closing = false;
+  std::string pending;  // bytes queued until an outgoing connection is up
+  char read_buffer[16384];
+};
+
+namespace {
+
+struct WriteRequest {
+  uv_write_t req{};
+  std::string data;
+};
+struct UdpSendRequest {
+  uv_udp_send_t req{};
+  std::string data;
+};
+
+const char* level_name(LogLevel l) {
+  switch (l) {
+    case LogLevel::Debug: return "debug";
+    case LogLevel::Info: return "info";
+    case LogLevel::Warn: return "warn";
+    case LogLevel::Error: return "error";
+  }
+  return "info";
+}
+
+}  // namespace
+
+bool to_sockaddr(const Endpoint& e, sockaddr_storage& out) {
+  std::memset(&out, 0, sizeof out);
+  std::string ip = e.ip.to_string();
+  if (e.ip.v6) return uv_ip6_addr(ip.c_str(), e.port, reinterpret_cast<sockaddr_in6*>(&out)) == 0;
+  return uv_ip4_addr(ip.c_str(), e.port, reinterpret_cast<sockaddr_in*>(&out)) == 0;
+}
+
+Endpoint from_sockaddr(const sockaddr* addr, Transport t) {
+  Endpoint e;
+  e.transport = t;
+  if (addr->sa_family == AF_INET6) {
+    const auto* a6 = reinterpret_cast<const sockaddr_in6*>(addr);
+    e.ip.v6 = true;
+    std::memcpy(e.ip.bytes.data(), &a6->sin6_addr, 16);
+    e.port = ntohs(a6->sin6_port);
+  } else {
+    const auto* a4 = reinterpret_cast<const sockaddr_in*>(addr);
+    std::memcpy(e.ip.bytes.data(), &a4->sin_addr, 4);
+    e.port = ntohs(a4->sin_port);
+  }
+  return e;
+}
+
+SipRuntime::SipRuntime(uv_loop_t* loop, RuntimeConfig config) : loop_(loop), cfg_(config) {
+  std::random_device rd;
+  rng_.seed((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
+}
+
+SipRuntime::~SipRuntime() = default;
+
+Instant SipRuntime::now() const { return Instant(Duration(static_cast<std::int64_t>(uv_hrtime() / 1000))); }
+
+void SipRuntime::log(LogLevel level, std::string_view text) {
+  if (level < log_level_) return;
+  std::fprintf(stderr, "[%s] %.*s\n", level_name(level), static_cast<int>(text.size()), text.data());
+}
+
+bool SipRuntime::start(PacketSink& sink, std::string& error) {
+  sink_ = &sink;
+  Endpoint local{Transport::Udp, cfg_.listen_ip, cfg_.port};
+  sockaddr_storage addr;
+  if (!to_sockaddr(local, addr)) {
+    error = "invalid listen address " + local.host_port();
+    return false;
+  }
+  uv_timer_init(loop_, &wakeup_);
+  wakeup_.data = this;
+  uv_timer_init(loop_, &sweep_);
+  sweep_.data = this;
+  started_ = true;
+  if (cfg_.udp) {
+    uv_udp_init(loop_, &udp_);
+    udp_.data = this;
+    udp_open_ = true;
+    if (int rc = uv_udp_bind(&udp_, reinterpret_cast<const sockaddr*>(&addr), 0); rc != 0) {
+      error = "cannot bind UDP " + local.host_port() + ": " + uv_strerror(rc);
+      return false;
+    }
+    sockaddr_storage bound;
+    int len = sizeof bound;
+    uv_udp_getsockname(&udp_, reinterpret_cast<sockaddr*>(&bound), &len);
+    udp_port_ = from_sockaddr(reinterpret_cast<sockaddr*>(&bound), Transport::Udp).port;
+    uv_udp_recv_start(&udp_, on_udp_alloc, on_udp_read);
+  }
+  if (cfg_.tcp) {
+    uv_tcp_init(loop_, &tcp_);
+    tcp_.data = this;
+    tcp_open_ = true;
+    // TCP takes the UDP port when an ephemeral port was asked for, so both share one number.
+    if (cfg_.port == 0 && udp_port_ != 0) {
+      Endpoint same = local;
+      same.port = udp_port_;
+      to_sockaddr(same, addr);
+    }
+    int rc = uv_tcp_bind(&tcp_, reinterpret_cast<const sockaddr*>(&addr), 0);
+    if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&tcp_), 128, on_tcp_connection);
+    if (rc != 0) {
+      error = "cannot listen on TCP " + local.host_port() + ": " + uv_strerror(rc);
+      return false;
+    }
+    sockaddr_storage bound;
+    int len = sizeof bound;
+    uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&bound), &len);
+    tcp_port_ = from_sockaddr(reinterpret_cast<sockaddr*>(&bound), Transport::Tcp).port;
+  }
+  uv_timer_start(&sweep_, on_sweep, 1000, 1000);
+  reschedule();
+  return true;
+}
+
+void SipRuntime::stop() {
+  if (!started_) return;
+  started_ = false;
+  uv_timer_stop(&wakeup_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&wakeup_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sweep_), nullptr);
+  if (udp_open_) uv_close(reinterpret_cast<uv_handle_t*>(&udp_), nullptr);
+  if (tcp_open_) uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), nullptr);
+  udp_open_ = tcp_open_ = false;
+  std::vector<Connection*> all;
+  for (auto& [ep, c] : connections_) all.push_back(c.get());
+  for (auto* c : all) close_connection(c);
+}
+
+void SipRuntime::reschedule() {
+  if (!started_ || sink_ == nullptr) return;
+  Instant next = sink_->next_wakeup();
+  if (next == kInstantMax) {
+    uv_timer_stop(&wakeup_);
+    return;
+  }
+  std::int64_t delay_us = (next - now()).count();
+  std::uint64_t delay_ms = delay_us <= 0 ? 0 : static_cast<std::uint64_t>((delay_us + 999) / 1000);
+  uv_timer_start(&wakeup_, on_wakeup, delay_ms, 0);
+}
+
+void SipRuntime::on_wakeup(uv_timer_t* t) {
+  auto* self = static_cast<SipRuntime*>(t->data);
+  self->sink_->advance(self->now());
+  self->reschedule();
+}
+
+void SipRuntime::on_sweep(uv_timer_t* t) {
+  auto* self = static_cast<SipRuntime*>(t->data);
+  Instant now = self->now();
+  std::vector<Connection*> idle;
+  for (auto& [ep, c] : self->connections_) {
+    if (now - c->last_activity > self->cfg_.tcp_idle_timeout) idle.push_back(c.get());
+  }
+  for (auto* c : idle) {
+    ++self->stats_.connections_idle_closed;
+    self->close_connection(c);
+  }
+}
+
+void SipRuntime::on_udp_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+  auto* self = static_cast<SipRuntime*>(h->data);
+  *buf = uv_buf_init(self->udp_buffer_, sizeof self->udp_buffer_);
+}
+
+void SipRuntime::on_udp_read(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* addr, unsigned flags) {
+  auto* self = static_cast<SipRuntime*>(h->data);
+  if (n <= 0 || addr == nullptr) return;
+  if (flags & UV_UDP_PARTIAL) {
+    ++self->stats_.framing_errors;  // larger than any buffer we accept: dropped and counted
+    return;
+  }
+  ++self->stats_.datagrams_in;
+  self->stats_.bytes_in += static_cast<std::uint64_t>(n);
+  self->sink_->on_datagram(std::string_view(buf->base, static_cast<std::size_t>(n)),
+                           from_sockaddr(addr, Transport::Udp), self->now());
+  self->reschedule();
+}
+
+SipRuntime::Connection* SipRuntime::add_connection(const Endpoint& remote) {
+  auto c = std::make_unique<Connection>();
+  c->owner = this;
+  c->remote = remote;
+  c->framer = sip::StreamFramer(cfg_.limits);
+  c->last_activity = now();
+  uv_tcp_init(loop_, &c->handle);
+  c->handle.data = c.get();
+  Connection* raw = c.get();
+  connections_[remote] = std::move(c);
+  return raw;
+}
+
+void SipRuntime::close_connection(Connection* c) {
+  if (c->closing) return;
+  c->closing = true;
+  auto it = connections_.find(c->remote);
+  if (it != connections_.end() && it->second.get() == c) {
+    closing_[c] = std::move(it->second);
+    connections_.erase(it);
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&c->handle), [](uv_handle_t* h) {
+    auto* conn = static_cast<Connection*>(h->data);
+    conn->owner->closing_.erase(conn);
+  });
+}
+
+void SipRuntime::on_tcp_connection(uv_stream_t* server, int status) {
+  auto* self = static_cast<SipRuntime*>(server->data);
+  if (status < 0) return;
+  auto c = std::make_unique<Connection>();
+  c->owner = self;
+  c->framer = sip::StreamFramer(self->cfg_.limits);
+  uv_tcp_init(self->loop_, &c->handle);
+  c->handle.data = c.get();
+  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->handle)) != 0) {
+    Connection* raw = c.get();
+    self->closing_[raw] = std::move(c);
+    raw->closing = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(&raw->handle), [](uv_handle_t* h) {
+      auto* conn = static_cast<Connection*>(h->data);
+      conn->owner->closing_.erase(conn);
+    });
+    return;
+  }
+  sockaddr_storage peer;
+  int len = sizeof peer;
+  uv_tcp_getpeername(&c->handle, reinterpret_cast<sockaddr*>(&peer), &len);
+  c->remote = from_sockaddr(reinterpret_cast<sockaddr*>(&peer), Transport::Tcp);
+  c->connected = true;
+  c->last_activity = self->now();
+  Connection* raw = c.get();
+  bool over = self->connections_.size() >= self->cfg_.max_connections;
+  auto existing = self->connections_.find(raw->remote);
+  if (existing != self->connections_.end()) self->close_connection(existing->second.get());
+  self->connections_[raw->remote] = std::move(c);
+  if (over) {
+    ++self->stats_.connections_refused;
+    self->log(LogLevel::Warn, "tcp connection from " + raw->remote.host_port() + " refused: connection limit reached");
+    self->close_connection(raw);
+    return;
+  }
+  ++self->stats_.connections_accepted;
+  uv_read_start(reinterpret_cast<uv_stream_t*>(&raw->handle), on_tcp_alloc, on_tcp_read);
+}
+
+void SipRuntime::on_tcp_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+  auto* c = static_cast<Connection*>(h->data);
+  *buf = uv_buf_init(c->read_buffer, sizeof c->read_buffer);
+}
+
+void SipRuntime::on_tcp_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+  auto* c = static_cast<Connection*>(s->data);
+  SipRuntime* self = c->owner;
+  if (n < 0) {
+    self->close_connection(c);
+    return;
+  }
+  if (n == 0) return;
+  self->stats_.bytes_in += static_cast<std::uint64_t>(n);
+  c->last_activity = self->now();
+  self->handle_stream_bytes(c, std::string_view(buf->base, static_cast<std::size_t>(n)));
+  self->reschedule();
+}
+
+void SipRuntime::handle_stream_bytes(Connection* c, std::string_view bytes) {
+  c->framer.feed(bytes);
+  for (;;) {
+    auto item = c->framer.next();
+    switch (item.kind) {
+      case sip::StreamFramer::Kind::NeedMore: return;
+      case sip::StreamFramer::Kind::Ping:
+        ++stats_.pings;
+        write_stream(c, "\r\n");  // RFC 5626 §3.5.1 pong
+        continue;
+      case sip::StreamFramer::Kind::Message: sink_->on_message(*item.message, c->remote, now()); break;
+      case sip::StreamFramer::Kind::Error:
+        ++stats_.framing_errors;
+        sink_->on_malformed(item.raw, item.error, c->remote, now());
+        break;
+    }
+    if (c->closing) return;
+    if (c->framer.failed()) {
+      log(LogLevel::Info, "closing tcp connection from " + c->remote.host_port() + ": framing lost");
+      close_connection(c);
+      return;
+    }
+  }
+}
+
+void SipRuntime::on_connect(uv_connect_t* req, int status) {
+  auto* c = static_cast<Connection*>(req->data);
+  SipRuntime* self = c->owner;
+  if (c->closing) return;
+  if (status != 0) {
+    ++self->stats_.send_errors;
+    self->log(LogLevel::Warn, "tcp connect to " + c->remote.host_port() + " failed: " + uv_strerror(status));
+    self->close_connection(c);
+    return;
+  }
+  c->connected = true;
+  uv_read_start(reinterpret_cast<uv_stream_t*>(&c->handle), on_tcp_alloc, on_tcp_read);
+  if (!c->pending.empty()) {
+    std::string queued = std::move(c->pending);
+    c->pending.clear();
+    self->write_stream(c, queued);
+  }
+}
+
+bool SipRuntime::write_stream(Connection* c, std::string_view bytes) {
+  if (!c->connected) {
+    c->pending.append(bytes);
+    return true;
+  }
+  auto* w = new WriteRequest();  // owned by libuv until the callback frees it
+  w->data.assign(bytes);
+  uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->handle), &b, 1, [](uv_write_t* req, int) {
+    delete reinterpret_cast<WriteRequest*>(req);
+  });
+  if (rc != 0) {
+    delete w;
+    ++stats_.send_errors;
+    return false;
+  }
+  stats_.bytes_out += bytes.size();
+  c->last_activity = now();
+  return true;
+}
+
+bool SipRuntime::send(const Endpoint& to, std::string_view bytes) {
+  if (!started_) return false;
+  if (to.transport == Transport::Udp) {
+    if (!udp_open_) return false;
+    sockaddr_storage addr;
+    if (!to_sockaddr(to, addr)) return false;
+    uv_buf_t b = uv_buf_init(const_cast<char*>(bytes.data()), static_cast<unsigned>(bytes.size()));
+    int rc = uv_udp_try_send(&udp_, &b, 1, reinterpret_cast<const sockaddr*>(&addr));
+    if (rc == UV_EAGAIN) {
+      auto* r = new UdpSendRequest();  // owned by libuv until the callback frees it
+      r->data.assign(bytes);
+      b = uv_buf_init(r->data.data(), static_cast<unsigned>(r->data.size()));
+      rc = uv_udp_send(&r->req, &udp_, &b, 1, reinterpret_cast<const sockaddr*>(&addr),
+                       [](uv_udp_send_t* req, int) { delete reinterpret_cast<UdpSendRequest*>(req); });
+      if (rc != 0) delete r;
+    }
+    if (rc < 0) {
+      ++stats_.send_errors;
+      return false;
+    }
+    ++stats_.datagrams_out;
+    stats_.bytes_out += bytes.size();
+    return true;
+  }
+  if (to.transport == Transport::Tls) return false;  // TLS arrives with the security work
+  auto it = connections_.find(to);
+  Connection* c = it == connections_.end() ? nullptr : it->second.get();
+  if (c == nullptr) {
+    if (connections_.size() >= cfg_.max_connections) {
+      ++stats_.connections_refused;
+      return false;
+    }
+    sockaddr_storage addr;
+    if (!to_sockaddr(to, addr)) return false;
+    c = add_connection(to);
+    c->connect_req.data = c;
+    if (uv_tcp_connect(&c->connect_req, &c->handle, reinterpret_cast<const sockaddr*>(&addr), on_connect) != 0) {
+      close_connection(c);
+      ++stats_.send_errors;
+      return false;
+    }
+    ++stats_.connections_opened;
+  }
+  return write_stream(c, bytes);
+}
+
+}  // namespace p2psip::runtime

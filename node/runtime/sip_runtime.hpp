@@ -1,0 +1,112 @@
+// The libuv driver for a sans-I/O SIP core: UDP and TCP sockets, stream framing, connection reuse,
+// idle timeouts, a connection cap, and the timer that wakes the core when it asks to be woken.
+// This is the only place (with the daemon's main) that touches sockets and clocks.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <unordered_map>
+
+#include "node/core/address.hpp"
+#include "node/core/environment.hpp"
+#include "node/core/time.hpp"
+#include "node/sip/message.hpp"
+#include "node/sip/stream_framer.hpp"
+
+namespace p2psip::runtime {
+
+/// What the runtime drives. Calls come from the loop thread only.
+class PacketSink {
+ public:
+  virtual ~PacketSink() = default;
+  virtual void on_datagram(std::string_view bytes, const Endpoint& from, Instant now) = 0;
+  virtual void on_message(const sip::Message& m, const Endpoint& from, Instant now) = 0;
+  virtual void on_malformed(std::string_view raw, const sip::ParseError& e, const Endpoint& from, Instant now) = 0;
+  virtual void advance(Instant now) = 0;
+  [[nodiscard]] virtual Instant next_wakeup() const = 0;
+};
+
+struct RuntimeConfig {
+  IpAddress listen_ip = *IpAddress::parse("127.0.0.1");
+  std::uint16_t port = 5060;
+  bool udp = true;
+  bool tcp = true;
+  Duration tcp_idle_timeout = seconds(300);
+  std::size_t max_connections = 1024;
+  sip::Limits limits;
+};
+
+struct RuntimeStats {
+  std::uint64_t datagrams_in = 0, datagrams_out = 0, bytes_in = 0, bytes_out = 0;
+  std::uint64_t connections_accepted = 0, connections_opened = 0, connections_refused = 0;
+  std::uint64_t connections_idle_closed = 0, framing_errors = 0, send_errors = 0, pings = 0;
+};
+
+class SipRuntime : public Environment {
+ public:
+  SipRuntime(uv_loop_t* loop, RuntimeConfig config);
+  ~SipRuntime() override;
+  SipRuntime(const SipRuntime&) = delete;
+  SipRuntime& operator=(const SipRuntime&) = delete;
+
+  /// Binds the sockets and starts delivering to `sink`. False with `error` set when a bind fails.
+  bool start(PacketSink& sink, std::string& error);
+  /// Closes every handle; the loop then runs out.
+  void stop();
+  /// Re-arms the wake-up timer from the sink's next_wakeup(); call after driving the sink from outside.
+  void reschedule();
+
+  [[nodiscard]] Instant now() const;
+  [[nodiscard]] std::uint16_t udp_port() const { return udp_port_; }
+  [[nodiscard]] std::uint16_t tcp_port() const { return tcp_port_; }
+  [[nodiscard]] const RuntimeStats& stats() const { return stats_; }
+  [[nodiscard]] std::size_t connections() const { return connections_.size(); }
+
+  // Environment
+  bool send(const Endpoint& to, std::string_view bytes) override;
+  std::uint64_t random() override { return rng_(); }
+  void log(LogLevel level, std::string_view text) override;
+  void set_log_level(LogLevel l) { log_level_ = l; }
+
+ private:
+  struct Connection;
+  static void on_udp_alloc(uv_handle_t* h, std::size_t suggested, uv_buf_t* buf);
+  static void on_udp_read(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* addr, unsigned flags);
+  static void on_tcp_connection(uv_stream_t* server, int status);
+  static void on_tcp_alloc(uv_handle_t* h, std::size_t suggested, uv_buf_t* buf);
+  static void on_tcp_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
+  static void on_connect(uv_connect_t* req, int status);
+  static void on_wakeup(uv_timer_t* t);
+  static void on_sweep(uv_timer_t* t);
+
+  Connection* add_connection(const Endpoint& remote);
+  void close_connection(Connection* c);
+  bool write_stream(Connection* c, std::string_view bytes);
+  void handle_stream_bytes(Connection* c, std::string_view bytes);
+
+  uv_loop_t* loop_;
+  RuntimeConfig cfg_;
+  PacketSink* sink_ = nullptr;
+  uv_udp_t udp_{};
+  uv_tcp_t tcp_{};
+  uv_timer_t wakeup_{};
+  uv_timer_t sweep_{};
+  bool udp_open_ = false, tcp_open_ = false, started_ = false;
+  std::uint16_t udp_port_ = 0, tcp_port_ = 0;
+  std::unordered_map<Endpoint, std::unique_ptr<Connection>, EndpointHash> connections_;
+  std::unordered_map<Connection*, std::unique_ptr<Connection>> closing_;
+  std::mt19937_64 rng_;
+  RuntimeStats stats_;
+  LogLevel log_level_ = LogLevel::Info;
+  char udp_buffer_[65536];
+};
+
+/// Converts between socket addresses and endpoints.
+bool to_sockaddr(const Endpoint& e, sockaddr_storage& out);
+Endpoint from_sockaddr(const sockaddr* addr, Transport t);
+
+}  // namespace p2psip::runtime
