@@ -4,7 +4,8 @@
 
 #include "tools/sip_commands.hpp"
 
-int main(int argc, char** argv) {
+namespace {
+int run(int argc, char** argv) {
   CLI::App app{"p2psip: a peer-to-peer SIP overlay node (Chord over SIP)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "p2psip 0.1.0");
@@ -14,14 +15,18 @@ int main(int argc, char** argv) {
   check_cmd->add_option("files", check.files, "Files holding one SIP message each")->required();
   check_cmd->add_option("--max-message-bytes", check.limits.max_message_bytes, "Largest message accepted")
       ->capture_default_str();
-  check_cmd->add_option("--max-headers", check.limits.max_headers, "Most header fields accepted")->capture_default_str();
+  check_cmd->add_option("--max-headers", check.limits.max_headers, "Most header fields accepted")
+      ->capture_default_str();
   check_cmd->add_option("--max-header-line", check.limits.max_header_line, "Longest header field accepted")
       ->capture_default_str();
-  check_cmd->add_option("--max-body-bytes", check.limits.max_body_bytes, "Largest body accepted")->capture_default_str();
-  check_cmd->add_flag("--answer", check.show_answer, "For valid requests, also print what the sip-echo element answers");
+  check_cmd->add_option("--max-body-bytes", check.limits.max_body_bytes, "Largest body accepted")
+      ->capture_default_str();
+  check_cmd->add_flag("--answer", check.show_answer,
+                      "For valid requests, also print what the sip-echo element answers");
 
   p2psip::tools::SipBenchOptions bench;
-  auto* bench_cmd = app.add_subcommand("sip-bench", "Parse and re-serialize SIP messages in a loop and print the rates");
+  auto* bench_cmd =
+      app.add_subcommand("sip-bench", "Parse and re-serialize SIP messages in a loop and print the rates");
   bench_cmd->add_option("files", bench.files, "Files holding one SIP message each")->required();
   bench_cmd->add_option("--iterations", bench.iterations, "Messages parsed per measurement")->capture_default_str();
 
@@ -45,8 +50,7 @@ int main(int argc, char** argv) {
   echo_cmd->add_option("--max-dialogs", echo.max_dialogs, "Most calls at once (then 503)")->capture_default_str();
   echo_cmd->add_option("--max-message-bytes", echo.limits.max_message_bytes, "Largest message accepted")
       ->capture_default_str();
-  echo_cmd->add_option("--max-body-bytes", echo.limits.max_body_bytes, "Largest body accepted")
-      ->capture_default_str();
+  echo_cmd->add_option("--max-body-bytes", echo.limits.max_body_bytes, "Largest body accepted")->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
   echo.udp = !no_udp;
@@ -55,4 +59,14 @@ int main(int argc, char** argv) {
   if (check_cmd->parsed()) return p2psip::tools::sip_check(check);
   if (bench_cmd->parsed()) return p2psip::tools::sip_bench(bench);
   return 1;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "p2psip: error: %s\n", e.what());
+    return 1;
+  }
 }

@@ -16,9 +16,7 @@ class EchoSink : public runtime::PacketSink {
   void on_datagram(std::string_view bytes, const Endpoint& from, Instant now) override {
     element_.receive_datagram(bytes, from, now);
   }
-  void on_message(const sip::Message& m, const Endpoint& from, Instant now) override {
-    element_.receive(m, from, now);
-  }
+  void on_message(const sip::Message& m, const Endpoint& from, Instant now) override { element_.receive(m, from, now); }
   void on_malformed(std::string_view raw, const sip::ParseError& e, const Endpoint& from, Instant) override {
     element_.answer_malformed(raw, e, from);
   }

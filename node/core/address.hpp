@@ -12,8 +12,10 @@ namespace p2psip {
 enum class Transport : std::uint8_t { Udp, Tcp, Tls };
 
 /// True for transports that deliver a byte stream reliably (RFC 3261 §17: no retransmission timers).
-constexpr bool is_reliable(Transport t) { return t != Transport::Udp; }
-std::string_view transport_name(Transport t);  ///< "UDP", "TCP", "TLS" as written in a Via.
+constexpr bool is_reliable(Transport t) {
+  return t != Transport::Udp;
+}
+std::string_view transport_name(Transport t);                         ///< "UDP", "TCP", "TLS" as written in a Via.
 std::optional<Transport> transport_from_name(std::string_view name);  ///< case-insensitive.
 
 struct IpAddress {

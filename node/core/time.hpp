@@ -21,8 +21,14 @@ using Instant = VirtualClock::time_point;
 
 constexpr Instant kInstantMax = Instant(Duration(INT64_MAX));
 
-constexpr Duration millis(std::int64_t ms) { return std::chrono::duration_cast<Duration>(std::chrono::milliseconds(ms)); }
-constexpr Duration seconds(std::int64_t s) { return std::chrono::duration_cast<Duration>(std::chrono::seconds(s)); }
-constexpr std::int64_t to_millis(Duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
+constexpr Duration millis(std::int64_t ms) {
+  return std::chrono::duration_cast<Duration>(std::chrono::milliseconds(ms));
+}
+constexpr Duration seconds(std::int64_t s) {
+  return std::chrono::duration_cast<Duration>(std::chrono::seconds(s));
+}
+constexpr std::int64_t to_millis(Duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
 
 }  // namespace p2psip

@@ -17,7 +17,9 @@ EchoElement::EchoElement(Environment& env, EchoConfig config, sip::TimerConfig t
 void EchoElement::receive_datagram(std::string_view bytes, const Endpoint& from, Instant now) {
   layer_.receive_datagram(bytes, from, now);
 }
-void EchoElement::receive(const Message& m, const Endpoint& from, Instant now) { layer_.receive(m, from, now); }
+void EchoElement::receive(const Message& m, const Endpoint& from, Instant now) {
+  layer_.receive(m, from, now);
+}
 void EchoElement::answer_malformed(std::string_view raw, const sip::ParseError& e, const Endpoint& from) {
   layer_.answer_malformed(raw, e, from);
 }

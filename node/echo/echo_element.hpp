@@ -17,7 +17,7 @@ namespace p2psip::echo {
 struct EchoConfig {
   std::string contact_host = "127.0.0.1";  ///< host (and port) written in Contact
   std::uint16_t contact_port = 5060;
-  Duration answer_delay{0};  ///< time between 180 and 200 for INVITE (0: at once)
+  Duration answer_delay{0};         ///< time between 180 and 200 for INVITE (0: at once)
   std::size_t max_dialogs = 10000;  ///< beyond it new INVITEs get 503 with Retry-After
   sip::Capabilities capabilities;
 };

@@ -71,7 +71,9 @@ SipRuntime::SipRuntime(uv_loop_t* loop, RuntimeConfig config) : loop_(loop), cfg
 
 SipRuntime::~SipRuntime() = default;
 
-Instant SipRuntime::now() const { return Instant(Duration(static_cast<std::int64_t>(uv_hrtime() / 1000))); }
+Instant SipRuntime::now() const {
+  return Instant(Duration(static_cast<std::int64_t>(uv_hrtime() / 1000)));
+}
 
 void SipRuntime::log(LogLevel level, std::string_view text) {
   if (level < log_level_) return;
@@ -332,9 +334,8 @@ bool SipRuntime::write_stream(Connection* c, std::string_view bytes) {
   auto* w = new WriteRequest();  // owned by libuv until the callback frees it
   w->data.assign(bytes);
   uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->handle), &b, 1, [](uv_write_t* req, int) {
-    delete reinterpret_cast<WriteRequest*>(req);
-  });
+  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->handle), &b, 1,
+                    [](uv_write_t* req, int) { delete reinterpret_cast<WriteRequest*>(req); });
   if (rc != 0) {
     delete w;
     ++stats_.send_errors;

@@ -5,7 +5,9 @@
 namespace p2psip::sip {
 namespace {
 
-constexpr char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+constexpr char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+}
 
 struct NameEntry {
   std::string_view name;
@@ -93,6 +95,8 @@ HeaderId lookup_header(std::string_view name) {
   return HeaderId::Other;
 }
 
-std::string_view canonical_name(HeaderId id) { return kCanonical[static_cast<std::size_t>(id)]; }
+std::string_view canonical_name(HeaderId id) {
+  return kCanonical[static_cast<std::size_t>(id)];
+}
 
 }  // namespace p2psip::sip

@@ -9,7 +9,9 @@ namespace {
 
 constexpr std::string_view kCrlf = "\r\n";
 
-bool version_is_sip20(std::string_view v) { return iequals(v, "SIP/2.0"); }
+bool version_is_sip20(std::string_view v) {
+  return iequals(v, "SIP/2.0");
+}
 
 /// "SIP/" 1*DIGIT "." 1*DIGIT, any case: a version we can name but may not speak (505).
 bool looks_like_sip_version(std::string_view v) {
@@ -190,7 +192,9 @@ std::size_t Message::count(HeaderId id) const {
   return n;
 }
 
-void Message::set_request_uri(std::string_view uri) { start_[1] = store(uri); }
+void Message::set_request_uri(std::string_view uri) {
+  start_[1] = store(uri);
+}
 
 void Message::add_header_front(HeaderId id, std::string_view value) {
   HeaderField f{id, store(canonical_name(id)), store(value)};

@@ -20,10 +20,10 @@ namespace p2psip::sip {
 
 /// Limits enforced while parsing. Every field is configurable per node.
 struct Limits {
-  std::size_t max_message_bytes = 64 * 1024;  ///< whole message; over it: 513 (RFC 3261 §21.5.14).
-  std::size_t max_headers = 256;              ///< header fields; over it: 513.
-  std::size_t max_header_line = 16 * 1024;    ///< one header field, folded lines included; over it: 513.
-  std::size_t max_body_bytes = 60 * 1024;     ///< body; over it: 413 (RFC 3261 §21.4.11).
+  std::size_t max_message_bytes = std::size_t{64} * 1024;  ///< whole message; over it: 513 (RFC 3261 §21.5.14).
+  std::size_t max_headers = 256;                           ///< header fields; over it: 513.
+  std::size_t max_header_line = std::size_t{16} * 1024;    ///< one header field, folded lines included; over it: 513.
+  std::size_t max_body_bytes = std::size_t{60} * 1024;     ///< body; over it: 413 (RFC 3261 §21.4.11).
 };
 
 /// Why a message could not be accepted. `status` is what an element answers (400, 413, 505, 513);
@@ -34,8 +34,23 @@ struct ParseError {
 };
 
 /// Known methods get an id; others keep their text (method() returns it).
-enum class Method : std::uint8_t { Other, Invite, Ack, Bye, Cancel, Options, Register, Info, Update, Prack,
-                                   Subscribe, Notify, Message, Refer, Publish };
+enum class Method : std::uint8_t {
+  Other,
+  Invite,
+  Ack,
+  Bye,
+  Cancel,
+  Options,
+  Register,
+  Info,
+  Update,
+  Prack,
+  Subscribe,
+  Notify,
+  Message,
+  Refer,
+  Publish
+};
 Method method_from_name(std::string_view name);  ///< case-sensitive, as RFC 3261 §7.1 requires.
 std::string_view method_name(Method m);
 

@@ -8,34 +8,74 @@
 
 namespace p2psip::sip {
 
-constexpr bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
-constexpr bool is_alnum(char c) { return is_alpha(c) || is_digit(c); }
-constexpr bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-constexpr bool is_wsp(char c) { return c == ' ' || c == '\t'; }
+constexpr bool is_alpha(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+constexpr bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+constexpr bool is_alnum(char c) {
+  return is_alpha(c) || is_digit(c);
+}
+constexpr bool is_hex(char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+constexpr bool is_wsp(char c) {
+  return c == ' ' || c == '\t';
+}
 /// token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
 constexpr bool is_token_char(char c) {
   if (is_alnum(c)) return true;
   switch (c) {
-    case '-': case '.': case '!': case '%': case '*': case '_': case '+': case '`': case '\'': case '~': return true;
+    case '-':
+    case '.':
+    case '!':
+    case '%':
+    case '*':
+    case '_':
+    case '+':
+    case '`':
+    case '\'':
+    case '~': return true;
     default: return false;
   }
 }
 /// mark = "-" / "_" / "." / "!" / "~" / "*" / "'" / "(" / ")"
 constexpr bool is_mark(char c) {
   switch (c) {
-    case '-': case '_': case '.': case '!': case '~': case '*': case '\'': case '(': case ')': return true;
+    case '-':
+    case '_':
+    case '.':
+    case '!':
+    case '~':
+    case '*':
+    case '\'':
+    case '(':
+    case ')': return true;
     default: return false;
   }
 }
-constexpr bool is_unreserved(char c) { return is_alnum(c) || is_mark(c); }
+constexpr bool is_unreserved(char c) {
+  return is_alnum(c) || is_mark(c);
+}
 /// word = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~" / "(" / ")" / "<" / ">" /
 ///           ":" / "\" / DQUOTE / "/" / "[" / "]" / "?" / "{" / "}")  (Call-ID)
 constexpr bool is_word_char(char c) {
   if (is_token_char(c)) return true;
   switch (c) {
-    case '(': case ')': case '<': case '>': case ':': case '\\': case '"': case '/': case '[': case ']': case '?':
-    case '{': case '}': return true;
+    case '(':
+    case ')':
+    case '<':
+    case '>':
+    case ':':
+    case '\\':
+    case '"':
+    case '/':
+    case '[':
+    case ']':
+    case '?':
+    case '{':
+    case '}': return true;
     default: return false;
   }
 }

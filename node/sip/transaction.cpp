@@ -139,7 +139,8 @@ std::string TransactionLayer::build_ack(const Transaction& t, const Message& res
     auto first = parse_first_via(*via);
     // Only the top via-parm of the original request.
     std::string_view v = *via;
-    if (first) v = v.substr(0, static_cast<std::size_t>(first->params.raw.data() + first->params.raw.size() - v.data()));
+    if (first)
+      v = v.substr(0, static_cast<std::size_t>(first->params.raw.data() + first->params.raw.size() - v.data()));
     ack.add_header(HeaderId::Via, v);
   }
   req.for_each(HeaderId::Route, [&](std::string_view r) { ack.add_header(HeaderId::Route, r); });
@@ -331,11 +332,14 @@ void TransactionLayer::on_client_response(Transaction& t, const Message& r, Inst
         stop_timer(t, B);
         if (code < 200) {
           t.state = S::Proceeding;
+          start_timer(t, C, cfg_.timer_c, now);  // each provisional resets Timer C
         } else if (code < 300) {
+          stop_timer(t, C);
           // RFC 6026 §8.4: Accepted, so that 2xx retransmissions and forks still reach the TU.
           t.state = S::Accepted;
           start_timer(t, M, cfg_.t1 * 64, now);
         } else {
+          stop_timer(t, C);
           t.state = S::Completed;
           t.ack_bytes = build_ack(t, r);
           if (!transmit(t, t.ack_bytes, now)) return;
@@ -377,9 +381,7 @@ void TransactionLayer::on_client_response(Transaction& t, const Message& r, Inst
       }
       tu_.on_response(t.id, r, now);
       return;
-    default:
-      ++stats_.retransmissions_absorbed;
-      return;
+    default: ++stats_.retransmissions_absorbed; return;
   }
 }
 
@@ -431,10 +433,10 @@ bool TransactionLayer::respond(TransactionId id, const Message& response, Instan
       // RFC 4320 §4.1: over an unreliable transport, not before the client's Timer E reaches T2.
       ok = t.state == S::Trying && (t.reliable || now - t.created >= non_invite_trying_deadline());
       next = S::Proceeding;
-    } else if (code > 100 && code < 200) {
-      ok = false;  // RFC 4320 §4.1: no provisional other than 100 to a non-INVITE request
-    } else if (code == 408) {
-      ok = false;  // RFC 4320 §4.3: a transaction-stateful element never sends 408 to a non-INVITE
+    } else if (code < 200 || code == 408) {
+      // RFC 4320 §4.1: no provisional other than 100 to a non-INVITE request; §4.3: a
+      // transaction-stateful element never sends 408 to a non-INVITE request.
+      ok = false;
     } else {
       ok = t.state == S::Trying || t.state == S::Proceeding;
       next = S::Completed;
@@ -581,6 +583,12 @@ void TransactionLayer::fire(Transaction& t, Timer timer, Instant now) {
       transmit(t, t.response_bytes, now);
       return;
     }
+    case C:  // RFC 3261 §16.6 step 11: the TU decides (a proxy CANCELs); the transaction ends 64*T1 later
+      if (t.state != S::Proceeding) return;
+      ++stats_.timeouts;
+      tu_.on_timeout(t.id, now);
+      start_timer(t, Lifetime, cfg_.t1 * 64, now);
+      return;
     case Lifetime:
       if (t.state == S::Trying || t.state == S::Proceeding) terminate(t);
       return;
@@ -589,9 +597,7 @@ void TransactionLayer::fire(Transaction& t, Timer timer, Instant now) {
     case J:
     case K:
     case L:
-    case M:
-      terminate(t);
-      return;
+    case M: terminate(t); return;
     case kTimerCount: return;
   }
 }

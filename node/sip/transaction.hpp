@@ -29,10 +29,13 @@ namespace p2psip::sip {
 
 /// RFC 3261 Table 4 base values; each node may set its own.
 struct TimerConfig {
-  Duration t1 = millis(500);  ///< RTT estimate
-  Duration t2 = seconds(4);   ///< maximum retransmit interval for non-INVITE requests and INVITE responses
-  Duration t4 = seconds(5);   ///< maximum duration a message remains in the network
+  Duration t1 = millis(500);       ///< RTT estimate
+  Duration t2 = seconds(4);        ///< maximum retransmit interval for non-INVITE requests and INVITE responses
+  Duration t4 = seconds(5);        ///< maximum duration a message remains in the network
   Duration timer_d = seconds(32);  ///< Timer D over unreliable transports (RFC 3261: at least 32 s)
+  /// Timer C (RFC 3261 §16.6 step 11): a client INVITE transaction in Proceeding that hears nothing
+  /// for this long tells its TU (on_timeout; a proxy then CANCELs) and ends 64*T1 later.
+  Duration timer_c = seconds(180);
   /// Server INVITE: a 100 Trying is sent when the TU has not answered within this (RFC 3261 §17.2.1).
   Duration invite_trying_delay = millis(200);
 };
@@ -45,17 +48,17 @@ std::string_view state_name(TransactionState s);
 /// Counters a node reports; every dropped message is counted under a reason.
 struct TransactionStats {
   std::uint64_t requests_in = 0, responses_in = 0;
-  std::uint64_t retransmissions_absorbed = 0;   ///< request or response retransmissions matched
-  std::uint64_t retransmissions_sent = 0;       ///< by Timers A, E, G and response replays
-  std::uint64_t stray_responses = 0;            ///< matched no client transaction
-  std::uint64_t stray_acks = 0;                 ///< ACK matching no transaction, passed to the TU
-  std::uint64_t malformed_dropped = 0;          ///< unparseable or invalid, not answerable
-  std::uint64_t malformed_answered = 0;         ///< invalid requests answered 4xx/5xx statelessly
-  std::uint64_t oversize = 0;                   ///< refused for a size limit (413/513 or dropped)
-  std::uint64_t timeouts = 0;                   ///< Timer B, F, H
+  std::uint64_t retransmissions_absorbed = 0;  ///< request or response retransmissions matched
+  std::uint64_t retransmissions_sent = 0;      ///< by Timers A, E, G and response replays
+  std::uint64_t stray_responses = 0;           ///< matched no client transaction
+  std::uint64_t stray_acks = 0;                ///< ACK matching no transaction, passed to the TU
+  std::uint64_t malformed_dropped = 0;         ///< unparseable or invalid, not answerable
+  std::uint64_t malformed_answered = 0;        ///< invalid requests answered 4xx/5xx statelessly
+  std::uint64_t oversize = 0;                  ///< refused for a size limit (413/513 or dropped)
+  std::uint64_t timeouts = 0;                  ///< Timer B, F, H
   std::uint64_t transport_errors = 0;
-  std::uint64_t refused_responses = 0;          ///< TU answers refused by RFC 4320 or a dead transaction
-  std::uint64_t forbidden_destinations = 0;     ///< responses not sent toward broadcast addresses
+  std::uint64_t refused_responses = 0;       ///< TU answers refused by RFC 4320 or a dead transaction
+  std::uint64_t forbidden_destinations = 0;  ///< responses not sent toward broadcast addresses
 };
 
 /// What the transaction layer tells its user. Callbacks may call back into the layer.
@@ -69,8 +72,9 @@ class TransactionUser {
   virtual void on_ack(TransactionId id, const Message& ack, const Endpoint& from, Instant now) = 0;
   /// A response for client transaction `id`: provisional, final, or (RFC 6026) a 2xx in Accepted.
   virtual void on_response(TransactionId id, const Message& response, Instant now) = 0;
-  /// Timer B or F fired (the TU treats it as a 408 that is never sent, RFC 4320 §4.3), or Timer H
-  /// fired on a server INVITE transaction (its final response was never acknowledged).
+  /// Timer B or F fired (the TU treats it as a 408 that is never sent, RFC 4320 §4.3), Timer C fired
+  /// on a client INVITE in Proceeding (the TU should CANCEL), or Timer H fired on a server INVITE
+  /// transaction (its final response was never acknowledged).
   virtual void on_timeout(TransactionId id, Instant now) = 0;
   /// The transport failed to send for transaction `id` (RFC 3261 §17.1.4, §17.2.4).
   virtual void on_transport_error(TransactionId id, Instant now) = 0;
@@ -128,7 +132,7 @@ class TransactionLayer {
   [[nodiscard]] const TimerConfig& timers() const { return cfg_; }
 
  private:
-  enum Timer : std::uint8_t { A, B, D, E, F, G, H, I, J, K, L, M, Trying100, Lifetime, kTimerCount };
+  enum Timer : std::uint8_t { A, B, C, D, E, F, G, H, I, J, K, L, M, Trying100, Lifetime, kTimerCount };
   struct Transaction {
     TransactionId id = 0;
     bool client = false;

@@ -10,7 +10,14 @@ namespace {
 bool is_user_char(char c) {
   if (is_unreserved(c)) return true;
   switch (c) {
-    case '&': case '=': case '+': case '$': case ',': case ';': case '?': case '/': return true;
+    case '&':
+    case '=':
+    case '+':
+    case '$':
+    case ',':
+    case ';':
+    case '?':
+    case '/': return true;
     default: return false;
   }
 }
@@ -18,7 +25,11 @@ bool is_user_char(char c) {
 bool is_password_char(char c) {
   if (is_unreserved(c)) return true;
   switch (c) {
-    case '&': case '=': case '+': case '$': case ',': return true;
+    case '&':
+    case '=':
+    case '+':
+    case '$':
+    case ',': return true;
     default: return false;
   }
 }
@@ -26,7 +37,13 @@ bool is_password_char(char c) {
 bool is_param_char(char c) {
   if (is_unreserved(c)) return true;
   switch (c) {
-    case '[': case ']': case '/': case ':': case '&': case '+': case '$': return true;
+    case '[':
+    case ']':
+    case '/':
+    case ':':
+    case '&':
+    case '+':
+    case '$': return true;
     default: return false;
   }
 }
@@ -34,7 +51,13 @@ bool is_param_char(char c) {
 bool is_header_char(char c) {
   if (is_unreserved(c)) return true;
   switch (c) {
-    case '[': case ']': case '/': case '?': case ':': case '+': case '$': return true;
+    case '[':
+    case ']':
+    case '/':
+    case '?':
+    case ':':
+    case '+':
+    case '$': return true;
     default: return false;
   }
 }

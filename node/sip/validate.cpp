@@ -53,9 +53,9 @@ std::optional<Rejection> check_message(const Message& m) {
     if (m.count(r.id) == 0) return reject(req, r.missing);
   }
   // RFC 4475 §3.3.8: header fields that take one value must appear once.
-  static constexpr HeaderId kSingle[] = {HeaderId::From,        HeaderId::To,      HeaderId::CallId,
-                                         HeaderId::CSeq,        HeaderId::MaxForwards, HeaderId::ContentType,
-                                         HeaderId::Expires,     HeaderId::MinExpires, HeaderId::ContentDisposition,
+  static constexpr HeaderId kSingle[] = {HeaderId::From,         HeaderId::To,          HeaderId::CallId,
+                                         HeaderId::CSeq,         HeaderId::MaxForwards, HeaderId::ContentType,
+                                         HeaderId::Expires,      HeaderId::MinExpires,  HeaderId::ContentDisposition,
                                          HeaderId::ContentLength};
   for (HeaderId id : kSingle) {
     if (m.count(id) > 1) return reject(req, "Multiple " + std::string(canonical_name(id)) + " Values");

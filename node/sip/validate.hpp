@@ -31,7 +31,7 @@ std::optional<Rejection> check_message(const Message& m);
 struct Capabilities {
   std::vector<std::string> methods = {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"};
   std::vector<std::string> uri_schemes = {"sip", "sips"};
-  std::vector<std::string> option_tags;                    ///< extensions supported (Require)
+  std::vector<std::string> option_tags;                                             ///< extensions supported (Require)
   std::vector<std::string> content_types = {"application/sdp", "multipart/mixed"};  ///< bodies understood
   std::string answer_type = "application/sdp";  ///< the body type this element answers INVITE with
 };
@@ -49,8 +49,7 @@ bool forbidden_destination(const Via& via);
 
 /// Builds a response to `request` (RFC 3261 §8.2.6): Via fields, From, To, Call-ID and CSeq copied,
 /// a To tag added when `to_tag` is non-empty and the request's To has none, Timestamp echoed on 100.
-Message make_response(const Message& request, int status, std::string_view reason = {},
-                      std::string_view to_tag = {});
+Message make_response(const Message& request, int status, std::string_view reason = {}, std::string_view to_tag = {});
 
 /// The response for a rejection, with its extra header.
 Message make_rejection(const Message& request, const Rejection& r, std::string_view to_tag = {});
@@ -58,7 +57,6 @@ Message make_rejection(const Message& request, const Rejection& r, std::string_v
 /// A response for a request whose parse failed (from the error's partial text): the request's
 /// Via, From, To, Call-ID and CSeq lines are copied from the raw bytes as far as they can be found.
 /// Returns nullopt when no Via can be found (nowhere to send it).
-std::optional<std::string> make_error_response_raw(std::string_view request_bytes, int status,
-                                                   std::string_view reason);
+std::optional<std::string> make_error_response_raw(std::string_view request_bytes, int status, std::string_view reason);
 
 }  // namespace p2psip::sip

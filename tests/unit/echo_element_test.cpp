@@ -1,7 +1,8 @@
 // The sip-echo UAS core on virtual time.
+#include "node/echo/echo_element.hpp"
+
 #include <gtest/gtest.h>
 
-#include "node/echo/echo_element.hpp"
 #include "node/sip/headers.hpp"
 #include "sip_harness.hpp"
 

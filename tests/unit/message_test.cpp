@@ -1,7 +1,8 @@
+#include "node/sip/message.hpp"
+
 #include <gtest/gtest.h>
 
 #include "node/sip/headers.hpp"
-#include "node/sip/message.hpp"
 #include "node/sip/validate.hpp"
 
 namespace p2psip::sip {

@@ -48,9 +48,7 @@ class RecordingUser : public sip::TransactionUser {
     events.push_back({"response", id, r.status(), {}});
   }
   void on_timeout(sip::TransactionId id, Instant) override { events.push_back({"timeout", id, 0, {}}); }
-  void on_transport_error(sip::TransactionId id, Instant) override {
-    events.push_back({"transport_error", id, 0, {}});
-  }
+  void on_transport_error(sip::TransactionId id, Instant) override { events.push_back({"transport_error", id, 0, {}}); }
   void on_stray_response(const sip::Message& r, const Endpoint&, Instant) override {
     events.push_back({"stray", 0, r.status(), {}});
   }

@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "node/sip/stream_framer.hpp"
+
+#include <gtest/gtest.h>
 
 namespace p2psip::sip {
 namespace {

@@ -7,7 +7,9 @@
 
 namespace p2psip::test {
 
-inline std::string shared_dir() { return P2PSIP_SHARED_DIR; }
+inline std::string shared_dir() {
+  return P2PSIP_SHARED_DIR;
+}
 
 inline std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

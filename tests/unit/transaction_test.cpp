@@ -13,13 +13,16 @@ using test::RecordingUser;
 using test::tcp;
 using test::udp;
 
-Instant at_ms(std::int64_t ms) { return Instant(millis(ms)); }
+Instant at_ms(std::int64_t ms) {
+  return Instant(millis(ms));
+}
 
 std::string request_text(std::string_view method, std::string_view branch, std::string_view transport = "UDP",
                          std::string_view sent_by = "192.0.2.1:5060") {
   std::string s;
   s += std::string(method) + " sip:bob@192.0.2.2 SIP/2.0\r\n";
-  s += "Via: SIP/2.0/" + std::string(transport) + " " + std::string(sent_by) + ";branch=" + std::string(branch) + "\r\n";
+  s +=
+      "Via: SIP/2.0/" + std::string(transport) + " " + std::string(sent_by) + ";branch=" + std::string(branch) + "\r\n";
   s += "Max-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>\r\n";
   s += "Call-ID: call-1@192.0.2.1\r\nCSeq: 1 " + std::string(method) + "\r\nContent-Length: 0\r\n\r\n";
   return s;
@@ -106,6 +109,23 @@ TEST_F(TransactionTest, ClientInviteProvisionalStopsRetransmissionsAndNonSuccess
   EXPECT_FALSE(layer.state_of(id));
 }
 
+TEST_F(TransactionTest, ClientInviteSilentAfterProvisionalEndsByTimerC) {
+  Message invite = request("INVITE");
+  auto id = layer.send_request(invite, udp("192.0.2.2", 5060), now);
+  deliver(response_to(invite, 180));
+  now = at_ms(100000);
+  deliver(response_to(invite, 183));  // a provisional resets Timer C
+  run_until(100000 + 179999);
+  EXPECT_TRUE(tu.events.back().kind != "timeout");
+  run_until(100000 + 180000);
+  EXPECT_EQ(tu.events.back().kind, "timeout");
+  EXPECT_TRUE(layer.state_of(id));  // still there for the 487 after the TU's CANCEL
+  deliver(response_to(invite, 487));
+  EXPECT_EQ(tu.events.back().status, 487);
+  run_until(100000 + 180000 + 32000);
+  EXPECT_FALSE(layer.state_of(id));
+}
+
 TEST_F(TransactionTest, ClientInviteAcceptedPassesEvery2xxUntilTimerM) {
   Message invite = request("INVITE");
   auto id = layer.send_request(invite, udp("192.0.2.2", 5060), now);
@@ -136,7 +156,8 @@ TEST_F(TransactionTest, ClientNonInviteTimerECapsAtT2AndTimerFTimesOut) {
   auto id = layer.send_request(request("OPTIONS"), udp("192.0.2.2", 5060), now);
   run_recording_sends(40000);
   // RFC 3261 §17.1.2.2: 0.5, 1, 2, 4, then every T2=4 s until Timer F at 32 s.
-  EXPECT_EQ(send_times_ms, (std::vector<std::int64_t>{500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500}));
+  EXPECT_EQ(send_times_ms,
+            (std::vector<std::int64_t>{500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500}));
   ASSERT_EQ(tu.events.size(), 1u);
   EXPECT_EQ(tu.events[0].kind, "timeout");
   EXPECT_EQ(tu.events[0].id, id);

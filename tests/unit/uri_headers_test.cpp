@@ -28,7 +28,7 @@ TEST(Uri, EscapesAndUserUnreserved) {
   EXPECT_EQ(u->host, "example.com");
   EXPECT_TRUE(parse_uri("sip:null-%00-null@example.com"));
   EXPECT_FALSE(parse_uri("sip:bad%zzescape@example.com"));
-  EXPECT_FALSE(parse_uri("sip:user@example.com;"));    // empty parameter
+  EXPECT_FALSE(parse_uri("sip:user@example.com;"));  // empty parameter
   EXPECT_FALSE(parse_uri("sip:user@example.com:99999"));
   EXPECT_FALSE(parse_uri("sip:user@"));
   EXPECT_FALSE(parse_uri("sip:user@exa mple.com"));
@@ -58,7 +58,8 @@ TEST(Uri, EquivalenceFollowsSection19_1_4) {
 }
 
 TEST(Headers, ViaParametersOfRfc3581AndRfc3261) {
-  auto v = parse_first_via("SIP / 2.0 / UDP 192.0.2.1:5060 ;received=192.0.2.9;rport=5070;maddr=224.2.0.1;ttl=16;branch=z9hG4bKa");
+  auto v = parse_first_via(
+      "SIP / 2.0 / UDP 192.0.2.1:5060 ;received=192.0.2.9;rport=5070;maddr=224.2.0.1;ttl=16;branch=z9hG4bKa");
   ASSERT_TRUE(v);
   EXPECT_EQ(v->transport, "UDP");
   EXPECT_EQ(v->params.get("received").value(), "192.0.2.9");
@@ -96,8 +97,8 @@ TEST(Headers, NameAddressForms) {
 
 TEST(Headers, ContactListsAndStar) {
   std::vector<NameAddress> list;
-  ASSERT_TRUE(parse_name_address_list(
-      "<sip:a@h1>;expires=60, \"B, Jr\" <sip:b@h2;transport=tcp>;q=0.5 , sip:c@h3", list, true));
+  ASSERT_TRUE(parse_name_address_list("<sip:a@h1>;expires=60, \"B, Jr\" <sip:b@h2;transport=tcp>;q=0.5 , sip:c@h3",
+                                      list, true));
   ASSERT_EQ(list.size(), 3u);
   EXPECT_EQ(list[0].params.get("expires").value(), "60");
   EXPECT_EQ(list[1].uri.param("transport").value(), "tcp");
