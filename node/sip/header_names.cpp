@@ -83,14 +83,32 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
-HeaderId lookup_header(std::string_view name) {
-  if (name.size() == 1) return compact(name[0]);
-  // A short linear scan; the length and first-letter checks reject almost every candidate at once.
-  for (std::size_t i = 1; i < kCanonical.size(); ++i) {
-    if (kCanonical[i].size() == name.size() && lower(kCanonical[i][0]) == lower(name[0]) &&
-        iequals(kCanonical[i], name)) {
-      return static_cast<HeaderId>(i);
+namespace {
+/// Candidate ids by lower-cased first letter, built once from kCanonical.
+struct FirstLetterIndex {
+  std::array<std::array<HeaderId, 8>, 26> ids{};
+  std::array<std::uint8_t, 26> size{};
+  constexpr FirstLetterIndex() {
+    for (std::size_t i = 1; i < kCanonical.size(); ++i) {
+      char c = lower(kCanonical[i][0]);
+      auto slot = static_cast<std::size_t>(c - 'a');
+      ids[slot][size[slot]++] = static_cast<HeaderId>(i);
     }
+  }
+};
+constexpr FirstLetterIndex kIndex;
+}  // namespace
+
+HeaderId lookup_header(std::string_view name) {
+  if (name.empty()) return HeaderId::Other;
+  if (name.size() == 1) return compact(name[0]);
+  char c = lower(name[0]);
+  if (c < 'a' || c > 'z') return HeaderId::Other;
+  auto slot = static_cast<std::size_t>(c - 'a');
+  for (std::size_t k = 0; k < kIndex.size[slot]; ++k) {
+    HeaderId id = kIndex.ids[slot][k];
+    std::string_view canonical = kCanonical[static_cast<std::size_t>(id)];
+    if (canonical.size() == name.size() && iequals(canonical, name)) return id;
   }
   return HeaderId::Other;
 }

@@ -30,27 +30,40 @@ std::string_view scan_host(Scanner& s) {
 }
 
 /// *( SEMI generic-param ), generic-param = token [ EQUAL gen-value ], gen-value = token / host / quoted-string.
-/// Stops before a COMMA or at the end; false on an empty or malformed parameter.
-bool scan_params(Scanner& s, HeaderParams& out) {
+/// Stops before a COMMA or at the end; false on an empty or malformed parameter, or when
+/// `check(name, value)` refuses one.
+template <class Check>
+bool scan_params(Scanner& s, HeaderParams& out, Check&& check) {
   std::size_t start = s.pos();
   std::size_t end = start;
   for (;;) {
     if (!s.separator(';')) break;
-    if (s.token().empty()) return false;
+    std::string_view name = s.token();
+    if (name.empty()) return false;
+    std::string_view value;
     if (s.separator('=')) {
       if (s.peek() == '"') {
-        if (!s.quoted_string()) return false;
+        auto q = s.quoted_string();
+        if (!q) return false;
+        value = *q;
       } else if (s.peek() == '[') {
-        if (scan_host(s).empty()) return false;
-      } else if (s.token().empty()) {
-        return false;
+        value = scan_host(s);
+        if (value.empty()) return false;
+      } else {
+        value = s.token();
+        if (value.empty()) return false;
       }
     }
+    if (!check(name, value)) return false;
     end = s.pos();
   }
   s.set_pos(end);
   out.raw = s.text().substr(start, end - start);
   return true;
+}
+
+bool scan_params(Scanner& s, HeaderParams& out) {
+  return scan_params(s, out, [](std::string_view, std::string_view) { return true; });
 }
 
 /// After a list element: end of value (true, done=true), a COMMA (true), or garbage (false).
@@ -84,11 +97,13 @@ std::optional<Via> scan_via(Scanner& s) {
     if (!port) return std::nullopt;
     v.port = static_cast<std::uint16_t>(*port);
   }
-  if (!scan_params(s, v.params)) return std::nullopt;
-  if (auto ttl = v.params.get("ttl"); ttl && !parse_decimal(*ttl, 255)) return std::nullopt;
-  if (auto rport = v.params.get("rport"); rport && !rport->empty() && !parse_decimal(*rport, 65535)) {
-    return std::nullopt;
-  }
+  // RFC 3261 §20.42 ttl is 0-255; RFC 3581 rport is empty or a port.
+  bool params_ok = scan_params(s, v.params, [](std::string_view name, std::string_view value) {
+    if (name.size() == 3 && iequals(name, "ttl")) return parse_decimal(value, 255).has_value();
+    if (name.size() == 5 && iequals(name, "rport")) return value.empty() || parse_decimal(value, 65535).has_value();
+    return true;
+  });
+  if (!params_ok) return std::nullopt;
   return v;
 }
 

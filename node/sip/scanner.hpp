@@ -8,77 +8,73 @@
 
 namespace p2psip::sip {
 
-constexpr bool is_alpha(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-constexpr bool is_digit(char c) {
-  return c >= '0' && c <= '9';
-}
-constexpr bool is_alnum(char c) {
-  return is_alpha(c) || is_digit(c);
-}
-constexpr bool is_hex(char c) {
-  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-constexpr bool is_wsp(char c) {
-  return c == ' ' || c == '\t';
-}
-/// token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
-constexpr bool is_token_char(char c) {
-  if (is_alnum(c)) return true;
-  switch (c) {
-    case '-':
-    case '.':
-    case '!':
-    case '%':
-    case '*':
-    case '_':
-    case '+':
-    case '`':
-    case '\'':
-    case '~': return true;
-    default: return false;
+/// RFC 3261 §25.1 character classes, one table lookup each.
+enum CharClass : std::uint16_t {
+  kAlpha = 1 << 0,
+  kDigit = 1 << 1,
+  kHex = 1 << 2,
+  kToken = 1 << 3,     ///< token: alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~"
+  kMark = 1 << 4,      ///< mark: "-" / "_" / "." / "!" / "~" / "*" / "'" / "(" / ")"
+  kWord = 1 << 5,      ///< word (Call-ID): token chars and ( ) < > : \ DQUOTE / [ ] ? { }
+  kUser = 1 << 6,      ///< unreserved / user-unreserved: & = + $ , ; ? /
+  kPassword = 1 << 7,  ///< unreserved / & = + $ ,
+  kParam = 1 << 8,     ///< unreserved / param-unreserved: [ ] / : & + $
+  kHeader = 1 << 9,    ///< unreserved / hnv-unreserved: [ ] / ? : + $
+  kHost = 1 << 10,     ///< alphanum / "-" / "." / "_" (hostname characters, loosely)
+};
+
+namespace detail {
+constexpr bool in(char c, const char* set) {
+  for (; *set; ++set) {
+    if (*set == c) return true;
   }
+  return false;
 }
-/// mark = "-" / "_" / "." / "!" / "~" / "*" / "'" / "(" / ")"
-constexpr bool is_mark(char c) {
-  switch (c) {
-    case '-':
-    case '_':
-    case '.':
-    case '!':
-    case '~':
-    case '*':
-    case '\'':
-    case '(':
-    case ')': return true;
-    default: return false;
+constexpr std::uint16_t classify(char c) {
+  std::uint16_t f = 0;
+  bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+  bool digit = c >= '0' && c <= '9';
+  bool alnum = alpha || digit;
+  bool mark = in(c, "-_.!~*'()");
+  bool unreserved = alnum || mark;
+  if (alpha) f |= kAlpha;
+  if (digit) f |= kDigit;
+  if (digit || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) f |= kHex;
+  bool token = alnum || in(c, "-.!%*_+`'~");
+  if (token) f |= kToken;
+  if (mark) f |= kMark;
+  if (token || in(c, "()<>:\\\"/[]?{}")) f |= kWord;
+  if (unreserved || in(c, "&=+$,;?/")) f |= kUser;
+  if (unreserved || in(c, "&=+$,")) f |= kPassword;
+  if (unreserved || in(c, "[]/:&+$")) f |= kParam;
+  if (unreserved || in(c, "[]/?:+$")) f |= kHeader;
+  if (alnum || in(c, "-._")) f |= kHost;
+  return f;
+}
+struct CharTable {
+  std::uint16_t v[256] = {};
+  constexpr CharTable() {
+    for (int i = 1; i < 128; ++i) v[i] = classify(static_cast<char>(i));
   }
+};
+inline constexpr CharTable kChars;
+}  // namespace detail
+
+constexpr bool has_class(char c, std::uint16_t cls) {
+  return (detail::kChars.v[static_cast<unsigned char>(c)] & cls) != 0;
 }
-constexpr bool is_unreserved(char c) {
-  return is_alnum(c) || is_mark(c);
-}
-/// word = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~" / "(" / ")" / "<" / ">" /
-///           ":" / "\" / DQUOTE / "/" / "[" / "]" / "?" / "{" / "}")  (Call-ID)
-constexpr bool is_word_char(char c) {
-  if (is_token_char(c)) return true;
-  switch (c) {
-    case '(':
-    case ')':
-    case '<':
-    case '>':
-    case ':':
-    case '\\':
-    case '"':
-    case '/':
-    case '[':
-    case ']':
-    case '?':
-    case '{':
-    case '}': return true;
-    default: return false;
-  }
-}
+constexpr bool is_alpha(char c) { return has_class(c, kAlpha); }
+constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
+constexpr bool is_alnum(char c) { return has_class(c, kAlpha | kDigit); }
+constexpr bool is_hex(char c) { return has_class(c, kHex); }
+constexpr bool is_wsp(char c) { return c == ' ' || c == '\t'; }
+constexpr bool is_token_char(char c) { return has_class(c, kToken); }
+constexpr bool is_mark(char c) { return has_class(c, kMark); }
+constexpr bool is_unreserved(char c) { return has_class(c, kAlpha | kDigit | kMark); }
+constexpr bool is_word_char(char c) { return has_class(c, kWord); }
+
+static_assert(is_token_char('%') && !is_token_char('@') && is_word_char('"') && is_word_char('\\'));
+static_assert(has_class('&', kUser) && !has_class('@', kUser) && has_class(':', kParam) && !has_class(';', kParam));
 
 /// Reads an unsigned decimal number, rejecting values above `max` (RFC 4475 §3.1.2.4: overlarge scalars).
 std::optional<std::uint64_t> parse_decimal(std::string_view digits, std::uint64_t max);
@@ -132,7 +128,7 @@ class Scanner {
   /// 1*token-char; empty view when there is none.
   std::string_view token() {
     std::size_t start = pos_;
-    while (pos_ < s_.size() && is_token_char(s_[pos_])) ++pos_;
+    while (pos_ < s_.size() && has_class(s_[pos_], kToken)) ++pos_;
     return s_.substr(start, pos_ - start);
   }
   /// A quoted-string including its quotes; nullopt when unterminated or containing a bare CR/LF.

@@ -6,60 +6,17 @@
 namespace p2psip::sip {
 namespace {
 
-/// user-unreserved = "&" / "=" / "+" / "$" / "," / ";" / "?" / "/"
-bool is_user_char(char c) {
-  if (is_unreserved(c)) return true;
-  switch (c) {
-    case '&':
-    case '=':
-    case '+':
-    case '$':
-    case ',':
-    case ';':
-    case '?':
-    case '/': return true;
-    default: return false;
+bool is_user_char(char c) { return has_class(c, kUser); }
+bool is_password_char(char c) { return has_class(c, kPassword); }
+bool is_param_char(char c) { return has_class(c, kParam); }
+bool is_header_char(char c) { return has_class(c, kHeader); }
+
+/// The first position at or after `from` holding one of the three characters, or npos.
+std::size_t find_any(std::string_view s, char a, char b, char c, std::size_t from = 0) {
+  for (std::size_t i = from; i < s.size(); ++i) {
+    if (s[i] == a || s[i] == b || s[i] == c) return i;
   }
-}
-/// password = *( unreserved / escaped / "&" / "=" / "+" / "$" / "," )
-bool is_password_char(char c) {
-  if (is_unreserved(c)) return true;
-  switch (c) {
-    case '&':
-    case '=':
-    case '+':
-    case '$':
-    case ',': return true;
-    default: return false;
-  }
-}
-/// paramchar = param-unreserved / unreserved / escaped; param-unreserved = "[" / "]" / "/" / ":" / "&" / "+" / "$"
-bool is_param_char(char c) {
-  if (is_unreserved(c)) return true;
-  switch (c) {
-    case '[':
-    case ']':
-    case '/':
-    case ':':
-    case '&':
-    case '+':
-    case '$': return true;
-    default: return false;
-  }
-}
-/// hnv-unreserved = "[" / "]" / "/" / "?" / ":" / "+" / "$"
-bool is_header_char(char c) {
-  if (is_unreserved(c)) return true;
-  switch (c) {
-    case '[':
-    case ']':
-    case '/':
-    case '?':
-    case ':':
-    case '+':
-    case '$': return true;
-    default: return false;
-  }
+  return std::string_view::npos;
 }
 
 /// Checks that every character passes `ok` or is a valid %HH escape.
@@ -246,14 +203,14 @@ std::optional<Uri> parse_uri(std::string_view text) {
     u.host = rest.substr(0, host_end);
     if (!valid_ipv6_reference(u.host)) return std::nullopt;
   } else {
-    host_end = rest.find_first_of(":;?");
+    host_end = find_any(rest, ':', ';', '?');
     if (host_end == std::string_view::npos) host_end = rest.size();
     u.host = rest.substr(0, host_end);
     if (!valid_hostname(u.host)) return std::nullopt;
   }
   rest = rest.substr(host_end);
   if (!rest.empty() && rest[0] == ':') {
-    std::size_t port_end = rest.find_first_of(";?");
+    std::size_t port_end = find_any(rest, ';', '?', '?');
     if (port_end == std::string_view::npos) port_end = rest.size();
     auto port = parse_decimal(rest.substr(1, port_end - 1), 65535);
     if (!port) return std::nullopt;

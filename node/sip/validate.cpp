@@ -1,6 +1,7 @@
 #include "node/sip/validate.hpp"
 
 #include <algorithm>
+#include <array>
 
 #include "node/core/address.hpp"
 #include "node/sip/headers.hpp"
@@ -49,8 +50,12 @@ std::optional<Rejection> check_message(const Message& m) {
                                            {HeaderId::To, "Missing To"},
                                            {HeaderId::CallId, "Missing Call-ID"},
                                            {HeaderId::CSeq, "Missing CSeq"}};
+  // One pass counts every interpreted header.
+  std::array<std::uint16_t, static_cast<std::size_t>(HeaderId::Count_)> counts{};
+  for (const auto& h : m.headers()) ++counts[static_cast<std::size_t>(h.id)];
+  auto count = [&](HeaderId id) { return counts[static_cast<std::size_t>(id)]; };
   for (const auto& r : kRequired) {
-    if (m.count(r.id) == 0) return reject(req, r.missing);
+    if (count(r.id) == 0) return reject(req, r.missing);
   }
   // RFC 4475 §3.3.8: header fields that take one value must appear once.
   static constexpr HeaderId kSingle[] = {HeaderId::From,         HeaderId::To,          HeaderId::CallId,
@@ -58,7 +63,7 @@ std::optional<Rejection> check_message(const Message& m) {
                                          HeaderId::Expires,      HeaderId::MinExpires,  HeaderId::ContentDisposition,
                                          HeaderId::ContentLength};
   for (HeaderId id : kSingle) {
-    if (m.count(id) > 1) return reject(req, "Multiple " + std::string(canonical_name(id)) + " Values");
+    if (count(id) > 1) return reject(req, "Multiple " + std::string(canonical_name(id)) + " Values");
   }
 
   auto cseq = parse_cseq(*m.header(HeaderId::CSeq));
