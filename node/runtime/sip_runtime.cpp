@@ -197,14 +197,19 @@ void SipRuntime::on_udp_read(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const 
   self->reschedule();
 }
 
-SipRuntime::Connection* SipRuntime::add_connection(const Endpoint& remote) {
+std::unique_ptr<SipRuntime::Connection> SipRuntime::new_connection() {
   auto c = std::make_unique<Connection>();
   c->owner = this;
-  c->remote = remote;
   c->framer = sip::StreamFramer(cfg_.limits);
   c->last_activity = now();
   uv_tcp_init(loop_, &c->handle);
   c->handle.data = c.get();
+  return c;
+}
+
+SipRuntime::Connection* SipRuntime::add_connection(const Endpoint& remote) {
+  auto c = new_connection();
+  c->remote = remote;
   Connection* raw = c.get();
   connections_[remote] = std::move(c);
   return raw;
@@ -220,35 +225,25 @@ void SipRuntime::close_connection(Connection* c) {
   }
   uv_close(reinterpret_cast<uv_handle_t*>(&c->handle), [](uv_handle_t* h) {
     auto* conn = static_cast<Connection*>(h->data);
-    conn->owner->closing_.erase(conn);
+    conn->owner->closing_.erase(conn);  // the handle is closed: the connection can go
   });
 }
 
 void SipRuntime::on_tcp_connection(uv_stream_t* server, int status) {
   auto* self = static_cast<SipRuntime*>(server->data);
   if (status < 0) return;
-  auto c = std::make_unique<Connection>();
-  c->owner = self;
-  c->framer = sip::StreamFramer(self->cfg_.limits);
-  uv_tcp_init(self->loop_, &c->handle);
-  c->handle.data = c.get();
-  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->handle)) != 0) {
-    Connection* raw = c.get();
-    self->closing_[raw] = std::move(c);
-    raw->closing = true;
-    uv_close(reinterpret_cast<uv_handle_t*>(&raw->handle), [](uv_handle_t* h) {
-      auto* conn = static_cast<Connection*>(h->data);
-      conn->owner->closing_.erase(conn);
-    });
+  auto c = self->new_connection();
+  Connection* raw = c.get();
+  if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&raw->handle)) != 0) {
+    self->closing_[raw] = std::move(c);  // not in connections_: close_connection only closes it
+    self->close_connection(raw);
     return;
   }
   sockaddr_storage peer;
   int len = sizeof peer;
-  uv_tcp_getpeername(&c->handle, reinterpret_cast<sockaddr*>(&peer), &len);
-  c->remote = from_sockaddr(reinterpret_cast<sockaddr*>(&peer), Transport::Tcp);
-  c->connected = true;
-  c->last_activity = self->now();
-  Connection* raw = c.get();
+  uv_tcp_getpeername(&raw->handle, reinterpret_cast<sockaddr*>(&peer), &len);
+  raw->remote = from_sockaddr(reinterpret_cast<sockaddr*>(&peer), Transport::Tcp);
+  raw->connected = true;
   bool over = self->connections_.size() >= self->cfg_.max_connections;
   auto existing = self->connections_.find(raw->remote);
   if (existing != self->connections_.end()) self->close_connection(existing->second.get());

@@ -83,6 +83,7 @@ class SipRuntime : public Environment {
   static void on_wakeup(uv_timer_t* t);
   static void on_sweep(uv_timer_t* t);
 
+  std::unique_ptr<Connection> new_connection();
   Connection* add_connection(const Endpoint& remote);
   void close_connection(Connection* c);
   bool write_stream(Connection* c, std::string_view bytes);

@@ -68,6 +68,20 @@ std::string TransactionLayer::make_branch() {
   return std::string(kMagicCookie) + buf;
 }
 
+TransactionLayer::Transaction& TransactionLayer::create(bool client, const Message& request, const Endpoint& peer,
+                                                        bool reliable, Instant now) {
+  TransactionId id = next_id_++;
+  Transaction& t = transactions_[id];
+  t.id = id;
+  t.client = client;
+  t.invite = request.method_id() == Method::Invite;
+  t.reliable = reliable;
+  t.peer = peer;
+  t.created = now;
+  t.request = request;
+  return t;
+}
+
 void TransactionLayer::start_timer(Transaction& t, Timer timer, Duration after, Instant now) {
   ++t.gen[timer];
   timers_.push(TimerEntry{now + after, timer_seq_++, t.id, timer, t.gen[timer]});
@@ -256,16 +270,9 @@ void TransactionLayer::receive(const Message& message, const Endpoint& from, Ins
     return;
   }
 
-  TransactionId id = next_id_++;
-  Transaction& t = transactions_[id];
-  t.id = id;
-  t.client = false;
-  t.invite = message.method_id() == Method::Invite;
-  t.reliable = is_reliable(from.transport);
-  t.created = now;
+  Transaction& t = create(false, message, response_destination(message, from), is_reliable(from.transport), now);
+  const TransactionId id = t.id;
   t.key = key;
-  t.request = message;
-  t.peer = response_destination(message, from);
   // RFC 3261 §18.2.1: note where the request really came from in the top Via.
   if (auto via = top_via(message)) {
     std::string host(via->host);
@@ -387,15 +394,8 @@ void TransactionLayer::on_client_response(Transaction& t, const Message& r, Inst
 
 TransactionId TransactionLayer::send_request(const Message& request, const Endpoint& to, Instant now) {
   ++depth_;
-  TransactionId id = next_id_++;
-  Transaction& t = transactions_[id];
-  t.id = id;
-  t.client = true;
-  t.invite = request.method_id() == Method::Invite;
-  t.reliable = is_reliable(to.transport);
-  t.peer = to;
-  t.created = now;
-  t.request = request;
+  Transaction& t = create(true, request, to, is_reliable(to.transport), now);
+  const TransactionId id = t.id;
   t.request_bytes = request.serialize();
   auto via = top_via(request);
   t.key = std::string(via ? via->branch() : std::string_view()) + "|" + std::string(request.method());

@@ -160,6 +160,7 @@ class TransactionLayer {
     bool operator>(const TimerEntry& o) const { return at != o.at ? at > o.at : seq > o.seq; }
   };
 
+  Transaction& create(bool client, const Message& request, const Endpoint& peer, bool reliable, Instant now);
   void start_timer(Transaction& t, Timer timer, Duration after, Instant now);
   void stop_timer(Transaction& t, Timer timer) { ++t.gen[timer]; }
   void fire(Transaction& t, Timer timer, Instant now);
