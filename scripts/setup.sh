@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   clang lld libclang-rt-dev clang-format clang-tidy
-  libuv1-dev libsodium-dev libnice-dev libssl-dev libmsgpack-cxx-dev
+  libuv1-dev libsodium-dev libnice-dev libssl-dev libmsgpack-cxx-dev libmsgpack-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libtomlplusplus-dev
   libosip2-dev

@@ -1,0 +1,523 @@
+#include "dht/chord_node.hpp"
+
+#include <algorithm>
+
+namespace p2psip::dht {
+
+namespace {
+std::size_t record_size(const Record& r) { return r.name.size() + r.value.size() + r.owner.size() + 64; }
+}  // namespace
+
+ChordNode::ChordNode(Peer self, ChordConfig config, ChordTransport& transport, Environment& env)
+    : cfg_(config), transport_(transport), env_(env), table_(std::move(self), config.successors) {}
+
+Request ChordNode::make(Op op, NodeId target) const {
+  Request r;
+  r.op = op;
+  r.sender = table_.self();
+  r.target = target;
+  return r;
+}
+
+RequestId ChordNode::send(Kind kind, const Peer& to, Request r, Instant now, ReplyHandle reply, RouteCallback cb) {
+  RequestId id = next_request_++;
+  Pending& p = pending_[id];
+  p.kind = kind;
+  p.to = to;
+  p.request = r;
+  p.reply = reply;
+  p.cb = std::move(cb);
+  p.started = now;
+  ++stats_.requests_out;
+  transport_.send(id, to, r, now);  // may call on_failure(id) before returning
+  return id;
+}
+
+void ChordNode::start(const std::vector<Endpoint>& bootstrap, Instant now) {
+  started_ = true;
+  bootstrap_ = bootstrap;
+  if (bootstrap_.empty()) {
+    joined_ = true;  // a new ring of one
+    next_stabilize_ = now + cfg_.stabilize_interval;
+    env_.log(LogLevel::Info, "chord: started a new ring as " + table_.self().id.short_hex());
+    return;
+  }
+  attempt_join(now);
+}
+
+void ChordNode::attempt_join(Instant now) {
+  // RFC 6940 §10.3 in outline: find the admitting peer (the one responsible for our id), then join it.
+  next_join_attempt_ = now + cfg_.stabilize_interval;  // the retry, should this attempt fail
+  Peer boot{NodeId{}, bootstrap_[bootstrap_index_++ % bootstrap_.size()]};
+  Request r = make(Op::Route, table_.self().id);
+  r.route_op = RouteOp::Lookup;
+  r.hops = 1;
+  r.iterative = cfg_.iterative;
+  send(Kind::JoinLookup, boot, r, now);
+}
+
+void ChordNode::leave(Instant now) {
+  if (leaving_) return;
+  leaving_ = true;
+  next_stabilize_ = kInstantMax;
+  if (table_.alone() || !joined_) return;
+  const Peer succ = table_.successor();
+  // The successor takes over our records and learns our predecessor; the predecessor learns our
+  // successors. Records go in batches that fit a message.
+  std::vector<Record> records = primary_records();
+  std::size_t i = 0;
+  do {
+    Request r = make(Op::Leave, succ.id);
+    r.predecessor = table_.predecessor();
+    std::size_t bytes = 0;
+    while (i < records.size() && bytes < cfg_.replicate_batch_bytes) {
+      bytes += record_size(records[i]);
+      r.records.push_back(records[i++]);
+    }
+    ++leave_pending_;
+    send(Kind::Leave, succ, r, now);
+  } while (i < records.size());
+  if (table_.predecessor() && table_.predecessor()->id != succ.id) {
+    Request r = make(Op::Leave, table_.predecessor()->id);
+    r.successors = table_.successors();
+    ++leave_pending_;
+    send(Kind::Leave, *table_.predecessor(), r, now);
+  }
+}
+
+std::vector<Record> ChordNode::primary_records() const {
+  if (!table_.predecessor()) return storage_.all();
+  return storage_.range(table_.predecessor()->id, table_.self().id);
+}
+
+bool ChordNode::recently_failed(NodeId id, Instant now) const {
+  auto it = failed_.find(id);
+  return it != failed_.end() && now - it->second < cfg_.stabilize_interval * 3;
+}
+
+void ChordNode::peer_failed(const Peer& p, Instant now) {
+  if (p.id == NodeId{} || p.id == table_.self().id) return;
+  ++stats_.peers_failed;
+  failed_[p.id] = now;
+  bool was_successor = table_.remove(p.id);
+  env_.log(LogLevel::Info, "chord: peer " + p.id.short_hex() + " at " + p.addr.host_port() + " failed");
+  if (table_.alone()) {
+    // Rebuild a successor from whatever else we know (fingers).
+    for (const auto& q : table_.known_peers()) table_.consider(q);
+  }
+  if (was_successor && joined_ && !leaving_ && !stabilize_in_flight_) stabilize(now);
+}
+
+// ---- periodic work ---------------------------------------------------------------------------
+
+void ChordNode::advance(Instant now) {
+  if (!joined_ && started_ && !leaving_ && now >= next_join_attempt_) attempt_join(now);
+  if (joined_ && !leaving_ && now >= next_stabilize_) {
+    // Jitter of up to a tenth of the interval keeps peers from stabilizing in lock step.
+    Duration jitter(static_cast<std::int64_t>(env_.random() % static_cast<std::uint64_t>(
+                                                                   std::max<std::int64_t>(1, cfg_.stabilize_interval.count() / 10))));
+    next_stabilize_ = now + cfg_.stabilize_interval - jitter;
+    ++stats_.stabilize_rounds;
+    std::erase_if(failed_, [&](const auto& kv) { return now - kv.second >= cfg_.stabilize_interval * 3; });
+    storage_.expire(now.time_since_epoch().count());
+    if (!stabilize_in_flight_) stabilize(now);
+    if (table_.predecessor()) send(Kind::PingPred, *table_.predecessor(), make(Op::Ping, table_.predecessor()->id), now);
+    fix_fingers(now);
+    maintain_replicas(now);
+  }
+}
+
+Instant ChordNode::next_wakeup() const {
+  Instant next = kInstantMax;
+  if (joined_ && !leaving_) next = std::min(next, next_stabilize_);
+  if (!joined_ && started_ && !leaving_) next = std::min(next, next_join_attempt_);
+  return next;
+}
+
+void ChordNode::stabilize(Instant now) {
+  if (table_.alone()) return;
+  stabilize_in_flight_ = true;
+  send(Kind::Stabilize, table_.successor(), make(Op::Neighbors, table_.successor().id), now);
+}
+
+void ChordNode::fix_fingers(Instant now) {
+  if (table_.alone()) {
+    for (int i = 0; i < RoutingTable::kFingers; ++i) table_.set_finger(i, std::nullopt);
+    return;
+  }
+  // Fingers whose start lies in (self, successor] all point at the successor; only the others need
+  // lookups (about log2 N of them).
+  const NodeId self = table_.self().id;
+  int lowest = 0;
+  while (lowest < RoutingTable::kFingers && in_open_closed(self.plus_pow2(lowest), self, table_.successor().id)) {
+    table_.set_finger(lowest++, table_.successor());
+  }
+  if (lowest >= RoutingTable::kFingers) return;
+  for (std::size_t k = 0; k < cfg_.fingers_per_round; ++k) {
+    if (next_finger_ < lowest) next_finger_ = RoutingTable::kFingers - 1;
+    int i = next_finger_--;
+    route(RouteOp::Lookup, table_.self().id.plus_pow2(i), std::nullopt,
+          [this, i](const RouteResult& res) {
+            if (res.status == 200 && res.responsible && res.responsible->id != table_.self().id) {
+              table_.set_finger(i, *res.responsible);
+            }
+          },
+          now);
+  }
+}
+
+void ChordNode::maintain_replicas(Instant now) {
+  // Our records live on our first `replicas` successors too. Push them again when that set changed
+  // (to the peers new in it), or to all of them when our predecessor changed (our range moved).
+  std::vector<Peer> targets;
+  for (const auto& s : table_.successors()) {
+    if (targets.size() >= cfg_.replicas) break;
+    targets.push_back(s);
+  }
+  std::vector<NodeId> ids;
+  for (const auto& t : targets) ids.push_back(t.id);
+  std::optional<NodeId> pred = table_.predecessor() ? std::optional(table_.predecessor()->id) : std::nullopt;
+  bool range_changed = pred != replicated_for_predecessor_;
+  std::vector<Peer> to_push;
+  for (const auto& t : targets) {
+    bool known = std::find(replica_targets_.begin(), replica_targets_.end(), t.id) != replica_targets_.end();
+    if (range_changed || !known) to_push.push_back(t);
+  }
+  replica_targets_ = ids;
+  replicated_for_predecessor_ = pred;
+  if (!to_push.empty()) replicate(primary_records(), to_push, now);
+}
+
+void ChordNode::replicate(const std::vector<Record>& records, const std::vector<Peer>& targets, Instant now) {
+  if (records.empty()) return;
+  for (const auto& t : targets) {
+    std::size_t i = 0;
+    while (i < records.size()) {
+      Request r = make(Op::Replicate, t.id);
+      std::size_t bytes = 0;
+      while (i < records.size() && bytes < cfg_.replicate_batch_bytes) {
+        bytes += record_size(records[i]);
+        r.records.push_back(records[i++]);
+      }
+      stats_.records_replicated += r.records.size();
+      send(Kind::Replicate, t, std::move(r), now);
+    }
+  }
+}
+
+// ---- routing ---------------------------------------------------------------------------------
+
+void ChordNode::route(RouteOp op, NodeId target, std::optional<Record> record, RouteCallback cb, Instant now) {
+  ++stats_.routes_started;
+  Request r = make(Op::Route, target);
+  r.route_op = op;
+  r.iterative = cfg_.iterative;
+  if (record) r.records.push_back(*record);
+  if (table_.responsible_for(target)) {
+    Response local = execute(r, now);
+    RouteResult res{local.status, local.reason, local.responsible, 0, local.records, Duration{0}};
+    (local.status == 200 ? stats_.routes_ok : stats_.routes_failed)++;
+    cb(res);
+    return;
+  }
+  r.hops = 1;
+  r.final_hop = table_.successor_responsible(target);
+  Peer next = r.final_hop ? table_.successor() : table_.next_hop(target);
+  send(Kind::ClientRoute, next, r, now, 0, std::move(cb));
+}
+
+void ChordNode::handle_route(ReplyHandle handle, const Request& r, Instant now) {
+  if (r.hops > cfg_.max_hops) {
+    Response resp;
+    resp.status = 483;
+    resp.reason = "Too Many Overlay Hops";
+    resp.responder = table_.self();
+    transport_.reply(handle, resp, now);
+    return;
+  }
+  if (table_.responsible_for(r.target, r.final_hop)) {
+    transport_.reply(handle, execute(r, now), now);
+    return;
+  }
+  bool final_hop = table_.successor_responsible(r.target);
+  Peer next = final_hop ? table_.successor() : table_.next_hop(r.target);
+  if (next.id == table_.self().id) {
+    transport_.reply(handle, execute(r, now), now);
+    return;
+  }
+  if (r.iterative) {
+    // RFC 3261 §21.3.3 in dSIP's use: 302 with the next hop to ask.
+    Response resp;
+    resp.status = 302;
+    resp.reason = final_hop ? "Responsible Peer" : "Closer Peer";
+    resp.responder = table_.self();
+    resp.redirect = next;
+    resp.hops = r.hops;
+    transport_.reply(handle, resp, now);
+    return;
+  }
+  Pending p;
+  p.kind = Kind::Forward;
+  p.request = r;
+  p.request.sender = table_.self();
+  p.request.hops = r.hops + 1;
+  p.request.final_hop = final_hop;
+  p.reply = handle;
+  p.to = next;
+  p.started = now;
+  ++stats_.forwarded;
+  forward(std::move(p), now);
+}
+
+void ChordNode::forward(Pending p, Instant now) {
+  Peer to = p.to;
+  Request r = p.request;
+  RequestId id = next_request_++;
+  pending_[id] = std::move(p);
+  ++stats_.requests_out;
+  transport_.send(id, to, r, now);
+}
+
+Response ChordNode::execute(const Request& r, Instant now) {
+  Response resp;
+  resp.responder = table_.self();
+  resp.responsible = table_.self();
+  resp.hops = r.hops;
+  switch (r.route_op) {
+    case RouteOp::Lookup: break;
+    case RouteOp::Store: {
+      if (r.records.size() != 1 || r.records[0].key != r.target) {
+        resp.status = 400;
+        resp.reason = "Store Needs One Record For Its Key";
+        break;
+      }
+      Record rec = r.records[0];
+      rec.stored_at_us = now.time_since_epoch().count();  // the storing peer's storage time
+      storage_.put(rec);
+      std::vector<Peer> targets;
+      for (const auto& s : table_.successors()) {
+        if (targets.size() >= cfg_.replicas) break;
+        targets.push_back(s);
+      }
+      replicate({rec}, targets, now);
+      break;
+    }
+    case RouteOp::Fetch: {
+      const Record* rec = storage_.get(r.target);
+      if (rec && rec->stored_at_us + std::int64_t{rec->lifetime_s} * 1000000 > now.time_since_epoch().count()) {
+        resp.records.push_back(*rec);
+      } else {
+        resp.status = 404;
+        resp.reason = "No Record For Key";
+      }
+      break;
+    }
+  }
+  return resp;
+}
+
+// ---- incoming requests -------------------------------------------------------------------------
+
+void ChordNode::on_request(ReplyHandle handle, const Request& r, Instant now) {
+  ++stats_.requests_in;
+  Response resp;
+  resp.responder = table_.self();
+  // Any request is proof of life of its sender; a peer we had written off is back.
+  if (r.sender.id != NodeId{}) failed_.erase(r.sender.id);
+  switch (r.op) {
+    case Op::Route: handle_route(handle, r, now); return;
+    case Op::Join: {
+      const Peer& n = r.sender;
+      resp.predecessor = table_.predecessor();
+      resp.successors = table_.successors();  // the joining peer's list is us, then these
+      // The joining peer now holds (predecessor, n]: hand it those records (ours stay as replicas).
+      NodeId from = table_.predecessor() ? table_.predecessor()->id : table_.self().id;
+      resp.records = storage_.range(from, n.id);
+      stats_.records_transferred += resp.records.size();
+      table_.offer_predecessor(n);
+      table_.consider(n);
+      break;
+    }
+    case Op::Neighbors:
+      resp.predecessor = table_.predecessor();
+      resp.successors = table_.successors();
+      break;
+    case Op::Notify:
+      table_.offer_predecessor(r.sender);
+      table_.consider(r.sender);
+      break;
+    case Op::Ping: break;
+    case Op::Leave: {
+      for (const auto& rec : r.records) storage_.put(rec);
+      stats_.records_transferred += r.records.size();
+      if (table_.predecessor() && table_.predecessor()->id == r.sender.id) {
+        std::optional<Peer> p = r.predecessor;
+        if (p && p->id == table_.self().id) p.reset();
+        table_.set_predecessor(p);
+      }
+      bool was_successor = !table_.alone() && table_.successor().id == r.sender.id;
+      table_.remove(r.sender.id);
+      if (was_successor) {
+        for (const auto& s : r.successors) {
+          if (s.id != table_.self().id && !recently_failed(s.id, now)) table_.consider(s);
+        }
+      }
+      break;
+    }
+    case Op::Replicate:
+      for (const auto& rec : r.records) storage_.put(rec);
+      break;
+  }
+  transport_.reply(handle, resp, now);
+}
+
+// ---- outcomes -----------------------------------------------------------------------------------
+
+void ChordNode::finish_route(Pending& p, const Response& r, Instant now) {
+  RouteResult res;
+  res.status = r.status;
+  res.reason = r.reason;
+  res.responsible = r.responsible;
+  res.hops = r.hops;
+  res.records = r.records;
+  res.latency = now - p.started;
+  (r.status == 200 || r.status == 404 ? stats_.routes_ok : stats_.routes_failed)++;
+  if (p.cb) p.cb(res);
+}
+
+void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return;
+  Pending p = std::move(it->second);
+  pending_.erase(it);
+  if (r.responder.id != NodeId{} && p.to.id == NodeId{}) p.to.id = r.responder.id;
+  switch (p.kind) {
+    case Kind::Stabilize: {
+      stabilize_in_flight_ = false;
+      if (table_.alone() || table_.successor().id != p.to.id) return;  // the ring moved meanwhile
+      Peer succ = table_.successor();
+      std::vector<Peer> rest;
+      for (const auto& s : r.successors) {
+        if (!recently_failed(s.id, now)) rest.push_back(s);
+      }
+      // Chord's stabilize: the successor's predecessor may be a closer successor.
+      if (r.predecessor && r.predecessor->id != table_.self().id && !recently_failed(r.predecessor->id, now) &&
+          in_open_open(r.predecessor->id, table_.self().id, succ.id)) {
+        rest.insert(rest.begin(), succ);
+        succ = *r.predecessor;
+      }
+      table_.set_successors(succ, rest);
+      if (!r.predecessor || r.predecessor->id != table_.self().id || succ.id != p.to.id) {
+        send(Kind::Notify, table_.successor(), make(Op::Notify, table_.successor().id), now);
+      }
+      return;
+    }
+    case Kind::JoinLookup: {
+      if (r.status == 302 && r.redirect) {  // iterative join lookup: follow the redirect
+        Request next = p.request;
+        next.hops = r.hops + 1;
+        send(Kind::JoinLookup, *r.redirect, next, now);
+        return;
+      }
+      if (r.status != 200 || !r.responsible || r.responsible->id == table_.self().id) return;  // retried later
+      send(Kind::Join, *r.responsible, make(Op::Join, r.responsible->id), now);
+      return;
+    }
+    case Kind::Join: {
+      if (r.status != 200) return;
+      Peer admitting = r.responder;
+      table_.set_successors(admitting, r.successors);
+      if (r.predecessor && r.predecessor->id != table_.self().id) table_.offer_predecessor(*r.predecessor);
+      for (const auto& rec : r.records) storage_.put(rec);
+      joined_ = true;
+      next_join_attempt_ = kInstantMax;
+      next_stabilize_ = now + cfg_.stabilize_interval / 4;
+      env_.log(LogLevel::Info, "chord: joined as " + table_.self().id.short_hex() + " before " +
+                                   admitting.id.short_hex() + " at " + admitting.addr.host_port());
+      if (table_.predecessor()) send(Kind::Notify, *table_.predecessor(), make(Op::Notify, table_.predecessor()->id), now);
+      return;
+    }
+    case Kind::ClientRoute: {
+      if (r.status == 302 && r.redirect) {
+        // Iterative routing: ask the peer we were sent to.
+        Request next = p.request;
+        next.hops = r.hops + 1;
+        next.final_hop = r.reason == "Responsible Peer";
+        table_.consider(*r.redirect);
+        RequestId nid = next_request_++;
+        Peer to = *r.redirect;
+        p.to = to;
+        p.request = next;
+        pending_[nid] = std::move(p);
+        ++stats_.requests_out;
+        transport_.send(nid, to, next, now);
+        return;
+      }
+      finish_route(p, r, now);
+      return;
+    }
+    case Kind::Forward: transport_.reply(p.reply, r, now); return;
+    case Kind::Leave: --leave_pending_; return;
+    case Kind::Notify:
+    case Kind::PingPred:
+    case Kind::Replicate: return;
+  }
+}
+
+void ChordNode::on_failure(RequestId id, Instant now) {
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return;
+  Pending p = std::move(it->second);
+  pending_.erase(it);
+  ++stats_.failures;
+  switch (p.kind) {
+    case Kind::Stabilize:
+      stabilize_in_flight_ = false;
+      peer_failed(p.to, now);
+      return;
+    case Kind::JoinLookup:
+    case Kind::Join:
+      next_join_attempt_ = now + std::min(cfg_.stabilize_interval, seconds(1));  // try the next bootstrap soon
+      return;
+    case Kind::ClientRoute:
+    case Kind::Forward: {
+      peer_failed(p.to, now);
+      if (++p.tries >= cfg_.route_retries) {
+        Response fail;
+        fail.status = 503;
+        fail.reason = "No Route To Responsible Peer";
+        fail.responder = table_.self();
+        if (p.kind == Kind::Forward) {
+          transport_.reply(p.reply, fail, now);
+        } else {
+          finish_route(p, fail, now);
+        }
+        return;
+      }
+      // Route around the failed peer at once.
+      if (p.kind == Kind::Forward && table_.responsible_for(p.request.target, p.request.final_hop)) {
+        transport_.reply(p.reply, execute(p.request, now), now);
+        return;
+      }
+      p.request.final_hop = table_.successor_responsible(p.request.target);
+      p.to = p.request.final_hop ? table_.successor() : table_.next_hop(p.request.target);
+      if (p.to.id == table_.self().id) {
+        Response local = execute(p.request, now);
+        if (p.kind == Kind::Forward) {
+          transport_.reply(p.reply, local, now);
+        } else {
+          finish_route(p, local, now);
+        }
+        return;
+      }
+      forward(std::move(p), now);
+      return;
+    }
+    case Kind::Leave: --leave_pending_; return;
+    case Kind::Notify:
+    case Kind::PingPred:
+    case Kind::Replicate: peer_failed(p.to, now); return;
+  }
+}
+
+}  // namespace p2psip::dht

@@ -1,0 +1,141 @@
+// The Chord protocol of one peer (Stoica et al., SIGCOMM 2001, with RELOAD's CHORD-RELOAD choices:
+// a successor list, replicas on successors, join through the admitting peer, graceful leave).
+//
+// Sans-I/O: requests go out through a ChordTransport with an id chosen here; their outcome comes back
+// through on_response/on_failure. Requests from other peers come in through on_request with a
+// handle to answer through ChordTransport::reply. Time is handed in; advance(now) runs the periodic
+// work when next_wakeup() has come.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "dht/messages.hpp"
+#include "dht/routing_table.hpp"
+#include "dht/storage.hpp"
+#include "node/core/environment.hpp"
+#include "node/core/time.hpp"
+
+namespace p2psip::dht {
+
+using RequestId = std::uint64_t;
+using ReplyHandle = std::uint64_t;
+
+class ChordTransport {
+ public:
+  virtual ~ChordTransport() = default;
+  /// Sends `r` to `to`. The outcome arrives as ChordNode::on_response(id) or on_failure(id),
+  /// possibly before send returns (an immediate transport error).
+  virtual void send(RequestId id, const Peer& to, const Request& r, Instant now) = 0;
+  /// Answers the request that arrived with `handle`.
+  virtual void reply(ReplyHandle handle, const Response& r, Instant now) = 0;
+};
+
+struct ChordConfig {
+  std::size_t successors = 8;          ///< successor list length
+  std::size_t replicas = 2;            ///< copies on successors, besides the responsible peer's
+  Duration stabilize_interval = seconds(30);
+  std::size_t fingers_per_round = 4;   ///< finger lookups per stabilization round
+  bool iterative = false;              ///< route our own requests iteratively (experiments)
+  std::uint32_t max_hops = 48;         ///< routed requests beyond this are answered 483
+  int route_retries = 3;               ///< next hops tried before a routed request fails
+  std::size_t replicate_batch_bytes = 32 * 1024;  ///< records per Replicate/Leave message, by size
+};
+
+struct ChordStats {
+  std::uint64_t routes_started = 0, routes_ok = 0, routes_failed = 0, forwarded = 0;
+  std::uint64_t requests_in = 0, requests_out = 0, failures = 0;
+  std::uint64_t peers_failed = 0, records_replicated = 0, records_transferred = 0, stabilize_rounds = 0;
+};
+
+struct RouteResult {
+  int status = 200;
+  std::string reason;
+  std::optional<Peer> responsible;
+  std::uint32_t hops = 0;
+  std::vector<Record> records;
+  Duration latency{};
+};
+using RouteCallback = std::function<void(const RouteResult&)>;
+
+class ChordNode {
+ public:
+  ChordNode(Peer self, ChordConfig config, ChordTransport& transport, Environment& env);
+
+  /// Starts a new ring (no bootstrap) or joins through any of `bootstrap` (addresses only).
+  void start(const std::vector<Endpoint>& bootstrap, Instant now);
+  /// Graceful leave: records to the successor, neighbours to both sides. left() turns true once
+  /// both answered or failed.
+  void leave(Instant now);
+  [[nodiscard]] bool joined() const { return joined_; }
+  [[nodiscard]] bool left() const { return leaving_ && leave_pending_ == 0; }
+
+  void on_request(ReplyHandle handle, const Request& r, Instant now);
+  void on_response(RequestId id, const Response& r, Instant now);
+  void on_failure(RequestId id, Instant now);
+  void advance(Instant now);
+  [[nodiscard]] Instant next_wakeup() const;
+
+  /// Routes an operation to the peer responsible for `target`; `cb` runs once with the outcome
+  /// (synchronously when this peer is responsible).
+  void route(RouteOp op, NodeId target, std::optional<Record> record, RouteCallback cb, Instant now);
+
+  [[nodiscard]] const RoutingTable& table() const { return table_; }
+  [[nodiscard]] const Storage& storage() const { return storage_; }
+  [[nodiscard]] const ChordStats& stats() const { return stats_; }
+  [[nodiscard]] const ChordConfig& config() const { return cfg_; }
+
+ private:
+  enum class Kind : std::uint8_t { Stabilize, Notify, PingPred, JoinLookup, Join, ClientRoute, Forward, Replicate, Leave };
+  struct Pending {
+    Kind kind = Kind::Stabilize;
+    Peer to;
+    Request request;
+    ReplyHandle reply = 0;
+    RouteCallback cb;
+    Instant started{};
+    int tries = 0;
+  };
+
+  RequestId send(Kind kind, const Peer& to, Request r, Instant now, ReplyHandle reply = 0, RouteCallback cb = {});
+  void stabilize(Instant now);
+  void fix_fingers(Instant now);
+  void maintain_replicas(Instant now);
+  void replicate(const std::vector<Record>& records, const std::vector<Peer>& targets, Instant now);
+  void handle_route(ReplyHandle handle, const Request& r, Instant now);
+  Response execute(const Request& r, Instant now);
+  void forward(Pending p, Instant now);
+  void peer_failed(const Peer& p, Instant now);
+  void attempt_join(Instant now);
+  void finish_route(Pending& p, const Response& r, Instant now);
+  [[nodiscard]] bool recently_failed(NodeId id, Instant now) const;
+  [[nodiscard]] std::vector<Record> primary_records() const;
+  Request make(Op op, NodeId target) const;
+
+  ChordConfig cfg_;
+  ChordTransport& transport_;
+  Environment& env_;
+  RoutingTable table_;
+  Storage storage_;
+  ChordStats stats_;
+  std::unordered_map<RequestId, Pending> pending_;
+  RequestId next_request_ = 1;
+  std::map<NodeId, Instant> failed_;  // recently failed peers, ignored when others still list them
+
+  bool started_ = false, joined_ = false, leaving_ = false;
+  int leave_pending_ = 0;
+  std::vector<Endpoint> bootstrap_;
+  std::size_t bootstrap_index_ = 0;
+  Instant next_join_attempt_ = kInstantMax;
+  Instant next_stabilize_ = kInstantMax;
+  bool stabilize_in_flight_ = false;
+  int next_finger_ = RoutingTable::kFingers - 1;
+  std::vector<NodeId> replica_targets_;
+  std::optional<NodeId> replicated_for_predecessor_;
+};
+
+}  // namespace p2psip::dht

@@ -1,0 +1,74 @@
+// The Chord protocol's messages, independent of their encoding. node/overlay carries them in SIP.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dht/node_id.hpp"
+#include "node/core/address.hpp"
+
+namespace p2psip::dht {
+
+/// A peer on the ring: its identifier and the address its overlay transport listens on.
+struct Peer {
+  NodeId id;
+  Endpoint addr;
+  friend bool operator==(const Peer& a, const Peer& b) { return a.id == b.id && a.addr == b.addr; }
+};
+
+/// A stored value. `stored_at_us` is the storing peer's clock when it accepted the record (a
+/// virtual-time count of microseconds); the record expires `lifetime_s` seconds later.
+struct Record {
+  NodeId key;            ///< hash of `name`
+  std::string name;      ///< the key as the user wrote it
+  std::string value;     ///< opaque bytes (msgpack by convention)
+  std::string owner;     ///< who wrote it (a Node-ID in hex, later a certificate identity)
+  std::int64_t stored_at_us = 0;
+  std::uint32_t lifetime_s = 3600;
+  friend bool operator==(const Record&, const Record&) = default;
+};
+
+enum class Op : std::uint8_t {
+  Join,       ///< "I am joining just before you": answered with predecessor, successors, records
+  Neighbors,  ///< stabilization: "who are your predecessor and successors?"
+  Notify,     ///< "I may be your predecessor (or successor)"
+  Ping,       ///< liveness of a predecessor
+  Leave,      ///< graceful leave: records to the successor, neighbours to both sides
+  Replicate,  ///< copies of a responsible peer's records for its successors
+  Route,      ///< routed to the peer responsible for `target`: lookup, store or fetch
+};
+enum class RouteOp : std::uint8_t { Lookup, Store, Fetch };
+
+struct Request {
+  Op op = Op::Ping;
+  RouteOp route_op = RouteOp::Lookup;
+  Peer sender;
+  NodeId target;
+  std::uint32_t hops = 0;
+  bool iterative = false;   ///< answer with a redirect instead of forwarding
+  bool final_hop = false;   ///< the sender believes the receiver is responsible for `target`
+  std::vector<Record> records;           ///< Store (one), Replicate, Leave (hand-over)
+  std::optional<Peer> predecessor;       ///< Leave: the leaver's predecessor
+  std::vector<Peer> successors;          ///< Leave: the leaver's successors
+};
+
+struct Response {
+  int status = 200;  ///< SIP status semantics: 200, 302 (redirect), 404 (no record), 483, 503
+  std::string reason;
+  Peer responder;
+  std::optional<Peer> responsible;  ///< Route: the peer that answered for the target
+  std::uint32_t hops = 0;
+  std::optional<Peer> predecessor;
+  std::vector<Peer> successors;
+  std::vector<Record> records;
+  std::optional<Peer> redirect;  ///< 302: where to ask next (iterative routing)
+};
+
+std::string_view op_name(Op op);
+std::optional<Op> op_from_name(std::string_view name);
+std::string_view route_op_name(RouteOp op);
+std::optional<RouteOp> route_op_from_name(std::string_view name);
+
+}  // namespace p2psip::dht

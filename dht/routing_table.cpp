@@ -1,0 +1,118 @@
+#include "dht/routing_table.hpp"
+
+#include <algorithm>
+
+namespace p2psip::dht {
+
+bool RoutingTable::responsible_for(NodeId key, bool final_hop) const {
+  if (alone()) return true;
+  if (key == self_.id) return true;
+  if (predecessor_) return in_open_closed(key, predecessor_->id, self_.id);
+  return final_hop;
+}
+
+bool RoutingTable::successor_responsible(NodeId key) const {
+  return !alone() && in_open_closed(key, self_.id, successor().id);
+}
+
+Peer RoutingTable::next_hop(NodeId key) const {
+  // Closest preceding node (Chord's closest_preceding_finger), over fingers and successors.
+  const Peer* best = nullptr;
+  NodeId best_distance;
+  auto offer = [&](const Peer& p) {
+    if (p.id == self_.id || !in_open_open(p.id, self_.id, key)) return;
+    NodeId d = distance(p.id, key);
+    if (best == nullptr || d < best_distance) {
+      best = &p;
+      best_distance = d;
+    }
+  };
+  for (const auto& f : fingers_) {
+    if (f) offer(*f);
+  }
+  for (const auto& s : successors_) offer(s);
+  return best ? *best : successor();
+}
+
+void RoutingTable::set_successors(const Peer& first, const std::vector<Peer>& rest) {
+  std::vector<Peer> list;
+  auto add = [&](const Peer& p) {
+    if (p.id == self_.id || list.size() >= max_successors_) return;
+    if (std::any_of(list.begin(), list.end(), [&](const Peer& q) { return q.id == p.id; })) return;
+    list.push_back(p);
+  };
+  add(first);
+  for (const auto& p : rest) add(p);
+  // Keep the list in ring order from self: a peer's list may lag behind ours.
+  std::stable_sort(list.begin(), list.end(), [&](const Peer& a, const Peer& b) {
+    return distance(self_.id, a.id) < distance(self_.id, b.id);
+  });
+  successors_ = std::move(list);
+}
+
+bool RoutingTable::offer_predecessor(const Peer& p) {
+  if (p.id == self_.id) return false;
+  if (predecessor_ && predecessor_->id == p.id) {
+    predecessor_ = p;  // same peer, maybe a new address
+    return false;
+  }
+  if (!predecessor_ || in_open_open(p.id, predecessor_->id, self_.id)) {
+    predecessor_ = p;
+    return true;
+  }
+  return false;
+}
+
+bool RoutingTable::consider(const Peer& p) {
+  if (p.id == self_.id) return false;
+  if (alone() || in_open_open(p.id, self_.id, successor().id)) {
+    std::vector<Peer> rest = successors_;
+    set_successors(p, rest);
+    return true;
+  }
+  // Within the successor list's span: insert in order.
+  if (successors_.size() < max_successors_ ||
+      in_open_open(p.id, self_.id, successors_.back().id)) {
+    if (std::none_of(successors_.begin(), successors_.end(), [&](const Peer& q) { return q.id == p.id; })) {
+      std::vector<Peer> rest = successors_;
+      rest.push_back(p);
+      set_successors(successors_.front(), rest);
+    }
+  }
+  return false;
+}
+
+bool RoutingTable::remove(NodeId id) {
+  bool was_first = !successors_.empty() && successors_.front().id == id;
+  std::erase_if(successors_, [&](const Peer& p) { return p.id == id; });
+  if (predecessor_ && predecessor_->id == id) predecessor_.reset();
+  for (auto& f : fingers_) {
+    if (f && f->id == id) f.reset();
+  }
+  return was_first;
+}
+
+std::size_t RoutingTable::distinct_fingers() const {
+  std::vector<NodeId> ids;
+  for (const auto& f : fingers_) {
+    if (f && std::find(ids.begin(), ids.end(), f->id) == ids.end()) ids.push_back(f->id);
+  }
+  return ids.size();
+}
+
+std::vector<Peer> RoutingTable::known_peers() const {
+  std::vector<Peer> out;
+  auto add = [&](const Peer& p) {
+    if (p.id != self_.id && std::none_of(out.begin(), out.end(), [&](const Peer& q) { return q.id == p.id; })) {
+      out.push_back(p);
+    }
+  };
+  for (const auto& s : successors_) add(s);
+  if (predecessor_) add(*predecessor_);
+  for (const auto& f : fingers_) {
+    if (f) add(*f);
+  }
+  return out;
+}
+
+}  // namespace p2psip::dht

@@ -1,0 +1,61 @@
+// A Chord peer's routing state: predecessor, successor list and finger table (Stoica et al. 2001;
+// RELOAD CHORD-RELOAD, RFC 6940 §10). Plain data with the ring rules; no I/O.
+#pragma once
+
+#include <array>
+#include <optional>
+#include <vector>
+
+#include "dht/messages.hpp"
+
+namespace p2psip::dht {
+
+class RoutingTable {
+ public:
+  static constexpr int kFingers = 128;
+
+  RoutingTable(Peer self, std::size_t successor_count) : self_(std::move(self)), max_successors_(successor_count) {}
+
+  [[nodiscard]] const Peer& self() const { return self_; }
+  [[nodiscard]] const std::optional<Peer>& predecessor() const { return predecessor_; }
+  [[nodiscard]] const std::vector<Peer>& successors() const { return successors_; }
+  /// The first successor, or self when alone.
+  [[nodiscard]] const Peer& successor() const { return successors_.empty() ? self_ : successors_.front(); }
+  [[nodiscard]] const std::optional<Peer>& finger(int i) const { return fingers_[static_cast<std::size_t>(i)]; }
+  [[nodiscard]] bool alone() const { return successors_.empty(); }
+
+  /// True when this peer is responsible for `key`: key in (predecessor, self]. Alone: always.
+  /// With no predecessor known, only when `final_hop` says a peer routed it here as our key.
+  [[nodiscard]] bool responsible_for(NodeId key, bool final_hop = false) const;
+  /// True when `key` lies in (self, successor]: the successor is responsible.
+  [[nodiscard]] bool successor_responsible(NodeId key) const;
+  /// The known peer that most closely precedes `key` (fingers and successors), or the successor.
+  [[nodiscard]] Peer next_hop(NodeId key) const;
+
+  void set_predecessor(std::optional<Peer> p) { predecessor_ = std::move(p); }
+  /// Replaces the successor list: `first`, then `rest` in order, without self or duplicates.
+  void set_successors(const Peer& first, const std::vector<Peer>& rest);
+  void set_finger(int i, std::optional<Peer> p) { fingers_[static_cast<std::size_t>(i)] = std::move(p); }
+  /// A live peer learned from a message: joins the successor list if it is closer than its end.
+  /// Returns true when the first successor changed.
+  bool consider(const Peer& p);
+  /// A peer that says it precedes us (Notify, Join): becomes the predecessor if it lies between the
+  /// current one and us, or if there is none (Chord's notify). Returns true when it changed.
+  bool offer_predecessor(const Peer& p);
+  /// Forgets a failed peer everywhere. Returns true when it was the first successor.
+  bool remove(NodeId id);
+
+  /// Distinct peers in the finger table.
+  [[nodiscard]] std::size_t distinct_fingers() const;
+  /// Every distinct peer known (successors, predecessor, fingers).
+  [[nodiscard]] std::vector<Peer> known_peers() const;
+
+ private:
+  Peer self_;
+  std::size_t max_successors_;
+  std::optional<Peer> predecessor_;
+  std::vector<Peer> successors_;
+  std::array<std::optional<Peer>, kFingers> fingers_{};
+};
+
+}  // namespace p2psip::dht

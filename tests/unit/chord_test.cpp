@@ -1,0 +1,278 @@
+// The Chord protocol on virtual time, checked against the ideal ring.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <set>
+
+#include "chord_harness.hpp"
+
+namespace p2psip::dht {
+namespace {
+
+using test::ChordNet;
+
+NodeId random_id(std::mt19937_64& rng) { return NodeId{rng(), rng()}; }
+
+/// A ring of n peers joining one after another through peer 0, then left to stabilize.
+void build_ring(ChordNet& net, std::size_t n, std::mt19937_64& rng, Duration settle = seconds(60)) {
+  net.config.stabilize_interval = seconds(1);
+  for (std::size_t i = 0; i < n; ++i) {
+    net.add(random_id(rng), i == 0 ? std::nullopt : std::optional<std::size_t>(0));
+    net.run_for(millis(200));
+  }
+  net.run_for(settle);
+}
+
+TEST(NodeId, RingArithmetic) {
+  NodeId a{0, 10}, b{0, 20}, max{~0ull, ~0ull};
+  EXPECT_TRUE(in_open_closed(NodeId{0, 15}, a, b));
+  EXPECT_TRUE(in_open_closed(b, a, b));
+  EXPECT_FALSE(in_open_closed(a, a, b));
+  EXPECT_TRUE(in_open_closed(NodeId{0, 5}, b, a));  // wraps around zero
+  EXPECT_TRUE(in_open_closed(max, b, a));
+  EXPECT_FALSE(in_open_open(b, a, b));
+  EXPECT_TRUE(in_open_closed(a, a, a));  // the whole ring
+  EXPECT_EQ(max.plus_pow2(0), NodeId{});
+  EXPECT_EQ((NodeId{0, ~0ull}.plus_pow2(0)), (NodeId{1, 0}));
+  EXPECT_EQ(distance(b, a), (NodeId{~0ull, ~0ull - 9}));
+  auto h = NodeId::hash("sip:alice@example.com");
+  EXPECT_EQ(NodeId::from_hex(h.hex()).value(), h);
+  EXPECT_EQ(h.hex().size(), 32u);
+  EXPECT_FALSE(NodeId::from_hex("xyz"));
+}
+
+TEST(Chord, AlonePeerIsResponsibleForEverything) {
+  ChordNet net;
+  net.add(NodeId{1, 1}, std::nullopt);
+  RouteResult got;
+  net.slots[0].node->route(RouteOp::Lookup, NodeId{99, 99}, std::nullopt, [&](const RouteResult& r) { got = r; },
+                           net.now);
+  EXPECT_EQ(got.status, 200);
+  EXPECT_EQ(got.hops, 0u);
+  EXPECT_EQ(got.responsible->id, (NodeId{1, 1}));
+}
+
+TEST(Chord, SequentialJoinsFormTheIdealRing) {
+  ChordNet net;
+  std::mt19937_64 rng(1);
+  build_ring(net, 32, rng);
+  EXPECT_EQ(net.ring_errors(), "");
+  for (const auto& s : net.slots) {
+    EXPECT_TRUE(s.node->joined());
+    EXPECT_GE(s.node->table().distinct_fingers(), 3u);  // log2(32) = 5 distinct fingers expected
+  }
+}
+
+TEST(Chord, ConcurrentJoinsConverge) {
+  ChordNet net;
+  net.config.stabilize_interval = seconds(1);
+  std::mt19937_64 rng(2);
+  net.add(random_id(rng), std::nullopt);
+  for (int i = 1; i < 24; ++i) net.add(random_id(rng), std::optional<std::size_t>(0));  // all at once
+  net.run_for(seconds(90));
+  EXPECT_EQ(net.ring_errors(), "");
+}
+
+class ChordLookups : public ::testing::TestWithParam<bool> {};
+
+TEST_P(ChordLookups, EveryLookupFindsTheResponsiblePeer) {
+  ChordNet net;
+  net.config.iterative = GetParam();
+  std::mt19937_64 rng(3);
+  build_ring(net, 64, rng);
+  ASSERT_EQ(net.ring_errors(), "");
+  double hops = 0;
+  int done = 0;
+  for (int k = 0; k < 200; ++k) {
+    NodeId key = random_id(rng);
+    std::size_t from = rng() % net.slots.size();
+    net.slots[from].node->route(RouteOp::Lookup, key, std::nullopt,
+                                [&, key](const RouteResult& r) {
+                                  EXPECT_EQ(r.status, 200);
+                                  ASSERT_TRUE(r.responsible);
+                                  EXPECT_EQ(r.responsible->id, net.id(net.responsible(key)));
+                                  hops += r.hops;
+                                  ++done;
+                                },
+                                net.now);
+  }
+  net.run_for(seconds(5));
+  EXPECT_EQ(done, 200);
+  // Chord: about ½·log2 N forwarding steps to the key's predecessor, plus the last step to it.
+  EXPECT_LT(hops / done, std::log2(64.0) / 2 + 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(RecursiveAndIterative, ChordLookups, ::testing::Values(false, true));
+
+Record record(const std::string& name, const std::string& value, std::uint32_t lifetime = 3600) {
+  Record r;
+  r.name = name;
+  r.key = NodeId::hash(name);
+  r.value = value;
+  r.owner = "test";
+  r.lifetime_s = lifetime;
+  return r;
+}
+
+/// Stores n records through random peers; returns their names.
+std::vector<std::string> store_records(ChordNet& net, int n, std::mt19937_64& rng) {
+  std::vector<std::string> names;
+  int ok = 0;
+  for (int k = 0; k < n; ++k) {
+    std::string name = "key-" + std::to_string(k);
+    names.push_back(name);
+    Record r = record(name, "value-" + std::to_string(k));
+    net.slots[rng() % net.slots.size()].node->route(
+        RouteOp::Store, r.key, r, [&](const RouteResult& res) { ok += res.status == 200; }, net.now);
+  }
+  net.run_for(seconds(3));
+  EXPECT_EQ(ok, n);
+  return names;
+}
+
+int fetch_all(ChordNet& net, const std::vector<std::string>& names, std::mt19937_64& rng) {
+  int found = 0;
+  auto ring = net.ideal_ring();
+  for (const auto& name : names) {
+    std::size_t from = ring[rng() % ring.size()];
+    net.slots[from].node->route(
+        RouteOp::Fetch, NodeId::hash(name), std::nullopt,
+        [&, name](const RouteResult& r) {
+          if (r.status == 200 && r.records.size() == 1 && r.records[0].name == name) ++found;
+        },
+        net.now);
+  }
+  net.run_for(seconds(10));
+  return found;
+}
+
+TEST(Chord, StoredRecordsLiveOnTheResponsiblePeerAndTwoSuccessors) {
+  ChordNet net;
+  std::mt19937_64 rng(4);
+  build_ring(net, 16, rng);
+  auto names = store_records(net, 100, rng);
+  auto ring = net.ideal_ring();
+  for (const auto& name : names) {
+    NodeId key = NodeId::hash(name);
+    std::size_t resp = net.responsible(key);
+    std::size_t pos = std::find(ring.begin(), ring.end(), resp) - ring.begin();
+    for (std::size_t c = 0; c < 3; ++c) {
+      EXPECT_TRUE(net.slots[ring[(pos + c) % ring.size()]].node->storage().get(key)) << name << " copy " << c;
+    }
+  }
+  EXPECT_EQ(fetch_all(net, names, rng), 100);
+}
+
+TEST(Chord, FailuresAreRoutedAroundAndRecordsSurvive) {
+  ChordNet net;
+  std::mt19937_64 rng(5);
+  build_ring(net, 32, rng);
+  auto names = store_records(net, 300, rng);
+  // Kill 10 peers, never three adjacent on the ring: with three copies a record survives any two.
+  auto ring = net.ideal_ring();
+  std::set<std::size_t> dead_positions;
+  while (dead_positions.size() < 10) {
+    std::size_t p = rng() % ring.size();
+    auto dead = [&](std::size_t q) { return dead_positions.count(q % ring.size()) > 0; };
+    std::size_t n = ring.size();
+    if (dead(p) || (dead(p + 1) && dead(p + 2)) || (dead(p + n - 1) && dead(p + 1)) ||
+        (dead(p + n - 1) && dead(p + n - 2))) {
+      continue;
+    }
+    dead_positions.insert(p);
+  }
+  for (auto p : dead_positions) net.kill(ring[p]);
+  net.run_for(seconds(30));
+  EXPECT_EQ(net.ring_errors(), "");
+  EXPECT_EQ(fetch_all(net, names, rng), 300);
+  // Replication was restored: every record has three live copies again.
+  auto live = net.ideal_ring();
+  for (const auto& name : names) {
+    NodeId key = NodeId::hash(name);
+    std::size_t pos = std::find(live.begin(), live.end(), net.responsible(key)) - live.begin();
+    for (std::size_t c = 0; c < 3; ++c) {
+      EXPECT_TRUE(net.slots[live[(pos + c) % live.size()]].node->storage().get(key)) << name << " copy " << c;
+    }
+  }
+}
+
+TEST(Chord, GracefulLeaveHandsRecordsToTheSuccessor) {
+  ChordNet net;
+  net.config.replicas = 0;  // only the hand-over can keep the records
+  std::mt19937_64 rng(6);
+  build_ring(net, 12, rng);
+  auto names = store_records(net, 60, rng);
+  auto ring = net.ideal_ring();
+  std::size_t leaver = ring[5];
+  std::size_t held = net.slots[leaver].node->storage().size();
+  net.slots[leaver].node->leave(net.now);
+  net.run_for(seconds(1));
+  EXPECT_TRUE(net.slots[leaver].node->left());
+  net.kill(leaver);
+  EXPECT_GT(held, 0u);
+  // The neighbours were told: successor and predecessor are right at once; peers further back
+  // learn of it one peer per stabilization round, from their successors: within `successors` rounds.
+  EXPECT_EQ(net.ring_errors(false), "");
+  net.run_for(seconds(static_cast<std::int64_t>(net.config.successors) + 1));
+  EXPECT_EQ(net.ring_errors(), "");
+  EXPECT_EQ(fetch_all(net, names, rng), 60);
+}
+
+TEST(Chord, JoiningPeerReceivesTheRecordsItBecomesResponsibleFor) {
+  ChordNet net;
+  net.config.replicas = 0;
+  std::mt19937_64 rng(7);
+  build_ring(net, 8, rng);
+  auto names = store_records(net, 80, rng);
+  for (int k = 0; k < 4; ++k) net.add(random_id(rng), std::optional<std::size_t>(0));
+  net.run_for(seconds(20));
+  ASSERT_EQ(net.ring_errors(), "");
+  for (const auto& name : names) {
+    NodeId key = NodeId::hash(name);
+    EXPECT_TRUE(net.slots[net.responsible(key)].node->storage().get(key)) << name;
+  }
+}
+
+TEST(Chord, RecordsExpire) {
+  ChordNet net;
+  std::mt19937_64 rng(8);
+  build_ring(net, 4, rng, seconds(10));
+  Record r = record("short-lived", "v", 5);
+  int stored = 0;
+  net.slots[1].node->route(RouteOp::Store, r.key, r, [&](const RouteResult& res) { stored = res.status; }, net.now);
+  net.run_for(seconds(1));
+  ASSERT_EQ(stored, 200);
+  int status = 0;
+  net.slots[2].node->route(RouteOp::Fetch, r.key, std::nullopt, [&](const RouteResult& res) { status = res.status; },
+                           net.now);
+  net.run_for(seconds(1));
+  EXPECT_EQ(status, 200);
+  net.run_for(seconds(5));
+  net.slots[2].node->route(RouteOp::Fetch, r.key, std::nullopt, [&](const RouteResult& res) { status = res.status; },
+                           net.now);
+  net.run_for(seconds(1));
+  EXPECT_EQ(status, 404);
+  for (const auto& s : net.slots) EXPECT_FALSE(s.node->storage().get(r.key));  // swept from every copy
+}
+
+TEST(Chord, JoinThroughADeadBootstrapRetriesTheNext) {
+  ChordNet net;
+  net.config.stabilize_interval = seconds(1);
+  net.add(NodeId{1, 0}, std::nullopt);
+  net.add(NodeId{2, 0}, std::optional<std::size_t>(0));
+  net.run_for(seconds(5));
+  net.kill(0);
+  std::size_t late = net.slots.size();
+  net.slots.emplace_back();
+  auto& s = net.slots.back();
+  s.link = std::make_unique<ChordNet::Link>(net, late);
+  s.node = std::make_unique<ChordNode>(Peer{NodeId{3, 0}, ChordNet::addr_of(late)}, net.config, *s.link, *s.link);
+  s.node->start({ChordNet::addr_of(0), ChordNet::addr_of(1)}, net.now);
+  net.run_for(seconds(20));
+  EXPECT_TRUE(s.node->joined());
+  EXPECT_EQ(net.ring_errors(), "");
+}
+
+}  // namespace
+}  // namespace p2psip::dht
