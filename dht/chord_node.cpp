@@ -5,7 +5,9 @@
 namespace p2psip::dht {
 
 namespace {
-std::size_t record_size(const Record& r) { return r.name.size() + r.value.size() + r.owner.size() + 64; }
+std::size_t record_size(const Record& r) {
+  return r.name.size() + r.value.size() + r.owner.size() + 64;
+}
 }  // namespace
 
 ChordNode::ChordNode(Peer self, ChordConfig config, ChordTransport& transport, Environment& env)
@@ -114,14 +116,15 @@ void ChordNode::advance(Instant now) {
   if (!joined_ && started_ && !leaving_ && now >= next_join_attempt_) attempt_join(now);
   if (joined_ && !leaving_ && now >= next_stabilize_) {
     // Jitter of up to a tenth of the interval keeps peers from stabilizing in lock step.
-    Duration jitter(static_cast<std::int64_t>(env_.random() % static_cast<std::uint64_t>(
-                                                                   std::max<std::int64_t>(1, cfg_.stabilize_interval.count() / 10))));
+    Duration jitter(static_cast<std::int64_t>(
+        env_.random() % static_cast<std::uint64_t>(std::max<std::int64_t>(1, cfg_.stabilize_interval.count() / 10))));
     next_stabilize_ = now + cfg_.stabilize_interval - jitter;
     ++stats_.stabilize_rounds;
     std::erase_if(failed_, [&](const auto& kv) { return now - kv.second >= cfg_.stabilize_interval * 3; });
     storage_.expire(now.time_since_epoch().count());
     if (!stabilize_in_flight_) stabilize(now);
-    if (table_.predecessor()) send(Kind::PingPred, *table_.predecessor(), make(Op::Ping, table_.predecessor()->id), now);
+    if (table_.predecessor())
+      send(Kind::PingPred, *table_.predecessor(), make(Op::Ping, table_.predecessor()->id), now);
     fix_fingers(now);
     maintain_replicas(now);
   }
@@ -156,13 +159,14 @@ void ChordNode::fix_fingers(Instant now) {
   for (std::size_t k = 0; k < cfg_.fingers_per_round; ++k) {
     if (next_finger_ < lowest) next_finger_ = RoutingTable::kFingers - 1;
     int i = next_finger_--;
-    route(RouteOp::Lookup, table_.self().id.plus_pow2(i), std::nullopt,
-          [this, i](const RouteResult& res) {
-            if (res.status == 200 && res.responsible && res.responsible->id != table_.self().id) {
-              table_.set_finger(i, *res.responsible);
-            }
-          },
-          now);
+    route(
+        RouteOp::Lookup, table_.self().id.plus_pow2(i), std::nullopt,
+        [this, i](const RouteResult& res) {
+          if (res.status == 200 && res.responsible && res.responsible->id != table_.self().id) {
+            table_.set_finger(i, *res.responsible);
+          }
+        },
+        now);
   }
 }
 
@@ -252,6 +256,7 @@ void ChordNode::handle_route(ReplyHandle handle, const Request& r, Instant now) 
     resp.reason = final_hop ? "Responsible Peer" : "Closer Peer";
     resp.responder = table_.self();
     resp.redirect = next;
+    resp.redirect_final = final_hop;
     resp.hops = r.hops;
     transport_.reply(handle, resp, now);
     return;
@@ -434,7 +439,8 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
       next_stabilize_ = now + cfg_.stabilize_interval / 4;
       env_.log(LogLevel::Info, "chord: joined as " + table_.self().id.short_hex() + " before " +
                                    admitting.id.short_hex() + " at " + admitting.addr.host_port());
-      if (table_.predecessor()) send(Kind::Notify, *table_.predecessor(), make(Op::Notify, table_.predecessor()->id), now);
+      if (table_.predecessor())
+        send(Kind::Notify, *table_.predecessor(), make(Op::Notify, table_.predecessor()->id), now);
       return;
     }
     case Kind::ClientRoute: {
@@ -442,7 +448,7 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
         // Iterative routing: ask the peer we were sent to.
         Request next = p.request;
         next.hops = r.hops + 1;
-        next.final_hop = r.reason == "Responsible Peer";
+        next.final_hop = r.redirect_final;
         table_.consider(*r.redirect);
         RequestId nid = next_request_++;
         Peer to = *r.redirect;

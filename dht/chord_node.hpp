@@ -36,13 +36,13 @@ class ChordTransport {
 };
 
 struct ChordConfig {
-  std::size_t successors = 8;          ///< successor list length
-  std::size_t replicas = 2;            ///< copies on successors, besides the responsible peer's
+  std::size_t successors = 8;  ///< successor list length
+  std::size_t replicas = 2;    ///< copies on successors, besides the responsible peer's
   Duration stabilize_interval = seconds(30);
-  std::size_t fingers_per_round = 4;   ///< finger lookups per stabilization round
-  bool iterative = false;              ///< route our own requests iteratively (experiments)
-  std::uint32_t max_hops = 48;         ///< routed requests beyond this are answered 483
-  int route_retries = 3;               ///< next hops tried before a routed request fails
+  std::size_t fingers_per_round = 4;              ///< finger lookups per stabilization round
+  bool iterative = false;                         ///< route our own requests iteratively (experiments)
+  std::uint32_t max_hops = 48;                    ///< routed requests beyond this are answered 483
+  int route_retries = 3;                          ///< next hops tried before a routed request fails
   std::size_t replicate_batch_bytes = 32 * 1024;  ///< records per Replicate/Leave message, by size
 };
 
@@ -90,7 +90,17 @@ class ChordNode {
   [[nodiscard]] const ChordConfig& config() const { return cfg_; }
 
  private:
-  enum class Kind : std::uint8_t { Stabilize, Notify, PingPred, JoinLookup, Join, ClientRoute, Forward, Replicate, Leave };
+  enum class Kind : std::uint8_t {
+    Stabilize,
+    Notify,
+    PingPred,
+    JoinLookup,
+    Join,
+    ClientRoute,
+    Forward,
+    Replicate,
+    Leave
+  };
   struct Pending {
     Kind kind = Kind::Stabilize;
     Peer to;

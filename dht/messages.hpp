@@ -21,10 +21,10 @@ struct Peer {
 /// A stored value. `stored_at_us` is the storing peer's clock when it accepted the record (a
 /// virtual-time count of microseconds); the record expires `lifetime_s` seconds later.
 struct Record {
-  NodeId key;            ///< hash of `name`
-  std::string name;      ///< the key as the user wrote it
-  std::string value;     ///< opaque bytes (msgpack by convention)
-  std::string owner;     ///< who wrote it (a Node-ID in hex, later a certificate identity)
+  NodeId key;         ///< hash of `name`
+  std::string name;   ///< the key as the user wrote it
+  std::string value;  ///< opaque bytes (msgpack by convention)
+  std::string owner;  ///< who wrote it (a Node-ID in hex, later a certificate identity)
   std::int64_t stored_at_us = 0;
   std::uint32_t lifetime_s = 3600;
   friend bool operator==(const Record&, const Record&) = default;
@@ -47,11 +47,11 @@ struct Request {
   Peer sender;
   NodeId target;
   std::uint32_t hops = 0;
-  bool iterative = false;   ///< answer with a redirect instead of forwarding
-  bool final_hop = false;   ///< the sender believes the receiver is responsible for `target`
-  std::vector<Record> records;           ///< Store (one), Replicate, Leave (hand-over)
-  std::optional<Peer> predecessor;       ///< Leave: the leaver's predecessor
-  std::vector<Peer> successors;          ///< Leave: the leaver's successors
+  bool iterative = false;           ///< answer with a redirect instead of forwarding
+  bool final_hop = false;           ///< the sender believes the receiver is responsible for `target`
+  std::vector<Record> records;      ///< Store (one), Replicate, Leave (hand-over)
+  std::optional<Peer> predecessor;  ///< Leave: the leaver's predecessor
+  std::vector<Peer> successors;     ///< Leave: the leaver's successors
 };
 
 struct Response {
@@ -64,6 +64,7 @@ struct Response {
   std::vector<Peer> successors;
   std::vector<Record> records;
   std::optional<Peer> redirect;  ///< 302: where to ask next (iterative routing)
+  bool redirect_final = false;   ///< 302: the redirect target is responsible for the key
 };
 
 std::string_view op_name(Op op);

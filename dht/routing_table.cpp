@@ -44,9 +44,8 @@ void RoutingTable::set_successors(const Peer& first, const std::vector<Peer>& re
   add(first);
   for (const auto& p : rest) add(p);
   // Keep the list in ring order from self: a peer's list may lag behind ours.
-  std::stable_sort(list.begin(), list.end(), [&](const Peer& a, const Peer& b) {
-    return distance(self_.id, a.id) < distance(self_.id, b.id);
-  });
+  std::stable_sort(list.begin(), list.end(),
+                   [&](const Peer& a, const Peer& b) { return distance(self_.id, a.id) < distance(self_.id, b.id); });
   successors_ = std::move(list);
 }
 
@@ -71,8 +70,7 @@ bool RoutingTable::consider(const Peer& p) {
     return true;
   }
   // Within the successor list's span: insert in order.
-  if (successors_.size() < max_successors_ ||
-      in_open_open(p.id, self_.id, successors_.back().id)) {
+  if (successors_.size() < max_successors_ || in_open_open(p.id, self_.id, successors_.back().id)) {
     if (std::none_of(successors_.begin(), successors_.end(), [&](const Peer& q) { return q.id == p.id; })) {
       std::vector<Peer> rest = successors_;
       rest.push_back(p);

@@ -5,7 +5,9 @@
 namespace p2psip::dht {
 
 namespace {
-std::int64_t expiry(const Record& r) { return r.stored_at_us + std::int64_t{r.lifetime_s} * 1000000; }
+std::int64_t expiry(const Record& r) {
+  return r.stored_at_us + std::int64_t{r.lifetime_s} * 1000000;
+}
 }  // namespace
 
 bool Storage::put(const Record& r) {

@@ -14,6 +14,27 @@
 
 namespace p2psip::test {
 
+/// Checks live peers against the ideal ring (sorted by id): each one's successor, predecessor and,
+/// with `lists`, its whole successor list. Returns "" or the peers (by position) that are wrong.
+inline std::string ring_errors(std::vector<const dht::ChordNode*> live, std::size_t successors, bool lists) {
+  std::sort(live.begin(), live.end(), [](auto* a, auto* b) { return a->table().self().id < b->table().self().id; });
+  std::string errors;
+  std::size_t n = live.size();
+  auto id = [&](std::size_t k) { return live[k % n]->table().self().id; };
+  for (std::size_t k = 0; k < n; ++k) {
+    const auto& t = live[k]->table();
+    std::string at = std::to_string(k);
+    if (n > 1 && (t.alone() || t.successor().id != id(k + 1))) errors += "succ@" + at + " ";
+    if (n > 1 && (!t.predecessor() || t.predecessor()->id != id(k + n - 1))) errors += "pred@" + at + " ";
+    if (!lists) continue;
+    std::size_t expect = std::min(successors, n - 1);
+    bool ok = t.successors().size() == expect;
+    for (std::size_t j = 0; ok && j < expect; ++j) ok = t.successors()[j].id == id(k + 1 + j);
+    if (!ok) errors += "list@" + at + " ";
+  }
+  return errors;
+}
+
 class ChordNet {
  public:
   Duration latency = millis(10);
@@ -106,31 +127,9 @@ class ChordNet {
   }
   /// Every live peer's successor list and predecessor as the ideal ring says; "" or what is wrong.
   [[nodiscard]] std::string ring_errors(bool lists = true) const {
-    auto ring = ideal_ring();
-    std::string errors;
-    std::size_t n = ring.size();
-    for (std::size_t k = 0; k < n; ++k) {
-      const auto& t = slots[ring[k]].node->table();
-      std::size_t want_succ = ring[(k + 1) % n];
-      std::size_t want_pred = ring[(k + n - 1) % n];
-      if (n > 1 && (t.alone() || t.successor().id != id(want_succ))) errors += "succ@" + std::to_string(ring[k]) + " ";
-      if (n > 1 && (!t.predecessor() || t.predecessor()->id != id(want_pred))) {
-        errors += "pred@" + std::to_string(ring[k]) + " ";
-      }
-      if (!lists) continue;
-      std::size_t expect = std::min(config.successors, n - 1);
-      if (t.successors().size() != expect) {
-        errors += "list@" + std::to_string(ring[k]) + "(" + std::to_string(t.successors().size()) + ") ";
-      } else {
-        for (std::size_t j = 0; j < expect; ++j) {
-          if (t.successors()[j].id != id(ring[(k + 1 + j) % n])) {
-            errors += "list@" + std::to_string(ring[k]) + " ";
-            break;
-          }
-        }
-      }
-    }
-    return errors;
+    std::vector<const dht::ChordNode*> live;
+    for (auto i : ideal_ring()) live.push_back(slots[i].node.get());
+    return test::ring_errors(live, config.successors, lists);
   }
 
   void deliver_request(std::size_t from, dht::RequestId id, const dht::Peer& to, const dht::Request& r, Instant at) {

@@ -12,7 +12,9 @@ namespace {
 
 using test::ChordNet;
 
-NodeId random_id(std::mt19937_64& rng) { return NodeId{rng(), rng()}; }
+NodeId random_id(std::mt19937_64& rng) {
+  return NodeId{rng(), rng()};
+}
 
 /// A ring of n peers joining one after another through peer 0, then left to stabilize.
 void build_ring(ChordNet& net, std::size_t n, std::mt19937_64& rng, Duration settle = seconds(60)) {
@@ -46,8 +48,8 @@ TEST(Chord, AlonePeerIsResponsibleForEverything) {
   ChordNet net;
   net.add(NodeId{1, 1}, std::nullopt);
   RouteResult got;
-  net.slots[0].node->route(RouteOp::Lookup, NodeId{99, 99}, std::nullopt, [&](const RouteResult& r) { got = r; },
-                           net.now);
+  net.slots[0].node->route(
+      RouteOp::Lookup, NodeId{99, 99}, std::nullopt, [&](const RouteResult& r) { got = r; }, net.now);
   EXPECT_EQ(got.status, 200);
   EXPECT_EQ(got.hops, 0u);
   EXPECT_EQ(got.responsible->id, (NodeId{1, 1}));
@@ -87,15 +89,16 @@ TEST_P(ChordLookups, EveryLookupFindsTheResponsiblePeer) {
   for (int k = 0; k < 200; ++k) {
     NodeId key = random_id(rng);
     std::size_t from = rng() % net.slots.size();
-    net.slots[from].node->route(RouteOp::Lookup, key, std::nullopt,
-                                [&, key](const RouteResult& r) {
-                                  EXPECT_EQ(r.status, 200);
-                                  ASSERT_TRUE(r.responsible);
-                                  EXPECT_EQ(r.responsible->id, net.id(net.responsible(key)));
-                                  hops += r.hops;
-                                  ++done;
-                                },
-                                net.now);
+    net.slots[from].node->route(
+        RouteOp::Lookup, key, std::nullopt,
+        [&, key](const RouteResult& r) {
+          EXPECT_EQ(r.status, 200);
+          ASSERT_TRUE(r.responsible);
+          EXPECT_EQ(r.responsible->id, net.id(net.responsible(key)));
+          hops += r.hops;
+          ++done;
+        },
+        net.now);
   }
   net.run_for(seconds(5));
   EXPECT_EQ(done, 200);
@@ -240,17 +243,18 @@ TEST(Chord, RecordsExpire) {
   build_ring(net, 4, rng, seconds(10));
   Record r = record("short-lived", "v", 5);
   int stored = 0;
-  net.slots[1].node->route(RouteOp::Store, r.key, r, [&](const RouteResult& res) { stored = res.status; }, net.now);
+  net.slots[1].node->route(
+      RouteOp::Store, r.key, r, [&](const RouteResult& res) { stored = res.status; }, net.now);
   net.run_for(seconds(1));
   ASSERT_EQ(stored, 200);
   int status = 0;
-  net.slots[2].node->route(RouteOp::Fetch, r.key, std::nullopt, [&](const RouteResult& res) { status = res.status; },
-                           net.now);
+  net.slots[2].node->route(
+      RouteOp::Fetch, r.key, std::nullopt, [&](const RouteResult& res) { status = res.status; }, net.now);
   net.run_for(seconds(1));
   EXPECT_EQ(status, 200);
   net.run_for(seconds(5));
-  net.slots[2].node->route(RouteOp::Fetch, r.key, std::nullopt, [&](const RouteResult& res) { status = res.status; },
-                           net.now);
+  net.slots[2].node->route(
+      RouteOp::Fetch, r.key, std::nullopt, [&](const RouteResult& res) { status = res.status; }, net.now);
   net.run_for(seconds(1));
   EXPECT_EQ(status, 404);
   for (const auto& s : net.slots) EXPECT_FALSE(s.node->storage().get(r.key));  // swept from every copy

@@ -1,0 +1,336 @@
+#include "node/overlay/codec.hpp"
+
+#include <msgpack.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "node/sip/headers.hpp"
+#include "node/sip/scanner.hpp"
+
+namespace p2psip::overlay {
+namespace {
+
+using sip::HeaderId;
+
+constexpr std::string_view kPeerId = "DHT-PeerID";
+constexpr std::string_view kOp = "DHT-Op";
+constexpr std::string_view kHops = "DHT-Hops";
+constexpr std::string_view kRouting = "DHT-Routing";
+constexpr std::string_view kFinal = "DHT-Final";
+constexpr std::string_view kLink = "DHT-Link";
+
+std::string host_port(const Endpoint& e) {
+  return e.host_port();
+}
+
+std::string peer_header(const dht::Peer& p, std::string_view overlay) {
+  return peer_uri(p) + ";overlay=" + std::string(overlay) + ";dht=Chord1.0";
+}
+
+void add_links(sip::Message& m, const std::optional<dht::Peer>& pred, const std::vector<dht::Peer>& succs) {
+  if (pred) m.add_header(kLink, peer_uri(*pred) + ";link=P1");
+  for (std::size_t i = 0; i < succs.size(); ++i)
+    m.add_header(kLink, peer_uri(succs[i]) + ";link=S" + std::to_string(i + 1));
+}
+
+/// Reads DHT-Link fields into predecessor, successors (in S1..Sn order) and the responsible peer.
+bool read_links(const sip::Message& m, std::optional<dht::Peer>& pred, std::vector<dht::Peer>& succs,
+                std::optional<dht::Peer>& responsible) {
+  bool ok = true;
+  std::vector<std::pair<unsigned, dht::Peer>> numbered;
+  for (const auto& h : m.headers()) {
+    if (h.id != HeaderId::Other || !sip::iequals(m.name_of(h), kLink)) continue;
+    auto na = sip::parse_name_address(m.value_of(h));
+    auto peer = na ? parse_peer(m.value_of(h)) : std::nullopt;
+    auto link = na ? na->params.get("link") : std::nullopt;
+    if (!peer || !link || link->empty()) {
+      ok = false;
+      continue;
+    }
+    char kind = (*link)[0];
+    if (kind == 'P') {
+      pred = *peer;
+    } else if (kind == 'R') {
+      responsible = *peer;
+    } else if (kind == 'S') {
+      auto n = sip::parse_decimal(link->substr(1), 64);
+      if (!n || *n == 0) {
+        ok = false;
+        continue;
+      }
+      numbered.emplace_back(static_cast<unsigned>(*n), *peer);
+    } else {
+      ok = false;
+    }
+  }
+  std::sort(numbered.begin(), numbered.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [n, p] : numbered) succs.push_back(p);
+  return ok;
+}
+
+std::string op_text(const dht::Request& r) {
+  return std::string(r.op == dht::Op::Route ? dht::route_op_name(r.route_op) : dht::op_name(r.op));
+}
+
+void pack_str(msgpack_packer* pk, std::string_view s) {
+  msgpack_pack_str(pk, s.size());
+  msgpack_pack_str_body(pk, s.data(), s.size());
+}
+void pack_bin(msgpack_packer* pk, std::string_view s) {
+  msgpack_pack_bin(pk, s.size());
+  msgpack_pack_bin_body(pk, s.data(), s.size());
+}
+
+}  // namespace
+
+std::string peer_uri(const dht::Peer& p) {
+  return "<sip:" + p.id.hex() + "@" + host_port(p.addr) + ">";
+}
+
+std::optional<dht::Peer> parse_peer(std::string_view value) {
+  auto na = sip::parse_name_address(value);
+  if (!na || na->uri.scheme != sip::UriScheme::Sip || !na->uri.port) return std::nullopt;
+  auto id = dht::NodeId::from_hex(na->uri.user);
+  std::string_view host = na->uri.host;
+  if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
+  auto ip = IpAddress::parse(host);
+  if (!id || !ip) return std::nullopt;
+  return dht::Peer{*id, Endpoint{Transport::Udp, *ip, *na->uri.port}};
+}
+
+std::string encode_records(const std::vector<dht::Record>& records) {
+  msgpack_sbuffer sbuf;
+  msgpack_sbuffer_init(&sbuf);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
+  msgpack_pack_array(&pk, records.size());
+  for (const auto& r : records) {
+    msgpack_pack_map(&pk, 6);
+    unsigned char key[16];
+    for (int i = 0; i < 8; ++i) {
+      key[i] = static_cast<unsigned char>(r.key.hi >> (56 - 8 * i));
+      key[8 + i] = static_cast<unsigned char>(r.key.lo >> (56 - 8 * i));
+    }
+    pack_str(&pk, "k");
+    pack_bin(&pk, std::string_view(reinterpret_cast<const char*>(key), 16));
+    pack_str(&pk, "n");
+    pack_str(&pk, r.name);
+    pack_str(&pk, "v");
+    pack_bin(&pk, r.value);
+    pack_str(&pk, "o");
+    pack_str(&pk, r.owner);
+    pack_str(&pk, "t");
+    msgpack_pack_int64(&pk, r.stored_at_us);
+    pack_str(&pk, "l");
+    msgpack_pack_uint32(&pk, r.lifetime_s);
+  }
+  std::string out(sbuf.data, sbuf.size);
+  msgpack_sbuffer_destroy(&sbuf);
+  return out;
+}
+
+std::optional<std::vector<dht::Record>> decode_records(std::string_view bytes, std::size_t max_records) {
+  msgpack_unpacked result;
+  msgpack_unpacked_init(&result);
+  std::size_t off = 0;
+  std::optional<std::vector<dht::Record>> out;
+  if (msgpack_unpack_next(&result, bytes.data(), bytes.size(), &off) == MSGPACK_UNPACK_SUCCESS && off == bytes.size() &&
+      result.data.type == MSGPACK_OBJECT_ARRAY && result.data.via.array.size <= max_records) {
+    std::vector<dht::Record> records;
+    bool ok = true;
+    const msgpack_object_array& arr = result.data.via.array;
+    for (std::uint32_t i = 0; ok && i < arr.size; ++i) {
+      const msgpack_object& o = arr.ptr[i];
+      if (o.type != MSGPACK_OBJECT_MAP) {
+        ok = false;
+        break;
+      }
+      dht::Record rec;
+      int seen = 0;
+      for (std::uint32_t j = 0; ok && j < o.via.map.size; ++j) {
+        const msgpack_object& k = o.via.map.ptr[j].key;
+        const msgpack_object& v = o.via.map.ptr[j].val;
+        if (k.type != MSGPACK_OBJECT_STR || k.via.str.size != 1) {
+          ok = false;
+          break;
+        }
+        switch (k.via.str.ptr[0]) {
+          case 'k':
+            if (v.type != MSGPACK_OBJECT_BIN || v.via.bin.size != 16) {
+              ok = false;
+              break;
+            }
+            for (int b = 0; b < 8; ++b) {
+              rec.key.hi = rec.key.hi << 8 | static_cast<unsigned char>(v.via.bin.ptr[b]);
+              rec.key.lo = rec.key.lo << 8 | static_cast<unsigned char>(v.via.bin.ptr[8 + b]);
+            }
+            seen |= 1;
+            break;
+          case 'n':
+            if (v.type != MSGPACK_OBJECT_STR)
+              ok = false;
+            else
+              rec.name.assign(v.via.str.ptr, v.via.str.size);
+            seen |= 2;
+            break;
+          case 'v':
+            if (v.type != MSGPACK_OBJECT_BIN)
+              ok = false;
+            else
+              rec.value.assign(v.via.bin.ptr, v.via.bin.size);
+            seen |= 4;
+            break;
+          case 'o':
+            if (v.type != MSGPACK_OBJECT_STR)
+              ok = false;
+            else
+              rec.owner.assign(v.via.str.ptr, v.via.str.size);
+            seen |= 8;
+            break;
+          case 't':
+            if (v.type == MSGPACK_OBJECT_POSITIVE_INTEGER && v.via.u64 <= INT64_MAX) {
+              rec.stored_at_us = static_cast<std::int64_t>(v.via.u64);
+            } else if (v.type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+              rec.stored_at_us = v.via.i64;
+            } else {
+              ok = false;
+            }
+            seen |= 16;
+            break;
+          case 'l':
+            if (v.type != MSGPACK_OBJECT_POSITIVE_INTEGER || v.via.u64 > UINT32_MAX) {
+              ok = false;
+            } else {
+              rec.lifetime_s = static_cast<std::uint32_t>(v.via.u64);
+            }
+            seen |= 32;
+            break;
+          default: break;  // unknown fields are ignored (room to grow)
+        }
+      }
+      // Every field is required, and the key must be the hash of the name.
+      if (ok && (seen != 63 || dht::NodeId::hash(rec.name) != rec.key)) ok = false;
+      if (ok) records.push_back(std::move(rec));
+    }
+    if (ok) out = std::move(records);
+  }
+  msgpack_unpacked_destroy(&result);
+  return out;
+}
+
+sip::Message encode_request(const dht::Request& r, const RequestFraming& f) {
+  std::string target = "sip:" + r.target.hex() + "@" + f.overlay;
+  sip::Message m = sip::Message::request("REGISTER", target);
+  m.add_header(HeaderId::Via, "SIP/2.0/" + std::string(transport_name(f.transport)) + " " + host_port(r.sender.addr) +
+                                  ";branch=" + f.branch + ";rport");
+  m.add_header(HeaderId::MaxForwards, "70");
+  m.add_header(HeaderId::From, "<sip:" + r.sender.id.hex() + "@" + f.overlay + ">;tag=" + f.from_tag);
+  m.add_header(HeaderId::To, "<" + target + ">");
+  m.add_header(HeaderId::CallId, f.call_id);
+  m.add_header(HeaderId::CSeq, "1 REGISTER");
+  m.add_header(kPeerId, peer_header(r.sender, f.overlay));
+  m.add_header(kOp, op_text(r));
+  if (r.op == dht::Op::Route) {
+    m.add_header(kHops, std::to_string(r.hops));
+    m.add_header(kRouting, r.iterative ? "iterative" : "recursive");
+    if (r.final_hop) m.add_header(kFinal, "yes");
+  }
+  add_links(m, r.predecessor, r.successors);
+  if (!r.records.empty()) m.set_body(kRecordsType, encode_records(r.records));
+  return m;
+}
+
+Result<dht::Request, sip::Rejection> decode_request(const sip::Message& m, std::string_view overlay) {
+  auto bad = [](std::string reason) { return unexpected(sip::Rejection{400, std::move(reason), HeaderId::Other, {}}); };
+  dht::Request r;
+  auto peer_value = m.header(kPeerId);
+  if (!peer_value) return bad("Missing DHT-PeerID");
+  auto na = sip::parse_name_address(*peer_value);
+  auto sender = parse_peer(*peer_value);
+  if (!na || !sender) return bad("Malformed DHT-PeerID");
+  auto peer_overlay = na->params.get("overlay");
+  if (!peer_overlay || *peer_overlay != overlay) {
+    return unexpected(sip::Rejection{404, "Unknown Overlay", HeaderId::Other, {}});
+  }
+  r.sender = *sender;
+  auto ruri = sip::parse_uri(m.request_uri());
+  auto target = ruri ? dht::NodeId::from_hex(ruri->user) : std::nullopt;
+  if (!target) return bad("Request-URI Is Not An Overlay Identifier");
+  r.target = *target;
+  std::string_view op = m.header(kOp).value_or("");
+  if (auto route = dht::route_op_from_name(op)) {
+    r.op = dht::Op::Route;
+    r.route_op = *route;
+    auto hops = sip::parse_decimal(m.header(kHops).value_or(""), 1000);
+    if (!hops) return bad("Malformed DHT-Hops");
+    r.hops = static_cast<std::uint32_t>(*hops);
+    std::string_view routing = m.header(kRouting).value_or("recursive");
+    if (routing != "recursive" && routing != "iterative") return bad("Malformed DHT-Routing");
+    r.iterative = routing == "iterative";
+    r.final_hop = m.header(kFinal).has_value();
+  } else if (auto o = dht::op_from_name(op); o && *o != dht::Op::Route) {
+    r.op = *o;
+  } else {
+    return bad("Unknown DHT-Op");
+  }
+  std::optional<dht::Peer> responsible;
+  if (!read_links(m, r.predecessor, r.successors, responsible)) return bad("Malformed DHT-Link");
+  if (!m.body().empty()) {
+    auto ct = m.header(HeaderId::ContentType);
+    if (!ct || !sip::iequals(*ct, kRecordsType)) {
+      return unexpected(sip::Rejection{415, "Unsupported Media Type", HeaderId::Accept, std::string(kRecordsType)});
+    }
+    auto records = decode_records(m.body());
+    if (!records) return bad("Malformed Records");
+    r.records = std::move(*records);
+  }
+  return r;
+}
+
+sip::Message encode_response(const sip::Message& request, const dht::Response& r, std::string_view overlay,
+                             std::string_view to_tag) {
+  sip::Message m = sip::make_response(request, r.status, r.reason, to_tag);
+  m.add_header(kPeerId, peer_header(r.responder, overlay));
+  if (r.status < 300 || r.status == 302) m.add_header(kHops, std::to_string(r.hops));
+  if (r.responsible) m.add_header(kLink, peer_uri(*r.responsible) + ";link=R");
+  add_links(m, r.predecessor, r.successors);
+  if (r.redirect) {
+    m.add_header(HeaderId::Contact, peer_uri(*r.redirect));
+    if (r.redirect_final) m.add_header(kFinal, "yes");
+  }
+  if (!r.records.empty()) m.set_body(kRecordsType, encode_records(r.records));
+  return m;
+}
+
+Result<dht::Response, std::string> decode_response(const sip::Message& m) {
+  dht::Response r;
+  r.status = m.status();
+  r.reason = std::string(m.reason());
+  if (auto p = m.header(kPeerId)) {
+    auto peer = parse_peer(*p);
+    if (!peer) return unexpected(std::string("Malformed DHT-PeerID"));
+    r.responder = *peer;
+  }
+  if (auto h = m.header(kHops)) {
+    auto hops = sip::parse_decimal(*h, 1000);
+    if (!hops) return unexpected(std::string("Malformed DHT-Hops"));
+    r.hops = static_cast<std::uint32_t>(*hops);
+  }
+  if (!read_links(m, r.predecessor, r.successors, r.responsible)) return unexpected(std::string("Malformed DHT-Link"));
+  if (r.status == 302) {
+    auto contact = m.header(HeaderId::Contact);
+    auto next = contact ? parse_peer(*contact) : std::nullopt;
+    if (!next) return unexpected(std::string("302 Without A Peer Contact"));
+    r.redirect = next;
+    r.redirect_final = m.header(kFinal).has_value();
+  }
+  if (!m.body().empty()) {
+    auto records = decode_records(m.body());
+    if (!records) return unexpected(std::string("Malformed Records"));
+    r.records = std::move(*records);
+  }
+  return r;
+}
+
+}  // namespace p2psip::overlay

@@ -1,0 +1,48 @@
+// Chord messages carried in SIP (docs/PROTOCOL.md, "Overlay messages"). Every overlay request is a
+// REGISTER — membership and storage are registrations, as in dSIP — whose DHT-Op header names the
+// operation; the sender and the links it reports travel as readable DHT-PeerID and DHT-Link headers,
+// records as a msgpack body of type application/p2psip-records+msgpack.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dht/messages.hpp"
+#include "node/core/result.hpp"
+#include "node/sip/message.hpp"
+#include "node/sip/validate.hpp"
+
+namespace p2psip::overlay {
+
+inline constexpr std::string_view kRecordsType = "application/p2psip-records+msgpack";
+
+/// What the encoder needs besides the message: the overlay's name and the transaction's identifiers.
+struct RequestFraming {
+  std::string overlay;
+  Transport transport = Transport::Udp;  ///< written in the Via
+  std::string branch;
+  std::string call_id;
+  std::string from_tag;
+};
+
+sip::Message encode_request(const dht::Request& r, const RequestFraming& framing);
+/// Decodes an overlay request; a Rejection (400 with the reason, 404 for another overlay) otherwise.
+Result<dht::Request, sip::Rejection> decode_request(const sip::Message& m, std::string_view overlay);
+/// The response to `request` carrying `r`.
+sip::Message encode_response(const sip::Message& request, const dht::Response& r, std::string_view overlay,
+                             std::string_view to_tag);
+/// Decodes a final response to an overlay request; the reason on failure.
+Result<dht::Response, std::string> decode_response(const sip::Message& m);
+
+/// "<sip:HEX@IP:PORT>" for a peer, and back.
+std::string peer_uri(const dht::Peer& p);
+std::optional<dht::Peer> parse_peer(std::string_view name_addr_value);
+
+/// Records as msgpack: an array of maps {k: bin(16), n: str, v: bin, o: str, t: int, l: uint}.
+std::string encode_records(const std::vector<dht::Record>& records);
+/// nullopt when the bytes are not such an array, or hold more than `max_records`.
+std::optional<std::vector<dht::Record>> decode_records(std::string_view bytes, std::size_t max_records = 100000);
+
+}  // namespace p2psip::overlay

@@ -1,0 +1,131 @@
+#include "node/overlay/overlay_node.hpp"
+
+#include <cstdio>
+
+#include "node/overlay/codec.hpp"
+
+namespace p2psip::overlay {
+
+OverlayNode::OverlayNode(dht::Peer self, OverlayConfig config, Environment& env)
+    : cfg_(std::move(config)),
+      env_(env),
+      layer_(env, *this, cfg_.timers, cfg_.limits),
+      chord_(std::move(self), cfg_.chord, *this, env) {}
+
+std::string OverlayNode::token() {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(env_.random()));
+  return buf;
+}
+
+void OverlayNode::receive_datagram(std::string_view bytes, const Endpoint& from, Instant now) {
+  layer_.receive_datagram(bytes, from, now);
+}
+void OverlayNode::receive(const sip::Message& m, const Endpoint& from, Instant now) {
+  layer_.receive(m, from, now);
+}
+void OverlayNode::answer_malformed(std::string_view raw, const sip::ParseError& e, const Endpoint& from) {
+  layer_.answer_malformed(raw, e, from);
+}
+
+void OverlayNode::advance(Instant now) {
+  layer_.advance(now);
+  chord_.advance(now);
+}
+
+Instant OverlayNode::next_wakeup() const {
+  return std::min(layer_.next_wakeup(), chord_.next_wakeup());
+}
+
+void OverlayNode::send(dht::RequestId id, const dht::Peer& to, const dht::Request& r, Instant now) {
+  RequestFraming f;
+  f.overlay = cfg_.overlay;
+  f.branch = layer_.make_branch();
+  f.call_id = token() + "@" + cfg_.overlay;
+  f.from_tag = token();
+  // Large bodies (replication, hand-over) go over TCP; everything else over UDP.
+  std::size_t body_estimate = 0;
+  for (const auto& rec : r.records) body_estimate += rec.name.size() + rec.value.size() + rec.owner.size() + 40;
+  f.transport = body_estimate > cfg_.udp_body_limit ? Transport::Tcp : Transport::Udp;
+  sip::Message m = encode_request(r, f);
+  Endpoint dest = to.addr;
+  dest.transport = f.transport;
+  ++stats_.requests_sent;
+  if (f.transport == Transport::Tcp) ++stats_.messages_sent_tcp;
+  sending_ = true;
+  sip::TransactionId txn = layer_.send_request(m, dest, now);
+  sending_ = false;
+  if (failed_during_send_.erase(txn) > 0) {
+    chord_.on_failure(id, now);  // the transport refused at once
+    return;
+  }
+  outstanding_[txn] = id;
+}
+
+void OverlayNode::reply(dht::ReplyHandle handle, const dht::Response& r, Instant now) {
+  const sip::Message* request = layer_.request_of(handle);
+  if (request == nullptr) return;  // the transaction is gone (RFC 4320: no answer without one)
+  ++stats_.responses_sent;
+  layer_.respond(handle, encode_response(*request, r, cfg_.overlay, token()), now);
+}
+
+void OverlayNode::on_request(sip::TransactionId id, const sip::Message& request, const Endpoint&, Instant now) {
+  ++stats_.requests_received;
+  if (request.method_id() == sip::Method::Options) {
+    layer_.respond(id, sip::make_response(request, 200, {}, token()), now);  // a liveness probe
+    return;
+  }
+  if (request.method_id() != sip::Method::Register || !request.header("DHT-Op")) {
+    ++stats_.rejected;
+    sip::Rejection r{405, "Method Not Allowed", sip::HeaderId::Allow, "REGISTER, OPTIONS"};
+    if (request.method_id() == sip::Method::Register)
+      r = sip::Rejection{400, "Missing DHT-Op", sip::HeaderId::Other, {}};
+    layer_.respond(id, sip::make_rejection(request, r, token()), now);
+    return;
+  }
+  auto decoded = decode_request(request, cfg_.overlay);
+  if (!decoded) {
+    ++stats_.rejected;
+    env_.log(LogLevel::Debug, "overlay: refused a request: " + decoded.error().reason);
+    layer_.respond(id, sip::make_rejection(request, decoded.error(), token()), now);
+    return;
+  }
+  chord_.on_request(id, *decoded, now);
+}
+
+void OverlayNode::on_response(sip::TransactionId id, const sip::Message& response, Instant now) {
+  if (response.status() < 200) return;
+  auto it = outstanding_.find(id);
+  if (it == outstanding_.end()) return;
+  dht::RequestId rid = it->second;
+  outstanding_.erase(it);
+  ++stats_.responses_received;
+  auto decoded = decode_response(response);
+  if (!decoded) {
+    env_.log(LogLevel::Debug, "overlay: unreadable response: " + decoded.error());
+    chord_.on_failure(rid, now);
+    return;
+  }
+  chord_.on_response(rid, *decoded, now);
+}
+
+void OverlayNode::fail(sip::TransactionId id, Instant now) {
+  if (sending_) {
+    failed_during_send_.insert(id);
+    return;
+  }
+  auto it = outstanding_.find(id);
+  if (it == outstanding_.end()) return;
+  dht::RequestId rid = it->second;
+  outstanding_.erase(it);
+  chord_.on_failure(rid, now);
+}
+
+void OverlayNode::on_timeout(sip::TransactionId id, Instant now) {
+  fail(id, now);
+}
+void OverlayNode::on_transport_error(sip::TransactionId id, Instant now) {
+  fail(id, now);
+}
+
+}  // namespace p2psip::overlay

@@ -1,0 +1,76 @@
+// One overlay peer, sans-I/O: the Chord protocol (dht::ChordNode) carried by SIP transactions.
+// It is the transaction user of its TransactionLayer and the ChordTransport of its ChordNode:
+// Chord requests become REGISTER client transactions, answers become SIP responses, and
+// transaction timeouts become Chord failures (failure detection). The runtime and the simulator
+// drive it through the same entry points.
+#pragma once
+
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "dht/chord_node.hpp"
+#include "node/sip/transaction.hpp"
+
+namespace p2psip::overlay {
+
+struct OverlayConfig {
+  std::string overlay = "p2psip.local";
+  dht::ChordConfig chord;
+  sip::TimerConfig timers;
+  sip::Limits limits;
+  /// Messages whose body is larger than this go over TCP (RFC 3261 §18.1.1 keeps UDP under the MTU).
+  std::size_t udp_body_limit = 1100;
+};
+
+struct OverlayStats {
+  std::uint64_t requests_sent = 0, requests_received = 0, responses_sent = 0, responses_received = 0;
+  std::uint64_t rejected = 0, bytes_sent = 0, messages_sent_tcp = 0;
+};
+
+class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
+ public:
+  OverlayNode(dht::Peer self, OverlayConfig config, Environment& env);
+
+  void start(const std::vector<Endpoint>& bootstrap, Instant now) { chord_.start(bootstrap, now); }
+  void leave(Instant now) { chord_.leave(now); }
+
+  // Driver entry points.
+  void receive_datagram(std::string_view bytes, const Endpoint& from, Instant now);
+  void receive(const sip::Message& m, const Endpoint& from, Instant now);
+  void answer_malformed(std::string_view raw, const sip::ParseError& e, const Endpoint& from);
+  void advance(Instant now);
+  [[nodiscard]] Instant next_wakeup() const;
+
+  [[nodiscard]] dht::ChordNode& chord() { return chord_; }
+  [[nodiscard]] const dht::ChordNode& chord() const { return chord_; }
+  [[nodiscard]] const sip::TransactionLayer& transactions() const { return layer_; }
+  [[nodiscard]] const OverlayStats& stats() const { return stats_; }
+  [[nodiscard]] const OverlayConfig& config() const { return cfg_; }
+
+  // sip::TransactionUser
+  void on_request(sip::TransactionId id, const sip::Message& request, const Endpoint& from, Instant now) override;
+  void on_ack(sip::TransactionId, const sip::Message&, const Endpoint&, Instant) override {}
+  void on_response(sip::TransactionId id, const sip::Message& response, Instant now) override;
+  void on_timeout(sip::TransactionId id, Instant now) override;
+  void on_transport_error(sip::TransactionId id, Instant now) override;
+
+  // dht::ChordTransport
+  void send(dht::RequestId id, const dht::Peer& to, const dht::Request& r, Instant now) override;
+  void reply(dht::ReplyHandle handle, const dht::Response& r, Instant now) override;
+
+ private:
+  std::string token();
+  void fail(sip::TransactionId id, Instant now);
+
+  OverlayConfig cfg_;
+  Environment& env_;
+  sip::TransactionLayer layer_;
+  dht::ChordNode chord_;
+  OverlayStats stats_;
+  std::unordered_map<sip::TransactionId, dht::RequestId> outstanding_;
+  std::unordered_set<sip::TransactionId> failed_during_send_;
+  bool sending_ = false;
+};
+
+}  // namespace p2psip::overlay

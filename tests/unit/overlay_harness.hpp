@@ -1,0 +1,124 @@
+// A network of OverlayNodes exchanging real SIP bytes on virtual time: UDP datagrams go to
+// receive_datagram, TCP messages are framed and go to receive. A message to a dead or unknown
+// address is lost (the sender's transaction times out, as on a real network).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <queue>
+#include <random>
+
+#include "chord_harness.hpp"
+#include "node/overlay/overlay_node.hpp"
+
+namespace p2psip::test {
+
+class OverlayNet {
+ public:
+  Duration latency = millis(5);
+  overlay::OverlayConfig config;
+
+  class Host : public Environment {
+   public:
+    Host(OverlayNet& net, std::size_t index) : net_(net), index_(index), rng_(index * 104729 + 3) {}
+    bool send(const Endpoint& to, std::string_view bytes) override {
+      net_.deliver(index_, to, std::string(bytes));
+      return true;
+    }
+    std::uint64_t random() override { return rng_(); }
+
+   private:
+    OverlayNet& net_;
+    std::size_t index_;
+    std::mt19937_64 rng_;
+  };
+
+  std::vector<std::unique_ptr<Host>> hosts;
+  std::vector<std::unique_ptr<overlay::OverlayNode>> nodes;
+  std::vector<bool> alive;
+  Instant now{};
+  std::uint64_t datagrams = 0, stream_messages = 0, bytes = 0;
+
+  static Endpoint addr_of(std::size_t i) {
+    return Endpoint{Transport::Udp, *IpAddress::parse("127.0.2." + std::to_string(i % 250 + 1)),
+                    static_cast<std::uint16_t>(30000 + i)};
+  }
+
+  std::size_t add(dht::NodeId id, std::optional<std::size_t> bootstrap) {
+    std::size_t i = nodes.size();
+    hosts.push_back(std::make_unique<Host>(*this, i));
+    nodes.push_back(std::make_unique<overlay::OverlayNode>(dht::Peer{id, addr_of(i)}, config, *hosts.back()));
+    alive.push_back(true);
+    std::vector<Endpoint> boot;
+    if (bootstrap) boot.push_back(addr_of(*bootstrap));
+    nodes[i]->start(boot, now);
+    return i;
+  }
+
+  void deliver(std::size_t from, const Endpoint& to, std::string bytes_out) {
+    bytes += bytes_out.size();
+    std::optional<std::size_t> target;
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      if (addr_of(i).ip == to.ip && addr_of(i).port == to.port) target = i;
+    }
+    if (!target) return;
+    Endpoint source = addr_of(from);
+    source.transport = to.transport;
+    std::size_t t = *target;
+    events_.push(Event{now + latency, seq_++, [this, t, source, to, b = std::move(bytes_out)] {
+                         if (!alive[t]) return;
+                         if (to.transport == Transport::Udp) {
+                           ++datagrams;
+                           nodes[t]->receive_datagram(b, source, now);
+                         } else {
+                           ++stream_messages;
+                           std::size_t used = 0;
+                           auto m = sip::parse_message(b, config.limits, true, &used);
+                           if (m) nodes[t]->receive(*m, source, now);
+                         }
+                       }});
+  }
+
+  void run_for(Duration d) {
+    Instant end = now + d;
+    for (;;) {
+      Instant next = kInstantMax;
+      for (std::size_t i = 0; i < nodes.size(); ++i) {
+        if (alive[i]) next = std::min(next, nodes[i]->next_wakeup());
+      }
+      if (!events_.empty()) next = std::min(next, events_.top().at);
+      if (next > end) break;
+      now = std::max(now, next);
+      while (!events_.empty() && events_.top().at <= now) {
+        auto fn = events_.top().fn;
+        events_.pop();
+        fn();
+      }
+      for (std::size_t i = 0; i < nodes.size(); ++i) {
+        if (alive[i] && nodes[i]->next_wakeup() <= now) nodes[i]->advance(now);
+      }
+    }
+    now = end;
+  }
+
+  [[nodiscard]] std::string ring_errors(bool lists = true) const {
+    std::vector<const dht::ChordNode*> live;
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      if (alive[i]) live.push_back(&nodes[i]->chord());
+    }
+    return test::ring_errors(live, config.chord.successors, lists);
+  }
+
+ private:
+  struct Event {
+    Instant at;
+    std::uint64_t seq;
+    std::function<void()> fn;
+    bool operator>(const Event& o) const { return at != o.at ? at > o.at : seq > o.seq; }
+  };
+  std::priority_queue<Event, std::vector<Event>, std::greater<>> events_;
+  std::uint64_t seq_ = 0;
+};
+
+}  // namespace p2psip::test

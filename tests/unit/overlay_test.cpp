@@ -1,0 +1,162 @@
+// The overlay end to end in SIP: OverlayNodes exchanging real bytes on virtual time.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "node/overlay/codec.hpp"
+#include "node/sip/validate.hpp"
+#include "overlay_harness.hpp"
+#include "sip_harness.hpp"
+
+namespace p2psip::overlay {
+namespace {
+
+dht::Record record(const std::string& name, const std::string& value) {
+  dht::Record r;
+  r.name = name;
+  r.key = dht::NodeId::hash(name);
+  r.value = value;
+  r.owner = "tester";
+  r.stored_at_us = 42;
+  r.lifetime_s = 600;
+  return r;
+}
+
+TEST(OverlayCodec, RequestsAndResponsesRoundTripThroughSip) {
+  dht::Request r;
+  r.op = dht::Op::Route;
+  r.route_op = dht::RouteOp::Store;
+  r.sender = dht::Peer{dht::NodeId{1, 2}, *parse_host_port("127.0.0.1:5070", Transport::Udp)};
+  r.target = dht::NodeId::hash("k");
+  r.hops = 3;
+  r.final_hop = true;
+  r.records = {record("k", std::string("v\0v", 3))};
+  RequestFraming f{"demo.overlay", Transport::Udp, "z9hG4bKabc", "call@demo", "tag1"};
+  sip::Message m = encode_request(r, f);
+  auto wire = sip::parse_datagram(m.serialize());
+  ASSERT_TRUE(wire);
+  EXPECT_FALSE(sip::check_message(*wire));  // it is a valid SIP request
+  EXPECT_EQ(wire->method(), "REGISTER");
+  auto back = decode_request(*wire, "demo.overlay");
+  ASSERT_TRUE(back) << back.error().reason;
+  EXPECT_EQ(back->op, dht::Op::Route);
+  EXPECT_EQ(back->route_op, dht::RouteOp::Store);
+  EXPECT_EQ(back->sender, r.sender);
+  EXPECT_EQ(back->target, r.target);
+  EXPECT_EQ(back->hops, 3u);
+  EXPECT_TRUE(back->final_hop);
+  EXPECT_EQ(back->records, r.records);
+  EXPECT_EQ(decode_request(*wire, "other.overlay").error().status, 404);
+
+  dht::Response resp;
+  resp.responder = r.sender;
+  resp.responsible = r.sender;
+  resp.hops = 4;
+  resp.predecessor = dht::Peer{dht::NodeId{0, 9}, *parse_host_port("[::1]:5071", Transport::Udp)};
+  resp.successors = {dht::Peer{dht::NodeId{3, 3}, *parse_host_port("127.0.0.3:5070", Transport::Udp)},
+                     dht::Peer{dht::NodeId{4, 4}, *parse_host_port("127.0.0.4:5070", Transport::Udp)}};
+  resp.records = r.records;
+  sip::Message rm = encode_response(*wire, resp, "demo.overlay", "t2");
+  auto rwire = sip::parse_datagram(rm.serialize());
+  ASSERT_TRUE(rwire);
+  EXPECT_FALSE(sip::check_message(*rwire));
+  auto rback = decode_response(*rwire);
+  ASSERT_TRUE(rback) << rback.error();
+  EXPECT_EQ(rback->responsible->id, (dht::NodeId{1, 2}));
+  EXPECT_EQ(rback->hops, 4u);
+  EXPECT_EQ(rback->predecessor->addr.host_port(), "[::1]:5071");
+  ASSERT_EQ(rback->successors.size(), 2u);
+  EXPECT_EQ(rback->successors[1].id, (dht::NodeId{4, 4}));
+  EXPECT_EQ(rback->records, r.records);
+}
+
+TEST(OverlayCodec, MalformedOverlayRequestsAreRefusedWithAReason) {
+  std::string base =
+      "REGISTER sip:00000000000000000000000000000001@demo SIP/2.0\r\n"
+      "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\nFrom: <sip:a@demo>;tag=1\r\nTo: <sip:b@demo>\r\n"
+      "Call-ID: c\r\nCSeq: 1 REGISTER\r\nMax-Forwards: 70\r\n";
+  auto check = [&](const std::string& extra, int status, const std::string& reason) {
+    auto m = sip::parse_datagram(base + extra + "Content-Length: 0\r\n\r\n").value();
+    auto r = decode_request(m, "demo");
+    ASSERT_FALSE(r) << extra;
+    EXPECT_EQ(r.error().status, status) << extra;
+    EXPECT_EQ(r.error().reason, reason) << extra;
+  };
+  std::string peer = "DHT-PeerID: <sip:00000000000000000000000000000002@127.0.0.1:5070>;overlay=demo\r\n";
+  check("DHT-Op: ping\r\n", 400, "Missing DHT-PeerID");
+  check("DHT-PeerID: <sip:nothex@127.0.0.1:5070>;overlay=demo\r\nDHT-Op: ping\r\n", 400, "Malformed DHT-PeerID");
+  check(peer + "DHT-Op: dance\r\n", 400, "Unknown DHT-Op");
+  check(peer + "DHT-Op: lookup\r\nDHT-Hops: many\r\n", 400, "Malformed DHT-Hops");
+  check(peer + "DHT-Op: neighbors\r\nDHT-Link: <sip:zz@127.0.0.1:1>;link=S1\r\n", 400, "Malformed DHT-Link");
+  EXPECT_FALSE(decode_records("\x93\x01\x02"));
+  EXPECT_FALSE(decode_records(""));
+  auto good = encode_records({record("a", "b")});
+  EXPECT_TRUE(decode_records(good));
+  good[good.size() - 5] ^= 0x40;  // corrupt a byte: the key no longer hashes from the name, or the shape breaks
+  auto corrupted = decode_records(good);
+  EXPECT_TRUE(!corrupted || (*corrupted)[0] != record("a", "b"));
+}
+
+TEST(OverlaySip, RingFormsLookupsAndStorageWorkOverSip) {
+  test::OverlayNet net;
+  net.config.chord.stabilize_interval = seconds(1);
+  net.config.timers.t1 = millis(50);  // Timer F = 3.2 s: failure detection within a few rounds
+  std::mt19937_64 rng(11);
+  for (std::size_t i = 0; i < 16; ++i) {
+    net.add(dht::NodeId{rng(), rng()}, i == 0 ? std::nullopt : std::optional<std::size_t>(0));
+    net.run_for(millis(300));
+  }
+  net.run_for(seconds(30));
+  EXPECT_EQ(net.ring_errors(), "");
+
+  int stored = 0;
+  for (int k = 0; k < 50; ++k) {
+    std::string name = "user" + std::to_string(k) + "@demo";
+    // Some values are big enough to travel over TCP.
+    std::string value(static_cast<std::size_t>(k % 5 == 0 ? 3000 : 20), static_cast<char>('a' + k % 26));
+    auto rec = record(name, value);
+    net.nodes[rng() % net.nodes.size()]->chord().route(
+        dht::RouteOp::Store, rec.key, rec, [&](const dht::RouteResult& r) { stored += r.status == 200; }, net.now);
+  }
+  net.run_for(seconds(3));
+  EXPECT_EQ(stored, 50);
+  EXPECT_GT(net.stream_messages, 0u);
+
+  // Kill three peers that are not adjacent, then every record is still found.
+  std::vector<std::size_t> order(net.nodes.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](auto a, auto b) {
+    return net.nodes[a]->chord().table().self().id < net.nodes[b]->chord().table().self().id;
+  });
+  for (std::size_t p : {2u, 7u, 12u}) net.alive[order[p]] = false;
+  net.run_for(seconds(20));
+  EXPECT_EQ(net.ring_errors(), "");
+  int found = 0;
+  for (int k = 0; k < 50; ++k) {
+    std::string name = "user" + std::to_string(k) + "@demo";
+    std::size_t from = order[(k % 2 == 0) ? 0 : 5];
+    net.nodes[from]->chord().route(
+        dht::RouteOp::Fetch, dht::NodeId::hash(name), std::nullopt,
+        [&, name](const dht::RouteResult& r) { found += r.status == 200 && r.records.at(0).name == name; }, net.now);
+  }
+  net.run_for(seconds(5));
+  EXPECT_EQ(found, 50);
+  std::uint64_t refused = 0;
+  for (const auto& n : net.nodes) refused += n->stats().rejected + n->transactions().stats().malformed_dropped;
+  EXPECT_EQ(refused, 0u);
+}
+
+TEST(OverlaySip, NonOverlayRequestsGetClearAnswers) {
+  test::OverlayNet net;
+  net.add(dht::NodeId{5, 5}, std::nullopt);
+  std::string invite =
+      "INVITE sip:x@demo SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.9:5000;branch=z9hG4bKq;rport\r\n"
+      "From: <sip:a@demo>;tag=1\r\nTo: <sip:x@demo>\r\nCall-ID: q\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n"
+      "Content-Length: 0\r\n\r\n";
+  net.nodes[0]->receive_datagram(invite, *parse_host_port("127.0.0.9:5000", Transport::Udp), net.now);
+  net.run_for(seconds(1));
+  EXPECT_EQ(net.nodes[0]->stats().rejected, 1u);
+}
+
+}  // namespace
+}  // namespace p2psip::overlay
