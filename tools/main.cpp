@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "tools/node_command.hpp"
 #include "tools/sip_commands.hpp"
 
 namespace {
@@ -52,7 +53,61 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   echo_cmd->add_option("--max-body-bytes", echo.limits.max_body_bytes, "Largest body accepted")->capture_default_str();
 
+  p2psip::tools::NodeOptions node;
+  auto* node_cmd = app.add_subcommand("node", "Run an overlay node (Chord over SIP) until SIGTERM or SIGINT");
+  node_cmd->set_config("--config", "", "Read these options from a TOML file (same keys as the flags)");
+  node_cmd->add_option("--overlay", node.overlay, "Overlay name")->capture_default_str();
+  node_cmd->add_option("--listen", node.listen, "Overlay SIP address (UDP and TCP)")->capture_default_str();
+  node_cmd->add_option("--bootstrap", node.bootstrap, "A peer to join through (repeatable; none starts a new overlay)");
+  node_cmd->add_option("--control", node.control, "Loopback HTTP control address")->capture_default_str();
+  node_cmd->add_option("--data-dir", node.data_dir, "Directory for the node's state (its node id)");
+  node_cmd->add_option("--stabilize-interval", node.stabilize_interval_s, "Seconds between stabilization rounds")
+      ->capture_default_str();
+  node_cmd->add_option("--log-level", node.log_level, "debug, info, warn or error")->capture_default_str();
+  node_cmd->add_option("--t1-ms", node.t1_ms, "RFC 3261 T1 for overlay transactions (failures show after 64*T1)")
+      ->capture_default_str();
+  node_cmd->add_option("--successors", node.successors, "Successor list length")->capture_default_str();
+  node_cmd->add_option("--replicas", node.replicas, "Copies of each record on successors")->capture_default_str();
+  node_cmd->add_flag("--iterative", node.iterative, "Route this node's own requests iteratively (experiments)");
+
+  p2psip::tools::ControlOptions ctl;
+  auto add_control = [&](CLI::App* cmd) {
+    cmd->add_option("--control", ctl.control, "The node's control address")->capture_default_str();
+    cmd->add_flag("--json", ctl.json, "Print the node's JSON answer");
+    cmd->add_option("--timeout", ctl.timeout_s, "Seconds to wait for the node")->capture_default_str();
+  };
+  auto* status_cmd = app.add_subcommand("status", "Show a node's ring position, neighbours, records and counters");
+  add_control(status_cmd);
+  std::string key;
+  std::string value;
+  unsigned lifetime = 3600;
+  auto* put_cmd = app.add_subcommand("put", "Store KEY=VALUE in the overlay through a node");
+  add_control(put_cmd);
+  put_cmd->add_option("key", key, "Key")->required();
+  put_cmd->add_option("value", value, "Value")->required();
+  put_cmd->add_option("--lifetime", lifetime, "Seconds the record lives")->capture_default_str();
+  auto* get_cmd = app.add_subcommand("get", "Fetch KEY from the overlay through a node (exit 1 when missing)");
+  add_control(get_cmd);
+  get_cmd->add_option("key", key, "Key")->required();
+  auto* lookup_cmd = app.add_subcommand("lookup", "Find the node responsible for KEY and the hops it took");
+  add_control(lookup_cmd);
+  lookup_cmd->add_option("key", key, "Key")->required();
+
+  std::vector<std::string> controls;
+  bool quiet = false;
+  auto* ring_cmd =
+      app.add_subcommand("ring-check", "Check that the given nodes form a correct ring (by their /status)");
+  ring_cmd->add_option("controls", controls, "Control addresses of the nodes")->required();
+  ring_cmd->add_flag("--quiet", quiet, "Print only nodes with problems and the verdict");
+  ring_cmd->add_option("--timeout", ctl.timeout_s, "Seconds to wait for each node")->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
+  if (ring_cmd->parsed()) return p2psip::tools::ring_check(ctl, controls, quiet);
+  if (node_cmd->parsed()) return p2psip::tools::run_node(node);
+  if (status_cmd->parsed()) return p2psip::tools::control_status(ctl);
+  if (put_cmd->parsed()) return p2psip::tools::control_put(ctl, key, value, lifetime);
+  if (get_cmd->parsed()) return p2psip::tools::control_get(ctl, key);
+  if (lookup_cmd->parsed()) return p2psip::tools::control_lookup(ctl, key);
   echo.udp = !no_udp;
   echo.tcp = !no_tcp;
   if (echo_cmd->parsed()) return p2psip::tools::sip_echo(echo);

@@ -10,23 +10,6 @@
 namespace p2psip::tools {
 namespace {
 
-class EchoSink : public runtime::PacketSink {
- public:
-  explicit EchoSink(echo::EchoElement& e) : element_(e) {}
-  void on_datagram(std::string_view bytes, const Endpoint& from, Instant now) override {
-    element_.receive_datagram(bytes, from, now);
-  }
-  void on_message(const sip::Message& m, const Endpoint& from, Instant now) override { element_.receive(m, from, now); }
-  void on_malformed(std::string_view raw, const sip::ParseError& e, const Endpoint& from, Instant) override {
-    element_.answer_malformed(raw, e, from);
-  }
-  void advance(Instant now) override { element_.advance(now); }
-  [[nodiscard]] Instant next_wakeup() const override { return element_.next_wakeup(); }
-
- private:
-  echo::EchoElement& element_;
-};
-
 struct SignalContext {
   runtime::SipRuntime* runtime;
   uv_signal_t sigint;
@@ -79,7 +62,7 @@ int sip_echo(const SipEchoOptions& o) {
     return 2;
   }
   echo::EchoElement element(rt, ec, timers, o.limits);
-  EchoSink sink(element);
+  runtime::CoreSink<echo::EchoElement> sink(element);
   std::string error;
   if (!rt.start(sink, error)) {
     std::fprintf(stderr, "sip-echo: %s\n", error.c_str());

@@ -30,6 +30,26 @@ class PacketSink {
   [[nodiscard]] virtual Instant next_wakeup() const = 0;
 };
 
+/// Drives any core that offers the usual entry points (receive_datagram, receive, answer_malformed,
+/// advance, next_wakeup): the echo element, an overlay node.
+template <class Core>
+class CoreSink : public PacketSink {
+ public:
+  explicit CoreSink(Core& core) : core_(core) {}
+  void on_datagram(std::string_view bytes, const Endpoint& from, Instant now) override {
+    core_.receive_datagram(bytes, from, now);
+  }
+  void on_message(const sip::Message& m, const Endpoint& from, Instant now) override { core_.receive(m, from, now); }
+  void on_malformed(std::string_view raw, const sip::ParseError& e, const Endpoint& from, Instant) override {
+    core_.answer_malformed(raw, e, from);
+  }
+  void advance(Instant now) override { core_.advance(now); }
+  [[nodiscard]] Instant next_wakeup() const override { return core_.next_wakeup(); }
+
+ private:
+  Core& core_;
+};
+
 struct RuntimeConfig {
   IpAddress listen_ip = *IpAddress::parse("127.0.0.1");
   std::uint16_t port = 5060;

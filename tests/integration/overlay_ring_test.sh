@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Issue 3's integration test on loopback: 24 `p2psip node` processes form one ring; 1000 random
+# put/get pairs succeed; 8 nodes are killed with SIGKILL (every third node in ring order, so that
+# no record loses all three copies); within a bounded number of stabilization rounds the ring is
+# correct again, every record is still retrievable and new lookups succeed. Everything is bounded
+# in time, and every process started here is stopped on the way out.
+set -euo pipefail
+P2PSIP=${1:?usage: overlay_ring_test.sh PATH/TO/p2psip}
+NODES=${NODES:-24}
+RECORDS=${RECORDS:-1000}
+KILL=${KILL:-8}
+BASE=${BASE_PORT:-$((21000 + ($$ % 200) * 50))}
+WORK=$(mktemp -d)
+declare -a PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+listen() { echo "127.0.0.1:$((BASE + $1))"; }
+control() { echo "127.0.0.1:$((BASE + 25 + $1))"; }
+all_controls() { for i in $(seq 0 $((NODES - 1))); do [ -n "${DEAD[$i]:-}" ] || control "$i"; done; }
+declare -A DEAD=()
+
+# wait_ring SECONDS: until ring-check passes on the live nodes, or fail.
+wait_ring() {
+  local limit=$1 start=$SECONDS
+  while ! "$P2PSIP" ring-check --quiet --timeout 2 $(all_controls) >"$WORK/ring.out" 2>&1; do
+    if [ $((SECONDS - start)) -ge "$limit" ]; then
+      echo "ring not correct after ${limit}s:"; cat "$WORK/ring.out"; exit 1
+    fi
+    sleep 1
+  done
+  echo "ring correct after $((SECONDS - start))s: $(tail -n 1 "$WORK/ring.out")"
+}
+
+echo "starting $NODES nodes on 127.0.0.1:$BASE.."
+for i in $(seq 0 $((NODES - 1))); do
+  boot=()
+  [ "$i" -gt 0 ] && boot=(--bootstrap "$(listen $((RANDOM % i)))")
+  "$P2PSIP" node --listen "$(listen "$i")" --control "$(control "$i")" --stabilize-interval 1 --t1-ms 50 \
+    --overlay ring-test "${boot[@]}" >"$WORK/node$i.log" 2>&1 &
+  PIDS[$i]=$!
+  sleep 0.1
+done
+wait_ring 60
+
+echo "putting $RECORDS records through random nodes.."
+for k in $(seq 1 "$RECORDS"); do
+  "$P2PSIP" put "key-$k" "value-$k-$RANDOM" --control "$(control $((RANDOM % NODES)))" --json >"$WORK/put.out" 2>&1 || {
+    echo "put key-$k failed:"; cat "$WORK/put.out"; exit 1; }
+  value=$("$P2PSIP" get "key-$k" --control "$(control $((RANDOM % NODES)))") || { echo "get key-$k failed"; exit 1; }
+  case "$value" in "value-$k-"*) echo "key-$k $value" >>"$WORK/expected" ;; *) echo "key-$k: got '$value'"; exit 1 ;; esac
+done
+echo "$RECORDS put/get pairs succeeded"
+
+# Kill every third node in ring order.
+mapfile -t order < <("$P2PSIP" ring-check $(all_controls) | awk 'NF >= 3 && $1 ~ /^[0-9]+$/ {print $3}')
+killed=0
+for pos in $(seq 0 3 $(( ${#order[@]} - 1 ))); do
+  [ "$killed" -ge "$KILL" ] && break
+  for i in $(seq 0 $((NODES - 1))); do
+    if [ "$(control "$i")" = "${order[$pos]}" ]; then
+      kill -KILL "${PIDS[$i]}"; wait "${PIDS[$i]}" 2>/dev/null || true
+      DEAD[$i]=1; killed=$((killed + 1))
+    fi
+  done
+done
+echo "killed $killed nodes with SIGKILL (every third in ring order)"
+# Failure detection takes 64*T1 = 3.2 s; allow 30 stabilization rounds (1 s each) in all.
+wait_ring 30
+
+echo "fetching every record again through the survivors.."
+missing=0
+live=($(all_controls))
+while read -r key value; do
+  got=$("$P2PSIP" get "$key" --control "${live[$((RANDOM % ${#live[@]}))]}" 2>/dev/null) || { missing=$((missing + 1)); continue; }
+  [ "$got" = "$value" ] || { echo "$key: got '$got', expected '$value'"; missing=$((missing + 1)); }
+done <"$WORK/expected"
+[ "$missing" -eq 0 ] || { echo "$missing records lost or wrong after the failures"; exit 1; }
+echo "all $RECORDS records retrievable after the failures"
+
+for k in $(seq 1 50); do
+  "$P2PSIP" lookup "fresh-$k" --control "${live[$((RANDOM % ${#live[@]}))]}" >/dev/null || { echo "lookup fresh-$k failed"; exit 1; }
+done
+echo "50 new lookups succeeded"
+
+# Graceful stop: every survivor leaves and exits 0 within a few seconds.
+for i in $(seq 0 $((NODES - 1))); do [ -n "${DEAD[$i]:-}" ] || kill -TERM "${PIDS[$i]}"; done
+for i in $(seq 0 $((NODES - 1))); do
+  [ -n "${DEAD[$i]:-}" ] && continue
+  rc=0
+  timeout 10 tail --pid="${PIDS[$i]}" -f /dev/null || { echo "node $i did not exit within 10 s of SIGTERM"; exit 1; }
+  wait "${PIDS[$i]}" || rc=$?
+  [ "$rc" -eq 0 ] || { echo "node $i exited $rc on SIGTERM"; tail -n 5 "$WORK/node$i.log"; exit 1; }
+done
+PIDS=()
+echo "overlay ring test: passed"

@@ -1,0 +1,257 @@
+// Clients of a node's control port: one HTTP request on a blocking socket with a deadline.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "node/core/address.hpp"
+#include "node/runtime/control_server.hpp"
+#include "tools/node_command.hpp"
+
+namespace p2psip::tools {
+namespace {
+
+struct HttpResult {
+  int status = 0;
+  std::string body;
+  std::string error;
+};
+
+HttpResult http(const ControlOptions& o, const std::string& method, const std::string& target,
+                const std::string& body) {
+  HttpResult res;
+  auto ep = parse_host_port(o.control, Transport::Tcp);
+  if (!ep) {
+    res.error = "--control " + o.control + " is not ADDR:PORT";
+    return res;
+  }
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  if (ep->ip.v6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&addr);
+    a->sin6_family = AF_INET6;
+    std::memcpy(&a->sin6_addr, ep->ip.bytes.data(), 16);
+    a->sin6_port = htons(ep->port);
+    len = sizeof(sockaddr_in6);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(&addr);
+    a->sin_family = AF_INET;
+    std::memcpy(&a->sin_addr, ep->ip.bytes.data(), 4);
+    a->sin_port = htons(ep->port);
+    len = sizeof(sockaddr_in);
+  }
+  int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    res.error = std::string("socket: ") + std::strerror(errno);
+    return res;
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<long>(o.timeout_s * 1000));
+  auto wait = [&](short events) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{fd, events, 0};
+    return ::poll(&p, 1, static_cast<int>(left.count())) > 0;
+  };
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
+    res.error = "cannot connect to the node's control port " + o.control + ": " + std::strerror(errno) +
+                " (is `p2psip node` running with --control " + o.control + "?)";
+    ::close(fd);
+    return res;
+  }
+  std::string req = method + " " + target + " HTTP/1.1\r\nHost: " + o.control +
+                    "\r\nConnection: close\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  std::size_t sent = 0;
+  while (sent < req.size()) {
+    if (!wait(POLLOUT)) break;
+    ssize_t n = ::send(fd, req.data() + sent, req.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += static_cast<std::size_t>(n);
+  }
+  std::string in;
+  char buf[8192];
+  while (wait(POLLIN)) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    in.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  std::size_t head_end = in.find("\r\n\r\n");
+  if (in.rfind("HTTP/1.1 ", 0) != 0 || head_end == std::string::npos) {
+    res.error = in.empty() ? "no answer from " + o.control + " within " + std::to_string(o.timeout_s) + " s"
+                           : "unreadable answer from " + o.control;
+    return res;
+  }
+  res.status = std::atoi(in.c_str() + 9);
+  res.body = in.substr(head_end + 4);
+  return res;
+}
+
+/// The string value of "name" in a flat JSON object written by the node (no nesting needed here).
+std::string json_field(const std::string& json, const std::string& name) {
+  std::string pattern = "\"" + name + "\":";
+  std::size_t at = json.find(pattern);
+  if (at == std::string::npos) return {};
+  std::size_t i = at + pattern.size();
+  if (i >= json.size()) return {};
+  if (json[i] != '"') {
+    std::size_t end = json.find_first_of(",}", i);
+    return json.substr(i, end - i);
+  }
+  std::string out;
+  for (++i; i < json.size() && json[i] != '"'; ++i) {
+    if (json[i] == '\\' && i + 1 < json.size()) {
+      char e = json[++i];
+      switch (e) {
+        case 'n': out.push_back('\n'); break;
+        case 'r': out.push_back('\r'); break;
+        case 't': out.push_back('\t'); break;
+        case 'u':
+          if (i + 4 < json.size()) {
+            out.push_back(static_cast<char>(std::stoi(json.substr(i + 1, 4), nullptr, 16)));
+            i += 4;
+          }
+          break;
+        default: out.push_back(e);
+      }
+    } else {
+      out.push_back(json[i]);
+    }
+  }
+  return out;
+}
+
+int fail(const char* cmd, const HttpResult& r) {
+  if (!r.error.empty()) {
+    std::fprintf(stderr, "p2psip %s: %s\n", cmd, r.error.c_str());
+  } else {
+    std::string msg = json_field(r.body, "error");
+    std::fprintf(stderr, "p2psip %s: the node answered %d: %s\n", cmd, r.status,
+                 msg.empty() ? r.body.c_str() : msg.c_str());
+  }
+  return 1;
+}
+
+}  // namespace
+
+int control_status(const ControlOptions& o) {
+  auto r = http(o, "GET", o.json ? "/status" : "/status?format=text", "");
+  if (r.status != 200) return fail("status", r);
+  std::fputs(r.body.c_str(), stdout);
+  if (o.json) std::fputc('\n', stdout);
+  return 0;
+}
+
+int control_put(const ControlOptions& o, const std::string& key, const std::string& value, unsigned lifetime_s) {
+  auto r = http(o, "POST", "/put?key=" + runtime::url_encode(key) + "&lifetime=" + std::to_string(lifetime_s), value);
+  if (r.status != 200) return fail("put", r);
+  if (o.json) {
+    std::printf("%s\n", r.body.c_str());
+  } else {
+    std::printf("stored '%s' at %s (%s hops)\n", key.c_str(), json_field(r.body, "addr").c_str(),
+                json_field(r.body, "hops").c_str());
+  }
+  return 0;
+}
+
+int control_get(const ControlOptions& o, const std::string& key) {
+  auto r = http(o, "GET", "/get?key=" + runtime::url_encode(key), "");
+  if (r.status == 404) {
+    std::fprintf(stderr, "p2psip get: no record for key '%s' in the overlay\n", key.c_str());
+    return 1;
+  }
+  if (r.status != 200) return fail("get", r);
+  if (o.json) {
+    std::printf("%s\n", r.body.c_str());
+  } else {
+    std::printf("%s\n", json_field(r.body, "value").c_str());
+  }
+  return 0;
+}
+
+int control_lookup(const ControlOptions& o, const std::string& key) {
+  auto r = http(o, "GET", "/lookup?key=" + runtime::url_encode(key), "");
+  if (r.status != 200) return fail("lookup", r);
+  if (o.json) {
+    std::printf("%s\n", r.body.c_str());
+  } else {
+    std::printf("key %s (id %s): responsible node %s at %s, %s hops, %s ms\n", key.c_str(),
+                json_field(r.body, "id").c_str(),
+                json_field(r.body, "responsible").empty()
+                    ? "-"
+                    : json_field(r.body.substr(r.body.find("\"responsible\"")), "id").c_str(),
+                json_field(r.body, "addr").c_str(), json_field(r.body, "hops").c_str(),
+                json_field(r.body, "latency_ms").c_str());
+  }
+  return 0;
+}
+
+int ring_check(const ControlOptions& o, const std::vector<std::string>& controls, bool quiet) {
+  struct NodeStatus {
+    std::string control, id, pred;
+    std::vector<std::string> succs;
+    bool joined = false;
+  };
+  std::vector<NodeStatus> nodes;
+  int unreachable = 0;
+  for (const auto& c : controls) {
+    ControlOptions one = o;
+    one.control = c;
+    auto r = http(one, "GET", "/status", "");
+    if (r.status != 200) {
+      std::printf("%s: unreachable (%s)\n", c.c_str(), r.error.empty() ? "bad answer" : r.error.c_str());
+      ++unreachable;
+      continue;
+    }
+    NodeStatus n;
+    n.control = c;
+    n.id = json_field(r.body, "node_id");
+    n.joined = json_field(r.body, "joined") == "true";
+    std::size_t p = r.body.find("\"predecessor\":{");
+    if (p != std::string::npos) n.pred = json_field(r.body.substr(p + 15), "id");
+    std::size_t s = r.body.find("\"successors\":[");
+    std::size_t e = s == std::string::npos ? s : r.body.find(']', s);
+    if (s != std::string::npos && e != std::string::npos) {
+      std::string list = r.body.substr(s, e - s);
+      for (std::size_t at = list.find("\"id\":"); at != std::string::npos; at = list.find("\"id\":", at + 1)) {
+        n.succs.push_back(json_field(list.substr(at), "id"));
+      }
+    }
+    nodes.push_back(n);
+  }
+  std::sort(nodes.begin(), nodes.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  std::size_t n = nodes.size();
+  int errors = unreachable;
+  for (std::size_t k = 0; k < n; ++k) {
+    const auto& node = nodes[k];
+    std::string problems;
+    if (!node.joined) problems += " not-joined";
+    if (n > 1) {
+      if (node.succs.empty() || node.succs[0] != nodes[(k + 1) % n].id) problems += " wrong-successor";
+      if (node.pred != nodes[(k + n - 1) % n].id) problems += " wrong-predecessor";
+      std::size_t want = std::min<std::size_t>(node.succs.size(), n - 1);
+      for (std::size_t j = 1; j < want; ++j) {
+        if (node.succs[j] != nodes[(k + 1 + j) % n].id) {
+          problems += " stale-successor-list";
+          break;
+        }
+      }
+    }
+    if (!problems.empty()) ++errors;
+    if (!quiet || !problems.empty()) {
+      std::printf("%3zu %s %s%s\n", k, node.id.c_str(), node.control.c_str(), problems.empty() ? "" : problems.c_str());
+    }
+  }
+  std::printf("ring of %zu reachable nodes: %s\n", n, errors == 0 ? "correct" : "NOT correct");
+  return errors == 0 ? 0 : 1;
+}
+
+}  // namespace p2psip::tools

@@ -1,0 +1,323 @@
+#include "tools/node_command.hpp"
+
+#include <sys/stat.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "node/overlay/overlay_node.hpp"
+#include "node/runtime/control_server.hpp"
+#include "node/runtime/sip_runtime.hpp"
+
+namespace p2psip::tools {
+namespace {
+
+using runtime::json_string;
+
+std::optional<LogLevel> parse_level(const std::string& s) {
+  if (s == "debug") return LogLevel::Debug;
+  if (s == "info") return LogLevel::Info;
+  if (s == "warn") return LogLevel::Warn;
+  if (s == "error") return LogLevel::Error;
+  return std::nullopt;
+}
+
+std::string peer_json(const dht::Peer& p) {
+  return "{\"id\":" + json_string(p.id.hex()) + ",\"addr\":" + json_string(p.addr.host_port()) + "}";
+}
+
+/// The node id kept in DATA_DIR/node-id, created on first start. Empty dir: a fresh random id.
+bool load_node_id(const std::string& dir, std::mt19937_64& rng, dht::NodeId& id, std::string& error) {
+  id = dht::NodeId{rng(), rng()};
+  if (dir.empty()) return true;
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    error = "cannot create --data-dir " + dir + ": " + std::strerror(errno);
+    return false;
+  }
+  std::string path = dir + "/node-id";
+  std::ifstream in(path);
+  if (in) {
+    std::string hex;
+    in >> hex;
+    auto stored = dht::NodeId::from_hex(hex);
+    if (!stored) {
+      error = path + " does not hold a 32-digit hex node id";
+      return false;
+    }
+    id = *stored;
+    return true;
+  }
+  std::ofstream out(path);
+  out << id.hex() << "\n";
+  if (!out) {
+    error = "cannot write " + path;
+    return false;
+  }
+  return true;
+}
+
+struct Daemon {
+  uv_loop_t loop{};
+  std::unique_ptr<runtime::SipRuntime> rt;
+  std::unique_ptr<overlay::OverlayNode> node;
+  std::unique_ptr<runtime::CoreSink<overlay::OverlayNode>> sink;
+  std::unique_ptr<runtime::ControlServer> control;
+  uv_signal_t sigint{}, sigterm{};
+  uv_timer_t leave_timer{};
+  Instant started{};
+  Instant leave_deadline{};
+  std::string listen_text;
+  bool stopping = false;
+
+  std::string status_json() const {
+    const auto& c = node->chord();
+    const auto& t = c.table();
+    const auto& os = node->stats();
+    const auto& ts = node->transactions().stats();
+    const auto& cs = c.stats();
+    std::ostringstream j;
+    j << "{\"node_id\":" << json_string(t.self().id.hex()) << ",\"overlay\":" << json_string(node->config().overlay)
+      << ",\"listen\":" << json_string(listen_text) << ",\"joined\":" << (c.joined() ? "true" : "false")
+      << ",\"predecessor\":" << (t.predecessor() ? peer_json(*t.predecessor()) : "null") << ",\"successors\":[";
+    for (std::size_t i = 0; i < t.successors().size(); ++i) j << (i ? "," : "") << peer_json(t.successors()[i]);
+    j << "],\"fingers\":" << t.distinct_fingers() << ",\"records\":" << c.storage().size()
+      << ",\"uptime_s\":" << to_millis(rt->now() - started) / 1000
+      << ",\"messages\":{\"requests_sent\":" << os.requests_sent << ",\"requests_received\":" << os.requests_received
+      << ",\"responses_sent\":" << os.responses_sent << ",\"responses_received\":" << os.responses_received
+      << ",\"rejected\":" << os.rejected << ",\"retransmissions\":" << ts.retransmissions_sent
+      << ",\"timeouts\":" << ts.timeouts << ",\"malformed_dropped\":" << ts.malformed_dropped
+      << ",\"malformed_answered\":" << ts.malformed_answered << ",\"bytes_in\":" << rt->stats().bytes_in
+      << ",\"bytes_out\":" << rt->stats().bytes_out << "},\"chord\":{\"routes_started\":" << cs.routes_started
+      << ",\"routes_ok\":" << cs.routes_ok << ",\"routes_failed\":" << cs.routes_failed
+      << ",\"forwarded\":" << cs.forwarded << ",\"peers_failed\":" << cs.peers_failed
+      << ",\"stabilize_rounds\":" << cs.stabilize_rounds << ",\"records_replicated\":" << cs.records_replicated << "}}";
+    return j.str();
+  }
+
+  std::string status_text() const {
+    const auto& c = node->chord();
+    const auto& t = c.table();
+    std::ostringstream s;
+    s << "node        " << t.self().id.hex() << "\n"
+      << "overlay     " << node->config().overlay << (c.joined() ? "" : " (joining)") << "\n"
+      << "listen      " << listen_text << "\n"
+      << "uptime      " << to_millis(rt->now() - started) / 1000 << " s\n"
+      << "predecessor "
+      << (t.predecessor() ? t.predecessor()->id.hex() + "  " + t.predecessor()->addr.host_port() : "-") << "\n";
+    for (std::size_t i = 0; i < t.successors().size(); ++i) {
+      s << (i == 0 ? "successors  " : "            ") << t.successors()[i].id.hex() << "  "
+        << t.successors()[i].addr.host_port() << "\n";
+    }
+    if (t.successors().empty()) s << "successors  - (alone)\n";
+    s << "fingers     " << t.distinct_fingers() << " distinct\n"
+      << "records     " << c.storage().size() << "\n"
+      << "messages    " << node->stats().requests_sent << " requests sent, " << node->stats().requests_received
+      << " received, " << node->transactions().stats().timeouts << " timeouts\n";
+    return s.str();
+  }
+
+  void handle(const runtime::HttpRequest& req, runtime::HttpResponder respond) {
+    auto error = [&](int status, const std::string& msg) {
+      respond(runtime::HttpResponse{status, "application/json", "{\"error\":" + json_string(msg) + "}"});
+    };
+    Instant now = rt->now();
+    if (req.path == "/status") {
+      if (req.method != "GET") return error(405, "use GET");
+      if (req.query.count("format") && req.query.at("format") == "text") {
+        return respond(runtime::HttpResponse{200, "text/plain", status_text()});
+      }
+      return respond(runtime::HttpResponse{200, "application/json", status_json()});
+    }
+    bool is_put = req.path == "/put", is_get = req.path == "/get", is_lookup = req.path == "/lookup";
+    if (!is_put && !is_get && !is_lookup) return error(404, "unknown path " + req.path);
+    auto key_it = req.query.find("key");
+    if (key_it == req.query.end() || key_it->second.empty()) return error(400, "missing ?key=");
+    if (stopping) return error(503, "node is leaving the overlay");
+    std::string key = key_it->second;
+    dht::NodeId id = dht::NodeId::hash(key);
+    if (is_put && req.method != "POST" && req.method != "PUT") return error(405, "use POST or PUT");
+    if (!is_put && req.method != "GET") return error(405, "use GET");
+    std::optional<dht::Record> rec;
+    dht::RouteOp op = is_put ? dht::RouteOp::Store : is_get ? dht::RouteOp::Fetch : dht::RouteOp::Lookup;
+    if (is_put) {
+      dht::Record r;
+      r.key = id;
+      r.name = key;
+      r.value = req.body;
+      r.owner = node->chord().table().self().id.hex();
+      unsigned long lifetime = 3600;
+      if (auto l = req.query.find("lifetime"); l != req.query.end()) {
+        char* end = nullptr;
+        lifetime = std::strtoul(l->second.c_str(), &end, 10);
+        if (end == l->second.c_str() || *end != '\0' || lifetime == 0 || lifetime > 31536000) {
+          return error(400, "lifetime must be 1 to 31536000 seconds");
+        }
+      }
+      r.lifetime_s = static_cast<std::uint32_t>(lifetime);
+      rec = r;
+    }
+    node->chord().route(
+        op, id, rec,
+        [respond, key, id, op](const dht::RouteResult& res) {
+          std::ostringstream j;
+          j << "{\"key\":" << json_string(key) << ",\"id\":" << json_string(id.hex()) << ",\"status\":" << res.status
+            << ",\"hops\":" << res.hops << ",\"latency_ms\":" << static_cast<double>(res.latency.count()) / 1000.0
+            << ",\"responsible\":" << (res.responsible ? peer_json(*res.responsible) : "null");
+          if (op == dht::RouteOp::Fetch && res.status == 200 && !res.records.empty()) {
+            const auto& r = res.records[0];
+            j << ",\"value\":" << json_string(r.value) << ",\"owner\":" << json_string(r.owner)
+              << ",\"stored_at_us\":" << r.stored_at_us << ",\"lifetime_s\":" << r.lifetime_s;
+          }
+          if (res.status != 200) j << ",\"error\":" << json_string(res.reason);
+          j << "}";
+          int http = res.status == 200 ? 200 : res.status == 404 ? 404 : 503;
+          respond(runtime::HttpResponse{http, "application/json", j.str()});
+        },
+        now);
+    rt->reschedule();
+  }
+};
+
+void finish_stop(Daemon& d) {
+  uv_timer_stop(&d.leave_timer);
+  uv_close(reinterpret_cast<uv_handle_t*>(&d.leave_timer), nullptr);
+  d.control->stop();
+  d.rt->stop();
+  uv_close(reinterpret_cast<uv_handle_t*>(&d.sigint), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&d.sigterm), nullptr);
+}
+
+void on_signal(uv_signal_t* s, int signum) {
+  auto* d = static_cast<Daemon*>(s->data);
+  if (d->stopping) return;
+  d->stopping = true;
+  d->rt->log(LogLevel::Info, std::string(signum == SIGINT ? "SIGINT" : "SIGTERM") + ": leaving the overlay");
+  Instant now = d->rt->now();
+  d->node->leave(now);
+  d->rt->reschedule();
+  d->leave_deadline = now + seconds(3);
+  uv_timer_start(
+      &d->leave_timer,
+      [](uv_timer_t* t) {
+        auto* dd = static_cast<Daemon*>(t->data);
+        if (dd->node->chord().left() || dd->rt->now() >= dd->leave_deadline) {
+          if (!dd->node->chord().left())
+            dd->rt->log(LogLevel::Warn, "leave not acknowledged within 3 s; exiting anyway");
+          finish_stop(*dd);
+        }
+      },
+      20, 20);
+}
+
+}  // namespace
+
+int run_node(const NodeOptions& o) {
+  auto listen = parse_host_port(o.listen, Transport::Udp);
+  if (!listen) {
+    std::fprintf(stderr, "p2psip node: --listen %s is not ADDR:PORT (an IP literal and a port)\n", o.listen.c_str());
+    return 2;
+  }
+  if (listen->port == 0 || listen->ip == IpAddress{}) {
+    std::fprintf(stderr, "p2psip node: --listen needs a concrete address and port (peers dial it)\n");
+    return 2;
+  }
+  auto control = parse_host_port(o.control, Transport::Tcp);
+  if (!control || !control->ip.is_loopback()) {
+    std::fprintf(stderr, "p2psip node: --control %s must be a loopback ADDR:PORT (it has no authentication)\n",
+                 o.control.c_str());
+    return 2;
+  }
+  std::vector<Endpoint> bootstrap;
+  for (const auto& b : o.bootstrap) {
+    auto e = parse_host_port(b, Transport::Udp);
+    if (!e) {
+      std::fprintf(stderr, "p2psip node: --bootstrap %s is not ADDR:PORT\n", b.c_str());
+      return 2;
+    }
+    bootstrap.push_back(*e);
+  }
+  auto level = parse_level(o.log_level);
+  if (!level) {
+    std::fprintf(stderr, "p2psip node: --log-level must be debug, info, warn or error\n");
+    return 2;
+  }
+  if (!(o.stabilize_interval_s >= 0.05 && o.stabilize_interval_s <= 3600)) {
+    std::fprintf(stderr, "p2psip node: --stabilize-interval must be between 0.05 and 3600 seconds\n");
+    return 2;
+  }
+  if (o.overlay.empty() || o.overlay.find_first_of(" ;,<>\"@") != std::string::npos) {
+    std::fprintf(stderr, "p2psip node: --overlay must be a host-like name (letters, digits, '.', '-')\n");
+    return 2;
+  }
+  if (o.successors < 1 || o.successors > 32 || o.replicas > o.successors || o.t1_ms < 1) {
+    std::fprintf(stderr, "p2psip node: need 1 <= --successors <= 32, --replicas <= --successors, --t1-ms >= 1\n");
+    return 2;
+  }
+
+  std::random_device rd;
+  std::mt19937_64 rng((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
+  dht::NodeId id;
+  std::string error;
+  if (!load_node_id(o.data_dir, rng, id, error)) {
+    std::fprintf(stderr, "p2psip node: %s\n", error.c_str());
+    return 2;
+  }
+
+  Daemon d;
+  uv_loop_init(&d.loop);
+  runtime::RuntimeConfig rc;
+  rc.listen_ip = listen->ip;
+  rc.port = listen->port;
+  d.rt = std::make_unique<runtime::SipRuntime>(&d.loop, rc);
+  d.rt->set_log_level(*level);
+  overlay::OverlayConfig oc;
+  oc.overlay = o.overlay;
+  oc.chord.stabilize_interval = Duration(static_cast<std::int64_t>(o.stabilize_interval_s * 1e6));
+  oc.chord.successors = o.successors;
+  oc.chord.replicas = o.replicas;
+  oc.chord.iterative = o.iterative;
+  oc.timers.t1 = millis(static_cast<std::int64_t>(o.t1_ms));
+  d.node = std::make_unique<overlay::OverlayNode>(dht::Peer{id, *listen}, oc, *d.rt);
+  d.sink = std::make_unique<runtime::CoreSink<overlay::OverlayNode>>(*d.node);
+  d.listen_text = listen->host_port();
+  if (!d.rt->start(*d.sink, error)) {
+    std::fprintf(stderr, "p2psip node: %s\n", error.c_str());
+    d.rt->stop();
+    uv_run(&d.loop, UV_RUN_DEFAULT);
+    return 1;
+  }
+  d.control = std::make_unique<runtime::ControlServer>(
+      &d.loop, *control,
+      [&d](const runtime::HttpRequest& r, runtime::HttpResponder resp) { d.handle(r, std::move(resp)); });
+  if (!d.control->start(error)) {
+    std::fprintf(stderr, "p2psip node: %s\n", error.c_str());
+    d.control->stop();
+    d.rt->stop();
+    uv_run(&d.loop, UV_RUN_DEFAULT);
+    return 1;
+  }
+  d.started = d.rt->now();
+  d.node->start(bootstrap, d.started);
+  d.rt->reschedule();
+  std::string how = bootstrap.empty() ? "started a new overlay" : "joining through " + o.bootstrap.front();
+  d.rt->log(LogLevel::Info, "p2psip node " + id.hex() + " " + how + " '" + o.overlay + "' on udp+tcp " + d.listen_text +
+                                ", control http://" + control->host_port() + "/status");
+
+  uv_signal_init(&d.loop, &d.sigint);
+  uv_signal_init(&d.loop, &d.sigterm);
+  uv_timer_init(&d.loop, &d.leave_timer);
+  d.sigint.data = d.sigterm.data = d.leave_timer.data = &d;
+  uv_signal_start(&d.sigint, on_signal, SIGINT);
+  uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+  uv_run(&d.loop, UV_RUN_DEFAULT);
+  uv_loop_close(&d.loop);
+  return 0;
+}
+
+}  // namespace p2psip::tools

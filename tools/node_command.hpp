@@ -1,0 +1,38 @@
+// p2psip node (the overlay daemon) and the control-port clients: status, put, get, lookup.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace p2psip::tools {
+
+struct NodeOptions {
+  std::string overlay = "p2psip.local";
+  std::string listen = "127.0.0.1:5070";
+  std::vector<std::string> bootstrap;
+  std::string control = "127.0.0.1:8070";
+  std::string data_dir;
+  double stabilize_interval_s = 30;
+  std::string log_level = "info";
+  std::size_t t1_ms = 500;
+  std::size_t successors = 8;
+  std::size_t replicas = 2;
+  bool iterative = false;
+};
+/// Runs a node until SIGTERM or SIGINT, then leaves the overlay gracefully and returns 0.
+int run_node(const NodeOptions& options);
+
+struct ControlOptions {
+  std::string control = "127.0.0.1:8070";
+  bool json = false;
+  double timeout_s = 10;
+};
+int control_status(const ControlOptions& o);
+int control_put(const ControlOptions& o, const std::string& key, const std::string& value, unsigned lifetime_s);
+int control_get(const ControlOptions& o, const std::string& key);
+int control_lookup(const ControlOptions& o, const std::string& key);
+/// Reads every node's /status and checks that successors and predecessors form the ring their ids
+/// define. Prints the ring in id order; exit 0 when correct.
+int ring_check(const ControlOptions& o, const std::vector<std::string>& controls, bool quiet);
+
+}  // namespace p2psip::tools
