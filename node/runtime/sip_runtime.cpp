@@ -192,6 +192,10 @@ void SipRuntime::on_udp_read(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const 
   }
   ++self->stats_.datagrams_in;
   self->stats_.bytes_in += static_cast<std::uint64_t>(n);
+  if (self->log_level_ == LogLevel::Debug) {
+    self->log(LogLevel::Debug, "recv from " + from_sockaddr(addr, Transport::Udp).to_string() + ":\n" +
+                                   std::string(buf->base, static_cast<std::size_t>(n)));
+  }
   self->sink_->on_datagram(std::string_view(buf->base, static_cast<std::size_t>(n)),
                            from_sockaddr(addr, Transport::Udp), self->now());
   self->reschedule();
@@ -287,7 +291,10 @@ void SipRuntime::handle_stream_bytes(Connection* c, std::string_view bytes) {
         ++stats_.pings;
         write_stream(c, "\r\n");  // RFC 5626 §3.5.1 pong
         continue;
-      case sip::StreamFramer::Kind::Message: sink_->on_message(*item.message, c->remote, now()); break;
+      case sip::StreamFramer::Kind::Message:
+        if (log_level_ == LogLevel::Debug) log(LogLevel::Debug, "recv from " + c->remote.to_string() + ":\n" + item.message->serialize());
+        sink_->on_message(*item.message, c->remote, now());
+        break;
       case sip::StreamFramer::Kind::Error:
         ++stats_.framing_errors;
         sink_->on_malformed(item.raw, item.error, c->remote, now());
@@ -343,6 +350,7 @@ bool SipRuntime::write_stream(Connection* c, std::string_view bytes) {
 
 bool SipRuntime::send(const Endpoint& to, std::string_view bytes) {
   if (!started_) return false;
+  if (log_level_ == LogLevel::Debug) log(LogLevel::Debug, "send to " + to.to_string() + ":\n" + std::string(bytes));
   if (to.transport == Transport::Udp) {
     if (!udp_open_) return false;
     sockaddr_storage addr;
