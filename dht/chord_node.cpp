@@ -421,6 +421,7 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
       if (r.status == 302 && r.redirect) {  // iterative join lookup: follow the redirect
         Request next = p.request;
         next.hops = r.hops + 1;
+        next.final_hop = r.redirect_final;
         send(Kind::JoinLookup, *r.redirect, next, now);
         return;
       }

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets with clang and runs each for a bounded time (default 20 s each).
+# Builds the libFuzzer targets with clang and runs each for a bounded time (default 15 s each).
 # Fails on any crash, sanitizer report or broken invariant. New inputs go to a scratch folder;
 # the committed corpus and the shared torture messages seed the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECONDS_EACH=${FUZZ_SECONDS:-20}
+SECONDS_EACH=${FUZZ_SECONDS:-15}
 SHARED=${P2PSIP_SHARED_DIR:-$(pwd)/../shared}
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_C_COMPILER=clang -DP2PSIP_FUZZ=ON -DP2PSIP_BENCH=OFF >/dev/null
@@ -13,7 +13,7 @@ root=$(pwd)
 SHARED=$(cd "$SHARED" 2>/dev/null && pwd || echo "$SHARED")
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-for target in fuzz_parser fuzz_stream fuzz_transaction; do
+for target in fuzz_parser fuzz_stream fuzz_transaction fuzz_overlay; do
   name=${target#fuzz_}
   mkdir -p "$scratch/$name"
   seeds=("$root/tests/fuzz/corpus/$name")

@@ -76,6 +76,23 @@ TEST(Chord, ConcurrentJoinsConverge) {
   EXPECT_EQ(net.ring_errors(), "");
 }
 
+TEST(Chord, IterativeJoinThroughAPeerThatHasNoPredecessorYet) {
+  // B has just joined A and knows no predecessor; C joins through B. B must accept the key when A
+  // redirects C to it as the responsible peer (DHT-Final), not bounce C back to A until 483.
+  ChordNet net;
+  net.config.iterative = true;
+  net.config.stabilize_interval = seconds(30);
+  net.add(NodeId{0x895a80d1a1f66438ull, 0}, std::nullopt);
+  net.add(NodeId{0x1f79f179702916d7ull, 0}, std::optional<std::size_t>(0));
+  net.run_for(millis(50));
+  ASSERT_TRUE(net.slots[1].node->joined());
+  ASSERT_FALSE(net.slots[1].node->table().predecessor());
+  net.add(NodeId{0xba93469b8f4805d1ull, 0}, std::optional<std::size_t>(1));
+  net.run_for(millis(500));  // well before the 30 s join retry
+  EXPECT_TRUE(net.slots[2].node->joined());
+  for (const auto& s : net.slots) EXPECT_EQ(s.node->stats().routes_failed, 0u);
+}
+
 class ChordLookups : public ::testing::TestWithParam<bool> {};
 
 TEST_P(ChordLookups, EveryLookupFindsTheResponsiblePeer) {
