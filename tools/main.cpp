@@ -55,7 +55,8 @@ int run(int argc, char** argv) {
 
   p2psip::tools::NodeOptions node;
   auto* node_cmd = app.add_subcommand("node", "Run an overlay node (Chord over SIP) until SIGTERM or SIGINT");
-  node_cmd->set_config("--config", "", "Read these options from a TOML file (same keys as the flags)");
+  std::string node_config;
+  node_cmd->add_option("--config", node_config, "Read options from a TOML file (keys: the long flags; flags win)");
   node_cmd->add_option("--overlay", node.overlay, "Overlay name")->capture_default_str();
   node_cmd->add_option("--listen", node.listen, "Overlay SIP address (UDP and TCP)")->capture_default_str();
   node_cmd->add_option("--bootstrap", node.bootstrap, "A peer to join through (repeatable; none starts a new overlay)");
@@ -103,7 +104,20 @@ int run(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   if (ring_cmd->parsed()) return p2psip::tools::ring_check(ctl, controls, quiet);
-  if (node_cmd->parsed()) return p2psip::tools::run_node(node);
+  if (node_cmd->parsed()) {
+    if (!node_config.empty()) {
+      std::set<std::string> given;
+      for (const auto* opt : node_cmd->get_options()) {
+        if (opt->count() > 0 && !opt->get_lnames().empty()) given.insert(opt->get_lnames().front());
+      }
+      std::string error;
+      if (!p2psip::tools::apply_node_config(node_config, given, node, error)) {
+        std::fprintf(stderr, "p2psip node: --config %s\n", error.c_str());
+        return 2;
+      }
+    }
+    return p2psip::tools::run_node(node);
+  }
   if (status_cmd->parsed()) return p2psip::tools::control_status(ctl);
   if (put_cmd->parsed()) return p2psip::tools::control_put(ctl, key, value, lifetime);
   if (get_cmd->parsed()) return p2psip::tools::control_get(ctl, key);

@@ -1,6 +1,7 @@
 // p2psip node (the overlay daemon) and the control-port clients: status, put, get, lookup.
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,10 @@ struct NodeOptions {
   std::size_t replicas = 2;
   bool iterative = false;
 };
+/// Applies a TOML file's keys (the long flag names) to `o`, skipping those in `given` (flags set on
+/// the command line). False with `error` naming the file, key and problem.
+bool apply_node_config(const std::string& path, const std::set<std::string>& given, NodeOptions& o,
+                       std::string& error);
 /// Runs a node until SIGTERM or SIGINT, then leaves the overlay gracefully and returns 0.
 int run_node(const NodeOptions& options);
 

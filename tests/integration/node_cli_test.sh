@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The node's command line as a user meets it: a TOML --config with the same keys as the flags,
+# clear errors for bad flags, status/put/get/lookup against a running node, exit codes, and a
+# graceful exit on SIGTERM. Loopback only; every process is stopped on the way out.
+set -euo pipefail
+P2PSIP=${1:?usage: node_cli_test.sh PATH/TO/p2psip}
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+BASE=$((23000 + ($$ % 300) * 10))
+expect_fail() {  # expect_fail CODE TEXT CMD...: the command exits CODE and says TEXT
+  local code=$1 text=$2
+  shift 2
+  local rc=0
+  "$@" >"$WORK/out" 2>&1 || rc=$?
+  [ "$rc" -eq "$code" ] || { echo "expected exit $code from: $*; got $rc"; cat "$WORK/out"; exit 1; }
+  grep -q -- "$text" "$WORK/out" || { echo "expected '$text' from: $*"; cat "$WORK/out"; exit 1; }
+}
+
+expect_fail 2 "is not ADDR:PORT" "$P2PSIP" node --listen nonsense
+expect_fail 2 "must be a loopback" "$P2PSIP" node --control 192.0.2.1:8070
+expect_fail 2 "--stabilize-interval must be" "$P2PSIP" node --stabilize-interval 0
+expect_fail 2 "--log-level must be" "$P2PSIP" node --log-level loud
+expect_fail 1 "cannot connect to the node's control port" "$P2PSIP" status --control "127.0.0.1:$((BASE + 9))"
+
+cat >"$WORK/a.toml" <<TOML
+overlay = "cli.test"
+listen = "127.0.0.1:$BASE"
+control = "127.0.0.1:$((BASE + 1))"
+stabilize-interval = 1
+t1-ms = 50
+data-dir = "$WORK/a"
+TOML
+cat >"$WORK/b.toml" <<TOML
+overlay = "cli.test"
+listen = "127.0.0.1:$((BASE + 2))"
+control = "127.0.0.1:$((BASE + 3))"
+bootstrap = ["127.0.0.1:$((BASE + 7))", "127.0.0.1:$BASE"]
+stabilize-interval = 1
+t1-ms = 50
+TOML
+"$P2PSIP" node --config "$WORK/a.toml" >"$WORK/a.log" 2>&1 &
+PIDS+=($!)
+sleep 0.3
+grep -q "started a new overlay 'cli.test' on udp+tcp 127.0.0.1:$BASE" "$WORK/a.log" || { cat "$WORK/a.log"; exit 1; }
+id=$(cat "$WORK/a/node-id")
+"$P2PSIP" node --config "$WORK/b.toml" >"$WORK/b.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do "$P2PSIP" ring-check --quiet "127.0.0.1:$((BASE + 1))" "127.0.0.1:$((BASE + 3))" >/dev/null && break; sleep 0.2; done
+"$P2PSIP" ring-check "127.0.0.1:$((BASE + 1))" "127.0.0.1:$((BASE + 3))"
+"$P2PSIP" status --control "127.0.0.1:$((BASE + 1))" | grep -q "^node        $id" || { echo "status does not show the node id kept in --data-dir"; exit 1; }
+"$P2PSIP" status --json --control "127.0.0.1:$((BASE + 1))" | grep -q '"overlay":"cli.test"'
+"$P2PSIP" put "carol@cli.test" "sip:carol@127.0.0.1:5060" --control "127.0.0.1:$((BASE + 3))" | grep -q "^stored 'carol@cli.test'"
+[ "$("$P2PSIP" get "carol@cli.test" --control "127.0.0.1:$((BASE + 1))")" = "sip:carol@127.0.0.1:5060" ]
+"$P2PSIP" lookup "carol@cli.test" --control "127.0.0.1:$((BASE + 1))" | grep -q "responsible node"
+expect_fail 1 "no record for key 'nobody@cli.test'" "$P2PSIP" get "nobody@cli.test" --control "127.0.0.1:$((BASE + 1))"
+expect_fail 1 "lifetime must be" "$P2PSIP" put k v --lifetime 0 --control "127.0.0.1:$((BASE + 1))"
+
+# SIGTERM: a graceful leave, then exit 0 within a few seconds; the other node takes the records.
+kill -TERM "${PIDS[0]}"
+rc=0
+timeout 10 tail --pid="${PIDS[0]}" -f /dev/null || { echo "node did not exit within 10 s of SIGTERM"; exit 1; }
+wait "${PIDS[0]}" || rc=$?
+[ "$rc" -eq 0 ] || { echo "node exited $rc on SIGTERM"; exit 1; }
+grep -q "SIGTERM: leaving the overlay" "$WORK/a.log"
+[ "$("$P2PSIP" get "carol@cli.test" --control "127.0.0.1:$((BASE + 3))")" = "sip:carol@127.0.0.1:5060" ]
+kill -TERM "${PIDS[1]}"
+wait "${PIDS[1]}" || { echo "second node exited non-zero on SIGTERM"; exit 1; }
+PIDS=()
+echo "node command line: all checks passed"

@@ -1,0 +1,79 @@
+// `p2psip node --config FILE.toml`: the same keys as the long flags; flags given on the command line win.
+#include <toml++/toml.h>
+
+#include "tools/node_command.hpp"
+
+namespace p2psip::tools {
+
+bool apply_node_config(const std::string& path, const std::set<std::string>& given, NodeOptions& o,
+                       std::string& error) {
+  toml::table t;
+  try {
+    t = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    error = path + ": " + std::string(e.description()) + " (line " + std::to_string(e.source().begin.line) + ")";
+    return false;
+  }
+  auto wrong = [&](const std::string& key, const char* want) {
+    error = path + ": '" + key + "' must be " + want;
+    return false;
+  };
+  for (auto&& [k, v] : t) {
+    std::string key(k.str());
+    if (given.count(key)) continue;  // the command line overrides the file
+    auto str = [&](std::string& out) {
+      if (!v.is_string()) return wrong(key, "a string");
+      out = *v.value<std::string>();
+      return true;
+    };
+    auto num = [&](auto& out, double lo, double hi) {
+      auto d = v.value<double>();
+      if (!d || *d < lo || *d > hi)
+        return wrong(key, ("a number from " + std::to_string(lo) + " to " + std::to_string(hi)).c_str());
+      out = static_cast<std::remove_reference_t<decltype(out)>>(*d);
+      return true;
+    };
+    bool ok = true;
+    if (key == "overlay") {
+      ok = str(o.overlay);
+    } else if (key == "listen") {
+      ok = str(o.listen);
+    } else if (key == "control") {
+      ok = str(o.control);
+    } else if (key == "data-dir") {
+      ok = str(o.data_dir);
+    } else if (key == "log-level") {
+      ok = str(o.log_level);
+    } else if (key == "bootstrap") {
+      o.bootstrap.clear();
+      if (v.is_string()) {
+        o.bootstrap.push_back(*v.value<std::string>());
+      } else if (auto* arr = v.as_array()) {
+        for (auto&& e : *arr) {
+          if (!e.is_string()) return wrong(key, "a string or an array of strings");
+          o.bootstrap.push_back(*e.value<std::string>());
+        }
+      } else {
+        return wrong(key, "a string or an array of strings");
+      }
+    } else if (key == "stabilize-interval") {
+      ok = num(o.stabilize_interval_s, 0.05, 3600);
+    } else if (key == "t1-ms") {
+      ok = num(o.t1_ms, 1, 60000);
+    } else if (key == "successors") {
+      ok = num(o.successors, 1, 32);
+    } else if (key == "replicas") {
+      ok = num(o.replicas, 0, 32);
+    } else if (key == "iterative") {
+      if (!v.is_boolean()) return wrong(key, "true or false");
+      o.iterative = *v.value<bool>();
+    } else {
+      error = path + ": unknown key '" + key + "' (the keys are the long flags of `p2psip node`)";
+      return false;
+    }
+    if (!ok) return false;
+  }
+  return true;
+}
+
+}  // namespace p2psip::tools
