@@ -11,7 +11,7 @@ std::size_t record_size(const Record& r) {
 }  // namespace
 
 ChordNode::ChordNode(Peer self, ChordConfig config, ChordTransport& transport, Environment& env)
-    : cfg_(config), transport_(transport), env_(env), table_(std::move(self), config.successors) {}
+    : cfg_(config), transport_(transport), env_(env), table_(std::move(self), config.successors, config.predecessors) {}
 
 Request ChordNode::make(Op op, NodeId target) const {
   Request r;
@@ -70,7 +70,7 @@ void ChordNode::leave(Instant now) {
   std::size_t i = 0;
   do {
     Request r = make(Op::Leave, succ.id);
-    r.predecessor = table_.predecessor();
+    r.predecessors = table_.predecessors();
     std::size_t bytes = 0;
     while (i < records.size() && bytes < cfg_.replicate_batch_bytes) {
       bytes += record_size(records[i]);
@@ -120,6 +120,7 @@ void ChordNode::advance(Instant now) {
         env_.random() % static_cast<std::uint64_t>(std::max<std::int64_t>(1, cfg_.stabilize_interval.count() / 10))));
     next_stabilize_ = now + cfg_.stabilize_interval - jitter;
     ++stats_.stabilize_rounds;
+    chained_stabilize_ = 0;
     std::erase_if(failed_, [&](const auto& kv) { return now - kv.second >= cfg_.stabilize_interval * 3; });
     storage_.expire(now.time_since_epoch().count());
     if (!stabilize_in_flight_) stabilize(now);
@@ -245,6 +246,15 @@ void ChordNode::handle_route(ReplyHandle handle, const Request& r, Instant now) 
   }
   bool final_hop = table_.successor_responsible(r.target);
   Peer next = final_hop ? table_.successor() : table_.next_hop(r.target);
+  // The sender routed the key here as ours, but it lies behind our predecessor: a peer joined
+  // between the sender and us that the sender has not learned of yet. Clockwise routing would send
+  // it back to the sender; walk it back to our predecessor instead. Each step moves toward the
+  // sender and stops at the responsible peer.
+  if (r.final_hop && table_.predecessor() && r.sender.id != table_.self().id &&
+      in_open_open(table_.predecessor()->id, r.sender.id, table_.self().id)) {
+    next = *table_.predecessor();
+    final_hop = true;
+  }
   if (next.id == table_.self().id) {
     transport_.reply(handle, execute(r, now), now);
     return;
@@ -329,11 +339,19 @@ void ChordNode::on_request(ReplyHandle handle, const Request& r, Instant now) {
   resp.responder = table_.self();
   // Any request is proof of life of its sender; a peer we had written off is back.
   if (r.sender.id != NodeId{}) failed_.erase(r.sender.id);
+  // Until we are in the ring we know nothing of it: answering for keys or admitting joiners now
+  // would build a second ring. The asker retries through another peer.
+  if (!joined_ && (r.op == Op::Route || r.op == Op::Join)) {
+    resp.status = 503;
+    resp.reason = "Not Joined Yet";
+    transport_.reply(handle, resp, now);
+    return;
+  }
   switch (r.op) {
     case Op::Route: handle_route(handle, r, now); return;
     case Op::Join: {
       const Peer& n = r.sender;
-      resp.predecessor = table_.predecessor();
+      resp.predecessors = table_.predecessors();
       resp.successors = table_.successors();  // the joining peer's list is us, then these
       // The joining peer now holds (predecessor, n]: hand it those records (ours stay as replicas).
       NodeId from = table_.predecessor() ? table_.predecessor()->id : table_.self().id;
@@ -344,21 +362,25 @@ void ChordNode::on_request(ReplyHandle handle, const Request& r, Instant now) {
       break;
     }
     case Op::Neighbors:
-      resp.predecessor = table_.predecessor();
+      resp.predecessors = table_.predecessors();
       resp.successors = table_.successors();
       break;
     case Op::Notify:
       table_.offer_predecessor(r.sender);
       table_.consider(r.sender);
       break;
-    case Op::Ping: break;
+    case Op::Ping: resp.predecessors = table_.predecessors(); break;
     case Op::Leave: {
       for (const auto& rec : r.records) storage_.put(rec);
       stats_.records_transferred += r.records.size();
       if (table_.predecessor() && table_.predecessor()->id == r.sender.id) {
-        std::optional<Peer> p = r.predecessor;
-        if (p && p->id == table_.self().id) p.reset();
-        table_.set_predecessor(p);
+        // The leaver's predecessors become ours.
+        std::vector<Peer> preds;
+        for (const auto& p : r.predecessors) {
+          if (p.id != table_.self().id) preds.push_back(p);
+        }
+        table_.clear_predecessors();
+        if (!preds.empty()) table_.set_predecessors(preds.front(), preds);
       }
       bool was_successor = !table_.alone() && table_.successor().id == r.sender.id;
       table_.remove(r.sender.id);
@@ -406,13 +428,21 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
         if (!recently_failed(s.id, now)) rest.push_back(s);
       }
       // Chord's stabilize: the successor's predecessor may be a closer successor.
-      if (r.predecessor && r.predecessor->id != table_.self().id && !recently_failed(r.predecessor->id, now) &&
-          in_open_open(r.predecessor->id, table_.self().id, succ.id)) {
+      const Peer* their_pred = r.predecessors.empty() ? nullptr : &r.predecessors.front();
+      if (their_pred && their_pred->id != table_.self().id && !recently_failed(their_pred->id, now) &&
+          in_open_open(their_pred->id, table_.self().id, succ.id)) {
         rest.insert(rest.begin(), succ);
-        succ = *r.predecessor;
+        succ = *their_pred;
       }
       table_.set_successors(succ, rest);
-      if (!r.predecessor || r.predecessor->id != table_.self().id || succ.id != p.to.id) {
+      if (succ.id != p.to.id && chained_stabilize_ < 16) {
+        // A closer successor: ask it at once rather than a round later, so that a far-off
+        // successor pointer converges in one round instead of one peer per round.
+        ++chained_stabilize_;
+        stabilize(now);
+        return;
+      }
+      if (!their_pred || their_pred->id != table_.self().id || succ.id != p.to.id) {
         send(Kind::Notify, table_.successor(), make(Op::Notify, table_.successor().id), now);
       }
       return;
@@ -425,15 +455,23 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
         send(Kind::JoinLookup, *r.redirect, next, now);
         return;
       }
-      if (r.status != 200 || !r.responsible || r.responsible->id == table_.self().id) return;  // retried later
+      if (r.status != 200 || !r.responsible || r.responsible->id == table_.self().id) {
+        next_join_attempt_ = now + std::min(cfg_.stabilize_interval, seconds(1));  // soon, via the next bootstrap
+        return;
+      }
       send(Kind::Join, *r.responsible, make(Op::Join, r.responsible->id), now);
       return;
     }
     case Kind::Join: {
-      if (r.status != 200) return;
+      if (r.status != 200) {
+        next_join_attempt_ = now + std::min(cfg_.stabilize_interval, seconds(1));
+        return;
+      }
       Peer admitting = r.responder;
       table_.set_successors(admitting, r.successors);
-      if (r.predecessor && r.predecessor->id != table_.self().id) table_.offer_predecessor(*r.predecessor);
+      for (const auto& pred : r.predecessors) {
+        if (pred.id != table_.self().id) table_.offer_predecessor(pred);
+      }
       for (const auto& rec : r.records) storage_.put(rec);
       joined_ = true;
       next_join_attempt_ = kInstantMax;
@@ -465,8 +503,18 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
     }
     case Kind::Forward: transport_.reply(p.reply, r, now); return;
     case Kind::Leave: --leave_pending_; return;
+    case Kind::PingPred: {
+      // Our predecessor's predecessors follow it in our list.
+      auto pred = table_.predecessor();
+      if (!pred || pred->id != p.to.id) return;
+      std::vector<Peer> rest;
+      for (const auto& q : r.predecessors) {
+        if (q.id != table_.self().id && !recently_failed(q.id, now)) rest.push_back(q);
+      }
+      table_.set_predecessors(*pred, rest);
+      return;
+    }
     case Kind::Notify:
-    case Kind::PingPred:
     case Kind::Replicate: return;
   }
 }

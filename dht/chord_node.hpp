@@ -36,8 +36,9 @@ class ChordTransport {
 };
 
 struct ChordConfig {
-  std::size_t successors = 8;  ///< successor list length
-  std::size_t replicas = 2;    ///< copies on successors, besides the responsible peer's
+  std::size_t successors = 8;    ///< successor list length
+  std::size_t predecessors = 3;  ///< predecessor list length (RELOAD: at least 3)
+  std::size_t replicas = 2;      ///< copies on successors, besides the responsible peer's
   Duration stabilize_interval = seconds(30);
   std::size_t fingers_per_round = 4;              ///< finger lookups per stabilization round
   bool iterative = false;                         ///< route our own requests iteratively (experiments)
@@ -143,6 +144,7 @@ class ChordNode {
   Instant next_join_attempt_ = kInstantMax;
   Instant next_stabilize_ = kInstantMax;
   bool stabilize_in_flight_ = false;
+  int chained_stabilize_ = 0;  // immediate re-stabilizations this round
   int next_finger_ = RoutingTable::kFingers - 1;
   std::vector<NodeId> replica_targets_;
   std::optional<NodeId> replicated_for_predecessor_;

@@ -34,7 +34,7 @@ enum class Op : std::uint8_t {
   Join,       ///< "I am joining just before you": answered with predecessor, successors, records
   Neighbors,  ///< stabilization: "who are your predecessor and successors?"
   Notify,     ///< "I may be your predecessor (or successor)"
-  Ping,       ///< liveness of a predecessor
+  Ping,       ///< liveness of a predecessor, answered with its own predecessors
   Leave,      ///< graceful leave: records to the successor, neighbours to both sides
   Replicate,  ///< copies of a responsible peer's records for its successors
   Route,      ///< routed to the peer responsible for `target`: lookup, store or fetch
@@ -47,11 +47,11 @@ struct Request {
   Peer sender;
   NodeId target;
   std::uint32_t hops = 0;
-  bool iterative = false;           ///< answer with a redirect instead of forwarding
-  bool final_hop = false;           ///< the sender believes the receiver is responsible for `target`
-  std::vector<Record> records;      ///< Store (one), Replicate, Leave (hand-over)
-  std::optional<Peer> predecessor;  ///< Leave: the leaver's predecessor
-  std::vector<Peer> successors;     ///< Leave: the leaver's successors
+  bool iterative = false;          ///< answer with a redirect instead of forwarding
+  bool final_hop = false;          ///< the sender believes the receiver is responsible for `target`
+  std::vector<Record> records;     ///< Store (one), Replicate, Leave (hand-over)
+  std::vector<Peer> predecessors;  ///< Leave: the leaver's predecessors, nearest first
+  std::vector<Peer> successors;    ///< Leave: the leaver's successors
 };
 
 struct Response {
@@ -60,7 +60,7 @@ struct Response {
   Peer responder;
   std::optional<Peer> responsible;  ///< Route: the peer that answered for the target
   std::uint32_t hops = 0;
-  std::optional<Peer> predecessor;
+  std::vector<Peer> predecessors;  ///< nearest first (P1, P2, ...)
   std::vector<Peer> successors;
   std::vector<Record> records;
   std::optional<Peer> redirect;  ///< 302: where to ask next (iterative routing)

@@ -7,7 +7,7 @@ namespace p2psip::dht {
 bool RoutingTable::responsible_for(NodeId key, bool final_hop) const {
   if (alone()) return true;
   if (key == self_.id) return true;
-  if (predecessor_) return in_open_closed(key, predecessor_->id, self_.id);
+  if (!predecessors_.empty()) return in_open_closed(key, predecessors_.front().id, self_.id);
   return final_hop;
 }
 
@@ -49,17 +49,34 @@ void RoutingTable::set_successors(const Peer& first, const std::vector<Peer>& re
   successors_ = std::move(list);
 }
 
+void RoutingTable::set_predecessors(const Peer& first, const std::vector<Peer>& rest) {
+  std::vector<Peer> list;
+  auto add = [&](const Peer& p) {
+    if (p.id == self_.id || list.size() >= max_predecessors_) return;
+    if (std::any_of(list.begin(), list.end(), [&](const Peer& q) { return q.id == p.id; })) return;
+    list.push_back(p);
+  };
+  add(first);
+  for (const auto& p : rest) add(p);
+  // Nearest first, counter-clockwise from self.
+  std::stable_sort(list.begin(), list.end(),
+                   [&](const Peer& a, const Peer& b) { return distance(a.id, self_.id) < distance(b.id, self_.id); });
+  predecessors_ = std::move(list);
+}
+
 bool RoutingTable::offer_predecessor(const Peer& p) {
   if (p.id == self_.id) return false;
-  if (predecessor_ && predecessor_->id == p.id) {
-    predecessor_ = p;  // same peer, maybe a new address
+  auto same = std::find_if(predecessors_.begin(), predecessors_.end(), [&](const Peer& q) { return q.id == p.id; });
+  if (same != predecessors_.end()) {
+    *same = p;  // the same peer, maybe at a new address
     return false;
   }
-  if (!predecessor_ || in_open_open(p.id, predecessor_->id, self_.id)) {
-    predecessor_ = p;
-    return true;
+  bool nearer = predecessors_.empty() || in_open_open(p.id, predecessors_.front().id, self_.id);
+  if (nearer || predecessors_.size() < max_predecessors_ || in_open_open(p.id, predecessors_.back().id, self_.id)) {
+    std::vector<Peer> rest = predecessors_;
+    set_predecessors(p, rest);
   }
-  return false;
+  return nearer;
 }
 
 bool RoutingTable::consider(const Peer& p) {
@@ -83,7 +100,7 @@ bool RoutingTable::consider(const Peer& p) {
 bool RoutingTable::remove(NodeId id) {
   bool was_first = !successors_.empty() && successors_.front().id == id;
   std::erase_if(successors_, [&](const Peer& p) { return p.id == id; });
-  if (predecessor_ && predecessor_->id == id) predecessor_.reset();
+  std::erase_if(predecessors_, [&](const Peer& p) { return p.id == id; });  // the next one takes over
   for (auto& f : fingers_) {
     if (f && f->id == id) f.reset();
   }
@@ -106,7 +123,7 @@ std::vector<Peer> RoutingTable::known_peers() const {
     }
   };
   for (const auto& s : successors_) add(s);
-  if (predecessor_) add(*predecessor_);
+  for (const auto& p : predecessors_) add(p);
   for (const auto& f : fingers_) {
     if (f) add(*f);
   }

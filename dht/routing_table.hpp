@@ -14,10 +14,16 @@ class RoutingTable {
  public:
   static constexpr int kFingers = 128;
 
-  RoutingTable(Peer self, std::size_t successor_count) : self_(std::move(self)), max_successors_(successor_count) {}
+  RoutingTable(Peer self, std::size_t successor_count, std::size_t predecessor_count = 3)
+      : self_(std::move(self)), max_successors_(successor_count), max_predecessors_(predecessor_count) {}
 
   [[nodiscard]] const Peer& self() const { return self_; }
-  [[nodiscard]] const std::optional<Peer>& predecessor() const { return predecessor_; }
+  /// The nearest predecessor, if one is known.
+  [[nodiscard]] std::optional<Peer> predecessor() const {
+    return predecessors_.empty() ? std::nullopt : std::optional<Peer>(predecessors_.front());
+  }
+  /// The predecessor list, nearest first (RELOAD keeps at least 3).
+  [[nodiscard]] const std::vector<Peer>& predecessors() const { return predecessors_; }
   [[nodiscard]] const std::vector<Peer>& successors() const { return successors_; }
   /// The first successor, or self when alone.
   [[nodiscard]] const Peer& successor() const { return successors_.empty() ? self_ : successors_.front(); }
@@ -32,7 +38,9 @@ class RoutingTable {
   /// The known peer that most closely precedes `key` (fingers and successors), or the successor.
   [[nodiscard]] Peer next_hop(NodeId key) const;
 
-  void set_predecessor(std::optional<Peer> p) { predecessor_ = std::move(p); }
+  /// Replaces the predecessor list: `first`, then `rest`, nearest first, without self or duplicates.
+  void set_predecessors(const Peer& first, const std::vector<Peer>& rest);
+  void clear_predecessors() { predecessors_.clear(); }
   /// Replaces the successor list: `first`, then `rest` in order, without self or duplicates.
   void set_successors(const Peer& first, const std::vector<Peer>& rest);
   void set_finger(int i, std::optional<Peer> p) { fingers_[static_cast<std::size_t>(i)] = std::move(p); }
@@ -47,13 +55,14 @@ class RoutingTable {
 
   /// Distinct peers in the finger table.
   [[nodiscard]] std::size_t distinct_fingers() const;
-  /// Every distinct peer known (successors, predecessor, fingers).
+  /// Every distinct peer known (successors, predecessors, fingers).
   [[nodiscard]] std::vector<Peer> known_peers() const;
 
  private:
   Peer self_;
   std::size_t max_successors_;
-  std::optional<Peer> predecessor_;
+  std::size_t max_predecessors_;
+  std::vector<Peer> predecessors_;
   std::vector<Peer> successors_;
   std::array<std::optional<Peer>, kFingers> fingers_{};
 };

@@ -84,7 +84,9 @@ struct Daemon {
     std::ostringstream j;
     j << "{\"node_id\":" << json_string(t.self().id.hex()) << ",\"overlay\":" << json_string(node->config().overlay)
       << ",\"listen\":" << json_string(listen_text) << ",\"joined\":" << (c.joined() ? "true" : "false")
-      << ",\"predecessor\":" << (t.predecessor() ? peer_json(*t.predecessor()) : "null") << ",\"successors\":[";
+      << ",\"predecessor\":" << (t.predecessor() ? peer_json(*t.predecessor()) : "null") << ",\"predecessors\":[";
+    for (std::size_t i = 0; i < t.predecessors().size(); ++i) j << (i ? "," : "") << peer_json(t.predecessors()[i]);
+    j << "],\"successors\":[";
     for (std::size_t i = 0; i < t.successors().size(); ++i) j << (i ? "," : "") << peer_json(t.successors()[i]);
     j << "],\"fingers\":" << t.distinct_fingers() << ",\"records\":" << c.storage().size()
       << ",\"uptime_s\":" << to_millis(rt->now() - started) / 1000

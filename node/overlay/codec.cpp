@@ -28,17 +28,19 @@ std::string peer_header(const dht::Peer& p, std::string_view overlay) {
   return peer_uri(p) + ";overlay=" + std::string(overlay) + ";dht=Chord1.0";
 }
 
-void add_links(sip::Message& m, const std::optional<dht::Peer>& pred, const std::vector<dht::Peer>& succs) {
-  if (pred) m.add_header(kLink, peer_uri(*pred) + ";link=P1");
+void add_links(sip::Message& m, const std::vector<dht::Peer>& preds, const std::vector<dht::Peer>& succs) {
+  for (std::size_t i = 0; i < preds.size(); ++i)
+    m.add_header(kLink, peer_uri(preds[i]) + ";link=P" + std::to_string(i + 1));
   for (std::size_t i = 0; i < succs.size(); ++i)
     m.add_header(kLink, peer_uri(succs[i]) + ";link=S" + std::to_string(i + 1));
 }
 
-/// Reads DHT-Link fields into predecessor, successors (in S1..Sn order) and the responsible peer.
-bool read_links(const sip::Message& m, std::optional<dht::Peer>& pred, std::vector<dht::Peer>& succs,
+/// Reads DHT-Link fields into predecessors (P1..Pn order), successors (S1..Sn) and the responsible peer.
+bool read_links(const sip::Message& m, std::vector<dht::Peer>& preds, std::vector<dht::Peer>& succs,
                 std::optional<dht::Peer>& responsible) {
   bool ok = true;
   std::vector<std::pair<unsigned, dht::Peer>> numbered;
+  std::vector<std::pair<unsigned, dht::Peer>> numbered_preds;
   for (const auto& h : m.headers()) {
     if (h.id != HeaderId::Other || !sip::iequals(m.name_of(h), kLink)) continue;
     auto na = sip::parse_name_address(m.value_of(h));
@@ -49,23 +51,24 @@ bool read_links(const sip::Message& m, std::optional<dht::Peer>& pred, std::vect
       continue;
     }
     char kind = (*link)[0];
-    if (kind == 'P') {
-      pred = *peer;
-    } else if (kind == 'R') {
+    if (kind == 'R' && link->size() == 1) {
       responsible = *peer;
-    } else if (kind == 'S') {
+    } else if (kind == 'S' || kind == 'P') {
       auto n = sip::parse_decimal(link->substr(1), 64);
       if (!n || *n == 0) {
         ok = false;
         continue;
       }
-      numbered.emplace_back(static_cast<unsigned>(*n), *peer);
+      (kind == 'S' ? numbered : numbered_preds).emplace_back(static_cast<unsigned>(*n), *peer);
     } else {
       ok = false;
     }
   }
-  std::sort(numbered.begin(), numbered.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  auto by_number = [](const auto& a, const auto& b) { return a.first < b.first; };
+  std::sort(numbered.begin(), numbered.end(), by_number);
+  std::sort(numbered_preds.begin(), numbered_preds.end(), by_number);
   for (auto& [n, p] : numbered) succs.push_back(p);
+  for (auto& [n, p] : numbered_preds) preds.push_back(p);
   return ok;
 }
 
@@ -236,7 +239,7 @@ sip::Message encode_request(const dht::Request& r, const RequestFraming& f) {
     m.add_header(kRouting, r.iterative ? "iterative" : "recursive");
     if (r.final_hop) m.add_header(kFinal, "yes");
   }
-  add_links(m, r.predecessor, r.successors);
+  add_links(m, r.predecessors, r.successors);
   if (!r.records.empty()) m.set_body(kRecordsType, encode_records(r.records));
   return m;
 }
@@ -275,7 +278,7 @@ Result<dht::Request, sip::Rejection> decode_request(const sip::Message& m, std::
     return bad("Unknown DHT-Op");
   }
   std::optional<dht::Peer> responsible;
-  if (!read_links(m, r.predecessor, r.successors, responsible)) return bad("Malformed DHT-Link");
+  if (!read_links(m, r.predecessors, r.successors, responsible)) return bad("Malformed DHT-Link");
   if (!m.body().empty()) {
     auto ct = m.header(HeaderId::ContentType);
     if (!ct || !sip::iequals(*ct, kRecordsType)) {
@@ -294,7 +297,7 @@ sip::Message encode_response(const sip::Message& request, const dht::Response& r
   m.add_header(kPeerId, peer_header(r.responder, overlay));
   if (r.status < 300 || r.status == 302) m.add_header(kHops, std::to_string(r.hops));
   if (r.responsible) m.add_header(kLink, peer_uri(*r.responsible) + ";link=R");
-  add_links(m, r.predecessor, r.successors);
+  add_links(m, r.predecessors, r.successors);
   if (r.redirect) {
     m.add_header(HeaderId::Contact, peer_uri(*r.redirect));
     if (r.redirect_final) m.add_header(kFinal, "yes");
@@ -317,7 +320,9 @@ Result<dht::Response, std::string> decode_response(const sip::Message& m) {
     if (!hops) return unexpected(std::string("Malformed DHT-Hops"));
     r.hops = static_cast<std::uint32_t>(*hops);
   }
-  if (!read_links(m, r.predecessor, r.successors, r.responsible)) return unexpected(std::string("Malformed DHT-Link"));
+  if (!read_links(m, r.predecessors, r.successors, r.responsible)) {
+    return unexpected(std::string("Malformed DHT-Link"));
+  }
   if (r.status == 302) {
     auto contact = m.header(HeaderId::Contact);
     auto next = contact ? parse_peer(*contact) : std::nullopt;

@@ -16,7 +16,8 @@ namespace p2psip::test {
 
 /// Checks live peers against the ideal ring (sorted by id): each one's successor, predecessor and,
 /// with `lists`, its whole successor list. Returns "" or the peers (by position) that are wrong.
-inline std::string ring_errors(std::vector<const dht::ChordNode*> live, std::size_t successors, bool lists) {
+inline std::string ring_errors(std::vector<const dht::ChordNode*> live, std::size_t successors, bool lists,
+                               std::size_t predecessors = 3) {
   std::sort(live.begin(), live.end(), [](auto* a, auto* b) { return a->table().self().id < b->table().self().id; });
   std::string errors;
   std::size_t n = live.size();
@@ -31,6 +32,10 @@ inline std::string ring_errors(std::vector<const dht::ChordNode*> live, std::siz
     bool ok = t.successors().size() == expect;
     for (std::size_t j = 0; ok && j < expect; ++j) ok = t.successors()[j].id == id(k + 1 + j);
     if (!ok) errors += "list@" + at + " ";
+    std::size_t expect_preds = std::min(predecessors, n - 1);
+    ok = t.predecessors().size() == expect_preds;
+    for (std::size_t j = 0; ok && j < expect_preds; ++j) ok = t.predecessors()[j].id == id(k + 2 * n - 1 - j);
+    if (!ok) errors += "preds@" + at + " ";
   }
   return errors;
 }
@@ -132,7 +137,12 @@ class ChordNet {
     return test::ring_errors(live, config.successors, lists);
   }
 
+  /// Sees every request and reply (for debugging a scenario).
+  std::function<void(std::size_t from, const dht::Peer& to, const dht::Request&)> trace_request;
+  std::function<void(std::size_t to, const dht::Response&)> trace_reply;
+
   void deliver_request(std::size_t from, dht::RequestId id, const dht::Peer& to, const dht::Request& r, Instant at) {
+    if (trace_request) trace_request(from, to, r);
     std::optional<std::size_t> target;
     for (std::size_t i = 0; i < slots.size(); ++i) {
       if (addr_of(i) == to.addr) target = i;
@@ -160,6 +170,7 @@ class ChordNet {
   void deliver_reply(dht::ReplyHandle h, const dht::Response& r, Instant at) {
     auto [from, id] = replies_.at(h);
     replies_.erase(h);
+    if (trace_reply) trace_reply(from, r);
     schedule(at + latency, [this, from = from, id = id, r] {
       if (slots[from].alive) slots[from].node->on_response(id, r, now);
     });

@@ -66,6 +66,24 @@ TEST(Chord, SequentialJoinsFormTheIdealRing) {
   }
 }
 
+TEST(Chord, JoinsThroughPeersStillJoiningFormOneRing) {
+  // Fifty peers start within a second, each through a random earlier one that may not have joined
+  // yet, with the default 30 s interval: there must be one ring, not several.
+  ChordNet net;
+  net.config.stabilize_interval = seconds(30);
+  std::mt19937_64 rng(12);
+  net.add(random_id(rng), std::nullopt);
+  for (std::size_t i = 1; i < 50; ++i) {
+    net.add(random_id(rng), std::optional<std::size_t>(rng() % i));
+    net.run_for(millis(20));
+  }
+  net.run_for(seconds(20));
+  for (const auto& s : net.slots) EXPECT_TRUE(s.node->joined());  // no side rings, no stranded peers
+  // Successor lists converge one peer per round from the back; predecessor lists likewise.
+  net.run_for(seconds(30 * 12));
+  EXPECT_EQ(net.ring_errors(), "");
+}
+
 TEST(Chord, ConcurrentJoinsConverge) {
   ChordNet net;
   net.config.stabilize_interval = seconds(1);

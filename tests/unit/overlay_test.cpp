@@ -52,7 +52,8 @@ TEST(OverlayCodec, RequestsAndResponsesRoundTripThroughSip) {
   resp.responder = r.sender;
   resp.responsible = r.sender;
   resp.hops = 4;
-  resp.predecessor = dht::Peer{dht::NodeId{0, 9}, *parse_host_port("[::1]:5071", Transport::Udp)};
+  resp.predecessors = {dht::Peer{dht::NodeId{0, 9}, *parse_host_port("[::1]:5071", Transport::Udp)},
+                       dht::Peer{dht::NodeId{0, 8}, *parse_host_port("127.0.0.8:5071", Transport::Udp)}};
   resp.successors = {dht::Peer{dht::NodeId{3, 3}, *parse_host_port("127.0.0.3:5070", Transport::Udp)},
                      dht::Peer{dht::NodeId{4, 4}, *parse_host_port("127.0.0.4:5070", Transport::Udp)}};
   resp.records = r.records;
@@ -64,7 +65,9 @@ TEST(OverlayCodec, RequestsAndResponsesRoundTripThroughSip) {
   ASSERT_TRUE(rback) << rback.error();
   EXPECT_EQ(rback->responsible->id, (dht::NodeId{1, 2}));
   EXPECT_EQ(rback->hops, 4u);
-  EXPECT_EQ(rback->predecessor->addr.host_port(), "[::1]:5071");
+  ASSERT_EQ(rback->predecessors.size(), 2u);
+  EXPECT_EQ(rback->predecessors[0].addr.host_port(), "[::1]:5071");
+  EXPECT_EQ(rback->predecessors[1].id, (dht::NodeId{0, 8}));
   ASSERT_EQ(rback->successors.size(), 2u);
   EXPECT_EQ(rback->successors[1].id, (dht::NodeId{4, 4}));
   EXPECT_EQ(rback->records, r.records);
