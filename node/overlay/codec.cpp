@@ -85,6 +85,70 @@ void pack_bin(msgpack_packer* pk, std::string_view s) {
   msgpack_pack_bin_body(pk, s.data(), s.size());
 }
 
+/// Walks one msgpack value without building it. False when any container count or string/binary
+/// length exceeds what the remaining bytes can hold (each element needs at least one byte), when the
+/// input ends early, or when containers nest deeper than `max_depth`. msgpack-c allocates a
+/// container's elements before reading them, so this check stands between a peer's body and it.
+bool msgpack_bounded(std::string_view in, std::size_t& pos, int depth, int max_depth = 8) {
+  auto need = [&](std::size_t n) { return n <= in.size() - pos; };
+  auto read_be = [&](std::size_t n, std::uint64_t& v) {
+    if (!need(n)) return false;
+    v = 0;
+    for (std::size_t i = 0; i < n; ++i) v = v << 8 | static_cast<unsigned char>(in[pos++]);
+    return true;
+  };
+  if (!need(1)) return false;
+  auto b = static_cast<unsigned char>(in[pos++]);
+  std::uint64_t n = 0;
+  auto skip = [&](std::uint64_t len) {
+    if (!need(len)) return false;
+    pos += static_cast<std::size_t>(len);
+    return true;
+  };
+  auto elements = [&](std::uint64_t count) {
+    if (depth >= max_depth || count > in.size() - pos) return false;
+    for (std::uint64_t i = 0; i < count; ++i) {
+      if (!msgpack_bounded(in, pos, depth + 1, max_depth)) return false;
+    }
+    return true;
+  };
+  if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) return true;  // fixint, nil, bool
+  if (b >= 0x80 && b <= 0x8f) return elements(2u * (b & 0x0f));                    // fixmap
+  if (b >= 0x90 && b <= 0x9f) return elements(b & 0x0f);                           // fixarray
+  if (b >= 0xa0 && b <= 0xbf) return skip(b & 0x1f);                               // fixstr
+  switch (b) {
+    case 0xc4:
+    case 0xd9: return read_be(1, n) && skip(n);  // bin8, str8
+    case 0xc5:
+    case 0xda: return read_be(2, n) && skip(n);  // bin16, str16
+    case 0xc6:
+    case 0xdb: return read_be(4, n) && skip(n);      // bin32, str32
+    case 0xc7: return read_be(1, n) && skip(n + 1);  // ext8
+    case 0xc8: return read_be(2, n) && skip(n + 1);  // ext16
+    case 0xc9: return read_be(4, n) && skip(n + 1);  // ext32
+    case 0xca:
+    case 0xce:
+    case 0xd2: return skip(4);  // float32, uint32, int32
+    case 0xcb:
+    case 0xcf:
+    case 0xd3: return skip(8);  // float64, uint64, int64
+    case 0xcc:
+    case 0xd0: return skip(1);  // uint8, int8
+    case 0xcd:
+    case 0xd1: return skip(2);                           // uint16, int16
+    case 0xd4: return skip(2);                           // fixext1
+    case 0xd5: return skip(3);                           // fixext2
+    case 0xd6: return skip(5);                           // fixext4
+    case 0xd7: return skip(9);                           // fixext8
+    case 0xd8: return skip(17);                          // fixext16
+    case 0xdc: return read_be(2, n) && elements(n);      // array16
+    case 0xdd: return read_be(4, n) && elements(n);      // array32
+    case 0xde: return read_be(2, n) && elements(2 * n);  // map16
+    case 0xdf: return read_be(4, n) && elements(2 * n);  // map32
+    default: return false;                               // 0xc1 is never used
+  }
+}
+
 }  // namespace
 
 std::string peer_uri(const dht::Peer& p) {
@@ -134,6 +198,8 @@ std::string encode_records(const std::vector<dht::Record>& records) {
 }
 
 std::optional<std::vector<dht::Record>> decode_records(std::string_view bytes, std::size_t max_records) {
+  std::size_t checked = 0;
+  if (!msgpack_bounded(bytes, checked, 0) || checked != bytes.size()) return std::nullopt;
   msgpack_unpacked result;
   msgpack_unpacked_init(&result);
   std::size_t off = 0;

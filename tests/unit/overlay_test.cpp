@@ -92,6 +92,14 @@ TEST(OverlayCodec, MalformedOverlayRequestsAreRefusedWithAReason) {
   check(peer + "DHT-Op: lookup\r\nDHT-Hops: many\r\n", 400, "Malformed DHT-Hops");
   check(peer + "DHT-Op: neighbors\r\nDHT-Link: <sip:zz@127.0.0.1:1>;link=S1\r\n", 400, "Malformed DHT-Link");
   EXPECT_FALSE(decode_records("\x93\x01\x02"));
+  // Found by fuzz_overlay: an array32 claiming 3.7e9 elements must be refused before msgpack-c
+  // allocates room for them; so must a str32 longer than the body, and deep nesting.
+  EXPECT_FALSE(decode_records(std::string("\xdd\xdd\xdd\xdd\xdd\x0d\x01\x01\x09", 9)));
+  EXPECT_FALSE(
+      decode_records(std::string("\x91\xdb\x7f\xff\xff\xff"
+                                 "abc",
+                                 9)));
+  EXPECT_FALSE(decode_records(std::string(64, '\x91') + std::string(1, '\x90')));
   EXPECT_FALSE(decode_records(""));
   auto good = encode_records({record("a", "b")});
   EXPECT_TRUE(decode_records(good));
