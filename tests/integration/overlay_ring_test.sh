@@ -28,7 +28,13 @@ wait_ring() {
   local limit=$1 start=$SECONDS
   while ! "$P2PSIP" ring-check --quiet --timeout 2 $(all_controls) >"$WORK/ring.out" 2>&1; do
     if [ $((SECONDS - start)) -ge "$limit" ]; then
-      echo "ring not correct after ${limit}s:"; cat "$WORK/ring.out"; exit 1
+      echo "ring not correct after ${limit}s:"; cat "$WORK/ring.out"
+      for i in $(seq 0 $((NODES - 1))); do
+        if [ -z "${DEAD[$i]:-}" ] && ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
+          echo "node $i is not running; its log:"; tail -n 40 "$WORK/node$i.log"
+        fi
+      done
+      exit 1
     fi
     sleep 1
   done
