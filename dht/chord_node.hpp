@@ -40,7 +40,7 @@ struct ChordConfig {
   std::size_t predecessors = 3;  ///< predecessor list length (RELOAD: at least 3)
   std::size_t replicas = 2;      ///< copies on successors, besides the responsible peer's
   Duration stabilize_interval = seconds(30);
-  std::size_t fingers_per_round = 4;              ///< finger lookups per stabilization round
+  std::size_t fingers_per_round = 2;  ///< finger lookups per stabilization round (traffic against freshness)
   bool iterative = false;                         ///< route our own requests iteratively (experiments)
   std::uint32_t max_hops = 48;                    ///< routed requests beyond this are answered 483
   int route_retries = 3;                          ///< next hops tried before a routed request fails
