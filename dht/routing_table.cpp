@@ -34,34 +34,32 @@ Peer RoutingTable::next_hop(NodeId key) const {
   return best ? *best : successor();
 }
 
-void RoutingTable::set_successors(const Peer& first, const std::vector<Peer>& rest) {
+namespace {
+/// `first`, then `rest`, without `self` or duplicates, at most `max`, ordered by `dist` (nearest first).
+template <class Distance>
+std::vector<Peer> neighbour_list(const Peer& self, std::size_t max, const Peer& first, const std::vector<Peer>& rest,
+                                 Distance dist) {
   std::vector<Peer> list;
   auto add = [&](const Peer& p) {
-    if (p.id == self_.id || list.size() >= max_successors_) return;
+    if (p.id == self.id || list.size() >= max) return;
     if (std::any_of(list.begin(), list.end(), [&](const Peer& q) { return q.id == p.id; })) return;
     list.push_back(p);
   };
   add(first);
   for (const auto& p : rest) add(p);
-  // Keep the list in ring order from self: a peer's list may lag behind ours.
-  std::stable_sort(list.begin(), list.end(),
-                   [&](const Peer& a, const Peer& b) { return distance(self_.id, a.id) < distance(self_.id, b.id); });
-  successors_ = std::move(list);
+  // A peer's list may lag behind ours: keep ring order from self.
+  std::stable_sort(list.begin(), list.end(), [&](const Peer& x, const Peer& y) { return dist(x.id) < dist(y.id); });
+  return list;
+}
+}  // namespace
+
+void RoutingTable::set_successors(const Peer& first, const std::vector<Peer>& rest) {
+  successors_ = neighbour_list(self_, max_successors_, first, rest, [&](NodeId id) { return distance(self_.id, id); });
 }
 
 void RoutingTable::set_predecessors(const Peer& first, const std::vector<Peer>& rest) {
-  std::vector<Peer> list;
-  auto add = [&](const Peer& p) {
-    if (p.id == self_.id || list.size() >= max_predecessors_) return;
-    if (std::any_of(list.begin(), list.end(), [&](const Peer& q) { return q.id == p.id; })) return;
-    list.push_back(p);
-  };
-  add(first);
-  for (const auto& p : rest) add(p);
-  // Nearest first, counter-clockwise from self.
-  std::stable_sort(list.begin(), list.end(),
-                   [&](const Peer& a, const Peer& b) { return distance(a.id, self_.id) < distance(b.id, self_.id); });
-  predecessors_ = std::move(list);
+  predecessors_ =
+      neighbour_list(self_, max_predecessors_, first, rest, [&](NodeId id) { return distance(id, self_.id); });
 }
 
 bool RoutingTable::offer_predecessor(const Peer& p) {
