@@ -380,6 +380,7 @@ void TransactionLayer::on_client_response(Transaction& t, const Message& r, Inst
         t.state = S::Completed;
         stop_timer(t, E);
         stop_timer(t, F);
+        release_request(t);  // Completed only absorbs response retransmissions (§17.1.2.2)
         if (t.reliable) {
           terminate(t);
         } else {
@@ -476,8 +477,9 @@ bool TransactionLayer::respond(TransactionId id, const Message& response, Instan
         t.interval = cfg_.t1;
         if (!t.reliable) start_timer(t, G, cfg_.t1, now);
         start_timer(t, H, cfg_.t1 * 64, now);
-      } else if (!t.reliable) {
-        start_timer(t, J, cfg_.t1 * 64, now);
+      } else {
+        release_request(t);  // Completed only replays the response (§17.2.2)
+        if (!t.reliable) start_timer(t, J, cfg_.t1 * 64, now);
       }
     }
   }
@@ -505,7 +507,15 @@ std::optional<TransactionId> TransactionLayer::find_invite_for_cancel(const Mess
 
 const Message* TransactionLayer::request_of(TransactionId id) const {
   auto it = transactions_.find(id);
-  return it == transactions_.end() ? nullptr : &it->second.request;
+  return it == transactions_.end() || it->second.released ? nullptr : &it->second.request;
+}
+
+void TransactionLayer::release_request(Transaction& t) {
+  // A completed non-INVITE transaction keeps only its key and what it may replay: at Timer J's
+  // 64*T1 that is most of a busy overlay node's transaction memory.
+  t.request = Message{};
+  std::string().swap(t.request_bytes);
+  t.released = true;
 }
 
 std::optional<TransactionState> TransactionLayer::state_of(TransactionId id) const {

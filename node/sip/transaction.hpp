@@ -113,7 +113,8 @@ class TransactionLayer {
 
   /// The INVITE server transaction a CANCEL refers to (RFC 3261 §9.2), if any is alive.
   std::optional<TransactionId> find_invite_for_cancel(const Message& cancel) const;
-  /// The request that created a transaction, while it exists.
+  /// The request that created a transaction, while it exists; nullptr once a non-INVITE
+  /// transaction has completed (its request is no longer kept).
   const Message* request_of(TransactionId id) const;
   std::optional<TransactionState> state_of(TransactionId id) const;
 
@@ -147,6 +148,7 @@ class TransactionLayer {
     std::string key;
     std::string to_tag;  // server: the To tag of the last response (RFC 2543 ACK matching)
     int last_status = 0;
+    bool released = false;  // request and request_bytes dropped (non-INVITE, Completed)
     Duration interval{};
     Instant created{};
     std::uint32_t gen[kTimerCount] = {};
@@ -165,6 +167,7 @@ class TransactionLayer {
   void stop_timer(Transaction& t, Timer timer) { ++t.gen[timer]; }
   void fire(Transaction& t, Timer timer, Instant now);
   void terminate(Transaction& t);
+  void release_request(Transaction& t);
   bool transmit(Transaction& t, const std::string& bytes, Instant now);
   void on_client_response(Transaction& t, const Message& response, Instant now);
   void on_server_retransmission(Transaction& t, const Message& request, const Endpoint& from, Instant now);
