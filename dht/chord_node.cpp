@@ -158,7 +158,12 @@ void ChordNode::fix_fingers(Instant now) {
   }
   if (lowest >= RoutingTable::kFingers) return;
   for (std::size_t k = 0; k < cfg_.fingers_per_round; ++k) {
-    if (next_finger_ < lowest) next_finger_ = RoutingTable::kFingers - 1;
+    if (next_finger_ < lowest) {
+      // One step of each cycle through the fingers checks the successor from afar instead.
+      next_finger_ = RoutingTable::kFingers - 1;
+      check_successor(now);
+      continue;
+    }
     int i = next_finger_--;
     route(
         RouteOp::Lookup, table_.self().id.plus_pow2(i), std::nullopt,
@@ -169,6 +174,36 @@ void ChordNode::fix_fingers(Instant now) {
         },
         now);
   }
+}
+
+void ChordNode::check_successor(Instant now) {
+  // Stabilization repairs a ring only from a consistent start: concurrent joins can leave a "loopy"
+  // ring, a sparse cycle of peers whose successors skip peers of the main ring, which stabilize
+  // never finds (Zave, "Using lightweight modeling to understand Chord", 2012). So look up the key
+  // just after our id through our farthest finger rather than our successor: its route runs along
+  // the rest of the ring, and if the peer responsible for that key lies between us and our
+  // successor, it is our real successor.
+  std::optional<Peer> far;
+  for (int i = RoutingTable::kFingers - 1; i >= 0 && !far; --i) {
+    const auto& f = table_.finger(i);
+    if (f && f->id != table_.successor().id && f->id != table_.self().id) far = *f;
+  }
+  if (!far) return;
+  NodeId key = table_.self().id.plus_pow2(0);
+  Request r = make(Op::Route, key);
+  r.route_op = RouteOp::Lookup;
+  r.hops = 1;
+  r.iterative = cfg_.iterative;
+  ++stats_.routes_started;
+  send(Kind::ClientRoute, *far, r, now, 0, [this](const RouteResult& res) {
+    if (res.status != 200 || !res.responsible || table_.alone()) return;
+    const Peer& found = *res.responsible;
+    if (found.id == table_.self().id || !in_open_open(found.id, table_.self().id, table_.successor().id)) return;
+    ++stats_.successors_repaired;
+    env_.log(LogLevel::Info, "chord: successor check found " + found.id.short_hex() + " before our successor " +
+                                 table_.successor().id.short_hex());
+    table_.consider(found);
+  });
 }
 
 void ChordNode::maintain_replicas(Instant now) {

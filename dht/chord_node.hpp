@@ -41,9 +41,9 @@ struct ChordConfig {
   std::size_t replicas = 2;      ///< copies on successors, besides the responsible peer's
   Duration stabilize_interval = seconds(30);
   std::size_t fingers_per_round = 2;  ///< finger lookups per stabilization round (traffic against freshness)
-  bool iterative = false;                         ///< route our own requests iteratively (experiments)
-  std::uint32_t max_hops = 48;                    ///< routed requests beyond this are answered 483
-  int route_retries = 3;                          ///< next hops tried before a routed request fails
+  bool iterative = false;             ///< route our own requests iteratively (experiments)
+  std::uint32_t max_hops = 48;        ///< routed requests beyond this are answered 483
+  int route_retries = 3;              ///< next hops tried before a routed request fails
   std::size_t replicate_batch_bytes = 32 * 1024;  ///< records per Replicate/Leave message, by size
 };
 
@@ -51,6 +51,7 @@ struct ChordStats {
   std::uint64_t routes_started = 0, routes_ok = 0, routes_failed = 0, forwarded = 0;
   std::uint64_t requests_in = 0, requests_out = 0, failures = 0;
   std::uint64_t peers_failed = 0, records_replicated = 0, records_transferred = 0, stabilize_rounds = 0;
+  std::uint64_t successors_repaired = 0;  ///< closer successors found by the successor check
 };
 
 struct RouteResult {
@@ -115,6 +116,7 @@ class ChordNode {
   RequestId send(Kind kind, const Peer& to, Request r, Instant now, ReplyHandle reply = 0, RouteCallback cb = {});
   void stabilize(Instant now);
   void fix_fingers(Instant now);
+  void check_successor(Instant now);
   void maintain_replicas(Instant now);
   void replicate(const std::vector<Record>& records, const std::vector<Peer>& targets, Instant now);
   void handle_route(ReplyHandle handle, const Request& r, Instant now);
