@@ -11,6 +11,7 @@ packages=(
   libcli11-dev libtomlplusplus-dev
   libosip2-dev
   sip-tester procps
+  gnuplot-nox
 )
 
 missing=()

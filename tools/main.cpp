@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "tools/node_command.hpp"
+#include "tools/sim_command.hpp"
 #include "tools/sip_commands.hpp"
 
 namespace {
@@ -102,7 +103,26 @@ int run(int argc, char** argv) {
   ring_cmd->add_flag("--quiet", quiet, "Print only nodes with problems and the verdict");
   ring_cmd->add_option("--timeout", ctl.timeout_s, "Seconds to wait for each node")->capture_default_str();
 
+  p2psip::tools::SimOptions simo;
+  auto* sim_cmd = app.add_subcommand(
+      "sim", "Simulate an overlay of real node cores on a modelled network (discrete events, virtual time)");
+  sim_cmd->add_option("scenario", simo.scenario_file, "Scenario file (TOML; see docs/SIMULATION.md)");
+  sim_cmd->add_option("--nodes", simo.nodes, "Initial population (overrides the scenario)");
+  sim_cmd->add_option("--duration", simo.duration_s, "Simulated seconds (overrides the scenario)");
+  sim_cmd->add_option("--seed", simo.seed, "Random seed: the same seed and scenario give the same run");
+  sim_cmd->add_option("--lookups-per-s", simo.lookups_per_s, "Lookup rate of the workload, in the whole overlay");
+  sim_cmd->add_option("--join-rate", simo.join_rate, "Initial nodes joining per simulated second");
+  sim_cmd->add_option("--set", simo.set, "Override any scenario key: SECTION.KEY=VALUE (repeatable)");
+  sim_cmd->add_option("--out", simo.out, "Output directory")->capture_default_str();
+  sim_cmd->add_flag("--quiet", simo.quiet, "No progress bar");
+  bool no_plots = false;
+  sim_cmd->add_flag("--no-plots", no_plots, "Do not run gnuplot");
+
   CLI11_PARSE(app, argc, argv);
+  if (sim_cmd->parsed()) {
+    simo.plots = !no_plots;
+    return p2psip::tools::run_sim(simo);
+  }
   if (ring_cmd->parsed()) return p2psip::tools::ring_check(ctl, controls, quiet);
   if (node_cmd->parsed()) {
     if (!node_config.empty()) {

@@ -1,0 +1,82 @@
+// What a simulation runs: population, network model, churn, scripted events and workload. Read from
+// a few lines of TOML (sim/scenarios/*.toml, documented in docs/SIMULATION.md); command-line flags
+// override the file.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dht/chord_node.hpp"
+#include "sim/random.hpp"
+
+namespace p2psip::sim {
+
+/// "exponential(600)", "pareto(300, 1.5)", "weibull(3600, 0.5)", "uniform(1, 10)",
+/// "lognormal(1.5, 0.5)", "constant(5)" or a bare number (constant). nullopt with `error` otherwise.
+std::optional<Distribution> parse_distribution(std::string_view text, std::string& error);
+
+struct ScriptedEvent {
+  enum class Kind : std::uint8_t { Fail, Join, Partition };
+  Kind kind = Kind::Fail;
+  double at_s = 0;
+  double fraction = 0;    ///< Fail: of the live nodes, chosen at random. Join: of the live count.
+  double duration_s = 0;  ///< Partition: how long the two halves (by x coordinate) stay apart.
+};
+
+/// One operation of a scripted workload: `at_s` seconds in, node `node` (its join order) routes.
+struct ScriptedOp {
+  double at_s = 0;
+  std::size_t node = 0;
+  dht::RouteOp op = dht::RouteOp::Lookup;
+  std::string key;
+};
+
+struct Scenario {
+  std::string name = "unnamed";
+  std::size_t nodes = 1000;
+  double duration_s = 600;
+  std::uint64_t seed = 1;
+  double join_rate = 100;  ///< initial nodes joining per second (node 0 starts the ring at t=0)
+  double interval_s = 10;  ///< time-series interval
+  std::string overlay = "sim.p2psip";
+  std::vector<std::string> node_ids;  ///< optional fixed ids (hex) in join order; the rest are random
+
+  // Network: nodes lie uniformly on a unit square; a message takes propagation_ms times the distance
+  // plus both ends' access-link delay (drawn once per node), and is lost with probability `loss`.
+  double propagation_ms = 100;
+  Distribution access_ms{Distribution::Kind::Exponential, 5, 0};
+  double loss = 0;
+
+  // The node core's settings.
+  dht::ChordConfig chord;
+  double t1_ms = 500;
+
+  // Churn: when session times are given, each node fails (or leaves, with leave_fraction) at the
+  // end of its session and a new node with a fresh id joins in its place, keeping the population.
+  std::optional<Distribution> session_s;
+  double leave_fraction = 0;
+  double churn_start_s = 0;  ///< no departures before this time
+  std::vector<ScriptedEvent> events;
+
+  // Workload (Poisson arrivals from random joined nodes to random keys), from workload_start_s
+  // until duration_s - drain_s; then running operations finish.
+  double workload_start_s = 60;
+  double drain_s = 100;
+  double lookups_per_s = 1;
+  double puts_per_s = 0;
+  double gets_per_s = 0;
+  std::vector<ScriptedOp> script;  ///< fixed operations, in addition to the rates
+};
+
+/// Applies a TOML document (a scenario file's text, or a "section.key=value" override) to `s`.
+/// `base_dir` resolves file names in it. False with `error` naming the key and what it must be.
+bool apply_toml(const std::string& text, const std::string& origin, const std::string& base_dir, Scenario& s,
+                std::string& error);
+/// Reads a scenario file; see apply_toml.
+bool load_scenario(const std::string& path, Scenario& s, std::string& error);
+/// Checks the whole scenario for values that cannot run (zero nodes, negative rates, ...).
+bool validate(const Scenario& s, std::string& error);
+
+}  // namespace p2psip::sim

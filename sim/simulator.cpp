@@ -1,0 +1,541 @@
+#include "sim/simulator.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace p2psip::sim {
+
+namespace {
+constexpr std::uint16_t kPort = 5060;
+constexpr std::size_t kMaxHops = 64;
+constexpr Duration kGracefulLeaveTime = seconds(5);  // a leaving node lives this long for its Leave answers
+}  // namespace
+
+/// A simulated host's environment: the node core sends through it and draws its own random stream.
+class SimHost final : public Environment {
+ public:
+  SimHost(Simulator& sim, std::uint32_t index, Rng rng) : sim_(sim), index_(index), rng_(rng) {}
+  bool send(const Endpoint& to, std::string_view bytes) override { return sim_.transmit(index_, to, bytes); }
+  std::uint64_t random() override { return rng_.next(); }
+
+ private:
+  Simulator& sim_;
+  std::uint32_t index_;
+  Rng rng_;
+};
+
+struct Simulator::Slot {
+  Slot(Simulator& sim, std::uint32_t index, Rng rng) : host(sim, index, rng) {}
+  SimHost host;
+  std::unique_ptr<overlay::OverlayNode> node;  // null once dead
+  dht::NodeId id;
+  float x = 0, y = 0;  // position on the unit square
+  std::int64_t access_us = 0;
+  Instant scheduled = kInstantMax;  // the node's timer event in the queue, if any
+  Instant born{}, died = kInstantMax;
+  std::int32_t live_pos = -1, joined_pos = -1;
+  bool leaving = false;
+  std::uint32_t ops_pending = 0;
+  std::uint64_t messages_sent = 0, bytes_sent = 0;
+};
+
+Simulator::Simulator(Scenario scenario)
+    : sc_(std::move(scenario)), rng_(sc_.seed, 1), churn_rng_(sc_.seed, 2), work_rng_(sc_.seed, 3) {
+  config_.overlay = sc_.overlay;
+  config_.chord = sc_.chord;
+  config_.timers.t1 = Duration(static_cast<std::int64_t>(sc_.t1_ms * 1000));
+  end_ = at_s(sc_.duration_s);
+  work_end_ = at_s(std::max(sc_.workload_start_s, sc_.duration_s - sc_.drain_s));
+  results_.hops_histogram.assign(kMaxHops + 1, 0);
+  // The initial population joins at join_rate per second; node 0 starts the ring.
+  for (std::size_t i = 0; i < sc_.nodes; ++i) {
+    push(at_s(static_cast<double>(i) / sc_.join_rate), EventType::Start, static_cast<std::uint32_t>(i));
+  }
+  for (std::size_t i = 0; i < sc_.events.size(); ++i) push(at_s(sc_.events[i].at_s), EventType::Scripted, 0, i);
+  for (std::size_t i = 0; i < sc_.script.size(); ++i)
+    push(at_s(sc_.script[i].at_s), EventType::Workload, 0, (std::uint64_t{i} << 8) | std::uint64_t(WorkKind::Script));
+  auto first = [&](double rate, WorkKind k) {
+    if (rate > 0) {
+      double t = sc_.workload_start_s - std::log(work_rng_.uniform_open0()) / rate;
+      push(at_s(t), EventType::Workload, 0, static_cast<std::uint64_t>(k));
+    }
+  };
+  first(sc_.lookups_per_s, WorkKind::Lookup);
+  first(sc_.puts_per_s, WorkKind::Put);
+  first(sc_.gets_per_s, WorkKind::Get);
+  push(at_s(sc_.interval_s), EventType::Sample);
+}
+
+Simulator::~Simulator() = default;
+
+void Simulator::push(Instant at, EventType type, std::uint32_t node, std::uint64_t arg) {
+  heap_.push_back(Event{at, seq_++, type, node, arg});
+  std::push_heap(heap_.begin(), heap_.end(), std::greater<>{});
+}
+
+bool Simulator::run_until(double until_s) {
+  if (finished_) return false;
+  Instant until = std::min(at_s(until_s), end_);
+  while (!heap_.empty() && heap_.front().at <= until) {
+    std::pop_heap(heap_.begin(), heap_.end(), std::greater<>{});
+    Event e = heap_.back();
+    heap_.pop_back();
+    now_ = std::max(now_, e.at);
+    ++results_.events;
+    process(e);
+  }
+  now_ = std::max(now_, until);
+  if (until >= end_) {
+    account_time();
+    if (results_.series.empty() || results_.series.back().t_s < now_s()) sample();
+    finished_ = true;
+    return false;
+  }
+  return true;
+}
+
+void Simulator::process(const Event& e) {
+  switch (e.type) {
+    case EventType::Deliver: deliver(e.arg); return;
+    case EventType::Timer: timer(e.node, e.at); return;
+    case EventType::Start: {
+      std::optional<dht::NodeId> id;
+      if (e.node < sc_.node_ids.size()) id = dht::NodeId::from_hex(sc_.node_ids[e.node]);
+      std::uint32_t n = create_node(id);
+      start_node(n);
+      if (sc_.session_s) schedule_departure(n);
+      return;
+    }
+    case EventType::Depart: {
+      Slot& s = slots_[e.node];
+      if (!s.node || s.leaving) return;
+      if (e.arg != 0) {  // the end of a graceful leave
+        kill(e.node, false);
+        return;
+      }
+      bool graceful = sc_.leave_fraction > 0 && churn_rng_.uniform() < sc_.leave_fraction;
+      kill(e.node, graceful);
+      // A newcomer takes the departed node's place, keeping the population steady.
+      std::uint32_t n = create_node(std::nullopt);
+      start_node(n);
+      schedule_departure(n);
+      return;
+    }
+    case EventType::Arrive: {
+      std::uint32_t n = create_node(std::nullopt);
+      start_node(n);
+      if (sc_.session_s) schedule_departure(n);
+      return;
+    }
+    case EventType::Scripted: scripted(sc_.events[e.arg]); return;
+    case EventType::Heal: partitioned_ = false; return;
+    case EventType::Workload: workload(static_cast<WorkKind>(e.arg & 0xff), e.arg >> 8); return;
+    case EventType::Sample:
+      sample();
+      push(now_ + Duration(static_cast<std::int64_t>(sc_.interval_s * 1e6)), EventType::Sample);
+      return;
+  }
+}
+
+// ---- network ---------------------------------------------------------------------------------------
+
+Endpoint Simulator::address(std::uint32_t node) const {
+  // 10.0.0.0/8 numbered by creation order: these addresses exist only inside the simulation.
+  Endpoint e;
+  e.transport = Transport::Udp;
+  const std::uint32_t n = node + 1;
+  e.ip.bytes[0] = 10;
+  e.ip.bytes[1] = static_cast<std::uint8_t>(n >> 16);
+  e.ip.bytes[2] = static_cast<std::uint8_t>(n >> 8);
+  e.ip.bytes[3] = static_cast<std::uint8_t>(n);
+  e.port = kPort;
+  return e;
+}
+
+Duration Simulator::delay(std::uint32_t from, std::uint32_t to) {
+  const Slot& a = slots_[from];
+  const Slot& b = slots_[to];
+  const double dx = a.x - b.x;
+  const double dy = a.y - b.y;
+  const double prop_us = std::sqrt(dx * dx + dy * dy) * sc_.propagation_ms * 1000.0;
+  return Duration(static_cast<std::int64_t>(prop_us) + a.access_us + b.access_us + 1);
+}
+
+bool Simulator::transmit(std::uint32_t from, const Endpoint& to, std::string_view bytes) {
+  Slot& src = slots_[from];
+  ++src.messages_sent;
+  src.bytes_sent += bytes.size();
+  ++results_.messages;
+  results_.bytes += bytes.size();
+  ++row_.messages;
+  row_.bytes += bytes.size();
+  // Only 10.0.0.0/8 addresses of existing nodes lead anywhere; the rest vanish, as on a real
+  // network where nobody listens.
+  const auto& ip = to.ip.bytes;
+  const std::uint32_t n = (std::uint32_t{ip[1]} << 16 | std::uint32_t{ip[2]} << 8 | ip[3]);
+  if (to.ip.v6 || ip[0] != 10 || to.port != kPort || n == 0 || n > slots_.size()) {
+    ++results_.undeliverable;
+    return true;
+  }
+  const std::uint32_t dest = n - 1;
+  if (partitioned_ && (slots_[from].x < 0.5F) != (slots_[dest].x < 0.5F)) {
+    ++results_.partitioned;
+    ++row_.lost;
+    return true;
+  }
+  // Loss applies to datagrams; a stream's transport retransmits for itself.
+  if (to.transport == Transport::Udp && sc_.loss > 0 && rng_.uniform() < sc_.loss) {
+    ++results_.lost;
+    ++row_.lost;
+    return true;
+  }
+  std::uint64_t slot = 0;
+  if (!flight_free_.empty()) {
+    slot = flight_free_.back();
+    flight_free_.pop_back();
+  } else {
+    slot = flight_.size();
+    flight_.emplace_back();
+  }
+  InFlight& f = flight_[slot];
+  f.bytes.assign(bytes.data(), bytes.size());
+  f.from = address(from);
+  f.from.transport = to.transport;
+  f.to = dest;
+  f.transport = to.transport;
+  push(now_ + delay(from, dest), EventType::Deliver, dest, slot);
+  return true;
+}
+
+void Simulator::deliver(std::uint64_t slot) {
+  // Moved out first: the node's answers may grow flight_ while it handles this one.
+  InFlight f = std::move(flight_[slot]);
+  flight_free_.push_back(slot);
+  const std::uint32_t to = f.to;
+  Slot& s = slots_[to];
+  if (!s.node) {
+    ++results_.undeliverable;
+    return;
+  }
+  if (f.transport == Transport::Udp) {
+    s.node->receive_datagram(f.bytes, f.from, now_);
+  } else {
+    std::size_t used = 0;
+    auto m = sip::parse_message(f.bytes, config_.limits, true, &used);
+    if (m) {
+      s.node->receive(*m, f.from, now_);
+    } else {
+      s.node->answer_malformed(f.bytes, m.error(), f.from);
+    }
+  }
+  touched(to);
+}
+
+// ---- nodes -----------------------------------------------------------------------------------------
+
+void Simulator::timer(std::uint32_t node, Instant at) {
+  Slot& s = slots_[node];
+  if (!s.node || s.scheduled != at) return;  // dead, or superseded by an earlier timer
+  s.scheduled = kInstantMax;
+  s.node->advance(now_);
+  touched(node);
+}
+
+void Simulator::touched(std::uint32_t node) {
+  Slot& s = slots_[node];
+  if (!s.node) return;
+  Instant w = s.node->next_wakeup();
+  if (w < s.scheduled) {
+    s.scheduled = std::max(w, now_);
+    push(s.scheduled, EventType::Timer, node);
+  }
+  if (s.joined_pos < 0 && !s.leaving && s.node->chord().joined()) {
+    s.joined_pos = static_cast<std::int32_t>(joined_list_.size());
+    joined_list_.push_back(node);
+    ring_[s.id] = node;
+  }
+}
+
+std::uint32_t Simulator::create_node(std::optional<dht::NodeId> id) {
+  const auto index = static_cast<std::uint32_t>(slots_.size());
+  slots_.emplace_back(*this, index, Rng(sc_.seed, 1000 + std::uint64_t{index}));
+  Slot& s = slots_.back();
+  Rng place(sc_.seed, (std::uint64_t{1} << 40) + index);
+  s.x = static_cast<float>(place.uniform());
+  s.y = static_cast<float>(place.uniform());
+  s.access_us = static_cast<std::int64_t>(sc_.access_ms.sample(place) * 1000.0);
+  if (id) {
+    s.id = *id;
+  } else {
+    s.id.hi = place.next();
+    s.id.lo = place.next();
+  }
+  return index;
+}
+
+void Simulator::start_node(std::uint32_t node) {
+  account_time();
+  Slot& s = slots_[node];
+  s.node = std::make_unique<overlay::OverlayNode>(dht::Peer{s.id, address(node)}, config_, s.host);
+  s.born = now_;
+  s.live_pos = static_cast<std::int32_t>(live_);
+  ++live_;
+  results_.peak_live = std::max(results_.peak_live, live_);
+  ++results_.joins;
+  ++row_.joins;
+  // Bootstrap through up to three random joined nodes; none: a new ring.
+  std::vector<Endpoint> boot;
+  for (int i = 0; i < 3 && !joined_list_.empty(); ++i) {
+    boot.push_back(address(joined_list_[churn_rng_.below(joined_list_.size())]));
+  }
+  s.node->start(boot, now_);
+  touched(node);
+}
+
+void Simulator::schedule_departure(std::uint32_t node) {
+  double session = sc_.session_s->sample(churn_rng_);
+  double at = std::max(now_s(), sc_.churn_start_s) + session;
+  if (at < sc_.duration_s) push(at_s(at), EventType::Depart, node, 0);
+}
+
+void Simulator::kill(std::uint32_t node, bool graceful) {
+  account_time();
+  Slot& s = slots_[node];
+  if (s.joined_pos >= 0) {
+    std::uint32_t last = joined_list_.back();
+    joined_list_[static_cast<std::size_t>(s.joined_pos)] = last;
+    slots_[last].joined_pos = s.joined_pos;
+    joined_list_.pop_back();
+    s.joined_pos = -1;
+    ring_.erase(s.id);
+  }
+  if (graceful) {
+    // RFC 6940 §10.5-style graceful leave: the node hands over and tells its neighbours, then goes.
+    s.leaving = true;
+    s.node->leave(now_);
+    ++results_.leaves;
+    ++row_.departures;
+    touched(node);
+    push(now_ + kGracefulLeaveTime, EventType::Depart, node, 1);
+    return;
+  }
+  if (!s.leaving) {
+    ++results_.failures;
+    ++row_.departures;
+  }
+  results_.abandoned += s.ops_pending;
+  results_.retransmissions += s.node->transactions().stats().retransmissions_sent;
+  results_.timeouts += s.node->transactions().stats().timeouts;
+  s.ops_pending = 0;
+  s.node.reset();
+  s.died = now_;
+  s.leaving = false;
+  --live_;
+}
+
+void Simulator::scripted(const ScriptedEvent& ev) {
+  switch (ev.kind) {
+    case ScriptedEvent::Kind::Fail: {
+      // Fail a random subset of the live nodes at once (Fisher-Yates over the live ones).
+      std::vector<std::uint32_t> live;
+      for (std::uint32_t i = 0; i < slots_.size(); ++i) {
+        if (slots_[i].node && !slots_[i].leaving) live.push_back(i);
+      }
+      auto count = static_cast<std::size_t>(std::llround(ev.fraction * static_cast<double>(live.size())));
+      for (std::size_t i = 0; i < count; ++i) {
+        std::size_t j = i + churn_rng_.below(live.size() - i);
+        std::swap(live[i], live[j]);
+        kill(live[i], false);
+      }
+      return;
+    }
+    case ScriptedEvent::Kind::Join: {
+      auto count = static_cast<std::size_t>(std::llround(ev.fraction * static_cast<double>(live_)));
+      for (std::size_t i = 0; i < count; ++i) push(now_, EventType::Arrive);
+      return;
+    }
+    case ScriptedEvent::Kind::Partition:
+      partitioned_ = true;
+      push(now_ + Duration(static_cast<std::int64_t>(ev.duration_s * 1e6)), EventType::Heal);
+      return;
+  }
+}
+
+// ---- workload --------------------------------------------------------------------------------------
+
+std::optional<std::uint32_t> Simulator::random_joined() {
+  if (joined_list_.empty()) return std::nullopt;
+  return joined_list_[work_rng_.below(joined_list_.size())];
+}
+
+std::optional<dht::NodeId> Simulator::responsible(dht::NodeId key) const {
+  if (ring_.empty()) return std::nullopt;
+  auto it = ring_.lower_bound(key);
+  if (it == ring_.end()) it = ring_.begin();
+  return it->first;
+}
+
+void Simulator::workload(WorkKind kind, std::uint64_t arg) {
+  if (kind == WorkKind::Script) {
+    const ScriptedOp& op = sc_.script[arg];
+    if (op.node < slots_.size() && slots_[op.node].node) {
+      std::optional<std::string> expect;
+      route(static_cast<std::uint32_t>(op.node), op.op, op.key, expect);
+    }
+    return;
+  }
+  if (now_ >= work_end_) return;
+  const double rate = kind == WorkKind::Lookup ? sc_.lookups_per_s
+                      : kind == WorkKind::Put  ? sc_.puts_per_s
+                                               : sc_.gets_per_s;
+  push(now_ + Duration(static_cast<std::int64_t>(-std::log(work_rng_.uniform_open0()) / rate * 1e6)),
+       EventType::Workload, 0, static_cast<std::uint64_t>(kind));
+  auto from = random_joined();
+  if (!from) return;
+  switch (kind) {
+    case WorkKind::Lookup: {
+      char key[32];
+      std::snprintf(key, sizeof key, "k%016llx", static_cast<unsigned long long>(work_rng_.next()));
+      route(*from, dht::RouteOp::Lookup, key, std::nullopt);
+      return;
+    }
+    case WorkKind::Put: {
+      std::string key = "rec-" + std::to_string(results_.puts.issued);
+      route(*from, dht::RouteOp::Store, key, "value-" + std::to_string(work_rng_.next() % 1000000));
+      return;
+    }
+    case WorkKind::Get: {
+      if (stored_.empty()) return;
+      const auto& [key, value] = stored_[work_rng_.below(stored_.size())];
+      route(*from, dht::RouteOp::Fetch, key, value);
+      return;
+    }
+    case WorkKind::Script: return;
+  }
+}
+
+void Simulator::route(std::uint32_t from, dht::RouteOp op, const std::string& key, std::optional<std::string> expect) {
+  Slot& s = slots_[from];
+  const dht::NodeId id = dht::NodeId::hash(key);
+  OpCounts& counts = op == dht::RouteOp::Lookup  ? results_.lookups
+                     : op == dht::RouteOp::Store ? results_.puts
+                                                 : results_.gets;
+  ++counts.issued;
+  ++s.ops_pending;
+  std::optional<dht::Record> record;
+  if (op == dht::RouteOp::Store) {
+    record = dht::Record{id, key, expect.value_or(""), s.id.hex(), 0, 24 * 3600};
+  }
+  const Instant start = now_;
+  auto done = [this, from, op, id, key, start, expect, &counts](const dht::RouteResult& r) {
+    --slots_[from].ops_pending;
+    ++counts.done;
+    const bool answered = r.status == 200;
+    bool ok = false;
+    switch (op) {
+      case dht::RouteOp::Lookup: {
+        ok = answered && r.responsible && responsible(id) == r.responsible->id;
+        ++row_.lookups;
+        if (ok) {
+          ++row_.lookups_ok;
+          row_.hops_sum += r.hops;
+          ++results_.hops_histogram[std::min<std::size_t>(r.hops, kMaxHops)];
+          results_.latency_ms.push_back(static_cast<float>(to_millis(now_ - start)));
+        }
+        break;
+      }
+      case dht::RouteOp::Store:
+        ok = answered;
+        if (ok) stored_.emplace_back(key, *expect);
+        break;
+      case dht::RouteOp::Fetch: ok = answered && !r.records.empty() && r.records[0].value == *expect; break;
+    }
+    if (ok) {
+      ++counts.ok;
+    } else if (answered) {
+      ++counts.wrong;
+    } else {
+      ++counts.failed;
+    }
+  };
+  s.node->chord().route(op, id, record, done, now_);
+  touched(from);
+}
+
+// ---- measurement ------------------------------------------------------------------------------------
+
+void Simulator::account_time() {
+  results_.node_seconds += static_cast<double>(live_) * static_cast<double>((now_ - last_account_).count()) / 1e6;
+  last_account_ = now_;
+}
+
+void Simulator::sample() {
+  row_.t_s = now_s();
+  row_.live = live_;
+  row_.joined = joined_list_.size();
+  row_.transactions = transactions();
+  results_.series.push_back(row_);
+  row_ = IntervalRow{};
+}
+
+std::size_t Simulator::ring_errors(std::vector<std::string>* details) const {
+  std::size_t errors = 0;
+  if (ring_.size() < 2) return 0;
+  for (auto it = ring_.begin(); it != ring_.end(); ++it) {
+    auto next = std::next(it) == ring_.end() ? ring_.begin() : std::next(it);
+    auto prev = it == ring_.begin() ? std::prev(ring_.end()) : std::prev(it);
+    const auto& table = slots_[it->second].node->chord().table();
+    const bool succ_ok = table.successor().id == next->first;
+    const bool pred_ok = table.predecessor() && table.predecessor()->id == prev->first;
+    if (succ_ok && pred_ok) continue;
+    ++errors;
+    if (details) {
+      std::string line = "node " + std::to_string(it->second) + " " + it->first.hex();
+      if (!succ_ok) line += " successor " + table.successor().id.hex() + " should be " + next->first.hex();
+      if (!pred_ok) {
+        line += " predecessor " + (table.predecessor() ? table.predecessor()->id.hex() : std::string("none")) +
+                " should be " + prev->first.hex();
+      }
+      details->push_back(line);
+    }
+  }
+  return errors;
+}
+
+std::size_t Simulator::transactions() const {
+  std::size_t n = 0;
+  for (const auto& s : slots_) {
+    if (s.node) n += s.node->transactions().size();
+  }
+  return n;
+}
+
+std::pair<std::uint64_t, std::uint64_t> Simulator::retransmissions_and_timeouts() const {
+  std::uint64_t r = results_.retransmissions;
+  std::uint64_t t = results_.timeouts;
+  for (const auto& s : slots_) {
+    if (!s.node) continue;
+    r += s.node->transactions().stats().retransmissions_sent;
+    t += s.node->transactions().stats().timeouts;
+  }
+  return {r, t};
+}
+
+std::vector<NodeReport> Simulator::node_reports() const {
+  std::vector<NodeReport> out;
+  out.reserve(slots_.size());
+  for (const auto& s : slots_) {
+    NodeReport r;
+    r.id_hex = s.id.hex();
+    r.alive = s.node != nullptr;
+    r.joined = s.joined_pos >= 0;
+    r.messages_sent = s.messages_sent;
+    r.bytes_sent = s.bytes_sent;
+    Instant until = s.node ? now_ : s.died;
+    r.alive_s = static_cast<double>((until - s.born).count()) / 1e6;
+    out.push_back(r);
+  }
+  return out;
+}
+
+}  // namespace p2psip::sim

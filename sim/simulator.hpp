@@ -1,0 +1,151 @@
+// The discrete-event simulator: real overlay nodes (node/overlay's OverlayNode, with its Chord core,
+// SIP codec and transaction layer) exchanging their real serialized messages over a modelled
+// network, on one virtual clock. Events are ordered by (time, sequence), so a scenario and seed give
+// the same run every time. Nothing here reads a clock or touches a socket; the caller runs it in
+// slices (run_until) and measures wall time itself.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "node/overlay/overlay_node.hpp"
+#include "sim/random.hpp"
+#include "sim/scenario.hpp"
+
+namespace p2psip::sim {
+
+/// One time-series row: what happened during (t_s - interval, t_s].
+struct IntervalRow {
+  double t_s = 0;
+  std::size_t live = 0, joined = 0;
+  std::uint64_t lookups = 0, lookups_ok = 0, hops_sum = 0;
+  std::uint64_t messages = 0, bytes = 0, lost = 0;
+  std::uint64_t joins = 0, departures = 0;
+  std::size_t transactions = 0;  ///< SIP transactions held by all nodes at t_s
+};
+
+/// Outcome counts of one kind of workload operation.
+struct OpCounts {
+  std::uint64_t issued = 0, done = 0, ok = 0, wrong = 0, failed = 0;
+};
+
+struct Results {
+  OpCounts lookups, puts, gets;
+  std::vector<std::uint64_t> hops_histogram;  ///< completed, correct lookups by overlay hops
+  std::vector<float> latency_ms;              ///< completed, correct lookups, in completion order
+  std::uint64_t messages = 0, bytes = 0, lost = 0, partitioned = 0, undeliverable = 0;
+  std::uint64_t events = 0;
+  std::uint64_t abandoned = 0;  ///< operations whose initiating node died before they finished
+  double node_seconds = 0;      ///< integral of the live population over time
+  std::uint64_t joins = 0, failures = 0, leaves = 0;
+  std::size_t peak_live = 0;
+  /// Transaction-layer counters of nodes that have died (live ones are added by totals()).
+  std::uint64_t retransmissions = 0, timeouts = 0;
+  std::vector<IntervalRow> series;
+};
+
+/// Per-node figures, in the order nodes were created.
+struct NodeReport {
+  std::string id_hex;
+  bool alive = false, joined = false;
+  std::uint64_t messages_sent = 0, bytes_sent = 0;
+  double alive_s = 0;
+};
+
+class Simulator {
+ public:
+  explicit Simulator(Scenario scenario);
+  ~Simulator();
+  Simulator(const Simulator&) = delete;
+  Simulator& operator=(const Simulator&) = delete;
+
+  /// Processes events up to simulated time `until_s` (capped at the scenario's duration). Returns
+  /// false once the run is complete.
+  bool run_until(double until_s);
+  [[nodiscard]] double now_s() const { return static_cast<double>(now_.time_since_epoch().count()) / 1e6; }
+  [[nodiscard]] bool finished() const { return finished_; }
+  [[nodiscard]] const Results& results() const { return results_; }
+  [[nodiscard]] const Scenario& scenario() const { return sc_; }
+  [[nodiscard]] std::size_t live_nodes() const { return live_; }
+  [[nodiscard]] std::size_t joined_nodes() const { return joined_list_.size(); }
+  [[nodiscard]] std::vector<NodeReport> node_reports() const;
+  /// SIP transactions held by all live nodes now (their state is most of a node's memory).
+  [[nodiscard]] std::size_t transactions() const;
+  /// Retransmissions sent and transaction timeouts, over all nodes that ever ran.
+  [[nodiscard]] std::pair<std::uint64_t, std::uint64_t> retransmissions_and_timeouts() const;
+  /// Checks every joined node's successor and predecessor against the ring of joined nodes;
+  /// returns the number of nodes whose first successor or predecessor is wrong, and describes each
+  /// in `details` when given.
+  [[nodiscard]] std::size_t ring_errors(std::vector<std::string>* details = nullptr) const;
+
+  struct Slot;  // one simulated host (defined in simulator.cpp)
+
+ private:
+  enum class EventType : std::uint8_t { Deliver, Timer, Start, Depart, Arrive, Scripted, Heal, Workload, Sample };
+  struct Event {
+    Instant at;
+    std::uint64_t seq;
+    EventType type;
+    std::uint32_t node;
+    std::uint64_t arg;
+    bool operator>(const Event& o) const { return at != o.at ? at > o.at : seq > o.seq; }
+  };
+  struct InFlight {
+    std::string bytes;
+    Endpoint from;
+    std::uint32_t to = 0;
+    Transport transport = Transport::Udp;
+  };
+  enum class WorkKind : std::uint8_t { Lookup, Put, Get, Script };
+
+  friend class SimHost;
+  void push(Instant at, EventType type, std::uint32_t node = 0, std::uint64_t arg = 0);
+  bool transmit(std::uint32_t from, const Endpoint& to, std::string_view bytes);
+  void process(const Event& e);
+  void deliver(std::uint64_t slot);
+  void timer(std::uint32_t node, Instant at);
+  void touched(std::uint32_t node);
+  std::uint32_t create_node(std::optional<dht::NodeId> id);
+  void start_node(std::uint32_t node);
+  void kill(std::uint32_t node, bool graceful);
+  void schedule_departure(std::uint32_t node);
+  void scripted(const ScriptedEvent& ev);
+  void workload(WorkKind kind, std::uint64_t arg);
+  void route(std::uint32_t from, dht::RouteOp op, const std::string& key, std::optional<std::string> expect);
+  void sample();
+  void account_time();
+  [[nodiscard]] std::optional<std::uint32_t> random_joined();
+  [[nodiscard]] std::optional<dht::NodeId> responsible(dht::NodeId key) const;
+  [[nodiscard]] Endpoint address(std::uint32_t node) const;
+  [[nodiscard]] Duration delay(std::uint32_t from, std::uint32_t to);
+  [[nodiscard]] Instant at_s(double s) const { return Instant(Duration(static_cast<std::int64_t>(s * 1e6))); }
+
+  Scenario sc_;
+  overlay::OverlayConfig config_;
+  Rng rng_;        // network model: loss
+  Rng churn_rng_;  // sessions, failures, bootstrap choice
+  Rng work_rng_;   // workload
+  std::deque<Slot> slots_;
+  std::vector<Event> heap_;
+  std::uint64_t seq_ = 0;
+  std::vector<InFlight> flight_;
+  std::vector<std::uint64_t> flight_free_;
+  Instant now_{};
+  Instant end_{};
+  Instant work_end_{};
+  Instant last_account_{};
+  bool finished_ = false;
+  std::size_t live_ = 0;
+  std::vector<std::uint32_t> joined_list_;
+  std::map<dht::NodeId, std::uint32_t> ring_;  // joined live nodes by id: the oracle for correctness
+  bool partitioned_ = false;
+  Results results_;
+  IntervalRow row_;
+  std::vector<std::pair<std::string, std::string>> stored_;  // keys put successfully, with their values
+};
+
+}  // namespace p2psip::sim

@@ -1,0 +1,183 @@
+// `p2psip sim`: the simulator's driver. It owns what the simulation itself must not touch: the wall
+// clock (progress, wall_s), the process's memory figure and the plotting program.
+#include "tools/sim_command.hpp"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
+#include "sim/report.hpp"
+#include "sim/simulator.hpp"
+
+namespace p2psip::tools {
+
+namespace {
+
+std::uint64_t peak_rss_bytes() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<std::uint64_t>(ru.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+std::string clock_text(double s) {
+  if (s < 0 || s > 1e7) return "--:--";
+  auto t = static_cast<long>(s);
+  char buf[32];
+  if (t >= 3600) {
+    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%02ld:%02ld", t / 60, t % 60);
+  }
+  return buf;
+}
+
+/// "chord.successors=16" as a TOML document: "[chord]\nsuccessors = 16\n".
+std::optional<std::string> override_toml(const std::string& set) {
+  auto eq = set.find('=');
+  if (eq == std::string::npos || eq == 0) return std::nullopt;
+  std::string key = set.substr(0, eq);
+  std::string value = set.substr(eq + 1);
+  auto dot = key.find('.');
+  if (dot == std::string::npos) return key + " = " + value + "\n";
+  return "[" + key.substr(0, dot) + "]\n" + key.substr(dot + 1) + " = " + value + "\n";
+}
+
+constexpr const char* kPlotScript = R"GP(set terminal pngcairo size 800,500 font ",11"
+set datafile separator ","
+set key autotitle columnhead
+set grid
+
+set output "hops.png"
+set title "Lookup path length (" . label . ")"
+set xlabel "overlay hops"
+set ylabel "fraction of lookups"
+set style fill solid 0.6
+set boxwidth 0.8
+stats "hops.csv" using 2 nocolumnheader name "H" nooutput
+plot "hops.csv" using 1:($2/H_sum) with boxes notitle
+
+set output "latency_cdf.png"
+set title "Lookup latency CDF (" . label . ")"
+set xlabel "latency (ms)"
+set ylabel "fraction of lookups"
+set yrange [0:1]
+set logscale x
+plot "latency_cdf.csv" using 1:2 with lines lw 2 notitle
+unset logscale x
+
+set output "success_rate.png"
+set title "Lookups and live nodes over time (" . label . ")"
+set xlabel "simulated time (s)"
+set ylabel "lookup success rate"
+set yrange [0:1.05]
+set y2label "live nodes"
+set y2tics
+set ytics nomirror
+set y2range [0:*]
+plot "timeseries.csv" using 1:6 with linespoints lw 2 title "success rate", \
+     "" using 1:2 axes x1y2 with lines dt 2 title "live nodes"
+)GP";
+
+bool make_plots(const std::string& dir, const std::string& label) {
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
+    std::fprintf(stderr, "p2psip sim: gnuplot not found, plots skipped (apt-get install gnuplot-nox)\n");
+    return false;
+  }
+  {
+    std::ofstream gp(dir + "/plots.gp");
+    gp << "label = \"" << label << "\"\n" << kPlotScript;
+  }
+  std::string cmd = "cd '" + dir + "' && gnuplot plots.gp 2> plots.log";
+  if (std::system(cmd.c_str()) != 0) {
+    std::fprintf(stderr, "p2psip sim: gnuplot failed, see %s/plots.log\n", dir.c_str());
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int run_sim(const SimOptions& o) {
+  sim::Scenario sc;
+  std::string error;
+  if (!o.scenario_file.empty() && !sim::load_scenario(o.scenario_file, sc, error)) {
+    std::fprintf(stderr, "p2psip sim: %s\n", error.c_str());
+    return 2;
+  }
+  if (o.nodes) sc.nodes = *o.nodes;
+  if (o.duration_s) sc.duration_s = *o.duration_s;
+  if (o.seed) sc.seed = *o.seed;
+  if (o.lookups_per_s) sc.lookups_per_s = *o.lookups_per_s;
+  if (o.join_rate) sc.join_rate = *o.join_rate;
+  for (const auto& s : o.set) {
+    auto text = override_toml(s);
+    if (!text) {
+      std::fprintf(stderr, "p2psip sim: --set %s: write SECTION.KEY=VALUE or KEY=VALUE\n", s.c_str());
+      return 2;
+    }
+    if (!sim::apply_toml(*text, "--set " + s, ".", sc, error)) {
+      std::fprintf(stderr, "p2psip sim: %s\n", error.c_str());
+      return 2;
+    }
+  }
+  if (sc.nodes == 0 || sc.duration_s <= 0 || sc.join_rate <= 0) {
+    std::fprintf(stderr, "p2psip sim: --nodes, --duration and --join-rate must be positive\n");
+    return 2;
+  }
+  if (!sim::validate(sc, error)) {
+    std::fprintf(stderr, "p2psip sim: %s\n", error.c_str());
+    return 2;
+  }
+
+  const bool progress = !o.quiet && isatty(STDERR_FILENO) != 0;
+  using clock = std::chrono::steady_clock;
+  const auto t0 = clock::now();
+  auto wall = [&] { return std::chrono::duration<double>(clock::now() - t0).count(); };
+  sim::Simulator simulator(sc);
+  double step = 0.1;  // simulated seconds per slice, adapted to about 0.2 s of wall time
+  double last_print = -1;
+  while (true) {
+    const double before = wall();
+    if (!simulator.run_until(simulator.now_s() + step)) break;
+    const double took = wall() - before;
+    step = took < 0.1 ? step * 2 : took > 0.4 ? std::max(0.001, step / 2) : step;
+    if (progress && wall() - last_print >= 0.25) {
+      last_print = wall();
+      const double frac = simulator.now_s() / sc.duration_s;
+      const int width = 30;
+      auto filled = static_cast<int>(frac * width);
+      std::string bar(static_cast<std::size_t>(filled), '#');
+      bar.resize(width, '.');
+      const double eta = frac > 0 ? last_print * (1 - frac) / frac : -1;
+      std::fprintf(stderr, "\r[%s] %7.1f/%.0f s sim  %zu live  %.2fM events/s  ETA %s   ", bar.c_str(),
+                   simulator.now_s(), sc.duration_s, simulator.live_nodes(),
+                   static_cast<double>(simulator.results().events) / last_print / 1e6, clock_text(eta).c_str());
+      std::fflush(stderr);
+    }
+  }
+  if (progress) std::fprintf(stderr, "\n");
+  sim::HostFigures host{wall(), peak_rss_bytes()};
+  if (!sim::write_outputs(simulator, host, o.out, error)) {
+    std::fprintf(stderr, "p2psip sim: %s\n", error.c_str());
+    return 1;
+  }
+  if (o.plots) make_plots(o.out, sc.name + ", " + std::to_string(sc.nodes) + " nodes");
+  const auto s = sim::summarize(simulator);
+  const auto& r = simulator.results();
+  std::printf(
+      "%s: %zu nodes, %.0f s simulated in %.1f s wall\n"
+      "lookups %llu, success %.4f, hops mean %.2f p50 %u p99 %u, latency p50 %.1f ms p99 %.1f ms\n"
+      "messages %llu (%.1f B/s per node), events %llu, peak RSS %.1f MiB\n"
+      "written to %s/ (summary.json, timeseries.csv, hops.csv, latency_cdf.csv%s)\n",
+      sc.name.c_str(), sc.nodes, sc.duration_s, host.wall_s, static_cast<unsigned long long>(r.lookups.issued),
+      s.lookup_success_rate, s.hops_mean, s.hops_p50, s.hops_p99, s.latency_ms_p50, s.latency_ms_p99,
+      static_cast<unsigned long long>(r.messages), s.bytes_per_node_per_s, static_cast<unsigned long long>(r.events),
+      static_cast<double>(host.peak_rss_bytes) / 1048576.0, o.out.c_str(), o.plots ? ", plots" : "");
+  return 0;
+}
+
+}  // namespace p2psip::tools

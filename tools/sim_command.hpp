@@ -1,0 +1,24 @@
+// p2psip sim: runs a scenario in the discrete-event simulator and writes summary, time series and plots.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace p2psip::tools {
+
+struct SimOptions {
+  std::string scenario_file;
+  std::optional<std::size_t> nodes;
+  std::optional<double> duration_s;
+  std::optional<std::uint64_t> seed;
+  std::optional<double> lookups_per_s;
+  std::optional<double> join_rate;
+  std::vector<std::string> set;  ///< "section.key=value" overrides, applied last
+  std::string out = "sim-out";
+  bool quiet = false;
+  bool plots = true;
+};
+int run_sim(const SimOptions& o);
+
+}  // namespace p2psip::tools
