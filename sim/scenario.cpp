@@ -272,10 +272,12 @@ bool apply_table(const toml::table& t, Reader& rd, Scenario& s) {
           ok = rd.integer(cv, name, 1, 100, s.chord.route_retries);
         } else if (ck == "t1_ms") {
           ok = rd.number(cv, name, 1, 60000, s.t1_ms);
+        } else if (ck == "hop_timeout_ms") {
+          ok = rd.number(cv, name, 0, 600000, s.hop_timeout_ms);
         } else {
           ok = rd.fail(name,
                        "is not a key (stabilize, fingers_per_round, successors, predecessors, replicas, "
-                       "iterative, max_hops, route_retries, t1_ms)");
+                       "iterative, max_hops, route_retries, t1_ms, hop_timeout_ms)");
         }
         if (!ok) return false;
       }

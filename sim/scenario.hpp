@@ -52,6 +52,7 @@ struct Scenario {
   // The node core's settings.
   dht::ChordConfig chord;
   double t1_ms = 500;
+  double hop_timeout_ms = -1;  ///< negative: the overlay's default; 0: Timer F only
 
   // Churn: when session times are given, each node fails (or leaves, with leave_fraction) at the
   // end of its session and a new node with a fresh id joins in its place, keeping the population.

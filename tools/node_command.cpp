@@ -285,6 +285,7 @@ int run_node(const NodeOptions& o) {
   oc.chord.replicas = o.replicas;
   oc.chord.iterative = o.iterative;
   oc.timers.t1 = millis(static_cast<std::int64_t>(o.t1_ms));
+  if (o.hop_timeout_ms >= 0) oc.hop_timeout = Duration(static_cast<std::int64_t>(o.hop_timeout_ms * 1000));
   d.node = std::make_unique<overlay::OverlayNode>(dht::Peer{id, *listen}, oc, *d.rt);
   d.sink = std::make_unique<runtime::CoreSink<overlay::OverlayNode>>(*d.node);
   d.listen_text = listen->host_port();

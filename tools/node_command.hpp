@@ -16,14 +16,14 @@ struct NodeOptions {
   double stabilize_interval_s = 30;
   std::string log_level = "info";
   std::size_t t1_ms = 500;
+  double hop_timeout_ms = -1;  ///< negative: the overlay's default; 0: off (Timer F only)
   std::size_t successors = 8;
   std::size_t replicas = 2;
   bool iterative = false;
 };
 /// Applies a TOML file's keys (the long flag names) to `o`, skipping those in `given` (flags set on
 /// the command line). False with `error` naming the file, key and problem.
-bool apply_node_config(const std::string& path, const std::set<std::string>& given, NodeOptions& o,
-                       std::string& error);
+bool apply_node_config(const std::string& path, const std::set<std::string>& given, NodeOptions& o, std::string& error);
 /// Runs a node until SIGTERM or SIGINT, then leaves the overlay gracefully and returns 0.
 int run_node(const NodeOptions& options);
 

@@ -60,6 +60,8 @@ bool apply_node_config(const std::string& path, const std::set<std::string>& giv
       ok = num(o.stabilize_interval_s, 0.05, 3600);
     } else if (key == "t1-ms") {
       ok = num(o.t1_ms, 1, 60000);
+    } else if (key == "hop-timeout-ms") {
+      ok = num(o.hop_timeout_ms, 0, 600000);
     } else if (key == "successors") {
       ok = num(o.successors, 1, 32);
     } else if (key == "replicas") {

@@ -6,10 +6,23 @@
 
 namespace p2psip::overlay {
 
+Duration effective_hop_timeout(const OverlayConfig& config) {
+  if (config.hop_timeout) return *config.hop_timeout;
+  return sip::non_invite_trying_deadline(config.timers) + config.timers.t1 * 4;
+}
+
+namespace {
+sip::TimerConfig overlay_timers(const OverlayConfig& config) {
+  sip::TimerConfig t = config.timers;
+  t.non_invite_silence = effective_hop_timeout(config);
+  return t;
+}
+}  // namespace
+
 OverlayNode::OverlayNode(dht::Peer self, OverlayConfig config, Environment& env)
     : cfg_(std::move(config)),
       env_(env),
-      layer_(env, *this, cfg_.timers, cfg_.limits),
+      layer_(env, *this, overlay_timers(cfg_), cfg_.limits),
       chord_(std::move(self), cfg_.chord, *this, env) {}
 
 std::string OverlayNode::token() {

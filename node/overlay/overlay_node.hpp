@@ -5,6 +5,7 @@
 // drive it through the same entry points.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -21,7 +22,14 @@ struct OverlayConfig {
   sip::Limits limits;
   /// Messages whose body is larger than this go over TCP (RFC 3261 §18.1.1 keeps UDP under the MTU).
   std::size_t udp_body_limit = 1100;
+  /// A next hop that has sent nothing at all (not even 100 Trying) this long after a request is
+  /// taken for dead and routed around (sip::TimerConfig::non_invite_silence). Unset: the RFC 4320
+  /// 100 Trying deadline plus 4*T1 (5.5 s with the default timers); zero: wait for Timer F (64*T1).
+  std::optional<Duration> hop_timeout;
 };
+
+/// The hop timeout `config` gives: its hop_timeout, or the default described there.
+Duration effective_hop_timeout(const OverlayConfig& config);
 
 struct OverlayStats {
   std::uint64_t requests_sent = 0, requests_received = 0, responses_sent = 0, responses_received = 0;

@@ -52,12 +52,16 @@ TransactionLayer::TransactionLayer(Environment& env, TransactionUser& tu, TimerC
     : env_(env), tu_(tu), cfg_(timers), limits_(limits) {}
 
 Duration TransactionLayer::non_invite_trying_deadline() const {
+  return sip::non_invite_trying_deadline(cfg_);
+}
+
+Duration non_invite_trying_deadline(const TimerConfig& cfg) {
   // RFC 4320 §4.1: the time a client's Timer E, starting at T1 and doubling, takes to be reset to T2.
   Duration elapsed{0};
-  Duration interval = cfg_.t1;
-  while (interval < cfg_.t2) {
+  Duration interval = cfg.t1;
+  while (interval < cfg.t2) {
     elapsed += interval;
-    interval = std::min(interval * 2, cfg_.t2);
+    interval = std::min(interval * 2, cfg.t2);
   }
   return elapsed;
 }
@@ -410,6 +414,8 @@ TransactionId TransactionLayer::send_request(const Message& request, const Endpo
     t.state = TransactionState::Trying;
     if (!t.reliable) start_timer(t, E, cfg_.t1, now);
     start_timer(t, F, cfg_.t1 * 64, now);
+    if (cfg_.non_invite_silence > Duration{0} && cfg_.non_invite_silence < cfg_.t1 * 64)
+      start_timer(t, Silence, cfg_.non_invite_silence, now);
   }
   transmit(t, t.request_bytes, now);
   --depth_;
@@ -572,6 +578,13 @@ void TransactionLayer::fire(Transaction& t, Timer timer, Instant now) {
     case F:
       if (t.state != S::Calling && t.state != S::Trying && t.state != S::Proceeding) return;
       ++stats_.timeouts;
+      tu_.on_timeout(t.id, now);
+      terminate(t);
+      return;
+    case Silence:                        // see TimerConfig::non_invite_silence
+      if (t.state != S::Trying) return;  // any response, even 100, shows the peer alive
+      ++stats_.timeouts;
+      ++stats_.silence_timeouts;
       tu_.on_timeout(t.id, now);
       terminate(t);
       return;

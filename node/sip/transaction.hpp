@@ -38,7 +38,15 @@ struct TimerConfig {
   Duration timer_c = seconds(180);
   /// Server INVITE: a 100 Trying is sent when the TU has not answered within this (RFC 3261 §17.2.1).
   Duration invite_trying_delay = millis(200);
+  /// Not an RFC 3261 timer, off when zero. A non-INVITE client transaction that has heard nothing
+  /// at all for this long times out early. A live server answers or sends 100 Trying by the time
+  /// Timer E reaches T2 (RFC 4320 §4.2: 3.5 s with the default timers), so silence well past that
+  /// means the peer is gone: an overlay reroutes after seconds instead of waiting 64*T1 (Timer F).
+  Duration non_invite_silence{0};
 };
+
+/// The time a non-INVITE client's Timer E takes to reach T2 (RFC 4320 §4.1): 3.5 s by default.
+Duration non_invite_trying_deadline(const TimerConfig& cfg);
 
 using TransactionId = std::uint64_t;
 
@@ -55,7 +63,8 @@ struct TransactionStats {
   std::uint64_t malformed_dropped = 0;         ///< unparseable or invalid, not answerable
   std::uint64_t malformed_answered = 0;        ///< invalid requests answered 4xx/5xx statelessly
   std::uint64_t oversize = 0;                  ///< refused for a size limit (413/513 or dropped)
-  std::uint64_t timeouts = 0;                  ///< Timer B, F, H
+  std::uint64_t timeouts = 0;                  ///< Timer B, F, H and the silence timeout
+  std::uint64_t silence_timeouts = 0;          ///< of those, non-INVITE clients that heard nothing
   std::uint64_t transport_errors = 0;
   std::uint64_t refused_responses = 0;       ///< TU answers refused by RFC 4320 or a dead transaction
   std::uint64_t forbidden_destinations = 0;  ///< responses not sent toward broadcast addresses
@@ -133,7 +142,7 @@ class TransactionLayer {
   [[nodiscard]] const TimerConfig& timers() const { return cfg_; }
 
  private:
-  enum Timer : std::uint8_t { A, B, C, D, E, F, G, H, I, J, K, L, M, Trying100, Lifetime, kTimerCount };
+  enum Timer : std::uint8_t { A, B, C, D, E, F, G, H, I, J, K, L, M, Trying100, Lifetime, Silence, kTimerCount };
   struct Transaction {
     TransactionId id = 0;
     bool client = false;

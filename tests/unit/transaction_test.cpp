@@ -283,6 +283,42 @@ TEST_F(TransactionTest, ServerInviteAckWithSameBranchInAcceptedReachesTu) {
   EXPECT_EQ(tu.events.back().id, id);
 }
 
+TEST_F(TransactionTest, SilenceTimeoutEndsANonInviteThatHeardNothing) {
+  RecordingEnvironment env2;
+  RecordingUser tu2;
+  TimerConfig timers;
+  timers.non_invite_silence = millis(5500);
+  TransactionLayer fast{env2, tu2, timers};
+  auto silent = fast.send_request(request("OPTIONS", "z9hG4bKsilent"), udp("192.0.2.2", 5060), now);
+  Message answered = request("OPTIONS", "z9hG4bKanswered");
+  auto live = fast.send_request(answered, udp("192.0.2.3", 5060), now);
+  fast.receive(response_to(answered, 100), udp("192.0.2.3", 5060), at_ms(3600));  // RFC 4320 §4.2's 100
+  for (Instant t = now; t <= at_ms(5500); t = fast.next_wakeup()) fast.advance(t);
+  auto timeouts = [&] {
+    std::vector<TransactionId> ids;
+    for (const auto& e : tu2.events) {
+      if (e.kind == "timeout") ids.push_back(e.id);
+    }
+    return ids;
+  };
+  EXPECT_EQ(timeouts(), std::vector<TransactionId>{silent});
+  EXPECT_EQ(fast.stats().silence_timeouts, 1u);
+  EXPECT_TRUE(fast.state_of(live));  // a 100 Trying shows the peer alive: Timer F still rules
+  for (Instant t = fast.next_wakeup(); t <= at_ms(32000); t = fast.next_wakeup()) fast.advance(t);
+  EXPECT_EQ(timeouts(), (std::vector<TransactionId>{silent, live}));
+  EXPECT_EQ(fast.stats().silence_timeouts, 1u);
+}
+
+TEST_F(TransactionTest, CompletedNonInviteNoLongerHoldsItsRequest) {
+  deliver(request("OPTIONS"));
+  auto id = tu.events[0].id;
+  ASSERT_NE(layer.request_of(id), nullptr);
+  ASSERT_TRUE(layer.respond(id, response_to(tu.last_request, 200), now));
+  EXPECT_EQ(layer.request_of(id), nullptr);  // only the response is kept, for replays
+  deliver(request("OPTIONS"));
+  EXPECT_EQ(env.sent.back().message().status(), 200);
+}
+
 TEST_F(TransactionTest, ServerNonInviteFollowsRfc4320OverUdp) {
   deliver(request("OPTIONS"));
   auto id = tu.events[0].id;
