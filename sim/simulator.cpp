@@ -44,6 +44,7 @@ Simulator::Simulator(Scenario scenario)
   config_.overlay = sc_.overlay;
   config_.chord = sc_.chord;
   config_.timers.t1 = Duration(static_cast<std::int64_t>(sc_.t1_ms * 1000));
+  if (sc_.hop_timeout_ms >= 0) config_.hop_timeout = Duration(static_cast<std::int64_t>(sc_.hop_timeout_ms * 1000));
   end_ = at_s(sc_.duration_s);
   work_end_ = at_s(std::max(sc_.workload_start_s, sc_.duration_s - sc_.drain_s));
   results_.hops_histogram.assign(kMaxHops + 1, 0);

@@ -57,8 +57,13 @@ set xlabel "overlay hops"
 set ylabel "fraction of lookups"
 set style fill solid 0.6
 set boxwidth 0.8
-stats "hops.csv" using 2 nocolumnheader name "H" nooutput
+stats "hops.csv" using 2 name "H" nooutput
+stats "hops.csv" using 1 name "X" nooutput
+set xrange [-0.5:X_max + 0.5]
+set xtics 1
 plot "hops.csv" using 1:($2/H_sum) with boxes notitle
+set autoscale x
+set xtics autofreq
 
 set output "latency_cdf.png"
 set title "Lookup latency CDF (" . label . ")"
@@ -69,6 +74,8 @@ set logscale x
 plot "latency_cdf.csv" using 1:2 with lines lw 2 notitle
 unset logscale x
 
+set autoscale
+stats "timeseries.csv" using 2 name "L" nooutput
 set output "success_rate.png"
 set title "Lookups and live nodes over time (" . label . ")"
 set xlabel "simulated time (s)"
@@ -77,7 +84,8 @@ set yrange [0:1.05]
 set y2label "live nodes"
 set y2tics
 set ytics nomirror
-set y2range [0:*]
+set y2range [0:L_max * 1.15 + 1]
+set key bottom right
 plot "timeseries.csv" using 1:6 with linespoints lw 2 title "success rate", \
      "" using 1:2 axes x1y2 with lines dt 2 title "live nodes"
 )GP";
