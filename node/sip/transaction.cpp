@@ -112,6 +112,16 @@ void TransactionLayer::collect_garbage() {
   if (depth_ != 0) return;
   for (auto id : dead_) transactions_.erase(id);
   dead_.clear();
+  // Cancelled timers stay in the queue (generation bumps); drop those on top so that
+  // next_wakeup() names a timer that will fire, and the driver does not wake us for nothing.
+  while (!timers_.empty()) {
+    const TimerEntry& e = timers_.top();
+    auto it = transactions_.find(e.id);
+    if (it != transactions_.end() && it->second.gen[e.timer] == e.gen &&
+        it->second.state != TransactionState::Terminated)
+      break;
+    timers_.pop();
+  }
 }
 
 Endpoint TransactionLayer::response_destination(const Message& request, const Endpoint& from) const {
