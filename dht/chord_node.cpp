@@ -5,6 +5,27 @@
 namespace p2psip::dht {
 
 namespace {
+/// Logs a change of the first successor made while it is alive, naming what caused it.
+class SuccessorWatch {
+ public:
+  SuccessorWatch(const RoutingTable& t, Environment& env, const char* what)
+      : t_(t), env_(env), what_(what), before_(t.successor().id) {}
+  ~SuccessorWatch() {
+    if (t_.successor().id != before_) {
+      env_.log(LogLevel::Debug, "chord: successor " + t_.successor().id.short_hex() + " (was " + before_.short_hex() +
+                                    ") after " + what_);
+    }
+  }
+  SuccessorWatch(const SuccessorWatch&) = delete;
+  SuccessorWatch& operator=(const SuccessorWatch&) = delete;
+
+ private:
+  const RoutingTable& t_;
+  Environment& env_;
+  const char* what_;
+  NodeId before_;
+};
+
 std::size_t record_size(const Record& r) {
   return r.name.size() + r.value.size() + r.owner.size() + 64;
 }
@@ -369,6 +390,7 @@ Response ChordNode::execute(const Request& r, Instant now) {
 // ---- incoming requests -------------------------------------------------------------------------
 
 void ChordNode::on_request(ReplyHandle handle, const Request& r, Instant now) {
+  SuccessorWatch watch(table_, env_, op_name(r.op).data());
   ++stats_.requests_in;
   Response resp;
   resp.responder = table_.self();
@@ -387,6 +409,11 @@ void ChordNode::on_request(ReplyHandle handle, const Request& r, Instant now) {
     case Op::Join: {
       const Peer& n = r.sender;
       resp.predecessors = table_.predecessors();
+      // Alone, we are both neighbours of the joining peer. Without this it would start with no
+      // predecessor, notify nobody, and admit the next joiners with none either: a chain that the
+      // first peer's stabilization then walks one peer per step (found by the simulator: 1000
+      // peers joining at 10/s left 5% unjoined for minutes).
+      if (table_.alone() && resp.predecessors.empty()) resp.predecessors.push_back(table_.self());
       resp.successors = table_.successors();  // the joining peer's list is us, then these
       // The joining peer now holds (predecessor, n]: hand it those records (ours stay as replicas).
       NodeId from = table_.predecessor() ? table_.predecessor()->id : table_.self().id;
@@ -397,14 +424,23 @@ void ChordNode::on_request(ReplyHandle handle, const Request& r, Instant now) {
       break;
     }
     case Op::Neighbors:
+      // The asker takes us for its successor, so it may be our predecessor (Chord's notify, learned
+      // one message earlier).
       resp.predecessors = table_.predecessors();
       resp.successors = table_.successors();
+      if (!recently_failed(r.sender.id, now)) table_.offer_predecessor(r.sender);
       break;
     case Op::Notify:
       table_.offer_predecessor(r.sender);
       table_.consider(r.sender);
       break;
-    case Op::Ping: resp.predecessors = table_.predecessors(); break;
+    case Op::Ping:
+      // The asker takes us for its predecessor, so it may be our successor: this is how a peer whose
+      // successor pointer skipped part of the ring (concurrent joins) hears of the peer it skipped,
+      // which stabilization alone would reach one peer at a time.
+      resp.predecessors = table_.predecessors();
+      if (!recently_failed(r.sender.id, now)) table_.consider(r.sender);
+      break;
     case Op::Leave: {
       for (const auto& rec : r.records) storage_.put(rec);
       stats_.records_transferred += r.records.size();
@@ -450,6 +486,7 @@ void ChordNode::finish_route(Pending& p, const Response& r, Instant now) {
 void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
   auto it = pending_.find(id);
   if (it == pending_.end()) return;
+  SuccessorWatch watch(table_, env_, "a response");
   Pending p = std::move(it->second);
   pending_.erase(it);
   if (r.responder.id != NodeId{} && p.to.id == NodeId{}) p.to.id = r.responder.id;
@@ -557,6 +594,7 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
 void ChordNode::on_failure(RequestId id, Instant now) {
   auto it = pending_.find(id);
   if (it == pending_.end()) return;
+  SuccessorWatch watch(table_, env_, "a failure");
   Pending p = std::move(it->second);
   pending_.erase(it);
   ++stats_.failures;

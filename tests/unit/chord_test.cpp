@@ -94,9 +94,19 @@ TEST(Chord, ConcurrentJoinsConverge) {
   EXPECT_EQ(net.ring_errors(), "");
 }
 
-TEST(Chord, IterativeJoinThroughAPeerThatHasNoPredecessorYet) {
-  // B has just joined A and knows no predecessor; C joins through B. B must accept the key when A
-  // redirects C to it as the responsible peer (DHT-Final), not bounce C back to A until 483.
+TEST(Chord, PeerWithoutPredecessorTakesKeysRoutedToItAsFinal) {
+  // A joined peer that knows no predecessor (it lost it) must accept a key routed to it as its own
+  // (DHT-Final) rather than bounce it back until 483, and must not claim other keys.
+  RoutingTable t(Peer{NodeId{0x80, 0}, {}}, 8);
+  t.set_successors(Peer{NodeId{0xc0, 0}, {}}, {});
+  EXPECT_TRUE(t.responsible_for(NodeId{0x70, 0}, true));
+  EXPECT_FALSE(t.responsible_for(NodeId{0x70, 0}, false));
+}
+
+TEST(Chord, IterativeJoinThroughTheSecondPeer) {
+  // B joins A while A is alone: A is B's predecessor as well as its successor, at once (a peer
+  // starting without one admitted later joiners without one: the simulator found the chain this
+  // built). C then joins through B.
   ChordNet net;
   net.config.iterative = true;
   net.config.stabilize_interval = seconds(30);
@@ -104,7 +114,8 @@ TEST(Chord, IterativeJoinThroughAPeerThatHasNoPredecessorYet) {
   net.add(NodeId{0x1f79f179702916d7ull, 0}, std::optional<std::size_t>(0));
   net.run_for(millis(50));
   ASSERT_TRUE(net.slots[1].node->joined());
-  ASSERT_FALSE(net.slots[1].node->table().predecessor());
+  ASSERT_TRUE(net.slots[1].node->table().predecessor());
+  EXPECT_EQ(net.slots[1].node->table().predecessor()->id, net.id(0));
   net.add(NodeId{0xba93469b8f4805d1ull, 0}, std::optional<std::size_t>(1));
   net.run_for(millis(500));  // well before the 30 s join retry
   EXPECT_TRUE(net.slots[2].node->joined());
