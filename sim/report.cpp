@@ -73,6 +73,10 @@ Summary summarize(const Simulator& sim) {
   std::sort(lat.begin(), lat.end());
   s.latency_ms_p50 = quantile(lat, 0.5);
   s.latency_ms_p99 = quantile(lat, 0.99);
+  std::vector<float> joins = r.join_s;
+  std::sort(joins.begin(), joins.end());
+  s.join_s_p50 = quantile(joins, 0.5);
+  s.join_s_p99 = quantile(joins, 0.99);
   if (r.node_seconds > 0) {
     s.bytes_per_node_per_s = static_cast<double>(r.bytes) / r.node_seconds;
     s.messages_per_node_per_s = static_cast<double>(r.messages) / r.node_seconds;
@@ -111,6 +115,8 @@ std::string summary_json(const Simulator& sim, const HostFigures& host) {
   counts("gets", r.gets);
   j << "  \"abandoned\": " << r.abandoned << ",\n";
   j << "  \"joins\": " << r.joins << ",\n";
+  j << "  \"join_s_p50\": " << num(s.join_s_p50) << ",\n";
+  j << "  \"join_s_p99\": " << num(s.join_s_p99) << ",\n";
   j << "  \"failures\": " << r.failures << ",\n";
   j << "  \"leaves\": " << r.leaves << ",\n";
   j << "  \"live_at_end\": " << sim.live_nodes() << ",\n";
@@ -187,13 +193,13 @@ bool write_outputs(const Simulator& sim, const HostFigures& host, const std::str
     cdf << num(lat[idx]) << ',' << num(static_cast<double>(idx + 1) / static_cast<double>(lat.size())) << '\n';
   }
   std::ostringstream nodes;
-  nodes << "index,id,alive,joined,alive_s,messages_sent,bytes_sent\n";
+  nodes << "index,id,alive,joined,join_s,alive_s,messages_sent,bytes_sent\n";
   const auto reports = sim.node_reports();
   if (reports.size() <= 100000) {  // one line per node: kept for small runs only
     for (std::size_t i = 0; i < reports.size(); ++i) {
       const auto& n = reports[i];
-      nodes << i << ',' << n.id_hex << ',' << n.alive << ',' << n.joined << ',' << num(n.alive_s) << ','
-            << n.messages_sent << ',' << n.bytes_sent << '\n';
+      nodes << i << ',' << n.id_hex << ',' << n.alive << ',' << n.joined << ',' << num(n.join_s) << ','
+            << num(n.alive_s) << ',' << n.messages_sent << ',' << n.bytes_sent << '\n';
     }
   }
   std::vector<std::string> ring;

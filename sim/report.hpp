@@ -21,6 +21,7 @@ struct Summary {
   double lookup_success_rate = 0, hops_mean = 0, latency_ms_p50 = 0, latency_ms_p99 = 0;
   std::uint32_t hops_p50 = 0, hops_p99 = 0;
   double bytes_per_node_per_s = 0, messages_per_node_per_s = 0;
+  double join_s_p50 = 0, join_s_p99 = 0;  ///< from a node's start until it joined
 };
 Summary summarize(const Simulator& sim);
 

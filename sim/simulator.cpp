@@ -17,6 +17,7 @@ class SimHost final : public Environment {
   SimHost(Simulator& sim, std::uint32_t index, Rng rng) : sim_(sim), index_(index), rng_(rng) {}
   bool send(const Endpoint& to, std::string_view bytes) override { return sim_.transmit(index_, to, bytes); }
   std::uint64_t random() override { return rng_.next(); }
+  void log(LogLevel level, std::string_view text) override { sim_.log(index_, level, text); }
 
  private:
   Simulator& sim_;
@@ -32,7 +33,7 @@ struct Simulator::Slot {
   float x = 0, y = 0;  // position on the unit square
   std::int64_t access_us = 0;
   Instant scheduled = kInstantMax;  // the node's timer event in the queue, if any
-  Instant born{}, died = kInstantMax;
+  Instant born{}, died = kInstantMax, joined_at = kInstantMax;
   std::int32_t live_pos = -1, joined_pos = -1;
   bool leaving = false;
   std::uint32_t ops_pending = 0;
@@ -136,6 +137,10 @@ void Simulator::process(const Event& e) {
       push(now_ + Duration(static_cast<std::int64_t>(sc_.interval_s * 1e6)), EventType::Sample);
       return;
   }
+}
+
+void Simulator::log(std::uint32_t node, LogLevel level, std::string_view text) {
+  if (sink_ && std::find(traced_.begin(), traced_.end(), node) != traced_.end()) sink_(now_s(), node, level, text);
 }
 
 // ---- network ---------------------------------------------------------------------------------------
@@ -252,6 +257,8 @@ void Simulator::touched(std::uint32_t node) {
   }
   if (s.joined_pos < 0 && !s.leaving && s.node->chord().joined()) {
     s.joined_pos = static_cast<std::int32_t>(joined_list_.size());
+    s.joined_at = now_;
+    results_.join_s.push_back(static_cast<float>(static_cast<double>((now_ - s.born).count()) / 1e6));
     joined_list_.push_back(node);
     ring_[s.id] = node;
   }
@@ -534,6 +541,7 @@ std::vector<NodeReport> Simulator::node_reports() const {
     r.bytes_sent = s.bytes_sent;
     Instant until = s.node ? now_ : s.died;
     r.alive_s = static_cast<double>((until - s.born).count()) / 1e6;
+    if (s.joined_at != kInstantMax) r.join_s = static_cast<double>((s.joined_at - s.born).count()) / 1e6;
     out.push_back(r);
   }
   return out;

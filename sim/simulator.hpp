@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -37,6 +38,7 @@ struct Results {
   OpCounts lookups, puts, gets;
   std::vector<std::uint64_t> hops_histogram;  ///< completed, correct lookups by overlay hops
   std::vector<float> latency_ms;              ///< completed, correct lookups, in completion order
+  std::vector<float> join_s;                  ///< time from start to joined, per node that joined
   std::uint64_t messages = 0, bytes = 0, lost = 0, partitioned = 0, undeliverable = 0;
   std::uint64_t events = 0;
   std::uint64_t abandoned = 0;  ///< operations whose initiating node died before they finished
@@ -54,6 +56,7 @@ struct NodeReport {
   bool alive = false, joined = false;
   std::uint64_t messages_sent = 0, bytes_sent = 0;
   double alive_s = 0;
+  double join_s = -1;  ///< from start to joined (-1: never joined)
 };
 
 class Simulator {
@@ -62,6 +65,13 @@ class Simulator {
   ~Simulator();
   Simulator(const Simulator&) = delete;
   Simulator& operator=(const Simulator&) = delete;
+
+  /// Log lines of traced nodes (by creation index) go to `sink` with the simulated time.
+  using LogSink = std::function<void(double t_s, std::uint32_t node, LogLevel level, std::string_view text)>;
+  void trace(std::vector<std::uint32_t> nodes, LogSink sink) {
+    traced_ = std::move(nodes);
+    sink_ = std::move(sink);
+  }
 
   /// Processes events up to simulated time `until_s` (capped at the scenario's duration). Returns
   /// false once the run is complete.
@@ -126,7 +136,11 @@ class Simulator {
   [[nodiscard]] Duration delay(std::uint32_t from, std::uint32_t to);
   [[nodiscard]] Instant at_s(double s) const { return Instant(Duration(static_cast<std::int64_t>(s * 1e6))); }
 
+  void log(std::uint32_t node, LogLevel level, std::string_view text);
+
   Scenario sc_;
+  std::vector<std::uint32_t> traced_;
+  LogSink sink_;
   overlay::OverlayConfig config_;
   Rng rng_;        // network model: loss
   Rng churn_rng_;  // sessions, failures, bootstrap choice

@@ -116,6 +116,7 @@ int run(int argc, char** argv) {
   sim_cmd->add_option("--lookups-per-s", simo.lookups_per_s, "Lookup rate of the workload, in the whole overlay");
   sim_cmd->add_option("--join-rate", simo.join_rate, "Initial nodes joining per simulated second");
   sim_cmd->add_option("--set", simo.set, "Override any scenario key: SECTION.KEY=VALUE (repeatable)");
+  sim_cmd->add_option("--trace", simo.trace, "Print the log of these nodes (creation index; repeatable)");
   sim_cmd->add_option("--out", simo.out, "Output directory")->capture_default_str();
   sim_cmd->add_flag("--quiet", simo.quiet, "No progress bar");
   bool no_plots = false;

@@ -146,6 +146,11 @@ int run_sim(const SimOptions& o) {
   const auto t0 = clock::now();
   auto wall = [&] { return std::chrono::duration<double>(clock::now() - t0).count(); };
   sim::Simulator simulator(sc);
+  if (!o.trace.empty()) {
+    simulator.trace(o.trace, [](double t, std::uint32_t node, LogLevel, std::string_view text) {
+      std::fprintf(stderr, "%10.3f node %u: %.*s\n", t, node, static_cast<int>(text.size()), text.data());
+    });
+  }
   double step = 0.1;  // simulated seconds per slice, adapted to about 0.2 s of wall time
   double last_print = -1;
   while (true) {

@@ -14,7 +14,8 @@ struct SimOptions {
   std::optional<std::uint64_t> seed;
   std::optional<double> lookups_per_s;
   std::optional<double> join_rate;
-  std::vector<std::string> set;  ///< "section.key=value" overrides, applied last
+  std::vector<std::string> set;      ///< "section.key=value" overrides, applied last
+  std::vector<std::uint32_t> trace;  ///< nodes whose log lines go to stderr
   std::string out = "sim-out";
   bool quiet = false;
   bool plots = true;
