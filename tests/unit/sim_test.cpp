@@ -1,0 +1,214 @@
+// The simulator's models and engine: distributions, scenario files, determinism, and the overlay
+// behaving as it must on a simulated network (ring, lookups, failures, churn, partitions).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "sim/report.hpp"
+#include "sim/simulator.hpp"
+
+namespace p2psip::sim {
+namespace {
+
+double sample_mean(const Distribution& d, std::uint64_t seed, int n = 200000) {
+  Rng rng(seed);
+  double sum = 0;
+  for (int i = 0; i < n; ++i) sum += d.sample(rng);
+  return sum / n;
+}
+
+TEST(SimDistribution, ParsesEveryKindAndSamplesItsMean) {
+  for (const char* text : {"constant(5)", "uniform(1, 9)", "exponential(600)", "pareto(300, 2.5)",
+                           "weibull(scale=3600, shape=0.5)", "lognormal(1.5, 0.5)", "7"}) {
+    std::string error;
+    auto d = parse_distribution(text, error);
+    ASSERT_TRUE(d) << text << ": " << error;
+    const double mean = d->mean();
+    EXPECT_NEAR(sample_mean(*d, 11), mean, mean * 0.03) << text;
+  }
+}
+
+TEST(SimDistribution, RefusesWhatCannotBeSampled) {
+  for (const char* text : {"exponential(-1)", "pareto(1)", "weibull(1, 0)", "uniform(5, 1)", "normal(1, 2)",
+                           "exponential(x)", "constant(-3)", "exponential(1"}) {
+    std::string error;
+    EXPECT_FALSE(parse_distribution(text, error)) << text;
+    EXPECT_FALSE(error.empty()) << text;
+  }
+}
+
+TEST(SimRng, StreamsAreReproducibleAndIndependent) {
+  Rng a(42, 7), b(42, 7), c(42, 8);
+  for (int i = 0; i < 100; ++i) {
+    const auto x = a.next();
+    EXPECT_EQ(x, b.next());
+    EXPECT_NE(x, c.next());
+  }
+  Rng r(1);
+  for (int i = 0; i < 10000; ++i) {
+    const double u = r.uniform();
+    EXPECT_GE(u, 0.0);
+    EXPECT_LT(u, 1.0);
+    EXPECT_LT(r.below(7), 7u);
+  }
+}
+
+TEST(SimScenario, ReadsEverySectionAndNamesBadKeys) {
+  Scenario s;
+  std::string error;
+  const std::string text = R"TOML(
+nodes = 64
+duration = 300
+seed = 9
+[network]
+access_ms = "uniform(1, 3)"
+loss = 0.01
+[chord]
+stabilize = 10
+successors = 4
+replicas = 1
+[churn]
+session = "weibull(600, 0.5)"
+[workload]
+lookups_per_s = 2.5
+[[event]]
+at = 100
+fail = 0.5
+[[event]]
+at = 200
+partition = 30
+)TOML";
+  ASSERT_TRUE(apply_toml(text, "test", ".", s, error)) << error;
+  EXPECT_EQ(s.nodes, 64u);
+  EXPECT_EQ(s.seed, 9u);
+  EXPECT_EQ(s.access_ms.kind, Distribution::Kind::Uniform);
+  EXPECT_EQ(s.chord.stabilize_interval, seconds(10));
+  EXPECT_EQ(s.chord.successors, 4u);
+  ASSERT_TRUE(s.session_s);
+  EXPECT_EQ(s.session_s->kind, Distribution::Kind::Weibull);
+  ASSERT_EQ(s.events.size(), 2u);
+  EXPECT_EQ(s.events[1].kind, ScriptedEvent::Kind::Partition);
+
+  for (const char* bad : {"nodes = 0", "colour = 3", "[chord]\nsuccessor = 3", "[network]\nloss = 2",
+                          "[[event]]\nat = 5", "[[event]]\nat = 5\nfail = 0.1\njoin = 0.1", "nodes = \"many\"",
+                          "[churn]\nsession = \"exponential(0)\"", "duration = "}) {
+    Scenario t;
+    std::string why;
+    EXPECT_FALSE(apply_toml(bad, "bad.toml", ".", t, why)) << bad;
+    EXPECT_NE(why.find("bad.toml"), std::string::npos) << why;
+  }
+  Scenario t;
+  t.chord.successors = 2;
+  t.chord.replicas = 3;
+  EXPECT_FALSE(validate(t, error));
+  EXPECT_NE(error.find("replicas"), std::string::npos);
+}
+
+Scenario small(std::size_t nodes, double duration) {
+  Scenario s;
+  s.nodes = nodes;
+  s.duration_s = duration;
+  s.join_rate = 10;
+  s.chord.stabilize_interval = seconds(5);
+  s.chord.fingers_per_round = 4;
+  s.workload_start_s = duration / 2;
+  s.drain_s = 20;
+  s.lookups_per_s = 4;
+  return s;
+}
+
+TEST(Simulator, SmallRingIsCorrectAndEveryLookupFindsTheResponsibleNode) {
+  Simulator sim(small(48, 200));
+  while (sim.run_until(sim.now_s() + 10)) {
+  }
+  const Results& r = sim.results();
+  EXPECT_EQ(sim.live_nodes(), 48u);
+  EXPECT_EQ(sim.joined_nodes(), 48u);
+  EXPECT_EQ(sim.ring_errors(), 0u);
+  EXPECT_GT(r.lookups.issued, 200u);
+  EXPECT_EQ(r.lookups.ok, r.lookups.issued);
+  const Summary s = summarize(sim);
+  EXPECT_EQ(s.lookup_success_rate, 1.0);
+  EXPECT_GT(s.hops_mean, 1.0);
+  EXPECT_LT(s.hops_mean, 5.0);
+  EXPECT_GT(r.messages, 1000u);
+  EXPECT_EQ(r.lost, 0u);
+  // Every message took at least the modelled network delay: latencies are not zero.
+  EXPECT_GT(s.latency_ms_p50, 10.0);
+}
+
+TEST(Simulator, SameSeedSameRunOtherSeedOtherRun) {
+  auto run = [](std::uint64_t seed) {
+    Scenario s = small(40, 120);
+    s.seed = seed;
+    s.loss = 0.02;
+    s.session_s = Distribution{Distribution::Kind::Exponential, 200, 0};
+    Simulator sim(s);
+    while (sim.run_until(sim.now_s() + 7)) {
+    }
+    return summary_json(sim, HostFigures{});
+  };
+  const std::string a = run(5);
+  EXPECT_EQ(a, run(5));
+  EXPECT_NE(a, run(6));
+}
+
+TEST(Simulator, HalfTheNodesFailingAtOnceIsSurvivedWithLongSuccessorLists) {
+  Scenario s = small(64, 300);
+  s.chord.successors = 12;
+  s.events.push_back(ScriptedEvent{ScriptedEvent::Kind::Fail, 150, 0.5, 0});
+  s.workload_start_s = 100;
+  Simulator sim(s);
+  sim.run_until(149);
+  ASSERT_EQ(sim.live_nodes(), 64u);
+  sim.run_until(151);
+  EXPECT_EQ(sim.live_nodes(), 32u);
+  EXPECT_EQ(sim.results().failures, 32u);
+  while (sim.run_until(sim.now_s() + 10)) {
+  }
+  EXPECT_EQ(sim.ring_errors(), 0u);  // stabilization repaired the ring
+  const Results& r = sim.results();
+  EXPECT_GE(static_cast<double>(r.lookups.ok), 0.95 * static_cast<double>(r.lookups.issued - r.abandoned));
+}
+
+TEST(Simulator, PartitionDropsCrossingMessagesUntilItHeals) {
+  Scenario s = small(32, 200);
+  s.events.push_back(ScriptedEvent{ScriptedEvent::Kind::Partition, 100, 0, 30});
+  Simulator sim(s);
+  sim.run_until(99);
+  EXPECT_EQ(sim.results().partitioned, 0u);
+  sim.run_until(129);
+  const auto during = sim.results().partitioned;
+  EXPECT_GT(during, 0u);
+  sim.run_until(200);
+  EXPECT_EQ(sim.results().partitioned, during);  // healed: nothing more dropped
+}
+
+TEST(Simulator, ChurnKeepsThePopulationAndJoinEventsGrowIt) {
+  Scenario s = small(50, 400);
+  s.session_s = Distribution{Distribution::Kind::Exponential, 100, 0};
+  s.churn_start_s = 50;
+  s.events.push_back(ScriptedEvent{ScriptedEvent::Kind::Join, 300, 0.2, 0});
+  Simulator sim(s);
+  sim.run_until(299);
+  EXPECT_EQ(sim.live_nodes(), 50u);
+  EXPECT_GT(sim.results().failures, 50u);  // about 2.5 sessions each ran out
+  EXPECT_EQ(sim.results().joins, 50u + sim.results().failures);
+  sim.run_until(301);
+  EXPECT_EQ(sim.live_nodes(), 60u);
+}
+
+TEST(Simulator, LossIsAppliedToDatagrams) {
+  Scenario s = small(24, 100);
+  s.loss = 0.1;
+  Simulator sim(s);
+  while (sim.run_until(sim.now_s() + 10)) {
+  }
+  const auto& r = sim.results();
+  const double rate = static_cast<double>(r.lost) / static_cast<double>(r.messages);
+  EXPECT_NEAR(rate, 0.1, 0.02);
+  EXPECT_GT(sim.retransmissions_and_timeouts().first, 0u);  // the transaction layer made up for it
+}
+
+}  // namespace
+}  // namespace p2psip::sim
