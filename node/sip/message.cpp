@@ -145,6 +145,11 @@ std::string_view default_reason(int s) {
   }
 }
 
+void Message::shrink_to_fit() {
+  buf_.shrink_to_fit();
+  headers_.shrink_to_fit();
+}
+
 Span Message::store(std::string_view text) {
   Span s{static_cast<std::uint32_t>(buf_.size()), static_cast<std::uint32_t>(text.size())};
   buf_.append(text);

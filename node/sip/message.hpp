@@ -115,6 +115,8 @@ class Message {
   std::size_t remove_all(HeaderId id);
   /// Sets the body and the Content-Type (when non-empty); Content-Length is written by serialize().
   void set_body(std::string_view content_type, std::string_view body);
+  /// Gives back the spare capacity edits left in the buffer and header list (for long-lived copies).
+  void shrink_to_fit();
 
   /// Writes the message. Content-Length is always written, with the body's real size.
   void serialize_to(std::string& out) const;

@@ -82,7 +82,14 @@ TransactionLayer::Transaction& TransactionLayer::create(bool client, const Messa
   t.reliable = reliable;
   t.peer = peer;
   t.created = now;
-  t.request = request;
+  // A non-INVITE client transaction only ever retransmits its serialized bytes; the parsed request
+  // is kept where it is used: server transactions (responses are built from it) and INVITE
+  // clients (the ACK for a non-2xx).
+  if (client && !t.invite) {
+    t.released = true;
+  } else {
+    t.request = request;
+  }
   return t;
 }
 
@@ -305,6 +312,7 @@ void TransactionLayer::receive(const Message& message, const Endpoint& from, Ins
       updated += extra;
       updated += value.substr(params_at + via->params.raw.size());
       t.request.set_header(HeaderId::Via, updated);
+      t.request.shrink_to_fit();  // the edit grew the buffer; it lives as long as the transaction
     }
   }
   server_index_[key] = id;
