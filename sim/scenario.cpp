@@ -398,6 +398,20 @@ bool load_scenario(const std::string& path, Scenario& s, std::string& error) {
   return apply_toml(buf.str(), path, dir, s, error);
 }
 
+std::vector<std::string> notes(const Scenario& s) {
+  std::vector<std::string> out;
+  const bool any_rate = s.lookups_per_s > 0 || s.puts_per_s > 0 || s.gets_per_s > 0;
+  if (any_rate && s.workload_start_s >= s.duration_s - s.drain_s) {
+    out.push_back("workload.start (" + format_number(s.workload_start_s) + " s) leaves no time before the end (" +
+                  format_number(s.duration_s) + " s, less drain " + format_number(s.drain_s) +
+                  " s): no workload runs");
+  }
+  for (const auto& e : s.events) {
+    if (e.at_s >= s.duration_s) out.push_back("an event at " + format_number(e.at_s) + " s is after the end");
+  }
+  return out;
+}
+
 bool validate(const Scenario& s, std::string& error) {
   if (s.node_ids.size() > s.nodes) {
     error =
@@ -417,10 +431,6 @@ bool validate(const Scenario& s, std::string& error) {
   if (s.chord.replicas > s.chord.successors) {
     error = "chord.replicas (" + std::to_string(s.chord.replicas) + ") cannot exceed chord.successors (" +
             std::to_string(s.chord.successors) + ")";
-    return false;
-  }
-  if (s.workload_start_s > s.duration_s) {
-    error = "workload.start is after the end of the run";
     return false;
   }
   return true;

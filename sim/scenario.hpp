@@ -77,6 +77,8 @@ bool apply_toml(const std::string& text, const std::string& origin, const std::s
                 std::string& error);
 /// Reads a scenario file; see apply_toml.
 bool load_scenario(const std::string& path, Scenario& s, std::string& error);
+/// Things worth saying about a scenario that still runs (a workload that starts after the end...).
+std::vector<std::string> notes(const Scenario& s);
 /// Checks the whole scenario for values that cannot run (zero nodes, negative rates, ...).
 bool validate(const Scenario& s, std::string& error);
 

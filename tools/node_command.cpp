@@ -94,7 +94,8 @@ struct Daemon {
       << ",\"responses_sent\":" << os.responses_sent << ",\"responses_received\":" << os.responses_received
       << ",\"rejected\":" << os.rejected << ",\"retransmissions\":" << ts.retransmissions_sent
       << ",\"timeouts\":" << ts.timeouts << ",\"malformed_dropped\":" << ts.malformed_dropped
-      << ",\"malformed_answered\":" << ts.malformed_answered << ",\"bytes_in\":" << rt->stats().bytes_in
+      << ",\"malformed_answered\":" << ts.malformed_answered << ",\"datagrams_out\":" << rt->stats().datagrams_out
+      << ",\"bytes_in\":" << rt->stats().bytes_in
       << ",\"bytes_out\":" << rt->stats().bytes_out << "},\"chord\":{\"routes_started\":" << cs.routes_started
       << ",\"routes_ok\":" << cs.routes_ok << ",\"routes_failed\":" << cs.routes_failed
       << ",\"forwarded\":" << cs.forwarded << ",\"peers_failed\":" << cs.peers_failed

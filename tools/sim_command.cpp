@@ -46,12 +46,15 @@ std::optional<std::string> override_toml(const std::string& set) {
   return "[" + key.substr(0, dot) + "]\n" + key.substr(dot + 1) + " = " + value + "\n";
 }
 
-constexpr const char* kPlotScript = R"GP(set terminal pngcairo size 800,500 font ",11"
+constexpr const char* kPlotHeader = R"GP(set terminal pngcairo size 800,500 font ",11"
 set datafile separator ","
 set key autotitle columnhead
 set grid
 
-set output "hops.png"
+)GP";
+
+// Needs completed lookups (hops.csv and latency_cdf.csv have rows).
+constexpr const char* kPlotLookups = R"GP(set output "hops.png"
 set title "Lookup path length (" . label . ")"
 set xlabel "overlay hops"
 set ylabel "fraction of lookups"
@@ -74,7 +77,9 @@ set logscale x
 plot "latency_cdf.csv" using 1:2 with lines lw 2 notitle
 unset logscale x
 
-set autoscale
+)GP";
+
+constexpr const char* kPlotTimeline = R"GP(set autoscale
 stats "timeseries.csv" using 2 name "L" nooutput
 set output "success_rate.png"
 set title "Lookups and live nodes over time (" . label . ")"
@@ -90,14 +95,29 @@ plot "timeseries.csv" using 1:6 with linespoints lw 2 title "success rate", \
      "" using 1:2 axes x1y2 with lines dt 2 title "live nodes"
 )GP";
 
-bool make_plots(const std::string& dir, const std::string& label) {
+// Without lookups there is no success rate to draw: the live population alone.
+constexpr const char* kPlotPopulation = R"GP(set autoscale
+set output "success_rate.png"
+set title "Live nodes over time (no lookups ran) (" . label . ")"
+set xlabel "simulated time (s)"
+set ylabel "live nodes"
+set yrange [0:*]
+plot "timeseries.csv" using 1:2 with lines lw 2 notitle
+)GP";
+
+bool make_plots(const std::string& dir, const std::string& label, bool lookups) {
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
     std::fprintf(stderr, "p2psip sim: gnuplot not found, plots skipped (apt-get install gnuplot-nox)\n");
     return false;
   }
   {
     std::ofstream gp(dir + "/plots.gp");
-    gp << "label = \"" << label << "\"\n" << kPlotScript;
+    gp << "label = \"" << label << "\"\n" << kPlotHeader;
+    if (lookups) {
+      gp << kPlotLookups << kPlotTimeline;
+    } else {
+      gp << kPlotPopulation;
+    }
   }
   std::string cmd = "cd '" + dir + "' && gnuplot plots.gp 2> plots.log";
   if (std::system(cmd.c_str()) != 0) {
@@ -141,6 +161,7 @@ int run_sim(const SimOptions& o) {
     return 2;
   }
 
+  for (const auto& note : sim::notes(sc)) std::fprintf(stderr, "p2psip sim: note: %s\n", note.c_str());
   const bool progress = !o.quiet && isatty(STDERR_FILENO) != 0;
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
@@ -178,7 +199,10 @@ int run_sim(const SimOptions& o) {
     std::fprintf(stderr, "p2psip sim: %s\n", error.c_str());
     return 1;
   }
-  if (o.plots) make_plots(o.out, sc.name + ", " + std::to_string(sc.nodes) + " nodes");
+  if (o.plots) {
+    make_plots(o.out, sc.name + ", " + std::to_string(sc.nodes) + " nodes",
+               !simulator.results().latency_ms.empty());
+  }
   const auto s = sim::summarize(simulator);
   const auto& r = simulator.results();
   std::printf(

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# `p2psip sim` from the command line: a scenario file runs and writes every output (summary.json
+# with the keys docs/SIMULATION.md promises, timeseries.csv, hops.csv, latency_cdf.csv, the PNG
+# plots); the same seed gives the same results byte for byte (the host figures aside), another
+# seed others; flags override the file; bad scenarios get a clear error and exit status 2.
+set -euo pipefail
+P2PSIP=${1:?usage: sim_cli_test.sh PATH/TO/p2psip SCENARIO_DIR}
+SCENARIOS=${2:?usage: sim_cli_test.sh PATH/TO/p2psip SCENARIO_DIR}
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+"$P2PSIP" sim --help | grep -q -- "--seed" || fail "sim --help does not describe --seed"
+run() { "$P2PSIP" sim "$SCENARIOS/quick.toml" --duration 500 --quiet "$@"; }
+run --seed 7 --out "$WORK/a" >"$WORK/a.txt"
+run --seed 7 --out "$WORK/b" --no-plots >/dev/null
+run --seed 8 --out "$WORK/c" --no-plots >/dev/null
+cat "$WORK/a.txt"
+
+for key in nodes duration_s seed lookups lookup_success_rate hops_mean hops_p50 hops_p99 latency_ms_p50 \
+  latency_ms_p99 messages bytes_per_node_per_s events wall_s peak_rss_bytes crypto_provider; do
+  grep -q "^  \"$key\": " "$WORK/a/summary.json" || fail "summary.json lacks $key"
+done
+grep -q '^  "nodes": 200,$' "$WORK/a/summary.json" || fail "nodes is not the scenario's 200"
+grep -q '^  "duration_s": 500,$' "$WORK/a/summary.json" || fail "--duration did not override the file"
+head -1 "$WORK/a/timeseries.csv" | grep -q '^t_s,live,joined,lookups,lookups_ok,success_rate,hops_mean,messages' ||
+  fail "timeseries.csv header"
+[ "$(wc -l <"$WORK/a/timeseries.csv")" -eq 51 ] || fail "timeseries.csv should have 50 intervals of 10 s"
+for png in hops latency_cdf success_rate; do
+  [ -s "$WORK/a/$png.png" ] || fail "$png.png was not made"
+  head -c 8 "$WORK/a/$png.png" | od -An -c | grep -q 'P   N   G' || fail "$png.png is not a PNG"
+done
+awk -F'": ' '/"lookup_success_rate"/ { exit !($2 + 0 >= 0.99) }' "$WORK/a/summary.json" ||
+  fail "lookups in the quick scenario should succeed"
+
+# Determinism: everything but the host figures is the same for the same seed.
+host='"(wall_s|events_per_wall_s|messages_per_wall_s|peak_rss_bytes)"'
+diff <(grep -Ev "$host" "$WORK/a/summary.json") <(grep -Ev "$host" "$WORK/b/summary.json") ||
+  fail "same seed, different summary"
+for f in timeseries.csv hops.csv latency_cdf.csv nodes.csv; do
+  cmp -s "$WORK/a/$f" "$WORK/b/$f" || fail "same seed, different $f"
+done
+! cmp -s "$WORK/a/timeseries.csv" "$WORK/c/timeseries.csv" || fail "another seed gave the same time series"
+
+# Errors name the problem and exit 2.
+expect_error() {  # expect_error PATTERN ARGS...
+  local pattern=$1
+  shift
+  set +e
+  "$P2PSIP" sim "$@" --quiet --no-plots --out "$WORK/err" >"$WORK/err.txt" 2>&1
+  local rc=$?
+  set -e
+  [ "$rc" -eq 2 ] || fail "sim $* exited $rc, expected 2"
+  grep -q "$pattern" "$WORK/err.txt" || { cat "$WORK/err.txt"; fail "sim $* did not say '$pattern'"; }
+}
+printf 'nodes = 10\n[chord]\nsuccesors = 3\n' >"$WORK/typo.toml"
+expect_error "'chord.succesors' is not a key" "$WORK/typo.toml"
+printf '[churn]\nsession = "gaussian(3)"\n' >"$WORK/dist.toml"
+expect_error "unknown distribution 'gaussian'" "$WORK/dist.toml"
+expect_error "cannot read the scenario file" "$WORK/missing.toml"
+expect_error "chord.successors" "$SCENARIOS/quick.toml" --set chord.successors=0
+expect_error "SECTION.KEY=VALUE" "$SCENARIOS/quick.toml" --set nonsense
+printf 'nodes = 4\n[workload]\nscript_file = "ops.txt"\n' >"$WORK/script.toml"
+printf '1.0 0 lookup k1\n2.0 9 fetch k2\n' >"$WORK/ops.txt"
+expect_error "lookup, put or get" "$WORK/script.toml"
+echo "sim command line OK"
