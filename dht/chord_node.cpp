@@ -167,16 +167,17 @@ void ChordNode::stabilize(Instant now) {
 
 void ChordNode::fix_fingers(Instant now) {
   if (table_.alone()) {
-    for (int i = 0; i < RoutingTable::kFingers; ++i) table_.set_finger(i, std::nullopt);
+    table_.clear_fingers_below(RoutingTable::kFingers);
     return;
   }
-  // Fingers whose start lies in (self, successor] all point at the successor; only the others need
-  // lookups (about log2 N of them).
+  // Fingers whose start lies in (self, successor] all are the successor, which routing knows from
+  // the successor list; only the others need lookups (about log2 N of them).
   const NodeId self = table_.self().id;
   int lowest = 0;
   while (lowest < RoutingTable::kFingers && in_open_closed(self.plus_pow2(lowest), self, table_.successor().id)) {
-    table_.set_finger(lowest++, table_.successor());
+    ++lowest;
   }
+  table_.clear_fingers_below(lowest);
   if (lowest >= RoutingTable::kFingers) return;
   for (std::size_t k = 0; k < cfg_.fingers_per_round; ++k) {
     if (next_finger_ < lowest) {
@@ -206,7 +207,7 @@ void ChordNode::check_successor(Instant now) {
   // successor, it is our real successor.
   std::optional<Peer> far;
   for (int i = RoutingTable::kFingers - 1; i >= 0 && !far; --i) {
-    const auto& f = table_.finger(i);
+    const auto f = table_.finger(i);
     if (f && f->id != table_.successor().id && f->id != table_.self().id) far = *f;
   }
   if (!far) return;

@@ -11,6 +11,31 @@ bool RoutingTable::responsible_for(NodeId key, bool final_hop) const {
   return final_hop;
 }
 
+std::optional<Peer> RoutingTable::finger(int i) const {
+  auto it = std::lower_bound(fingers_.begin(), fingers_.end(), i, [](const auto& f, int k) { return f.first < k; });
+  if (it == fingers_.end() || it->first != i) return std::nullopt;
+  return it->second;
+}
+
+void RoutingTable::set_finger(int i, std::optional<Peer> p) {
+  if (i < 0 || i >= kFingers) return;
+  auto it = std::lower_bound(fingers_.begin(), fingers_.end(), i, [](const auto& f, int k) { return f.first < k; });
+  const bool present = it != fingers_.end() && it->first == i;
+  if (!p) {
+    if (present) fingers_.erase(it);
+    return;
+  }
+  if (present) {
+    it->second = std::move(*p);
+  } else {
+    fingers_.insert(it, {static_cast<std::uint8_t>(i), std::move(*p)});
+  }
+}
+
+void RoutingTable::clear_fingers_below(int i) {
+  std::erase_if(fingers_, [&](const auto& f) { return f.first < i; });
+}
+
 bool RoutingTable::successor_responsible(NodeId key) const {
   return !alone() && in_open_closed(key, self_.id, successor().id);
 }
@@ -27,9 +52,7 @@ Peer RoutingTable::next_hop(NodeId key) const {
       best_distance = d;
     }
   };
-  for (const auto& f : fingers_) {
-    if (f) offer(*f);
-  }
+  for (const auto& f : fingers_) offer(f.second);
   for (const auto& s : successors_) offer(s);
   return best ? *best : successor();
 }
@@ -99,16 +122,14 @@ bool RoutingTable::remove(NodeId id) {
   bool was_first = !successors_.empty() && successors_.front().id == id;
   std::erase_if(successors_, [&](const Peer& p) { return p.id == id; });
   std::erase_if(predecessors_, [&](const Peer& p) { return p.id == id; });  // the next one takes over
-  for (auto& f : fingers_) {
-    if (f && f->id == id) f.reset();
-  }
+  std::erase_if(fingers_, [&](const auto& f) { return f.second.id == id; });
   return was_first;
 }
 
 std::size_t RoutingTable::distinct_fingers() const {
   std::vector<NodeId> ids;
   for (const auto& f : fingers_) {
-    if (f && std::find(ids.begin(), ids.end(), f->id) == ids.end()) ids.push_back(f->id);
+    if (std::find(ids.begin(), ids.end(), f.second.id) == ids.end()) ids.push_back(f.second.id);
   }
   return ids.size();
 }
@@ -122,9 +143,7 @@ std::vector<Peer> RoutingTable::known_peers() const {
   };
   for (const auto& s : successors_) add(s);
   for (const auto& p : predecessors_) add(p);
-  for (const auto& f : fingers_) {
-    if (f) add(*f);
-  }
+  for (const auto& f : fingers_) add(f.second);
   return out;
 }
 

@@ -2,7 +2,6 @@
 // RELOAD CHORD-RELOAD, RFC 6940 §10). Plain data with the ring rules; no I/O.
 #pragma once
 
-#include <array>
 #include <optional>
 #include <vector>
 
@@ -27,7 +26,9 @@ class RoutingTable {
   [[nodiscard]] const std::vector<Peer>& successors() const { return successors_; }
   /// The first successor, or self when alone.
   [[nodiscard]] const Peer& successor() const { return successors_.empty() ? self_ : successors_.front(); }
-  [[nodiscard]] const std::optional<Peer>& finger(int i) const { return fingers_[static_cast<std::size_t>(i)]; }
+  /// Finger i: the peer responsible for self + 2^i, when known. Fingers whose start lies between
+  /// us and our successor are the successor itself and are not stored (see clear_fingers_below).
+  [[nodiscard]] std::optional<Peer> finger(int i) const;
   [[nodiscard]] bool alone() const { return successors_.empty(); }
 
   /// True when this peer is responsible for `key`: key in (predecessor, self]. Alone: always.
@@ -43,7 +44,9 @@ class RoutingTable {
   void clear_predecessors() { predecessors_.clear(); }
   /// Replaces the successor list: `first`, then `rest` in order, without self or duplicates.
   void set_successors(const Peer& first, const std::vector<Peer>& rest);
-  void set_finger(int i, std::optional<Peer> p) { fingers_[static_cast<std::size_t>(i)] = std::move(p); }
+  void set_finger(int i, std::optional<Peer> p);
+  /// Forgets fingers 0 .. i-1 (those the successor covers).
+  void clear_fingers_below(int i);
   /// A live peer learned from a message: joins the successor list if it is closer than its end.
   /// Returns true when the first successor changed.
   bool consider(const Peer& p);
@@ -64,7 +67,9 @@ class RoutingTable {
   std::size_t max_predecessors_;
   std::vector<Peer> predecessors_;
   std::vector<Peer> successors_;
-  std::array<std::optional<Peer>, kFingers> fingers_{};
+  // Only the distinct, known fingers, by index (about log2 N of 128): a node's largest piece of
+  // routing state, so kept compact for simulations of millions of nodes.
+  std::vector<std::pair<std::uint8_t, Peer>> fingers_;
 };
 
 }  // namespace p2psip::dht
