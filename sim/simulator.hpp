@@ -81,7 +81,9 @@ class Simulator {
   [[nodiscard]] const Results& results() const { return results_; }
   [[nodiscard]] const Scenario& scenario() const { return sc_; }
   /// The hop timeout the nodes run with (the scenario's, or the overlay default), in ms.
-  [[nodiscard]] double hop_timeout_ms() const { return to_millis(overlay::effective_hop_timeout(config_)); }
+  [[nodiscard]] double hop_timeout_ms() const {
+    return static_cast<double>(to_millis(overlay::effective_hop_timeout(config_)));
+  }
   [[nodiscard]] std::size_t live_nodes() const { return live_; }
   [[nodiscard]] std::size_t joined_nodes() const { return joined_list_.size(); }
   [[nodiscard]] std::vector<NodeReport> node_reports() const;
