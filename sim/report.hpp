@@ -14,6 +14,7 @@ namespace p2psip::sim {
 struct HostFigures {
   double wall_s = 0;
   std::uint64_t peak_rss_bytes = 0;
+  std::uint64_t heap_bytes_at_end = 0;  ///< allocated and in use when the run ended (0: unknown)
 };
 
 /// Figures derived from the results, as summary.json has them.

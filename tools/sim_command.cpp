@@ -2,6 +2,7 @@
 // clock (progress, wall_s), the process's memory figure and the plotting program.
 #include "tools/sim_command.hpp"
 
+#include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -194,7 +195,7 @@ int run_sim(const SimOptions& o) {
     }
   }
   if (progress) std::fprintf(stderr, "\n");
-  sim::HostFigures host{wall(), peak_rss_bytes()};
+  sim::HostFigures host{wall(), peak_rss_bytes(), static_cast<std::uint64_t>(mallinfo2().uordblks)};
   if (!sim::write_outputs(simulator, host, o.out, error)) {
     std::fprintf(stderr, "p2psip sim: %s\n", error.c_str());
     return 1;
