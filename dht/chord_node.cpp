@@ -284,7 +284,7 @@ void ChordNode::route(RouteOp op, NodeId target, std::optional<Record> record, R
   }
   r.hops = 1;
   r.final_hop = table_.successor_responsible(target);
-  Peer next = r.final_hop ? table_.successor() : table_.next_hop(target);
+  Peer next = r.final_hop ? table_.successor() : table_.next_hop(target, cfg_.route_via_successor_list);
   send(Kind::ClientRoute, next, r, now, 0, std::move(cb));
 }
 
@@ -302,7 +302,7 @@ void ChordNode::handle_route(ReplyHandle handle, const Request& r, Instant now) 
     return;
   }
   bool final_hop = table_.successor_responsible(r.target);
-  Peer next = final_hop ? table_.successor() : table_.next_hop(r.target);
+  Peer next = final_hop ? table_.successor() : table_.next_hop(r.target, cfg_.route_via_successor_list);
   // The sender routed the key here as ours, but it lies behind our predecessor: a peer joined
   // between the sender and us that the sender has not learned of yet. Clockwise routing would send
   // it back to the sender; walk it back to our predecessor instead. Each step moves toward the
@@ -629,7 +629,8 @@ void ChordNode::on_failure(RequestId id, Instant now) {
         return;
       }
       p.request.final_hop = table_.successor_responsible(p.request.target);
-      p.to = p.request.final_hop ? table_.successor() : table_.next_hop(p.request.target);
+      p.to =
+          p.request.final_hop ? table_.successor() : table_.next_hop(p.request.target, cfg_.route_via_successor_list);
       if (p.to.id == table_.self().id) {
         Response local = execute(p.request, now);
         if (p.kind == Kind::Forward) {

@@ -42,8 +42,11 @@ struct ChordConfig {
   Duration stabilize_interval = seconds(30);
   std::size_t fingers_per_round = 2;  ///< finger lookups per stabilization round (traffic against freshness)
   bool iterative = false;             ///< route our own requests iteratively (experiments)
-  std::uint32_t max_hops = 48;        ///< routed requests beyond this are answered 483
-  int route_retries = 3;              ///< next hops tried before a routed request fails
+  /// Route through any peer of the successor list, not only the first (fewer hops near the key).
+  /// Off: base Chord's routing, for comparisons with the Chord paper (experiments).
+  bool route_via_successor_list = true;
+  std::uint32_t max_hops = 48;                    ///< routed requests beyond this are answered 483
+  int route_retries = 3;                          ///< next hops tried before a routed request fails
   std::size_t replicate_batch_bytes = 32 * 1024;  ///< records per Replicate/Leave message, by size
 };
 

@@ -40,7 +40,7 @@ bool RoutingTable::successor_responsible(NodeId key) const {
   return !alone() && in_open_closed(key, self_.id, successor().id);
 }
 
-Peer RoutingTable::next_hop(NodeId key) const {
+Peer RoutingTable::next_hop(NodeId key, bool whole_successor_list) const {
   // Closest preceding node (Chord's closest_preceding_finger), over fingers and successors.
   const Peer* best = nullptr;
   NodeId best_distance;
@@ -53,7 +53,10 @@ Peer RoutingTable::next_hop(NodeId key) const {
     }
   };
   for (const auto& f : fingers_) offer(f.second);
-  for (const auto& s : successors_) offer(s);
+  for (const auto& s : successors_) {
+    offer(s);
+    if (!whole_successor_list) break;
+  }
   return best ? *best : successor();
 }
 

@@ -37,7 +37,9 @@ class RoutingTable {
   /// True when `key` lies in (self, successor]: the successor is responsible.
   [[nodiscard]] bool successor_responsible(NodeId key) const;
   /// The known peer that most closely precedes `key` (fingers and successors), or the successor.
-  [[nodiscard]] Peer next_hop(NodeId key) const;
+  /// With `whole_successor_list` false only the fingers and the first successor are candidates
+  /// (base Chord, as the Chord paper analyses its path length).
+  [[nodiscard]] Peer next_hop(NodeId key, bool whole_successor_list = true) const;
 
   /// Replaces the predecessor list: `first`, then `rest`, nearest first, without self or duplicates.
   void set_predecessors(const Peer& first, const std::vector<Peer>& rest);

@@ -136,6 +136,7 @@ std::string summary_json(const Simulator& sim, const HostFigures& host) {
   j << "  \"chord\": {\"stabilize_s\": " << num(static_cast<double>(sc.chord.stabilize_interval.count()) / 1e6)
     << ", \"fingers_per_round\": " << sc.chord.fingers_per_round << ", \"successors\": " << sc.chord.successors
     << ", \"replicas\": " << sc.chord.replicas << ", \"iterative\": " << (sc.chord.iterative ? "true" : "false")
+    << ", \"route_via_successor_list\": " << (sc.chord.route_via_successor_list ? "true" : "false")
     << ", \"t1_ms\": " << num(sc.t1_ms) << ", \"hop_timeout_ms\": " << num(sim.hop_timeout_ms()) << "},\n";
   j << "  \"churn\": " << (sc.session_s ? json_text(sc.session_s->describe()) : "null") << ",\n";
   j << "  \"crypto_provider\": \"none (messages unsigned; signatures arrive with identities)\",\n";

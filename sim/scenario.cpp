@@ -266,6 +266,8 @@ bool apply_table(const toml::table& t, Reader& rd, Scenario& s) {
           ok = rd.integer(cv, name, 0, 64, s.chord.replicas);
         } else if (ck == "iterative") {
           ok = rd.boolean(cv, name, s.chord.iterative);
+        } else if (ck == "route_via_successor_list") {
+          ok = rd.boolean(cv, name, s.chord.route_via_successor_list);
         } else if (ck == "max_hops") {
           ok = rd.integer(cv, name, 1, 1000, s.chord.max_hops);
         } else if (ck == "route_retries") {
@@ -277,7 +279,7 @@ bool apply_table(const toml::table& t, Reader& rd, Scenario& s) {
         } else {
           ok = rd.fail(name,
                        "is not a key (stabilize, fingers_per_round, successors, predecessors, replicas, "
-                       "iterative, max_hops, route_retries, t1_ms, hop_timeout_ms)");
+                       "iterative, route_via_successor_list, max_hops, route_retries, t1_ms, hop_timeout_ms)");
         }
         if (!ok) return false;
       }
@@ -403,8 +405,7 @@ std::vector<std::string> notes(const Scenario& s) {
   const bool any_rate = s.lookups_per_s > 0 || s.puts_per_s > 0 || s.gets_per_s > 0;
   if (any_rate && s.workload_start_s >= s.duration_s - s.drain_s) {
     out.push_back("workload.start (" + format_number(s.workload_start_s) + " s) leaves no time before the end (" +
-                  format_number(s.duration_s) + " s, less drain " + format_number(s.drain_s) +
-                  " s): no workload runs");
+                  format_number(s.duration_s) + " s, less drain " + format_number(s.drain_s) + " s): no workload runs");
   }
   for (const auto& e : s.events) {
     if (e.at_s >= s.duration_s) out.push_back("an event at " + format_number(e.at_s) + " s is after the end");
