@@ -148,6 +148,12 @@ void ChordNode::advance(Instant now) {
     if (table_.predecessor())
       send(Kind::PingPred, *table_.predecessor(), make(Op::Ping, table_.predecessor()->id), now);
     fix_fingers(now);
+    // While our place in the ring is still settling (the first rounds after joining, or a round
+    // that moved our successor), check the successor from afar every round, not once per cycle.
+    const bool moved = table_.successor().id != successor_last_round_;
+    if (rounds_joined_ < 4 || moved) check_successor(now);
+    ++rounds_joined_;
+    successor_last_round_ = table_.successor().id;
     maintain_replicas(now);
   }
 }
@@ -204,20 +210,24 @@ void ChordNode::check_successor(Instant now) {
   // never finds (Zave, "Using lightweight modeling to understand Chord", 2012). So look up the key
   // just after our id through our farthest finger rather than our successor: its route runs along
   // the rest of the ring, and if the peer responsible for that key lies between us and our
-  // successor, it is our real successor.
-  std::optional<Peer> far;
-  for (int i = RoutingTable::kFingers - 1; i >= 0 && !far; --i) {
+  // successor, it is our real successor. Successive checks start at successive fingers, farthest
+  // first, so that one stuck in the sparse cycle does not make every check fail alike.
+  std::vector<Peer> starts;
+  for (int i = RoutingTable::kFingers - 1; i >= 0; --i) {
     const auto f = table_.finger(i);
-    if (f && f->id != table_.successor().id && f->id != table_.self().id) far = *f;
+    if (f && f->id != table_.successor().id && f->id != table_.self().id &&
+        std::none_of(starts.begin(), starts.end(), [&](const Peer& p) { return p.id == f->id; }))
+      starts.push_back(*f);
   }
-  if (!far) return;
+  if (starts.empty()) return;
+  const Peer far = starts[successor_checks_++ % starts.size()];
   NodeId key = table_.self().id.plus_pow2(0);
   Request r = make(Op::Route, key);
   r.route_op = RouteOp::Lookup;
   r.hops = 1;
   r.iterative = cfg_.iterative;
   ++stats_.routes_started;
-  send(Kind::ClientRoute, *far, r, now, 0, [this](const RouteResult& res) {
+  send(Kind::ClientRoute, far, r, now, 0, [this](const RouteResult& res) {
     if (res.status != 200 || !res.responsible || table_.alone()) return;
     const Peer& found = *res.responsible;
     if (found.id == table_.self().id || !in_open_open(found.id, table_.self().id, table_.successor().id)) return;
@@ -406,7 +416,18 @@ void ChordNode::on_request(ReplyHandle handle, const Request& r, Instant now) {
     return;
   }
   switch (r.op) {
-    case Op::Route: handle_route(handle, r, now); return;
+    case Op::Route:
+      // A recursively forwarded request (hops > 1) comes from a peer in the ring: if it lies
+      // between us and a neighbour, it is a closer neighbour. This is how a peer left in a sparse
+      // cycle by concurrent joins hears of the main ring whenever traffic passes through it. (At
+      // hops 1, and in iterative routing at any hop, the sender is the originator, which may be a
+      // peer still joining and must not become anyone's neighbour yet.)
+      if (!r.iterative && r.hops > 1 && !recently_failed(r.sender.id, now)) {
+        table_.consider(r.sender);
+        table_.offer_predecessor(r.sender);
+      }
+      handle_route(handle, r, now);
+      return;
     case Op::Join: {
       const Peer& n = r.sender;
       resp.predecessors = table_.predecessors();

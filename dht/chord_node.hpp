@@ -151,6 +151,9 @@ class ChordNode {
   bool stabilize_in_flight_ = false;
   int chained_stabilize_ = 0;  // immediate re-stabilizations this round
   int next_finger_ = RoutingTable::kFingers - 1;
+  int rounds_joined_ = 0;  // stabilization rounds since we joined
+  std::size_t successor_checks_ = 0;
+  NodeId successor_last_round_;  // our successor at the end of the last round
   std::vector<NodeId> replica_targets_;
   std::optional<NodeId> replicated_for_predecessor_;
 };
