@@ -110,11 +110,12 @@ void Simulator::process(const Event& e) {
     }
     case EventType::Depart: {
       Slot& s = slots_[e.node];
-      if (!s.node || s.leaving) return;
-      if (e.arg != 0) {  // the end of a graceful leave
-        kill(e.node, false);
+      if (!s.node) return;
+      if (e.arg != 0) {  // the end of a graceful leave: the process exits
+        if (s.leaving) kill(e.node, false);
         return;
       }
+      if (s.leaving) return;
       bool graceful = sc_.leave_fraction > 0 && churn_rng_.uniform() < sc_.leave_fraction;
       kill(e.node, graceful);
       // A newcomer takes the departed node's place, keeping the population steady.

@@ -215,6 +215,28 @@ TEST(Simulator, ChurnKeepsThePopulationAndJoinEventsGrowIt) {
   EXPECT_EQ(sim.live_nodes(), 60u);
 }
 
+TEST(Simulator, GracefulLeaversHandOverAndThenExit) {
+  Scenario s = small(50, 400);
+  s.session_s = Distribution{Distribution::Kind::Exponential, 300, 0};
+  s.churn_start_s = 50;
+  s.leave_fraction = 1.0;
+  s.puts_per_s = 1;
+  s.gets_per_s = 2;
+  s.workload_start_s = 60;
+  Simulator sim(s);
+  while (sim.run_until(sim.now_s() + 10)) {
+  }
+  const Results& r = sim.results();
+  EXPECT_GT(r.leaves, 30u);
+  EXPECT_EQ(r.failures, 0u);
+  // A leaver lives on for a few seconds to hear its Leave answered, then exits: the population
+  // stays at 50 (plus the leavers of the last few seconds).
+  EXPECT_LE(sim.live_nodes(), 53u);
+  EXPECT_GE(sim.live_nodes(), 50u);
+  // Records survive their holders leaving: they were handed over.
+  EXPECT_GE(static_cast<double>(r.gets.ok), 0.97 * static_cast<double>(r.gets.done));
+}
+
 TEST(Simulator, LossIsAppliedToDatagrams) {
   Scenario s = small(24, 100);
   s.loss = 0.1;
