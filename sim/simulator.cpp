@@ -103,9 +103,7 @@ void Simulator::process(const Event& e) {
     case EventType::Start: {
       std::optional<dht::NodeId> id;
       if (e.node < sc_.node_ids.size()) id = dht::NodeId::from_hex(sc_.node_ids[e.node]);
-      std::uint32_t n = create_node(id);
-      start_node(n);
-      if (sc_.session_s) schedule_departure(n);
+      spawn(id);
       return;
     }
     case EventType::Depart: {
@@ -118,16 +116,11 @@ void Simulator::process(const Event& e) {
       if (s.leaving) return;
       bool graceful = sc_.leave_fraction > 0 && churn_rng_.uniform() < sc_.leave_fraction;
       kill(e.node, graceful);
-      // A newcomer takes the departed node's place, keeping the population steady.
-      std::uint32_t n = create_node(std::nullopt);
-      start_node(n);
-      schedule_departure(n);
+      spawn(std::nullopt);  // a newcomer takes the departed node's place: the population stays
       return;
     }
     case EventType::Arrive: {
-      std::uint32_t n = create_node(std::nullopt);
-      start_node(n);
-      if (sc_.session_s) schedule_departure(n);
+      spawn(std::nullopt);
       return;
     }
     case EventType::Scripted: scripted(sc_.events[e.arg]); return;
@@ -301,6 +294,12 @@ void Simulator::start_node(std::uint32_t node) {
   touched(node);
 }
 
+void Simulator::spawn(std::optional<dht::NodeId> id) {
+  const std::uint32_t n = create_node(id);
+  start_node(n);
+  if (sc_.session_s) schedule_departure(n);
+}
+
 void Simulator::schedule_departure(std::uint32_t node) {
   double session = sc_.session_s->sample(churn_rng_);
   double at = std::max(now_s(), sc_.churn_start_s) + session;
@@ -388,8 +387,8 @@ void Simulator::workload(WorkKind kind, std::uint64_t arg) {
   if (kind == WorkKind::Script) {
     const ScriptedOp& op = sc_.script[arg];
     if (op.node < slots_.size() && slots_[op.node].node) {
-      std::optional<std::string> expect;
-      route(static_cast<std::uint32_t>(op.node), op.op, op.key, expect);
+      // A scripted put stores, and a scripted get expects, a value derived from the key.
+      route(static_cast<std::uint32_t>(op.node), op.op, op.key, "value-of-" + op.key);
     }
     return;
   }

@@ -125,6 +125,7 @@ class Simulator {
   void touched(std::uint32_t node);
   std::uint32_t create_node(std::optional<dht::NodeId> id);
   void start_node(std::uint32_t node);
+  void spawn(std::optional<dht::NodeId> id);  ///< create, start and (with churn) give a session
   void kill(std::uint32_t node, bool graceful);
   void schedule_departure(std::uint32_t node);
   void scripted(const ScriptedEvent& ev);

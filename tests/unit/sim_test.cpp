@@ -237,6 +237,20 @@ TEST(Simulator, GracefulLeaversHandOverAndThenExit) {
   EXPECT_GE(static_cast<double>(r.gets.ok), 0.97 * static_cast<double>(r.gets.done));
 }
 
+TEST(Simulator, ScriptedPutsAndGetsRoundTrip) {
+  Scenario s = small(16, 120);
+  s.lookups_per_s = 0;
+  s.script.push_back(ScriptedOp{60, 3, dht::RouteOp::Store, "alice"});
+  s.script.push_back(ScriptedOp{70, 9, dht::RouteOp::Fetch, "alice"});
+  s.script.push_back(ScriptedOp{71, 2, dht::RouteOp::Lookup, "alice"});
+  Simulator sim(s);
+  while (sim.run_until(sim.now_s() + 10)) {
+  }
+  EXPECT_EQ(sim.results().puts.ok, 1u);
+  EXPECT_EQ(sim.results().gets.ok, 1u);
+  EXPECT_EQ(sim.results().lookups.ok, 1u);
+}
+
 TEST(Simulator, LossIsAppliedToDatagrams) {
   Scenario s = small(24, 100);
   s.loss = 0.1;
