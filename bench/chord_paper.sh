@@ -4,7 +4,8 @@
 #  2. when half of the nodes fail at once, successor lists of 2 log2 N keep lookups succeeding
 #     while paths grow longer.
 # Usage: bench/chord_paper.sh [--check] [--sizes "100 1000 10000 100000"] [--failure-sizes "1000 10000"]
-#                             [--out DIR] [--p2psip PATH]
+#                             [--out DIR] [--p2psip PATH] [--set SECTION.KEY=VALUE]...
+# --set passes a scenario override to every run (e.g. --set 'network.transport="tcp"').
 # Writes DIR/chord_paper.md (tables), DIR/path_length.png and DIR/failure.png (with gnuplot).
 # --check exits 1 unless every mean path is within 0.3 of 1/2 log2 N, every stable-ring lookup
 # succeeds (at least 99%), and after the failure at least 95% still do while paths lengthen.
@@ -15,6 +16,7 @@ sizes="100 1000 10000 100000"
 failure_sizes="1000 10000"
 out="chord-paper-out"
 check=0
+sets=()
 while (($#)); do
   case "$1" in
     --check) check=1 ;;
@@ -22,7 +24,8 @@ while (($#)); do
     --failure-sizes) failure_sizes="$2"; shift ;;
     --out) out="$2"; shift ;;
     --p2psip) p2psip="$2"; shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    --set) sets+=(--set "$2"); shift ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "chord_paper.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -38,7 +41,7 @@ for n in $sizes; do
   dir="$out/path-$n"
   rate=$(( n / 100 > 20 ? n / 100 : 20 ))
   "$p2psip" sim "$here/sim/scenarios/chord-paper-path.toml" --nodes "$n" --join-rate "$rate" \
-    --out "$dir" --quiet --no-plots > /dev/null
+    "${sets[@]}" --out "$dir" --quiet --no-plots > /dev/null
   # The paper counts the peers a lookup visits up to the key's predecessor, which answers with its
   # successor. Our recursive lookup takes one more overlay hop, to the responsible peer itself.
   path=$(awk -F, 'NR > 1 { n += $2; p += ($1 > 0 ? $1 - 1 : 0) * $2 } END { printf "%.3f", p / n }' "$dir/hops.csv")
@@ -64,7 +67,7 @@ for n in $failure_sizes; do
   succ=$(awk -v n="$n" 'BEGIN { printf "%d", 2 * log(n) / log(2) + 0.999 }')
   rate=$(( n / 100 > 20 ? n / 100 : 20 ))
   "$p2psip" sim "$here/sim/scenarios/chord-paper-failure.toml" --nodes "$n" --join-rate "$rate" \
-    --set "chord.successors=$succ" --out "$dir" --quiet --no-plots > /dev/null
+    "${sets[@]}" --set "chord.successors=$succ" --out "$dir" --quiet --no-plots > /dev/null
   # Windows of timeseries.csv (t_s, ..., lookups=4, lookups_ok=5, ..., hops_mean=7): before the
   # failure at 700 s, the two minutes after it, and the rest.
   window() {

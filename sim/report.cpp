@@ -132,7 +132,8 @@ std::string summary_json(const Simulator& sim, const HostFigures& host) {
   j << "  \"messages_undeliverable\": " << r.undeliverable << ",\n";
   j << "  \"node_seconds\": " << num(r.node_seconds) << ",\n";
   j << "  \"network\": {\"propagation_ms\": " << num(sc.propagation_ms)
-    << ", \"access_ms\": " << json_text(sc.access_ms.describe()) << ", \"loss\": " << num(sc.loss) << "},\n";
+    << ", \"access_ms\": " << json_text(sc.access_ms.describe()) << ", \"loss\": " << num(sc.loss)
+    << ", \"transport\": " << json_text(sc.transport == Transport::Udp ? "udp" : "tcp") << "},\n";
   j << "  \"chord\": {\"stabilize_s\": " << num(static_cast<double>(sc.chord.stabilize_interval.count()) / 1e6)
     << ", \"fingers_per_round\": " << sc.chord.fingers_per_round << ", \"successors\": " << sc.chord.successors
     << ", \"replicas\": " << sc.chord.replicas << ", \"iterative\": " << (sc.chord.iterative ? "true" : "false")

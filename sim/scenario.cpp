@@ -242,8 +242,18 @@ bool apply_table(const toml::table& t, Reader& rd, Scenario& s) {
           ok = rd.distribution(nv, name, s.access_ms);
         } else if (nk == "loss") {
           ok = rd.number(nv, name, 0, 1, s.loss);
+        } else if (nk == "transport") {
+          std::string word;
+          ok = rd.text(nv, name, word);
+          if (ok && word == "udp") {
+            s.transport = Transport::Udp;
+          } else if (ok && word == "tcp") {
+            s.transport = Transport::Tcp;
+          } else if (ok) {
+            ok = rd.fail(name, "must be \"udp\" or \"tcp\", not '" + word + "'");
+          }
         } else {
-          ok = rd.fail(name, "is not a key (propagation_ms, access_ms, loss)");
+          ok = rd.fail(name, "is not a key (propagation_ms, access_ms, loss, transport)");
         }
         if (!ok) return false;
       }
@@ -428,6 +438,12 @@ bool validate(const Scenario& s, std::string& error) {
       error = "workload.script has an operation at " + format_number(op.at_s) + " s, after the end";
       return false;
     }
+  }
+  if (s.loss > 0 && s.transport != Transport::Udp) {
+    error =
+        "network.loss applies to datagrams; with network.transport = \"tcp\" nothing is lost (TCP's own "
+        "retransmissions are not modelled)";
+    return false;
   }
   if (s.chord.replicas > s.chord.successors) {
     error = "chord.replicas (" + std::to_string(s.chord.replicas) + ") cannot exceed chord.successors (" +

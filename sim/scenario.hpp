@@ -45,9 +45,12 @@ struct Scenario {
 
   // Network: nodes lie uniformly on a unit square; a message takes propagation_ms times the distance
   // plus both ends' access-link delay (drawn once per node), and is lost with probability `loss`.
+  // Overlay links are UDP (datagrams, RFC 3261 retransmissions) or TCP (every message over a
+  // connection as RELOAD's links; delivered once, in the same delay; connection set-up not modelled).
   double propagation_ms = 100;
   Distribution access_ms{Distribution::Kind::Exponential, 5, 0};
   double loss = 0;
+  Transport transport = Transport::Udp;
 
   // The node core's settings.
   dht::ChordConfig chord;

@@ -44,6 +44,7 @@ Simulator::Simulator(Scenario scenario)
     : sc_(std::move(scenario)), rng_(sc_.seed, 1), churn_rng_(sc_.seed, 2), work_rng_(sc_.seed, 3) {
   config_.overlay = sc_.overlay;
   config_.chord = sc_.chord;
+  config_.link_transport = sc_.transport;
   config_.timers.t1 = Duration(static_cast<std::int64_t>(sc_.t1_ms * 1000));
   if (sc_.hop_timeout_ms >= 0) config_.hop_timeout = Duration(static_cast<std::int64_t>(sc_.hop_timeout_ms * 1000));
   end_ = at_s(sc_.duration_s);

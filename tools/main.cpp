@@ -74,6 +74,11 @@ int run(int argc, char** argv) {
   node_cmd->add_option("--successors", node.successors, "Successor list length")->capture_default_str();
   node_cmd->add_option("--replicas", node.replicas, "Copies of each record on successors")->capture_default_str();
   node_cmd->add_flag("--iterative", node.iterative, "Route this node's own requests iteratively (experiments)");
+  node_cmd
+      ->add_option("--overlay-transport", node.overlay_transport,
+                   "Transport of overlay links: udp (retransmitted datagrams) or tcp (connections, as RELOAD)")
+      ->check(CLI::IsMember({"udp", "tcp"}))
+      ->capture_default_str();
 
   p2psip::tools::ControlOptions ctl;
   auto add_control = [&](CLI::App* cmd) {

@@ -95,11 +95,11 @@ struct Daemon {
       << ",\"rejected\":" << os.rejected << ",\"retransmissions\":" << ts.retransmissions_sent
       << ",\"timeouts\":" << ts.timeouts << ",\"malformed_dropped\":" << ts.malformed_dropped
       << ",\"malformed_answered\":" << ts.malformed_answered << ",\"datagrams_out\":" << rt->stats().datagrams_out
-      << ",\"bytes_in\":" << rt->stats().bytes_in
-      << ",\"bytes_out\":" << rt->stats().bytes_out << "},\"chord\":{\"routes_started\":" << cs.routes_started
-      << ",\"routes_ok\":" << cs.routes_ok << ",\"routes_failed\":" << cs.routes_failed
-      << ",\"forwarded\":" << cs.forwarded << ",\"peers_failed\":" << cs.peers_failed
-      << ",\"stabilize_rounds\":" << cs.stabilize_rounds << ",\"records_replicated\":" << cs.records_replicated << "}}";
+      << ",\"bytes_in\":" << rt->stats().bytes_in << ",\"bytes_out\":" << rt->stats().bytes_out
+      << "},\"chord\":{\"routes_started\":" << cs.routes_started << ",\"routes_ok\":" << cs.routes_ok
+      << ",\"routes_failed\":" << cs.routes_failed << ",\"forwarded\":" << cs.forwarded
+      << ",\"peers_failed\":" << cs.peers_failed << ",\"stabilize_rounds\":" << cs.stabilize_rounds
+      << ",\"records_replicated\":" << cs.records_replicated << "}}";
     return j.str();
   }
 
@@ -285,6 +285,7 @@ int run_node(const NodeOptions& o) {
   oc.chord.successors = o.successors;
   oc.chord.replicas = o.replicas;
   oc.chord.iterative = o.iterative;
+  oc.link_transport = o.overlay_transport == "tcp" ? Transport::Tcp : Transport::Udp;
   oc.timers.t1 = millis(static_cast<std::int64_t>(o.t1_ms));
   if (o.hop_timeout_ms >= 0) oc.hop_timeout = Duration(static_cast<std::int64_t>(o.hop_timeout_ms * 1000));
   d.node = std::make_unique<overlay::OverlayNode>(dht::Peer{id, *listen}, oc, *d.rt);

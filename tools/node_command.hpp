@@ -20,6 +20,7 @@ struct NodeOptions {
   std::size_t successors = 8;
   std::size_t replicas = 2;
   bool iterative = false;
+  std::string overlay_transport = "udp";  ///< the transport of overlay links: udp or tcp
 };
 /// Applies a TOML file's keys (the long flag names) to `o`, skipping those in `given` (flags set on
 /// the command line). False with `error` naming the file, key and problem.

@@ -66,6 +66,9 @@ bool apply_node_config(const std::string& path, const std::set<std::string>& giv
       ok = num(o.successors, 1, 32);
     } else if (key == "replicas") {
       ok = num(o.replicas, 0, 32);
+    } else if (key == "overlay-transport") {
+      ok = str(o.overlay_transport);
+      if (ok && o.overlay_transport != "udp" && o.overlay_transport != "tcp") return wrong(key, "\"udp\" or \"tcp\"");
     } else if (key == "iterative") {
       if (!v.is_boolean()) return wrong(key, "true or false");
       o.iterative = *v.value<bool>();

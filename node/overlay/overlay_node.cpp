@@ -56,10 +56,11 @@ void OverlayNode::send(dht::RequestId id, const dht::Peer& to, const dht::Reques
   f.branch = layer_.make_branch();
   f.call_id = token() + "@" + cfg_.overlay;
   f.from_tag = token();
-  // Large bodies (replication, hand-over) go over TCP; everything else over UDP.
+  // Over UDP links, large bodies (replication, hand-over) still go over TCP.
   std::size_t body_estimate = 0;
   for (const auto& rec : r.records) body_estimate += rec.name.size() + rec.value.size() + rec.owner.size() + 40;
-  f.transport = body_estimate > cfg_.udp_body_limit ? Transport::Tcp : Transport::Udp;
+  f.transport = cfg_.link_transport;
+  if (f.transport == Transport::Udp && body_estimate > cfg_.udp_body_limit) f.transport = Transport::Tcp;
   sip::Message m = encode_request(r, f);
   Endpoint dest = to.addr;
   dest.transport = f.transport;

@@ -20,7 +20,13 @@ struct OverlayConfig {
   dht::ChordConfig chord;
   sip::TimerConfig timers;
   sip::Limits limits;
-  /// Messages whose body is larger than this go over TCP (RFC 3261 §18.1.1 keeps UDP under the MTU).
+  /// The transport of overlay links. UDP: each hop is a datagram with RFC 3261 retransmissions,
+  /// and completed transactions linger (Timers J and K) to absorb retransmissions. TCP: every
+  /// overlay message goes over a connection, as RELOAD's links do (RFC 6940 §6.6: TLS over TCP),
+  /// with no retransmission timers and no lingering (Timers J and K are zero, RFC 3261 §17).
+  Transport link_transport = Transport::Udp;
+  /// Over UDP links, messages whose body is larger than this go over TCP (RFC 3261 §18.1.1 keeps
+  /// UDP under the MTU).
   std::size_t udp_body_limit = 1100;
   /// A next hop that has sent nothing at all (not even 100 Trying) this long after a request is
   /// taken for dead and routed around (sip::TimerConfig::non_invite_silence). Unset: the RFC 4320

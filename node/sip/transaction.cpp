@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 
 #include "node/sip/headers.hpp"
 #include "node/sip/validate.hpp"
@@ -49,7 +50,167 @@ std::string_view state_name(TransactionState s) {
 }
 
 TransactionLayer::TransactionLayer(Environment& env, TransactionUser& tu, TimerConfig timers, Limits limits)
-    : env_(env), tu_(tu), cfg_(timers), limits_(limits) {}
+    : env_(env), tu_(tu), cfg_(timers), limits_(limits), hash_seed_(env.random() | 1) {}
+
+// ---- the pool ----------------------------------------------------------------------------------------
+
+TransactionLayer::Transaction& TransactionLayer::slot(std::uint32_t index) {
+  return *pool_[index];
+}
+
+const TransactionLayer::Transaction& TransactionLayer::slot(std::uint32_t index) const {
+  return const_cast<TransactionLayer*>(this)->slot(index);
+}
+
+TransactionLayer::Transaction* TransactionLayer::find(TransactionId id) {
+  const std::uint32_t i = slot_of(id);
+  if (i >= pool_.size() || !pool_[i]) return nullptr;
+  Transaction& t = *pool_[i];
+  return t.id == id && id != 0 ? &t : nullptr;
+}
+
+const TransactionLayer::Transaction* TransactionLayer::find(TransactionId id) const {
+  return const_cast<TransactionLayer*>(this)->find(id);
+}
+
+// ---- key indexes --------------------------------------------------------------------------------------
+
+std::uint64_t TransactionLayer::key_hash(std::string_view key) const {
+  // Keyed per layer, so that nobody can choose branches that pile up in one run of the table.
+  std::uint64_t h = hash_seed_ ^ (key.size() * 0x9e3779b97f4a7c15ULL);
+  std::size_t i = 0;
+  for (; i + 8 <= key.size(); i += 8) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, key.data() + i, 8);
+    h = (h ^ w) * 0xff51afd7ed558ccdULL;
+    h ^= h >> 32;
+  }
+  std::uint64_t w = 0;
+  std::memcpy(&w, key.data() + i, key.size() - i);
+  h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 29;
+  h *= hash_seed_;
+  return h ^ (h >> 32);
+}
+
+std::optional<std::uint32_t> TransactionLayer::KeyIndex::find(std::string_view key, std::uint64_t hash,
+                                                              const TransactionLayer& layer) const {
+  if (table_.empty()) return std::nullopt;
+  const std::size_t mask = table_.size() - 1;
+  for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+    const Entry& e = table_[i];
+    if (e.slot == UINT32_MAX) return std::nullopt;
+    if (e.hash == hash && layer.slot(e.slot).key == key) return e.slot;
+  }
+}
+
+void TransactionLayer::KeyIndex::insert(std::uint64_t hash, std::uint32_t slot) {
+  if ((size_ + 1) * 4 > table_.size() * 3) resize(std::max<std::size_t>(8, table_.size() * 2));
+  const std::size_t mask = table_.size() - 1;
+  std::size_t i = hash & mask;
+  while (table_[i].slot != UINT32_MAX) i = (i + 1) & mask;
+  table_[i] = Entry{hash, slot};
+  ++size_;
+}
+
+void TransactionLayer::KeyIndex::erase(std::uint64_t hash, std::uint32_t slot) {
+  if (table_.empty()) return;
+  const std::size_t mask = table_.size() - 1;
+  std::size_t i = hash & mask;
+  while (table_[i].slot != slot) {
+    if (table_[i].slot == UINT32_MAX) return;
+    i = (i + 1) & mask;
+  }
+  // Backward-shift deletion: later entries of the run move up, so no tombstones are needed.
+  for (std::size_t j = (i + 1) & mask; table_[j].slot != UINT32_MAX; j = (j + 1) & mask) {
+    const std::size_t home = table_[j].hash & mask;
+    // Entry j may fill the hole at i unless its home lies cyclically in (i, j].
+    const bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+    if (!stays) {
+      table_[i] = table_[j];
+      i = j;
+    }
+  }
+  table_[i] = Entry{};
+  --size_;
+  if (table_.size() > 8 && size_ * 8 < table_.size()) resize(table_.size() / 2);  // after a burst
+}
+
+void TransactionLayer::KeyIndex::resize(std::size_t capacity) {
+  std::vector<Entry> old = std::move(table_);
+  table_.assign(capacity, Entry{});
+  size_ = 0;
+  for (const Entry& e : old) {
+    if (e.slot != UINT32_MAX) insert(e.hash, e.slot);
+  }
+}
+
+void TransactionLayer::index(Transaction& t, std::string key) {
+  t.key = std::move(key);
+  (t.client ? client_index_ : server_index_).insert(key_hash(t.key), slot_of(t.id));
+}
+
+TransactionLayer::Transaction* TransactionLayer::lookup(bool client, const std::string& key) {
+  auto found = (client ? client_index_ : server_index_).find(key, key_hash(key), *this);
+  return found ? &slot(*found) : nullptr;
+}
+
+// ---- the timer queue ----------------------------------------------------------------------------------
+
+void TransactionLayer::queue_swap(std::size_t a, std::size_t b) {
+  std::swap(timer_queue_[a], timer_queue_[b]);
+  slot(slot_of(timer_queue_[a].id)).queued = static_cast<std::uint32_t>(a);
+  slot(slot_of(timer_queue_[b].id)).queued = static_cast<std::uint32_t>(b);
+}
+
+void TransactionLayer::queue_up(std::size_t i) {
+  while (i > 0) {
+    const std::size_t parent = (i - 1) / 2;
+    if (!(timer_queue_[i] < timer_queue_[parent])) return;
+    queue_swap(i, parent);
+    i = parent;
+  }
+}
+
+void TransactionLayer::queue_down(std::size_t i) {
+  for (;;) {
+    std::size_t least = i;
+    const std::size_t l = 2 * i + 1;
+    const std::size_t r = l + 1;
+    if (l < timer_queue_.size() && timer_queue_[l] < timer_queue_[least]) least = l;
+    if (r < timer_queue_.size() && timer_queue_[r] < timer_queue_[least]) least = r;
+    if (least == i) return;
+    queue_swap(i, least);
+    i = least;
+  }
+}
+
+void TransactionLayer::requeue(Transaction& t) {
+  Instant at = kInstantMax;
+  for (Instant d : t.due) at = std::min(at, d);
+  if (t.queued != kNotQueued) {
+    const std::size_t i = t.queued;
+    if (at == kInstantMax) {  // nothing left to run: out of the queue
+      const std::size_t last = timer_queue_.size() - 1;
+      if (i != last) queue_swap(i, last);
+      timer_queue_.pop_back();
+      t.queued = kNotQueued;
+      if (i != last) {
+        queue_up(i);
+        queue_down(i);
+      }
+      return;
+    }
+    timer_queue_[i].at = at;
+    queue_up(i);
+    queue_down(t.queued);
+    return;
+  }
+  if (at == kInstantMax) return;
+  t.queued = static_cast<std::uint32_t>(timer_queue_.size());
+  timer_queue_.push_back(QueueEntry{at, t.id});
+  queue_up(t.queued);
+}
 
 Duration TransactionLayer::non_invite_trying_deadline() const {
   return sip::non_invite_trying_deadline(cfg_);
@@ -74,9 +235,20 @@ std::string TransactionLayer::make_branch() {
 
 TransactionLayer::Transaction& TransactionLayer::create(bool client, const Message& request, const Endpoint& peer,
                                                         bool reliable, Instant now) {
-  TransactionId id = next_id_++;
-  Transaction& t = transactions_[id];
-  t.id = id;
+  std::uint32_t index = 0;
+  if (!free_.empty()) {
+    index = free_.back();
+    free_.pop_back();
+  } else {
+    index = static_cast<std::uint32_t>(pool_.size());
+    pool_.emplace_back();
+    generation_.push_back(0);
+  }
+  pool_[index] = std::make_unique<Transaction>();
+  Transaction& t = *pool_[index];
+  // Ids are never 0 and never repeat: the slot in the low half, its reuse count in the high half.
+  t.id = (std::uint64_t{++generation_[index]} << 32) | index;
+  ++live_;
   t.client = client;
   t.invite = request.method_id() == Method::Invite;
   t.reliable = reliable;
@@ -94,8 +266,30 @@ TransactionLayer::Transaction& TransactionLayer::create(bool client, const Messa
 }
 
 void TransactionLayer::start_timer(Transaction& t, Timer timer, Duration after, Instant now) {
-  ++t.gen[timer];
-  timers_.push(TimerEntry{now + after, timer_seq_++, t.id, timer, t.gen[timer]});
+  int free_slot = -1;
+  for (int i = 0; i < kTimerSlots; ++i) {
+    if (t.which[i] == timer) {
+      free_slot = i;  // restarted: replaces the pending one
+      break;
+    }
+    if (free_slot < 0 && t.which[i] == kTimerCount) free_slot = i;
+  }
+  // Every state machine here runs at most kTimerSlots timers at once; a free slot always exists.
+  if (free_slot < 0) return;
+  t.which[free_slot] = timer;
+  t.due[free_slot] = now + after;
+  requeue(t);
+}
+
+void TransactionLayer::stop_timer(Transaction& t, Timer timer) {
+  for (int i = 0; i < kTimerSlots; ++i) {
+    if (t.which[i] == timer) {
+      t.which[i] = kTimerCount;
+      t.due[i] = kInstantMax;
+      requeue(t);
+      return;
+    }
+  }
 }
 
 bool TransactionLayer::transmit(Transaction& t, const std::string& bytes, Instant now) {
@@ -109,26 +303,26 @@ bool TransactionLayer::transmit(Transaction& t, const std::string& bytes, Instan
 void TransactionLayer::terminate(Transaction& t) {
   if (t.state == TransactionState::Terminated) return;
   t.state = TransactionState::Terminated;
-  auto& index = t.client ? client_index_ : server_index_;
-  auto it = index.find(t.key);
-  if (it != index.end() && it->second == t.id) index.erase(it);
+  if (!t.key.empty()) (t.client ? client_index_ : server_index_).erase(key_hash(t.key), slot_of(t.id));
+  for (int i = 0; i < kTimerSlots; ++i) {
+    t.which[i] = kTimerCount;
+    t.due[i] = kInstantMax;
+  }
+  requeue(t);
   dead_.push_back(t.id);
 }
 
 void TransactionLayer::collect_garbage() {
   if (depth_ != 0) return;
-  for (auto id : dead_) transactions_.erase(id);
-  dead_.clear();
-  // Cancelled timers stay in the queue (generation bumps); drop those on top so that
-  // next_wakeup() names a timer that will fire, and the driver does not wake us for nothing.
-  while (!timers_.empty()) {
-    const TimerEntry& e = timers_.top();
-    auto it = transactions_.find(e.id);
-    if (it != transactions_.end() && it->second.gen[e.timer] == e.gen &&
-        it->second.state != TransactionState::Terminated)
-      break;
-    timers_.pop();
+  for (auto id : dead_) {
+    Transaction* t = find(id);
+    if (t == nullptr) continue;
+    (void)t;
+    pool_[slot_of(id)].reset();  // the slot waits for reuse
+    free_.push_back(slot_of(id));
+    --live_;
   }
+  dead_.clear();
 }
 
 Endpoint TransactionLayer::response_destination(const Message& request, const Endpoint& from) const {
@@ -227,12 +421,12 @@ void TransactionLayer::receive(const Message& message, const Endpoint& from, Ins
       // RFC 3261 §17.1.3: the top Via's branch and the CSeq method.
       auto via = top_via(message);
       std::string key = std::string(via ? via->branch() : std::string_view()) + "|" + std::string(cseq_method(message));
-      auto it = client_index_.find(key);
-      if (it == client_index_.end()) {
+      Transaction* t = lookup(true, key);
+      if (t == nullptr) {
         ++stats_.stray_responses;
         tu_.on_stray_response(message, from, now);
       } else {
-        on_client_response(transactions_.at(it->second), message, now);
+        on_client_response(*t, message, now);
       }
     }
     --depth_;
@@ -256,8 +450,7 @@ void TransactionLayer::receive(const Message& message, const Endpoint& from, Ins
 
   if (message.method_id() == Method::Ack) {
     std::string key = server_key(message, true);
-    auto it = server_index_.find(key);
-    Transaction* t = it == server_index_.end() ? nullptr : &transactions_.at(it->second);
+    Transaction* t = lookup(false, key);
     if (t && key[0] == '2' && tag_of(message.header(HeaderId::To)) != t->to_tag) t = nullptr;
     if (!t) {
       ++stats_.stray_acks;
@@ -283,9 +476,8 @@ void TransactionLayer::receive(const Message& message, const Endpoint& from, Ins
   }
 
   std::string key = server_key(message, false);
-  auto it = server_index_.find(key);
-  if (it != server_index_.end()) {
-    on_server_retransmission(transactions_.at(it->second), message, from, now);
+  if (Transaction* existing = lookup(false, key)) {
+    on_server_retransmission(*existing, message, from, now);
     --depth_;
     collect_garbage();
     return;
@@ -293,7 +485,6 @@ void TransactionLayer::receive(const Message& message, const Endpoint& from, Ins
 
   Transaction& t = create(false, message, response_destination(message, from), is_reliable(from.transport), now);
   const TransactionId id = t.id;
-  t.key = key;
   // RFC 3261 §18.2.1: note where the request really came from in the top Via.
   if (auto via = top_via(message)) {
     std::string host(via->host);
@@ -315,7 +506,7 @@ void TransactionLayer::receive(const Message& message, const Endpoint& from, Ins
       t.request.shrink_to_fit();  // the edit grew the buffer; it lives as long as the transaction
     }
   }
-  server_index_[key] = id;
+  index(t, std::move(key));
   if (t.invite) {
     t.state = TransactionState::Proceeding;
     start_timer(t, Trying100, cfg_.invite_trying_delay, now);
@@ -419,10 +610,9 @@ TransactionId TransactionLayer::send_request(const Message& request, const Endpo
   ++depth_;
   Transaction& t = create(true, request, to, is_reliable(to.transport), now);
   const TransactionId id = t.id;
-  t.request_bytes = request.serialize();
+  std::string bytes = request.serialize();
   auto via = top_via(request);
-  t.key = std::string(via ? via->branch() : std::string_view()) + "|" + std::string(request.method());
-  client_index_[t.key] = id;
+  index(t, std::string(via ? via->branch() : std::string_view()) + "|" + std::string(request.method()));
   t.interval = cfg_.t1;
   if (t.invite) {
     t.state = TransactionState::Calling;
@@ -435,20 +625,27 @@ TransactionId TransactionLayer::send_request(const Message& request, const Endpo
     if (cfg_.non_invite_silence > Duration{0} && cfg_.non_invite_silence < cfg_.t1 * 64)
       start_timer(t, Silence, cfg_.non_invite_silence, now);
   }
-  transmit(t, t.request_bytes, now);
+  // Only a transaction that may retransmit keeps its bytes (an INVITE client's ACK needs the
+  // parsed request, which create() kept).
+  if (t.reliable) {
+    transmit(t, bytes, now);
+  } else {
+    t.request_bytes = std::move(bytes);
+    transmit(t, t.request_bytes, now);
+  }
   --depth_;
   collect_garbage();
   return id;
 }
 
 bool TransactionLayer::respond(TransactionId id, const Message& response, Instant now) {
-  auto it = transactions_.find(id);
-  if (it == transactions_.end() || it->second.client || it->second.state == TransactionState::Terminated) {
+  Transaction* found = find(id);
+  if (found == nullptr || found->client || found->state == TransactionState::Terminated) {
     ++stats_.refused_responses;  // RFC 4320 §4.4 (§4.3 of its text): no response without a live transaction
     return false;
   }
   ++depth_;
-  Transaction& t = it->second;
+  Transaction& t = *found;
   const int code = response.status();
   using S = TransactionState;
   bool ok = false;
@@ -524,14 +721,15 @@ bool TransactionLayer::send_stateless(const Message& message, const Endpoint& to
 
 std::optional<TransactionId> TransactionLayer::find_invite_for_cancel(const Message& cancel) const {
   // RFC 3261 §9.2: the CANCEL matches the INVITE as §17.2.3 describes, but for the method.
-  auto it = server_index_.find(server_key(cancel, true));
-  if (it == server_index_.end()) return std::nullopt;
-  return it->second;
+  const std::string key = server_key(cancel, true);
+  auto found = server_index_.find(key, key_hash(key), *this);
+  if (!found) return std::nullopt;
+  return slot(*found).id;
 }
 
 const Message* TransactionLayer::request_of(TransactionId id) const {
-  auto it = transactions_.find(id);
-  return it == transactions_.end() || it->second.released ? nullptr : &it->second.request;
+  const Transaction* t = find(id);
+  return t == nullptr || t->released ? nullptr : &t->request;
 }
 
 void TransactionLayer::release_request(Transaction& t) {
@@ -543,29 +741,33 @@ void TransactionLayer::release_request(Transaction& t) {
 }
 
 std::optional<TransactionState> TransactionLayer::state_of(TransactionId id) const {
-  auto it = transactions_.find(id);
-  if (it == transactions_.end()) return std::nullopt;
-  return it->second.state;
+  const Transaction* t = find(id);
+  if (t == nullptr) return std::nullopt;
+  return t->state;
 }
 
 void TransactionLayer::advance(Instant now) {
   ++depth_;
-  while (!timers_.empty() && timers_.top().at <= now) {
-    TimerEntry e = timers_.top();
-    timers_.pop();
-    auto it = transactions_.find(e.id);
-    if (it == transactions_.end() || it->second.gen[e.timer] != e.gen ||
-        it->second.state == TransactionState::Terminated) {
-      continue;  // cancelled by a generation bump, or its transaction is gone
+  while (!timer_queue_.empty() && timer_queue_.front().at <= now) {
+    Transaction& t = slot(slot_of(timer_queue_.front().id));
+    // The transaction's earliest timer (ties: in Timer order, which is deterministic).
+    int first = 0;
+    for (int i = 1; i < kTimerSlots; ++i) {
+      if (t.due[i] < t.due[first] || (t.due[i] == t.due[first] && t.which[i] < t.which[first])) first = i;
     }
-    fire(it->second, e.timer, e.at);
+    const Timer timer = t.which[first];
+    const Instant at = t.due[first];
+    t.which[first] = kTimerCount;
+    t.due[first] = kInstantMax;
+    requeue(t);
+    fire(t, timer, at);
   }
   --depth_;
   collect_garbage();
 }
 
 Instant TransactionLayer::next_wakeup() const {
-  return timers_.empty() ? kInstantMax : timers_.top().at;
+  return timer_queue_.empty() ? kInstantMax : timer_queue_.front().at;
 }
 
 void TransactionLayer::fire(Transaction& t, Timer timer, Instant now) {

@@ -14,10 +14,9 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
-#include <queue>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "node/core/address.hpp"
@@ -138,42 +137,75 @@ class TransactionLayer {
   [[nodiscard]] Duration non_invite_trying_deadline() const;
 
   [[nodiscard]] const TransactionStats& stats() const { return stats_; }
-  [[nodiscard]] std::size_t size() const { return transactions_.size(); }
+  [[nodiscard]] std::size_t size() const { return live_; }
   [[nodiscard]] const TimerConfig& timers() const { return cfg_; }
 
  private:
   enum Timer : std::uint8_t { A, B, C, D, E, F, G, H, I, J, K, L, M, Trying100, Lifetime, Silence, kTimerCount };
+  /// No transaction runs more than this many timers at once (a client non-INVITE: E, F, Silence).
+  static constexpr int kTimerSlots = 4;
+  static constexpr std::uint32_t kNotQueued = UINT32_MAX;
   struct Transaction {
-    TransactionId id = 0;
-    bool client = false;
-    bool invite = false;
-    bool reliable = false;
-    TransactionState state = TransactionState::Trying;
+    TransactionId id = 0;  ///< 0 while the slot is free
     Endpoint peer;
     Message request;
-    std::string request_bytes;   // client: what is retransmitted
+    std::string request_bytes;   // client over UDP: what is retransmitted
     std::string response_bytes;  // server: the last response sent
     std::string ack_bytes;       // client INVITE: the ACK for a non-2xx final response
     std::string key;
     std::string to_tag;  // server: the To tag of the last response (RFC 2543 ACK matching)
-    int last_status = 0;
-    bool released = false;  // request and request_bytes dropped (non-INVITE, Completed)
     Duration interval{};
     Instant created{};
-    std::uint32_t gen[kTimerCount] = {};
+    Instant due[kTimerSlots] = {kInstantMax, kInstantMax, kInstantMax, kInstantMax};
+    Timer which[kTimerSlots] = {kTimerCount, kTimerCount, kTimerCount, kTimerCount};
+    std::uint32_t queued = kNotQueued;  // position in timer_queue_
+    int last_status = 0;
+    bool client = false;
+    bool invite = false;
+    bool reliable = false;
+    bool released = false;  // request and request_bytes dropped (non-INVITE, Completed)
+    TransactionState state = TransactionState::Trying;
   };
-  struct TimerEntry {
+  /// A transaction's earliest timer, in a binary heap that knows each transaction's place: a
+  /// stopped timer or an ended transaction leaves nothing behind.
+  struct QueueEntry {
     Instant at;
-    std::uint64_t seq;
     TransactionId id;
-    Timer timer;
-    std::uint32_t gen;
-    bool operator>(const TimerEntry& o) const { return at != o.at ? at > o.at : seq > o.seq; }
+    bool operator<(const QueueEntry& o) const { return at != o.at ? at < o.at : id < o.id; }
+  };
+  /// Transaction keys (RFC 3261 §17.1.3, §17.2.3) to pool slots: open addressing on a keyed hash,
+  /// the key itself compared in the transaction.
+  class KeyIndex {
+   public:
+    std::optional<std::uint32_t> find(std::string_view key, std::uint64_t hash, const TransactionLayer& layer) const;
+    void insert(std::uint64_t hash, std::uint32_t slot);
+    void erase(std::uint64_t hash, std::uint32_t slot);
+
+   private:
+    struct Entry {
+      std::uint64_t hash = 0;
+      std::uint32_t slot = UINT32_MAX;  ///< UINT32_MAX: empty
+    };
+    void resize(std::size_t capacity);
+    std::vector<Entry> table_;
+    std::size_t size_ = 0;
   };
 
   Transaction& create(bool client, const Message& request, const Endpoint& peer, bool reliable, Instant now);
+  Transaction* find(TransactionId id);
+  const Transaction* find(TransactionId id) const;
+  Transaction& slot(std::uint32_t index);
+  const Transaction& slot(std::uint32_t index) const;
+  static std::uint32_t slot_of(TransactionId id) { return static_cast<std::uint32_t>(id); }
+  [[nodiscard]] std::uint64_t key_hash(std::string_view key) const;
+  void index(Transaction& t, std::string key);
+  Transaction* lookup(bool client, const std::string& key);
   void start_timer(Transaction& t, Timer timer, Duration after, Instant now);
-  void stop_timer(Transaction& t, Timer timer) { ++t.gen[timer]; }
+  void stop_timer(Transaction& t, Timer timer);
+  void requeue(Transaction& t);
+  void queue_swap(std::size_t a, std::size_t b);
+  void queue_up(std::size_t i);
+  void queue_down(std::size_t i);
   void fire(Transaction& t, Timer timer, Instant now);
   void terminate(Transaction& t);
   void release_request(Transaction& t);
@@ -190,12 +222,16 @@ class TransactionLayer {
   TimerConfig cfg_;
   Limits limits_;
   TransactionStats stats_;
-  TransactionId next_id_ = 1;
-  std::uint64_t timer_seq_ = 0;
-  std::unordered_map<TransactionId, Transaction> transactions_;
-  std::unordered_map<std::string, TransactionId> server_index_;
-  std::unordered_map<std::string, TransactionId> client_index_;
-  std::priority_queue<TimerEntry, std::vector<TimerEntry>, std::greater<>> timers_;
+  std::uint64_t hash_seed_;
+  // The pool: each transaction on its own allocation, so that a reference stays valid while the
+  // pool grows (callbacks run with references held) and an ended one gives its memory back.
+  std::vector<std::unique_ptr<Transaction>> pool_;
+  std::vector<std::uint32_t> free_;
+  std::vector<std::uint32_t> generation_;  // per slot: the high half of the next id
+  std::size_t live_ = 0;
+  KeyIndex server_index_;
+  KeyIndex client_index_;
+  std::vector<QueueEntry> timer_queue_;
   std::vector<TransactionId> dead_;
   int depth_ = 0;
 };

@@ -157,6 +157,35 @@ TEST(OverlaySip, RingFormsLookupsAndStorageWorkOverSip) {
   EXPECT_EQ(refused, 0u);
 }
 
+TEST(OverlaySip, TcpLinksCarryEveryMessageAndFailuresAreStillDetected) {
+  test::OverlayNet net;
+  net.config.link_transport = Transport::Tcp;
+  net.config.chord.stabilize_interval = seconds(1);
+  net.config.timers.t1 = millis(50);
+  std::mt19937_64 rng(5);
+  for (std::size_t i = 0; i < 12; ++i) {
+    net.add(dht::NodeId{rng(), rng()}, i == 0 ? std::nullopt : std::optional<std::size_t>(0));
+    net.run_for(millis(300));
+  }
+  net.run_for(seconds(20));
+  EXPECT_EQ(net.ring_errors(), "");
+  EXPECT_EQ(net.datagrams, 0u);  // not one datagram: requests and responses all went over TCP
+  EXPECT_GT(net.stream_messages, 500u);
+  std::uint64_t retransmitted = 0;
+  for (const auto& n : net.nodes) retransmitted += n->transactions().stats().retransmissions_sent;
+  EXPECT_EQ(retransmitted, 0u);
+  // A silent peer (a crashed host: its connection neither answers nor resets) is detected by the
+  // hop timeout and routed around.
+  std::vector<std::size_t> order(net.nodes.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](auto a, auto b) {
+    return net.nodes[a]->chord().table().self().id < net.nodes[b]->chord().table().self().id;
+  });
+  net.alive[order[4]] = false;
+  net.run_for(seconds(20));
+  EXPECT_EQ(net.ring_errors(), "");
+}
+
 TEST(OverlaySip, NonOverlayRequestsGetClearAnswers) {
   test::OverlayNet net;
   net.add(dht::NodeId{5, 5}, std::nullopt);

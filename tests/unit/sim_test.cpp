@@ -102,6 +102,15 @@ partition = 30
   t.chord.replicas = 3;
   EXPECT_FALSE(validate(t, error));
   EXPECT_NE(error.find("replicas"), std::string::npos);
+
+  Scenario links;
+  ASSERT_TRUE(apply_toml("[network]\ntransport = \"tcp\"", "links.toml", ".", links, error)) << error;
+  EXPECT_EQ(links.transport, Transport::Tcp);
+  EXPECT_FALSE(apply_toml("[network]\ntransport = \"sctp\"", "links.toml", ".", links, error));
+  EXPECT_NE(error.find("network.transport"), std::string::npos) << error;
+  links.loss = 0.1;
+  EXPECT_FALSE(validate(links, error));  // a stream loses nothing: loss with TCP links is refused
+  EXPECT_NE(error.find("network.loss"), std::string::npos) << error;
 }
 
 Scenario small(std::size_t nodes, double duration) {
@@ -261,6 +270,30 @@ TEST(Simulator, LossIsAppliedToDatagrams) {
   const double rate = static_cast<double>(r.lost) / static_cast<double>(r.messages);
   EXPECT_NEAR(rate, 0.1, 0.02);
   EXPECT_GT(sim.retransmissions_and_timeouts().first, 0u);  // the transaction layer made up for it
+}
+
+TEST(Simulator, TcpLinksRouteAlikeWithoutRetransmissionsOrLingeringTransactions) {
+  // No loss and one delay per pair: both transports deliver the same messages at the same times,
+  // so lookups take the same paths; TCP needs no retransmissions and ends each transaction at its
+  // final response (Timers J and K are zero, RFC 3261 §17), so far less state is held.
+  Scenario s = small(40, 160);
+  Simulator udp_run(s);
+  while (udp_run.run_until(udp_run.now_s() + 10)) {
+  }
+  s.transport = Transport::Tcp;
+  Simulator tcp_run(s);
+  while (tcp_run.run_until(tcp_run.now_s() + 10)) {
+  }
+  const Summary u = summarize(udp_run);
+  const Summary t = summarize(tcp_run);
+  EXPECT_EQ(t.lookup_success_rate, 1.0);
+  EXPECT_EQ(tcp_run.results().lookups.issued, udp_run.results().lookups.issued);
+  EXPECT_EQ(t.hops_mean, u.hops_mean);
+  EXPECT_EQ(tcp_run.ring_errors(), 0u);
+  EXPECT_GT(udp_run.retransmissions_and_timeouts().first, 0u);  // recursive hops outlast T1
+  EXPECT_EQ(tcp_run.retransmissions_and_timeouts().first, 0u);
+  EXPECT_LT(tcp_run.results().messages, udp_run.results().messages);
+  EXPECT_LT(tcp_run.transactions() * 4, udp_run.transactions());
 }
 
 }  // namespace

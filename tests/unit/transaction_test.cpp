@@ -1,6 +1,8 @@
 // RFC 3261 §17 transactions with RFC 6026 and RFC 4320, on virtual time.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "node/sip/headers.hpp"
 #include "node/sip/validate.hpp"
 #include "sip_harness.hpp"
@@ -503,6 +505,85 @@ TEST_F(TransactionTest, BranchesAreDistinctAndCarryTheCookie) {
   EXPECT_NE(a, b);
   EXPECT_EQ(a.substr(0, 7), "z9hG4bK");
   EXPECT_GT(a.size(), 7u);
+}
+
+TEST_F(TransactionTest, ManyServerTransactionsEndingInAnyOrderStayMatched) {
+  // Exercises the key index (insertions, deletions from the middle of probe runs, growth and
+  // shrinking) and the timer queue (removals from anywhere) through the public interface.
+  constexpr int kCount = 600;
+  std::vector<TransactionId> ids;
+  for (int i = 0; i < kCount; ++i) {
+    deliver(request("OPTIONS", "z9hG4bKmany" + std::to_string(i)));
+    ids.push_back(tu.events.back().id);
+  }
+  ASSERT_EQ(layer.size(), static_cast<std::size_t>(kCount));
+  std::set<TransactionId> distinct(ids.begin(), ids.end());
+  EXPECT_EQ(distinct.size(), ids.size());
+  EXPECT_EQ(distinct.count(0), 0u);
+  // Answer two thirds in a scrambled order; each answer goes out once.
+  std::vector<int> order;
+  for (int i = 0; i < kCount; ++i) order.push_back((i * 7919) % kCount);
+  int answered = 0;
+  for (int i : order) {
+    if (i % 3 == 0) continue;
+    Message options = request("OPTIONS", "z9hG4bKmany" + std::to_string(i));
+    ASSERT_TRUE(layer.respond(ids[static_cast<std::size_t>(i)], response_to(options, 200 + i % 3), now)) << i;
+    ++answered;
+  }
+  EXPECT_EQ(env.sent.size(), static_cast<std::size_t>(answered));
+  // A retransmission of every request: answered ones replay their own final response, the others
+  // (still Trying) are absorbed, and none makes a new transaction.
+  const std::size_t before = env.sent.size();
+  const std::size_t requests = tu.events.size();
+  for (int i = 0; i < kCount; ++i) {
+    deliver(request("OPTIONS", "z9hG4bKmany" + std::to_string(i)));
+    if (i % 3 != 0) {
+      ASSERT_EQ(env.sent.back().message().status(), 200 + i % 3) << i;
+      Message replay = env.sent.back().message();
+      ASSERT_EQ(top_via(replay)->branch(), "z9hG4bKmany" + std::to_string(i)) << i;
+    }
+  }
+  EXPECT_EQ(tu.events.size(), requests);
+  EXPECT_EQ(env.sent.size(), before + static_cast<std::size_t>(answered));
+  // Timer J ends the answered ones, the lifetime limit the rest; then nothing is left to wake for.
+  run_until(100000);
+  EXPECT_EQ(layer.size(), 0u);
+  EXPECT_EQ(layer.next_wakeup(), kInstantMax);
+  for (auto id : ids) EXPECT_FALSE(layer.state_of(id));
+}
+
+TEST_F(TransactionTest, IdsAreNeverReusedAfterATransactionEnds) {
+  Message options = parse_datagram(request_text("OPTIONS", "z9hG4bKreuse1", "TCP")).value();
+  deliver(options, tcp("192.0.2.2", 40000));
+  auto first = tu.events.back().id;
+  ASSERT_TRUE(layer.respond(first, response_to(tu.last_request, 200), now));
+  ASSERT_FALSE(layer.state_of(first));  // ended at once (reliable)
+  Message again = parse_datagram(request_text("OPTIONS", "z9hG4bKreuse2", "TCP")).value();
+  deliver(again, tcp("192.0.2.2", 40000));
+  auto second = tu.events.back().id;
+  EXPECT_NE(second, first);
+  EXPECT_FALSE(layer.state_of(first));  // the old id does not reach the new transaction
+  EXPECT_FALSE(layer.respond(first, response_to(tu.last_request, 200), now));
+  EXPECT_TRUE(layer.respond(second, response_to(tu.last_request, 200), now));
+}
+
+TEST_F(TransactionTest, StoppedTimersLeaveNothingToWakeFor) {
+  // A non-INVITE client over UDP runs E, F and the silence timer; its final response stops all
+  // three and starts K, so the next wake-up is K (T4), not the old F.
+  TimerConfig cfg;
+  cfg.non_invite_silence = seconds(5);
+  TransactionLayer quiet(env, tu, cfg);
+  Message options = request("OPTIONS", quiet.make_branch());
+  auto id = quiet.send_request(options, udp("192.0.2.2", 5060), now);
+  EXPECT_EQ(quiet.next_wakeup(), now + cfg.t1);  // Timer E
+  ASSERT_TRUE(quiet.state_of(id));
+  quiet.receive(parse_datagram(response_to(options, 200).serialize()).value(), udp("192.0.2.2", 5060), now);
+  EXPECT_EQ(*quiet.state_of(id), TransactionState::Completed);
+  EXPECT_EQ(quiet.next_wakeup(), now + cfg.t4);  // Timer K only
+  quiet.advance(now + cfg.t4);
+  EXPECT_FALSE(quiet.state_of(id));
+  EXPECT_EQ(quiet.next_wakeup(), kInstantMax);
+  EXPECT_EQ(quiet.size(), 0u);
 }
 
 }  // namespace
