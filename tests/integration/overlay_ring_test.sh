@@ -9,6 +9,7 @@ P2PSIP=${1:?usage: overlay_ring_test.sh PATH/TO/p2psip}
 NODES=${NODES:-24}
 RECORDS=${RECORDS:-1000}
 KILL=${KILL:-8}
+TRANSPORT=${TRANSPORT:-udp}  # overlay links: udp, or tcp (every message over a connection)
 BASE=${BASE_PORT:-$((21000 + ($$ % 200) * 50))}
 WORK=$(mktemp -d)
 declare -a PIDS=()
@@ -41,12 +42,12 @@ wait_ring() {
   echo "ring correct after $((SECONDS - start))s: $(tail -n 1 "$WORK/ring.out")"
 }
 
-echo "starting $NODES nodes on 127.0.0.1:$BASE.."
+echo "starting $NODES nodes on 127.0.0.1:$BASE (overlay links over $TRANSPORT).."
 for i in $(seq 0 $((NODES - 1))); do
   boot=()
   [ "$i" -gt 0 ] && boot=(--bootstrap "$(listen $((RANDOM % i)))")
   "$P2PSIP" node --listen "$(listen "$i")" --control "$(control "$i")" --stabilize-interval 1 --t1-ms 50 \
-    --overlay ring-test "${boot[@]}" >"$WORK/node$i.log" 2>&1 &
+    --overlay ring-test --overlay-transport "$TRANSPORT" "${boot[@]}" >"$WORK/node$i.log" 2>&1 &
   PIDS[$i]=$!
   sleep 0.1
 done
