@@ -1,7 +1,6 @@
 #include "node/overlay/overlay_node.hpp"
 
-#include <cstdio>
-
+#include "node/core/hex.hpp"
 #include "node/overlay/codec.hpp"
 
 namespace p2psip::overlay {
@@ -26,9 +25,7 @@ OverlayNode::OverlayNode(dht::Peer self, OverlayConfig config, Environment& env)
       chord_(std::move(self), cfg_.chord, *this, env) {}
 
 std::string OverlayNode::token() {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(env_.random()));
-  return buf;
+  return hex64(env_.random());
 }
 
 void OverlayNode::receive_datagram(std::string_view bytes, const Endpoint& from, Instant now) {

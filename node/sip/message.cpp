@@ -1,5 +1,6 @@
 #include "node/sip/message.hpp"
 
+#include <charconv>
 #include <cstring>
 
 #include "node/sip/scanner.hpp"
@@ -264,7 +265,7 @@ void Message::serialize_to(std::string& out) const {
     out.append("SIP/2.0 ").append(code, 4).append(reason()).append(kCrlf);
   }
   char len_text[24];
-  int len_size = std::snprintf(len_text, sizeof len_text, "%u", body_.len);
+  const auto len_size = std::to_chars(len_text, len_text + sizeof len_text, body_.len).ptr - len_text;
   bool wrote_length = false;
   for (const auto& h : headers_) {
     if (h.id == HeaderId::ContentLength) {

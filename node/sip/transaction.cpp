@@ -1,9 +1,9 @@
 #include "node/sip/transaction.hpp"
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
 
+#include "node/core/hex.hpp"
 #include "node/sip/headers.hpp"
 #include "node/sip/validate.hpp"
 
@@ -228,9 +228,9 @@ Duration non_invite_trying_deadline(const TimerConfig& cfg) {
 }
 
 std::string TransactionLayer::make_branch() {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(env_.random()));
-  return std::string(kMagicCookie) + buf;
+  std::string branch(kMagicCookie);
+  append_hex64(branch, env_.random());
+  return branch;
 }
 
 TransactionLayer::Transaction& TransactionLayer::create(bool client, const Message& request, const Endpoint& peer,
@@ -686,7 +686,8 @@ bool TransactionLayer::respond(TransactionId id, const Message& response, Instan
   }
   t.response_bytes = response.serialize();
   t.last_status = code;
-  t.to_tag = std::string(tag_of(response.header(HeaderId::To)));
+  // Only an INVITE server transaction is matched by an ACK, which RFC 2543 peers match by To tag.
+  if (t.invite) t.to_tag = std::string(tag_of(response.header(HeaderId::To)));
   stop_timer(t, Trying100);
   bool entered = next != t.state;
   t.state = next;
