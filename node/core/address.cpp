@@ -34,23 +34,49 @@ std::optional<Transport> transport_from_name(std::string_view name) {
 
 std::optional<IpAddress> IpAddress::parse(std::string_view text) {
   if (text.empty() || text.size() > 45) return std::nullopt;
-  char buf[64];
-  std::memcpy(buf, text.data(), text.size());
-  buf[text.size()] = '\0';
   IpAddress a;
   if (text.find(':') != std::string_view::npos) {
     a.v6 = true;
+    char buf[64];
+    std::memcpy(buf, text.data(), text.size());
+    buf[text.size()] = '\0';
     if (inet_pton(AF_INET6, buf, a.bytes.data()) != 1) return std::nullopt;
-  } else {
-    if (inet_pton(AF_INET, buf, a.bytes.data()) != 1) return std::nullopt;
+    return a;
   }
+  // Dotted quad as inet_pton reads it: four decimal octets up to 255, no leading zeros.
+  std::size_t i = 0;
+  for (int part = 0; part < 4; ++part) {
+    if (part > 0) {
+      if (i >= text.size() || text[i] != '.') return std::nullopt;
+      ++i;
+    }
+    const std::size_t first = i;
+    unsigned value = 0;
+    while (i < text.size() && text[i] >= '0' && text[i] <= '9' && i - first < 3) {
+      value = value * 10 + static_cast<unsigned>(text[i] - '0');
+      ++i;
+    }
+    const std::size_t digits = i - first;
+    if (digits == 0 || value > 255 || (digits > 1 && text[first] == '0')) return std::nullopt;
+    a.bytes[static_cast<std::size_t>(part)] = static_cast<std::uint8_t>(value);
+  }
+  if (i != text.size()) return std::nullopt;
   return a;
 }
 
 std::string IpAddress::to_string() const {
-  char buf[INET6_ADDRSTRLEN] = {};
-  inet_ntop(v6 ? AF_INET6 : AF_INET, bytes.data(), buf, sizeof buf);
-  return buf;
+  if (v6) {
+    char buf[INET6_ADDRSTRLEN] = {};
+    inet_ntop(AF_INET6, bytes.data(), buf, sizeof buf);
+    return buf;
+  }
+  char buf[16];
+  char* p = buf;
+  for (int part = 0; part < 4; ++part) {
+    if (part > 0) *p++ = '.';
+    p = std::to_chars(p, buf + sizeof buf, static_cast<unsigned>(bytes[static_cast<std::size_t>(part)])).ptr;
+  }
+  return {buf, static_cast<std::size_t>(p - buf)};
 }
 
 bool IpAddress::is_loopback() const {

@@ -44,7 +44,7 @@ bool read_links(const sip::Message& m, std::vector<dht::Peer>& preds, std::vecto
   for (const auto& h : m.headers()) {
     if (h.id != HeaderId::Other || !sip::iequals(m.name_of(h), kLink)) continue;
     auto na = sip::parse_name_address(m.value_of(h));
-    auto peer = na ? parse_peer(m.value_of(h)) : std::nullopt;
+    auto peer = na ? peer_of(*na) : std::nullopt;
     auto link = na ? na->params.get("link") : std::nullopt;
     if (!peer || !link || link->empty()) {
       ok = false;
@@ -157,13 +157,18 @@ std::string peer_uri(const dht::Peer& p) {
 
 std::optional<dht::Peer> parse_peer(std::string_view value) {
   auto na = sip::parse_name_address(value);
-  if (!na || na->uri.scheme != sip::UriScheme::Sip || !na->uri.port) return std::nullopt;
-  auto id = dht::NodeId::from_hex(na->uri.user);
-  std::string_view host = na->uri.host;
+  if (!na) return std::nullopt;
+  return peer_of(*na);
+}
+
+std::optional<dht::Peer> peer_of(const sip::NameAddress& na) {
+  if (na.uri.scheme != sip::UriScheme::Sip || !na.uri.port) return std::nullopt;
+  auto id = dht::NodeId::from_hex(na.uri.user);
+  std::string_view host = na.uri.host;
   if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
   auto ip = IpAddress::parse(host);
   if (!id || !ip) return std::nullopt;
-  return dht::Peer{*id, Endpoint{Transport::Udp, *ip, *na->uri.port}};
+  return dht::Peer{*id, Endpoint{Transport::Udp, *ip, *na.uri.port}};
 }
 
 std::string encode_records(const std::vector<dht::Record>& records) {
@@ -316,7 +321,7 @@ Result<dht::Request, sip::Rejection> decode_request(const sip::Message& m, std::
   auto peer_value = m.header(kPeerId);
   if (!peer_value) return bad("Missing DHT-PeerID");
   auto na = sip::parse_name_address(*peer_value);
-  auto sender = parse_peer(*peer_value);
+  auto sender = na ? peer_of(*na) : std::nullopt;
   if (!na || !sender) return bad("Malformed DHT-PeerID");
   auto peer_overlay = na->params.get("overlay");
   if (!peer_overlay || *peer_overlay != overlay) {

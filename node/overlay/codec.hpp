@@ -11,6 +11,7 @@
 
 #include "dht/messages.hpp"
 #include "node/core/result.hpp"
+#include "node/sip/headers.hpp"
 #include "node/sip/message.hpp"
 #include "node/sip/validate.hpp"
 
@@ -39,6 +40,8 @@ Result<dht::Response, std::string> decode_response(const sip::Message& m);
 /// "<sip:HEX@IP:PORT>" for a peer, and back.
 std::string peer_uri(const dht::Peer& p);
 std::optional<dht::Peer> parse_peer(std::string_view name_addr_value);
+/// The same from a name-addr already parsed.
+std::optional<dht::Peer> peer_of(const sip::NameAddress& name_addr);
 
 /// Records as msgpack: an array of maps {k: bin(16), n: str, v: bin, o: str, t: int, l: uint}.
 std::string encode_records(const std::vector<dht::Record>& records);
