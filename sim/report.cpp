@@ -200,8 +200,10 @@ bool write_outputs(const Simulator& sim, const HostFigures& host, const std::str
   }
   std::ostringstream nodes;
   nodes << "index,id,alive,joined,join_s,alive_s,messages_sent,bytes_sent\n";
-  const auto reports = sim.node_reports();
-  if (reports.size() <= 100000) {  // one line per node: kept for small runs only
+  // One line per node: written for runs of up to 100 000 nodes only.
+  const bool per_node = sim.nodes_created() <= 100000;
+  const auto reports = per_node ? sim.node_reports() : std::vector<NodeReport>{};
+  if (per_node) {
     for (std::size_t i = 0; i < reports.size(); ++i) {
       const auto& n = reports[i];
       nodes << i << ',' << n.id_hex << ',' << n.alive << ',' << n.joined << ',' << num(n.join_s) << ','
@@ -214,7 +216,7 @@ bool write_outputs(const Simulator& sim, const HostFigures& host, const std::str
   for (const auto& l : ring) ring_text += l + "\n";
   return write("ring_errors.txt", ring_text) && write("summary.json", summary_json(sim, host)) &&
          write("timeseries.csv", ts.str()) && write("hops.csv", hops.str()) && write("latency_cdf.csv", cdf.str()) &&
-         (reports.size() > 100000 || write("nodes.csv", nodes.str()));
+         (!per_node || write("nodes.csv", nodes.str()));
 }
 
 }  // namespace p2psip::sim

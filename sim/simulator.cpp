@@ -530,6 +530,10 @@ std::pair<std::uint64_t, std::uint64_t> Simulator::retransmissions_and_timeouts(
   return {r, t};
 }
 
+std::size_t Simulator::nodes_created() const {
+  return slots_.size();
+}
+
 std::vector<NodeReport> Simulator::node_reports() const {
   std::vector<NodeReport> out;
   out.reserve(slots_.size());

@@ -86,6 +86,7 @@ class Simulator {
   }
   [[nodiscard]] std::size_t live_nodes() const { return live_; }
   [[nodiscard]] std::size_t joined_nodes() const { return joined_list_.size(); }
+  [[nodiscard]] std::size_t nodes_created() const;
   [[nodiscard]] std::vector<NodeReport> node_reports() const;
   /// SIP transactions held by all live nodes now (their state is most of a node's memory).
   [[nodiscard]] std::size_t transactions() const;

@@ -246,8 +246,10 @@ TransactionLayer::Transaction& TransactionLayer::create(bool client, const Messa
   }
   pool_[index] = std::make_unique<Transaction>();
   Transaction& t = *pool_[index];
-  // Ids are never 0 and never repeat: the slot in the low half, its reuse count in the high half.
-  t.id = (std::uint64_t{++generation_[index]} << 32) | index;
+  // The slot in the low half, its reuse count in the high half: never 0, and an id comes back only
+  // after 2^32 reuses of its slot (a transaction lives 64*T1 at most, so no holder is left).
+  if (++generation_[index] == 0) generation_[index] = 1;
+  t.id = (std::uint64_t{generation_[index]} << 32) | index;
   ++live_;
   t.client = client;
   t.invite = request.method_id() == Method::Invite;

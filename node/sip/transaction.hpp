@@ -47,6 +47,7 @@ struct TimerConfig {
 /// The time a non-INVITE client's Timer E takes to reach T2 (RFC 4320 §4.1): 3.5 s by default.
 Duration non_invite_trying_deadline(const TimerConfig& cfg);
 
+/// Opaque and never 0; ids of ended transactions are not handed out again for a long time.
 using TransactionId = std::uint64_t;
 
 enum class TransactionState : std::uint8_t { Calling, Trying, Proceeding, Accepted, Completed, Confirmed, Terminated };
