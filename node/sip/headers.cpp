@@ -107,17 +107,18 @@ std::optional<Via> scan_via(Scanner& s) {
   return v;
 }
 
-/// The URI of a name-addr (within <>) or addr-spec (up to ';', ',' or LWS when `in_list`).
-std::optional<NameAddress> scan_name_address(Scanner& s, bool in_list, bool lenient_display) {
-  NameAddress na;
+/// Reads one name-addr (the URI within <>) or addr-spec (up to ';', ',' or LWS when `in_list`) into
+/// `na`, filled in place: it is on every message's path.
+bool scan_name_address(Scanner& s, bool in_list, bool lenient_display, NameAddress& na) {
+  na = NameAddress{};
   s.skip_lws();
   std::size_t start = s.pos();
   if (s.peek() == '"') {
     auto q = s.quoted_string();
-    if (!q) return std::nullopt;  // RFC 4475 §3.1.2.6: unterminated quoted string
+    if (!q) return false;  // RFC 4475 §3.1.2.6: unterminated quoted string
     na.display_name = *q;
     s.skip_lws();
-    if (s.peek() != '<') return std::nullopt;
+    if (s.peek() != '<') return false;
   } else if (s.peek() != '<') {
     // Either *(token LWS) followed by '<', or an addr-spec.
     std::size_t save = s.pos();
@@ -151,22 +152,17 @@ std::optional<NameAddress> scan_name_address(Scanner& s, bool in_list, bool leni
     while (!s.done() && s.peek() != '>' && !is_wsp(s.peek()) && s.peek() != '\r') s.advance();
     std::string_view uri_text = s.text().substr(u0, s.pos() - u0);
     s.skip_lws();
-    if (!s.consume('>')) return std::nullopt;
-    auto uri = parse_uri(uri_text);
-    if (!uri) return std::nullopt;
-    na.uri = *uri;
+    if (!s.consume('>')) return false;
+    if (!parse_uri_into(uri_text, na.uri)) return false;
   } else {
     if (s.pos() != start) s.set_pos(start);
     std::size_t u0 = s.pos();
     while (!s.done() && s.peek() != ';' && !is_wsp(s.peek()) && s.peek() != '\r' && !(in_list && s.peek() == ',')) {
       s.advance();
     }
-    auto uri = parse_uri(s.text().substr(u0, s.pos() - u0));
-    if (!uri) return std::nullopt;
-    na.uri = *uri;
+    if (!parse_uri_into(s.text().substr(u0, s.pos() - u0), na.uri)) return false;
   }
-  if (!scan_params(s, na.params)) return std::nullopt;
-  return na;
+  return scan_params(s, na.params);
 }
 
 }  // namespace
@@ -244,8 +240,8 @@ std::optional<Via> top_via(const Message& m) {
 
 std::optional<NameAddress> parse_name_address(std::string_view value) {
   Scanner s(value);
-  auto na = scan_name_address(s, false, true);
-  if (!na) return std::nullopt;
+  std::optional<NameAddress> na(std::in_place);
+  if (!scan_name_address(s, false, true, *na)) return std::nullopt;
   s.skip_lws();
   if (!s.done()) return std::nullopt;
   return na;
@@ -264,9 +260,10 @@ bool parse_name_address_list(std::string_view value, std::vector<NameAddress>& o
     return true;
   }
   for (bool done = false; !done;) {
-    auto na = scan_name_address(s, true, false);
-    if (!na) return false;
-    out.push_back(*na);
+    if (!scan_name_address(s, true, false, out.emplace_back())) {
+      out.pop_back();
+      return false;
+    }
     if (!list_continue(s, done)) return false;
   }
   return true;

@@ -6,10 +6,18 @@
 namespace p2psip::sip {
 namespace {
 
-bool is_user_char(char c) { return has_class(c, kUser); }
-bool is_password_char(char c) { return has_class(c, kPassword); }
-bool is_param_char(char c) { return has_class(c, kParam); }
-bool is_header_char(char c) { return has_class(c, kHeader); }
+bool is_user_char(char c) {
+  return has_class(c, kUser);
+}
+bool is_password_char(char c) {
+  return has_class(c, kPassword);
+}
+bool is_param_char(char c) {
+  return has_class(c, kParam);
+}
+bool is_header_char(char c) {
+  return has_class(c, kHeader);
+}
 
 /// The first position at or after `from` holding one of the three characters, or npos.
 std::size_t find_any(std::string_view s, char a, char b, char c, std::size_t from = 0) {
@@ -139,22 +147,22 @@ std::string Uri::host_port() const {
   return out;
 }
 
-std::optional<Uri> parse_uri(std::string_view text) {
-  Uri u;
+bool parse_uri_into(std::string_view text, Uri& u) {
+  u = Uri{};
   u.text = text;
   std::size_t colon = text.find(':');
-  if (colon == std::string_view::npos || colon == 0) return std::nullopt;
+  if (colon == std::string_view::npos || colon == 0) return false;
   u.scheme_text = text.substr(0, colon);
   // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
-  if (!is_alpha(u.scheme_text[0])) return std::nullopt;
+  if (!is_alpha(u.scheme_text[0])) return false;
   for (char c : u.scheme_text) {
-    if (!is_alnum(c) && c != '+' && c != '-' && c != '.') return std::nullopt;
+    if (!is_alnum(c) && c != '+' && c != '-' && c != '.') return false;
   }
   std::string_view rest = text.substr(colon + 1);
   for (char c : rest) {
     if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f || c == '<' || c == '>' ||
         c == '"') {
-      return std::nullopt;
+      return false;
     }
   }
   if (iequals(u.scheme_text, "sip")) {
@@ -165,20 +173,20 @@ std::optional<Uri> parse_uri(std::string_view text) {
     u.scheme = UriScheme::Tel;
   } else {
     u.scheme = UriScheme::Other;
-    if (rest.empty()) return std::nullopt;
+    if (rest.empty()) return false;
     u.opaque = rest;
-    return u;
+    return true;
   }
-  if (rest.empty()) return std::nullopt;
+  if (rest.empty()) return false;
 
   if (u.scheme == UriScheme::Tel) {
     // telephone-subscriber: the number up to the first ';', then parameters (RFC 3966 §3).
     std::size_t semi = rest.find(';');
     u.user = rest.substr(0, semi);
-    if (u.user.empty()) return std::nullopt;
+    if (u.user.empty()) return false;
     if (semi != std::string_view::npos) u.params = rest.substr(semi);
-    if (!valid_params(u.params)) return std::nullopt;
-    return u;
+    if (!valid_params(u.params)) return false;
+    return true;
   }
 
   // userinfo ends at the first '@': neither user nor password may hold an unescaped '@', and nothing
@@ -190,7 +198,7 @@ std::optional<Uri> parse_uri(std::string_view text) {
     u.user = userinfo.substr(0, pc);
     if (pc != std::string_view::npos) u.password = userinfo.substr(pc + 1);
     if (u.user.empty() || !all_escaped_or(u.user, is_user_char) || !all_escaped_or(u.password, is_password_char)) {
-      return std::nullopt;
+      return false;
     }
     rest = rest.substr(at + 1);
   }
@@ -198,22 +206,22 @@ std::optional<Uri> parse_uri(std::string_view text) {
   std::size_t host_end = 0;
   if (!rest.empty() && rest[0] == '[') {
     host_end = rest.find(']');
-    if (host_end == std::string_view::npos) return std::nullopt;
+    if (host_end == std::string_view::npos) return false;
     ++host_end;
     u.host = rest.substr(0, host_end);
-    if (!valid_ipv6_reference(u.host)) return std::nullopt;
+    if (!valid_ipv6_reference(u.host)) return false;
   } else {
     host_end = find_any(rest, ':', ';', '?');
     if (host_end == std::string_view::npos) host_end = rest.size();
     u.host = rest.substr(0, host_end);
-    if (!valid_hostname(u.host)) return std::nullopt;
+    if (!valid_hostname(u.host)) return false;
   }
   rest = rest.substr(host_end);
   if (!rest.empty() && rest[0] == ':') {
     std::size_t port_end = find_any(rest, ';', '?', '?');
     if (port_end == std::string_view::npos) port_end = rest.size();
     auto port = parse_decimal(rest.substr(1, port_end - 1), 65535);
-    if (!port) return std::nullopt;
+    if (!port) return false;
     u.port = static_cast<std::uint16_t>(*port);
     rest = rest.substr(port_end);
   }
@@ -221,10 +229,16 @@ std::optional<Uri> parse_uri(std::string_view text) {
   u.params = rest.substr(0, q);
   if (q != std::string_view::npos) {
     u.headers = rest.substr(q + 1);
-    if (!valid_headers(u.headers)) return std::nullopt;
+    if (!valid_headers(u.headers)) return false;
   }
-  if (!valid_params(u.params)) return std::nullopt;
-  return u;
+  if (!valid_params(u.params)) return false;
+  return true;
+}
+
+std::optional<Uri> parse_uri(std::string_view text) {
+  std::optional<Uri> out(std::in_place);  // one object, filled in place: no copy on return
+  if (!parse_uri_into(text, *out)) out.reset();
+  return out;
 }
 
 bool uri_equivalent(const Uri& a, const Uri& b) {

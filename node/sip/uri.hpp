@@ -36,6 +36,8 @@ struct Uri {
 /// Parses a URI. Returns nullopt when the text is not a valid URI of its scheme: an invalid character,
 /// a bad escape, an empty parameter name, a port above 65535, an empty host.
 std::optional<Uri> parse_uri(std::string_view text);
+/// The same into `out`; false (and `out` unspecified) when the text is not a valid URI.
+bool parse_uri_into(std::string_view text, Uri& out);
 
 /// RFC 3261 §19.1.4 comparison of two sip/sips URIs: scheme, user and password case-sensitively after
 /// unescaping, host case-insensitively, port, and the transport/user/ttl/method/maddr parameters.
