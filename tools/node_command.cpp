@@ -95,6 +95,7 @@ struct Daemon {
       << ",\"rejected\":" << os.rejected << ",\"retransmissions\":" << ts.retransmissions_sent
       << ",\"timeouts\":" << ts.timeouts << ",\"malformed_dropped\":" << ts.malformed_dropped
       << ",\"malformed_answered\":" << ts.malformed_answered << ",\"datagrams_out\":" << rt->stats().datagrams_out
+      << ",\"stream_messages_out\":" << rt->stats().stream_messages_out
       << ",\"bytes_in\":" << rt->stats().bytes_in << ",\"bytes_out\":" << rt->stats().bytes_out
       << "},\"chord\":{\"routes_started\":" << cs.routes_started << ",\"routes_ok\":" << cs.routes_ok
       << ",\"routes_failed\":" << cs.routes_failed << ",\"forwarded\":" << cs.forwarded

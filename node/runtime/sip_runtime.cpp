@@ -392,7 +392,9 @@ bool SipRuntime::send(const Endpoint& to, std::string_view bytes) {
     }
     ++stats_.connections_opened;
   }
-  return write_stream(c, bytes);
+  if (!write_stream(c, bytes)) return false;
+  ++stats_.stream_messages_out;
+  return true;
 }
 
 }  // namespace p2psip::runtime

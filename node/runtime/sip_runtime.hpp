@@ -62,6 +62,7 @@ struct RuntimeConfig {
 
 struct RuntimeStats {
   std::uint64_t datagrams_in = 0, datagrams_out = 0, bytes_in = 0, bytes_out = 0;
+  std::uint64_t stream_messages_out = 0;  ///< messages handed to TCP connections
   std::uint64_t connections_accepted = 0, connections_opened = 0, connections_refused = 0;
   std::uint64_t connections_idle_closed = 0, framing_errors = 0, send_errors = 0, pings = 0;
 };

@@ -3,14 +3,17 @@
 # the same in both. 32 real nodes join on loopback and sit idle, then 200 fixed lookups run; the
 # simulator replays that scenario with the real nodes' ids, join times and lookups. Checked:
 # the hop-count distributions (mean within 10%, every bucket within 0.10) and the messages sent
-# per node (mean over the idle window and over the whole run within 10%). Bounded in time; every
-# process started here is stopped on the way out.
+# per node (mean over the idle window and over the whole run within 10%). TRANSPORT=tcp runs the
+# overlay links over TCP in both (--overlay-transport tcp, network.transport = "tcp"). Bounded in
+# time; every process started here is stopped on the way out.
 set -euo pipefail
 P2PSIP=${1:?usage: sim_faithfulness_test.sh PATH/TO/p2psip}
 NODES=32
 LOOKUPS=200
 STABILIZE=2
-BASE=${BASE_PORT:-$((24000 + ($$ % 200) * 80))}
+TRANSPORT=${TRANSPORT:-udp}
+# Below 32768: the kernel hands out ports from 32768 up to outgoing connections (ip_local_port_range).
+BASE=${BASE_PORT:-$((24000 + ($$ % 100) * 80))}
 WORK=$(mktemp -d)
 declare -a PIDS=()
 cleanup() {
@@ -23,10 +26,11 @@ listen() { echo "127.0.0.1:$((BASE + $1))"; }
 control() { echo "127.0.0.1:$((BASE + 40 + $1))"; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$T0" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
-# datagrams_out of every node, in start order, one line.
+# Messages sent by every node (datagrams and TCP messages), in start order, one line.
 snapshot() {
   for i in $(seq 0 $((NODES - 1))); do
-    "$P2PSIP" status --control "$(control "$i")" --json | sed -n 's/.*"datagrams_out":\([0-9]*\).*/\1/p'
+    "$P2PSIP" status --control "$(control "$i")" --json |
+      sed -n 's/.*"datagrams_out":\([0-9]*\),"stream_messages_out":\([0-9]*\).*/\1 \2/p' | awk '{ print $1 + $2 }'
   done | paste -sd' '
 }
 wait_until() {  # wait_until SECONDS-after-T0
@@ -35,14 +39,14 @@ wait_until() {  # wait_until SECONDS-after-T0
   sleep "$left"
 }
 
-echo "starting $NODES nodes on 127.0.0.1:$BASE, one every 0.25 s.."
+echo "starting $NODES nodes on 127.0.0.1:$BASE, one every 0.25 s, overlay links over $TRANSPORT.."
 T0=$(now)
 for i in $(seq 0 $((NODES - 1))); do
   wait_until "$(awk -v i="$i" 'BEGIN { print i * 0.25 }')"
   boot=()
   [ "$i" -gt 0 ] && boot=(--bootstrap "$(listen 0)")
   "$P2PSIP" node --listen "$(listen "$i")" --control "$(control "$i")" --stabilize-interval "$STABILIZE" \
-    --overlay faithful "${boot[@]}" >"$WORK/node$i.log" 2>&1 &
+    --overlay faithful --overlay-transport "$TRANSPORT" "${boot[@]}" >"$WORK/node$i.log" 2>&1 &
   PIDS[$i]=$!
 done
 for _ in $(seq 1 60); do
@@ -89,6 +93,7 @@ node_ids_file = "ids.txt"
 [network]
 propagation_ms = 0
 access_ms = 0.05
+transport = "$TRANSPORT"
 [chord]
 stabilize = $STABILIZE
 [workload]
