@@ -184,7 +184,12 @@ void ChordNode::fix_fingers(Instant now) {
     ++lowest;
   }
   table_.clear_fingers_below(lowest);
-  if (lowest >= RoutingTable::kFingers) return;
+  if (lowest >= RoutingTable::kFingers) {
+    // Our successor is at least half the ring away: right in a ring of two or three, a sign of a
+    // far-off successor in a large one. Check it from afar every round (no finger cycle runs).
+    check_successor(now);
+    return;
+  }
   for (std::size_t k = 0; k < cfg_.fingers_per_round; ++k) {
     if (next_finger_ < lowest) {
       // One step of each cycle through the fingers checks the successor from afar instead.
@@ -213,11 +218,23 @@ void ChordNode::check_successor(Instant now) {
   // successor, it is our real successor. Successive checks start at successive fingers, farthest
   // first, so that one stuck in the sparse cycle does not make every check fail alike.
   std::vector<Peer> starts;
+  auto add = [&](const Peer& p) {
+    if (p.id != table_.successor().id && p.id != table_.self().id &&
+        std::none_of(starts.begin(), starts.end(), [&](const Peer& q) { return q.id == p.id; }))
+      starts.push_back(p);
+  };
   for (int i = RoutingTable::kFingers - 1; i >= 0; --i) {
-    const auto f = table_.finger(i);
-    if (f && f->id != table_.successor().id && f->id != table_.self().id &&
-        std::none_of(starts.begin(), starts.end(), [&](const Peer& p) { return p.id == f->id; }))
-      starts.push_back(*f);
+    if (const auto f = table_.finger(i)) add(*f);
+  }
+  if (starts.empty()) {
+    // No finger lies beyond our successor: either the ring is tiny, or we joined with a successor
+    // far past our real one (a peer admitted us during a flash crowd while its own range was still
+    // wide), and then every finger start falls before that successor. Stabilization alone would
+    // walk back one peer per round. Any other peer routes the check through its own fingers:
+    // predecessors first, then the rest of the successor list, then the successor itself.
+    for (const auto& p : table_.predecessors()) add(p);
+    for (const auto& p : table_.successors()) add(p);
+    if (starts.empty() && table_.successor().id != table_.self().id) starts.push_back(table_.successor());
   }
   if (starts.empty()) return;
   const Peer far = starts[successor_checks_++ % starts.size()];
