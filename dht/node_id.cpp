@@ -2,6 +2,8 @@
 
 #include <sodium.h>
 
+#include <array>
+
 namespace p2psip::dht {
 
 NodeId NodeId::hash(std::string_view key) {
@@ -13,24 +15,30 @@ NodeId NodeId::hash(std::string_view key) {
   return id;
 }
 
+namespace {
+/// Hex digit values; 0xff for everything else.
+constexpr std::array<std::uint8_t, 256> kHexValue = [] {
+  std::array<std::uint8_t, 256> t{};
+  for (auto& v : t) v = 0xff;
+  for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = static_cast<std::uint8_t>(c - '0');
+  for (int c = 'a'; c <= 'f'; ++c) t[static_cast<std::size_t>(c)] = static_cast<std::uint8_t>(c - 'a' + 10);
+  for (int c = 'A'; c <= 'F'; ++c) t[static_cast<std::size_t>(c)] = static_cast<std::uint8_t>(c - 'A' + 10);
+  return t;
+}();
+}  // namespace
+
 std::optional<NodeId> NodeId::from_hex(std::string_view hex) {
   if (hex.size() != 32) return std::nullopt;
   NodeId id;
-  for (std::size_t i = 0; i < 32; ++i) {
-    char c = hex[i];
-    unsigned v = 0;
-    if (c >= '0' && c <= '9') {
-      v = static_cast<unsigned>(c - '0');
-    } else if (c >= 'a' && c <= 'f') {
-      v = static_cast<unsigned>(c - 'a' + 10);
-    } else if (c >= 'A' && c <= 'F') {
-      v = static_cast<unsigned>(c - 'A' + 10);
-    } else {
-      return std::nullopt;
-    }
-    std::uint64_t& half = i < 16 ? id.hi : id.lo;
-    half = half << 4 | v;
+  std::uint8_t bad = 0;
+  for (std::size_t i = 0; i < 16; ++i) {
+    const std::uint8_t h = kHexValue[static_cast<unsigned char>(hex[i])];
+    const std::uint8_t l = kHexValue[static_cast<unsigned char>(hex[16 + i])];
+    bad |= h | l;
+    id.hi = id.hi << 4 | (h & 0xf);
+    id.lo = id.lo << 4 | (l & 0xf);
   }
+  if (bad & 0xf0) return std::nullopt;  // a character that is no hex digit
   return id;
 }
 

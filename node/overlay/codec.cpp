@@ -3,8 +3,10 @@
 #include <msgpack.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 
+#include "node/core/hex.hpp"
 #include "node/sip/headers.hpp"
 #include "node/sip/scanner.hpp"
 
@@ -24,15 +26,55 @@ std::string host_port(const Endpoint& e) {
   return e.host_port();
 }
 
+/// Appends "<sip:HEX@IP:PORT>" (one string grown in place: every overlay message carries several).
+void append_peer_uri(std::string& out, const dht::Peer& p) {
+  out += "<sip:";
+  append_hex64(out, p.id.hi);
+  append_hex64(out, p.id.lo);
+  out += '@';
+  if (p.addr.ip.v6) {
+    out += '[';
+    out += p.addr.ip.to_string();
+    out += ']';
+  } else {
+    char buf[16];
+    char* end = buf;
+    for (std::size_t i = 0; i < 4; ++i) {
+      if (i > 0) *end++ = '.';
+      end = std::to_chars(end, buf + sizeof buf, static_cast<unsigned>(p.addr.ip.bytes[i])).ptr;
+    }
+    out.append(buf, static_cast<std::size_t>(end - buf));
+  }
+  char port[8];
+  out += ':';
+  out.append(port, static_cast<std::size_t>(std::to_chars(port, port + sizeof port, p.addr.port).ptr - port));
+  out += '>';
+}
+
 std::string peer_header(const dht::Peer& p, std::string_view overlay) {
-  return peer_uri(p) + ";overlay=" + std::string(overlay) + ";dht=Chord1.0";
+  std::string out;
+  out.reserve(96 + overlay.size());
+  append_peer_uri(out, p);
+  out += ";overlay=";
+  out += overlay;
+  out += ";dht=Chord1.0";
+  return out;
 }
 
 void add_links(sip::Message& m, const std::vector<dht::Peer>& preds, const std::vector<dht::Peer>& succs) {
-  for (std::size_t i = 0; i < preds.size(); ++i)
-    m.add_header(kLink, peer_uri(preds[i]) + ";link=P" + std::to_string(i + 1));
-  for (std::size_t i = 0; i < succs.size(); ++i)
-    m.add_header(kLink, peer_uri(succs[i]) + ";link=S" + std::to_string(i + 1));
+  std::string value;
+  value.reserve(96);
+  auto add = [&](const dht::Peer& p, char kind, std::size_t n) {
+    value.clear();
+    append_peer_uri(value, p);
+    value += ";link=";
+    value += kind;
+    char num[8];
+    value.append(num, static_cast<std::size_t>(std::to_chars(num, num + sizeof num, n).ptr - num));
+    m.add_header(kLink, value);
+  };
+  for (std::size_t i = 0; i < preds.size(); ++i) add(preds[i], 'P', i + 1);
+  for (std::size_t i = 0; i < succs.size(); ++i) add(succs[i], 'S', i + 1);
 }
 
 /// Reads DHT-Link fields into predecessors (P1..Pn order), successors (S1..Sn) and the responsible peer.
@@ -152,7 +194,10 @@ bool msgpack_bounded(std::string_view in, std::size_t& pos, int depth, int max_d
 }  // namespace
 
 std::string peer_uri(const dht::Peer& p) {
-  return "<sip:" + p.id.hex() + "@" + host_port(p.addr) + ">";
+  std::string out;
+  out.reserve(64);
+  append_peer_uri(out, p);
+  return out;
 }
 
 std::optional<dht::Peer> parse_peer(std::string_view value) {

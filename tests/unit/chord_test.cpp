@@ -26,6 +26,22 @@ void build_ring(ChordNet& net, std::size_t n, std::mt19937_64& rng, Duration set
   net.run_for(settle);
 }
 
+TEST(NodeId, HexRoundTripsAndRefusesAnythingElse) {
+  const NodeId id{0x0123456789abcdefULL, 0xfedcba9876543210ULL};
+  EXPECT_EQ(id.hex(), "0123456789abcdeffedcba9876543210");
+  EXPECT_EQ(NodeId::from_hex(id.hex()), id);
+  EXPECT_EQ(NodeId::from_hex("0123456789ABCDEFFEDCBA9876543210"), id);  // upper case too
+  for (std::size_t at : {0u, 15u, 16u, 31u}) {
+    for (char c : {'g', 'G', ' ', '-', '\0', '\xff', ':'}) {
+      std::string bad = id.hex();
+      bad[at] = c;
+      EXPECT_FALSE(NodeId::from_hex(bad)) << at << " " << static_cast<int>(c);
+    }
+  }
+  EXPECT_FALSE(NodeId::from_hex(id.hex().substr(1)));
+  EXPECT_FALSE(NodeId::from_hex(id.hex() + "0"));
+}
+
 TEST(NodeId, RingArithmetic) {
   NodeId a{0, 10}, b{0, 20}, max{~0ull, ~0ull};
   EXPECT_TRUE(in_open_closed(NodeId{0, 15}, a, b));
