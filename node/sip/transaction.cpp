@@ -27,6 +27,12 @@ std::string_view tag_of(std::optional<std::string_view> header) {
   return na->params.get("tag").value_or(std::string_view());
 }
 
+/// A response whose top Via points at a broadcast or multicast address (RFC 4475 §3.3.10).
+bool forbidden_destination_via(const Message& response) {
+  auto via = top_via(response);
+  return via && forbidden_destination(*via);
+}
+
 std::string_view cseq_method(const Message& m) {
   auto cseq = m.header(HeaderId::CSeq);
   if (!cseq) return {};
@@ -328,10 +334,13 @@ void TransactionLayer::collect_garbage() {
 }
 
 Endpoint TransactionLayer::response_destination(const Message& request, const Endpoint& from) const {
+  return response_destination(top_via(request), from);
+}
+
+Endpoint TransactionLayer::response_destination(const std::optional<Via>& via, const Endpoint& from) const {
   // RFC 3261 §18.2.2 with RFC 3581: over a stream, the connection it came on; with rport, the source
   // address and port; otherwise the source address (the "received" address) at the sent-by port.
   if (is_reliable(from.transport)) return from;
-  auto via = top_via(request);
   if (!via || via->params.has("rport")) return from;
   Endpoint to = from;
   to.port = via->port.value_or(5060);
@@ -339,7 +348,10 @@ Endpoint TransactionLayer::response_destination(const Message& request, const En
 }
 
 std::string TransactionLayer::server_key(const Message& request, bool for_ack) const {
-  auto via = top_via(request);
+  return server_key(request, top_via(request), for_ack);
+}
+
+std::string TransactionLayer::server_key(const Message& request, const std::optional<Via>& via, bool for_ack) const {
   std::string_view method = request.method();
   if (for_ack || request.method_id() == Method::Ack) method = "INVITE";
   std::string key;
@@ -477,7 +489,9 @@ void TransactionLayer::receive(const Message& message, const Endpoint& from, Ins
     return;
   }
 
-  std::string key = server_key(message, false);
+  // The top Via, parsed once for matching, the response address and the received parameter.
+  const std::optional<Via> via = top_via(message);
+  std::string key = server_key(message, via, false);
   if (Transaction* existing = lookup(false, key)) {
     on_server_retransmission(*existing, message, from, now);
     --depth_;
@@ -485,10 +499,10 @@ void TransactionLayer::receive(const Message& message, const Endpoint& from, Ins
     return;
   }
 
-  Transaction& t = create(false, message, response_destination(message, from), is_reliable(from.transport), now);
+  Transaction& t = create(false, message, response_destination(via, from), is_reliable(from.transport), now);
   const TransactionId id = t.id;
   // RFC 3261 §18.2.1: note where the request really came from in the top Via.
-  if (auto via = top_via(message)) {
+  if (via) {
     std::string host(via->host);
     if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
     std::string extra;
@@ -681,7 +695,7 @@ bool TransactionLayer::respond(TransactionId id, const Message& response, Instan
     --depth_;
     return false;
   }
-  if (auto via = top_via(response); via && forbidden_destination(*via) && !t.reliable) {
+  if (!t.reliable && forbidden_destination_via(response)) {
     ++stats_.forbidden_destinations;
     --depth_;
     return false;

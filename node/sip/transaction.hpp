@@ -22,6 +22,7 @@
 #include "node/core/address.hpp"
 #include "node/core/environment.hpp"
 #include "node/core/time.hpp"
+#include "node/sip/headers.hpp"
 #include "node/sip/message.hpp"
 
 namespace p2psip::sip {
@@ -214,7 +215,9 @@ class TransactionLayer {
   void on_client_response(Transaction& t, const Message& response, Instant now);
   void on_server_retransmission(Transaction& t, const Message& request, const Endpoint& from, Instant now);
   Endpoint response_destination(const Message& request, const Endpoint& from) const;
+  Endpoint response_destination(const std::optional<Via>& via, const Endpoint& from) const;
   std::string server_key(const Message& request, bool for_ack) const;
+  std::string server_key(const Message& request, const std::optional<Via>& via, bool for_ack) const;
   std::string build_ack(const Transaction& t, const Message& response) const;
   void collect_garbage();
 
