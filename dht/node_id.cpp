@@ -4,6 +4,8 @@
 
 #include <array>
 
+#include "node/core/hex.hpp"
+
 namespace p2psip::dht {
 
 NodeId NodeId::hash(std::string_view key) {
@@ -43,13 +45,15 @@ std::optional<NodeId> NodeId::from_hex(std::string_view hex) {
 }
 
 std::string NodeId::hex() const {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(32, '0');
-  for (int i = 0; i < 16; ++i) {
-    out[static_cast<std::size_t>(i)] = kDigits[(hi >> (60 - 4 * i)) & 0xf];
-    out[static_cast<std::size_t>(16 + i)] = kDigits[(lo >> (60 - 4 * i)) & 0xf];
-  }
+  std::string out;
+  out.reserve(32);
+  append_hex(out);
   return out;
+}
+
+void NodeId::append_hex(std::string& out) const {
+  append_hex64(out, hi);
+  append_hex64(out, lo);
 }
 
 NodeId NodeId::plus_pow2(int i) const {

@@ -18,6 +18,7 @@ struct NodeId {
   /// 32 hex digits (case-insensitive); nullopt on anything else.
   static std::optional<NodeId> from_hex(std::string_view hex);
   [[nodiscard]] std::string hex() const;
+  void append_hex(std::string& out) const;  ///< hex(), appended.
   /// The first 8 hex digits, for logs.
   [[nodiscard]] std::string short_hex() const { return hex().substr(0, 8); }
 

@@ -65,18 +65,25 @@ std::optional<IpAddress> IpAddress::parse(std::string_view text) {
 }
 
 std::string IpAddress::to_string() const {
+  std::string out;
+  append_to(out);
+  return out;
+}
+
+void IpAddress::append_to(std::string& out) const {
   if (v6) {
     char buf[INET6_ADDRSTRLEN] = {};
     inet_ntop(AF_INET6, bytes.data(), buf, sizeof buf);
-    return buf;
+    out += buf;
+    return;
   }
   char buf[16];
   char* p = buf;
-  for (int part = 0; part < 4; ++part) {
+  for (std::size_t part = 0; part < 4; ++part) {
     if (part > 0) *p++ = '.';
-    p = std::to_chars(p, buf + sizeof buf, static_cast<unsigned>(bytes[static_cast<std::size_t>(part)])).ptr;
+    p = std::to_chars(p, buf + sizeof buf, static_cast<unsigned>(bytes[part])).ptr;
   }
-  return {buf, static_cast<std::size_t>(p - buf)};
+  out.append(buf, static_cast<std::size_t>(p - buf));
 }
 
 bool IpAddress::is_loopback() const {
@@ -94,10 +101,18 @@ bool IpAddress::is_broadcast_or_multicast() const {
 }
 
 std::string Endpoint::host_port() const {
-  std::string out = ip.v6 ? "[" + ip.to_string() + "]" : ip.to_string();
-  out += ':';
-  out += std::to_string(port);
+  std::string out;
+  append_host_port(out);
   return out;
+}
+
+void Endpoint::append_host_port(std::string& out) const {
+  if (ip.v6) out += '[';
+  ip.append_to(out);
+  if (ip.v6) out += ']';
+  char buf[8];
+  out += ':';
+  out.append(buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, port).ptr - buf));
 }
 
 std::string Endpoint::to_string() const {

@@ -24,6 +24,7 @@ struct IpAddress {
 
   static std::optional<IpAddress> parse(std::string_view text);  ///< dotted quad or RFC 4291 text (no brackets).
   [[nodiscard]] std::string to_string() const;                   ///< v6 without brackets.
+  void append_to(std::string& out) const;                        ///< to_string(), appended.
   [[nodiscard]] bool is_loopback() const;
   /// IPv4 limited broadcast, or an IPv6 multicast address: RFC 4475 §3.3.10 says never send toward these.
   [[nodiscard]] bool is_broadcast_or_multicast() const;
@@ -39,6 +40,7 @@ struct Endpoint {
   [[nodiscard]] std::string to_string() const;
   /// "127.0.0.1:5060" or "[::1]:5060" (no transport).
   [[nodiscard]] std::string host_port() const;
+  void append_host_port(std::string& out) const;  ///< host_port(), appended.
   friend bool operator==(const Endpoint&, const Endpoint&) = default;
 };
 

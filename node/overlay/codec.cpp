@@ -6,7 +6,6 @@
 #include <charconv>
 #include <cstring>
 
-#include "node/core/hex.hpp"
 #include "node/sip/headers.hpp"
 #include "node/sip/scanner.hpp"
 
@@ -29,25 +28,9 @@ std::string host_port(const Endpoint& e) {
 /// Appends "<sip:HEX@IP:PORT>" (one string grown in place: every overlay message carries several).
 void append_peer_uri(std::string& out, const dht::Peer& p) {
   out += "<sip:";
-  append_hex64(out, p.id.hi);
-  append_hex64(out, p.id.lo);
+  p.id.append_hex(out);
   out += '@';
-  if (p.addr.ip.v6) {
-    out += '[';
-    out += p.addr.ip.to_string();
-    out += ']';
-  } else {
-    char buf[16];
-    char* end = buf;
-    for (std::size_t i = 0; i < 4; ++i) {
-      if (i > 0) *end++ = '.';
-      end = std::to_chars(end, buf + sizeof buf, static_cast<unsigned>(p.addr.ip.bytes[i])).ptr;
-    }
-    out.append(buf, static_cast<std::size_t>(end - buf));
-  }
-  char port[8];
-  out += ':';
-  out.append(port, static_cast<std::size_t>(std::to_chars(port, port + sizeof port, p.addr.port).ptr - port));
+  p.addr.append_host_port(out);
   out += '>';
 }
 

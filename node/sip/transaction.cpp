@@ -256,7 +256,6 @@ TransactionLayer::Transaction& TransactionLayer::create(bool client, const Messa
   // after 2^32 reuses of its slot (a transaction lives 64*T1 at most, so no holder is left).
   if (++generation_[index] == 0) generation_[index] = 1;
   t.id = (std::uint64_t{generation_[index]} << 32) | index;
-  ++live_;
   t.client = client;
   t.invite = request.method_id() == Method::Invite;
   t.reliable = reliable;
@@ -323,12 +322,9 @@ void TransactionLayer::terminate(Transaction& t) {
 void TransactionLayer::collect_garbage() {
   if (depth_ != 0) return;
   for (auto id : dead_) {
-    Transaction* t = find(id);
-    if (t == nullptr) continue;
-    (void)t;
+    if (find(id) == nullptr) continue;
     pool_[slot_of(id)].reset();  // the slot waits for reuse
     free_.push_back(slot_of(id));
-    --live_;
   }
   dead_.clear();
 }

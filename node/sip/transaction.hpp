@@ -139,7 +139,7 @@ class TransactionLayer {
   [[nodiscard]] Duration non_invite_trying_deadline() const;
 
   [[nodiscard]] const TransactionStats& stats() const { return stats_; }
-  [[nodiscard]] std::size_t size() const { return live_; }
+  [[nodiscard]] std::size_t size() const { return pool_.size() - free_.size(); }
   [[nodiscard]] const TimerConfig& timers() const { return cfg_; }
 
  private:
@@ -232,7 +232,6 @@ class TransactionLayer {
   std::vector<std::unique_ptr<Transaction>> pool_;
   std::vector<std::uint32_t> free_;
   std::vector<std::uint32_t> generation_;  // per slot: the high half of the next id
-  std::size_t live_ = 0;
   KeyIndex server_index_;
   KeyIndex client_index_;
   std::vector<QueueEntry> timer_queue_;

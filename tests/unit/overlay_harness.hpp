@@ -3,6 +3,7 @@
 // address is lost (the sender's transaction times out, as on a real network).
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <memory>
@@ -100,6 +101,25 @@ class OverlayNet {
       }
     }
     now = end;
+  }
+
+  /// Adds `n` peers with random ids, each joining through the first one, `gap` apart.
+  void grow(std::size_t n, std::mt19937_64& rng, Duration gap) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const bool first = nodes.empty();
+      add(dht::NodeId{rng(), rng()}, first ? std::nullopt : std::optional<std::size_t>(0));
+      run_for(gap);
+    }
+  }
+
+  /// Node indexes in ring (id) order.
+  [[nodiscard]] std::vector<std::size_t> ring_order() const {
+    std::vector<std::size_t> order(nodes.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](auto a, auto b) {
+      return nodes[a]->chord().table().self().id < nodes[b]->chord().table().self().id;
+    });
+    return order;
   }
 
   [[nodiscard]] std::string ring_errors(bool lists = true) const {

@@ -113,10 +113,7 @@ TEST(OverlaySip, RingFormsLookupsAndStorageWorkOverSip) {
   net.config.chord.stabilize_interval = seconds(1);
   net.config.timers.t1 = millis(50);  // Timer F = 3.2 s: failure detection within a few rounds
   std::mt19937_64 rng(11);
-  for (std::size_t i = 0; i < 16; ++i) {
-    net.add(dht::NodeId{rng(), rng()}, i == 0 ? std::nullopt : std::optional<std::size_t>(0));
-    net.run_for(millis(300));
-  }
+  net.grow(16, rng, millis(300));
   net.run_for(seconds(30));
   EXPECT_EQ(net.ring_errors(), "");
 
@@ -134,11 +131,7 @@ TEST(OverlaySip, RingFormsLookupsAndStorageWorkOverSip) {
   EXPECT_GT(net.stream_messages, 0u);
 
   // Kill three peers that are not adjacent, then every record is still found.
-  std::vector<std::size_t> order(net.nodes.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](auto a, auto b) {
-    return net.nodes[a]->chord().table().self().id < net.nodes[b]->chord().table().self().id;
-  });
+  const std::vector<std::size_t> order = net.ring_order();
   for (std::size_t p : {2u, 7u, 12u}) net.alive[order[p]] = false;
   net.run_for(seconds(20));
   EXPECT_EQ(net.ring_errors(), "");
@@ -163,10 +156,7 @@ TEST(OverlaySip, TcpLinksCarryEveryMessageAndFailuresAreStillDetected) {
   net.config.chord.stabilize_interval = seconds(1);
   net.config.timers.t1 = millis(50);
   std::mt19937_64 rng(5);
-  for (std::size_t i = 0; i < 12; ++i) {
-    net.add(dht::NodeId{rng(), rng()}, i == 0 ? std::nullopt : std::optional<std::size_t>(0));
-    net.run_for(millis(300));
-  }
+  net.grow(12, rng, millis(300));
   net.run_for(seconds(20));
   EXPECT_EQ(net.ring_errors(), "");
   EXPECT_EQ(net.datagrams, 0u);  // not one datagram: requests and responses all went over TCP
@@ -176,11 +166,7 @@ TEST(OverlaySip, TcpLinksCarryEveryMessageAndFailuresAreStillDetected) {
   EXPECT_EQ(retransmitted, 0u);
   // A silent peer (a crashed host: its connection neither answers nor resets) is detected by the
   // hop timeout and routed around.
-  std::vector<std::size_t> order(net.nodes.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](auto a, auto b) {
-    return net.nodes[a]->chord().table().self().id < net.nodes[b]->chord().table().self().id;
-  });
+  const std::vector<std::size_t> order = net.ring_order();
   net.alive[order[4]] = false;
   net.run_for(seconds(20));
   EXPECT_EQ(net.ring_errors(), "");
