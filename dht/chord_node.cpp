@@ -402,10 +402,9 @@ Response ChordNode::execute(const Request& r, Instant now) {
       break;
     }
     case RouteOp::Fetch: {
-      const Record* rec = storage_.get(r.target);
-      if (rec && rec->stored_at_us + std::int64_t{rec->lifetime_s} * 1000000 > now.time_since_epoch().count()) {
-        resp.records.push_back(*rec);
-      } else {
+      // Every live dictionary entry under the key (one for single-valued data).
+      resp.records = storage_.entries(r.target, now.time_since_epoch().count());
+      if (resp.records.empty()) {
         resp.status = 404;
         resp.reason = "No Record For Key";
       }

@@ -19,10 +19,15 @@ struct Peer {
 };
 
 /// A stored value. `stored_at_us` is the storing peer's clock when it accepted the record (a
-/// virtual-time count of microseconds); the record expires `lifetime_s` seconds later.
+/// virtual-time count of microseconds); the record expires `lifetime_s` seconds later, and a
+/// record stored with lifetime 0 removes the entry it names. A key holds one value per dictionary
+/// key `dkey` (RELOAD's dictionary data model, RFC 6940 §7.2.3): a user's registrations are one
+/// entry per node that serves one of the user's devices (RFC 7904 §3), so devices at different
+/// nodes never overwrite each other. Single-valued data uses the empty dictionary key.
 struct Record {
   NodeId key;         ///< hash of `name`
   std::string name;   ///< the key as the user wrote it
+  std::string dkey;   ///< dictionary key ("" for a single value)
   std::string value;  ///< opaque bytes (msgpack by convention)
   std::string owner;  ///< who wrote it (a Node-ID in hex, later a certificate identity)
   std::int64_t stored_at_us = 0;

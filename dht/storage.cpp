@@ -11,15 +11,31 @@ std::int64_t expiry(const Record& r) {
 }  // namespace
 
 bool Storage::put(const Record& r) {
-  auto it = records_.find(r.key);
+  auto it = records_.find(SlotView(r.key, r.dkey));
   if (it != records_.end() && it->second.stored_at_us > r.stored_at_us) return false;
-  records_[r.key] = r;
+  if (r.lifetime_s == 0) {
+    if (it != records_.end()) records_.erase(it);
+    return true;
+  }
+  if (it != records_.end()) {
+    it->second = r;
+  } else {
+    records_.emplace(Slot{r.key, r.dkey}, r);
+  }
   return true;
 }
 
-const Record* Storage::get(NodeId key) const {
-  auto it = records_.find(key);
+const Record* Storage::get(NodeId key, std::string_view dkey) const {
+  auto it = records_.find(SlotView(key, dkey));
   return it == records_.end() ? nullptr : &it->second;
+}
+
+std::vector<Record> Storage::entries(NodeId key, std::int64_t now_us) const {
+  std::vector<Record> out;
+  for (auto it = records_.lower_bound(SlotView(key, {})); it != records_.end() && it->first.first == key; ++it) {
+    if (expiry(it->second) > now_us) out.push_back(it->second);
+  }
+  return out;
 }
 
 std::size_t Storage::expire(std::int64_t now_us) {
@@ -34,8 +50,8 @@ std::int64_t Storage::next_expiry_us() const {
 
 std::vector<Record> Storage::range(NodeId from, NodeId to) const {
   std::vector<Record> out;
-  for (const auto& [k, r] : records_) {
-    if (in_open_closed(k, from, to)) out.push_back(r);
+  for (const auto& [slot, r] : records_) {
+    if (in_open_closed(slot.first, from, to)) out.push_back(r);
   }
   return out;
 }

@@ -4,6 +4,9 @@
 
 #include <cstdint>
 #include <map>
+#include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "dht/messages.hpp"
@@ -12,11 +15,14 @@ namespace p2psip::dht {
 
 class Storage {
  public:
-  /// Stores or replaces a record. A record not newer than the one held (stored_at_us) is ignored
-  /// (replicas arriving late must not roll a value back). Returns true when stored.
+  /// Stores or replaces the entry (key, dkey). An older record than the one held (stored_at_us)
+  /// is ignored (replicas arriving late must not roll a value back). A record with lifetime 0
+  /// removes the entry. Returns true when the store took effect.
   bool put(const Record& r);
-  [[nodiscard]] const Record* get(NodeId key) const;
-  bool erase(NodeId key) { return records_.erase(key) > 0; }
+  /// The entry (key, dkey), or null.
+  [[nodiscard]] const Record* get(NodeId key, std::string_view dkey = {}) const;
+  /// Every entry under `key` still alive at `now_us`, in dictionary-key order.
+  [[nodiscard]] std::vector<Record> entries(NodeId key, std::int64_t now_us) const;
   /// Drops records whose lifetime has run out at `now_us`; returns how many.
   std::size_t expire(std::int64_t now_us);
   /// The earliest expiry time, INT64_MAX when empty.
@@ -27,7 +33,18 @@ class Storage {
   [[nodiscard]] std::size_t size() const { return records_.size(); }
 
  private:
-  std::map<NodeId, Record> records_;
+  using Slot = std::pair<NodeId, std::string>;  // (key, dictionary key)
+  using SlotView = std::pair<NodeId, std::string_view>;
+  struct SlotLess {
+    using is_transparent = void;
+    static SlotView view(const Slot& s) { return {s.first, s.second}; }
+    static SlotView view(const SlotView& s) { return s; }
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      return view(a) < view(b);
+    }
+  };
+  std::map<Slot, Record, SlotLess> records_;
 };
 
 }  // namespace p2psip::dht

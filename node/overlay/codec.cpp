@@ -206,7 +206,7 @@ std::string encode_records(const std::vector<dht::Record>& records) {
   msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
   msgpack_pack_array(&pk, records.size());
   for (const auto& r : records) {
-    msgpack_pack_map(&pk, 6);
+    msgpack_pack_map(&pk, r.dkey.empty() ? 6 : 7);
     unsigned char key[16];
     for (int i = 0; i < 8; ++i) {
       key[i] = static_cast<unsigned char>(r.key.hi >> (56 - 8 * i));
@@ -224,6 +224,10 @@ std::string encode_records(const std::vector<dht::Record>& records) {
     msgpack_pack_int64(&pk, r.stored_at_us);
     pack_str(&pk, "l");
     msgpack_pack_uint32(&pk, r.lifetime_s);
+    if (!r.dkey.empty()) {
+      pack_str(&pk, "d");
+      pack_str(&pk, r.dkey);
+    }
   }
   std::string out(sbuf.data, sbuf.size);
   msgpack_sbuffer_destroy(&sbuf);
@@ -307,6 +311,12 @@ std::optional<std::vector<dht::Record>> decode_records(std::string_view bytes, s
               rec.lifetime_s = static_cast<std::uint32_t>(v.via.u64);
             }
             seen |= 32;
+            break;
+          case 'd':  // the dictionary key: optional, absent for single-valued data
+            if (v.type != MSGPACK_OBJECT_STR)
+              ok = false;
+            else
+              rec.dkey.assign(v.via.str.ptr, v.via.str.size);
             break;
           default: break;  // unknown fields are ignored (room to grow)
         }

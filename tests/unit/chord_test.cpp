@@ -326,6 +326,50 @@ TEST(Chord, RecordsExpire) {
   for (const auto& s : net.slots) EXPECT_FALSE(s.node->storage().get(r.key));  // swept from every copy
 }
 
+TEST(Chord, DictionaryEntriesUnderOneKeyAreKeptApartAndRemovedOneByOne) {
+  // A user's registrations: one entry per serving node under the AOR's key (RFC 7904 §3).
+  ChordNet net;
+  std::mt19937_64 rng(9);
+  build_ring(net, 6, rng, seconds(10));
+  auto store = [&](std::size_t from, const std::string& dkey, const std::string& value, std::uint32_t lifetime) {
+    Record r = record("sip:alice@demo", value, lifetime);
+    r.dkey = dkey;
+    int status = 0;
+    net.slots[from].node->route(
+        RouteOp::Store, r.key, r, [&](const RouteResult& res) { status = res.status; }, net.now);
+    net.run_for(seconds(1));
+    return status;
+  };
+  auto fetch = [&](std::size_t from) {
+    std::vector<Record> got;
+    int status = 0;
+    net.slots[from].node->route(
+        RouteOp::Fetch, NodeId::hash("sip:alice@demo"), std::nullopt,
+        [&](const RouteResult& res) {
+          status = res.status;
+          got = res.records;
+        },
+        net.now);
+    net.run_for(seconds(1));
+    std::vector<std::string> out;
+    for (const auto& r : got) out.push_back(r.dkey + "=" + r.value);
+    return std::pair(status, out);
+  };
+  ASSERT_EQ(store(1, "node-b", "via b", 600), 200);
+  ASSERT_EQ(store(2, "node-a", "via a", 600), 200);
+  ASSERT_EQ(store(1, "node-b", "via b again", 600), 200);  // replaces b's entry only
+  EXPECT_EQ(fetch(4), std::pair(200, std::vector<std::string>{"node-a=via a", "node-b=via b again"}));
+  NodeId key = NodeId::hash("sip:alice@demo");
+  std::size_t holders = 0;
+  for (const auto& s : net.slots) holders += s.node->storage().get(key, "node-a") != nullptr;
+  EXPECT_EQ(holders, 1 + net.config.replicas);
+  ASSERT_EQ(store(2, "node-a", "", 0), 200);  // lifetime 0 removes a's entry, on the replicas too
+  EXPECT_EQ(fetch(5), std::pair(200, std::vector<std::string>{"node-b=via b again"}));
+  for (const auto& s : net.slots) EXPECT_FALSE(s.node->storage().get(key, "node-a"));
+  ASSERT_EQ(store(1, "node-b", "", 0), 200);
+  EXPECT_EQ(fetch(3).first, 404);
+}
+
 TEST(Chord, JoinThroughADeadBootstrapRetriesTheNext) {
   ChordNet net;
   net.config.stabilize_interval = seconds(1);

@@ -73,6 +73,24 @@ TEST(OverlayCodec, RequestsAndResponsesRoundTripThroughSip) {
   EXPECT_EQ(rback->records, r.records);
 }
 
+TEST(OverlayCodec, DictionaryKeysRoundTripAndAreOptional) {
+  dht::Record single;
+  single.name = "plain";
+  single.key = dht::NodeId::hash(single.name);
+  single.value = "v";
+  single.owner = "o";
+  dht::Record entry = single;
+  entry.dkey = "00000000000000000000000000000002";
+  auto back = decode_records(encode_records({single, entry}));
+  ASSERT_TRUE(back);
+  ASSERT_EQ(back->size(), 2u);
+  EXPECT_EQ((*back)[0], single);
+  EXPECT_EQ((*back)[1], entry);
+  // A single-valued record is written without the "d" field (6 fields, as before dictionaries).
+  EXPECT_EQ(static_cast<unsigned char>(encode_records({single})[1]), 0x86);
+  EXPECT_EQ(static_cast<unsigned char>(encode_records({entry})[1]), 0x87);
+}
+
 TEST(OverlayCodec, MalformedOverlayRequestsAreRefusedWithAReason) {
   std::string base =
       "REGISTER sip:00000000000000000000000000000001@demo SIP/2.0\r\n"
