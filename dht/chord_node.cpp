@@ -302,6 +302,13 @@ void ChordNode::route(RouteOp op, NodeId target, std::optional<Record> record, R
   r.route_op = op;
   r.iterative = cfg_.iterative;
   if (record) r.records.push_back(*record);
+  if (!joined_) {
+    // A peer still joining knows no ring yet: it would take every key for its own, and a record
+    // stored here now would sit where no lookup will ever look.
+    ++stats_.routes_failed;
+    cb(RouteResult{503, "Not Joined Yet", std::nullopt, 0, {}, Duration{0}});
+    return;
+  }
   if (table_.responsible_for(target)) {
     Response local = execute(r, now);
     RouteResult res{local.status, local.reason, local.responsible, 0, local.records, Duration{0}};

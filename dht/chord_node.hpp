@@ -86,7 +86,7 @@ class ChordNode {
   [[nodiscard]] Instant next_wakeup() const;
 
   /// Routes an operation to the peer responsible for `target`; `cb` runs once with the outcome
-  /// (synchronously when this peer is responsible).
+  /// (synchronously when this peer is responsible, or with 503 when it has not joined yet).
   void route(RouteOp op, NodeId target, std::optional<Record> record, RouteCallback cb, Instant now);
 
   [[nodiscard]] const RoutingTable& table() const { return table_; }

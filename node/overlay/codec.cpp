@@ -101,15 +101,6 @@ std::string op_text(const dht::Request& r) {
   return std::string(r.op == dht::Op::Route ? dht::route_op_name(r.route_op) : dht::op_name(r.op));
 }
 
-void pack_str(msgpack_packer* pk, std::string_view s) {
-  msgpack_pack_str(pk, s.size());
-  msgpack_pack_str_body(pk, s.data(), s.size());
-}
-void pack_bin(msgpack_packer* pk, std::string_view s) {
-  msgpack_pack_bin(pk, s.size());
-  msgpack_pack_bin_body(pk, s.data(), s.size());
-}
-
 /// Walks one msgpack value without building it. False when any container count or string/binary
 /// length exceeds what the remaining bytes can hold (each element needs at least one byte), when the
 /// input ends early, or when containers nest deeper than `max_depth`. msgpack-c allocates a
@@ -176,6 +167,19 @@ bool msgpack_bounded(std::string_view in, std::size_t& pos, int depth, int max_d
 
 }  // namespace
 
+void pack_str(msgpack_packer* pk, std::string_view s) {
+  msgpack_pack_str(pk, s.size());
+  msgpack_pack_str_body(pk, s.data(), s.size());
+}
+void pack_bin(msgpack_packer* pk, std::string_view s) {
+  msgpack_pack_bin(pk, s.size());
+  msgpack_pack_bin_body(pk, s.data(), s.size());
+}
+bool msgpack_well_formed(std::string_view bytes, int max_depth) {
+  std::size_t pos = 0;
+  return msgpack_bounded(bytes, pos, 0, max_depth) && pos == bytes.size();
+}
+
 std::string peer_uri(const dht::Peer& p) {
   std::string out;
   out.reserve(64);
@@ -235,8 +239,7 @@ std::string encode_records(const std::vector<dht::Record>& records) {
 }
 
 std::optional<std::vector<dht::Record>> decode_records(std::string_view bytes, std::size_t max_records) {
-  std::size_t checked = 0;
-  if (!msgpack_bounded(bytes, checked, 0) || checked != bytes.size()) return std::nullopt;
+  if (!msgpack_well_formed(bytes)) return std::nullopt;
   msgpack_unpacked result;
   msgpack_unpacked_init(&result);
   std::size_t off = 0;

@@ -4,6 +4,8 @@
 // records as a msgpack body of type application/p2psip-records+msgpack.
 #pragma once
 
+#include <msgpack.h>
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -44,6 +46,14 @@ std::optional<dht::Peer> parse_peer(std::string_view name_addr_value);
 std::optional<dht::Peer> peer_of(const sip::NameAddress& name_addr);
 
 /// Records as msgpack: an array of maps {k: bin(16), n: str, v: bin, o: str, t: int, l: uint}.
+/// msgpack helpers shared by the overlay's bodies and values.
+void pack_str(msgpack_packer* pk, std::string_view s);
+void pack_bin(msgpack_packer* pk, std::string_view s);
+/// True when `bytes` is exactly one msgpack value whose every count and length fits in the bytes
+/// and whose containers nest at most `max_depth` deep: safe to hand to msgpack-c, which allocates
+/// a container's elements before reading them.
+bool msgpack_well_formed(std::string_view bytes, int max_depth = 8);
+
 std::string encode_records(const std::vector<dht::Record>& records);
 /// nullopt when the bytes are not such an array, or hold more than `max_records`.
 std::optional<std::vector<dht::Record>> decode_records(std::string_view bytes, std::size_t max_records = 100000);

@@ -22,18 +22,35 @@ class OverlayNet {
 
   class Host : public Environment {
    public:
-    Host(OverlayNet& net, std::size_t index) : net_(net), index_(index), rng_(index * 104729 + 3) {}
+    Host(OverlayNet& net, Endpoint self, std::uint64_t seed) : net_(net), self_(self), rng_(seed) {}
     bool send(const Endpoint& to, std::string_view bytes) override {
-      net_.deliver(index_, to, std::string(bytes));
+      net_.deliver(self_, to, std::string(bytes));
       return true;
     }
     std::uint64_t random() override { return rng_(); }
 
    private:
     OverlayNet& net_;
-    std::size_t index_;
+    Endpoint self_;
     std::mt19937_64 rng_;
   };
+
+  /// Something else on the network besides overlay nodes (a node's UA side, a softphone): bytes
+  /// for its address go to `receive`, and it is woken like the nodes.
+  struct Member {
+    Endpoint addr;
+    std::function<void(std::string_view bytes, const Endpoint& from, Instant now)> receive;
+    std::function<Instant()> next_wakeup = [] { return kInstantMax; };
+    std::function<void(Instant)> advance = [](Instant) {};
+  };
+  std::vector<Member> members;
+  std::vector<std::unique_ptr<Host>> member_hosts;
+
+  /// An Environment that sends from `addr` (for a member).
+  Host& host_at(const Endpoint& addr) {
+    member_hosts.push_back(std::make_unique<Host>(*this, addr, member_hosts.size() * 7919 + 11));
+    return *member_hosts.back();
+  }
 
   std::vector<std::unique_ptr<Host>> hosts;
   std::vector<std::unique_ptr<overlay::OverlayNode>> nodes;
@@ -48,7 +65,7 @@ class OverlayNet {
 
   std::size_t add(dht::NodeId id, std::optional<std::size_t> bootstrap) {
     std::size_t i = nodes.size();
-    hosts.push_back(std::make_unique<Host>(*this, i));
+    hosts.push_back(std::make_unique<Host>(*this, addr_of(i), i * 104729 + 3));
     nodes.push_back(std::make_unique<overlay::OverlayNode>(dht::Peer{id, addr_of(i)}, config, *hosts.back()));
     alive.push_back(true);
     std::vector<Endpoint> boot;
@@ -57,15 +74,22 @@ class OverlayNet {
     return i;
   }
 
-  void deliver(std::size_t from, const Endpoint& to, std::string bytes_out) {
+  void deliver(const Endpoint& from, const Endpoint& to, std::string bytes_out) {
     bytes += bytes_out.size();
+    Endpoint source = from;
+    source.transport = to.transport;
+    for (std::size_t m = 0; m < members.size(); ++m) {
+      if (members[m].addr.ip == to.ip && members[m].addr.port == to.port) {
+        events_.push(Event{now + latency, seq_++,
+                           [this, m, source, b = std::move(bytes_out)] { members[m].receive(b, source, now); }});
+        return;
+      }
+    }
     std::optional<std::size_t> target;
     for (std::size_t i = 0; i < nodes.size(); ++i) {
       if (addr_of(i).ip == to.ip && addr_of(i).port == to.port) target = i;
     }
     if (!target) return;
-    Endpoint source = addr_of(from);
-    source.transport = to.transport;
     std::size_t t = *target;
     events_.push(Event{now + latency, seq_++, [this, t, source, to, b = std::move(bytes_out)] {
                          if (!alive[t]) return;
@@ -88,6 +112,7 @@ class OverlayNet {
       for (std::size_t i = 0; i < nodes.size(); ++i) {
         if (alive[i]) next = std::min(next, nodes[i]->next_wakeup());
       }
+      for (const auto& m : members) next = std::min(next, m.next_wakeup());
       if (!events_.empty()) next = std::min(next, events_.top().at);
       if (next > end) break;
       now = std::max(now, next);
@@ -98,6 +123,9 @@ class OverlayNet {
       }
       for (std::size_t i = 0; i < nodes.size(); ++i) {
         if (alive[i] && nodes[i]->next_wakeup() <= now) nodes[i]->advance(now);
+      }
+      for (auto& m : members) {
+        if (m.next_wakeup() <= now) m.advance(now);
       }
     }
     now = end;

@@ -1,0 +1,264 @@
+#include "node/proxy/ua_side.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "node/sip/headers.hpp"
+#include "node/sip/validate.hpp"
+
+namespace p2psip::proxy {
+
+using sip::HeaderId;
+using sip::Message;
+
+namespace {
+
+sip::Capabilities ua_capabilities() {
+  sip::Capabilities caps;
+  caps.methods = {"REGISTER", "OPTIONS"};
+  caps.content_types.clear();  // a REGISTER's body is not read
+  return caps;
+}
+
+}  // namespace
+
+UaSide::UaSide(Environment& env, overlay::OverlayNode& overlay, UaSideConfig config)
+    : cfg_(std::move(config)),
+      env_(env),
+      overlay_(overlay),
+      layer_(env, *this, cfg_.timers, cfg_.limits),
+      registrar_(cfg_.registrar) {}
+
+void UaSide::receive_datagram(std::string_view bytes, const Endpoint& from, Instant now) {
+  layer_.receive_datagram(bytes, from, now);
+}
+void UaSide::receive(const Message& m, const Endpoint& from, Instant now) {
+  layer_.receive(m, from, now);
+}
+void UaSide::answer_malformed(std::string_view raw, const sip::ParseError& e, const Endpoint& from) {
+  layer_.answer_malformed(raw, e, from);
+}
+
+std::string UaSide::tag() {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(env_.random()));
+  return buf;
+}
+
+std::size_t UaSide::published() const {
+  return static_cast<std::size_t>(
+      std::count_if(pubs_.begin(), pubs_.end(), [](const auto& kv) { return kv.second.stored; }));
+}
+
+void UaSide::on_request(sip::TransactionId id, const Message& request, const Endpoint& from, Instant now) {
+  static const sip::Capabilities caps = ua_capabilities();
+  if (request.method_id() == sip::Method::Register) {
+    handle_register(id, request, from, now);
+    return;
+  }
+  if (auto rej = sip::check_request_capabilities(request, caps)) {
+    ++stats_.requests_rejected;
+    layer_.respond(id, sip::make_rejection(request, *rej, tag()), now);
+    return;
+  }
+  // OPTIONS: the node answers for itself (softphones use it as a keep-alive).
+  Message ok = sip::make_response(request, 200, {}, tag());
+  ok.add_header(HeaderId::Allow, "REGISTER, OPTIONS");
+  layer_.respond(id, ok, now);
+}
+
+void UaSide::handle_register(sip::TransactionId id, const Message& request, const Endpoint& from, Instant now) {
+  static const sip::Capabilities caps = ua_capabilities();
+  ++stats_.registers;
+  auto reject = [&](const sip::Rejection& r) {
+    ++stats_.registers_rejected;
+    layer_.respond(id, sip::make_rejection(request, r, tag()), now);
+  };
+  if (auto rej = sip::check_request_capabilities(request, caps)) return reject(*rej);  // Require: 420
+  // §10.3 steps 1 and 4: the registrar serves the overlay's users only.
+  auto to = sip::parse_name_address(request.header(HeaderId::To).value_or(""));
+  auto aor = to ? Registrar::canonical_aor(to->uri.text) : std::nullopt;
+  if (!aor) return reject({404, "Not Found (To Is Not A sip: AOR With A User)", HeaderId::Other, {}});
+  auto& pub = pubs_[*aor];
+  if (pub.jobs.size() >= cfg_.max_waiting_per_aor) {
+    forget_if_idle(*aor);
+    return reject({503, "Too Many Pending Registrations", HeaderId::RetryAfter, "1"});
+  }
+  pub.jobs.push_back(Job{id, request, from});
+  run_jobs(*aor, now);
+}
+
+void UaSide::run_jobs(const std::string& aor, Instant now) {
+  auto pit = pubs_.find(aor);
+  if (pit == pubs_.end() || pit->second.running) return;  // the running loop picks new jobs up
+  Publication& p = pit->second;                           // std::map: stable while the entry lives
+  p.running = true;
+  while (!p.in_flight && !p.jobs.empty()) {
+    Job job = std::move(p.jobs.front());
+    p.jobs.pop_front();
+    if (job.txn == 0) {  // refresh, or removal once the last binding has gone
+      auto bindings = registrar_.bindings(aor, now);
+      if (bindings.empty() && !p.stored) continue;
+      p.in_flight = true;
+      store(aor, bindings, now,
+            [this, aor, removing = bindings.empty()](int status, const std::string& reason, Instant t) {
+              auto& q = pubs_[aor];
+              q.in_flight = false;
+              if (status == 200) {
+                q.stored = !removing;
+                (removing ? stats_.entries_removed : stats_.refreshes)++;
+              } else {
+                ++stats_.store_failures;
+                env_.log(LogLevel::Warn, "ua: could not store the registration of " + aor +
+                                             " in the overlay: " + std::to_string(status) + " " + reason);
+                set_refresh(aor, q, t + seconds(cfg_.retry_after_s));  // try again
+              }
+              run_jobs(aor, t);
+            });
+      continue;
+    }
+    RegisterPlan plan = registrar_.evaluate(job.request, job.from, now);
+    if (plan.status != 200) {
+      ++stats_.registers_rejected;
+      Message answer = sip::make_response(job.request, plan.status, plan.reason, tag());
+      if (plan.status == 423) answer.add_header(HeaderId::MinExpires, std::to_string(plan.min_expires));
+      layer_.respond(job.txn, answer, now);
+      continue;
+    }
+    if (plan.query) {
+      ++stats_.queries;
+      layer_.respond(job.txn, Registrar::make_ok(job.request, plan.after, now, tag()), now);
+      continue;
+    }
+    if (plan.after.empty() && !p.stored) {  // nothing here and nothing in the overlay
+      registrar_.commit(plan, now);
+      ++stats_.registers_ok;
+      layer_.respond(job.txn, Registrar::make_ok(job.request, {}, now, tag()), now);
+      continue;
+    }
+    p.in_flight = true;
+    store(aor, plan.after, now,
+          [this, aor, plan, txn = job.txn, request = std::move(job.request)](int status, const std::string& reason,
+                                                                             Instant t) {
+            auto& q = pubs_[aor];
+            q.in_flight = false;
+            if (status == 200) {
+              registrar_.commit(plan, t);
+              q.stored = !plan.after.empty();
+              (plan.after.empty() ? stats_.entries_removed : stats_.entries_stored)++;
+              ++stats_.registers_ok;
+              layer_.respond(txn, Registrar::make_ok(request, registrar_.bindings(aor, t), t, tag()), t);
+            } else {
+              // Nothing changes: the phone keeps its old state here and tries again.
+              ++stats_.store_failures;
+              ++stats_.registers_rejected;
+              env_.log(LogLevel::Warn, "ua: REGISTER for " + aor +
+                                           " not stored in the overlay: " + std::to_string(status) + " " + reason);
+              Message busy = sip::make_response(request, 503, "Overlay Store Failed", tag());
+              busy.add_header(HeaderId::RetryAfter, std::to_string(cfg_.retry_after_s));
+              layer_.respond(txn, busy, t);
+            }
+            run_jobs(aor, t);
+          });
+  }
+  p.running = false;
+  forget_if_idle(aor);
+}
+
+void UaSide::store(const std::string& aor, const std::vector<Binding>& bindings, Instant now,
+                   std::function<void(int, const std::string&, Instant)> done) {
+  dht::Record r = entry(aor);
+  auto& pub = pubs_[aor];
+  set_refresh(aor, pub, kInstantMax);
+  if (!bindings.empty()) {
+    dht::Peer reach = overlay_.chord().table().self();
+    reach.addr.transport = overlay_.config().link_transport;
+    r.value = encode_registration(RegistrationEntry{reach, static_cast<std::uint32_t>(bindings.size())});
+    // The entry lives no longer than the longest binding, and at most entry_lifetime_s.
+    Instant last = now;
+    for (const auto& b : bindings) last = std::max(last, b.expires);
+    auto remaining = static_cast<std::uint32_t>(((last - now).count() + 999999) / 1000000);
+    r.lifetime_s = std::max<std::uint32_t>(1, std::min(cfg_.entry_lifetime_s, remaining));
+  }
+  std::uint32_t lifetime = r.lifetime_s;
+  overlay_.chord().route(
+      dht::RouteOp::Store, r.key, std::move(r),
+      [this, aor, now, lifetime, done = std::move(done)](const dht::RouteResult& res) {
+        Instant t = now + res.latency;
+        if (res.status == 200 && lifetime > 0) {
+          // Stored again at 80 % of its lifetime (RELOAD refreshes before expiry, RFC 6940 §7.2).
+          auto& q = pubs_[aor];
+          set_refresh(aor, q, t + Duration(std::int64_t{lifetime} * 800000));
+        }
+        done(res.status, res.reason, t);
+      },
+      now);
+}
+
+dht::Record UaSide::entry(const std::string& aor) const {
+  const dht::Peer& self = overlay_.chord().table().self();
+  dht::Record r;
+  r.name = aor;
+  r.key = dht::NodeId::hash(aor);
+  r.dkey = self.id.hex();
+  r.owner = self.id.hex();
+  r.lifetime_s = 0;  // a removal until a value and lifetime are set
+  return r;
+}
+
+void UaSide::set_refresh(const std::string& aor, Publication& p, Instant at) {
+  if (p.refresh_at != kInstantMax) refresh_queue_.erase({p.refresh_at, aor});
+  p.refresh_at = at;
+  if (at != kInstantMax) refresh_queue_.insert({at, aor});
+}
+
+void UaSide::forget_if_idle(const std::string& aor) {
+  auto it = pubs_.find(aor);
+  if (it == pubs_.end()) return;
+  const Publication& p = it->second;
+  if (!p.running && !p.in_flight && p.jobs.empty() && !p.stored && p.refresh_at == kInstantMax &&
+      registrar_.bindings(aor, Instant{}).empty()) {
+    pubs_.erase(it);
+  }
+}
+
+void UaSide::advance(Instant now) {
+  layer_.advance(now);
+  // Bindings that ran out: the AOR's entry goes from the overlay when none is left.
+  for (const auto& aor : registrar_.expire(now)) {
+    auto& p = pubs_[aor];
+    if (p.stored) {
+      p.jobs.push_back(Job{});
+      run_jobs(aor, now);
+    } else {
+      forget_if_idle(aor);
+    }
+  }
+  while (!refresh_queue_.empty() && refresh_queue_.begin()->first <= now) {
+    std::string aor = refresh_queue_.begin()->second;
+    auto& p = pubs_[aor];
+    set_refresh(aor, p, kInstantMax);
+    p.jobs.push_back(Job{});
+    run_jobs(aor, now);
+  }
+}
+
+Instant UaSide::next_wakeup() const {
+  Instant next = std::min(layer_.next_wakeup(), registrar_.next_expiry());
+  if (!refresh_queue_.empty()) next = std::min(next, refresh_queue_.begin()->first);
+  return next;
+}
+
+void UaSide::withdraw_all(Instant now) {
+  for (auto& [aor, p] : pubs_) {
+    if (!p.stored) continue;
+    set_refresh(aor, p, kInstantMax);
+    dht::Record r = entry(aor);
+    p.stored = false;
+    ++stats_.entries_removed;
+    overlay_.chord().route(
+        dht::RouteOp::Store, r.key, std::move(r), [](const dht::RouteResult&) {}, now);
+  }
+}
+
+}  // namespace p2psip::proxy
