@@ -194,6 +194,31 @@ int control_lookup(const ControlOptions& o, const std::string& key) {
   return 0;
 }
 
+int control_locate(const ControlOptions& o, const std::string& aor) {
+  auto r = http(o, "GET", "/locate?aor=" + runtime::url_encode(aor), "");
+  if (r.status == 404) {
+    std::fprintf(stderr, "p2psip locate: %s is not registered anywhere in the overlay\n", aor.c_str());
+    return 1;
+  }
+  if (r.status != 200) return fail("locate", r);
+  if (o.json) {
+    std::printf("%s\n", r.body.c_str());
+    return 0;
+  }
+  // One line per entry: {"node":"..","addr":"..","transport":"..","devices":N,"lifetime_s":N}
+  std::size_t pos = r.body.find("\"entries\"");
+  while ((pos = r.body.find('{', pos)) != std::string::npos) {
+    std::size_t end = r.body.find('}', pos);
+    std::string entry = r.body.substr(pos, end - pos + 1);
+    std::printf("%s via node %s at %s/%s: %s device(s), entry lifetime %s s\n", aor.c_str(),
+                json_field(entry, "node").c_str(), json_field(entry, "addr").c_str(),
+                json_field(entry, "transport").c_str(), json_field(entry, "devices").c_str(),
+                json_field(entry, "lifetime_s").c_str());
+    pos = end;
+  }
+  return 0;
+}
+
 int ring_check(const ControlOptions& o, const std::vector<std::string>& controls, bool quiet) {
   struct NodeStatus {
     std::string control, id, pred;

@@ -79,6 +79,20 @@ int run(int argc, char** argv) {
                    "Transport of overlay links: udp (retransmitted datagrams) or tcp (connections, as RELOAD)")
       ->check(CLI::IsMember({"udp", "tcp"}))
       ->capture_default_str();
+  node_cmd
+      ->add_option("--ua-listen", node.ua_listen,
+                   "Address (UDP and TCP) where local softphones register and call, or off")
+      ->capture_default_str();
+  node_cmd->add_option("--min-expires", node.min_expires, "Shortest registration accepted (shorter: 423)")
+      ->capture_default_str();
+  node_cmd->add_option("--max-expires", node.max_expires, "Longest registration kept (longer ones are shortened)")
+      ->capture_default_str();
+  node_cmd
+      ->add_option("--entry-lifetime", node.entry_lifetime_s,
+                   "Seconds a registration's overlay entry lives (stored again at 80 % while registered)")
+      ->capture_default_str();
+  node_cmd->add_option("--max-bindings", node.max_bindings, "Contacts per user at this node")->capture_default_str();
+  node_cmd->add_option("--max-users", node.max_users, "Users registered at this node")->capture_default_str();
 
   p2psip::tools::ControlOptions ctl;
   auto add_control = [&](CLI::App* cmd) {
@@ -102,6 +116,10 @@ int run(int argc, char** argv) {
   auto* lookup_cmd = app.add_subcommand("lookup", "Find the node responsible for KEY and the hops it took");
   add_control(lookup_cmd);
   lookup_cmd->add_option("key", key, "Key")->required();
+  auto* locate_cmd = app.add_subcommand(
+      "locate", "Show the nodes through which a user (sip:user@OVERLAY) is registered (exit 1 when nowhere)");
+  add_control(locate_cmd);
+  locate_cmd->add_option("aor", key, "The user's address of record, e.g. sip:alice@p2psip.local")->required();
 
   std::vector<std::string> controls;
   bool quiet = false;
@@ -151,6 +169,7 @@ int run(int argc, char** argv) {
   if (put_cmd->parsed()) return p2psip::tools::control_put(ctl, key, value, lifetime);
   if (get_cmd->parsed()) return p2psip::tools::control_get(ctl, key);
   if (lookup_cmd->parsed()) return p2psip::tools::control_lookup(ctl, key);
+  if (locate_cmd->parsed()) return p2psip::tools::control_locate(ctl, key);
   echo.udp = !no_udp;
   echo.tcp = !no_tcp;
   if (echo_cmd->parsed()) return p2psip::tools::sip_echo(echo);

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "node/overlay/overlay_node.hpp"
+#include "node/proxy/ua_side.hpp"
 #include "node/runtime/control_server.hpp"
 #include "node/runtime/sip_runtime.hpp"
 
@@ -62,18 +63,73 @@ bool load_node_id(const std::string& dir, std::mt19937_64& rng, dht::NodeId& id,
   return true;
 }
 
+/// Feeds one runtime's packets to `core` while keeping the time for both cores of the node: a call
+/// into one may start timers in the other (an overlay answer makes the UA side respond), so each
+/// runtime's wake-up covers both and advances both.
+template <class Core>
+class NodeSink : public runtime::PacketSink {
+ public:
+  NodeSink(Core& core, overlay::OverlayNode& node, proxy::UaSide* ua) : core_(core), node_(node), ua_(ua) {}
+  void on_datagram(std::string_view bytes, const Endpoint& from, Instant now) override {
+    core_.receive_datagram(bytes, from, now);
+  }
+  void on_message(const sip::Message& m, const Endpoint& from, Instant now) override { core_.receive(m, from, now); }
+  void on_malformed(std::string_view raw, const sip::ParseError& e, const Endpoint& from, Instant) override {
+    core_.answer_malformed(raw, e, from);
+  }
+  void advance(Instant now) override {
+    if (node_.next_wakeup() <= now) node_.advance(now);
+    if (ua_ && ua_->next_wakeup() <= now) ua_->advance(now);
+  }
+  [[nodiscard]] Instant next_wakeup() const override {
+    return ua_ ? std::min(node_.next_wakeup(), ua_->next_wakeup()) : node_.next_wakeup();
+  }
+
+ private:
+  Core& core_;
+  overlay::OverlayNode& node_;
+  proxy::UaSide* ua_;
+};
+
 struct Daemon {
   uv_loop_t loop{};
   std::unique_ptr<runtime::SipRuntime> rt;
+  std::unique_ptr<runtime::SipRuntime> ua_rt;  // null with --ua-listen off
   std::unique_ptr<overlay::OverlayNode> node;
-  std::unique_ptr<runtime::CoreSink<overlay::OverlayNode>> sink;
+  std::unique_ptr<proxy::UaSide> ua;
+  std::unique_ptr<NodeSink<overlay::OverlayNode>> sink;
+  std::unique_ptr<NodeSink<proxy::UaSide>> ua_sink;
   std::unique_ptr<runtime::ControlServer> control;
   uv_signal_t sigint{}, sigterm{};
   uv_timer_t leave_timer{};
   Instant started{};
   Instant leave_deadline{};
-  std::string listen_text;
-  bool stopping = false;
+  std::string listen_text, ua_text;
+  bool stopping = false, leaving = false;
+
+  /// Re-arms both runtimes' wake-ups after the node was driven from outside them.
+  void reschedule() {
+    rt->reschedule();
+    if (ua_rt) ua_rt->reschedule();
+  }
+
+  std::string ua_json() const {
+    if (!ua) return "null";
+    const auto& st = ua->stats();
+    const auto& r = ua->registrar();
+    std::ostringstream j;
+    j << "{\"listen\":" << json_string(ua_text) << ",\"domain\":" << json_string(node->config().overlay)
+      << ",\"users\":" << r.aors() << ",\"bindings\":" << r.size() << ",\"entries_in_overlay\":" << ua->published()
+      << ",\"registers\":" << st.registers << ",\"registers_ok\":" << st.registers_ok
+      << ",\"registers_rejected\":" << st.registers_rejected << ",\"queries\":" << st.queries
+      << ",\"entries_stored\":" << st.entries_stored << ",\"entry_refreshes\":" << st.refreshes
+      << ",\"entries_removed\":" << st.entries_removed << ",\"store_failures\":" << st.store_failures
+      << ",\"requests_rejected\":" << st.requests_rejected << ",\"users_list\":[";
+    auto aors = r.aor_list();
+    for (std::size_t i = 0; i < aors.size() && i < 100; ++i) j << (i ? "," : "") << json_string(aors[i]);
+    j << "]}";
+    return j.str();
+  }
 
   std::string status_json() const {
     const auto& c = node->chord();
@@ -95,12 +151,12 @@ struct Daemon {
       << ",\"rejected\":" << os.rejected << ",\"retransmissions\":" << ts.retransmissions_sent
       << ",\"timeouts\":" << ts.timeouts << ",\"malformed_dropped\":" << ts.malformed_dropped
       << ",\"malformed_answered\":" << ts.malformed_answered << ",\"datagrams_out\":" << rt->stats().datagrams_out
-      << ",\"stream_messages_out\":" << rt->stats().stream_messages_out
-      << ",\"bytes_in\":" << rt->stats().bytes_in << ",\"bytes_out\":" << rt->stats().bytes_out
-      << "},\"chord\":{\"routes_started\":" << cs.routes_started << ",\"routes_ok\":" << cs.routes_ok
-      << ",\"routes_failed\":" << cs.routes_failed << ",\"forwarded\":" << cs.forwarded
-      << ",\"peers_failed\":" << cs.peers_failed << ",\"stabilize_rounds\":" << cs.stabilize_rounds
-      << ",\"records_replicated\":" << cs.records_replicated << "}}";
+      << ",\"stream_messages_out\":" << rt->stats().stream_messages_out << ",\"bytes_in\":" << rt->stats().bytes_in
+      << ",\"bytes_out\":" << rt->stats().bytes_out << "},\"chord\":{\"routes_started\":" << cs.routes_started
+      << ",\"routes_ok\":" << cs.routes_ok << ",\"routes_failed\":" << cs.routes_failed
+      << ",\"forwarded\":" << cs.forwarded << ",\"peers_failed\":" << cs.peers_failed
+      << ",\"stabilize_rounds\":" << cs.stabilize_rounds << ",\"records_replicated\":" << cs.records_replicated
+      << "},\"ua\":" << ua_json() << "}";
     return j.str();
   }
 
@@ -121,9 +177,50 @@ struct Daemon {
     if (t.successors().empty()) s << "successors  - (alone)\n";
     s << "fingers     " << t.distinct_fingers() << " distinct\n"
       << "records     " << c.storage().size() << "\n"
+      << "softphones  "
+      << (ua ? ua_text + ", " + std::to_string(ua->registrar().aors()) + " users, " +
+                   std::to_string(ua->registrar().size()) + " bindings"
+             : std::string("off"))
+      << "\n"
       << "messages    " << node->stats().requests_sent << " requests sent, " << node->stats().requests_received
       << " received, " << node->transactions().stats().timeouts << " timeouts\n";
     return s.str();
+  }
+
+  /// GET /locate?aor=sip:user@OVERLAY: the user's registration entries, as any caller's node sees them.
+  void locate(const runtime::HttpRequest& req, const runtime::HttpResponder& respond) {
+    auto error = [&](int status, const std::string& msg) {
+      respond(runtime::HttpResponse{status, "application/json", "{\"error\":" + json_string(msg) + "}"});
+    };
+    if (req.method != "GET") return error(405, "use GET");
+    auto a = req.query.find("aor");
+    auto aor = a == req.query.end() ? std::nullopt : proxy::Registrar::canonical_aor(a->second);
+    if (!aor) return error(400, "?aor= must be a sip: URI with a user, e.g. sip:alice@" + node->config().overlay);
+    if (stopping) return error(503, "node is leaving the overlay");
+    Instant now = rt->now();
+    node->chord().route(
+        dht::RouteOp::Fetch, dht::NodeId::hash(*aor), std::nullopt,
+        [respond, aor = *aor](const dht::RouteResult& res) {
+          std::ostringstream j;
+          j << "{\"aor\":" << json_string(aor) << ",\"status\":" << res.status << ",\"hops\":" << res.hops
+            << ",\"entries\":[";
+          std::size_t n = 0;
+          for (const auto& rec : res.records) {
+            auto e = proxy::decode_registration(rec.value);
+            if (!e) continue;  // not a registration entry
+            j << (n++ ? "," : "") << "{\"node\":" << json_string(e->node.id.hex())
+              << ",\"addr\":" << json_string(e->node.addr.host_port())
+              << ",\"transport\":" << json_string(transport_name(e->node.addr.transport))
+              << ",\"devices\":" << e->devices << ",\"lifetime_s\":" << rec.lifetime_s << "}";
+          }
+          j << "]";
+          if (res.status != 200 && res.status != 404) j << ",\"error\":" << json_string(res.reason);
+          j << "}";
+          int http = n > 0 ? 200 : (res.status == 200 || res.status == 404) ? 404 : 503;
+          respond(runtime::HttpResponse{http, "application/json", j.str()});
+        },
+        now);
+    reschedule();
   }
 
   void handle(const runtime::HttpRequest& req, runtime::HttpResponder respond) {
@@ -138,6 +235,7 @@ struct Daemon {
       }
       return respond(runtime::HttpResponse{200, "application/json", status_json()});
     }
+    if (req.path == "/locate") return locate(req, respond);
     bool is_put = req.path == "/put", is_get = req.path == "/get", is_lookup = req.path == "/lookup";
     if (!is_put && !is_get && !is_lookup) return error(404, "unknown path " + req.path);
     auto key_it = req.query.find("key");
@@ -184,7 +282,7 @@ struct Daemon {
           respond(runtime::HttpResponse{http, "application/json", j.str()});
         },
         now);
-    rt->reschedule();
+    reschedule();
   }
 };
 
@@ -193,6 +291,7 @@ void finish_stop(Daemon& d) {
   uv_close(reinterpret_cast<uv_handle_t*>(&d.leave_timer), nullptr);
   d.control->stop();
   d.rt->stop();
+  if (d.ua_rt) d.ua_rt->stop();
   uv_close(reinterpret_cast<uv_handle_t*>(&d.sigint), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&d.sigterm), nullptr);
 }
@@ -203,14 +302,25 @@ void on_signal(uv_signal_t* s, int signum) {
   d->stopping = true;
   d->rt->log(LogLevel::Info, std::string(signum == SIGINT ? "SIGINT" : "SIGTERM") + ": leaving the overlay");
   Instant now = d->rt->now();
-  d->node->leave(now);
-  d->rt->reschedule();
-  d->leave_deadline = now + seconds(3);
+  // First the registrations this node serves leave the overlay (callers get 404 rather than an
+  // unanswered node), then the node itself: at most 1 s for the one, 3 s for the other.
+  if (d->ua) d->ua->withdraw_all(now);
+  d->reschedule();
+  d->leave_deadline = now + seconds(1);
   uv_timer_start(
       &d->leave_timer,
       [](uv_timer_t* t) {
         auto* dd = static_cast<Daemon*>(t->data);
-        if (dd->node->chord().left() || dd->rt->now() >= dd->leave_deadline) {
+        Instant tnow = dd->rt->now();
+        if (!dd->leaving) {
+          if ((dd->ua && !dd->ua->withdrawn()) && tnow < dd->leave_deadline) return;
+          dd->leaving = true;
+          dd->node->leave(tnow);
+          dd->reschedule();
+          dd->leave_deadline = tnow + seconds(3);
+          return;
+        }
+        if (dd->node->chord().left() || tnow >= dd->leave_deadline) {
           if (!dd->node->chord().left())
             dd->rt->log(LogLevel::Warn, "leave not acknowledged within 3 s; exiting anyway");
           finish_stop(*dd);
@@ -264,6 +374,35 @@ int run_node(const NodeOptions& o) {
     return 2;
   }
 
+  std::optional<Endpoint> ua_listen;
+  if (o.ua_listen != "off") {
+    ua_listen = parse_host_port(o.ua_listen, Transport::Udp);
+    if (!ua_listen || ua_listen->port == 0) {
+      std::fprintf(stderr, "p2psip node: --ua-listen %s is not ADDR:PORT (an IP literal and a port) or off\n",
+                   o.ua_listen.c_str());
+      return 2;
+    }
+    if (!ua_listen->ip.is_loopback()) {
+      // Softphone digest authentication arrives with identities (issue 6); until then the UA side
+      // must not be reachable from other machines.
+      std::fprintf(stderr, "p2psip node: --ua-listen %s must be a loopback address (no authentication yet)\n",
+                   o.ua_listen.c_str());
+      return 2;
+    }
+    if (ua_listen->ip == listen->ip && ua_listen->port == listen->port) {
+      std::fprintf(stderr, "p2psip node: --ua-listen and --listen must differ\n");
+      return 2;
+    }
+  }
+  if (o.min_expires < 1 || o.max_expires < o.min_expires) {
+    std::fprintf(stderr, "p2psip node: need 1 <= --min-expires <= --max-expires\n");
+    return 2;
+  }
+  if (o.entry_lifetime_s < 10 || o.max_bindings < 1 || o.max_users < 1) {
+    std::fprintf(stderr, "p2psip node: need --entry-lifetime >= 10, --max-bindings >= 1, --max-users >= 1\n");
+    return 2;
+  }
+
   std::random_device rd;
   std::mt19937_64 rng((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
   dht::NodeId id;
@@ -290,11 +429,35 @@ int run_node(const NodeOptions& o) {
   oc.timers.t1 = millis(static_cast<std::int64_t>(o.t1_ms));
   if (o.hop_timeout_ms >= 0) oc.hop_timeout = Duration(static_cast<std::int64_t>(o.hop_timeout_ms * 1000));
   d.node = std::make_unique<overlay::OverlayNode>(dht::Peer{id, *listen}, oc, *d.rt);
-  d.sink = std::make_unique<runtime::CoreSink<overlay::OverlayNode>>(*d.node);
+  if (ua_listen) {
+    runtime::RuntimeConfig uc;
+    uc.listen_ip = ua_listen->ip;
+    uc.port = ua_listen->port;
+    d.ua_rt = std::make_unique<runtime::SipRuntime>(&d.loop, uc);
+    d.ua_rt->set_log_level(*level);
+    proxy::UaSideConfig ucfg;
+    ucfg.registrar.domain = o.overlay;
+    ucfg.registrar.min_expires = o.min_expires;
+    ucfg.registrar.max_expires = o.max_expires;
+    ucfg.registrar.default_expires = o.max_expires;
+    ucfg.registrar.max_bindings_per_aor = o.max_bindings;
+    ucfg.registrar.max_aors = o.max_users;
+    ucfg.entry_lifetime_s = o.entry_lifetime_s;
+    d.ua = std::make_unique<proxy::UaSide>(*d.ua_rt, *d.node, ucfg);
+    d.ua_sink = std::make_unique<NodeSink<proxy::UaSide>>(*d.ua, *d.node, d.ua.get());
+    d.ua_text = ua_listen->host_port();
+  }
+  d.sink = std::make_unique<NodeSink<overlay::OverlayNode>>(*d.node, *d.node, d.ua.get());
   d.listen_text = listen->host_port();
-  if (!d.rt->start(*d.sink, error)) {
+  bool started = d.rt->start(*d.sink, error);
+  if (started && d.ua_rt && !d.ua_rt->start(*d.ua_sink, error)) {
+    error = "--ua-listen: " + error;
+    started = false;
+  }
+  if (!started) {
     std::fprintf(stderr, "p2psip node: %s\n", error.c_str());
     d.rt->stop();
+    if (d.ua_rt) d.ua_rt->stop();
     uv_run(&d.loop, UV_RUN_DEFAULT);
     return 1;
   }
@@ -305,15 +468,24 @@ int run_node(const NodeOptions& o) {
     std::fprintf(stderr, "p2psip node: %s\n", error.c_str());
     d.control->stop();
     d.rt->stop();
+    if (d.ua_rt) d.ua_rt->stop();
     uv_run(&d.loop, UV_RUN_DEFAULT);
     return 1;
   }
   d.started = d.rt->now();
   d.node->start(bootstrap, d.started);
-  d.rt->reschedule();
+  d.reschedule();
   std::string how = bootstrap.empty() ? "started a new overlay" : "joining through " + o.bootstrap.front();
   d.rt->log(LogLevel::Info, "p2psip node " + id.hex() + " " + how + " '" + o.overlay + "' on udp+tcp " + d.listen_text +
                                 ", control http://" + control->host_port() + "/status");
+  if (d.ua) {
+    // What a softphone needs, printed once so that a user can copy it.
+    std::printf(
+        "softphone settings: domain (realm) %s; registrar and outbound proxy %s (UDP or TCP); user: any name, "
+        "e.g. sip:alice@%s (no password: --ua-listen stays on loopback)\n",
+        o.overlay.c_str(), d.ua_text.c_str(), o.overlay.c_str());
+    std::fflush(stdout);
+  }
 
   uv_signal_init(&d.loop, &d.sigint);
   uv_signal_init(&d.loop, &d.sigterm);

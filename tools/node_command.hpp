@@ -1,6 +1,8 @@
 // p2psip node (the overlay daemon) and the control-port clients: status, put, get, lookup.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <set>
 #include <string>
 #include <vector>
@@ -20,7 +22,13 @@ struct NodeOptions {
   std::size_t successors = 8;
   std::size_t replicas = 2;
   bool iterative = false;
-  std::string overlay_transport = "udp";  ///< the transport of overlay links: udp or tcp
+  std::string overlay_transport = "udp";     ///< the transport of overlay links: udp or tcp
+  std::string ua_listen = "127.0.0.1:5060";  ///< where local softphones register and call; "off": none
+  std::uint32_t min_expires = 60;            ///< registrations shorter than this get 423
+  std::uint32_t max_expires = 3600;          ///< longer registrations are shortened to this
+  std::uint32_t entry_lifetime_s = 300;      ///< overlay lifetime of a registration entry (refreshed)
+  std::size_t max_bindings = 16;             ///< contacts per user at this node
+  std::size_t max_users = 100000;            ///< users registered at this node
 };
 /// Applies a TOML file's keys (the long flag names) to `o`, skipping those in `given` (flags set on
 /// the command line). False with `error` naming the file, key and problem.
@@ -37,6 +45,8 @@ int control_status(const ControlOptions& o);
 int control_put(const ControlOptions& o, const std::string& key, const std::string& value, unsigned lifetime_s);
 int control_get(const ControlOptions& o, const std::string& key);
 int control_lookup(const ControlOptions& o, const std::string& key);
+/// Prints the registration entries of a user (one line per serving node); 1 when it has none.
+int control_locate(const ControlOptions& o, const std::string& aor);
 /// Reads every node's /status and checks that successors and predecessors form the ring their ids
 /// define. Prints the ring in id order; exit 0 when correct.
 int ring_check(const ControlOptions& o, const std::vector<std::string>& controls, bool quiet);

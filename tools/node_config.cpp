@@ -69,6 +69,18 @@ bool apply_node_config(const std::string& path, const std::set<std::string>& giv
     } else if (key == "overlay-transport") {
       ok = str(o.overlay_transport);
       if (ok && o.overlay_transport != "udp" && o.overlay_transport != "tcp") return wrong(key, "\"udp\" or \"tcp\"");
+    } else if (key == "ua-listen") {
+      ok = str(o.ua_listen);
+    } else if (key == "min-expires") {
+      ok = num(o.min_expires, 1, 86400);
+    } else if (key == "max-expires") {
+      ok = num(o.max_expires, 1, 604800);
+    } else if (key == "entry-lifetime") {
+      ok = num(o.entry_lifetime_s, 10, 86400);
+    } else if (key == "max-bindings") {
+      ok = num(o.max_bindings, 1, 1000);
+    } else if (key == "max-users") {
+      ok = num(o.max_users, 1, 10000000);
     } else if (key == "iterative") {
       if (!v.is_boolean()) return wrong(key, "true or false");
       o.iterative = *v.value<bool>();

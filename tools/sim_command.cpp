@@ -201,8 +201,7 @@ int run_sim(const SimOptions& o) {
     return 1;
   }
   if (o.plots) {
-    make_plots(o.out, sc.name + ", " + std::to_string(sc.nodes) + " nodes",
-               !simulator.results().latency_ms.empty());
+    make_plots(o.out, sc.name + ", " + std::to_string(sc.nodes) + " nodes", !simulator.results().latency_ms.empty());
   }
   const auto s = sim::summarize(simulator);
   const auto& r = simulator.results();

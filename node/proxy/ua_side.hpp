@@ -56,8 +56,10 @@ class UaSide : public sip::TransactionUser {
   void advance(Instant now);
   [[nodiscard]] Instant next_wakeup() const;
 
-  /// Removes every entry this node has in the overlay (before a graceful leave). Bindings stay.
+  /// Removes every entry this node has in the overlay (before a graceful leave); bindings stay.
+  /// withdrawn() turns true once every removal has been answered or has failed.
   void withdraw_all(Instant now);
+  [[nodiscard]] bool withdrawn() const { return withdrawing_ == 0; }
 
   [[nodiscard]] const Registrar& registrar() const { return registrar_; }
   [[nodiscard]] const UaSideStats& stats() const { return stats_; }
@@ -109,7 +111,7 @@ class UaSide : public sip::TransactionUser {
   UaSideStats stats_;
   std::map<std::string, Publication, std::less<>> pubs_;
   std::set<std::pair<Instant, std::string>> refresh_queue_;
-  bool running_jobs_ = false;
+  std::size_t withdrawing_ = 0;
 };
 
 }  // namespace p2psip::proxy

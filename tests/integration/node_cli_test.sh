@@ -22,6 +22,9 @@ expect_fail 2 "is not ADDR:PORT" "$P2PSIP" node --listen nonsense
 expect_fail 2 "must be a loopback" "$P2PSIP" node --control 192.0.2.1:8070
 expect_fail 2 "--stabilize-interval must be" "$P2PSIP" node --stabilize-interval 0
 expect_fail 2 "--log-level must be" "$P2PSIP" node --log-level loud
+expect_fail 2 "--ua-listen 5060 is not ADDR:PORT" "$P2PSIP" node --ua-listen 5060
+expect_fail 2 "--ua-listen 192.0.2.1:5060 must be a loopback address" "$P2PSIP" node --ua-listen 192.0.2.1:5060
+expect_fail 2 "need 1 <= --min-expires <= --max-expires" "$P2PSIP" node --min-expires 100 --max-expires 50
 expect_fail 1 "cannot connect to the node's control port" "$P2PSIP" status --control "127.0.0.1:$((BASE + 9))"
 
 cat >"$WORK/a.toml" <<TOML
@@ -31,6 +34,7 @@ control = "127.0.0.1:$((BASE + 1))"
 stabilize-interval = 1
 t1-ms = 50
 data-dir = "$WORK/a"
+ua-listen = "127.0.0.1:$((BASE + 4))"
 TOML
 cat >"$WORK/b.toml" <<TOML
 overlay = "cli.test"
@@ -39,11 +43,14 @@ control = "127.0.0.1:$((BASE + 3))"
 bootstrap = ["127.0.0.1:$((BASE + 7))", "127.0.0.1:$BASE"]
 stabilize-interval = 1
 t1-ms = 50
+ua-listen = "off"
 TOML
 "$P2PSIP" node --config "$WORK/a.toml" >"$WORK/a.log" 2>&1 &
 PIDS+=($!)
 sleep 0.3
 grep -q "started a new overlay 'cli.test' on udp+tcp 127.0.0.1:$BASE" "$WORK/a.log" || { cat "$WORK/a.log"; exit 1; }
+grep -q "^softphone settings: domain (realm) cli.test; registrar and outbound proxy 127.0.0.1:$((BASE + 4)) " "$WORK/a.log" \
+  || { echo "no softphone settings printed:"; cat "$WORK/a.log"; exit 1; }
 id=$(cat "$WORK/a/node-id")
 "$P2PSIP" node --config "$WORK/b.toml" >"$WORK/b.log" 2>&1 &
 PIDS+=($!)

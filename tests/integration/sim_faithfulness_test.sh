@@ -46,7 +46,7 @@ for i in $(seq 0 $((NODES - 1))); do
   boot=()
   [ "$i" -gt 0 ] && boot=(--bootstrap "$(listen 0)")
   "$P2PSIP" node --listen "$(listen "$i")" --control "$(control "$i")" --stabilize-interval "$STABILIZE" \
-    --overlay faithful --overlay-transport "$TRANSPORT" "${boot[@]}" >"$WORK/node$i.log" 2>&1 &
+    --overlay faithful --overlay-transport "$TRANSPORT" --ua-listen off "${boot[@]}" >"$WORK/node$i.log" 2>&1 &
   PIDS[$i]=$!
 done
 for _ in $(seq 1 60); do
