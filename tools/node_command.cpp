@@ -437,6 +437,7 @@ int run_node(const NodeOptions& o) {
     d.ua_rt->set_log_level(*level);
     proxy::UaSideConfig ucfg;
     ucfg.registrar.domain = o.overlay;
+    ucfg.ua_address = *ua_listen;
     ucfg.registrar.min_expires = o.min_expires;
     ucfg.registrar.max_expires = o.max_expires;
     ucfg.registrar.default_expires = o.max_expires;

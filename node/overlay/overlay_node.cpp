@@ -80,7 +80,22 @@ void OverlayNode::reply(dht::ReplyHandle handle, const dht::Response& r, Instant
   layer_.respond(handle, encode_response(*request, r, cfg_.overlay, token()), now);
 }
 
-void OverlayNode::on_request(sip::TransactionId id, const sip::Message& request, const Endpoint&, Instant now) {
+namespace {
+/// True for the overlay's own requests: operations (REGISTER with DHT-Op) and liveness probes
+/// (OPTIONS to a node: no user, or a Node-ID as the user). Anything else is a call's traffic.
+bool overlay_request(const sip::Message& m) {
+  if (m.method_id() == sip::Method::Register) return true;
+  if (m.method_id() != sip::Method::Options) return false;
+  auto uri = sip::parse_uri(m.request_uri());
+  return !uri || uri->user.empty() || dht::NodeId::from_hex(uri->user).has_value();
+}
+}  // namespace
+
+void OverlayNode::on_request(sip::TransactionId id, const sip::Message& request, const Endpoint& from, Instant now) {
+  if (delegate_ && !overlay_request(request)) {
+    delegate_->on_request(id, request, from, now);
+    return;
+  }
   ++stats_.requests_received;
   if (request.method_id() == sip::Method::Options) {
     layer_.respond(id, sip::make_response(request, 200, {}, token()), now);  // a liveness probe
@@ -105,9 +120,15 @@ void OverlayNode::on_request(sip::TransactionId id, const sip::Message& request,
 }
 
 void OverlayNode::on_response(sip::TransactionId id, const sip::Message& response, Instant now) {
-  if (response.status() < 200) return;
+  if (response.status() < 200) {
+    if (delegate_ && outstanding_.count(id) == 0) delegate_->on_response(id, response, now);
+    return;
+  }
   auto it = outstanding_.find(id);
-  if (it == outstanding_.end()) return;
+  if (it == outstanding_.end()) {
+    if (delegate_) delegate_->on_response(id, response, now);
+    return;
+  }
   dht::RequestId rid = it->second;
   outstanding_.erase(it);
   ++stats_.responses_received;
@@ -133,10 +154,18 @@ void OverlayNode::fail(sip::TransactionId id, Instant now) {
 }
 
 void OverlayNode::on_timeout(sip::TransactionId id, Instant now) {
+  if (delegate_ && !sending_ && outstanding_.count(id) == 0) return delegate_->on_timeout(id, now);
   fail(id, now);
 }
 void OverlayNode::on_transport_error(sip::TransactionId id, Instant now) {
+  if (delegate_ && !sending_ && outstanding_.count(id) == 0) return delegate_->on_transport_error(id, now);
   fail(id, now);
+}
+void OverlayNode::on_ack(sip::TransactionId id, const sip::Message& ack, const Endpoint& from, Instant now) {
+  if (delegate_) delegate_->on_ack(id, ack, from, now);
+}
+void OverlayNode::on_stray_response(const sip::Message& response, const Endpoint& from, Instant now) {
+  if (delegate_) delegate_->on_stray_response(response, from, now);
 }
 
 }  // namespace p2psip::overlay

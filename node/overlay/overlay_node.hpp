@@ -56,6 +56,14 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
   void advance(Instant now);
   [[nodiscard]] Instant next_wakeup() const;
 
+  /// Where the SIP traffic that is not the overlay's own goes: requests other than overlay
+  /// operations (calls between nodes: INVITE, BYE, MESSAGE, OPTIONS to a user...), ACKs, and the
+  /// outcomes of client transactions the delegate started on transactions(). Without a delegate
+  /// such requests are answered 405.
+  void set_delegate(sip::TransactionUser* delegate) { delegate_ = delegate; }
+  /// The node's transaction layer, for a delegate's own transactions.
+  [[nodiscard]] sip::TransactionLayer& transactions() { return layer_; }
+
   [[nodiscard]] dht::ChordNode& chord() { return chord_; }
   [[nodiscard]] const dht::ChordNode& chord() const { return chord_; }
   [[nodiscard]] const sip::TransactionLayer& transactions() const { return layer_; }
@@ -64,7 +72,8 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
 
   // sip::TransactionUser
   void on_request(sip::TransactionId id, const sip::Message& request, const Endpoint& from, Instant now) override;
-  void on_ack(sip::TransactionId, const sip::Message&, const Endpoint&, Instant) override {}
+  void on_ack(sip::TransactionId id, const sip::Message& ack, const Endpoint& from, Instant now) override;
+  void on_stray_response(const sip::Message& response, const Endpoint& from, Instant now) override;
   void on_response(sip::TransactionId id, const sip::Message& response, Instant now) override;
   void on_timeout(sip::TransactionId id, Instant now) override;
   void on_transport_error(sip::TransactionId id, Instant now) override;
@@ -85,6 +94,7 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
   std::unordered_map<sip::TransactionId, dht::RequestId> outstanding_;
   std::unordered_set<sip::TransactionId> failed_during_send_;
   bool sending_ = false;
+  sip::TransactionUser* delegate_ = nullptr;
 };
 
 }  // namespace p2psip::overlay

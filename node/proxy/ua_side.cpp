@@ -15,7 +15,7 @@ namespace {
 
 sip::Capabilities ua_capabilities() {
   sip::Capabilities caps;
-  caps.methods = {"REGISTER", "OPTIONS"};
+  caps.methods = {"REGISTER"};
   caps.content_types.clear();  // a REGISTER's body is not read
   return caps;
 }
@@ -27,7 +27,13 @@ UaSide::UaSide(Environment& env, overlay::OverlayNode& overlay, UaSideConfig con
       env_(env),
       overlay_(overlay),
       layer_(env, *this, cfg_.timers, cfg_.limits),
-      registrar_(cfg_.registrar) {}
+      registrar_(cfg_.registrar) {
+  overlay_.set_delegate(&overlay_side_);
+}
+
+UaSide::~UaSide() {
+  overlay_.set_delegate(nullptr);
+}
 
 void UaSide::receive_datagram(std::string_view bytes, const Endpoint& from, Instant now) {
   layer_.receive_datagram(bytes, from, now);
@@ -51,20 +57,11 @@ std::size_t UaSide::published() const {
 }
 
 void UaSide::on_request(sip::TransactionId id, const Message& request, const Endpoint& from, Instant now) {
-  static const sip::Capabilities caps = ua_capabilities();
   if (request.method_id() == sip::Method::Register) {
     handle_register(id, request, from, now);
     return;
   }
-  if (auto rej = sip::check_request_capabilities(request, caps)) {
-    ++stats_.requests_rejected;
-    layer_.respond(id, sip::make_rejection(request, *rej, tag()), now);
-    return;
-  }
-  // OPTIONS: the node answers for itself (softphones use it as a keep-alive).
-  Message ok = sip::make_response(request, 200, {}, tag());
-  ok.add_header(HeaderId::Allow, "REGISTER, OPTIONS");
-  layer_.respond(id, ok, now);
+  this->request(Side::Ua, id, request, from, now);
 }
 
 void UaSide::handle_register(sip::TransactionId id, const Message& request, const Endpoint& from, Instant now) {
@@ -224,6 +221,7 @@ void UaSide::forget_if_idle(const std::string& aor) {
 
 void UaSide::advance(Instant now) {
   layer_.advance(now);
+  sweep_calls(now);
   // Bindings that ran out: the AOR's entry goes from the overlay when none is left.
   for (const auto& aor : registrar_.expire(now)) {
     auto& p = pubs_[aor];
@@ -246,6 +244,8 @@ void UaSide::advance(Instant now) {
 Instant UaSide::next_wakeup() const {
   Instant next = std::min(layer_.next_wakeup(), registrar_.next_expiry());
   if (!refresh_queue_.empty()) next = std::min(next, refresh_queue_.begin()->first);
+  if (!call_sweep_.empty()) next = std::min(next, call_sweep_.begin()->first);
+  if (!silent_branches_.empty()) next = std::min(next, std::get<0>(*silent_branches_.begin()));
   return next;
 }
 

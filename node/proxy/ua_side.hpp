@@ -8,6 +8,14 @@
 // a user has bindings here the entry is stored again before its overlay lifetime runs out; when
 // the last binding goes (Expires 0, "*", or expiry) the entry is removed from the overlay.
 // REGISTERs for one AOR are handled one at a time, in order of arrival.
+//
+// Proxy (RFC 3261 §16, stateful, record-routing): an out-of-dialog request from a local phone to
+// sip:user@OVERLAY is looked up in the overlay and sent straight to every node holding one of the
+// user's entries (on the overlay node's transaction layer), each of which forks it to its own
+// devices; the first 2xx wins and the other branches are cancelled. Both nodes Record-Route with
+// one URI per interface they use (RFC 5658), so in-dialog requests (ACK, BYE, re-INVITE, ...)
+// follow the same path. 404 when the user is registered nowhere, 480 when the callee's node does
+// not answer or has no binding left. Requests to phones go only to loopback addresses.
 #pragma once
 
 #include <cstddef>
@@ -15,8 +23,10 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "node/overlay/overlay_node.hpp"
@@ -28,6 +38,8 @@ namespace p2psip::proxy {
 
 struct UaSideConfig {
   RegistrarConfig registrar;
+  /// The UA side's own listening address: phones send here, Record-Route names it.
+  Endpoint ua_address{Transport::Udp, *IpAddress::parse("127.0.0.1"), 5060};
   /// Lifetime of this node's registration entries in the overlay; they are stored again at 80 %
   /// of it while the user stays registered, so a node that dies leaves nothing behind for longer.
   std::uint32_t entry_lifetime_s = 300;
@@ -42,12 +54,17 @@ struct UaSideStats {
   std::uint64_t registers = 0, registers_ok = 0, registers_rejected = 0, queries = 0;
   std::uint64_t entries_stored = 0, entries_removed = 0, store_failures = 0, refreshes = 0;
   std::uint64_t requests_rejected = 0;
+  std::uint64_t proxied = 0, lookups = 0, lookups_not_found = 0, lookups_failed = 0, branches = 0;
+  std::uint64_t calls_answered = 0, cancels = 0, acks_forwarded = 0, branch_timeouts = 0;
 };
 
 class UaSide : public sip::TransactionUser {
  public:
   /// `env` sends on the UA listening address; `overlay` stores and looks up registrations.
   UaSide(Environment& env, overlay::OverlayNode& overlay, UaSideConfig config);
+  ~UaSide() override;
+  UaSide(const UaSide&) = delete;
+  UaSide& operator=(const UaSide&) = delete;
 
   // Driver entry points (as overlay::OverlayNode's).
   void receive_datagram(std::string_view bytes, const Endpoint& from, Instant now);
@@ -68,14 +85,88 @@ class UaSide : public sip::TransactionUser {
   /// AORs whose overlay entry a store has put in place and not yet removed.
   [[nodiscard]] std::size_t published() const;
 
-  // sip::TransactionUser
+  /// Requests being proxied (response contexts, RFC 3261 §16), for status and tests.
+  [[nodiscard]] std::size_t calls() const { return calls_.size(); }
+
+  // sip::TransactionUser of the UA side's layer (the overlay side has its own adapter).
   void on_request(sip::TransactionId id, const sip::Message& request, const Endpoint& from, Instant now) override;
-  void on_ack(sip::TransactionId, const sip::Message&, const Endpoint&, Instant) override {}
-  void on_response(sip::TransactionId, const sip::Message&, Instant) override {}
-  void on_timeout(sip::TransactionId, Instant) override {}
-  void on_transport_error(sip::TransactionId, Instant) override {}
+  void on_ack(sip::TransactionId id, const sip::Message& ack, const Endpoint& from, Instant now) override;
+  void on_response(sip::TransactionId id, const sip::Message& response, Instant now) override;
+  void on_timeout(sip::TransactionId id, Instant now) override;
+  void on_transport_error(sip::TransactionId id, Instant now) override;
 
  private:
+  enum class Side : std::uint8_t { Ua, Overlay };
+  /// The overlay node's delegate: its layer's call traffic, tagged with the side it came from.
+  class OverlaySide : public sip::TransactionUser {
+   public:
+    explicit OverlaySide(UaSide& ua) : ua_(ua) {}
+    void on_request(sip::TransactionId id, const sip::Message& r, const Endpoint& from, Instant now) override {
+      ua_.request(Side::Overlay, id, r, from, now);
+    }
+    void on_ack(sip::TransactionId id, const sip::Message& ack, const Endpoint& from, Instant now) override {
+      ua_.forward_ack(Side::Overlay, ack, now);
+      (void)id;
+      (void)from;
+    }
+    void on_response(sip::TransactionId id, const sip::Message& r, Instant now) override {
+      ua_.response(Side::Overlay, id, r, now);
+    }
+    void on_timeout(sip::TransactionId id, Instant now) override { ua_.branch_failed(Side::Overlay, id, true, now); }
+    void on_transport_error(sip::TransactionId id, Instant now) override {
+      ua_.branch_failed(Side::Overlay, id, false, now);
+    }
+
+   private:
+    UaSide& ua_;
+  };
+
+  /// One forwarded copy of a proxied request (a client transaction on one side).
+  struct Branch {
+    Side side = Side::Ua;
+    sip::TransactionId txn = 0;
+    Endpoint dest;
+    sip::Message request;         ///< as sent (a CANCEL is built from it, RFC 3261 §9.1)
+    int status = 0;               ///< the last status heard, 0 before any
+    bool to_node = false;         ///< to another node (silence means 480), not to a phone
+    bool done = false;            ///< final response (or failure) received
+    bool cancel_pending = false;  ///< cancel once a provisional response arrives (§9.1)
+    bool cancelled = false;
+    Instant silent_after = kInstantMax;  ///< to a node: given up if nothing at all is heard by then
+  };
+  /// A response context (RFC 3261 §16): the server transaction and its branches.
+  struct Call {
+    Side side = Side::Ua;
+    sip::TransactionId server = 0;
+    sip::Message request;  ///< as received
+    Endpoint from;
+    bool invite = false, cancelled = false, final_sent = false, looking_up = false;
+    std::vector<Branch> branches;
+    std::optional<sip::Message> best;  ///< the best final response so far (§16.7 step 6)
+    Instant erase_at = kInstantMax;
+  };
+
+  sip::TransactionLayer& layer(Side s);
+  [[nodiscard]] Endpoint own_address(Side s) const;
+  [[nodiscard]] bool is_own(const sip::Uri& uri) const;
+  /// The R-URI's AOR when it names a user of this overlay (its domain, or this UA side's address).
+  [[nodiscard]] std::optional<std::string> overlay_aor(const sip::Uri& uri) const;
+
+  void request(Side side, sip::TransactionId id, const sip::Message& request, const Endpoint& from, Instant now);
+  void answer_self(Side side, sip::TransactionId id, const sip::Message& request, Instant now);
+  void cancel(Side side, sip::TransactionId id, const sip::Message& cancel, Instant now);
+  void route_request(std::uint64_t cid, sip::Message req, Instant now);
+  void lookup_done(std::uint64_t cid, const std::string& aor, const dht::RouteResult& res, Instant now);
+  void fork_local(std::uint64_t cid, const std::string& aor, sip::Message req, Instant now);
+  void add_branch(std::uint64_t cid, Side out, const Endpoint& dest, sip::Message req, bool to_node, Instant now);
+  void response(Side side, sip::TransactionId id, const sip::Message& response, Instant now);
+  void branch_failed(Side side, sip::TransactionId id, bool timeout, Instant now);
+  void branch_final(std::uint64_t cid, std::size_t b, const sip::Message& response, Instant now);
+  void cancel_branch(Call& call, Branch& b, Instant now);
+  void finish_if_done(std::uint64_t cid, Instant now);
+  void answer_call(std::uint64_t cid, int status, const std::string& reason, Instant now);
+  void forward_ack(Side side, const sip::Message& ack, Instant now);
+  void sweep_calls(Instant now);
   /// A REGISTER waiting for its turn (txn != 0), or a store of the current bindings (txn == 0:
   /// refresh, or removal once none is left).
   struct Job {
@@ -112,6 +203,17 @@ class UaSide : public sip::TransactionUser {
   std::map<std::string, Publication, std::less<>> pubs_;
   std::set<std::pair<Instant, std::string>> refresh_queue_;
   std::size_t withdrawing_ = 0;
+
+  OverlaySide overlay_side_{*this};
+  std::map<std::uint64_t, Call> calls_;
+  std::uint64_t next_call_ = 1;
+  std::map<std::pair<Side, sip::TransactionId>, std::uint64_t> by_server_;
+  std::map<std::pair<Side, sip::TransactionId>, std::pair<std::uint64_t, std::size_t>> by_client_;
+  std::set<std::pair<Instant, std::uint64_t>> call_sweep_;
+  /// Branches to other nodes that have heard nothing yet: (deadline, call, branch).
+  std::set<std::tuple<Instant, std::uint64_t, std::size_t>> silent_branches_;
+  bool sending_ = false;  // a send_request is under way: its failures arrive before its id
+  std::vector<std::pair<Side, sip::TransactionId>> failed_during_send_;
 };
 
 }  // namespace p2psip::proxy

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "node/echo/echo_element.hpp"
 #include "node/overlay/codec.hpp"
 #include "overlay_harness.hpp"
 
@@ -37,7 +38,24 @@ struct UaNet {
   std::vector<std::unique_ptr<Phone>> phones;
   proxy::UaSideConfig config;
 
+  std::vector<std::unique_ptr<echo::EchoElement>> echoes;
+
   UaNet() { config.registrar.domain = net.config.overlay = "demo"; }
+
+  /// A phone that answers calls (the sip-echo element): 180, then 200 after `delay`.
+  echo::EchoElement& callee(const std::string& ip, std::uint16_t port, Duration delay = {}) {
+    Endpoint addr{Transport::Udp, *IpAddress::parse(ip), port};
+    echo::EchoConfig ec;
+    ec.contact_host = ip;
+    ec.contact_port = port;
+    ec.answer_delay = delay;
+    echoes.push_back(std::make_unique<echo::EchoElement>(net.host_at(addr), ec));
+    echo::EchoElement* e = echoes.back().get();
+    net.members.push_back(OverlayNet::Member{
+        addr, [e](std::string_view b, const Endpoint& from, Instant now) { e->receive_datagram(b, from, now); },
+        [e] { return e->next_wakeup(); }, [e](Instant now) { e->advance(now); }});
+    return *e;
+  }
 
   static Endpoint ua_addr(std::size_t node) {
     return Endpoint{Transport::Udp, *IpAddress::parse("127.0.3." + std::to_string(node + 1)), 5060};
@@ -53,7 +71,9 @@ struct UaNet {
   UaSide& attach(std::size_t node) {
     if (uas.size() <= node) uas.resize(node + 1);
     Endpoint addr = ua_addr(node);
-    uas[node] = std::make_unique<UaSide>(net.host_at(addr), *net.nodes[node], config);
+    proxy::UaSideConfig c = config;
+    c.ua_address = addr;
+    uas[node] = std::make_unique<UaSide>(net.host_at(addr), *net.nodes[node], c);
     UaSide* ua = uas[node].get();
     net.members.push_back(
         OverlayNet::Member{addr,
@@ -257,6 +277,247 @@ TEST(UaSide, AStoreThatFailsIsAnswered503AndChangesNothing) {
   EXPECT_EQ(u.uas[1]->registrar().size(), 0u);
   EXPECT_EQ(u.uas[1]->stats().store_failures, 1u);
   EXPECT_EQ(u.uas[1]->published(), 0u);
+}
+
+// ---- calls -------------------------------------------------------------------------------------
+
+/// A caller: writes INVITE, ACK, BYE and CANCEL as a phone would, following the dialog's route set.
+struct Caller {
+  UaNet& u;
+  Phone& p;
+  std::size_t node;
+  std::string call_id;
+  int cseq = 1;
+  std::string branch = {};
+  std::vector<std::string> route_set = {};  // from the 2xx's Record-Route, reversed (§12.1.2)
+  std::string remote_target = {}, to_tag = {};
+
+  std::string headers(const std::string& method, const std::string& ruri, int n, const std::string& br,
+                      bool with_routes) const {
+    std::string t = method + " " + ruri + " SIP/2.0\r\nVia: SIP/2.0/UDP " + p.addr.host_port() + ";branch=" + br +
+                    ";rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@demo>;tag=caller1\r\nTo: <sip:bob@demo>" +
+                    (to_tag.empty() ? "" : ";tag=" + to_tag) + "\r\nCall-ID: " + call_id +
+                    "\r\nCSeq: " + std::to_string(n) + " " + method + "\r\n";
+    if (with_routes) {
+      for (const auto& r : route_set) t += "Route: " + r + "\r\n";
+    }
+    return t;
+  }
+  void invite(const std::string& target = "sip:bob@demo") {
+    branch = "z9hG4bKinv" + call_id;
+    std::string sdp =
+        "v=0\r\no=- 1 1 IN IP4 127.0.4.1\r\ns=-\r\nc=IN IP4 127.0.4.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+    p.send(UaNet::ua_addr(node), headers("INVITE", target, cseq, branch, false) + "Contact: <sip:alice@" +
+                                     p.addr.host_port() + ">\r\nContent-Type: application/sdp\r\nContent-Length: " +
+                                     std::to_string(sdp.size()) + "\r\n\r\n" + sdp);
+  }
+  void cancel() {
+    p.send(UaNet::ua_addr(node), headers("CANCEL", "sip:bob@demo", cseq, branch, false) + "Content-Length: 0\r\n\r\n");
+  }
+  /// Takes the dialog from the 2xx: remote target, To tag, route set.
+  void learn(const sip::Message& ok) {
+    auto contact = sip::parse_name_address(ok.header(sip::HeaderId::Contact).value_or(""));
+    remote_target = contact ? std::string(contact->uri.text) : "";
+    auto to = sip::parse_name_address(ok.header(sip::HeaderId::To).value_or(""));
+    to_tag = to ? std::string(to->params.get("tag").value_or("")) : "";
+    std::vector<sip::NameAddress> rr;
+    ok.for_each(sip::HeaderId::RecordRoute, [&](std::string_view v) { sip::parse_name_address_list(v, rr, false); });
+    route_set.clear();
+    for (auto it = rr.rbegin(); it != rr.rend(); ++it) route_set.push_back("<" + std::string(it->uri.text) + ">");
+  }
+  /// In a dialog a phone sends to the first route (loose routing, §12.2.1.1).
+  void in_dialog(const std::string& method, int n) {
+    p.send(UaNet::ua_addr(node),
+           headers(method, remote_target, n, "z9hG4bK" + method + call_id, true) + "Content-Length: 0\r\n\r\n");
+  }
+  [[nodiscard]] bool ours(const sip::Message& m, const std::string& method) const {
+    auto cs = sip::parse_cseq(m.header(sip::HeaderId::CSeq).value_or(""));
+    return m.is_response() && cs && cs->method == method && m.header(sip::HeaderId::CallId) == call_id;
+  }
+  /// Statuses of this call's responses to `method`, in order, without 100 Trying (hop by hop,
+  /// and optional when a provisional follows quickly) and without retransmissions (this caller
+  /// does not ACK, so the final response repeats).
+  std::vector<int> statuses(const std::string& method) const {
+    std::vector<int> out;
+    for (const auto& m : p.received) {
+      if (ours(m, method) && m.status() != 100 && (out.empty() || out.back() != m.status())) out.push_back(m.status());
+    }
+    return out;
+  }
+  const sip::Message* final_for(const std::string& method) const {
+    for (const auto& m : p.received) {
+      if (ours(m, method) && m.status() >= 200) return &m;
+    }
+    return nullptr;
+  }
+};
+
+TEST(UaSide, ACallBetweenPhonesAtTwoNodesGoesStraightToTheCalleesNodeAndKeepsItsPath) {
+  UaNet u;
+  u.build(6, 11);
+  u.attach(1);
+  u.attach(4);
+  auto& bob = u.callee("127.0.4.2", 5070);
+  Phone& bob_reg = u.phone("127.0.4.9", 5070);  // registers bob's contact (the echo element cannot)
+  ASSERT_EQ(u.reg(bob_reg, 4, "bob", "Contact: <sip:bob@127.0.4.2:5070>\r\n")->status(), 200);
+  Phone& alice = u.phone("127.0.4.1", 5070);
+  Caller call{u, alice, 1, "call-1"};
+  std::uint64_t overlay_hops_before = 0;
+  for (auto& n : u.net.nodes) overlay_hops_before += n->chord().stats().forwarded;
+  call.invite();
+  u.net.run_for(seconds(2));
+  EXPECT_EQ(call.statuses("INVITE"), (std::vector<int>{180, 200}));
+  const sip::Message* ok = call.final_for("INVITE");
+  ASSERT_TRUE(ok);
+  EXPECT_FALSE(ok->body().empty());  // the SDP came back untouched (the echo mirrors the offer)
+  // Record-Route: the callee's node (its UA side, then its overlay side), then the caller's.
+  std::vector<std::string> rr;
+  ok->for_each(sip::HeaderId::RecordRoute, [&](std::string_view v) { rr.emplace_back(v); });
+  std::vector<std::string> want{
+      "<sip:" + UaNet::ua_addr(4).host_port() + ";lr>", "<sip:" + OverlayNet::addr_of(4).host_port() + ";lr>",
+      "<sip:" + OverlayNet::addr_of(1).host_port() + ";lr>", "<sip:" + UaNet::ua_addr(1).host_port() + ";lr>"};
+  EXPECT_EQ(rr, want);
+  // Only the lookup crossed the ring; the INVITE went from node 1 to node 4 directly, and only
+  // the two UA sides proxied it (any other node would have answered 405).
+  EXPECT_EQ(u.uas[1]->stats().lookups, 1u);
+  EXPECT_EQ(u.uas[1]->stats().proxied, 1u);
+  EXPECT_EQ(u.uas[4]->stats().proxied, 1u);
+  call.learn(*ok);
+  EXPECT_EQ(call.remote_target, "sip:echo@127.0.4.2:5070");
+  call.in_dialog("ACK", 1);
+  u.net.run_for(seconds(1));
+  EXPECT_EQ(bob.stats().acks, 1u);
+  EXPECT_EQ(u.uas[1]->stats().acks_forwarded, 1u);
+  EXPECT_EQ(u.uas[4]->stats().acks_forwarded, 1u);
+  call.in_dialog("BYE", 2);
+  u.net.run_for(seconds(1));
+  EXPECT_EQ(call.statuses("BYE"), std::vector<int>{200});
+  EXPECT_EQ(bob.stats().byes, 1u);
+  EXPECT_EQ(bob.dialogs(), 0u);
+  (void)overlay_hops_before;
+  u.net.run_for(seconds(40));  // contexts are kept 64*T1 for 2xx retransmissions, then dropped
+  EXPECT_EQ(u.uas[1]->calls(), 0u);
+  EXPECT_EQ(u.uas[4]->calls(), 0u);
+}
+
+TEST(UaSide, UnknownUserIs404AndADeadCalleeNodeIs480) {
+  UaNet u;
+  u.build(4, 12);
+  u.attach(0);
+  u.attach(2);
+  Phone& alice = u.phone("127.0.4.1", 5070);
+  Caller nobody{u, alice, 0, "call-404"};
+  nobody.invite("sip:nobody@demo");
+  u.net.run_for(seconds(2));
+  ASSERT_TRUE(nobody.final_for("INVITE"));
+  EXPECT_EQ(nobody.final_for("INVITE")->status(), 404);
+  EXPECT_EQ(u.uas[0]->stats().lookups_not_found, 1u);
+  // bob registers at node 2, whose process then dies: its entry outlives it (up to its lifetime).
+  u.callee("127.0.4.2", 5070);
+  Phone& reg = u.phone("127.0.4.9", 5070);
+  ASSERT_EQ(u.reg(reg, 2, "bob", "Contact: <sip:bob@127.0.4.2:5070>\r\n")->status(), 200);
+  u.net.alive[2] = false;
+  for (auto& m : u.net.members) {  // node 2's UA side dies with it
+    if (m.addr == UaNet::ua_addr(2)) m.receive = [](std::string_view, const Endpoint&, Instant) {};
+  }
+  Caller call{u, alice, 0, "call-480"};
+  call.invite();
+  // The lookup routes around the dead node (it held bob's entry: two hop timeouts of 5.5 s), then
+  // the INVITE to it hears nothing, not even 100 Trying, for one more: 480 in about 17 s, well
+  // before the INVITE's Timer B (32 s).
+  u.net.run_for(seconds(10));
+  EXPECT_FALSE(call.final_for("INVITE"));
+  u.net.run_for(seconds(10));
+  ASSERT_TRUE(call.final_for("INVITE"));
+  EXPECT_EQ(call.final_for("INVITE")->status(), 480);
+  EXPECT_EQ(call.final_for("INVITE")->reason(), "Callee's Node Does Not Answer");
+}
+
+TEST(UaSide, CancelOfARingingCallReachesTheCallee) {
+  UaNet u;
+  u.build(4, 13);
+  u.attach(0);
+  u.attach(3);
+  auto& bob = u.callee("127.0.4.2", 5070, seconds(30));  // rings for 30 s
+  Phone& reg = u.phone("127.0.4.9", 5070);
+  ASSERT_EQ(u.reg(reg, 3, "bob", "Contact: <sip:bob@127.0.4.2:5070>\r\n")->status(), 200);
+  Phone& alice = u.phone("127.0.4.1", 5070);
+  Caller call{u, alice, 0, "call-cancel"};
+  call.invite();
+  u.net.run_for(seconds(2));
+  EXPECT_EQ(call.statuses("INVITE"), (std::vector<int>{180}));
+  call.cancel();
+  u.net.run_for(seconds(2));
+  EXPECT_EQ(call.statuses("CANCEL"), std::vector<int>{200});
+  EXPECT_EQ(call.statuses("INVITE"), (std::vector<int>{180, 487}));
+  EXPECT_EQ(bob.stats().cancels, 1u);
+  EXPECT_EQ(bob.dialogs(), 0u);
+}
+
+TEST(UaSide, ForkingToDevicesAtTwoNodesTheFirst2xxWinsAndTheOtherIsCancelled) {
+  UaNet u;
+  u.build(6, 14);
+  u.attach(0);
+  u.attach(2);
+  u.attach(5);
+  auto& desk = u.callee("127.0.4.2", 5070, seconds(1));
+  auto& mobile = u.callee("127.0.4.3", 5070, seconds(5));
+  Phone& reg = u.phone("127.0.4.9", 5070);
+  ASSERT_EQ(u.reg(reg, 2, "bob", "Contact: <sip:bob@127.0.4.2:5070>\r\n")->status(), 200);
+  Phone& reg2 = u.phone("127.0.4.8", 5070);
+  ASSERT_EQ(u.reg(reg2, 5, "bob", "Contact: <sip:bob@127.0.4.3:5070>\r\n")->status(), 200);
+  Phone& alice = u.phone("127.0.4.1", 5070);
+  Caller call{u, alice, 0, "call-fork"};
+  call.invite();
+  u.net.run_for(seconds(4));
+  EXPECT_EQ(call.statuses("INVITE"), (std::vector<int>{180, 200}));
+  EXPECT_EQ(desk.stats().answered, 1u);
+  EXPECT_EQ(mobile.stats().cancels, 1u);  // the other branch was cancelled
+  EXPECT_EQ(mobile.stats().answered, 0u);
+  u.net.run_for(seconds(10));
+  EXPECT_EQ(call.statuses("INVITE"), (std::vector<int>{180, 200}));  // the cancelled branch's 487 stays here
+}
+
+TEST(UaSide, AMessageIsDeliveredAndARequestForAGoneBindingIs480) {
+  UaNet u;
+  u.build(4, 15);
+  u.attach(0);
+  u.attach(1);
+  Phone& bob = u.phone("127.0.4.2", 5070);
+  ASSERT_EQ(u.reg(bob, 1, "bob", "Contact: <sip:bob@127.0.4.2:5070>\r\n")->status(), 200);
+  Phone& alice = u.phone("127.0.4.1", 5070);
+  alice.send(UaNet::ua_addr(0),
+             "MESSAGE sip:bob@demo SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.4.1:5070;branch=z9hG4bKm1\r\n"
+             "Max-Forwards: 70\r\nFrom: <sip:alice@demo>;tag=a\r\nTo: <sip:bob@demo>\r\n"
+             "Call-ID: m1\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\n"
+             "Content-Length: 5\r\n\r\nhello");
+  u.net.run_for(seconds(1));
+  const sip::Message* got = nullptr;
+  for (const auto& m : bob.received) {
+    if (m.is_request() && m.method() == "MESSAGE") got = &m;
+  }
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->body(), "hello");
+  EXPECT_EQ(got->request_uri(), "sip:bob@127.0.4.2:5070");
+  EXPECT_EQ(got->count(sip::HeaderId::Via), 3u);  // bob's node, alice's node, alice
+  auto top = sip::top_via(*got);
+  ASSERT_TRUE(top);
+  // bob answers; the 200 finds its way back through both nodes.
+  std::string answer = sip::make_response(*got, 200, {}, "b").serialize();
+  bob.send(Endpoint{Transport::Udp, *IpAddress::parse(std::string(top->host)), *top->port}, answer);
+  u.net.run_for(seconds(1));
+  ASSERT_TRUE(alice.last_final());
+  EXPECT_EQ(alice.last_final()->status(), 200);
+  // The node holds bob's entry but bob's binding is gone from it: 480, not silence.
+  ASSERT_EQ(u.reg(bob, 1, "bob", "Contact: *\r\nExpires: 0\r\n")->status(), 200);
+  u.uas[1]->withdraw_all(u.net.now);  // nothing to withdraw: the entry went with the binding
+  alice.send(OverlayNet::addr_of(1),
+             "MESSAGE sip:bob@demo SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.4.1:5070;branch=z9hG4bKm2\r\n"
+             "Max-Forwards: 70\r\nFrom: <sip:alice@demo>;tag=a\r\nTo: <sip:bob@demo>\r\n"
+             "Call-ID: m2\r\nCSeq: 2 MESSAGE\r\nContent-Length: 0\r\n\r\n");
+  u.net.run_for(seconds(1));
+  ASSERT_TRUE(alice.last_final());
+  EXPECT_EQ(alice.last_final()->status(), 480);
 }
 
 }  // namespace
