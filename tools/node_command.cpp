@@ -124,7 +124,12 @@ struct Daemon {
       << ",\"registers_rejected\":" << st.registers_rejected << ",\"queries\":" << st.queries
       << ",\"entries_stored\":" << st.entries_stored << ",\"entry_refreshes\":" << st.refreshes
       << ",\"entries_removed\":" << st.entries_removed << ",\"store_failures\":" << st.store_failures
-      << ",\"requests_rejected\":" << st.requests_rejected << ",\"users_list\":[";
+      << ",\"requests_rejected\":" << st.requests_rejected << ",\"proxied\":" << st.proxied
+      << ",\"lookups\":" << st.lookups << ",\"lookups_not_found\":" << st.lookups_not_found
+      << ",\"lookups_failed\":" << st.lookups_failed << ",\"branches\":" << st.branches
+      << ",\"calls_answered\":" << st.calls_answered << ",\"cancels\":" << st.cancels
+      << ",\"acks_forwarded\":" << st.acks_forwarded << ",\"branch_failures\":" << st.branch_timeouts
+      << ",\"requests_in_progress\":" << ua->calls() << ",\"users_list\":[";
     auto aors = r.aor_list();
     for (std::size_t i = 0; i < aors.size() && i < 100; ++i) j << (i ? "," : "") << json_string(aors[i]);
     j << "]}";

@@ -116,7 +116,8 @@ void UaSide::request(Side side, sip::TransactionId id, const Message& req, const
     if (!uri || !is_own(*uri)) break;
     routes->erase(routes->begin());
   }
-  auto ruri = sip::parse_uri(fwd.request_uri());
+  // Views into `req`, which stays as it is (fwd's buffer moves as headers are added to it).
+  auto ruri = sip::parse_uri(req.request_uri());
   if (!ruri) return reject(400, "Malformed Request-URI");
   if (routes->empty() && ruri->user.empty() && is_own(*ruri)) return answer_self(side, id, req, now);
   // §16.3: Max-Forwards (483 at 0) and Proxy-Require (420 for every extension: none is supported).
@@ -354,8 +355,13 @@ void UaSide::response(Side side, sip::TransactionId id, const Message& resp, Ins
     silent_branches_.erase({b.silent_after, cid, bi});
     b.silent_after = kInstantMax;
   }
+  // §16.7 step 3: our own Via goes; the rest must be the request's, and are taken from it, so
+  // that a phone that copied only its top Via still gets its answer home.
   Message up = resp;
-  up.remove_first(HeaderId::Via);  // §16.7 step 3: our own Via goes
+  up.remove_all(HeaderId::Via);
+  std::vector<std::string_view> vias;
+  call.request.for_each(HeaderId::Via, [&](std::string_view v) { vias.push_back(v); });
+  for (auto v = vias.rbegin(); v != vias.rend(); ++v) up.add_header_front(HeaderId::Via, *v);
   if (st < 200) {
     b.status = std::max(b.status, st);
     if (b.cancel_pending) cancel_branch(call, b, now);
