@@ -10,7 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libtomlplusplus-dev
   libosip2-dev
-  sip-tester procps
+  sip-tester baresip procps
   gnuplot-nox
 )
 
