@@ -246,7 +246,9 @@ void UaSide::add_branch(std::uint64_t cid, Side out, const Endpoint& dest, Messa
   auto rr = [](const Endpoint& e, Transport t) {
     return "<sip:" + e.host_port() + (t == Transport::Tcp ? ";transport=tcp" : "") + ";lr>";
   };
-  if (call.request.method_id() != sip::Method::Register) {
+  // Dialog-creating requests only: in a dialog the route set is already fixed (§12.2).
+  auto to = sip::parse_name_address(call.request.header(HeaderId::To).value_or(""));
+  if (to && !to->params.has("tag")) {
     m.add_header_front(HeaderId::RecordRoute, rr(own_address(call.side), call.from.transport));
     if (out != call.side) m.add_header_front(HeaderId::RecordRoute, rr(own_address(out), dest.transport));
   }
