@@ -24,6 +24,12 @@ bool same_uri(std::string_view a, std::string_view b) {
   return ua && ub && sip::uri_equivalent(*ua, *ub);
 }
 
+Instant earliest(const std::vector<Binding>& list) {
+  Instant e = kInstantMax;
+  for (const auto& b : list) e = std::min(e, b.expires);
+  return e;
+}
+
 std::int64_t remaining_s(const Binding& b, Instant now) {
   // Rounded up, so a binding never reads as expired (0) while it is still live.
   return (b.expires - now).count() <= 0 ? 0 : ((b.expires - now).count() + 999999) / 1000000;
@@ -142,10 +148,13 @@ void Registrar::commit(const RegisterPlan& plan, Instant now) {
   for (const auto& b : plan.after) {
     if (b.expires > now) live.push_back(b);
   }
-  if (live.empty()) {
-    if (auto it = aors_.find(plan.aor); it != aors_.end()) aors_.erase(it);
-  } else {
-    aors_[plan.aor] = std::move(live);
+  if (auto it = aors_.find(plan.aor); it != aors_.end()) {
+    expiry_order_.erase({earliest(it->second), it->first});
+    aors_.erase(it);
+  }
+  if (!live.empty()) {
+    expiry_order_.insert({earliest(live), plan.aor});
+    aors_.emplace(plan.aor, std::move(live));
   }
 }
 
@@ -172,24 +181,24 @@ sip::Message Registrar::make_ok(const sip::Message& request, const std::vector<B
 
 std::vector<std::string> Registrar::expire(Instant now) {
   std::vector<std::string> emptied;
-  for (auto it = aors_.begin(); it != aors_.end();) {
+  while (!expiry_order_.empty() && expiry_order_.begin()->first <= now) {
+    std::string aor = expiry_order_.begin()->second;
+    expiry_order_.erase(expiry_order_.begin());
+    auto it = aors_.find(aor);
+    if (it == aors_.end()) continue;
     std::erase_if(it->second, [&](const Binding& b) { return b.expires <= now; });
     if (it->second.empty()) {
-      emptied.push_back(it->first);
-      it = aors_.erase(it);
+      emptied.push_back(aor);
+      aors_.erase(it);
     } else {
-      ++it;
+      expiry_order_.insert({earliest(it->second), aor});
     }
   }
   return emptied;
 }
 
 Instant Registrar::next_expiry() const {
-  Instant next = kInstantMax;
-  for (const auto& [aor, list] : aors_) {
-    for (const auto& b : list) next = std::min(next, b.expires);
-  }
-  return next;
+  return expiry_order_.empty() ? kInstantMax : expiry_order_.begin()->first;
 }
 
 std::size_t Registrar::size() const {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -80,6 +81,8 @@ class Registrar {
  private:
   RegistrarConfig cfg_;
   std::map<std::string, std::vector<Binding>, std::less<>> aors_;
+  /// Each AOR under its earliest binding expiry: next_expiry() and expire() without a full scan.
+  std::set<std::pair<Instant, std::string>> expiry_order_;
 };
 
 }  // namespace p2psip::proxy
