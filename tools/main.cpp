@@ -93,6 +93,7 @@ int run(int argc, char** argv) {
       ->capture_default_str();
   node_cmd->add_option("--max-bindings", node.max_bindings, "Contacts per user at this node")->capture_default_str();
   node_cmd->add_option("--max-users", node.max_users, "Users registered at this node")->capture_default_str();
+  node_cmd->add_option("--max-calls", node.max_calls, "Requests proxied at once (beyond: 503)")->capture_default_str();
 
   p2psip::tools::ControlOptions ctl;
   auto add_control = [&](CLI::App* cmd) {

@@ -403,8 +403,9 @@ int run_node(const NodeOptions& o) {
     std::fprintf(stderr, "p2psip node: need 1 <= --min-expires <= --max-expires\n");
     return 2;
   }
-  if (o.entry_lifetime_s < 10 || o.max_bindings < 1 || o.max_users < 1) {
-    std::fprintf(stderr, "p2psip node: need --entry-lifetime >= 10, --max-bindings >= 1, --max-users >= 1\n");
+  if (o.entry_lifetime_s < 10 || o.max_bindings < 1 || o.max_users < 1 || o.max_calls < 1) {
+    std::fprintf(stderr,
+                 "p2psip node: need --entry-lifetime >= 10, --max-bindings >= 1, --max-users >= 1, --max-calls >= 1\n");
     return 2;
   }
 
@@ -449,6 +450,7 @@ int run_node(const NodeOptions& o) {
     ucfg.registrar.max_bindings_per_aor = o.max_bindings;
     ucfg.registrar.max_aors = o.max_users;
     ucfg.entry_lifetime_s = o.entry_lifetime_s;
+    ucfg.max_calls = o.max_calls;
     d.ua = std::make_unique<proxy::UaSide>(*d.ua_rt, *d.node, ucfg);
     d.ua_sink = std::make_unique<NodeSink<proxy::UaSide>>(*d.ua, *d.node, d.ua.get());
     d.ua_text = ua_listen->host_port();

@@ -29,6 +29,7 @@ struct NodeOptions {
   std::uint32_t entry_lifetime_s = 300;      ///< overlay lifetime of a registration entry (refreshed)
   std::size_t max_bindings = 16;             ///< contacts per user at this node
   std::size_t max_users = 100000;            ///< users registered at this node
+  std::size_t max_calls = 10000;             ///< requests the UA side proxies at once
 };
 /// Applies a TOML file's keys (the long flag names) to `o`, skipping those in `given` (flags set on
 /// the command line). False with `error` naming the file, key and problem.

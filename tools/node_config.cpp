@@ -81,6 +81,8 @@ bool apply_node_config(const std::string& path, const std::set<std::string>& giv
       ok = num(o.max_bindings, 1, 1000);
     } else if (key == "max-users") {
       ok = num(o.max_users, 1, 10000000);
+    } else if (key == "max-calls") {
+      ok = num(o.max_calls, 1, 10000000);
     } else if (key == "iterative") {
       if (!v.is_boolean()) return wrong(key, "true or false");
       o.iterative = *v.value<bool>();

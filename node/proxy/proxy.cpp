@@ -133,6 +133,9 @@ void UaSide::request(Side side, sip::TransactionId id, const Message& req, const
   fwd.set_header(HeaderId::MaxForwards, std::to_string(mf == 0 ? 0 : mf - 1));
   for (const auto& r : *routes) fwd.add_header(HeaderId::Route, r);
 
+  if (calls_.size() >= cfg_.max_calls) {
+    return reject(503, "Too Many Requests In Progress", HeaderId::RetryAfter, std::to_string(cfg_.retry_after_s));
+  }
   std::uint64_t cid = next_call_++;
   Call& call = calls_[cid];
   call.side = side;

@@ -46,6 +46,7 @@ struct UaSideConfig {
   /// After a failed store: the Retry-After given to the phone, and the wait before a refresh retries.
   std::uint32_t retry_after_s = 10;
   std::size_t max_waiting_per_aor = 8;  ///< REGISTERs queued behind one in progress; beyond: 503
+  std::size_t max_calls = 10000;        ///< requests being proxied at once; beyond: 503 with Retry-After
   sip::TimerConfig timers;
   sip::Limits limits;
 };

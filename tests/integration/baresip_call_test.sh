@@ -2,7 +2,8 @@
 # Issue 5 with a real softphone (baresip, Debian package baresip): two headless baresip instances,
 # alice registered at one node and bob at another node of a 3-node overlay; alice calls
 # sip:bob@OVERLAY, bob answers automatically, the call is established (media flows directly
-# between the phones), and alice hangs up when her audio file ends (3 s). Checked from baresip's
+# between the phones), and bob hangs up when his audio file ends (2 s): his BYE travels the
+# dialog's route set the other way, through his node and then alice's. Checked from baresip's
 # own output and from the nodes' counters. Everything stays on 127.0.0.1 (baresip's interface,
 # DNS server and RTP included); every process started here is stopped on the way out.
 set -euo pipefail
@@ -37,11 +38,12 @@ mkwav() {
   } >"$1"
 }
 
-# phone NAME SIP-PORT NODE: a baresip configuration for sip:NAME@baresip.test at NODE's UA side.
+# phone NAME SIP-PORT NODE SECONDS: a baresip configuration for sip:NAME@baresip.test at NODE's
+# UA side, whose microphone is SECONDS of silence (the call ends when it runs out).
 phone() {
   local name=$1 port=$2 node=$3 dir="$WORK/$1"
   mkdir -p "$dir"
-  mkwav "$dir/talk.wav" 3
+  mkwav "$dir/talk.wav" "$4"
   cat >"$dir/config" <<EOF
 poll_method epoll
 net_interface 127.0.0.1
@@ -75,8 +77,8 @@ until "$P2PSIP" ring-check --quiet "$(control 0)" "$(control 1)" "$(control 2)" 
   sleep 0.5
 done
 
-phone bob $((BASE + 30)) 2
-phone alice $((BASE + 35)) 1
+phone bob $((BASE + 30)) 2 2
+phone alice $((BASE + 35)) 1 8
 baresip -f "$WORK/bob" -t 20 >"$WORK/bob.out" 2>&1 &
 PIDS+=($!)
 BOB=$!
@@ -104,8 +106,10 @@ expect bob.out "Call established: sip:alice@baresip.test"
 expect alice.out "Call with sip:bob@baresip.test terminated"
 expect bob.out "Call with sip:alice@baresip.test terminated"
 expect bob.out "incoming rtp for 'audio' established"  # media straight from alice's phone
+expect bob.out "audio error (0,end of file)"            # bob hung up (his file ran out first)
+if grep -aq "audio error (0,end of file)" "$WORK/alice.out"; then echo "alice hung up, not bob"; show; exit 1; fi
 # The dialog's requests went through both nodes: alice's (1) and bob's (2).
 for n in 1 2; do "$P2PSIP" status --json --control "$(control "$n")" >"$WORK/status$n"; done
 grep -q '"calls_answered":1,' "$WORK/status1" || { echo "node 1 did not carry the answer:"; cat "$WORK/status1"; exit 1; }
 grep -q '"acks_forwarded":1,' "$WORK/status2" || { echo "node 2 did not carry the ACK:"; cat "$WORK/status2"; exit 1; }
-echo "baresip_call_test: alice (node 1) called bob (node 2): established, media direct, hung up after $(sed -n 's/.*terminated (duration: \([0-9]*\) secs).*/\1/p' "$WORK/alice.out" | head -1) s"
+echo "baresip_call_test: alice (node 1) called bob (node 2): established, media direct, bob hung up after $(sed -n 's/.*terminated (duration: \([0-9]*\) secs).*/\1/p' "$WORK/alice.out" | head -1) s"

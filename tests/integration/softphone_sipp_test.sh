@@ -87,13 +87,14 @@ run_sipp() {
   sipp_check "$1" "$USERS"
 }
 
-# callee_at NAME NODE PORT UAS-SCENARIO COUNT: registers sip:NAME@ua.test from 127.0.0.1:PORT at
-# NODE's UA side (as NAME1: sipp's call number), then answers there with UAS-SCENARIO in the background.
+# callee_at NAME NODE PORT UAS-SCENARIO COUNT [TRANSPORT]: registers sip:NAME@ua.test from
+# 127.0.0.1:PORT at NODE's UA side (as NAME1: sipp's call number), then answers there with
+# UAS-SCENARIO in the background, over TRANSPORT (sipp's u1, the default, or t1).
 callee_at() {
-  local name=$1 node=$2 port=$3 scenario=$4 count=$5
-  sipp_run "reg-$name" register.xml 1 -key prefix "$name" -p "$port" "$(ua "$node")"
+  local name=$1 node=$2 port=$3 scenario=$4 count=$5 transport=${6:-u1}
+  sipp_run "reg-$name" register.xml 1 -key prefix "$name" -p "$port" -t "$transport" "$(ua "$node")"
   sipp_check "reg-$name" 1
-  sipp_run "uas-$name" "$scenario" "$count" -p "$port" &
+  sipp_run "uas-$name" "$scenario" "$count" -p "$port" -t "$transport" &
   UAS_PID=$!
   sleep 0.3
 }
@@ -133,6 +134,12 @@ sipp_check uas-bob "$CALLS"
 # The ACKs and BYEs took the Record-Route path: through node 2 as well, not around it.
 "$P2PSIP" status --json --control "$(control 2)" | grep -q '"acks_forwarded":'"$CALLS"',' \
   || { echo "node 2 did not forward the $CALLS ACKs:"; "$P2PSIP" status --json --control "$(control 2)"; exit 1; }
+# The same over TCP between the phones and their nodes (caller at node 3, callee at node 1).
+callee_at tcpbob 1 $((BASE + 33)) call_uas.xml 5 t1
+sipp_run calls-tcp call_uac.xml 5 -key callee tcpbob1 -t t1 "$(ua 3)"
+wait "$UAS_PID" || true
+sipp_check calls-tcp 5
+sipp_check uas-tcpbob 5
 # A ringing call cancelled: caller at node 1, callee at node 3.
 callee_at carol 3 $((BASE + 31)) ring_uas.xml 3
 sipp_run cancel cancel_uac.xml 3 -key callee carol1 "$(ua 1)"
@@ -148,7 +155,7 @@ sipp_run message message_uac.xml 5 -key callee dave1 "$(ua 3)"
 wait "$UAS_PID" || true
 sipp_check message 5
 sipp_check uas-dave 5
-"$P2PSIP" status --json --control "$(control 0)" | grep -q '"calls_answered":'"$CALLS" \
+"$P2PSIP" status --json --control "$(control 0)" | grep -q '"calls_answered":'"$CALLS"',' \
   || { echo "node 0 does not count $CALLS answered calls:"; "$P2PSIP" status --json --control "$(control 0)"; exit 1; }
 
 run_sipp unregister-udp unregister.xml 1 u1 udp

@@ -520,5 +520,27 @@ TEST(UaSide, AMessageIsDeliveredAndARequestForAGoneBindingIs480) {
   EXPECT_EQ(alice.last_final()->status(), 480);
 }
 
+TEST(UaSide, RequestsBeyondTheLimitInProgressGet503WithRetryAfter) {
+  UaNet u;
+  u.config.max_calls = 1;
+  u.build(3, 16);
+  u.attach(0);
+  u.attach(1);
+  u.callee("127.0.4.2", 5070, seconds(30));  // rings: the first call stays in progress
+  Phone& reg = u.phone("127.0.4.9", 5070);
+  ASSERT_EQ(u.reg(reg, 1, "bob", "Contact: <sip:bob@127.0.4.2:5070>\r\n")->status(), 200);
+  Phone& alice = u.phone("127.0.4.1", 5070);
+  Caller first{u, alice, 0, "call-first"};
+  first.invite();
+  u.net.run_for(seconds(1));
+  EXPECT_EQ(first.statuses("INVITE"), std::vector<int>{180});
+  Caller second{u, alice, 0, "call-second"};
+  second.invite();
+  u.net.run_for(seconds(1));
+  ASSERT_TRUE(second.final_for("INVITE"));
+  EXPECT_EQ(second.final_for("INVITE")->status(), 503);
+  EXPECT_EQ(second.final_for("INVITE")->header(sip::HeaderId::RetryAfter), "10");
+}
+
 }  // namespace
 }  // namespace p2psip::test
