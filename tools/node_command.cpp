@@ -129,7 +129,8 @@ struct Daemon {
       << ",\"lookups_failed\":" << st.lookups_failed << ",\"branches\":" << st.branches
       << ",\"calls_answered\":" << st.calls_answered << ",\"cancels\":" << st.cancels
       << ",\"acks_forwarded\":" << st.acks_forwarded << ",\"branch_failures\":" << st.branch_timeouts
-      << ",\"requests_in_progress\":" << ua->calls() << ",\"users_list\":[";
+      << ",\"requests_in_progress\":" << ua->calls() << ",\"response_contexts\":" << ua->contexts()
+      << ",\"users_list\":[";
     auto aors = r.aor_list();
     for (std::size_t i = 0; i < aors.size() && i < 100; ++i) j << (i ? "," : "") << json_string(aors[i]);
     j << "]}";

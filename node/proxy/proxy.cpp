@@ -133,7 +133,7 @@ void UaSide::request(Side side, sip::TransactionId id, const Message& req, const
   fwd.set_header(HeaderId::MaxForwards, std::to_string(mf == 0 ? 0 : mf - 1));
   for (const auto& r : *routes) fwd.add_header(HeaderId::Route, r);
 
-  if (calls_.size() >= cfg_.max_calls) {
+  if (calls() >= cfg_.max_calls) {
     return reject(503, "Too Many Requests In Progress", HeaderId::RetryAfter, std::to_string(cfg_.retry_after_s));
   }
   std::uint64_t cid = next_call_++;
@@ -462,6 +462,9 @@ void UaSide::finish_if_done(std::uint64_t cid, Instant now) {
   if (call.erase_at == kInstantMax) {
     call.erase_at = call.invite ? now + cfg_.timers.t1 * 64 : now;
     call_sweep_.insert({call.erase_at, cid});
+    // Nothing is cancelled any more: what stays is what a retransmitted 2xx needs (request, ids).
+    for (auto& b : call.branches) b.request = Message{};
+    call.best.reset();
   }
   sweep_calls(now);
 }

@@ -46,7 +46,9 @@ struct UaSideConfig {
   /// After a failed store: the Retry-After given to the phone, and the wait before a refresh retries.
   std::uint32_t retry_after_s = 10;
   std::size_t max_waiting_per_aor = 8;  ///< REGISTERs queued behind one in progress; beyond: 503
-  std::size_t max_calls = 10000;        ///< requests being proxied at once; beyond: 503 with Retry-After
+  /// Requests being proxied at once (finished contexts kept for RFC 6026 not counted); beyond: 503
+  /// with Retry-After.
+  std::size_t max_calls = 10000;
   sip::TimerConfig timers;
   sip::Limits limits;
 };
@@ -86,8 +88,11 @@ class UaSide : public sip::TransactionUser {
   /// AORs whose overlay entry a store has put in place and not yet removed.
   [[nodiscard]] std::size_t published() const;
 
-  /// Requests being proxied (response contexts, RFC 3261 §16), for status and tests.
-  [[nodiscard]] std::size_t calls() const { return calls_.size(); }
+  /// Requests being proxied whose branches are not all done (bounded by `max_calls`).
+  [[nodiscard]] std::size_t calls() const { return calls_.size() - call_sweep_.size(); }
+  /// Response contexts kept (RFC 3261 §16): those in progress and finished INVITEs' contexts kept
+  /// for 64*T1 to pass on 2xx retransmissions (RFC 6026).
+  [[nodiscard]] std::size_t contexts() const { return calls_.size(); }
 
   // sip::TransactionUser of the UA side's layer (the overlay side has its own adapter).
   void on_request(sip::TransactionId id, const sip::Message& request, const Endpoint& from, Instant now) override;
@@ -210,6 +215,7 @@ class UaSide : public sip::TransactionUser {
   std::uint64_t next_call_ = 1;
   std::map<std::pair<Side, sip::TransactionId>, std::uint64_t> by_server_;
   std::map<std::pair<Side, sip::TransactionId>, std::pair<std::uint64_t, std::size_t>> by_client_;
+  /// Finished contexts by the time they go: exactly the calls whose branches are all done.
   std::set<std::pair<Instant, std::uint64_t>> call_sweep_;
   /// Branches to other nodes that have heard nothing yet: (deadline, call, branch).
   std::set<std::tuple<Instant, std::uint64_t, std::size_t>> silent_branches_;

@@ -540,6 +540,17 @@ TEST(UaSide, RequestsBeyondTheLimitInProgressGet503WithRetryAfter) {
   ASSERT_TRUE(second.final_for("INVITE"));
   EXPECT_EQ(second.final_for("INVITE")->status(), 503);
   EXPECT_EQ(second.final_for("INVITE")->header(sip::HeaderId::RetryAfter), "10");
+  // Once answered, the first call's context stays 64*T1 for 2xx retransmissions (RFC 6026) but
+  // is no longer in progress: the next call goes through.
+  u.net.run_for(seconds(30));
+  ASSERT_TRUE(first.final_for("INVITE"));
+  EXPECT_EQ(first.final_for("INVITE")->status(), 200);
+  EXPECT_EQ(u.uas[0]->calls(), 0u);
+  EXPECT_EQ(u.uas[0]->contexts(), 1u);  // the answered call's (the 503 made none)
+  Caller third{u, alice, 0, "call-third"};
+  third.invite();
+  u.net.run_for(seconds(1));
+  EXPECT_EQ(third.statuses("INVITE"), std::vector<int>{180});
 }
 
 }  // namespace
