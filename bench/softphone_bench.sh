@@ -2,6 +2,7 @@
 # The UA side under load, beside Kamailio in the same run (issue 5's speed figures).
 #  1. REGISTER/s: sipp registers new users at rising rates against (a) a p2psip node alone in its
 #     overlay and (b) Kamailio as an in-memory registrar (usrloc db_mode 0) with one UDP worker.
+#     (usrloc's table sized for the run's users: 2^16 slots, not the default 2^10.)
 #     Per rate: successful and failed registrations, retransmissions, the server's CPU seconds per
 #     1000 transactions. The highest rate with no failure and no retransmission is reported.
 #  2. calls/s: INVITE/180/200/ACK/BYE through the same two servers (Kamailio as a record-routing
@@ -11,8 +12,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 p2psip="$here/build/bin/p2psip"
-rates="1000 2000 4000 6000 8000 10000 12000"
-call_rates="200 400 800 1200 1600 2000"
+rates="1000 2000 4000 5000 6000 7000 8000 9000 10000 11000 12000 14000"
+call_rates="200 400 600 800 1000 1200 1400 1600 2000 2400"
 seconds=5
 while (($#)); do
   case "$1" in
@@ -20,7 +21,7 @@ while (($#)); do
     --rates) rates="$2"; shift ;;
     --call-rates) call_rates="$2"; shift ;;
     --seconds) seconds="$2"; shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "unknown argument $1"; exit 2 ;;
   esac
   shift
@@ -63,6 +64,7 @@ loadmodule "registrar.so"
 loadmodule "textops.so"
 loadmodule "siputils.so"
 modparam("usrloc", "db_mode", 0)
+modparam("usrloc", "hash_size", 16)
 modparam("registrar", "max_expires", 3600)
 request_route {
   if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }

@@ -14,15 +14,28 @@ bool Storage::put(const Record& r) {
   auto it = records_.find(SlotView(r.key, r.dkey));
   if (it != records_.end() && it->second.stored_at_us > r.stored_at_us) return false;
   if (r.lifetime_s == 0) {
-    if (it != records_.end()) records_.erase(it);
+    if (it != records_.end()) {
+      unindex(it);
+      records_.erase(it);
+    }
     return true;
   }
   if (it != records_.end()) {
+    unindex(it);
     it->second = r;
   } else {
-    records_.emplace(Slot{r.key, r.dkey}, r);
+    it = records_.emplace(Slot{r.key, r.dkey}, r).first;
   }
+  index(it);
   return true;
+}
+
+void Storage::index(Records::iterator it) {
+  by_expiry_.emplace(expiry(it->second), &it->first);
+}
+
+void Storage::unindex(Records::iterator it) {
+  by_expiry_.erase({expiry(it->second), &it->first});
 }
 
 const Record* Storage::get(NodeId key, std::string_view dkey) const {
@@ -39,19 +52,39 @@ std::vector<Record> Storage::entries(NodeId key, std::int64_t now_us) const {
 }
 
 std::size_t Storage::expire(std::int64_t now_us) {
-  return std::erase_if(records_, [&](const auto& kv) { return expiry(kv.second) <= now_us; });
+  std::size_t dropped = 0;
+  while (!by_expiry_.empty() && by_expiry_.begin()->first <= now_us) {
+    const Slot& slot = *by_expiry_.begin()->second;
+    by_expiry_.erase(by_expiry_.begin());
+    records_.erase(records_.find(SlotView(slot.first, slot.second)));
+    ++dropped;
+  }
+  return dropped;
 }
 
 std::int64_t Storage::next_expiry_us() const {
-  std::int64_t next = std::numeric_limits<std::int64_t>::max();
-  for (const auto& [k, r] : records_) next = std::min(next, expiry(r));
-  return next;
+  return by_expiry_.empty() ? std::numeric_limits<std::int64_t>::max() : by_expiry_.begin()->first;
+}
+
+Storage::Records::const_iterator Storage::after(NodeId key) const {
+  auto it = records_.lower_bound(SlotView(key, {}));
+  while (it != records_.end() && it->first.first == key) ++it;
+  return it;
 }
 
 std::vector<Record> Storage::range(NodeId from, NodeId to) const {
+  if (from == to) return all();
+  // The map is ordered by key: (from, to] is one run of it, or two when it wraps past zero (given
+  // in key order, as a scan would).
   std::vector<Record> out;
-  for (const auto& [slot, r] : records_) {
-    if (in_open_closed(slot.first, from, to)) out.push_back(r);
+  auto copy = [&](Records::const_iterator b, Records::const_iterator e) {
+    for (; b != e; ++b) out.push_back(b->second);
+  };
+  if (from < to) {
+    copy(after(from), after(to));
+  } else {
+    copy(records_.begin(), after(to));
+    copy(after(from), records_.end());
   }
   return out;
 }

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -15,6 +16,13 @@ namespace p2psip::dht {
 
 class Storage {
  public:
+  Storage() = default;
+  // The expiry index points into the record map's nodes: moves keep them, copies would not.
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  Storage(Storage&&) = default;
+  Storage& operator=(Storage&&) = default;
+
   /// Stores or replaces the entry (key, dkey). An older record than the one held (stored_at_us)
   /// is ignored (replicas arriving late must not roll a value back). A record with lifetime 0
   /// removes the entry. Returns true when the store took effect.
@@ -23,11 +31,13 @@ class Storage {
   [[nodiscard]] const Record* get(NodeId key, std::string_view dkey = {}) const;
   /// Every entry under `key` still alive at `now_us`, in dictionary-key order.
   [[nodiscard]] std::vector<Record> entries(NodeId key, std::int64_t now_us) const;
-  /// Drops records whose lifetime has run out at `now_us`; returns how many.
+  /// Drops records whose lifetime has run out at `now_us`; returns how many. Costs the number
+  /// dropped (times log n), not a scan of every record: a node holding hundreds of thousands of
+  /// registrations must not stall its event loop once per round.
   std::size_t expire(std::int64_t now_us);
-  /// The earliest expiry time, INT64_MAX when empty.
+  /// The earliest expiry time, INT64_MAX when empty. Constant time.
   [[nodiscard]] std::int64_t next_expiry_us() const;
-  /// Records whose key lies in (from, to].
+  /// Records whose key lies in (from, to] (the whole ring when from == to), in key order.
   [[nodiscard]] std::vector<Record> range(NodeId from, NodeId to) const;
   [[nodiscard]] std::vector<Record> all() const;
   [[nodiscard]] std::size_t size() const { return records_.size(); }
@@ -44,7 +54,14 @@ class Storage {
       return view(a) < view(b);
     }
   };
-  std::map<Slot, Record, SlotLess> records_;
+  using Records = std::map<Slot, Record, SlotLess>;
+  void index(Records::iterator it);
+  void unindex(Records::iterator it);
+  /// The first record whose key is past `key`.
+  [[nodiscard]] Records::const_iterator after(NodeId key) const;
+  Records records_;
+  /// (expiry, the record's slot, whose address in records_ is stable) for every record.
+  std::set<std::pair<std::int64_t, const Slot*>> by_expiry_;
 };
 
 }  // namespace p2psip::dht

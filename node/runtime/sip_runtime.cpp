@@ -105,6 +105,12 @@ bool SipRuntime::start(PacketSink& sink, std::string& error) {
     int len = sizeof bound;
     uv_udp_getsockname(&udp_, reinterpret_cast<sockaddr*>(&bound), &len);
     udp_port_ = from_sockaddr(reinterpret_cast<sockaddr*>(&bound), Transport::Udp).port;
+    if (cfg_.udp_receive_buffer > 0) {
+      int size = cfg_.udp_receive_buffer;
+      if (int rc = uv_recv_buffer_size(reinterpret_cast<uv_handle_t*>(&udp_), &size); rc != 0) {
+        log(LogLevel::Warn, std::string("UDP receive buffer not enlarged: ") + uv_strerror(rc));
+      }
+    }
     uv_udp_recv_start(&udp_, on_udp_alloc, on_udp_read);
   }
   if (cfg_.tcp) {
@@ -292,7 +298,8 @@ void SipRuntime::handle_stream_bytes(Connection* c, std::string_view bytes) {
         write_stream(c, "\r\n");  // RFC 5626 §3.5.1 pong
         continue;
       case sip::StreamFramer::Kind::Message:
-        if (log_level_ == LogLevel::Debug) log(LogLevel::Debug, "recv from " + c->remote.to_string() + ":\n" + item.message->serialize());
+        if (log_level_ == LogLevel::Debug)
+          log(LogLevel::Debug, "recv from " + c->remote.to_string() + ":\n" + item.message->serialize());
         sink_->on_message(*item.message, c->remote, now());
         break;
       case sip::StreamFramer::Kind::Error:

@@ -57,6 +57,9 @@ struct RuntimeConfig {
   bool tcp = true;
   Duration tcp_idle_timeout = seconds(300);
   std::size_t max_connections = 1024;
+  /// SO_RCVBUF asked for the UDP socket (the kernel caps it at net.core.rmem_max): room for a
+  /// burst of datagrams while the loop is busy, as SIP servers set (Kamailio's maxbuffer).
+  int udp_receive_buffer = 1 << 20;
   sip::Limits limits;
 };
 
