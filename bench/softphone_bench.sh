@@ -7,27 +7,37 @@
 #     1000 transactions. The highest rate with no failure and no retransmission is reported.
 #  2. calls/s: INVITE/180/200/ACK/BYE through the same two servers (Kamailio as a record-routing
 #     stateful proxy, tm), caller and callee both sipp, callee registered first.
-# Usage: bench/softphone_bench.sh [--p2psip PATH] [--rates "R1 R2 ..."] [--call-rates "R1 ..."] [--seconds S]
+# The server runs on CPU 0 and every sipp on CPU 1 (taskset), so that the two share no core;
+# --no-pin lets the scheduler place them.
+# Usage: bench/softphone_bench.sh [--p2psip PATH] [--rates "R1 R2 ..."] [--call-rates "R1 ..."] [--seconds S] [--no-pin]
 # Heavy (minutes); keep it out of ctest. Everything runs on 127.0.0.1 and is stopped at the end.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 p2psip="$here/build/bin/p2psip"
-rates="1000 2000 4000 5000 6000 7000 8000 9000 10000 11000 12000 14000"
-call_rates="200 400 600 800 1000 1200 1400 1600 2000 2400"
+rates="1000 2000 4000 5000 6000 7000 8000 9000 10000 11000 12000 13000 14000 16000"
+call_rates="200 400 600 800 1000 1200 1400 1600 2000 2400 2800 3200 3600 4000"
 seconds=5
+pin=1
 while (($#)); do
   case "$1" in
     --p2psip) p2psip="$2"; shift ;;
     --rates) rates="$2"; shift ;;
     --call-rates) call_rates="$2"; shift ;;
     --seconds) seconds="$2"; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --no-pin) pin=0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "unknown argument $1"; exit 2 ;;
   esac
   shift
 done
 command -v sipp >/dev/null || { echo "sipp not installed (package sip-tester)"; exit 1; }
 command -v kamailio >/dev/null || { echo "kamailio not installed (package kamailio)"; exit 1; }
+on_server=()
+on_load=()
+if [ "$pin" = 1 ] && [ "$(nproc)" -ge 2 ]; then
+  on_server=(taskset -c 0)
+  on_load=(taskset -c 1)
+fi
 work=$(mktemp -d)
 server_pid=""
 stop_server() {
@@ -83,10 +93,10 @@ EOF
 
 start_server() {  # start_server p2psip|kamailio
   if [ "$1" = p2psip ]; then
-    "$p2psip" node --listen 127.0.0.1:25070 --control 127.0.0.1:25080 --ua-listen "127.0.0.1:$UA_PORT" \
+    "${on_server[@]}" "$p2psip" node --listen 127.0.0.1:25070 --control 127.0.0.1:25080 --ua-listen "127.0.0.1:$UA_PORT" \
       --overlay "$DOMAIN" --max-users 10000000 --log-level warn >"$work/server.log" 2>&1 &
   else
-    kamailio -f "$work/kamailio.cfg" -DD -E -m 512 -M 32 >"$work/server.log" 2>&1 &
+    "${on_server[@]}" kamailio -f "$work/kamailio.cfg" -DD -E -m 512 -M 32 >"$work/server.log" 2>&1 &
   fi
   server_pid=$!
   sleep 1
@@ -115,7 +125,7 @@ run_load() {
   local before after t0 t1 rc=0
   before=$(cpu_ticks)
   t0=$(date +%s.%N)
-  (cd "$dir" && timeout $((seconds * 4 + 30)) sipp "$@" -s "$DOMAIN" -m "$count" -r "$rate" -l $((rate * 4)) \
+  (cd "$dir" && timeout $((seconds * 4 + 30)) "${on_load[@]}" sipp "$@" -s "$DOMAIN" -m "$count" -r "$rate" -l $((rate * 4)) \
       -timeout $((seconds * 3 + 20))s -nostdin -trace_stat -stf stats.csv -fd 1 "127.0.0.1:$UA_PORT" >sipp.out 2>&1) || rc=$?
   t1=$(date +%s.%N)
   after=$(cpu_ticks)
@@ -161,10 +171,10 @@ for server in p2psip kamailio; do
   best_call[$server]=0
   for rate in $call_rates; do
     n=$((rate * seconds))
-    (cd "$work" && timeout 30 sipp -sf "$here/tests/integration/sipp/register.xml" -key prefix callee -s "$DOMAIN" \
+    (cd "$work" && timeout 30 "${on_load[@]}" sipp -sf "$here/tests/integration/sipp/register.xml" -key prefix callee -s "$DOMAIN" \
         -p 25090 -m 1 -nostdin "127.0.0.1:$UA_PORT" >/dev/null 2>&1) || { echo "callee registration failed"; exit 1; }
     mkdir -p "$work/uas-$server-$rate"
-    (cd "$work/uas-$server-$rate" && timeout $((seconds * 4 + 40)) sipp -sf "$here/tests/integration/sipp/call_uas.xml" \
+    (cd "$work/uas-$server-$rate" && timeout $((seconds * 4 + 40)) "${on_load[@]}" sipp -sf "$here/tests/integration/sipp/call_uas.xml" \
         -p 25090 -m "$n" -l $((rate * 4)) -nostdin -fd 1 >uas.out 2>&1) &
     uas=$!
     sleep 0.3

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Call setup and registration across a loopback overlay (issue 5's latency goals).
 #  - Registration to callable: sipp registers USERS users, each at a different node in turn; the
-#    REGISTER is answered only once the overlay store succeeded, so its response time bounds the
-#    time until other nodes find the user. Every user is then looked up from another node
-#    (`p2psip locate`), and a single miss fails the run.
+#    REGISTER is answered only once the overlay store succeeded. Every user is then looked up from
+#    the node halfway round the ring (`p2psip locate`, whose node reports the lookup's own
+#    latency), and a single miss fails the run. REGISTER sent until another node's lookup has the
+#    binding is at most the REGISTER's response time plus that lookup's; the p99 of that sum is
+#    bounded, whatever the two's correlation, by the sum of their p99.5 values (each exceeded by at
+#    most 0.5 % of the samples), which is what the table reports.
 #  - Call setup: CALLEES callees registered at different nodes; for each, a caller at another node
 #    places CALLS calls (INVITE, 180, 200, ACK, BYE); sipp times INVITE sent to 180 received, which
 #    includes the overlay lookup of the callee and the INVITE's trip through both nodes.
@@ -27,7 +30,7 @@ while (($#)); do
     --callees) CALLEES="$2"; shift ;;
     --calls) CALLS="$2"; shift ;;
     --overlay-transport) TRANSPORT="$2"; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "unknown argument $1"; exit 2 ;;
   esac
   shift
@@ -47,13 +50,13 @@ trap cleanup EXIT
 listen() { echo "127.0.0.1:$((BASE + $1))"; }
 control() { echo "127.0.0.1:$((BASE + 100 + $1))"; }
 ua() { echo "127.0.0.1:$((BASE + 200 + $1))"; }
-# percentiles FILE: p50 p90 p99 max of one number per line
+# percentiles FILE: p50 p90 p99 p99.5 max count of one number per line (nearest rank)
 percentiles() {
-  sort -n "$1" | awk '{ v[NR] = $1 } END {
-    if (NR == 0) { print "- - - - 0"; exit }
-    i50 = int(NR * 0.50 + 0.5); i90 = int(NR * 0.90 + 0.5); i99 = int(NR * 0.99 + 0.5)
-    if (i50 < 1) i50 = 1; if (i90 < 1) i90 = 1; if (i99 < 1) i99 = 1
-    printf "%s %s %s %s %d\n", v[i50], v[i90], v[i99], v[NR], NR }'
+  sort -g "$1" | awk '
+    function rank(q,  i) { i = int(NR * q + 0.999999); return i < 1 ? 1 : i }
+    { v[NR] = $1 } END {
+    if (NR == 0) { print "- - - - - 0"; exit }
+    printf "%s %s %s %s %s %d\n", v[rank(0.5)], v[rank(0.9)], v[rank(0.99)], v[rank(0.995)], v[NR], NR }'
 }
 
 echo "starting $NODES nodes (overlay links over $TRANSPORT).."
@@ -86,13 +89,18 @@ for i in $(seq 0 $((NODES - 1))); do
   cat "$dir"/*_rtt.csv | awk -F';' 'NR > 1 && $2 != "" { print $2 }' >>"$work/register_ms"
 done
 misses=0
+: >"$work/lookup_ms"
 for i in $(seq 0 $((NODES - 1))); do
   for k in $(seq 1 "$per_node"); do
-    "$p2psip" locate "sip:n${i}u$k@lat.test" --control "$(control $(((i + NODES / 2) % NODES)))" >/dev/null 2>&1 \
-      || misses=$((misses + 1))
+    if out=$("$p2psip" locate --json "sip:n${i}u$k@lat.test" --control "$(control $(((i + NODES / 2) % NODES)))" 2>&1); then
+      sed -n 's/.*"latency_ms":\([0-9.]*\).*/\1/p' <<<"$out" >>"$work/lookup_ms"
+    else
+      misses=$((misses + 1))
+    fi
   done
 done
-read -r r50 r90 r99 rmax rn < <(percentiles "$work/register_ms")
+read -r r50 r90 r99 r995 rmax rn < <(percentiles "$work/register_ms")
+read -r l50 l90 l99 l995 lmax ln < <(percentiles "$work/lookup_ms")
 
 # Calls: callee c registered at node (4c+1) mod NODES, called from node (4c+1+NODES/2) mod NODES.
 : >"$work/setup_ms"
@@ -114,12 +122,15 @@ for c in $(seq 0 $((CALLEES - 1))); do
   wait "$uas" || true
   cat "$dir"/*_rtt.csv | awk -F';' 'NR > 1 && $2 != "" { print $2 }' >>"$work/setup_ms"
 done
-read -r s50 s90 s99 smax sn < <(percentiles "$work/setup_ms")
+read -r s50 s90 s99 s995 smax sn < <(percentiles "$work/setup_ms")
 
 echo
-echo "| measure ($NODES nodes on loopback, overlay links $TRANSPORT) | samples | p50 ms | p90 ms | p99 ms | max ms | goal |"
-echo "|---|---:|---:|---:|---:|---:|---|"
-echo "| REGISTER answered (the overlay store done: callable from every node) | $rn | $r50 | $r90 | $r99 | $rmax | p99 < 100 ms |"
-echo "| call setup, INVITE sent to 180 received (lookup + both nodes) | $sn | $s50 | $s90 | $s99 | $smax | p99 < 50 ms |"
+callable=$(awk -v a="$r995" -v b="$l995" 'BEGIN { printf "%.3f", a + b }')
+echo "| measure ($NODES nodes on loopback, overlay links $TRANSPORT) | samples | p50 ms | p90 ms | p99 ms | p99.5 ms | max ms | goal |"
+echo "|---|---:|---:|---:|---:|---:|---:|---|"
+echo "| REGISTER sent to 200 received (the overlay store done) | $rn | $r50 | $r90 | $r99 | $r995 | $rmax | |"
+echo "| then a lookup from the node halfway round the ring | $ln | $l50 | $l90 | $l99 | $l995 | $lmax | |"
+echo "| registration to callable (REGISTER sent until another node's lookup has it) | | | | **≤ $callable** | | | p99 < 100 ms |"
+echo "| call setup, INVITE sent to 180 received (lookup + both nodes) | $sn | $s50 | $s90 | $s99 | $s995 | $smax | p99 < 50 ms |"
 echo
 echo "Lookups from another node right after registering: $((USERS - misses - USERS % NODES)) of $((per_node * NODES)) found ($misses missed)."

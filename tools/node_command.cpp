@@ -209,7 +209,7 @@ struct Daemon {
         [respond, aor = *aor](const dht::RouteResult& res) {
           std::ostringstream j;
           j << "{\"aor\":" << json_string(aor) << ",\"status\":" << res.status << ",\"hops\":" << res.hops
-            << ",\"entries\":[";
+            << ",\"latency_ms\":" << static_cast<double>(res.latency.count()) / 1000.0 << ",\"entries\":[";
           std::size_t n = 0;
           for (const auto& rec : res.records) {
             auto e = proxy::decode_registration(rec.value);
