@@ -11,20 +11,23 @@ std::int64_t expiry(const Record& r) {
 }  // namespace
 
 bool Storage::put(const Record& r) {
-  auto it = records_.find(SlotView(r.key, r.dkey));
-  if (it != records_.end() && it->second.stored_at_us > r.stored_at_us) return false;
+  // One descent of the tree: where the slot is, or where it would go.
+  const SlotView slot(r.key, r.dkey);
+  auto it = records_.lower_bound(slot);
+  const bool held = it != records_.end() && !SlotLess{}(slot, it->first);
+  if (held && it->second.stored_at_us > r.stored_at_us) return false;
   if (r.lifetime_s == 0) {
-    if (it != records_.end()) {
+    if (held) {
       unindex(it);
       records_.erase(it);
     }
     return true;
   }
-  if (it != records_.end()) {
+  if (held) {
     unindex(it);
     it->second = r;
   } else {
-    it = records_.emplace(Slot{r.key, r.dkey}, r).first;
+    it = records_.emplace_hint(it, Slot{r.key, r.dkey}, r);
   }
   index(it);
   return true;

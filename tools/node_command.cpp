@@ -131,8 +131,8 @@ struct Daemon {
       << ",\"acks_forwarded\":" << st.acks_forwarded << ",\"branch_failures\":" << st.branch_timeouts
       << ",\"requests_in_progress\":" << ua->calls() << ",\"response_contexts\":" << ua->contexts()
       << ",\"users_list\":[";
-    auto aors = r.aor_list();
-    for (std::size_t i = 0; i < aors.size() && i < 100; ++i) j << (i ? "," : "") << json_string(aors[i]);
+    auto aors = r.aor_list(100);
+    for (std::size_t i = 0; i < aors.size(); ++i) j << (i ? "," : "") << json_string(aors[i]);
     j << "]}";
     return j.str();
   }

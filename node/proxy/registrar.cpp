@@ -148,14 +148,21 @@ void Registrar::commit(const RegisterPlan& plan, Instant now) {
   for (const auto& b : plan.after) {
     if (b.expires > now) live.push_back(b);
   }
-  if (auto it = aors_.find(plan.aor); it != aors_.end()) {
+  auto it = aors_.find(plan.aor);
+  if (it != aors_.end()) {
     expiry_order_.erase({earliest(it->second), it->first});
-    aors_.erase(it);
+    bindings_ -= it->second.size();
+    if (live.empty()) {
+      aors_.erase(it);
+      return;
+    }
+    it->second = std::move(live);
+  } else {
+    if (live.empty()) return;
+    it = aors_.emplace(plan.aor, std::move(live)).first;
   }
-  if (!live.empty()) {
-    expiry_order_.insert({earliest(live), plan.aor});
-    aors_.emplace(plan.aor, std::move(live));
-  }
+  bindings_ += it->second.size();
+  expiry_order_.insert({earliest(it->second), it->first});
 }
 
 std::vector<Binding> Registrar::bindings(std::string_view aor, Instant now) const {
@@ -186,7 +193,7 @@ std::vector<std::string> Registrar::expire(Instant now) {
     expiry_order_.erase(expiry_order_.begin());
     auto it = aors_.find(aor);
     if (it == aors_.end()) continue;
-    std::erase_if(it->second, [&](const Binding& b) { return b.expires <= now; });
+    bindings_ -= std::erase_if(it->second, [&](const Binding& b) { return b.expires <= now; });
     if (it->second.empty()) {
       emptied.push_back(aor);
       aors_.erase(it);
@@ -201,16 +208,14 @@ Instant Registrar::next_expiry() const {
   return expiry_order_.empty() ? kInstantMax : expiry_order_.begin()->first;
 }
 
-std::size_t Registrar::size() const {
-  std::size_t n = 0;
-  for (const auto& [aor, list] : aors_) n += list.size();
-  return n;
-}
-
-std::vector<std::string> Registrar::aor_list() const {
+std::vector<std::string> Registrar::aor_list(std::size_t limit) const {
+  // The `limit` smallest, kept sorted while the rest stream past (limit is small: status shows 100).
   std::vector<std::string> out;
-  out.reserve(aors_.size());
-  for (const auto& [aor, list] : aors_) out.push_back(aor);
+  for (const auto& [aor, list] : aors_) {
+    if (out.size() == limit && (limit == 0 || aor >= out.back())) continue;
+    out.insert(std::upper_bound(out.begin(), out.end(), aor), aor);
+    if (out.size() > limit) out.pop_back();
+  }
   return out;
 }
 

@@ -5,16 +5,18 @@
 // only once that succeeded (a REGISTER is all or nothing, §10.3 step 6).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "node/core/address.hpp"
+#include "node/core/string_hash.hpp"
 #include "node/core/time.hpp"
 #include "node/sip/message.hpp"
 
@@ -51,7 +53,13 @@ struct RegisterPlan {
 
 class Registrar {
  public:
-  explicit Registrar(RegistrarConfig config) : cfg_(std::move(config)) {}
+  /// Sizes the AOR table for max_aors up front (up to kPresized): growing a hash table past
+  /// a hundred thousand users rehashes every entry at once, a stall of a hundred milliseconds
+  /// that overflows the UDP buffer (Kamailio's usrloc has a fixed table size for the same reason).
+  explicit Registrar(RegistrarConfig config) : cfg_(std::move(config)) {
+    aors_.reserve(std::min(cfg_.max_aors, kPresized));
+  }
+  static constexpr std::size_t kPresized = std::size_t{1} << 20;
 
   /// The canonical AOR of a To (or request) URI, "sip:user@domain" with the user unescaped and the
   /// domain in lower case (§10.3 step 5), or nullopt when it is not a sip/sips URI with a user.
@@ -73,14 +81,17 @@ class Registrar {
   /// The earliest binding expiry, kInstantMax when none.
   [[nodiscard]] Instant next_expiry() const;
   [[nodiscard]] std::size_t aors() const { return aors_.size(); }
-  [[nodiscard]] std::size_t size() const;
+  /// Bindings held, all AORs together.
+  [[nodiscard]] std::size_t size() const { return bindings_; }
   [[nodiscard]] const RegistrarConfig& config() const { return cfg_; }
-  /// Every AOR with live bindings, in order.
-  [[nodiscard]] std::vector<std::string> aor_list() const;
+  /// The first `limit` AORs with bindings, in order (a pass over every AOR).
+  [[nodiscard]] std::vector<std::string> aor_list(std::size_t limit) const;
 
  private:
   RegistrarConfig cfg_;
-  std::map<std::string, std::vector<Binding>, std::less<>> aors_;
+  /// Hashed: a REGISTER finds its AOR with one probe however many users the node serves.
+  std::unordered_map<std::string, std::vector<Binding>, StringHash, std::equal_to<>> aors_;
+  std::size_t bindings_ = 0;
   /// Each AOR under its earliest binding expiry: next_expiry() and expire() without a full scan.
   std::set<std::pair<Instant, std::string>> expiry_order_;
 };

@@ -28,6 +28,7 @@ UaSide::UaSide(Environment& env, overlay::OverlayNode& overlay, UaSideConfig con
       overlay_(overlay),
       layer_(env, *this, cfg_.timers, cfg_.limits),
       registrar_(cfg_.registrar) {
+  pubs_.reserve(std::min(cfg_.registrar.max_aors, Registrar::kPresized));  // no rehash stalls (registrar.hpp)
   overlay_.set_delegate(&overlay_side_);
 }
 
@@ -49,11 +50,6 @@ std::string UaSide::tag() {
   char buf[24];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(env_.random()));
   return buf;
-}
-
-std::size_t UaSide::published() const {
-  return static_cast<std::size_t>(
-      std::count_if(pubs_.begin(), pubs_.end(), [](const auto& kv) { return kv.second.stored; }));
 }
 
 void UaSide::on_request(sip::TransactionId id, const Message& request, const Endpoint& from, Instant now) {
@@ -88,11 +84,11 @@ void UaSide::handle_register(sip::TransactionId id, const Message& request, cons
 void UaSide::run_jobs(const std::string& aor, Instant now) {
   auto pit = pubs_.find(aor);
   if (pit == pubs_.end() || pit->second.running) return;  // the running loop picks new jobs up
-  Publication& p = pit->second;                           // std::map: stable while the entry lives
+  Publication& p = pit->second;  // node-based: stays put while the entry lives, rehashing or not
   p.running = true;
   while (!p.in_flight && !p.jobs.empty()) {
     Job job = std::move(p.jobs.front());
-    p.jobs.pop_front();
+    p.jobs.erase(p.jobs.begin());
     if (job.txn == 0) {  // refresh, or removal once the last binding has gone
       auto bindings = registrar_.bindings(aor, now);
       if (bindings.empty() && !p.stored) continue;
@@ -102,7 +98,7 @@ void UaSide::run_jobs(const std::string& aor, Instant now) {
               auto& q = pubs_[aor];
               q.in_flight = false;
               if (status == 200) {
-                q.stored = !removing;
+                set_stored(q, !removing);
                 (removing ? stats_.entries_removed : stats_.refreshes)++;
               } else {
                 ++stats_.store_failures;
@@ -141,7 +137,7 @@ void UaSide::run_jobs(const std::string& aor, Instant now) {
             q.in_flight = false;
             if (status == 200) {
               registrar_.commit(plan, t);
-              q.stored = !plan.after.empty();
+              set_stored(q, !plan.after.empty());
               (plan.after.empty() ? stats_.entries_removed : stats_.entries_stored)++;
               ++stats_.registers_ok;
               layer_.respond(txn, Registrar::make_ok(request, registrar_.bindings(aor, t), t, tag()), t);
@@ -209,6 +205,11 @@ void UaSide::set_refresh(const std::string& aor, Publication& p, Instant at) {
   if (at != kInstantMax) refresh_queue_.insert({at, aor});
 }
 
+void UaSide::set_stored(Publication& p, bool stored) {
+  if (p.stored != stored) stored ? ++published_ : --published_;
+  p.stored = stored;
+}
+
 void UaSide::forget_if_idle(const std::string& aor) {
   auto it = pubs_.find(aor);
   if (it == pubs_.end()) return;
@@ -254,7 +255,7 @@ void UaSide::withdraw_all(Instant now) {
     if (!p.stored) continue;
     set_refresh(aor, p, kInstantMax);
     dht::Record r = entry(aor);
-    p.stored = false;
+    set_stored(p, false);
     ++stats_.entries_removed;
     overlay_.chord().route(
         dht::RouteOp::Store, r.key, std::move(r), [](const dht::RouteResult&) {}, now);

@@ -20,15 +20,16 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
 #include <set>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
+#include "node/core/string_hash.hpp"
 #include "node/overlay/overlay_node.hpp"
 #include "node/proxy/registrar.hpp"
 #include "node/proxy/registration.hpp"
@@ -86,7 +87,7 @@ class UaSide : public sip::TransactionUser {
   [[nodiscard]] const sip::TransactionLayer& transactions() const { return layer_; }
   [[nodiscard]] const UaSideConfig& config() const { return cfg_; }
   /// AORs whose overlay entry a store has put in place and not yet removed.
-  [[nodiscard]] std::size_t published() const;
+  [[nodiscard]] std::size_t published() const { return published_; }
 
   /// Requests being proxied whose branches are not all done (bounded by `max_calls`).
   [[nodiscard]] std::size_t calls() const { return calls_.size() - call_sweep_.size(); }
@@ -183,9 +184,11 @@ class UaSide : public sip::TransactionUser {
   struct Publication {
     bool in_flight = false;  ///< a store for this AOR is under way
     bool running = false;    ///< run_jobs is working through `jobs`
-    bool stored = false;     ///< an entry is in the overlay (as far as this node knows)
+    bool stored = false;     ///< an entry is in the overlay (as far as this node knows); see set_stored
     Instant refresh_at = kInstantMax;
-    std::deque<Job> jobs;
+    /// First in, first out; at most max_waiting_per_aor long (a deque would cost its 512-byte block
+    /// for every registered user, even empty).
+    std::vector<Job> jobs;
   };
 
   void handle_register(sip::TransactionId id, const sip::Message& request, const Endpoint& from, Instant now);
@@ -197,6 +200,7 @@ class UaSide : public sip::TransactionUser {
   /// This node's entry for `aor`, as a removal (lifetime 0, no value).
   [[nodiscard]] dht::Record entry(const std::string& aor) const;
   void set_refresh(const std::string& aor, Publication& p, Instant at);
+  void set_stored(Publication& p, bool stored);
   void forget_if_idle(const std::string& aor);
   std::string tag();
 
@@ -206,7 +210,9 @@ class UaSide : public sip::TransactionUser {
   sip::TransactionLayer layer_;
   Registrar registrar_;
   UaSideStats stats_;
-  std::map<std::string, Publication, std::less<>> pubs_;
+  /// Hashed, and node-based: a Publication stays where it is while its entry lives.
+  std::unordered_map<std::string, Publication, StringHash, std::equal_to<>> pubs_;
+  std::size_t published_ = 0;  ///< Publications with `stored`
   std::set<std::pair<Instant, std::string>> refresh_queue_;
   std::size_t withdrawing_ = 0;
 
