@@ -2,8 +2,6 @@
 
 #include <sodium.h>
 
-#include <array>
-
 #include "node/core/hex.hpp"
 
 namespace p2psip::dht {
@@ -16,18 +14,6 @@ NodeId NodeId::hash(std::string_view key) {
   for (int i = 8; i < 16; ++i) id.lo = id.lo << 8 | digest[i];
   return id;
 }
-
-namespace {
-/// Hex digit values; 0xff for everything else.
-constexpr std::array<std::uint8_t, 256> kHexValue = [] {
-  std::array<std::uint8_t, 256> t{};
-  for (auto& v : t) v = 0xff;
-  for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = static_cast<std::uint8_t>(c - '0');
-  for (int c = 'a'; c <= 'f'; ++c) t[static_cast<std::size_t>(c)] = static_cast<std::uint8_t>(c - 'a' + 10);
-  for (int c = 'A'; c <= 'F'; ++c) t[static_cast<std::size_t>(c)] = static_cast<std::uint8_t>(c - 'A' + 10);
-  return t;
-}();
-}  // namespace
 
 std::optional<NodeId> NodeId::from_hex(std::string_view hex) {
   if (hex.size() != 32) return std::nullopt;

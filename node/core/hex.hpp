@@ -1,9 +1,12 @@
-// Fixed-width lowercase hex text for random tokens (branches, tags, Call-IDs): no printf on the
-// per-message path.
+// Lowercase hex text: fixed-width tokens (branches, tags, Call-IDs) without printf on the
+// per-message path, and byte strings (keys, signatures) both ways.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace p2psip {
 
@@ -22,6 +25,40 @@ inline std::string hex64(std::uint64_t v) {
   std::string out;
   append_hex64(out, v);
   return out;
+}
+
+/// Hex digit values (either case); 0xff for every other character.
+inline constexpr std::array<std::uint8_t, 256> kHexValue = [] {
+  std::array<std::uint8_t, 256> t{};
+  for (auto& v : t) v = 0xff;
+  for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = static_cast<std::uint8_t>(c - '0');
+  for (int c = 'a'; c <= 'f'; ++c) t[static_cast<std::size_t>(c)] = static_cast<std::uint8_t>(c - 'a' + 10);
+  for (int c = 'A'; c <= 'F'; ++c) t[static_cast<std::size_t>(c)] = static_cast<std::uint8_t>(c - 'A' + 10);
+  return t;
+}();
+
+/// `n` bytes as 2n lowercase hex digits.
+inline std::string hex_bytes(const std::uint8_t* data, std::size_t n) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(2 * n, '0');
+  for (std::size_t i = 0; i < n; ++i) {
+    out[2 * i] = kDigits[data[i] >> 4];
+    out[2 * i + 1] = kDigits[data[i] & 0xf];
+  }
+  return out;
+}
+
+/// Exactly 2n hex digits into `n` bytes; false (and `out` unspecified) on anything else.
+inline bool parse_hex_bytes(std::string_view hex, std::uint8_t* out, std::size_t n) {
+  if (hex.size() != 2 * n) return false;
+  std::uint8_t bad = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint8_t h = kHexValue[static_cast<unsigned char>(hex[2 * i])];
+    const std::uint8_t l = kHexValue[static_cast<unsigned char>(hex[2 * i + 1])];
+    bad |= h | l;
+    out[i] = static_cast<std::uint8_t>((h & 0xf) << 4 | (l & 0xf));
+  }
+  return (bad & 0xf0) == 0;
 }
 
 }  // namespace p2psip
