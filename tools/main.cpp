@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "tools/identity_commands.hpp"
 #include "tools/node_command.hpp"
 #include "tools/sim_command.hpp"
 #include "tools/sip_commands.hpp"
@@ -146,7 +147,46 @@ int run(int argc, char** argv) {
   bool no_plots = false;
   sim_cmd->add_flag("--no-plots", no_plots, "Do not run gnuplot");
 
+  auto* ca_cmd =
+      app.add_subcommand("ca", "The overlay's certificate authority: create its root, enroll nodes and users");
+  ca_cmd->require_subcommand(1);
+  p2psip::tools::CaInitOptions ca_init;
+  auto* ca_init_cmd =
+      ca_cmd->add_subcommand("init", "Create an overlay root (ca.key, ca.crt, issued.tsv) in a directory");
+  ca_init_cmd->add_option("--overlay", ca_init.overlay, "The overlay's name, e.g. p2psip.example")->required();
+  ca_init_cmd->add_option("--out", ca_init.out, "Directory for the CA (must not hold one)")->required();
+  ca_init_cmd->add_option("--days", ca_init.days, "Days the root is valid")->capture_default_str();
+  p2psip::tools::CaIssueOptions ca_issue;
+  auto* ca_issue_cmd = ca_cmd->add_subcommand(
+      "issue", "Issue a node or user certificate, from a request or with a fresh key; one key per user name");
+  ca_issue_cmd->add_option("--ca", ca_issue.ca, "The CA's directory (from ca init)")->required();
+  ca_issue_cmd->add_option("--csr", ca_issue.csr, "A request made by 'p2psip identity new' (else a key is made here)");
+  ca_issue_cmd->add_flag("--node", ca_issue.node, "A node certificate (its Node-ID is its key's digest)");
+  ca_issue_cmd->add_option("--user", ca_issue.user, "A user certificate for sip:USER@OVERLAY");
+  ca_issue_cmd->add_option("--out", ca_issue.out, "Directory for cert.pem, ca.crt (and key.pem)")->required();
+  ca_issue_cmd->add_option("--days", ca_issue.days, "Days the certificate is valid")->capture_default_str();
+
+  auto* id_cmd = app.add_subcommand("identity", "A node's or user's own identity: make a key and request, show one");
+  id_cmd->require_subcommand(1);
+  p2psip::tools::IdentityNewOptions id_new;
+  auto* id_new_cmd = id_cmd->add_subcommand("new", "Make a key and a certificate request for the overlay's CA");
+  id_new_cmd->add_option("--overlay", id_new.overlay, "The overlay's name")->required();
+  id_new_cmd->add_flag("--node", id_new.node, "A node identity");
+  id_new_cmd->add_option("--user", id_new.user, "A user identity for sip:USER@OVERLAY");
+  id_new_cmd->add_option("--out", id_new.out, "Directory for key.pem and request.csr")->required();
+  id_new_cmd->add_flag("--self-signed", id_new.self_signed,
+                       "Development mode: a self-signed node certificate instead of a request (no CA)");
+  id_new_cmd->add_option("--days", id_new.days, "Days a self-signed certificate is valid")->capture_default_str();
+  p2psip::tools::IdentityShowOptions id_show;
+  auto* id_show_cmd = id_cmd->add_subcommand("show", "Print what a certificate says, and check it against a root");
+  id_show_cmd->add_option("path", id_show.path, "A certificate, or a directory holding cert.pem")->required();
+  id_show_cmd->add_option("--trust", id_show.trust, "The overlay root (ca.crt) to check it against, now");
+
   CLI11_PARSE(app, argc, argv);
+  if (ca_init_cmd->parsed()) return p2psip::tools::ca_init(ca_init);
+  if (ca_issue_cmd->parsed()) return p2psip::tools::ca_issue(ca_issue);
+  if (id_new_cmd->parsed()) return p2psip::tools::identity_new(id_new);
+  if (id_show_cmd->parsed()) return p2psip::tools::identity_show(id_show);
   if (sim_cmd->parsed()) {
     simo.plots = !no_plots;
     return p2psip::tools::run_sim(simo);
