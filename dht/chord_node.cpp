@@ -399,7 +399,11 @@ Response ChordNode::execute(const Request& r, Instant now) {
       }
       Record rec = r.records[0];
       rec.stored_at_us = now.time_since_epoch().count();  // the storing peer's storage time
-      storage_.put(rec);
+      if (Refusal no = take(rec, now)) {
+        resp.status = no.status;
+        resp.reason = no.reason;
+        break;
+      }
       std::vector<Peer> targets;
       for (const auto& s : table_.successors()) {
         if (targets.size() >= cfg_.replicas) break;
@@ -487,7 +491,7 @@ void ChordNode::on_request(ReplyHandle handle, const Request& r, Instant now) {
       if (!recently_failed(r.sender.id, now)) table_.consider(r.sender);
       break;
     case Op::Leave: {
-      for (const auto& rec : r.records) storage_.put(rec);
+      for (const auto& rec : r.records) take(rec, now);
       stats_.records_transferred += r.records.size();
       if (table_.predecessor() && table_.predecessor()->id == r.sender.id) {
         // The leaver's predecessors become ours.
@@ -508,13 +512,31 @@ void ChordNode::on_request(ReplyHandle handle, const Request& r, Instant now) {
       break;
     }
     case Op::Replicate:
-      for (const auto& rec : r.records) storage_.put(rec);
+      for (const auto& rec : r.records) take(rec, now);
       break;
   }
   transport_.reply(handle, resp, now);
 }
 
 // ---- outcomes -----------------------------------------------------------------------------------
+
+Refusal ChordNode::take(const Record& rec, Instant now) {
+  if (guard_ != nullptr) {
+    if (Refusal no = guard_->admit(rec, storage_.get(rec.key, rec.dkey), now)) {
+      ++stats_.records_refused;
+      env_.log(LogLevel::Debug,
+               "chord: record " + rec.name + " refused: " + std::to_string(no.status) + " " + no.reason);
+      return no;
+    }
+  }
+  storage_.put(rec);
+  return {};
+}
+
+void ChordNode::sift(std::vector<Record>& records, Instant now) {
+  if (guard_ == nullptr) return;
+  stats_.records_disbelieved += std::erase_if(records, [&](const Record& rec) { return !guard_->believe(rec, now); });
+}
 
 void ChordNode::finish_route(Pending& p, const Response& r, Instant now) {
   RouteResult res;
@@ -524,6 +546,14 @@ void ChordNode::finish_route(Pending& p, const Response& r, Instant now) {
   res.hops = r.hops;
   res.records = r.records;
   res.latency = now - p.started;
+  if (p.request.route_op == RouteOp::Fetch && !res.records.empty()) {
+    // A storing peer can withhold records but not forge them: what does not verify is dropped.
+    sift(res.records, now);
+    if (res.records.empty() && res.status == 200) {
+      res.status = 404;
+      res.reason = "No Verified Record";
+    }
+  }
   (r.status == 200 || r.status == 404 ? stats_.routes_ok : stats_.routes_failed)++;
   if (p.cb) p.cb(res);
 }
@@ -589,7 +619,7 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
       for (const auto& pred : r.predecessors) {
         if (pred.id != table_.self().id) table_.offer_predecessor(pred);
       }
-      for (const auto& rec : r.records) storage_.put(rec);
+      for (const auto& rec : r.records) take(rec, now);
       joined_ = true;
       next_join_attempt_ = kInstantMax;
       next_stabilize_ = now + cfg_.stabilize_interval / 4;

@@ -55,6 +55,8 @@ struct ChordStats {
   std::uint64_t requests_in = 0, requests_out = 0, failures = 0;
   std::uint64_t peers_failed = 0, records_replicated = 0, records_transferred = 0, stabilize_rounds = 0;
   std::uint64_t successors_repaired = 0;  ///< closer successors found by the successor check
+  std::uint64_t records_refused = 0;      ///< stores, replicas and transfers the guard refused
+  std::uint64_t records_disbelieved = 0;  ///< fetched records the guard did not believe (dropped)
 };
 
 struct RouteResult {
@@ -88,6 +90,10 @@ class ChordNode {
   /// Routes an operation to the peer responsible for `target`; `cb` runs once with the outcome
   /// (synchronously when this peer is responsible, or with 503 when it has not joined yet).
   void route(RouteOp op, NodeId target, std::optional<Record> record, RouteCallback cb, Instant now);
+
+  /// Access control for what this peer stores and believes (null: everything; see RecordGuard).
+  /// The guard must outlive the node.
+  void set_guard(RecordGuard* guard) { guard_ = guard; }
 
   [[nodiscard]] const RoutingTable& table() const { return table_; }
   [[nodiscard]] const Storage& storage() const { return storage_; }
@@ -131,6 +137,10 @@ class ChordNode {
   [[nodiscard]] bool recently_failed(NodeId id, Instant now) const;
   [[nodiscard]] std::vector<Record> primary_records() const;
   Request make(Op op, NodeId target) const;
+  /// Stores `rec` if the guard admits it; the refusal otherwise (counted).
+  Refusal take(const Record& rec, Instant now);
+  /// Drops the fetched records the guard does not believe (counted).
+  void sift(std::vector<Record>& records, Instant now);
 
   ChordConfig cfg_;
   ChordTransport& transport_;
@@ -138,6 +148,7 @@ class ChordNode {
   RoutingTable table_;
   Storage storage_;
   ChordStats stats_;
+  RecordGuard* guard_ = nullptr;
   std::unordered_map<RequestId, Pending> pending_;
   RequestId next_request_ = 1;
   std::map<NodeId, Instant> failed_;  // recently failed peers, ignored when others still list them

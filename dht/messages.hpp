@@ -8,6 +8,7 @@
 
 #include "dht/node_id.hpp"
 #include "node/core/address.hpp"
+#include "node/core/time.hpp"
 
 namespace p2psip::dht {
 
@@ -29,10 +30,35 @@ struct Record {
   std::string name;   ///< the key as the user wrote it
   std::string dkey;   ///< dictionary key ("" for a single value)
   std::string value;  ///< opaque bytes (msgpack by convention)
-  std::string owner;  ///< who wrote it (a Node-ID in hex, later a certificate identity)
+  std::string owner;  ///< who wrote it (the writing peer's Node-ID in hex)
   std::int64_t stored_at_us = 0;
   std::uint32_t lifetime_s = 3600;
+  // Set by a writer that signs (issue 6; security/record_policy.hpp), empty otherwise. Opaque here:
+  // the peer's RecordGuard decides what they prove.
+  std::int64_t written_at_us = 0;  ///< the writer's wall clock, in µs since the Unix epoch (signed)
+  std::string signer;              ///< the writer's certificate (DER)
+  std::string signature;           ///< over the record's canonical encoding, by the signer's key
   friend bool operator==(const Record&, const Record&) = default;
+};
+
+/// A guard's refusal: a SIP status and reason (0: accepted).
+struct Refusal {
+  int status = 0;
+  std::string reason;
+  explicit operator bool() const { return status != 0; }
+};
+
+/// Which records a peer takes into its storage and which fetched records it believes: the
+/// security layer's access control (RFC 6940 §7.3: signatures, USER-MATCH, NODE-MATCH, replays).
+/// A peer without a guard takes and believes everything (tests, and simulations without security).
+class RecordGuard {
+ public:
+  virtual ~RecordGuard() = default;
+  /// A store, replica or transfer of `r`, with `held` the entry stored under its (key, dkey) now
+  /// (null when none): a Refusal with a status to take it or not.
+  virtual Refusal admit(const Record& r, const Record* held, Instant now) = 0;
+  /// A record a fetch returned: whether its signer may write it and its signature holds.
+  virtual bool believe(const Record& r, Instant now) = 0;
 };
 
 enum class Op : std::uint8_t {

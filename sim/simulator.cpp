@@ -433,13 +433,12 @@ void Simulator::route(std::uint32_t from, dht::RouteOp op, const std::string& ke
   ++s.ops_pending;
   std::optional<dht::Record> record;
   if (op == dht::RouteOp::Store) {
-    record = dht::Record{.key = id,
-                         .name = key,
-                         .dkey = {},
-                         .value = expect.value_or(""),
-                         .owner = s.id.hex(),
-                         .stored_at_us = 0,
-                         .lifetime_s = 24 * 3600};
+    record = dht::Record{};
+    record->key = id;
+    record->name = key;
+    record->value = expect.value_or("");
+    record->owner = s.id.hex();
+    record->lifetime_s = 24 * 3600;
   }
   const Instant start = now_;
   auto done = [this, from, op, id, key, start, expect, &counts](const dht::RouteResult& r) {

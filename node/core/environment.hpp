@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "node/core/address.hpp"
+#include "node/core/time.hpp"
 
 namespace p2psip {
 
@@ -20,6 +21,10 @@ class Environment {
   virtual bool send(const Endpoint& to, std::string_view bytes) = 0;
   /// Uniformly distributed random bits, from the driver's seeded stream.
   virtual std::uint64_t random() = 0;
+  /// Wall-clock time at core time `now`, in microseconds since the Unix epoch: what certificates'
+  /// validity and signed records' writing times are measured in. The libuv runtime maps its
+  /// monotonic clock onto the system's; tests and the simulator take their virtual time as it is.
+  [[nodiscard]] virtual std::int64_t unix_time_us(Instant now) const { return now.time_since_epoch().count(); }
   /// A log line; the driver decides where it goes and what level it keeps.
   virtual void log(LogLevel level, std::string_view text) {
     (void)level;

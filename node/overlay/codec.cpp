@@ -210,7 +210,8 @@ std::string encode_records(const std::vector<dht::Record>& records) {
   msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
   msgpack_pack_array(&pk, records.size());
   for (const auto& r : records) {
-    msgpack_pack_map(&pk, r.dkey.empty() ? 6 : 7);
+    const bool signed_record = !r.signature.empty();
+    msgpack_pack_map(&pk, 6 + (r.dkey.empty() ? 0 : 1) + (signed_record ? 3 : 0));
     unsigned char key[16];
     for (int i = 0; i < 8; ++i) {
       key[i] = static_cast<unsigned char>(r.key.hi >> (56 - 8 * i));
@@ -231,6 +232,14 @@ std::string encode_records(const std::vector<dht::Record>& records) {
     if (!r.dkey.empty()) {
       pack_str(&pk, "d");
       pack_str(&pk, r.dkey);
+    }
+    if (signed_record) {
+      pack_str(&pk, "w");
+      msgpack_pack_int64(&pk, r.written_at_us);
+      pack_str(&pk, "s");
+      pack_bin(&pk, r.signer);
+      pack_str(&pk, "g");
+      pack_bin(&pk, r.signature);
     }
   }
   std::string out(sbuf.data, sbuf.size);
@@ -320,6 +329,27 @@ std::optional<std::vector<dht::Record>> decode_records(std::string_view bytes, s
               ok = false;
             else
               rec.dkey.assign(v.via.str.ptr, v.via.str.size);
+            break;
+          // A signed record's writer time, signer certificate and signature: optional here, the
+          // record guard decides whether a record without them is taken.
+          case 'w':
+            if (v.type == MSGPACK_OBJECT_POSITIVE_INTEGER && v.via.u64 <= INT64_MAX) {
+              rec.written_at_us = static_cast<std::int64_t>(v.via.u64);
+            } else {
+              ok = false;
+            }
+            break;
+          case 's':
+            if (v.type != MSGPACK_OBJECT_BIN)
+              ok = false;
+            else
+              rec.signer.assign(v.via.bin.ptr, v.via.bin.size);
+            break;
+          case 'g':
+            if (v.type != MSGPACK_OBJECT_BIN)
+              ok = false;
+            else
+              rec.signature.assign(v.via.bin.ptr, v.via.bin.size);
             break;
           default: break;  // unknown fields are ignored (room to grow)
         }

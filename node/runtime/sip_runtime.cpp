@@ -1,5 +1,6 @@
 #include "node/runtime/sip_runtime.hpp"
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 
@@ -67,6 +68,10 @@ Endpoint from_sockaddr(const sockaddr* addr, Transport t) {
 SipRuntime::SipRuntime(uv_loop_t* loop, RuntimeConfig config) : loop_(loop), cfg_(config) {
   std::random_device rd;
   rng_.seed((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
+  const auto wall =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  wall_offset_us_ = wall - now().time_since_epoch().count();
 }
 
 SipRuntime::~SipRuntime() = default;

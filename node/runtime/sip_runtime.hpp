@@ -85,6 +85,11 @@ class SipRuntime : public Environment {
   void reschedule();
 
   [[nodiscard]] Instant now() const;
+  /// The system clock at `now`: an offset from the monotonic clock, measured once at start, so that
+  /// wall-clock steps do not move the core's timers.
+  [[nodiscard]] std::int64_t unix_time_us(Instant now) const override {
+    return now.time_since_epoch().count() + wall_offset_us_;
+  }
   [[nodiscard]] std::uint16_t udp_port() const { return udp_port_; }
   [[nodiscard]] std::uint16_t tcp_port() const { return tcp_port_; }
   [[nodiscard]] const RuntimeStats& stats() const { return stats_; }
@@ -125,6 +130,7 @@ class SipRuntime : public Environment {
   std::unordered_map<Endpoint, std::unique_ptr<Connection>, EndpointHash> connections_;
   std::unordered_map<Connection*, std::unique_ptr<Connection>> closing_;
   std::mt19937_64 rng_;
+  std::int64_t wall_offset_us_ = 0;  ///< system clock minus monotonic clock, at construction
   RuntimeStats stats_;
   LogLevel log_level_ = LogLevel::Info;
   char udp_buffer_[65536];

@@ -91,6 +91,35 @@ TEST(OverlayCodec, DictionaryKeysRoundTripAndAreOptional) {
   EXPECT_EQ(static_cast<unsigned char>(encode_records({entry})[1]), 0x87);
 }
 
+TEST(OverlayCodec, SignedRecordsCarryWriterTimeSignerAndSignature) {
+  dht::Record r;
+  r.name = "sip:alice@demo";
+  r.key = dht::NodeId::hash(r.name);
+  r.value = "entry";
+  r.owner = "o";
+  r.written_at_us = 1796000000000000;
+  r.signer = std::string("\x30\x82\x01\x00 certificate bytes", 24);
+  r.signature = std::string(64, '\x5a');
+  std::string bytes = encode_records({r});
+  EXPECT_EQ(static_cast<unsigned char>(bytes[1]), 0x89);  // 6 fields + w, s, g
+  auto back = decode_records(bytes);
+  ASSERT_TRUE(back);
+  ASSERT_EQ(back->size(), 1u);
+  EXPECT_EQ((*back)[0], r);
+  // Wrong types for the new fields refuse the body.
+  dht::Record plain = r;
+  plain.signature.clear();
+  std::string unsigned_bytes = encode_records({plain});
+  EXPECT_EQ(static_cast<unsigned char>(unsigned_bytes[1]), 0x86);  // unsigned: the 6 fields only
+  std::string bad = unsigned_bytes;
+  bad[1] = static_cast<char>(0x87);
+  bad += std::string(
+      "\xa1w\xa3"
+      "abc",
+      6);  // "w": a string where an integer belongs
+  EXPECT_FALSE(decode_records(bad));
+}
+
 TEST(OverlayCodec, MalformedOverlayRequestsAreRefusedWithAReason) {
   std::string base =
       "REGISTER sip:00000000000000000000000000000001@demo SIP/2.0\r\n"

@@ -1,0 +1,157 @@
+#include "security/record_policy.hpp"
+
+#include <msgpack.h>
+
+#include <algorithm>
+#include <optional>
+
+#include "node/core/hex.hpp"
+
+namespace p2psip::security {
+
+namespace {
+
+void pack_str(msgpack_packer* pk, std::string_view s) {
+  msgpack_pack_str(pk, s.size());
+  msgpack_pack_str_body(pk, s.data(), s.size());
+}
+
+dht::Refusal forbid(std::string reason) {
+  return dht::Refusal{403, "Forbidden (" + std::move(reason) + ")"};
+}
+
+bool is_node_id_name(std::string_view name) {
+  return name.size() == 32 && dht::NodeId::from_hex(name).has_value();
+}
+
+}  // namespace
+
+std::string record_signing_bytes(const dht::Record& r) {
+  msgpack_sbuffer sbuf;
+  msgpack_sbuffer_init(&sbuf);
+  msgpack_packer pk;
+  msgpack_packer_init(&pk, &sbuf, msgpack_sbuffer_write);
+  msgpack_pack_array(&pk, 8);
+  pack_str(&pk, "p2psip-record/1");
+  unsigned char key[16];
+  for (int i = 0; i < 8; ++i) {
+    key[i] = static_cast<unsigned char>(r.key.hi >> (56 - 8 * i));
+    key[8 + i] = static_cast<unsigned char>(r.key.lo >> (56 - 8 * i));
+  }
+  msgpack_pack_bin(&pk, 16);
+  msgpack_pack_bin_body(&pk, key, 16);
+  pack_str(&pk, r.name);
+  pack_str(&pk, r.dkey);
+  msgpack_pack_bin(&pk, r.value.size());
+  msgpack_pack_bin_body(&pk, r.value.data(), r.value.size());
+  pack_str(&pk, r.owner);
+  msgpack_pack_int64(&pk, r.written_at_us);
+  msgpack_pack_uint32(&pk, r.lifetime_s);
+  std::string out(sbuf.data, sbuf.size);
+  msgpack_sbuffer_destroy(&sbuf);
+  return out;
+}
+
+void Writer::sign(dht::Record& r, std::int64_t written_at_us) const {
+  r.written_at_us = written_at_us;
+  r.signer = cert_der;
+  const Signature sig = crypto->sign(key, record_signing_bytes(r));
+  r.signature.assign(reinterpret_cast<const char*>(sig.data()), sig.size());
+}
+
+RecordPolicy::RecordPolicy(TrustAnchor trust, const CryptoProvider& crypto, Environment& env, RecordPolicyConfig config)
+    : trust_(std::move(trust)), crypto_(crypto), env_(env), cfg_(config) {}
+
+std::string_view RecordPolicy::rule_for(std::string_view name) {
+  if (name.substr(0, 4) == "sip:") return "USER-MATCH";
+  if (is_node_id_name(name)) return "NODE-MATCH";
+  return "FIRST-WRITER";
+}
+
+const RecordPolicy::Checked& RecordPolicy::certificate(const std::string& der, std::int64_t now_s) {
+  auto it = certs_.find(der);
+  const bool time_bound = it != certs_.end() && (it->second.verdict.error == CertError::Expired ||
+                                                 it->second.verdict.error == CertError::NotYetValid);
+  if (it != certs_.end() && !time_bound) return it->second;
+  if (it == certs_.end() && certs_.size() >= cfg_.certificate_cache) certs_.erase(certs_.begin());
+  ++stats_.certificates_checked;
+  Checked c;
+  auto parsed = Certificate::from_der(der);
+  if (!parsed) {
+    c.error = parsed.error();
+  } else {
+    c.cert = *parsed;
+    const CertKind kind = parsed->info().kind == CertKind::User ? CertKind::User : CertKind::Node;
+    c.verdict = trust_.verify(*parsed, kind, now_s);
+  }
+  return certs_.insert_or_assign(der, std::move(c)).first->second;
+}
+
+dht::Refusal RecordPolicy::check(const dht::Record& r, std::int64_t now_s) {
+  if (r.signature.empty() || r.signer.empty()) return forbid("Unsigned Record");
+  if (r.signature.size() != std::tuple_size_v<Signature>) return forbid("Malformed Signature");
+  const Checked& c = certificate(r.signer, now_s);
+  if (!c.cert) return forbid("Unreadable Signer Certificate: " + c.error);
+  const CertInfo& info = c.cert->info();
+  // A certificate that checked out once is re-read only for time.
+  Verdict v = c.verdict;
+  if (v.ok() && now_s > info.not_after) v = {CertError::Expired, "expired"};
+  if (v.ok() && now_s < info.not_before) v = {CertError::NotYetValid, "not yet valid"};
+  if (v.ok() && trust_.root() && now_s > trust_.root()->info().not_after) v = {CertError::Expired, "root expired"};
+  if (!v.ok()) return forbid("Signer Certificate: " + std::string(to_string(v.error)));
+  // The write rule, by name.
+  const std::string_view rule = rule_for(r.name);
+  if (rule == "USER-MATCH") {
+    if (info.kind != CertKind::User || info.aor != r.name) return forbid("USER-MATCH: Signer Is Not " + r.name);
+  } else if (rule == "NODE-MATCH") {
+    if (info.kind != CertKind::Node || !info.node_id || info.node_id->hex() != r.name) {
+      return forbid("NODE-MATCH: Signer Is Not Node " + r.name);
+    }
+  }
+  if (r.written_at_us > (now_s + cfg_.max_clock_skew_s) * 1000000) return forbid("Written In The Future");
+  Signature sig{};
+  std::copy(r.signature.begin(), r.signature.end(), reinterpret_cast<char*>(sig.data()));
+  ++stats_.signatures_checked;
+  if (!crypto_.verify(info.public_key, record_signing_bytes(r), sig)) return forbid("Signature Does Not Verify");
+  return {};
+}
+
+dht::Refusal RecordPolicy::admit(const dht::Record& r, const dht::Record* held, Instant now) {
+  // Replication sends the same record again and again: the one already held, byte for byte, is
+  // taken without a second check.
+  if (held != nullptr && held->signature == r.signature && held->written_at_us == r.written_at_us &&
+      !r.signature.empty()) {
+    ++stats_.admitted;
+    return {};
+  }
+  const std::int64_t now_s = env_.unix_time_us(now) / 1000000;
+  dht::Refusal no = check(r, now_s);
+  if (!no && held != nullptr) {
+    // Only a newer record replaces (or removes) an entry: an old one replayed is refused.
+    if (r.written_at_us <= held->written_at_us) {
+      no = forbid("Stale Record: Not Newer Than The One Held");
+    } else if (rule_for(r.name) == "FIRST-WRITER" && held->signer != r.signer) {
+      // Same key, renewed certificate: still the owner. (Keys copied out: a second lookup may
+      // evict the first from the cache.)
+      auto key_of = [&](const std::string& der) -> std::optional<PublicKey> {
+        const Checked& c = certificate(der, now_s);
+        return c.cert ? std::optional(c.cert->info().public_key) : std::nullopt;
+      };
+      const auto mine = key_of(held->signer);
+      const auto theirs = key_of(r.signer);
+      if (!mine || !theirs || *mine != *theirs) no = forbid("Entry Belongs To Another Writer");
+    }
+  }
+  (no ? stats_.refused : stats_.admitted)++;
+  if (no) env_.log(LogLevel::Info, "security: record " + r.name + " refused: " + no.reason);
+  return no;
+}
+
+bool RecordPolicy::believe(const dht::Record& r, Instant now) {
+  dht::Refusal no = check(r, env_.unix_time_us(now) / 1000000);
+  (no ? stats_.disbelieved : stats_.believed)++;
+  if (no) env_.log(LogLevel::Warn, "security: a fetched record " + r.name + " is not believed: " + no.reason);
+  return !no;
+}
+
+}  // namespace p2psip::security

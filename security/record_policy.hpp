@@ -1,0 +1,81 @@
+// Signed records and who may write what (RFC 6940 §7.3 and §13, adapted): every record carries its
+// writer's certificate and signature over a canonical msgpack encoding, with the writer's time;
+// storing peers admit only records whose signer may write them and that are newer than what they
+// hold; fetching peers believe only records that verify. A storing peer can therefore withhold a
+// registration but never forge one.
+//
+// Who may write (by the record's name):
+//   "sip:user@overlay"   USER-MATCH: a user certificate for exactly that address of record;
+//   32 hex digits        NODE-MATCH: the certificate of the node with that Node-ID;
+//   any other name       any certificate of the overlay, and an entry once written only by the
+//                        same key (a first-writer rule of this overlay's, not RELOAD's).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+
+#include "dht/messages.hpp"
+#include "node/core/environment.hpp"
+#include "security/certificate.hpp"
+#include "security/crypto.hpp"
+
+namespace p2psip::security {
+
+/// The bytes a record's signature covers: a msgpack array ["p2psip-record/1", k (bin 16), n, d,
+/// v (bin), o, w (int), l (uint)], each element in msgpack-c's smallest encoding. The storing
+/// peer's time `t` is not covered (it stamps it), the writer's time `w` is.
+std::string record_signing_bytes(const dht::Record& r);
+
+/// What a node or user writes with: its key, certificate (DER) and the provider that signs.
+struct Writer {
+  KeyPair key;
+  std::string cert_der;
+  const CryptoProvider* crypto = nullptr;
+  /// Signs `r` as written at `written_at_us` (wall clock, µs since the epoch).
+  void sign(dht::Record& r, std::int64_t written_at_us) const;
+};
+
+struct RecordPolicyConfig {
+  std::int64_t max_clock_skew_s = 600;   ///< records written further in the future are refused
+  std::size_t certificate_cache = 4096;  ///< checked certificates remembered (by their DER)
+};
+
+struct RecordPolicyStats {
+  std::uint64_t admitted = 0, refused = 0, believed = 0, disbelieved = 0;
+  std::uint64_t signatures_checked = 0, certificates_checked = 0;
+};
+
+class RecordPolicy final : public dht::RecordGuard {
+ public:
+  /// `env` supplies the wall clock (unix_time_us) and takes log lines; both must outlive the policy.
+  RecordPolicy(TrustAnchor trust, const CryptoProvider& crypto, Environment& env, RecordPolicyConfig config = {});
+
+  dht::Refusal admit(const dht::Record& r, const dht::Record* held, Instant now) override;
+  bool believe(const dht::Record& r, Instant now) override;
+
+  /// Who may write a record of this name, as the refusals name it ("USER-MATCH", ...).
+  [[nodiscard]] static std::string_view rule_for(std::string_view name);
+  [[nodiscard]] const RecordPolicyStats& stats() const { return stats_; }
+  [[nodiscard]] const TrustAnchor& trust() const { return trust_; }
+
+ private:
+  struct Checked {
+    std::optional<Certificate> cert;  ///< null when it could not be read
+    Verdict verdict;                  ///< the chain and Node-ID check, time aside
+    std::string error;                ///< why it could not be read
+  };
+  /// The record's signature, signer and write rule, at wall time `now_s`; a refusal or {}.
+  dht::Refusal check(const dht::Record& r, std::int64_t now_s);
+  const Checked& certificate(const std::string& der, std::int64_t now_s);
+
+  TrustAnchor trust_;
+  const CryptoProvider& crypto_;
+  Environment& env_;
+  RecordPolicyConfig cfg_;
+  RecordPolicyStats stats_;
+  std::unordered_map<std::string, Checked> certs_;
+};
+
+}  // namespace p2psip::security
