@@ -30,7 +30,7 @@ T1_MS=500
 start() {  # start INDEX INTERVAL [BOOT]
   local boot=()
   [ -n "${3:-}" ] && boot=(--bootstrap "$(listen "$3")")
-  "$P2PSIP" node --listen "$(listen "$1")" --control "$(control "$1")" --stabilize-interval "$2" \
+  "$P2PSIP" node --dev --listen "$(listen "$1")" --control "$(control "$1")" --stabilize-interval "$2" \
     --t1-ms "$T1_MS" --overlay bench --ua-listen off "${boot[@]}" >"$WORK/node$1.log" 2>&1 &
   PID[$1]=$!
 }

@@ -93,7 +93,7 @@ EOF
 
 start_server() {  # start_server p2psip|kamailio
   if [ "$1" = p2psip ]; then
-    "${on_server[@]}" "$p2psip" node --listen 127.0.0.1:25070 --control 127.0.0.1:25080 --ua-listen "127.0.0.1:$UA_PORT" \
+    "${on_server[@]}" "$p2psip" node --dev --listen 127.0.0.1:25070 --control 127.0.0.1:25080 --ua-listen "127.0.0.1:$UA_PORT" \
       --overlay "$DOMAIN" --max-users 10000000 --log-level warn >"$work/server.log" 2>&1 &
   else
     "${on_server[@]}" kamailio -f "$work/kamailio.cfg" -DD -E -m 512 -M 32 >"$work/server.log" 2>&1 &

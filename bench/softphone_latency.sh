@@ -63,7 +63,7 @@ echo "starting $NODES nodes (overlay links over $TRANSPORT).."
 for i in $(seq 0 $((NODES - 1))); do
   boot=()
   [ "$i" -gt 0 ] && boot=(--bootstrap "$(listen $((RANDOM % i)))")
-  "$p2psip" node --listen "$(listen "$i")" --control "$(control "$i")" --ua-listen "$(ua "$i")" \
+  "$p2psip" node --dev --listen "$(listen "$i")" --control "$(control "$i")" --ua-listen "$(ua "$i")" \
     --stabilize-interval 1 --overlay lat.test --overlay-transport "$TRANSPORT" --log-level warn "${boot[@]}" \
     >"$work/node$i.log" 2>&1 &
   PIDS+=($!)

@@ -9,4 +9,4 @@ bash scripts/setup.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j2 --target p2psip
 echo "run: from another terminal:  build/bin/p2psip status; build/bin/p2psip put alice hello; build/bin/p2psip get alice"
-exec build/bin/p2psip node "$@"
+exec build/bin/p2psip node --dev "$@"

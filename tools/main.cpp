@@ -59,11 +59,20 @@ int run(int argc, char** argv) {
   auto* node_cmd = app.add_subcommand("node", "Run an overlay node (Chord over SIP) until SIGTERM or SIGINT");
   std::string node_config;
   node_cmd->add_option("--config", node_config, "Read options from a TOML file (keys: the long flags; flags win)");
-  node_cmd->add_option("--overlay", node.overlay, "Overlay name")->capture_default_str();
+  node_cmd->add_option("--overlay", node.overlay,
+                       "Overlay name (default: the --trust root's, or p2psip.local with --dev)");
+  node_cmd->add_option("--identity", node.identity,
+                       "Directory with the node's key.pem and cert.pem (from p2psip ca issue)");
+  node_cmd->add_option("--trust", node.trust, "The overlay root's certificate (ca.crt)");
+  node_cmd->add_option("--users", node.users,
+                       "Directory of user identities whose phones may register here (a subdirectory each)");
+  node_cmd->add_flag("--dev", node.dev,
+                     "Development mode: self-signed identities and no CA; anyone can join and register any user");
   node_cmd->add_option("--listen", node.listen, "Overlay SIP address (UDP and TCP)")->capture_default_str();
   node_cmd->add_option("--bootstrap", node.bootstrap, "A peer to join through (repeatable; none starts a new overlay)");
   node_cmd->add_option("--control", node.control, "Loopback HTTP control address")->capture_default_str();
-  node_cmd->add_option("--data-dir", node.data_dir, "Directory for the node's state (its node id)");
+  node_cmd->add_option("--data-dir", node.data_dir,
+                       "Directory for the node's state (with --dev: its self-signed key and certificate)");
   node_cmd->add_option("--stabilize-interval", node.stabilize_interval_s, "Seconds between stabilization rounds")
       ->capture_default_str();
   node_cmd->add_option("--log-level", node.log_level, "debug, info, warn or error")->capture_default_str();

@@ -15,6 +15,8 @@
 #include "node/proxy/ua_side.hpp"
 #include "node/runtime/control_server.hpp"
 #include "node/runtime/sip_runtime.hpp"
+#include "security/record_policy.hpp"
+#include "tools/node_identity.hpp"
 
 namespace p2psip::tools {
 namespace {
@@ -31,36 +33,6 @@ std::optional<LogLevel> parse_level(const std::string& s) {
 
 std::string peer_json(const dht::Peer& p) {
   return "{\"id\":" + json_string(p.id.hex()) + ",\"addr\":" + json_string(p.addr.host_port()) + "}";
-}
-
-/// The node id kept in DATA_DIR/node-id, created on first start. Empty dir: a fresh random id.
-bool load_node_id(const std::string& dir, std::mt19937_64& rng, dht::NodeId& id, std::string& error) {
-  id = dht::NodeId{rng(), rng()};
-  if (dir.empty()) return true;
-  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    error = "cannot create --data-dir " + dir + ": " + std::strerror(errno);
-    return false;
-  }
-  std::string path = dir + "/node-id";
-  std::ifstream in(path);
-  if (in) {
-    std::string hex;
-    in >> hex;
-    auto stored = dht::NodeId::from_hex(hex);
-    if (!stored) {
-      error = path + " does not hold a 32-digit hex node id";
-      return false;
-    }
-    id = *stored;
-    return true;
-  }
-  std::ofstream out(path);
-  out << id.hex() << "\n";
-  if (!out) {
-    error = "cannot write " + path;
-    return false;
-  }
-  return true;
 }
 
 /// Feeds one runtime's packets to `core` while keeping the time for both cores of the node: a call
@@ -92,6 +64,12 @@ class NodeSink : public runtime::PacketSink {
 };
 
 struct Daemon {
+  // Identities and the record guard first: the nodes below point at them.
+  security::Ed25519Provider crypto;
+  NodeIdentity identity;
+  std::unique_ptr<security::RecordPolicy> policy;
+  std::unique_ptr<security::UserIdentities> users;
+  security::Writer writer;  // the node's own: records put through the control port
   uv_loop_t loop{};
   std::unique_ptr<runtime::SipRuntime> rt;
   std::unique_ptr<runtime::SipRuntime> ua_rt;  // null with --ua-listen off
@@ -106,6 +84,7 @@ struct Daemon {
   Instant leave_deadline{};
   std::string listen_text, ua_text;
   bool stopping = false, leaving = false;
+  std::int64_t last_put_us = 0;  // each put's writer time is later than the last
 
   /// Re-arms both runtimes' wake-ups after the node was driven from outside them.
   void reschedule() {
@@ -162,7 +141,10 @@ struct Daemon {
       << ",\"routes_ok\":" << cs.routes_ok << ",\"routes_failed\":" << cs.routes_failed
       << ",\"forwarded\":" << cs.forwarded << ",\"peers_failed\":" << cs.peers_failed
       << ",\"stabilize_rounds\":" << cs.stabilize_rounds << ",\"records_replicated\":" << cs.records_replicated
-      << "},\"ua\":" << ua_json() << "}";
+      << ",\"records_refused\":" << cs.records_refused << ",\"records_disbelieved\":" << cs.records_disbelieved
+      << "},\"security\":{\"mode\":" << (identity.development ? "\"development\"" : "\"enrolled\"")
+      << ",\"users\":" << identity.users.size() << ",\"signatures_checked\":" << policy->stats().signatures_checked
+      << ",\"certificates_checked\":" << policy->stats().certificates_checked << "},\"ua\":" << ua_json() << "}";
     return j.str();
   }
 
@@ -268,6 +250,9 @@ struct Daemon {
         }
       }
       r.lifetime_s = static_cast<std::uint32_t>(lifetime);
+      // Signed as this node: storing peers refuse unsigned records (docs/SECURITY.md).
+      last_put_us = std::max(rt->unix_time_us(now), last_put_us + 1);
+      writer.sign(r, last_put_us);
       rec = r;
     }
     node->chord().route(
@@ -284,7 +269,7 @@ struct Daemon {
           }
           if (res.status != 200) j << ",\"error\":" << json_string(res.reason);
           j << "}";
-          int http = res.status == 200 ? 200 : res.status == 404 ? 404 : 503;
+          int http = res.status == 200 ? 200 : res.status == 404 ? 404 : res.status == 403 ? 403 : 503;
           respond(runtime::HttpResponse{http, "application/json", j.str()});
         },
         now);
@@ -371,10 +356,6 @@ int run_node(const NodeOptions& o) {
     std::fprintf(stderr, "p2psip node: --stabilize-interval must be between 0.05 and 3600 seconds\n");
     return 2;
   }
-  if (o.overlay.empty() || o.overlay.find_first_of(" ;,<>\"@") != std::string::npos) {
-    std::fprintf(stderr, "p2psip node: --overlay must be a host-like name (letters, digits, '.', '-')\n");
-    return 2;
-  }
   if (o.successors < 1 || o.successors > 32 || o.replicas > o.successors || o.t1_ms < 1) {
     std::fprintf(stderr, "p2psip node: need 1 <= --successors <= 32, --replicas <= --successors, --t1-ms >= 1\n");
     return 2;
@@ -410,16 +391,16 @@ int run_node(const NodeOptions& o) {
     return 2;
   }
 
-  std::random_device rd;
-  std::mt19937_64 rng((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
-  dht::NodeId id;
+  Daemon d;
   std::string error;
-  if (!load_node_id(o.data_dir, rng, id, error)) {
+  if (!load_node_identity(o, d.identity, error)) {
     std::fprintf(stderr, "p2psip node: %s\n", error.c_str());
     return 2;
   }
-
-  Daemon d;
+  const std::string& overlay = d.identity.overlay;
+  // The node's place on the ring follows from its key (docs/SECURITY.md).
+  const dht::NodeId id = *d.identity.self.cert.info().node_id;
+  d.writer = security::Writer{d.identity.self.key, d.identity.self.cert.der(), &d.crypto};
   uv_loop_init(&d.loop);
   runtime::RuntimeConfig rc;
   rc.listen_ip = listen->ip;
@@ -427,7 +408,7 @@ int run_node(const NodeOptions& o) {
   d.rt = std::make_unique<runtime::SipRuntime>(&d.loop, rc);
   d.rt->set_log_level(*level);
   overlay::OverlayConfig oc;
-  oc.overlay = o.overlay;
+  oc.overlay = overlay;
   oc.chord.stabilize_interval = Duration(static_cast<std::int64_t>(o.stabilize_interval_s * 1e6));
   oc.chord.successors = o.successors;
   oc.chord.replicas = o.replicas;
@@ -436,6 +417,15 @@ int run_node(const NodeOptions& o) {
   oc.timers.t1 = millis(static_cast<std::int64_t>(o.t1_ms));
   if (o.hop_timeout_ms >= 0) oc.hop_timeout = Duration(static_cast<std::int64_t>(o.hop_timeout_ms * 1000));
   d.node = std::make_unique<overlay::OverlayNode>(dht::Peer{id, *listen}, oc, *d.rt);
+  d.policy = std::make_unique<security::RecordPolicy>(*d.identity.trust, d.crypto, *d.rt);
+  d.node->chord().set_guard(d.policy.get());
+  if (d.identity.development) {
+    d.users = std::make_unique<security::DevelopmentUsers>(overlay, d.crypto, *d.rt, o.max_users);
+  } else {
+    auto enrolled = std::make_unique<security::EnrolledUsers>(d.crypto);
+    for (const auto& u : d.identity.users) enrolled->add(u);
+    d.users = std::move(enrolled);
+  }
   if (ua_listen) {
     runtime::RuntimeConfig uc;
     uc.listen_ip = ua_listen->ip;
@@ -443,7 +433,7 @@ int run_node(const NodeOptions& o) {
     d.ua_rt = std::make_unique<runtime::SipRuntime>(&d.loop, uc);
     d.ua_rt->set_log_level(*level);
     proxy::UaSideConfig ucfg;
-    ucfg.registrar.domain = o.overlay;
+    ucfg.registrar.domain = overlay;
     ucfg.ua_address = *ua_listen;
     ucfg.registrar.min_expires = o.min_expires;
     ucfg.registrar.max_expires = o.max_expires;
@@ -452,7 +442,7 @@ int run_node(const NodeOptions& o) {
     ucfg.registrar.max_aors = o.max_users;
     ucfg.entry_lifetime_s = o.entry_lifetime_s;
     ucfg.max_calls = o.max_calls;
-    d.ua = std::make_unique<proxy::UaSide>(*d.ua_rt, *d.node, ucfg);
+    d.ua = std::make_unique<proxy::UaSide>(*d.ua_rt, *d.node, ucfg, d.users.get());
     d.ua_sink = std::make_unique<NodeSink<proxy::UaSide>>(*d.ua, *d.node, d.ua.get());
     d.ua_text = ua_listen->host_port();
   }
@@ -485,14 +475,22 @@ int run_node(const NodeOptions& o) {
   d.node->start(bootstrap, d.started);
   d.reschedule();
   std::string how = bootstrap.empty() ? "started a new overlay" : "joining through " + o.bootstrap.front();
-  d.rt->log(LogLevel::Info, "p2psip node " + id.hex() + " " + how + " '" + o.overlay + "' on udp+tcp " + d.listen_text +
+  d.rt->log(LogLevel::Info, "p2psip node " + id.hex() + " " + how + " '" + overlay + "' on udp+tcp " + d.listen_text +
                                 ", control http://" + control->host_port() + "/status");
+  if (d.identity.development) {
+    d.rt->log(LogLevel::Warn,
+              "development mode: self-signed identities and no CA; anyone can join this overlay and register any "
+              "user (docs/SECURITY.md)");
+  }
   if (d.ua) {
     // What a softphone needs, printed once so that a user can copy it.
+    const std::string who = d.identity.development
+                                ? "any name, e.g. sip:alice@" + overlay
+                                : std::to_string(d.identity.users.size()) + " enrolled user(s) (--users)";
     std::printf(
-        "softphone settings: domain (realm) %s; registrar and outbound proxy %s (UDP or TCP); user: any name, "
-        "e.g. sip:alice@%s (no password: --ua-listen stays on loopback)\n",
-        o.overlay.c_str(), d.ua_text.c_str(), o.overlay.c_str());
+        "softphone settings: domain (realm) %s; registrar and outbound proxy %s (UDP or TCP); user: %s (no "
+        "password: --ua-listen stays on loopback)\n",
+        overlay.c_str(), d.ua_text.c_str(), who.c_str());
     std::fflush(stdout);
   }
 

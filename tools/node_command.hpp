@@ -10,7 +10,11 @@
 namespace p2psip::tools {
 
 struct NodeOptions {
-  std::string overlay = "p2psip.local";
+  std::string overlay;   ///< empty: the --trust root's overlay, or p2psip.local in development mode
+  std::string identity;  ///< directory with the node's key.pem and cert.pem (enrolled mode)
+  std::string trust;     ///< the overlay root's certificate (enrolled mode)
+  std::string users;     ///< directory of user identities (one subdirectory each: key.pem, cert.pem)
+  bool dev = false;      ///< development mode: self-signed identities, no CA
   std::string listen = "127.0.0.1:5070";
   std::vector<std::string> bootstrap;
   std::string control = "127.0.0.1:8070";

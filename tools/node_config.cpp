@@ -42,6 +42,15 @@ bool apply_node_config(const std::string& path, const std::set<std::string>& giv
       ok = str(o.control);
     } else if (key == "data-dir") {
       ok = str(o.data_dir);
+    } else if (key == "identity") {
+      ok = str(o.identity);
+    } else if (key == "trust") {
+      ok = str(o.trust);
+    } else if (key == "users") {
+      ok = str(o.users);
+    } else if (key == "dev") {
+      if (!v.is_boolean()) return wrong(key, "true or false");
+      o.dev = *v.value<bool>();
     } else if (key == "log-level") {
       ok = str(o.log_level);
     } else if (key == "bootstrap") {

@@ -22,9 +22,10 @@ sip::Capabilities ua_capabilities() {
 
 }  // namespace
 
-UaSide::UaSide(Environment& env, overlay::OverlayNode& overlay, UaSideConfig config)
+UaSide::UaSide(Environment& env, overlay::OverlayNode& overlay, UaSideConfig config, security::UserIdentities* users)
     : cfg_(std::move(config)),
       env_(env),
+      users_(users),
       overlay_(overlay),
       layer_(env, *this, cfg_.timers, cfg_.limits),
       registrar_(cfg_.registrar) {
@@ -72,6 +73,11 @@ void UaSide::handle_register(sip::TransactionId id, const Message& request, cons
   auto to = sip::parse_name_address(request.header(HeaderId::To).value_or(""));
   auto aor = to ? Registrar::canonical_aor(to->uri.text) : std::nullopt;
   if (!aor) return reject({404, "Not Found (To Is Not A sip: AOR With A User)", HeaderId::Other, {}});
+  // RFC 6940's USER-MATCH: only the holder of the user's certificate writes the user's
+  // registrations, so a node registers the users it was enrolled for and no others.
+  if (users_ != nullptr && users_->writer_for(*aor, now) == nullptr) {
+    return reject({403, "Forbidden (No Certificate For " + *aor + " At This Node)", HeaderId::Other, {}});
+  }
   auto& pub = pubs_[*aor];
   if (pub.jobs.size() >= cfg_.max_waiting_per_aor) {
     forget_if_idle(*aor);
@@ -174,6 +180,10 @@ void UaSide::store(const std::string& aor, const std::vector<Binding>& bindings,
     r.lifetime_s = std::max<std::uint32_t>(1, std::min(cfg_.entry_lifetime_s, remaining));
   }
   std::uint32_t lifetime = r.lifetime_s;
+  if (!sign(r, pub, now)) {
+    done(403, "Forbidden (No Certificate For " + aor + " At This Node)", now);
+    return;
+  }
   overlay_.chord().route(
       dht::RouteOp::Store, r.key, std::move(r),
       [this, aor, now, lifetime, done = std::move(done)](const dht::RouteResult& res) {
@@ -197,6 +207,16 @@ dht::Record UaSide::entry(const std::string& aor) const {
   r.owner = self.id.hex();
   r.lifetime_s = 0;  // a removal until a value and lifetime are set
   return r;
+}
+
+bool UaSide::sign(dht::Record& r, Publication& p, Instant now) {
+  if (users_ == nullptr) return true;
+  const security::Writer* w = users_->writer_for(r.name, now);
+  if (w == nullptr) return false;
+  // Each entry must be newer than the last (storing peers refuse replays), even two in one µs.
+  p.last_written_us = std::max(env_.unix_time_us(now), p.last_written_us + 1);
+  w->sign(r, p.last_written_us);
+  return true;
 }
 
 void UaSide::set_refresh(const std::string& aor, Publication& p, Instant at) {
@@ -256,6 +276,7 @@ void UaSide::withdraw_all(Instant now) {
     set_refresh(aor, p, kInstantMax);
     dht::Record r = entry(aor);
     set_stored(p, false);
+    if (!sign(r, p, now)) continue;  // an identity withdrawn meanwhile: the entry expires on its own
     ++stats_.entries_removed;
     overlay_.chord().route(
         dht::RouteOp::Store, r.key, std::move(r), [](const dht::RouteResult&) {}, now);

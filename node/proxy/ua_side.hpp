@@ -34,6 +34,7 @@
 #include "node/proxy/registrar.hpp"
 #include "node/proxy/registration.hpp"
 #include "node/sip/transaction.hpp"
+#include "security/identities.hpp"
 
 namespace p2psip::proxy {
 
@@ -65,7 +66,11 @@ struct UaSideStats {
 class UaSide : public sip::TransactionUser {
  public:
   /// `env` sends on the UA listening address; `overlay` stores and looks up registrations.
-  UaSide(Environment& env, overlay::OverlayNode& overlay, UaSideConfig config);
+  /// `users` signs each user's registration entries (USER-MATCH); a REGISTER for a user it has no
+  /// identity for is refused 403. Null: entries are stored unsigned (overlays without security:
+  /// tests, the plain simulator). It must outlive the UA side.
+  UaSide(Environment& env, overlay::OverlayNode& overlay, UaSideConfig config,
+         security::UserIdentities* users = nullptr);
   ~UaSide() override;
   UaSide(const UaSide&) = delete;
   UaSide& operator=(const UaSide&) = delete;
@@ -186,6 +191,7 @@ class UaSide : public sip::TransactionUser {
     bool running = false;    ///< run_jobs is working through `jobs`
     bool stored = false;     ///< an entry is in the overlay (as far as this node knows); see set_stored
     Instant refresh_at = kInstantMax;
+    std::int64_t last_written_us = 0;  ///< the last entry's writer time: each store's is later
     /// First in, first out; at most max_waiting_per_aor long (a deque would cost its 512-byte block
     /// for every registered user, even empty).
     std::vector<Job> jobs;
@@ -199,6 +205,9 @@ class UaSide : public sip::TransactionUser {
              std::function<void(int, const std::string&, Instant)> done);
   /// This node's entry for `aor`, as a removal (lifetime 0, no value).
   [[nodiscard]] dht::Record entry(const std::string& aor) const;
+  /// Signs `r` as the user it registers (no-op without identities); false when this node holds no
+  /// identity for the user.
+  bool sign(dht::Record& r, Publication& p, Instant now);
   void set_refresh(const std::string& aor, Publication& p, Instant at);
   void set_stored(Publication& p, bool stored);
   void forget_if_idle(const std::string& aor);
@@ -206,6 +215,7 @@ class UaSide : public sip::TransactionUser {
 
   UaSideConfig cfg_;
   Environment& env_;
+  security::UserIdentities* users_;
   overlay::OverlayNode& overlay_;
   sip::TransactionLayer layer_;
   Registrar registrar_;

@@ -66,7 +66,7 @@ EOF
 for i in 0 1 2; do
   boot=()
   [ "$i" -gt 0 ] && boot=(--bootstrap "$(listen 0)")
-  "$P2PSIP" node --listen "$(listen "$i")" --control "$(control "$i")" --ua-listen "$(ua "$i")" \
+  "$P2PSIP" node --dev --listen "$(listen "$i")" --control "$(control "$i")" --ua-listen "$(ua "$i")" \
     --stabilize-interval 0.5 --t1-ms 50 --overlay baresip.test "${boot[@]}" >"$WORK/node$i.log" 2>&1 &
   PIDS+=($!)
   sleep 0.1

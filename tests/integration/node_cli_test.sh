@@ -26,8 +26,14 @@ expect_fail 2 "--ua-listen 5060 is not ADDR:PORT" "$P2PSIP" node --ua-listen 506
 expect_fail 2 "--ua-listen 192.0.2.1:5060 must be a loopback address" "$P2PSIP" node --ua-listen 192.0.2.1:5060
 expect_fail 2 "need 1 <= --min-expires <= --max-expires" "$P2PSIP" node --min-expires 100 --max-expires 50
 expect_fail 1 "cannot connect to the node's control port" "$P2PSIP" status --control "127.0.0.1:$((BASE + 9))"
+# Identity: enrolled (--identity and --trust) or development mode (--dev), never silently neither.
+expect_fail 2 "or --dev for development mode" "$P2PSIP" node --listen "127.0.0.1:$BASE" --control "127.0.0.1:$((BASE + 1))"
+expect_fail 2 "--identity DIR and --trust CAFILE go together" "$P2PSIP" node --identity "$WORK/none"
+expect_fail 2 "exclude each other" "$P2PSIP" node --dev --identity "$WORK/none" --trust "$WORK/none.crt"
+expect_fail 2 "$WORK/none.crt" "$P2PSIP" node --identity "$WORK/none" --trust "$WORK/none.crt"
 
 cat >"$WORK/a.toml" <<TOML
+dev = true
 overlay = "cli.test"
 listen = "127.0.0.1:$BASE"
 control = "127.0.0.1:$((BASE + 1))"
@@ -37,6 +43,7 @@ data-dir = "$WORK/a"
 ua-listen = "127.0.0.1:$((BASE + 4))"
 TOML
 cat >"$WORK/b.toml" <<TOML
+dev = true
 overlay = "cli.test"
 listen = "127.0.0.1:$((BASE + 2))"
 control = "127.0.0.1:$((BASE + 3))"
@@ -51,7 +58,10 @@ sleep 0.3
 grep -q "started a new overlay 'cli.test' on udp+tcp 127.0.0.1:$BASE" "$WORK/a.log" || { cat "$WORK/a.log"; exit 1; }
 grep -q "^softphone settings: domain (realm) cli.test; registrar and outbound proxy 127.0.0.1:$((BASE + 4)) " "$WORK/a.log" \
   || { echo "no softphone settings printed:"; cat "$WORK/a.log"; exit 1; }
-id=$(cat "$WORK/a/node-id")
+# The development identity is kept in --data-dir, and the Node-ID is its key's digest.
+id=$("$P2PSIP" identity show "$WORK/a" | sed -n 's/^node \([0-9a-f]\{32\}\)$/\1/p')
+[ -n "$id" ] || { echo "no self-signed identity in --data-dir:"; ls -l "$WORK/a"; exit 1; }
+[ "$(stat -c %a "$WORK/a/key.pem")" = 600 ] || { echo "the node's key is not private"; exit 1; }
 "$P2PSIP" node --config "$WORK/b.toml" >"$WORK/b.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 50); do "$P2PSIP" ring-check --quiet "127.0.0.1:$((BASE + 1))" "127.0.0.1:$((BASE + 3))" >/dev/null && break; sleep 0.2; done
@@ -63,6 +73,9 @@ for _ in $(seq 50); do "$P2PSIP" ring-check --quiet "127.0.0.1:$((BASE + 1))" "1
 "$P2PSIP" lookup "carol@cli.test" --control "127.0.0.1:$((BASE + 1))" | grep -q "responsible node"
 expect_fail 1 "no record for key 'nobody@cli.test'" "$P2PSIP" get "nobody@cli.test" --control "127.0.0.1:$((BASE + 1))"
 expect_fail 1 "lifetime must be" "$P2PSIP" put k v --lifetime 0 --control "127.0.0.1:$((BASE + 1))"
+# A node may not write a user's registration (USER-MATCH): the storing peer refuses it.
+expect_fail 1 "403: Forbidden (USER-MATCH: Signer Is Not sip:bob@cli.test)" \
+  "$P2PSIP" put "sip:bob@cli.test" "forged" --control "127.0.0.1:$((BASE + 3))"
 
 # SIGTERM: a graceful leave, then exit 0 within a few seconds; the other node takes the records.
 kill -TERM "${PIDS[0]}"

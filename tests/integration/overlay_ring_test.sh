@@ -46,7 +46,7 @@ echo "starting $NODES nodes on 127.0.0.1:$BASE (overlay links over $TRANSPORT)..
 for i in $(seq 0 $((NODES - 1))); do
   boot=()
   [ "$i" -gt 0 ] && boot=(--bootstrap "$(listen $((RANDOM % i)))")
-  "$P2PSIP" node --listen "$(listen "$i")" --control "$(control "$i")" --stabilize-interval 1 --t1-ms 50 \
+  "$P2PSIP" node --dev --listen "$(listen "$i")" --control "$(control "$i")" --stabilize-interval 1 --t1-ms 50 \
     --overlay ring-test --overlay-transport "$TRANSPORT" --ua-listen off "${boot[@]}" >"$WORK/node$i.log" 2>&1 &
   PIDS[$i]=$!
   sleep 0.1

@@ -45,7 +45,7 @@ for i in $(seq 0 $((NODES - 1))); do
   wait_until "$(awk -v i="$i" 'BEGIN { print i * 0.25 }')"
   boot=()
   [ "$i" -gt 0 ] && boot=(--bootstrap "$(listen 0)")
-  "$P2PSIP" node --listen "$(listen "$i")" --control "$(control "$i")" --stabilize-interval "$STABILIZE" \
+  "$P2PSIP" node --dev --listen "$(listen "$i")" --control "$(control "$i")" --stabilize-interval "$STABILIZE" \
     --overlay faithful --overlay-transport "$TRANSPORT" --ua-listen off "${boot[@]}" >"$WORK/node$i.log" 2>&1 &
   PIDS[$i]=$!
 done

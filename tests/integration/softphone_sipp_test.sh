@@ -41,7 +41,7 @@ node_id() { "$P2PSIP" status --json --control "$(control "$1")" | sed -n 's/.*"n
 for i in $(seq 0 $((NODES - 1))); do
   boot=()
   [ "$i" -gt 0 ] && boot=(--bootstrap "$(listen 0)")
-  "$P2PSIP" node --listen "$(listen "$i")" --control "$(control "$i")" --ua-listen "$(ua "$i")" \
+  "$P2PSIP" node --dev --listen "$(listen "$i")" --control "$(control "$i")" --ua-listen "$(ua "$i")" \
     --stabilize-interval 0.5 --t1-ms 50 --overlay ua.test --log-level "${LOG_LEVEL:-info}" "${boot[@]}" >"$WORK/node$i.log" 2>&1 &
   PIDS[$i]=$!
   sleep 0.1

@@ -98,7 +98,7 @@ TEST(OverlayCodec, SignedRecordsCarryWriterTimeSignerAndSignature) {
   r.value = "entry";
   r.owner = "o";
   r.written_at_us = 1796000000000000;
-  r.signer = std::string("\x30\x82\x01\x00 certificate bytes", 24);
+  r.signer = std::string("\x30\x82\x01\x00", 4) + " certificate bytes";
   r.signature = std::string(64, '\x5a');
   std::string bytes = encode_records({r});
   EXPECT_EQ(static_cast<unsigned char>(bytes[1]), 0x89);  // 6 fields + w, s, g

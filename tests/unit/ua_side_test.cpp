@@ -7,6 +7,7 @@
 #include "node/echo/echo_element.hpp"
 #include "node/overlay/codec.hpp"
 #include "overlay_harness.hpp"
+#include "security/record_policy.hpp"
 
 namespace p2psip::test {
 namespace {
@@ -39,6 +40,7 @@ struct UaNet {
   proxy::UaSideConfig config;
 
   std::vector<std::unique_ptr<echo::EchoElement>> echoes;
+  security::UserIdentities* users = nullptr;  // signs registrations when set
 
   UaNet() { config.registrar.domain = net.config.overlay = "demo"; }
 
@@ -73,7 +75,7 @@ struct UaNet {
     Endpoint addr = ua_addr(node);
     proxy::UaSideConfig c = config;
     c.ua_address = addr;
-    uas[node] = std::make_unique<UaSide>(net.host_at(addr), *net.nodes[node], c);
+    uas[node] = std::make_unique<UaSide>(net.host_at(addr), *net.nodes[node], c, users);
     UaSide* ua = uas[node].get();
     net.members.push_back(
         OverlayNet::Member{addr,
@@ -551,6 +553,59 @@ TEST(UaSide, RequestsBeyondTheLimitInProgressGet503WithRetryAfter) {
   third.invite();
   u.net.run_for(seconds(1));
   EXPECT_EQ(third.statuses("INVITE"), std::vector<int>{180});
+}
+
+TEST(UaSide, RegistrationsAreSignedByTheUserAndOnlyEnrolledUsersRegister) {
+  // The overlay's CA, and alice enrolled at node 1; every peer checks records (USER-MATCH).
+  // The harness's clock starts at the epoch: certificates valid from 1969 for ten years.
+  constexpr std::int64_t kYear = 365 * 86400;
+  auto key = [](std::uint8_t n) {
+    security::Seed s{};
+    s.fill(n);
+    return security::KeyPair::from_seed(s);
+  };
+  security::Ed25519Provider crypto;
+  security::KeyPair ca_key = key(1), alice_key = key(2);
+  security::Certificate root = *security::make_root(ca_key, "demo", 1, {-86400, 10 * kYear});
+  security::Certificate alice = *security::issue_user(ca_key, root, alice_key.public_key, "alice", 2, {-86400, kYear});
+  security::EnrolledUsers enrolled(crypto);
+  ASSERT_TRUE(enrolled.add(security::Identity{alice_key, alice}));
+  UaNet u;
+  u.users = &enrolled;
+  u.build(5, 21);
+  std::vector<std::unique_ptr<security::RecordPolicy>> guards;
+  for (auto& n : u.net.nodes) {
+    guards.push_back(std::make_unique<security::RecordPolicy>(security::TrustAnchor::ca(root), crypto,
+                                                              u.net.host_at(n->chord().table().self().addr)));
+    n->chord().set_guard(guards.back().get());
+  }
+  u.attach(1);
+  Phone& desk = u.phone("127.0.4.1", 5070);
+  auto ok = u.reg(desk, 1, "alice", "Contact: <sip:alice@127.0.4.1:5070>\r\n");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status(), 200);
+  // Stored signed by alice's certificate, believed by a peer that fetches it.
+  std::vector<dht::Record> fetched;
+  u.net.nodes[3]->chord().route(
+      dht::RouteOp::Fetch, dht::NodeId::hash("sip:alice@demo"), std::nullopt,
+      [&](const dht::RouteResult& r) { fetched = r.records; }, u.net.now);
+  u.net.run_for(seconds(2));
+  ASSERT_EQ(fetched.size(), 1u);
+  EXPECT_EQ(fetched[0].signer, alice.der());
+  EXPECT_EQ(fetched[0].signature.size(), 64u);
+  std::uint64_t admitted = 0;
+  for (const auto& g : guards) admitted += g->stats().admitted;
+  EXPECT_GE(admitted, 3u);  // the responsible peer and its two replicas
+  // Carol has no certificate at this node: refused, and nothing reaches the overlay.
+  Phone& other = u.phone("127.0.4.2", 5070);
+  auto no = u.reg(other, 1, "carol", "Contact: <sip:carol@127.0.4.2:5070>\r\n");
+  ASSERT_TRUE(no);
+  EXPECT_EQ(no->status(), 403);
+  EXPECT_NE(no->reason().find("No Certificate For sip:carol@demo"), std::string::npos) << no->reason();
+  EXPECT_EQ(u.fetch(2, "sip:carol@demo").first, 404);
+  // Unregistering: the removal is signed too, and taken.
+  ASSERT_EQ(u.reg(desk, 1, "alice", "Contact: <sip:alice@127.0.4.1:5070>;expires=0\r\n")->status(), 200);
+  EXPECT_EQ(u.fetch(4, "sip:alice@demo").first, 404);
 }
 
 }  // namespace
