@@ -310,7 +310,7 @@ void ChordNode::route(RouteOp op, NodeId target, std::optional<Record> record, R
     return;
   }
   if (table_.responsible_for(target)) {
-    Response local = execute(r, now);
+    Response local = execute(r, now, true);
     RouteResult res{local.status, local.reason, local.responsible, 0, local.records, Duration{0}};
     (local.status == 200 ? stats_.routes_ok : stats_.routes_failed)++;
     cb(res);
@@ -384,7 +384,7 @@ void ChordNode::forward(Pending p, Instant now) {
   transport_.send(id, to, r, now);
 }
 
-Response ChordNode::execute(const Request& r, Instant now) {
+Response ChordNode::execute(const Request& r, Instant now, bool own) {
   Response resp;
   resp.responder = table_.self();
   resp.responsible = table_.self();
@@ -399,7 +399,7 @@ Response ChordNode::execute(const Request& r, Instant now) {
       }
       Record rec = r.records[0];
       rec.stored_at_us = now.time_since_epoch().count();  // the storing peer's storage time
-      if (Refusal no = take(rec, now)) {
+      if (Refusal no = take(rec, now, own)) {
         resp.status = no.status;
         resp.reason = no.reason;
         break;
@@ -520,9 +520,9 @@ void ChordNode::on_request(ReplyHandle handle, const Request& r, Instant now) {
 
 // ---- outcomes -----------------------------------------------------------------------------------
 
-Refusal ChordNode::take(const Record& rec, Instant now) {
+Refusal ChordNode::take(const Record& rec, Instant now, bool own) {
   if (guard_ != nullptr) {
-    if (Refusal no = guard_->admit(rec, storage_.get(rec.key, rec.dkey), now)) {
+    if (Refusal no = guard_->admit(rec, storage_.get(rec.key, rec.dkey), now, own)) {
       ++stats_.records_refused;
       env_.log(LogLevel::Debug,
                "chord: record " + rec.name + " refused: " + std::to_string(no.status) + " " + no.reason);
@@ -706,7 +706,7 @@ void ChordNode::on_failure(RequestId id, Instant now) {
       p.to =
           p.request.final_hop ? table_.successor() : table_.next_hop(p.request.target, cfg_.route_via_successor_list);
       if (p.to.id == table_.self().id) {
-        Response local = execute(p.request, now);
+        Response local = execute(p.request, now, p.kind != Kind::Forward);
         if (p.kind == Kind::Forward) {
           transport_.reply(p.reply, local, now);
         } else {

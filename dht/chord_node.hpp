@@ -129,7 +129,9 @@ class ChordNode {
   void maintain_replicas(Instant now);
   void replicate(const std::vector<Record>& records, const std::vector<Peer>& targets, Instant now);
   void handle_route(ReplyHandle handle, const Request& r, Instant now);
-  Response execute(const Request& r, Instant now);
+  /// Runs a routed operation here, the responsible peer. `own`: the request comes from this node's
+  /// own application (route() called here), not from the network.
+  Response execute(const Request& r, Instant now, bool own = false);
   void forward(Pending p, Instant now);
   void peer_failed(const Peer& p, Instant now);
   void attempt_join(Instant now);
@@ -137,8 +139,9 @@ class ChordNode {
   [[nodiscard]] bool recently_failed(NodeId id, Instant now) const;
   [[nodiscard]] std::vector<Record> primary_records() const;
   Request make(Op op, NodeId target) const;
-  /// Stores `rec` if the guard admits it; the refusal otherwise (counted).
-  Refusal take(const Record& rec, Instant now);
+  /// Stores `rec` if the guard admits it; the refusal otherwise (counted). `own`: written by this
+  /// node's application (see RecordGuard::admit).
+  Refusal take(const Record& rec, Instant now, bool own = false);
   /// Drops the fetched records the guard does not believe (counted).
   void sift(std::vector<Record>& records, Instant now);
 

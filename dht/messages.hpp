@@ -55,8 +55,10 @@ class RecordGuard {
  public:
   virtual ~RecordGuard() = default;
   /// A store, replica or transfer of `r`, with `held` the entry stored under its (key, dkey) now
-  /// (null when none): a Refusal with a status to take it or not.
-  virtual Refusal admit(const Record& r, const Record* held, Instant now) = 0;
+  /// (null when none): a Refusal with a status to take it or not. `own`: the record was written by
+  /// this node's own application and never crossed the network (its signature, made in this
+  /// process, need not be checked again; every other rule still applies).
+  virtual Refusal admit(const Record& r, const Record* held, Instant now, bool own) = 0;
   /// A record a fetch returned: whether its signer may write it and its signature holds.
   virtual bool believe(const Record& r, Instant now) = 0;
 };

@@ -87,7 +87,7 @@ const RecordPolicy::Checked& RecordPolicy::certificate(const std::string& der, s
   return certs_.insert_or_assign(der, std::move(c)).first->second;
 }
 
-dht::Refusal RecordPolicy::check(const dht::Record& r, std::int64_t now_s) {
+dht::Refusal RecordPolicy::check(const dht::Record& r, std::int64_t now_s, bool own) {
   if (r.signature.empty() || r.signer.empty()) return forbid("Unsigned Record");
   if (r.signature.size() != std::tuple_size_v<Signature>) return forbid("Malformed Signature");
   const Checked& c = certificate(r.signer, now_s);
@@ -109,6 +109,7 @@ dht::Refusal RecordPolicy::check(const dht::Record& r, std::int64_t now_s) {
     }
   }
   if (r.written_at_us > (now_s + cfg_.max_clock_skew_s) * 1000000) return forbid("Written In The Future");
+  if (own) return {};  // signed in this process a moment ago: checking it again proves nothing
   Signature sig{};
   std::copy(r.signature.begin(), r.signature.end(), reinterpret_cast<char*>(sig.data()));
   ++stats_.signatures_checked;
@@ -116,7 +117,7 @@ dht::Refusal RecordPolicy::check(const dht::Record& r, std::int64_t now_s) {
   return {};
 }
 
-dht::Refusal RecordPolicy::admit(const dht::Record& r, const dht::Record* held, Instant now) {
+dht::Refusal RecordPolicy::admit(const dht::Record& r, const dht::Record* held, Instant now, bool own) {
   // Replication sends the same record again and again: the one already held, byte for byte, is
   // taken without a second check.
   if (held != nullptr && held->signature == r.signature && held->written_at_us == r.written_at_us &&
@@ -125,7 +126,7 @@ dht::Refusal RecordPolicy::admit(const dht::Record& r, const dht::Record* held, 
     return {};
   }
   const std::int64_t now_s = env_.unix_time_us(now) / 1000000;
-  dht::Refusal no = check(r, now_s);
+  dht::Refusal no = check(r, now_s, own);
   if (!no && held != nullptr) {
     // Only a newer record replaces (or removes) an entry: an old one replayed is refused.
     if (r.written_at_us <= held->written_at_us) {

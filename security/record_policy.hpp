@@ -52,7 +52,7 @@ class RecordPolicy final : public dht::RecordGuard {
   /// `env` supplies the wall clock (unix_time_us) and takes log lines; both must outlive the policy.
   RecordPolicy(TrustAnchor trust, const CryptoProvider& crypto, Environment& env, RecordPolicyConfig config = {});
 
-  dht::Refusal admit(const dht::Record& r, const dht::Record* held, Instant now) override;
+  dht::Refusal admit(const dht::Record& r, const dht::Record* held, Instant now, bool own = false) override;
   bool believe(const dht::Record& r, Instant now) override;
 
   /// Who may write a record of this name, as the refusals name it ("USER-MATCH", ...).
@@ -66,8 +66,8 @@ class RecordPolicy final : public dht::RecordGuard {
     Verdict verdict;                  ///< the chain and Node-ID check, time aside
     std::string error;                ///< why it could not be read
   };
-  /// The record's signature, signer and write rule, at wall time `now_s`; a refusal or {}.
-  dht::Refusal check(const dht::Record& r, std::int64_t now_s);
+  /// The record's signer, write rule and (unless `own`) signature, at wall time `now_s`; a refusal or {}.
+  dht::Refusal check(const dht::Record& r, std::int64_t now_s, bool own = false);
   const Checked& certificate(const std::string& der, std::int64_t now_s);
 
   TrustAnchor trust_;

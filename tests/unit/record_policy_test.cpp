@@ -79,6 +79,9 @@ TEST(RecordPolicy, OnlyTheUsersCertificateWritesTheUsersRegistrations) {
   EXPECT_FALSE(policy.believe(forged, kAt));
   // Nor may a node write a user's registration with its node certificate.
   EXPECT_TRUE(policy.admit(signed_record(node, "sip:alice@demo.test", "x", kNow), nullptr, kAt));
+  // A record this node's own application wrote skips only the signature check, not the rules.
+  EXPECT_FALSE(policy.admit(good, nullptr, kAt, true));
+  EXPECT_NE(policy.admit(forged, nullptr, kAt, true).reason.find("USER-MATCH"), std::string::npos);
   // Unsigned: refused.
   EXPECT_NE(policy.admit(record("sip:alice@demo.test", "x"), nullptr, kAt).reason.find("Unsigned"), std::string::npos);
 }
