@@ -137,6 +137,24 @@ void verify_certificate(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
 }
 
+// What development mode pays for each new user: a self-signed user certificate.
+void make_user_certificate(benchmark::State& state) {
+  std::uint64_t n = 0;
+  for (auto _ : state) {
+    auto c = issue_raw(fx().alice_key, nullptr, fx().alice_key.public_key, "sip:u@bench.test",
+                       {"sip:u" + std::to_string(++n) + "@bench.test"}, false, n, {kNow - 10, kNow + 86400});
+    benchmark::DoNotOptimize(c);
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+void parse_certificate(benchmark::State& state) {
+  const std::string der = fx().alice.der();
+  for (auto _ : state) benchmark::DoNotOptimize(Certificate::from_der(der));
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+}
+
+BENCHMARK(make_user_certificate);
+BENCHMARK(parse_certificate);
 BENCHMARK(sign_message_ed25519);
 BENCHMARK(verify_message_ed25519);
 BENCHMARK(sign_message_fake);

@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
-# The UA side under load, beside Kamailio in the same run (issue 5's speed figures).
-#  1. REGISTER/s: sipp registers new users at rising rates against (a) a p2psip node alone in its
-#     overlay and (b) Kamailio as an in-memory registrar (usrloc db_mode 0) with one UDP worker.
-#     (usrloc's table sized for the run's users: 2^16 slots, not the default 2^10.)
+# The UA side under load, beside Kamailio in the same run (issue 5's speed figures, issue 6's with
+# signatures on).
+#  1. REGISTER/s, new users: sipp registers new users at rising rates against (a) a p2psip node
+#     alone in its overlay, in development mode (--dev: each new user gets a self-signed certificate,
+#     and every registration entry is signed), and (b) Kamailio as an in-memory registrar (usrloc
+#     db_mode 0, its table sized for the run's users: 2^16 slots) with one UDP worker.
+#  2. REGISTER/s, known users: USERS users registered in turn, again and again (each REGISTER after
+#     the first round refreshes a binding), against (a) a p2psip node enrolled with a CA and those
+#     USERS user certificates (--identity, --trust, --users: entries signed with the user's key) and
+#     (b) Kamailio with the same users.
 #     Per rate: successful and failed registrations, retransmissions, the server's CPU seconds per
 #     1000 transactions. The highest rate with no failure and no retransmission is reported.
-#  2. calls/s: INVITE/180/200/ACK/BYE through the same two servers (Kamailio as a record-routing
+#  3. calls/s: INVITE/180/200/ACK/BYE through the same two servers (Kamailio as a record-routing
 #     stateful proxy, tm), caller and callee both sipp, callee registered first.
 # The server runs on CPU 0 and every sipp on CPU 1 (taskset), so that the two share no core;
 # --no-pin lets the scheduler place them.
-# Usage: bench/softphone_bench.sh [--p2psip PATH] [--rates "R1 R2 ..."] [--call-rates "R1 ..."] [--seconds S] [--no-pin]
-# Heavy (minutes); keep it out of ctest. Everything runs on 127.0.0.1 and is stopped at the end.
+# Usage: bench/softphone_bench.sh [--p2psip PATH] [--rates "R1 R2 ..."] [--call-rates "R1 ..."] [--seconds S]
+#        [--users N] [--no-pin]
+# Heavy (about 15 minutes); keep it out of ctest. Everything runs on 127.0.0.1 and is stopped at the end.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 p2psip="$here/build/bin/p2psip"
 rates="1000 2000 4000 5000 6000 7000 8000 9000 10000 11000 12000 13000 14000 16000"
 call_rates="200 400 600 800 1000 1200 1400 1600 2000 2400 2800 3200 3600 4000"
 seconds=5
+users=20000
 pin=1
 while (($#)); do
   case "$1" in
@@ -24,8 +32,9 @@ while (($#)); do
     --rates) rates="$2"; shift ;;
     --call-rates) call_rates="$2"; shift ;;
     --seconds) seconds="$2"; shift ;;
+    --users) users="$2"; shift ;;
     --no-pin) pin=0 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "unknown argument $1"; exit 2 ;;
   esac
   shift
@@ -91,15 +100,33 @@ request_route {
 }
 EOF
 
-start_server() {  # start_server p2psip|kamailio
-  if [ "$1" = p2psip ]; then
-    "${on_server[@]}" "$p2psip" node --dev --listen 127.0.0.1:25070 --control 127.0.0.1:25080 --ua-listen "127.0.0.1:$UA_PORT" \
-      --overlay "$DOMAIN" --max-users 10000000 --log-level warn >"$work/server.log" 2>&1 &
-  else
-    "${on_server[@]}" kamailio -f "$work/kamailio.cfg" -DD -E -m 512 -M 32 >"$work/server.log" 2>&1 &
-  fi
+# The enrolled overlay of phase 2: a CA, the node's identity, USERS user identities, and sipp's
+# injection file naming the same users (read in turn).
+"$p2psip" ca init --overlay "$DOMAIN" --out "$work/pki/ca" >/dev/null
+"$p2psip" ca issue --ca "$work/pki/ca" --node --out "$work/pki/node" >/dev/null
+"$p2psip" ca issue --ca "$work/pki/ca" --user k --count "$users" --out "$work/pki/users" >/dev/null
+{ echo SEQUENTIAL; for k in $(seq "$users"); do echo "k$k;"; done; } >"$work/users.csv"
+
+start_server() {  # start_server p2psip|p2psip-enrolled|kamailio
+  case "$1" in
+    p2psip)
+      "${on_server[@]}" "$p2psip" node --dev --listen 127.0.0.1:25070 --control 127.0.0.1:25080 \
+        --ua-listen "127.0.0.1:$UA_PORT" --overlay "$DOMAIN" --max-users 10000000 --log-level warn \
+        >"$work/server.log" 2>&1 & ;;
+    p2psip-enrolled)
+      "${on_server[@]}" "$p2psip" node --identity "$work/pki/node" --trust "$work/pki/ca/ca.crt" \
+        --users "$work/pki/users" --listen 127.0.0.1:25070 --control 127.0.0.1:25080 \
+        --ua-listen "127.0.0.1:$UA_PORT" --max-users 10000000 --log-level warn >"$work/server.log" 2>&1 & ;;
+    kamailio)
+      "${on_server[@]}" kamailio -f "$work/kamailio.cfg" -DD -E -m 512 -M 32 >"$work/server.log" 2>&1 & ;;
+  esac
   server_pid=$!
   sleep 1
+  # An enrolled node reads and checks every user's certificate before it answers.
+  for _ in $(seq 120); do
+    case "$1" in p2psip*) "$p2psip" status --control 127.0.0.1:25080 >/dev/null 2>&1 && break ;; *) break ;; esac
+    sleep 0.5
+  done
   kill -0 "$server_pid" 2>/dev/null || { echo "$1 did not start:"; cat "$work/server.log"; exit 1; }
 }
 cpu_ticks() {  # the server's user+system clock ticks, children included (Kamailio forks its workers)
@@ -137,29 +164,38 @@ run_load() {
     -v rc="$rc" 'BEGIN { printf "%d %d %d %.3f %.1f %d\n", ok, f, r, (ok > 0 ? c / hz / ok * 1000 : 0), t1 - t0, rc }'
 }
 
-echo "## REGISTER/s (${seconds} s per rate, new users each time)"
-echo
-echo "| server | offered REGISTER/s | registered | failed | retransmissions | server CPU s per 1000 | wall s |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
-declare -A best_reg=()
-for server in p2psip kamailio; do
-  start_server "$server"
-  best_reg[$server]=0
-  for rate in $rates; do
-    read -r ok failed retrans cpu wall rc < <(run_load "reg-$server-$rate" $((rate * seconds)) "$rate" \
-      -sf "$here/bench/sipp/register_load.xml" -key prefix "r${rate}u")
-    echo "| $server | $rate | $ok | $failed | $retrans | $cpu | $wall |"
-    if [ "$failed" -eq 0 ] && [ "$retrans" -eq 0 ] && [ "$ok" -eq $((rate * seconds)) ]; then
-      best_reg[$server]=$rate
-    else
-      break
-    fi
+# register_phase TITLE P2PSIP-MODE SIPP-ARGS...: one REGISTER table, p2psip then Kamailio.
+register_phase() {
+  local title=$1 mode=$2
+  shift 2
+  echo "## REGISTER/s, $title (${seconds} s per rate)"
+  echo
+  echo "| server | offered REGISTER/s | registered | failed | retransmissions | server CPU s per 1000 | wall s |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  declare -A best=()
+  for server in "$mode" kamailio; do
+    start_server "$server"
+    best[$server]=0
+    for rate in $rates; do
+      read -r ok failed retrans cpu wall rc < <(run_load "reg-$server-$rate-$mode" $((rate * seconds)) "$rate" \
+        "$@" -key prefix "r${rate}u")
+      echo "| ${server%-enrolled} | $rate | $ok | $failed | $retrans | $cpu | $wall |"
+      if [ "$failed" -eq 0 ] && [ "$retrans" -eq 0 ] && [ "$ok" -eq $((rate * seconds)) ]; then
+        best[$server]=$rate
+      else
+        break
+      fi
+    done
+    stop_server
   done
-  stop_server
-done
-echo
-echo "Highest REGISTER rate with every registration answered and nothing retransmitted: p2psip ${best_reg[p2psip]}/s, Kamailio ${best_reg[kamailio]}/s."
-echo
+  echo
+  echo "Highest REGISTER rate ($title) with every registration answered and nothing retransmitted: p2psip ${best[$mode]}/s, Kamailio ${best[kamailio]}/s."
+  echo
+}
+register_phase "new users each time; p2psip in development mode, signing" p2psip \
+  -sf "$here/bench/sipp/register_load.xml"
+register_phase "$users known users in turn; p2psip enrolled, signing with the users' certificates" p2psip-enrolled \
+  -sf "$here/bench/sipp/register_users.xml" -inf "$work/users.csv"
 
 echo "## calls/s (INVITE, 180, 200, ACK, BYE; ${seconds} s per rate)"
 echo

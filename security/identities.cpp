@@ -18,6 +18,7 @@ Result<Identity, std::string> Identity::from_pem(std::string_view key_pem, std::
 bool EnrolledUsers::add(const Identity& id) {
   if (id.cert.info().kind != CertKind::User) return false;
   writers_.insert_or_assign(id.cert.info().aor, Writer{id.key, id.cert.der(), &crypto_});
+  if (vouch_to_ != nullptr) vouch_to_->vouch(id.cert);
   return true;
 }
 
@@ -36,8 +37,8 @@ KeyPair key_from(Environment& env) {
 }
 
 DevelopmentUsers::DevelopmentUsers(std::string overlay, const CryptoProvider& crypto, Environment& env,
-                                   std::size_t max_users)
-    : overlay_(std::move(overlay)), crypto_(crypto), env_(env), max_users_(max_users) {}
+                                   std::size_t max_users, RecordPolicy* vouch_to)
+    : overlay_(std::move(overlay)), crypto_(crypto), env_(env), max_users_(max_users), vouch_to_(vouch_to) {}
 
 const Writer* DevelopmentUsers::writer_for(std::string_view aor, Instant now) {
   if (auto it = writers_.find(aor); it != writers_.end()) return &it->second;
@@ -53,6 +54,7 @@ const Writer* DevelopmentUsers::writer_for(std::string_view aor, Instant now) {
   auto cert = issue_raw(key, nullptr, key.public_key, std::string(aor) + " (self-signed, development)",
                         {std::string(aor)}, false, env_.random() >> 1 | 1, {t - 300, t + 10 * 365 * 86400});
   if (!cert) return nullptr;
+  if (vouch_to_ != nullptr) vouch_to_->vouch(*cert);
   return &writers_.emplace(std::string(aor), Writer{key, cert->der(), &crypto_}).first->second;
 }
 

@@ -34,7 +34,9 @@ class UserIdentities {
 /// The users a node was enrolled for (`--users DIR`): a fixed set.
 class EnrolledUsers final : public UserIdentities {
  public:
-  explicit EnrolledUsers(const CryptoProvider& crypto) : crypto_(crypto) {}
+  /// `vouch_to`, when given, learns each added certificate as checked (the caller checked it).
+  explicit EnrolledUsers(const CryptoProvider& crypto, RecordPolicy* vouch_to = nullptr)
+      : crypto_(crypto), vouch_to_(vouch_to) {}
   /// Adds a user identity (its certificate must be a user's); false when it is not.
   bool add(const Identity& id);
   const Writer* writer_for(std::string_view aor, Instant now) override;
@@ -42,6 +44,7 @@ class EnrolledUsers final : public UserIdentities {
 
  private:
   const CryptoProvider& crypto_;
+  RecordPolicy* vouch_to_;
   std::map<std::string, Writer, std::less<>> writers_;
 };
 
@@ -50,7 +53,10 @@ class EnrolledUsers final : public UserIdentities {
 /// registering the same name. Never with a CA.
 class DevelopmentUsers final : public UserIdentities {
  public:
-  DevelopmentUsers(std::string overlay, const CryptoProvider& crypto, Environment& env, std::size_t max_users);
+  /// `vouch_to`, when given, learns each certificate made here as good (no check of what this
+  /// node just made).
+  DevelopmentUsers(std::string overlay, const CryptoProvider& crypto, Environment& env, std::size_t max_users,
+                   RecordPolicy* vouch_to = nullptr);
   const Writer* writer_for(std::string_view aor, Instant now) override;
 
  private:
@@ -58,6 +64,7 @@ class DevelopmentUsers final : public UserIdentities {
   const CryptoProvider& crypto_;
   Environment& env_;
   std::size_t max_users_;
+  RecordPolicy* vouch_to_;
   std::map<std::string, Writer, std::less<>> writers_;
 };
 

@@ -1,6 +1,7 @@
 #include "security/record_policy.hpp"
 
 #include <msgpack.h>
+#include <sodium.h>
 
 #include <algorithm>
 #include <optional>
@@ -68,31 +69,52 @@ std::string_view RecordPolicy::rule_for(std::string_view name) {
   return "FIRST-WRITER";
 }
 
+RecordPolicy::Digest RecordPolicy::digest(std::string_view der) {
+  Digest d{};
+  crypto_hash_sha256(d.data(), reinterpret_cast<const unsigned char*>(der.data()), der.size());
+  return d;
+}
+
+void RecordPolicy::remember(const Digest& d, Checked c) {
+  if (certs_.size() >= cfg_.certificate_cache && certs_.count(d) == 0) certs_.erase(certs_.begin());
+  certs_.insert_or_assign(d, std::move(c));
+}
+
+void RecordPolicy::vouch(const Certificate& cert) {
+  Checked c;
+  c.readable = true;
+  c.info = cert.info();
+  remember(digest(cert.der()), std::move(c));
+}
+
 const RecordPolicy::Checked& RecordPolicy::certificate(const std::string& der, std::int64_t now_s) {
-  auto it = certs_.find(der);
+  const Digest d = digest(der);
+  auto it = certs_.find(d);
+  // Time-bound refusals are looked at again: a certificate not yet valid becomes valid.
   const bool time_bound = it != certs_.end() && (it->second.verdict.error == CertError::Expired ||
                                                  it->second.verdict.error == CertError::NotYetValid);
   if (it != certs_.end() && !time_bound) return it->second;
-  if (it == certs_.end() && certs_.size() >= cfg_.certificate_cache) certs_.erase(certs_.begin());
   ++stats_.certificates_checked;
   Checked c;
   auto parsed = Certificate::from_der(der);
   if (!parsed) {
     c.error = parsed.error();
   } else {
-    c.cert = *parsed;
+    c.readable = true;
+    c.info = parsed->info();
     const CertKind kind = parsed->info().kind == CertKind::User ? CertKind::User : CertKind::Node;
     c.verdict = trust_.verify(*parsed, kind, now_s);
   }
-  return certs_.insert_or_assign(der, std::move(c)).first->second;
+  remember(d, std::move(c));
+  return certs_.at(d);
 }
 
 dht::Refusal RecordPolicy::check(const dht::Record& r, std::int64_t now_s, bool own) {
   if (r.signature.empty() || r.signer.empty()) return forbid("Unsigned Record");
   if (r.signature.size() != std::tuple_size_v<Signature>) return forbid("Malformed Signature");
   const Checked& c = certificate(r.signer, now_s);
-  if (!c.cert) return forbid("Unreadable Signer Certificate: " + c.error);
-  const CertInfo& info = c.cert->info();
+  if (!c.readable) return forbid("Unreadable Signer Certificate: " + c.error);
+  const CertInfo& info = c.info;
   // A certificate that checked out once is re-read only for time.
   Verdict v = c.verdict;
   if (v.ok() && now_s > info.not_after) v = {CertError::Expired, "expired"};
@@ -136,7 +158,7 @@ dht::Refusal RecordPolicy::admit(const dht::Record& r, const dht::Record* held, 
       // evict the first from the cache.)
       auto key_of = [&](const std::string& der) -> std::optional<PublicKey> {
         const Checked& c = certificate(der, now_s);
-        return c.cert ? std::optional(c.cert->info().public_key) : std::nullopt;
+        return c.readable ? std::optional(c.info.public_key) : std::nullopt;
       };
       const auto mine = key_of(held->signer);
       const auto theirs = key_of(r.signer);

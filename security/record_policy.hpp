@@ -11,8 +11,10 @@
 //                        same key (a first-writer rule of this overlay's, not RELOAD's).
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <unordered_map>
 
@@ -38,8 +40,11 @@ struct Writer {
 };
 
 struct RecordPolicyConfig {
-  std::int64_t max_clock_skew_s = 600;   ///< records written further in the future are refused
-  std::size_t certificate_cache = 4096;  ///< checked certificates remembered (by their DER)
+  std::int64_t max_clock_skew_s = 600;  ///< records written further in the future are refused
+  /// Checked certificates remembered, by the SHA-256 of their DER: what a check needs (key, kind,
+  /// name, validity, verdict), about 200 bytes each, so that a node serving many users does not
+  /// parse and chain-check a user's certificate at every refresh.
+  std::size_t certificate_cache = 65536;
 };
 
 struct RecordPolicyStats {
@@ -58,14 +63,28 @@ class RecordPolicy final : public dht::RecordGuard {
   /// Who may write a record of this name, as the refusals name it ("USER-MATCH", ...).
   [[nodiscard]] static std::string_view rule_for(std::string_view name);
   [[nodiscard]] const RecordPolicyStats& stats() const { return stats_; }
+  /// Remembers `cert` as checked and good without checking it: for the identities this node made
+  /// or checked itself (its users' at start, development users as they are made).
+  void vouch(const Certificate& cert);
   [[nodiscard]] const TrustAnchor& trust() const { return trust_; }
 
  private:
   struct Checked {
-    std::optional<Certificate> cert;  ///< null when it could not be read
-    Verdict verdict;                  ///< the chain and Node-ID check, time aside
-    std::string error;                ///< why it could not be read
+    bool readable = false;
+    CertInfo info;      ///< what the certificate says (when readable)
+    Verdict verdict;    ///< the chain and Node-ID check at the time it was made
+    std::string error;  ///< why it could not be read
   };
+  using Digest = std::array<std::uint8_t, 32>;
+  struct DigestHash {
+    std::size_t operator()(const Digest& d) const noexcept {
+      std::size_t h = 0;
+      std::memcpy(&h, d.data(), sizeof h);
+      return h;
+    }
+  };
+  static Digest digest(std::string_view der);
+  void remember(const Digest& d, Checked c);
   /// The record's signer, write rule and (unless `own`) signature, at wall time `now_s`; a refusal or {}.
   dht::Refusal check(const dht::Record& r, std::int64_t now_s, bool own = false);
   const Checked& certificate(const std::string& der, std::int64_t now_s);
@@ -75,7 +94,7 @@ class RecordPolicy final : public dht::RecordGuard {
   Environment& env_;
   RecordPolicyConfig cfg_;
   RecordPolicyStats stats_;
-  std::unordered_map<std::string, Checked> certs_;
+  std::unordered_map<Digest, Checked, DigestHash> certs_;
 };
 
 }  // namespace p2psip::security

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <sstream>
 #include <vector>
@@ -197,6 +198,11 @@ int ca_issue(const CaIssueOptions& o) {
     return usage(cmd, "'" + o.user + "' is not a valid user name (letters, digits and -_.!~*'(), at most 64)");
   }
   if (o.days < 1 || o.days > 36500) return usage(cmd, "--days must be 1 to 36500");
+  if (o.count < 1 || o.count > 1000000) return usage(cmd, "--count must be 1 to 1000000");
+  if (o.count > 1 && !o.csr.empty()) return usage(cmd, "--count makes keys itself: it excludes --csr");
+  if (o.count > 1 && !o.user.empty() && !security::valid_user_name(o.user + std::to_string(o.count))) {
+    return usage(cmd, "--user '" + o.user + "' with --count makes names that are too long");
+  }
   fs::path ca_dir(o.ca);
   std::string error;
   auto ca_key = load_key(ca_dir / "ca.key", error);
@@ -208,35 +214,26 @@ int ca_issue(const CaIssueOptions& o) {
   }
   const std::string& overlay = root->info().overlay;
 
-  // Who is being enrolled, and with which key.
+  // What a request asks for, checked against the flags.
   CertKind kind = o.node ? CertKind::Node : CertKind::User;
-  std::string user = o.user;
-  std::optional<KeyPair> generated;
-  security::PublicKey subject{};
+  std::optional<security::CertRequest> req;
   if (!o.csr.empty()) {
     std::string text;
     if (!read_named(o.csr, text, error)) return fail(cmd, error);
-    auto req = security::parse_request(text);
-    if (!req) return fail(cmd, o.csr + ": " + req.error());
-    if (req->overlay != overlay) {
-      return fail(cmd, o.csr + " asks to join overlay " + req->overlay + ", this CA's is " + overlay);
+    auto parsed = security::parse_request(text);
+    if (!parsed) return fail(cmd, o.csr + ": " + parsed.error());
+    if (parsed->overlay != overlay) {
+      return fail(cmd, o.csr + " asks to join overlay " + parsed->overlay + ", this CA's is " + overlay);
     }
-    if ((o.node && req->kind != CertKind::Node) || (!o.user.empty() && req->kind != CertKind::User)) {
-      return fail(cmd, o.csr + " is a " + (req->kind == CertKind::Node ? "node" : "user") + " request");
+    if ((o.node && parsed->kind != CertKind::Node) || (!o.user.empty() && parsed->kind != CertKind::User)) {
+      return fail(cmd, o.csr + " is a " + (parsed->kind == CertKind::Node ? "node" : "user") + " request");
     }
-    if (!o.user.empty() && req->user != o.user) {
-      return fail(cmd, o.csr + " asks for user " + req->user + ", not " + o.user);
+    if (!o.user.empty() && parsed->user != o.user) {
+      return fail(cmd, o.csr + " asks for user " + parsed->user + ", not " + o.user);
     }
-    kind = req->kind;
-    user = req->user;
-    subject = req->public_key;
-  } else {
-    generated = fresh_key();
-    subject = generated->public_key;
+    kind = parsed->kind;
+    req = *parsed;
   }
-  const std::string subject_hex = hex_bytes(subject.data(), subject.size());
-  const std::string identity =
-      kind == CertKind::User ? "sip:" + user + "@" + overlay : security::node_id_of(subject).hex();
 
   // The record of what was issued, locked while it is read and extended: one user, one key.
   fs::path index = ca_dir / "issued.tsv";
@@ -249,36 +246,66 @@ int ca_issue(const CaIssueOptions& o) {
   if (::flock(fd, LOCK_EX) != 0) return fail(cmd, index.string() + ": " + std::strerror(errno));
   std::string text;
   if (!read_named(index.string(), text, error)) return fail(cmd, error);
-  for (const auto& rec : read_index(text)) {
-    if (kind == CertKind::User && rec.kind == "user" && rec.identity == identity && rec.public_key != subject_hex) {
-      return fail(cmd, "user " + identity + " was already issued to another key (serial " + rec.serial + ", " +
-                           rec.issued_at + "); refused");
-    }
+  std::map<std::string, Issued> users_issued;  // the latest certificate of each user
+  for (auto& rec : read_index(text)) {
+    if (rec.kind == "user") users_issued[rec.identity] = std::move(rec);
   }
 
   const std::int64_t now = now_s();
-  security::Validity v{now - 300, now + std::int64_t{o.days} * 86400};
-  const std::uint64_t serial = fresh_serial();
-  auto cert = kind == CertKind::Node ? security::issue_node(*ca_key, *root, subject, serial, v)
-                                     : security::issue_user(*ca_key, *root, subject, user, serial, v);
-  if (!cert) return fail(cmd, cert.error());
-
-  fs::path out(o.out);
-  if (!make_dir(out, error)) return fail(cmd, error);
-  if (generated && !write_file(out / "key.pem", security::private_key_pem(*generated), 0600, true, error)) {
-    return fail(cmd, error + " (an identity is already there; choose another --out)");
+  const security::Validity v{now - 300, now + std::int64_t{o.days} * 86400};
+  // One certificate: for the request's key, or a key made here; into `out`.
+  auto issue_one = [&](const std::string& user, const fs::path& out) -> int {
+    std::optional<KeyPair> generated;
+    security::PublicKey subject{};
+    if (req) {
+      subject = req->public_key;
+    } else {
+      generated = fresh_key();
+      subject = generated->public_key;
+    }
+    const std::string subject_hex = hex_bytes(subject.data(), subject.size());
+    const std::string identity =
+        kind == CertKind::User ? "sip:" + user + "@" + overlay : security::node_id_of(subject).hex();
+    if (kind == CertKind::User) {
+      auto prior = users_issued.find(identity);
+      if (prior != users_issued.end() && prior->second.public_key != subject_hex) {
+        return fail(cmd, "user " + identity + " was already issued to another key (serial " + prior->second.serial +
+                             ", " + prior->second.issued_at + "); refused");
+      }
+    }
+    const std::uint64_t serial = fresh_serial();
+    auto cert = kind == CertKind::Node ? security::issue_node(*ca_key, *root, subject, serial, v)
+                                       : security::issue_user(*ca_key, *root, subject, user, serial, v);
+    if (!cert) return fail(cmd, cert.error());
+    if (!make_dir(out, error)) return fail(cmd, error);
+    if (generated && !write_file(out / "key.pem", security::private_key_pem(*generated), 0600, true, error)) {
+      return fail(cmd, error + " (an identity is already there; choose another --out)");
+    }
+    if (!write_file(out / "cert.pem", cert->pem(), 0644, false, error) ||
+        !write_file(out / "ca.crt", root->pem(), 0644, false, error)) {
+      return fail(cmd, error);
+    }
+    std::string line = std::to_string(serial) + "\t" + (kind == CertKind::Node ? "node" : "user") + "\t" + identity +
+                       "\t" + subject_hex + "\t" + utc(v.not_before) + "\t" + utc(v.not_after) + "\t" + utc(now) + "\n";
+    if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+      return fail(cmd, index.string() + ": " + std::strerror(errno));
+    }
+    if (kind == CertKind::User)
+      users_issued[identity] = Issued{std::to_string(serial), "user", identity, subject_hex, {}, {}, utc(now)};
+    if (o.count == 1) {
+      std::printf("issued %s (serial %llu, valid until %s): %s\n", identity_of(cert->info()).c_str(),
+                  static_cast<unsigned long long>(serial), utc(v.not_after).c_str(), (out / "cert.pem").c_str());
+    }
+    return 0;
+  };
+  if (o.count == 1) return issue_one(req ? req->user : o.user, o.out);
+  // --count N: users PREFIX1..PREFIXN (or N nodes), each in its own directory under --out.
+  for (unsigned k = 1; k <= o.count; ++k) {
+    const std::string name = (o.node ? std::string("node") : o.user) + std::to_string(k);
+    if (int rc = issue_one(name, fs::path(o.out) / name); rc != 0) return rc;
   }
-  if (!write_file(out / "cert.pem", cert->pem(), 0644, false, error) ||
-      !write_file(out / "ca.crt", root->pem(), 0644, false, error)) {
-    return fail(cmd, error);
-  }
-  std::string line = std::to_string(serial) + "\t" + (kind == CertKind::Node ? "node" : "user") + "\t" + identity +
-                     "\t" + subject_hex + "\t" + utc(v.not_before) + "\t" + utc(v.not_after) + "\t" + utc(now) + "\n";
-  if (::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
-    return fail(cmd, index.string() + ": " + std::strerror(errno));
-  }
-  std::printf("issued %s (serial %llu, valid until %s): %s\n", identity_of(cert->info()).c_str(),
-              static_cast<unsigned long long>(serial), utc(v.not_after).c_str(), (out / "cert.pem").c_str());
+  std::printf("issued %u %s certificates into %s/%s1 .. %s%u\n", o.count, o.node ? "node" : "user", o.out.c_str(),
+              o.node ? "node" : o.user.c_str(), o.node ? "node" : o.user.c_str(), o.count);
   return 0;
 }
 

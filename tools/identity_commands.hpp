@@ -25,6 +25,7 @@ struct CaIssueOptions {
   std::string user;   ///< a user certificate for sip:USER@OVERLAY
   std::string out;
   unsigned days = 365;
+  unsigned count = 1;  ///< more than 1: COUNT users USER1..USERn (or nodes node1..) in OUT/<name>/
 };
 /// Issues a node or user certificate into OUT (cert.pem, ca.crt, and key.pem when no request was
 /// given), and records it in the CA's issued.tsv. Refuses a user name already issued to another key.

@@ -174,6 +174,10 @@ int run(int argc, char** argv) {
   ca_issue_cmd->add_option("--user", ca_issue.user, "A user certificate for sip:USER@OVERLAY");
   ca_issue_cmd->add_option("--out", ca_issue.out, "Directory for cert.pem, ca.crt (and key.pem)")->required();
   ca_issue_cmd->add_option("--days", ca_issue.days, "Days the certificate is valid")->capture_default_str();
+  ca_issue_cmd
+      ->add_option("--count", ca_issue.count,
+                   "Issue this many: users USER1..USERn (or nodes node1..), each in OUT/<name>/ with a key made here")
+      ->capture_default_str();
 
   auto* id_cmd = app.add_subcommand("identity", "A node's or user's own identity: make a key and request, show one");
   id_cmd->require_subcommand(1);

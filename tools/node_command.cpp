@@ -420,9 +420,9 @@ int run_node(const NodeOptions& o) {
   d.policy = std::make_unique<security::RecordPolicy>(*d.identity.trust, d.crypto, *d.rt);
   d.node->chord().set_guard(d.policy.get());
   if (d.identity.development) {
-    d.users = std::make_unique<security::DevelopmentUsers>(overlay, d.crypto, *d.rt, o.max_users);
+    d.users = std::make_unique<security::DevelopmentUsers>(overlay, d.crypto, *d.rt, o.max_users, d.policy.get());
   } else {
-    auto enrolled = std::make_unique<security::EnrolledUsers>(d.crypto);
+    auto enrolled = std::make_unique<security::EnrolledUsers>(d.crypto, d.policy.get());
     for (const auto& u : d.identity.users) enrolled->add(u);
     d.users = std::move(enrolled);
   }

@@ -43,6 +43,14 @@ ok "$P2PSIP" ca issue --ca ca --csr alice/request.csr --out alice
 [ "$(grep -c $'\tuser\t' ca/issued.tsv)" -eq 3 ] || { echo "issued.tsv should list 3 user certificates:"; cat ca/issued.tsv; exit 1; }
 [ "$(grep -c $'\tnode\t' ca/issued.tsv)" -eq 2 ] || { echo "issued.tsv should list 2 node certificates:"; cat ca/issued.tsv; exit 1; }
 
+# Many users at once (a test bed, a benchmark): each with its own directory and key; issuing them
+# again would give the same names other keys, and is refused.
+ok "$P2PSIP" ca issue --ca ca --user load --count 3 --out many
+for k in 1 2 3; do [ -f "many/load$k/key.pem" ] && [ -f "many/load$k/cert.pem" ] || { echo "many/load$k missing"; exit 1; }; done
+openssl verify -CAfile ca/ca.crt many/load3/cert.pem >/dev/null || { echo "openssl refused many/load3"; exit 1; }
+expect_fail 1 "sip:load1@demo.test was already issued to another key" "$P2PSIP" ca issue --ca ca --user load --count 3 --out many2
+expect_fail 2 "excludes --csr" "$P2PSIP" ca issue --ca ca --csr alice/request.csr --count 2 --out x
+
 # Requests the CA must refuse: another overlay's, a tampered one, a user request passed as a node's.
 ok "$P2PSIP" identity new --overlay other.test --node --out foreign
 expect_fail 1 "asks to join overlay other.test" "$P2PSIP" ca issue --ca ca --csr foreign/request.csr --out foreign
