@@ -101,12 +101,12 @@ struct Daemon {
       << ",\"users\":" << r.aors() << ",\"bindings\":" << r.size() << ",\"entries_in_overlay\":" << ua->published()
       << ",\"registers\":" << st.registers << ",\"registers_ok\":" << st.registers_ok
       << ",\"registers_rejected\":" << st.registers_rejected << ",\"queries\":" << st.queries
-      << ",\"entries_stored\":" << st.entries_stored << ",\"entry_refreshes\":" << st.refreshes
-      << ",\"entries_removed\":" << st.entries_removed << ",\"store_failures\":" << st.store_failures
-      << ",\"requests_rejected\":" << st.requests_rejected << ",\"proxied\":" << st.proxied
-      << ",\"lookups\":" << st.lookups << ",\"lookups_not_found\":" << st.lookups_not_found
-      << ",\"lookups_failed\":" << st.lookups_failed << ",\"branches\":" << st.branches
-      << ",\"calls_answered\":" << st.calls_answered << ",\"cancels\":" << st.cancels
+      << ",\"entries_stored\":" << st.entries_stored << ",\"entries_kept\":" << st.entries_kept
+      << ",\"entry_refreshes\":" << st.refreshes << ",\"entries_removed\":" << st.entries_removed
+      << ",\"store_failures\":" << st.store_failures << ",\"requests_rejected\":" << st.requests_rejected
+      << ",\"proxied\":" << st.proxied << ",\"lookups\":" << st.lookups
+      << ",\"lookups_not_found\":" << st.lookups_not_found << ",\"lookups_failed\":" << st.lookups_failed
+      << ",\"branches\":" << st.branches << ",\"calls_answered\":" << st.calls_answered << ",\"cancels\":" << st.cancels
       << ",\"acks_forwarded\":" << st.acks_forwarded << ",\"branch_failures\":" << st.branch_timeouts
       << ",\"requests_in_progress\":" << ua->calls() << ",\"response_contexts\":" << ua->contexts()
       << ",\"users_list\":[";

@@ -135,6 +135,16 @@ void UaSide::run_jobs(const std::string& aor, Instant now) {
       layer_.respond(job.txn, Registrar::make_ok(job.request, {}, now, tag()), now);
       continue;
     }
+    if (p.stored && !plan.after.empty() && plan.after.size() == p.stored_devices && p.refresh_at != kInstantMax) {
+      // A refresh that leaves the entry as it is (reachable through this node, as many devices)
+      // changes nothing in the overlay: the entry is stored again on its own schedule (80 % of its
+      // lifetime, set_refresh), not at every REGISTER, and the answer needs no overlay round trip.
+      registrar_.commit(plan, now);
+      ++stats_.registers_ok;
+      ++stats_.entries_kept;
+      layer_.respond(job.txn, Registrar::make_ok(job.request, registrar_.bindings(aor, now), now, tag()), now);
+      continue;
+    }
     p.in_flight = true;
     store(aor, plan.after, now,
           [this, aor, plan, txn = job.txn, request = std::move(job.request)](int status, const std::string& reason,
@@ -186,12 +196,14 @@ void UaSide::store(const std::string& aor, const std::vector<Binding>& bindings,
   }
   overlay_.chord().route(
       dht::RouteOp::Store, r.key, std::move(r),
-      [this, aor, now, lifetime, done = std::move(done)](const dht::RouteResult& res) {
+      [this, aor, now, lifetime, devices = static_cast<std::uint32_t>(bindings.size()),
+       done = std::move(done)](const dht::RouteResult& res) {
         Instant t = now + res.latency;
         if (res.status == 200 && lifetime > 0) {
           // Stored again at 80 % of its lifetime (RELOAD refreshes before expiry, RFC 6940 §7.2).
           auto& q = pubs_[aor];
           set_refresh(aor, q, t + Duration(std::int64_t{lifetime} * 800000));
+          q.stored_devices = devices;
         }
         done(res.status, res.reason, t);
       },

@@ -58,6 +58,7 @@ struct UaSideConfig {
 struct UaSideStats {
   std::uint64_t registers = 0, registers_ok = 0, registers_rejected = 0, queries = 0;
   std::uint64_t entries_stored = 0, entries_removed = 0, store_failures = 0, refreshes = 0;
+  std::uint64_t entries_kept = 0;  ///< REGISTERs answered without a store: the entry was unchanged
   std::uint64_t requests_rejected = 0;
   std::uint64_t proxied = 0, lookups = 0, lookups_not_found = 0, lookups_failed = 0, branches = 0;
   std::uint64_t calls_answered = 0, cancels = 0, acks_forwarded = 0, branch_timeouts = 0;
@@ -192,6 +193,7 @@ class UaSide : public sip::TransactionUser {
     bool stored = false;     ///< an entry is in the overlay (as far as this node knows); see set_stored
     Instant refresh_at = kInstantMax;
     std::int64_t last_written_us = 0;  ///< the last entry's writer time: each store's is later
+    std::uint32_t stored_devices = 0;  ///< the device count of the entry last stored
     /// First in, first out; at most max_waiting_per_aor long (a deque would cost its 512-byte block
     /// for every registered user, even empty).
     std::vector<Job> jobs;

@@ -264,6 +264,33 @@ TEST(UaSide, EntriesAreRefreshedWhileRegisteredAndRemovedWhenTheBindingExpires) 
   EXPECT_EQ(u.uas[0]->next_wakeup(), u.uas[0]->transactions().next_wakeup());  // nothing left to refresh
 }
 
+TEST(UaSide, ARefreshThatLeavesTheEntryAsItIsStoresNothingAndTheEntryLivesOn) {
+  UaNet u;
+  u.config.entry_lifetime_s = 60;
+  u.build(4, 6);
+  u.attach(0);
+  Phone& p = u.phone("127.0.4.1", 5070);
+  ASSERT_EQ(u.reg(p, 0, "gina", "Contact: <sip:gina@127.0.4.1:5070>;expires=100\r\n")->status(), 200);
+  EXPECT_EQ(u.uas[0]->stats().entries_stored, 1u);
+  // The phone refreshes (same contact, longer): answered at once, no overlay store.
+  u.net.run_for(seconds(50));
+  auto again = u.reg(p, 0, "gina", "Contact: <sip:gina@127.0.4.1:5070>;expires=600\r\n");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->status(), 200);
+  EXPECT_EQ(contacts(*again), std::vector<std::string>{"<sip:gina@127.0.4.1:5070>;expires=600"});
+  EXPECT_EQ(u.uas[0]->stats().entries_stored, 1u);
+  EXPECT_EQ(u.uas[0]->stats().entries_kept, 1u);
+  // The entry lives on through the node's own refreshes, past the first binding's 100 s.
+  u.net.run_for(seconds(300));
+  EXPECT_EQ(u.fetch(2, "sip:gina@demo").first, 200);
+  EXPECT_GE(u.uas[0]->stats().refreshes, 4u);
+  // A second device changes the entry (2 devices): that one is stored.
+  Phone& q = u.phone("127.0.4.2", 5070);
+  ASSERT_EQ(u.reg(q, 0, "gina", "Contact: <sip:gina@127.0.4.2:5070>\r\n")->status(), 200);
+  EXPECT_EQ(u.uas[0]->stats().entries_stored, 2u);
+  EXPECT_EQ(u.fetch(3, "sip:gina@demo").second.at(0).devices, 2u);
+}
+
 TEST(UaSide, AStoreThatFailsIsAnswered503AndChangesNothing) {
   // A node whose bootstrap never answers has not joined: its overlay refuses the store.
   UaNet u;
