@@ -521,6 +521,27 @@ void ChordNode::on_request(ReplyHandle handle, const Request& r, Instant now) {
 // ---- outcomes -----------------------------------------------------------------------------------
 
 Refusal ChordNode::take(const Record& rec, Instant now, bool own) {
+  // Limits first: they cost nothing to check, and a flood of records should not cost signatures.
+  if (rec.value.size() > cfg_.max_value_bytes) {
+    ++stats_.records_over_quota;
+    return Refusal{413, "Request Entity Too Large (Value Over " + std::to_string(cfg_.max_value_bytes) + " Octets)"};
+  }
+  auto at_quota = [&] {
+    if (storage_.held_for(rec) < cfg_.max_records_per_owner) return false;
+    storage_.expire(now.time_since_epoch().count());  // entries expired since the last round do not count
+    return storage_.held_for(rec) >= cfg_.max_records_per_owner;
+  };
+  if (rec.lifetime_s != 0 && storage_.get(rec.key, rec.dkey) == nullptr && at_quota()) {
+    ++stats_.records_over_quota;
+    // Logged once per owner per minute, not once per record.
+    const NodeId owner = Storage::owner_of(rec);
+    if (quota_logged_(owner, now)) {
+      env_.log(LogLevel::Warn, "chord: owner " + owner.short_hex() + " (" + rec.owner + ") is at its quota of " +
+                                   std::to_string(cfg_.max_records_per_owner) + " records; refusing " + rec.name);
+    }
+    return Refusal{413, "Request Entity Too Large (Storage Quota Of " + std::to_string(cfg_.max_records_per_owner) +
+                            " Records Per Owner)"};
+  }
   if (guard_ != nullptr) {
     if (Refusal no = guard_->admit(rec, storage_.get(rec.key, rec.dkey), now, own)) {
       ++stats_.records_refused;

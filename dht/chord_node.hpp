@@ -18,6 +18,7 @@
 #include "dht/routing_table.hpp"
 #include "dht/storage.hpp"
 #include "node/core/environment.hpp"
+#include "node/core/rate_limiter.hpp"
 #include "node/core/time.hpp"
 
 namespace p2psip::dht {
@@ -48,6 +49,10 @@ struct ChordConfig {
   std::uint32_t max_hops = 48;                    ///< routed requests beyond this are answered 483
   int route_retries = 3;                          ///< next hops tried before a routed request fails
   std::size_t replicate_batch_bytes = 32 * 1024;  ///< records per Replicate/Leave message, by size
+  std::size_t max_value_bytes = 8192;             ///< a record's value beyond this is refused 413
+  /// Entries one owner (signer, or the owner field of unsigned records) may have at this peer,
+  /// primaries and replicas together; a new one beyond it is refused 413.
+  std::size_t max_records_per_owner = 1000;
 };
 
 struct ChordStats {
@@ -57,6 +62,7 @@ struct ChordStats {
   std::uint64_t successors_repaired = 0;  ///< closer successors found by the successor check
   std::uint64_t records_refused = 0;      ///< stores, replicas and transfers the guard refused
   std::uint64_t records_disbelieved = 0;  ///< fetched records the guard did not believe (dropped)
+  std::uint64_t records_over_quota = 0;   ///< refused for their size or their owner's quota
 };
 
 struct RouteResult {
@@ -152,6 +158,7 @@ class ChordNode {
   Storage storage_;
   ChordStats stats_;
   RecordGuard* guard_ = nullptr;
+  LogOnce<NodeId, NodeIdHash> quota_logged_{seconds(60)};  // owners over quota, when last logged
   std::unordered_map<RequestId, Pending> pending_;
   RequestId next_request_ = 1;
   std::map<NodeId, Instant> failed_;  // recently failed peers, ignored when others still list them

@@ -19,18 +19,37 @@ bool Storage::put(const Record& r) {
   if (r.lifetime_s == 0) {
     if (held) {
       unindex(it);
+      count(it->second, -1);
       records_.erase(it);
     }
     return true;
   }
   if (held) {
     unindex(it);
+    count(it->second, -1);
     it->second = r;
   } else {
     it = records_.emplace_hint(it, Slot{r.key, r.dkey}, r);
   }
+  count(it->second, +1);
   index(it);
   return true;
+}
+
+NodeId Storage::owner_of(const Record& r) {
+  return NodeId::hash(r.signer.empty() ? "owner:" + r.owner : r.signer);
+}
+
+void Storage::count(const Record& r, int delta) {
+  const NodeId o = owner_of(r);
+  std::size_t& n = per_owner_[o];
+  n += static_cast<std::size_t>(delta);  // wraps back for -1: counts never go below zero
+  if (n == 0) per_owner_.erase(o);
+}
+
+std::size_t Storage::held_for(const Record& r) const {
+  auto it = per_owner_.find(owner_of(r));
+  return it == per_owner_.end() ? 0 : it->second;
 }
 
 void Storage::index(Records::iterator it) {
@@ -59,7 +78,9 @@ std::size_t Storage::expire(std::int64_t now_us) {
   while (!by_expiry_.empty() && by_expiry_.begin()->first <= now_us) {
     const Slot& slot = *by_expiry_.begin()->second;
     by_expiry_.erase(by_expiry_.begin());
-    records_.erase(records_.find(SlotView(slot.first, slot.second)));
+    auto it = records_.find(SlotView(slot.first, slot.second));
+    count(it->second, -1);
+    records_.erase(it);
     ++dropped;
   }
   return dropped;

@@ -7,6 +7,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -41,6 +42,10 @@ class Storage {
   [[nodiscard]] std::vector<Record> range(NodeId from, NodeId to) const;
   [[nodiscard]] std::vector<Record> all() const;
   [[nodiscard]] std::size_t size() const { return records_.size(); }
+  /// Entries held for the owner of `r`: its signer when signed, its owner field when not.
+  [[nodiscard]] std::size_t held_for(const Record& r) const;
+  /// Who owns `r` for quotas: a digest of its signer's certificate, or of its owner field.
+  static NodeId owner_of(const Record& r);
 
  private:
   using Slot = std::pair<NodeId, std::string>;  // (key, dictionary key)
@@ -59,7 +64,9 @@ class Storage {
   void unindex(Records::iterator it);
   /// The first record whose key is past `key`.
   [[nodiscard]] Records::const_iterator after(NodeId key) const;
+  void count(const Record& r, int delta);
   Records records_;
+  std::unordered_map<NodeId, std::size_t, NodeIdHash> per_owner_;
   /// (expiry, the record's slot, whose address in records_ is stable) for every record.
   std::set<std::pair<std::int64_t, const Slot*>> by_expiry_;
 };

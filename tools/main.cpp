@@ -104,6 +104,16 @@ int run(int argc, char** argv) {
   node_cmd->add_option("--max-bindings", node.max_bindings, "Contacts per user at this node")->capture_default_str();
   node_cmd->add_option("--max-users", node.max_users, "Users registered at this node")->capture_default_str();
   node_cmd->add_option("--max-calls", node.max_calls, "Requests proxied at once (beyond: 503)")->capture_default_str();
+  node_cmd->add_option("--peer-rate", node.peer_rate, "Overlay requests per second from one peer address (beyond: 503)")
+      ->capture_default_str();
+  node_cmd->add_option("--peer-burst", node.peer_burst, "Overlay requests one peer may send at once")
+      ->capture_default_str();
+  node_cmd->add_option("--max-value-bytes", node.max_value_bytes, "Largest record value stored (beyond: 413)")
+      ->capture_default_str();
+  node_cmd
+      ->add_option("--max-records-per-owner", node.max_records_per_owner,
+                   "Records one owner may keep at this node (beyond: 413)")
+      ->capture_default_str();
 
   p2psip::tools::ControlOptions ctl;
   auto add_control = [&](CLI::App* cmd) {

@@ -133,15 +133,17 @@ struct Daemon {
       << ",\"uptime_s\":" << to_millis(rt->now() - started) / 1000
       << ",\"messages\":{\"requests_sent\":" << os.requests_sent << ",\"requests_received\":" << os.requests_received
       << ",\"responses_sent\":" << os.responses_sent << ",\"responses_received\":" << os.responses_received
-      << ",\"rejected\":" << os.rejected << ",\"retransmissions\":" << ts.retransmissions_sent
-      << ",\"timeouts\":" << ts.timeouts << ",\"malformed_dropped\":" << ts.malformed_dropped
-      << ",\"malformed_answered\":" << ts.malformed_answered << ",\"datagrams_out\":" << rt->stats().datagrams_out
+      << ",\"rejected\":" << os.rejected << ",\"throttled\":" << os.throttled
+      << ",\"retransmissions\":" << ts.retransmissions_sent << ",\"timeouts\":" << ts.timeouts
+      << ",\"malformed_dropped\":" << ts.malformed_dropped << ",\"malformed_answered\":" << ts.malformed_answered
+      << ",\"datagrams_out\":" << rt->stats().datagrams_out
       << ",\"stream_messages_out\":" << rt->stats().stream_messages_out << ",\"bytes_in\":" << rt->stats().bytes_in
       << ",\"bytes_out\":" << rt->stats().bytes_out << "},\"chord\":{\"routes_started\":" << cs.routes_started
       << ",\"routes_ok\":" << cs.routes_ok << ",\"routes_failed\":" << cs.routes_failed
       << ",\"forwarded\":" << cs.forwarded << ",\"peers_failed\":" << cs.peers_failed
       << ",\"stabilize_rounds\":" << cs.stabilize_rounds << ",\"records_replicated\":" << cs.records_replicated
       << ",\"records_refused\":" << cs.records_refused << ",\"records_disbelieved\":" << cs.records_disbelieved
+      << ",\"records_over_quota\":" << cs.records_over_quota
       << "},\"security\":{\"mode\":" << (identity.development ? "\"development\"" : "\"enrolled\"")
       << ",\"users\":" << identity.users.size() << ",\"signatures_checked\":" << policy->stats().signatures_checked
       << ",\"certificates_checked\":" << policy->stats().certificates_checked << "},\"ua\":" << ua_json() << "}";
@@ -385,6 +387,12 @@ int run_node(const NodeOptions& o) {
     std::fprintf(stderr, "p2psip node: need 1 <= --min-expires <= --max-expires\n");
     return 2;
   }
+  if (!(o.peer_rate >= 0) || !(o.peer_burst >= 1) || o.max_value_bytes < 1 || o.max_records_per_owner < 1) {
+    std::fprintf(stderr,
+                 "p2psip node: need --peer-rate >= 0 (0: no limit), --peer-burst >= 1, --max-value-bytes >= 1, "
+                 "--max-records-per-owner >= 1\n");
+    return 2;
+  }
   if (o.entry_lifetime_s < 10 || o.max_bindings < 1 || o.max_users < 1 || o.max_calls < 1) {
     std::fprintf(stderr,
                  "p2psip node: need --entry-lifetime >= 10, --max-bindings >= 1, --max-users >= 1, --max-calls >= 1\n");
@@ -416,6 +424,9 @@ int run_node(const NodeOptions& o) {
   oc.link_transport = o.overlay_transport == "tcp" ? Transport::Tcp : Transport::Udp;
   oc.timers.t1 = millis(static_cast<std::int64_t>(o.t1_ms));
   if (o.hop_timeout_ms >= 0) oc.hop_timeout = Duration(static_cast<std::int64_t>(o.hop_timeout_ms * 1000));
+  oc.peer_rate = RateLimit{o.peer_rate, o.peer_burst};
+  oc.chord.max_value_bytes = o.max_value_bytes;
+  oc.chord.max_records_per_owner = o.max_records_per_owner;
   d.node = std::make_unique<overlay::OverlayNode>(dht::Peer{id, *listen}, oc, *d.rt);
   d.policy = std::make_unique<security::RecordPolicy>(*d.identity.trust, d.crypto, *d.rt);
   d.node->chord().set_guard(d.policy.get());

@@ -34,6 +34,10 @@ struct NodeOptions {
   std::size_t max_bindings = 16;             ///< contacts per user at this node
   std::size_t max_users = 100000;            ///< users registered at this node
   std::size_t max_calls = 10000;             ///< requests the UA side proxies at once
+  double peer_rate = 200;                    ///< overlay requests per second per peer address (0: no limit)
+  double peer_burst = 400;                   ///< what a peer may send at once
+  std::size_t max_value_bytes = 8192;        ///< largest record value stored
+  std::size_t max_records_per_owner = 1000;  ///< entries one owner may have at this node
 };
 /// Applies a TOML file's keys (the long flag names) to `o`, skipping those in `given` (flags set on
 /// the command line). False with `error` naming the file, key and problem.

@@ -92,6 +92,14 @@ bool apply_node_config(const std::string& path, const std::set<std::string>& giv
       ok = num(o.max_users, 1, 10000000);
     } else if (key == "max-calls") {
       ok = num(o.max_calls, 1, 10000000);
+    } else if (key == "peer-rate") {
+      ok = num(o.peer_rate, 0, 1000000);
+    } else if (key == "peer-burst") {
+      ok = num(o.peer_burst, 1, 10000000);
+    } else if (key == "max-value-bytes") {
+      ok = num(o.max_value_bytes, 1, 1000000);
+    } else if (key == "max-records-per-owner") {
+      ok = num(o.max_records_per_owner, 1, 100000000);
     } else if (key == "iterative") {
       if (!v.is_boolean()) return wrong(key, "true or false");
       o.iterative = *v.value<bool>();

@@ -22,7 +22,8 @@ OverlayNode::OverlayNode(dht::Peer self, OverlayConfig config, Environment& env)
     : cfg_(std::move(config)),
       env_(env),
       layer_(env, *this, overlay_timers(cfg_), cfg_.limits),
-      chord_(std::move(self), cfg_.chord, *this, env) {}
+      chord_(std::move(self), cfg_.chord, *this, env),
+      peer_limits_(cfg_.peer_rate) {}
 
 std::string OverlayNode::token() {
   return hex64(env_.random());
@@ -92,6 +93,25 @@ bool overlay_request(const sip::Message& m) {
 }  // namespace
 
 void OverlayNode::on_request(sip::TransactionId id, const sip::Message& request, const Endpoint& from, Instant now) {
+  // A peer that sends more than its share is answered 503 with Retry-After (RFC 3261 §21.5.4) at
+  // once, before any work; other peers are served as before. Retransmissions never get here (the
+  // transaction layer answers them).
+  if (auto wait = peer_limits_.take(from, now)) {
+    ++stats_.throttled;
+    if (peer_limits_.first_in(from, now)) {
+      env_.log(LogLevel::Warn, "overlay: " + from.to_string() + " sends more than " +
+                                   std::to_string(static_cast<int>(cfg_.peer_rate.per_s)) +
+                                   " requests/s; answering 503 (logged once per 10 s)");
+    }
+    const auto after_s = std::max<std::int64_t>(1, (wait->count() + 999999) / 1000000);
+    layer_.respond(id,
+                   sip::make_rejection(request,
+                                       sip::Rejection{503, "Service Unavailable (Request Rate Over Limit)",
+                                                      sip::HeaderId::RetryAfter, std::to_string(after_s)},
+                                       token()),
+                   now);
+    return;
+  }
   if (delegate_ && !overlay_request(request)) {
     delegate_->on_request(id, request, from, now);
     return;

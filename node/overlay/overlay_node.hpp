@@ -11,6 +11,7 @@
 #include <unordered_set>
 
 #include "dht/chord_node.hpp"
+#include "node/core/rate_limiter.hpp"
 #include "node/sip/transaction.hpp"
 
 namespace p2psip::overlay {
@@ -32,6 +33,9 @@ struct OverlayConfig {
   /// taken for dead and routed around (sip::TimerConfig::non_invite_silence). Unset: the RFC 4320
   /// 100 Trying deadline plus 4*T1 (5.5 s with the default timers); zero: wait for Timer F (64*T1).
   std::optional<Duration> hop_timeout;
+  /// Requests each peer address may send (token bucket): beyond it, 503 with Retry-After. Generous:
+  /// a neighbour forwards other peers' lookups too.
+  RateLimit peer_rate{200, 400};
 };
 
 /// The hop timeout `config` gives: its hop_timeout, or the default described there.
@@ -40,6 +44,7 @@ Duration effective_hop_timeout(const OverlayConfig& config);
 struct OverlayStats {
   std::uint64_t requests_sent = 0, requests_received = 0, responses_sent = 0, responses_received = 0;
   std::uint64_t rejected = 0, bytes_sent = 0, messages_sent_tcp = 0;
+  std::uint64_t throttled = 0;  ///< requests answered 503 for their sender's rate
 };
 
 class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
@@ -95,6 +100,7 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
   std::unordered_set<sip::TransactionId> failed_during_send_;
   bool sending_ = false;
   sip::TransactionUser* delegate_ = nullptr;
+  RateLimiter<Endpoint, EndpointHash> peer_limits_;
 };
 
 }  // namespace p2psip::overlay

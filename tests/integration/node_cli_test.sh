@@ -25,6 +25,8 @@ expect_fail 2 "--log-level must be" "$P2PSIP" node --log-level loud
 expect_fail 2 "--ua-listen 5060 is not ADDR:PORT" "$P2PSIP" node --ua-listen 5060
 expect_fail 2 "--ua-listen 192.0.2.1:5060 must be a loopback address" "$P2PSIP" node --ua-listen 192.0.2.1:5060
 expect_fail 2 "need 1 <= --min-expires <= --max-expires" "$P2PSIP" node --min-expires 100 --max-expires 50
+expect_fail 2 "--peer-burst >= 1" "$P2PSIP" node --dev --peer-burst 0
+expect_fail 2 "--max-records-per-owner >= 1" "$P2PSIP" node --dev --max-records-per-owner 0
 expect_fail 1 "cannot connect to the node's control port" "$P2PSIP" status --control "127.0.0.1:$((BASE + 9))"
 # Identity: enrolled (--identity and --trust) or development mode (--dev), never silently neither.
 expect_fail 2 "or --dev for development mode" "$P2PSIP" node --listen "127.0.0.1:$BASE" --control "127.0.0.1:$((BASE + 1))"

@@ -60,6 +60,42 @@ TEST(NodeId, RingArithmetic) {
   EXPECT_FALSE(NodeId::from_hex("xyz"));
 }
 
+TEST(Chord, ValuesAndOwnersAreHeldWithinTheirLimits) {
+  ChordNet net;
+  net.config.max_records_per_owner = 3;
+  net.config.max_value_bytes = 100;
+  net.add(dht::NodeId{1, 1}, std::nullopt);
+  auto store = [&](const std::string& name, const std::string& owner, std::size_t size, std::uint32_t life = 60) {
+    dht::Record r;
+    r.name = name;
+    r.key = dht::NodeId::hash(name);
+    r.owner = owner;
+    r.value = std::string(size, 'v');
+    r.lifetime_s = life;
+    dht::RouteResult out;
+    net.slots[0].node->route(
+        dht::RouteOp::Store, r.key, r, [&](const dht::RouteResult& res) { out = res; }, net.now);
+    return out;
+  };
+  EXPECT_EQ(store("a", "mallory", 10).status, 200);
+  EXPECT_EQ(store("b", "mallory", 10).status, 200);
+  EXPECT_EQ(store("c", "mallory", 10).status, 200);
+  auto over = store("d", "mallory", 10);
+  EXPECT_EQ(over.status, 413);
+  EXPECT_NE(over.reason.find("Storage Quota Of 3 Records Per Owner"), std::string::npos) << over.reason;
+  EXPECT_EQ(store("a", "mallory", 20).status, 200);  // replacing an entry it has is no new entry
+  EXPECT_EQ(store("d", "alice", 10).status, 200);    // other owners are not affected
+  auto big = store("e", "alice", 101);
+  EXPECT_EQ(big.status, 413);
+  EXPECT_NE(big.reason.find("Value Over 100 Octets"), std::string::npos);
+  EXPECT_EQ(store("a", "mallory", 0, 0).status, 200);  // a removal frees a place
+  EXPECT_EQ(store("d2", "mallory", 10).status, 200);
+  // Expiry frees places too.
+  net.run_for(seconds(120));
+  EXPECT_EQ(store("e", "mallory", 10).status, 200);
+  EXPECT_EQ(net.slots[0].node->stats().records_over_quota, 2u);
+}
+
 TEST(Chord, AlonePeerIsResponsibleForEverything) {
   ChordNet net;
   net.add(NodeId{1, 1}, std::nullopt);

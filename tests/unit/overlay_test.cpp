@@ -1,6 +1,8 @@
 // The overlay end to end in SIP: OverlayNodes exchanging real bytes on virtual time.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
 #include <random>
 
 #include "node/overlay/codec.hpp"
@@ -229,6 +231,55 @@ TEST(OverlaySip, NonOverlayRequestsGetClearAnswers) {
   net.nodes[0]->receive_datagram(invite, *parse_host_port("127.0.0.9:5000", Transport::Udp), net.now);
   net.run_for(seconds(1));
   EXPECT_EQ(net.nodes[0]->stats().rejected, 1u);
+}
+
+TEST(OverlaySip, AFloodingPeerIsThrottledWhileOtherPeersAreServed) {
+  test::OverlayNet net;
+  net.config.peer_rate = RateLimit{10, 20};
+  net.add(dht::NodeId{5, 5}, std::nullopt);
+  net.run_for(seconds(1));
+  // Peers are anything with an address: a flooder and an honest peer, each keeping what it hears.
+  std::map<std::string, std::vector<sip::Message>> heard;
+  for (const char* who : {"127.0.0.9:5000", "127.0.0.10:5000"}) {
+    Endpoint addr = *parse_host_port(who, Transport::Udp);
+    net.members.push_back(test::OverlayNet::Member{addr, [&heard, who](std::string_view b, const Endpoint&, Instant) {
+                                                     if (auto m = sip::parse_datagram(b)) heard[who].push_back(*m);
+                                                   }});
+  }
+  auto ping = [&](const char* who, int n) {
+    return "REGISTER sip:00000000000000050000000000000005@p2psip.local SIP/2.0\r\nVia: SIP/2.0/UDP " +
+           std::string(who) + ";branch=z9hG4bKp" + std::to_string(n) +
+           ";rport\r\nFrom: <sip:00000000000000000000000000000009@p2psip.local>;tag=" + std::to_string(n) +
+           "\r\nTo: <sip:00000000000000050000000000000005@p2psip.local>\r\nCall-ID: p" + std::to_string(n) +
+           "\r\nCSeq: 1 REGISTER\r\nMax-Forwards: 70\r\nDHT-PeerID: <sip:00000000000000000000000000000009@" +
+           std::string(who) + ">;overlay=p2psip.local;dht=Chord1.0\r\nDHT-Op: ping\r\nContent-Length: 0\r\n\r\n";
+  };
+  // 200 requests in one second from the flooder: its burst of 20 and about 10 more are served.
+  for (int i = 0; i < 200; ++i) {
+    net.nodes[0]->receive_datagram(ping("127.0.0.9:5000", i), *parse_host_port("127.0.0.9:5000", Transport::Udp),
+                                   net.now);
+    net.run_for(millis(5));
+  }
+  // The honest peer, in the middle of it all, is answered.
+  net.nodes[0]->receive_datagram(ping("127.0.0.10:5000", 1000), *parse_host_port("127.0.0.10:5000", Transport::Udp),
+                                 net.now);
+  net.run_for(seconds(1));
+  auto finals = [&](const char* who, int status) {
+    return std::count_if(heard[who].begin(), heard[who].end(),
+                         [&](const sip::Message& m) { return m.status() == status; });
+  };
+  EXPECT_GE(finals("127.0.0.9:5000", 200), 20);
+  EXPECT_LE(finals("127.0.0.9:5000", 200), 32);
+  EXPECT_GE(finals("127.0.0.9:5000", 503), 160);
+  EXPECT_EQ(finals("127.0.0.10:5000", 200), 1);
+  EXPECT_EQ(finals("127.0.0.10:5000", 503), 0);
+  for (const auto& m : heard["127.0.0.9:5000"]) {
+    if (m.status() == 503) {
+      EXPECT_EQ(m.header(sip::HeaderId::RetryAfter), "1");
+      break;
+    }
+  }
+  EXPECT_EQ(net.nodes[0]->stats().throttled, static_cast<std::uint64_t>(finals("127.0.0.9:5000", 503)));
 }
 
 }  // namespace

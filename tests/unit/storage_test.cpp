@@ -81,6 +81,7 @@ TEST(Storage, ExpiryAgreesWithAScanOverManyRandomRecords) {
       std::size_t want = std::erase_if(expected, [&](const auto& kv) { return kv.second <= now; });
       ASSERT_EQ(s.expire(now), want) << "at step " << step;
       ASSERT_EQ(s.size(), expected.size());
+      ASSERT_EQ(s.held_for(rec(id(0), "", 0, 1)), expected.size());  // one owner wrote them all
       std::int64_t next = std::numeric_limits<std::int64_t>::max();
       for (const auto& [slot2, exp] : expected) next = std::min(next, exp);
       ASSERT_EQ(s.next_expiry_us(), next);
