@@ -26,8 +26,10 @@ class SuccessorWatch {
   NodeId before_;
 };
 
+/// About what `r` takes in a message body: every field, signed records' certificate and
+/// signature included (a batch sized without them overran the receiver's body limit, 413).
 std::size_t record_size(const Record& r) {
-  return r.name.size() + r.value.size() + r.owner.size() + 64;
+  return r.name.size() + r.dkey.size() + r.value.size() + r.owner.size() + r.signer.size() + r.signature.size() + 64;
 }
 }  // namespace
 
@@ -464,10 +466,20 @@ void ChordNode::on_request(ReplyHandle handle, const Request& r, Instant now) {
       // peers joining at 10/s left 5% unjoined for minutes).
       if (table_.alone() && resp.predecessors.empty()) resp.predecessors.push_back(table_.self());
       resp.successors = table_.successors();  // the joining peer's list is us, then these
-      // The joining peer now holds (predecessor, n]: hand it those records (ours stay as replicas).
+      // The joining peer now holds (predecessor, n]: hand it those records (ours stay as replicas),
+      // one batch in this answer and the rest in replicate messages right after it (an answer
+      // holding them all would outgrow any body limit: the joiner could never join).
       NodeId from = table_.predecessor() ? table_.predecessor()->id : table_.self().id;
-      resp.records = storage_.range(from, n.id);
-      stats_.records_transferred += resp.records.size();
+      std::vector<Record> handed = storage_.range(from, n.id);
+      stats_.records_transferred += handed.size();
+      std::size_t i = 0;
+      for (std::size_t bytes = 0; i < handed.size() && bytes < cfg_.replicate_batch_bytes; ++i) {
+        bytes += record_size(handed[i]);
+      }
+      if (i < handed.size())
+        replicate(std::vector<Record>(handed.begin() + static_cast<std::ptrdiff_t>(i), handed.end()), {n}, now);
+      handed.resize(i);
+      resp.records = std::move(handed);
       table_.offer_predecessor(n);
       table_.consider(n);
       break;
@@ -590,6 +602,7 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
     case Kind::Stabilize: {
       stabilize_in_flight_ = false;
       if (table_.alone() || table_.successor().id != p.to.id) return;  // the ring moved meanwhile
+      if (r.status != 200) return;  // alive, but it said nothing to learn from (an overload, a refusal)
       Peer succ = table_.successor();
       std::vector<Peer> rest;
       for (const auto& s : r.successors) {
@@ -674,7 +687,7 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
     case Kind::PingPred: {
       // Our predecessor's predecessors follow it in our list.
       auto pred = table_.predecessor();
-      if (!pred || pred->id != p.to.id) return;
+      if (!pred || pred->id != p.to.id || r.status != 200) return;
       std::vector<Peer> rest;
       for (const auto& q : r.predecessors) {
         if (q.id != table_.self().id && !recently_failed(q.id, now)) rest.push_back(q);

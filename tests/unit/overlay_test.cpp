@@ -233,6 +233,38 @@ TEST(OverlaySip, NonOverlayRequestsGetClearAnswers) {
   EXPECT_EQ(net.nodes[0]->stats().rejected, 1u);
 }
 
+TEST(OverlaySip, HandOverAndReplicationOfSignedRecordsFitTheBodyLimit) {
+  // Signed records carry their writer's certificate and signature. Batches sized without them
+  // overran the 60 KiB body limit and were refused 413 (the replicas never arrived), and a join
+  // answer holding every record of the joiner's range was dropped (the joiner never joined). A
+  // peer alone holds 400 such records (200 KB); a second peer joins: it is handed its half, and
+  // the first peer replicates the other half to it.
+  test::OverlayNet net;
+  net.add(dht::NodeId{1, 1}, std::nullopt);
+  net.run_for(seconds(1));
+  int stored = 0;
+  for (int i = 0; i < 400; ++i) {
+    dht::Record r;
+    r.name = "signed-" + std::to_string(i);
+    r.key = dht::NodeId::hash(r.name);
+    r.value = "v";
+    r.owner = "writer";
+    r.written_at_us = 1;
+    r.signer = std::string(420, 'c');  // about a certificate's DER
+    r.signature = std::string(64, 's');
+    net.nodes[0]->chord().route(
+        dht::RouteOp::Store, r.key, r, [&](const dht::RouteResult& res) { stored += res.status == 200 ? 1 : 0; },
+        net.now);
+  }
+  ASSERT_EQ(stored, 400);
+  net.add(dht::NodeId{1ull << 63, 1}, 0);
+  net.run_for(seconds(120));
+  ASSERT_EQ(net.ring_errors(), "");
+  // Two peers, two copies of every record.
+  EXPECT_EQ(net.nodes[0]->chord().storage().size(), 400u);
+  EXPECT_EQ(net.nodes[1]->chord().storage().size(), 400u);
+}
+
 TEST(OverlaySip, AFloodingPeerIsThrottledWhileOtherPeersAreServed) {
   test::OverlayNet net;
   net.config.peer_rate = RateLimit{10, 20};
