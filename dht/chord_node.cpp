@@ -58,6 +58,13 @@ RequestId ChordNode::send(Kind kind, const Peer& to, Request r, Instant now, Rep
   return id;
 }
 
+bool ChordNode::resend(RequestId id, Instant now) {
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return false;
+  transport_.send(id, it->second.to, it->second.request, now);  // may call on_failure(id) before returning
+  return true;
+}
+
 void ChordNode::start(const std::vector<Endpoint>& bootstrap, Instant now) {
   started_ = true;
   bootstrap_ = bootstrap;

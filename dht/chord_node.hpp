@@ -90,6 +90,9 @@ class ChordNode {
   void on_request(ReplyHandle handle, const Request& r, Instant now);
   void on_response(RequestId id, const Response& r, Instant now);
   void on_failure(RequestId id, Instant now);
+  /// Sends request `id`, still pending, again to the same peer (the transport had to change how it
+  /// is sent: with a certificate, say). False when it is no longer pending.
+  bool resend(RequestId id, Instant now);
   void advance(Instant now);
   [[nodiscard]] Instant next_wakeup() const;
 

@@ -1,7 +1,6 @@
 #include "security/record_policy.hpp"
 
 #include <msgpack.h>
-#include <sodium.h>
 
 #include <algorithm>
 #include <optional>
@@ -61,7 +60,12 @@ void Writer::sign(dht::Record& r, std::int64_t written_at_us) const {
 }
 
 RecordPolicy::RecordPolicy(TrustAnchor trust, const CryptoProvider& crypto, Environment& env, RecordPolicyConfig config)
-    : trust_(std::move(trust)), crypto_(crypto), env_(env), cfg_(config) {}
+    : RecordPolicy(std::make_shared<CertificateCache>(std::move(trust), config.certificate_cache), crypto, env,
+                   config) {}
+
+RecordPolicy::RecordPolicy(std::shared_ptr<CertificateCache> certificates, const CryptoProvider& crypto,
+                           Environment& env, RecordPolicyConfig config)
+    : certs_(std::move(certificates)), crypto_(crypto), env_(env), cfg_(config) {}
 
 std::string_view RecordPolicy::rule_for(std::string_view name) {
   if (name.substr(0, 4) == "sip:") return "USER-MATCH";
@@ -69,57 +73,20 @@ std::string_view RecordPolicy::rule_for(std::string_view name) {
   return "FIRST-WRITER";
 }
 
-RecordPolicy::Digest RecordPolicy::digest(std::string_view der) {
-  Digest d{};
-  crypto_hash_sha256(d.data(), reinterpret_cast<const unsigned char*>(der.data()), der.size());
-  return d;
-}
-
-void RecordPolicy::remember(const Digest& d, Checked c) {
-  if (certs_.size() >= cfg_.certificate_cache && certs_.count(d) == 0) certs_.erase(certs_.begin());
-  certs_.insert_or_assign(d, std::move(c));
-}
-
-void RecordPolicy::vouch(const Certificate& cert) {
-  Checked c;
-  c.readable = true;
-  c.info = cert.info();
-  remember(digest(cert.der()), std::move(c));
-}
-
-const RecordPolicy::Checked& RecordPolicy::certificate(const std::string& der, std::int64_t now_s) {
-  const Digest d = digest(der);
-  auto it = certs_.find(d);
-  // Time-bound refusals are looked at again: a certificate not yet valid becomes valid.
-  const bool time_bound = it != certs_.end() && (it->second.verdict.error == CertError::Expired ||
-                                                 it->second.verdict.error == CertError::NotYetValid);
-  if (it != certs_.end() && !time_bound) return it->second;
-  ++stats_.certificates_checked;
-  Checked c;
-  auto parsed = Certificate::from_der(der);
-  if (!parsed) {
-    c.error = parsed.error();
-  } else {
-    c.readable = true;
-    c.info = parsed->info();
-    const CertKind kind = parsed->info().kind == CertKind::User ? CertKind::User : CertKind::Node;
-    c.verdict = trust_.verify(*parsed, kind, now_s);
-  }
-  remember(d, std::move(c));
-  return certs_.at(d);
+RecordPolicyStats RecordPolicy::stats() const {
+  RecordPolicyStats s = stats_;
+  s.certificates_checked = certs_->checks();
+  return s;
 }
 
 dht::Refusal RecordPolicy::check(const dht::Record& r, std::int64_t now_s, bool own) {
   if (r.signature.empty() || r.signer.empty()) return forbid("Unsigned Record");
   if (r.signature.size() != std::tuple_size_v<Signature>) return forbid("Malformed Signature");
-  const Checked& c = certificate(r.signer, now_s);
+  const CertificateCache::Entry& c = certs_->check(r.signer, now_s);
   if (!c.readable) return forbid("Unreadable Signer Certificate: " + c.error);
   const CertInfo& info = c.info;
   // A certificate that checked out once is re-read only for time.
-  Verdict v = c.verdict;
-  if (v.ok() && now_s > info.not_after) v = {CertError::Expired, "expired"};
-  if (v.ok() && now_s < info.not_before) v = {CertError::NotYetValid, "not yet valid"};
-  if (v.ok() && trust_.root() && now_s > trust_.root()->info().not_after) v = {CertError::Expired, "root expired"};
+  const Verdict v = certs_->at(c, now_s);
   if (!v.ok()) return forbid("Signer Certificate: " + std::string(to_string(v.error)));
   // The write rule, by name.
   const std::string_view rule = rule_for(r.name);
@@ -157,7 +124,7 @@ dht::Refusal RecordPolicy::admit(const dht::Record& r, const dht::Record* held, 
       // Same key, renewed certificate: still the owner. (Keys copied out: a second lookup may
       // evict the first from the cache.)
       auto key_of = [&](const std::string& der) -> std::optional<PublicKey> {
-        const Checked& c = certificate(der, now_s);
+        const CertificateCache::Entry& c = certs_->check(der, now_s);
         return c.readable ? std::optional(c.info.public_key) : std::nullopt;
       };
       const auto mine = key_of(held->signer);

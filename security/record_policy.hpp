@@ -11,16 +11,15 @@
 //                        same key (a first-writer rule of this overlay's, not RELOAD's).
 #pragma once
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
+#include <memory>
 #include <string>
-#include <unordered_map>
 
 #include "dht/messages.hpp"
 #include "node/core/environment.hpp"
 #include "security/certificate.hpp"
+#include "security/certificate_cache.hpp"
 #include "security/crypto.hpp"
 
 namespace p2psip::security {
@@ -41,9 +40,8 @@ struct Writer {
 
 struct RecordPolicyConfig {
   std::int64_t max_clock_skew_s = 600;  ///< records written further in the future are refused
-  /// Checked certificates remembered, by the SHA-256 of their DER: what a check needs (key, kind,
-  /// name, validity, verdict), about 200 bytes each, so that a node serving many users does not
-  /// parse and chain-check a user's certificate at every refresh.
+  /// Checked certificates remembered (security/certificate_cache.hpp), so that a node serving many
+  /// users does not parse and chain-check a user's certificate at every refresh.
   std::size_t certificate_cache = 65536;
 };
 
@@ -56,45 +54,31 @@ class RecordPolicy final : public dht::RecordGuard {
  public:
   /// `env` supplies the wall clock (unix_time_us) and takes log lines; both must outlive the policy.
   RecordPolicy(TrustAnchor trust, const CryptoProvider& crypto, Environment& env, RecordPolicyConfig config = {});
+  /// The same, with a certificate cache shared with the node's other checks (its peers' messages).
+  RecordPolicy(std::shared_ptr<CertificateCache> certificates, const CryptoProvider& crypto, Environment& env,
+               RecordPolicyConfig config = {});
 
   dht::Refusal admit(const dht::Record& r, const dht::Record* held, Instant now, bool own = false) override;
   bool believe(const dht::Record& r, Instant now) override;
 
   /// Who may write a record of this name, as the refusals name it ("USER-MATCH", ...).
   [[nodiscard]] static std::string_view rule_for(std::string_view name);
-  [[nodiscard]] const RecordPolicyStats& stats() const { return stats_; }
+  [[nodiscard]] RecordPolicyStats stats() const;
   /// Remembers `cert` as checked and good without checking it: for the identities this node made
   /// or checked itself (its users' at start, development users as they are made).
-  void vouch(const Certificate& cert);
-  [[nodiscard]] const TrustAnchor& trust() const { return trust_; }
+  void vouch(const Certificate& cert) { certs_->vouch(cert); }
+  [[nodiscard]] const TrustAnchor& trust() const { return certs_->trust(); }
+  [[nodiscard]] const std::shared_ptr<CertificateCache>& certificates() const { return certs_; }
 
  private:
-  struct Checked {
-    bool readable = false;
-    CertInfo info;      ///< what the certificate says (when readable)
-    Verdict verdict;    ///< the chain and Node-ID check at the time it was made
-    std::string error;  ///< why it could not be read
-  };
-  using Digest = std::array<std::uint8_t, 32>;
-  struct DigestHash {
-    std::size_t operator()(const Digest& d) const noexcept {
-      std::size_t h = 0;
-      std::memcpy(&h, d.data(), sizeof h);
-      return h;
-    }
-  };
-  static Digest digest(std::string_view der);
-  void remember(const Digest& d, Checked c);
   /// The record's signer, write rule and (unless `own`) signature, at wall time `now_s`; a refusal or {}.
   dht::Refusal check(const dht::Record& r, std::int64_t now_s, bool own = false);
-  const Checked& certificate(const std::string& der, std::int64_t now_s);
 
-  TrustAnchor trust_;
+  std::shared_ptr<CertificateCache> certs_;
   const CryptoProvider& crypto_;
   Environment& env_;
   RecordPolicyConfig cfg_;
   RecordPolicyStats stats_;
-  std::unordered_map<Digest, Checked, DigestHash> certs_;
 };
 
 }  // namespace p2psip::security

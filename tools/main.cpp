@@ -86,8 +86,9 @@ int run(int argc, char** argv) {
   node_cmd->add_flag("--iterative", node.iterative, "Route this node's own requests iteratively (experiments)");
   node_cmd
       ->add_option("--overlay-transport", node.overlay_transport,
-                   "Transport of overlay links: udp (retransmitted datagrams) or tcp (connections, as RELOAD)")
-      ->check(CLI::IsMember({"udp", "tcp"}))
+                   "Transport of overlay links: udp (signed datagrams), tcp (signed messages over connections) or "
+                   "tls (connections with mutual certificate authentication, as RELOAD)")
+      ->check(CLI::IsMember({"udp", "tcp", "tls"}))
       ->capture_default_str();
   node_cmd
       ->add_option("--ua-listen", node.ua_listen,

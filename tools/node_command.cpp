@@ -45,7 +45,17 @@ class NodeSink : public runtime::PacketSink {
   void on_datagram(std::string_view bytes, const Endpoint& from, Instant now) override {
     core_.receive_datagram(bytes, from, now);
   }
-  void on_message(const sip::Message& m, const Endpoint& from, Instant now) override { core_.receive(m, from, now); }
+  void on_message(const sip::Message& m, const Endpoint& from, Instant now, const dht::NodeId* link_peer) override {
+    if constexpr (std::is_same_v<Core, overlay::OverlayNode>) {
+      core_.receive(m, from, now, link_peer);
+    } else {
+      core_.receive(m, from, now);
+    }
+  }
+  std::optional<dht::NodeId> on_tls_peer(std::string_view cert_der, const Endpoint& from, Instant now) override {
+    auto id = node_.check_link(cert_der, from, now);
+    return id ? std::optional(*id) : std::nullopt;
+  }
   void on_malformed(std::string_view raw, const sip::ParseError& e, const Endpoint& from, Instant) override {
     core_.answer_malformed(raw, e, from);
   }
@@ -68,6 +78,7 @@ struct Daemon {
   security::Ed25519Provider crypto;
   NodeIdentity identity;
   std::unique_ptr<security::RecordPolicy> policy;
+  std::unique_ptr<overlay::PeerAuthenticator> auth;  // signs and checks every overlay message
   std::unique_ptr<security::UserIdentities> users;
   security::Writer writer;  // the node's own: records put through the control port
   uv_loop_t loop{};
@@ -146,7 +157,14 @@ struct Daemon {
       << ",\"records_over_quota\":" << cs.records_over_quota
       << "},\"security\":{\"mode\":" << (identity.development ? "\"development\"" : "\"enrolled\"")
       << ",\"users\":" << identity.users.size() << ",\"signatures_checked\":" << policy->stats().signatures_checked
-      << ",\"certificates_checked\":" << policy->stats().certificates_checked << "},\"ua\":" << ua_json() << "}";
+      << ",\"certificates_checked\":" << policy->stats().certificates_checked
+      << ",\"messages_signed\":" << auth->stats().signed_messages << ",\"messages_verified\":" << auth->stats().verified
+      << ",\"messages_refused\":" << auth->stats().refused
+      << ",\"certificates_sent\":" << auth->stats().certificates_sent
+      << ",\"certificates_learned\":" << auth->stats().certificates_learned
+      << ",\"tls_links_accepted\":" << auth->stats().links_accepted
+      << ",\"tls_links_refused\":" << auth->stats().links_refused << ",\"unauthenticated\":" << os.unauthenticated
+      << ",\"resent_with_certificate\":" << os.resent << "},\"ua\":" << ua_json() << "}";
     return j.str();
   }
 
@@ -413,6 +431,8 @@ int run_node(const NodeOptions& o) {
   runtime::RuntimeConfig rc;
   rc.listen_ip = listen->ip;
   rc.port = listen->port;
+  // Every node takes TLS on its overlay port (beside UDP and plain TCP), whatever its own links use.
+  rc.tls = runtime::RuntimeConfig::Tls{security::private_key_pem(d.identity.self.key), d.identity.self.cert.pem()};
   d.rt = std::make_unique<runtime::SipRuntime>(&d.loop, rc);
   d.rt->set_log_level(*level);
   overlay::OverlayConfig oc;
@@ -421,15 +441,21 @@ int run_node(const NodeOptions& o) {
   oc.chord.successors = o.successors;
   oc.chord.replicas = o.replicas;
   oc.chord.iterative = o.iterative;
-  oc.link_transport = o.overlay_transport == "tcp" ? Transport::Tcp : Transport::Udp;
+  oc.link_transport = transport_from_name(o.overlay_transport).value_or(Transport::Udp);
   oc.timers.t1 = millis(static_cast<std::int64_t>(o.t1_ms));
   if (o.hop_timeout_ms >= 0) oc.hop_timeout = Duration(static_cast<std::int64_t>(o.hop_timeout_ms * 1000));
   oc.peer_rate = RateLimit{o.peer_rate, o.peer_burst};
   oc.chord.max_value_bytes = o.max_value_bytes;
   oc.chord.max_records_per_owner = o.max_records_per_owner;
   d.node = std::make_unique<overlay::OverlayNode>(dht::Peer{id, *listen}, oc, *d.rt);
-  d.policy = std::make_unique<security::RecordPolicy>(*d.identity.trust, d.crypto, *d.rt);
+  // One cache of checked certificates for records and messages alike: a peer's certificate checked
+  // for its messages is the one its node record is signed with.
+  auto certificates = std::make_shared<security::CertificateCache>(*d.identity.trust);
+  d.policy = std::make_unique<security::RecordPolicy>(certificates, d.crypto, *d.rt);
   d.node->chord().set_guard(d.policy.get());
+  d.auth = std::make_unique<overlay::PeerAuthenticator>(d.identity.self.key, d.identity.self.cert, certificates,
+                                                        d.crypto, *d.rt);
+  d.node->set_authenticator(d.auth.get());
   if (d.identity.development) {
     d.users = std::make_unique<security::DevelopmentUsers>(overlay, d.crypto, *d.rt, o.max_users, d.policy.get());
   } else {
@@ -486,8 +512,10 @@ int run_node(const NodeOptions& o) {
   d.node->start(bootstrap, d.started);
   d.reschedule();
   std::string how = bootstrap.empty() ? "started a new overlay" : "joining through " + o.bootstrap.front();
-  d.rt->log(LogLevel::Info, "p2psip node " + id.hex() + " " + how + " '" + overlay + "' on udp+tcp " + d.listen_text +
-                                ", control http://" + control->host_port() + "/status");
+  d.rt->log(LogLevel::Info, "p2psip node " + id.hex() + " " + how + " '" + overlay + "' on udp+tcp+tls " +
+                                d.listen_text + " (links over " + o.overlay_transport +
+                                (oc.link_transport == Transport::Tls ? "" : ", every message signed") +
+                                "), control http://" + control->host_port() + "/status");
   if (d.identity.development) {
     d.rt->log(LogLevel::Warn,
               "development mode: self-signed identities and no CA; anyone can join this overlay and register any "

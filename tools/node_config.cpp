@@ -77,7 +77,9 @@ bool apply_node_config(const std::string& path, const std::set<std::string>& giv
       ok = num(o.replicas, 0, 32);
     } else if (key == "overlay-transport") {
       ok = str(o.overlay_transport);
-      if (ok && o.overlay_transport != "udp" && o.overlay_transport != "tcp") return wrong(key, "\"udp\" or \"tcp\"");
+      if (ok && o.overlay_transport != "udp" && o.overlay_transport != "tcp" && o.overlay_transport != "tls") {
+        return wrong(key, "\"udp\", \"tcp\" or \"tls\"");
+      }
     } else if (key == "ua-listen") {
       ok = str(o.ua_listen);
     } else if (key == "min-expires") {

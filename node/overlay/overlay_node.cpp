@@ -16,6 +16,12 @@ sip::TimerConfig overlay_timers(const OverlayConfig& config) {
   t.non_invite_silence = effective_hop_timeout(config);
   return t;
 }
+
+/// True when the request's sender wrote TLS in its Via: the link, not the message, is authenticated.
+bool came_over_tls(const sip::Message& request) {
+  auto via = sip::top_via(request);
+  return via && sip::iequals(via->transport, "TLS");
+}
 }  // namespace
 
 OverlayNode::OverlayNode(dht::Peer self, OverlayConfig config, Environment& env)
@@ -30,11 +36,37 @@ std::string OverlayNode::token() {
 }
 
 void OverlayNode::receive_datagram(std::string_view bytes, const Endpoint& from, Instant now) {
+  from_ = &from;
   layer_.receive_datagram(bytes, from, now);
+  from_ = nullptr;
 }
-void OverlayNode::receive(const sip::Message& m, const Endpoint& from, Instant now) {
+void OverlayNode::receive(const sip::Message& m, const Endpoint& from, Instant now, const dht::NodeId* link_peer) {
+  from_ = &from;
+  link_peer_ = link_peer;
   layer_.receive(m, from, now);
+  link_peer_ = nullptr;
+  from_ = nullptr;
 }
+
+Result<dht::NodeId, AuthVerdict> OverlayNode::check_link(std::string_view cert_der, const Endpoint& from, Instant now) {
+  if (auth_ == nullptr)
+    return unexpected(AuthVerdict{437, "Unsupported Credential (This Node Checks No Certificates)"});
+  auto id = auth_->check_link(cert_der, now);
+  if (!id) auth_->log_refusal(dht::NodeId{}, from, id.error(), now);
+  return id;
+}
+
+AuthVerdict OverlayNode::authenticate(const sip::Message& m, const dht::NodeId* signer, Instant now,
+                                      dht::NodeId* signed_by) {
+  if (link_peer_ == nullptr) return auth_->check(m, signer, now, signed_by);
+  if (signer != nullptr && *link_peer_ != *signer) {
+    return AuthVerdict{
+        403, "Forbidden (Node-ID " + signer->short_hex() + " Claimed, TLS Link Is " + link_peer_->short_hex() + "'s)"};
+  }
+  if (signed_by != nullptr) *signed_by = *link_peer_;
+  return {};
+}
+
 void OverlayNode::answer_malformed(std::string_view raw, const sip::ParseError& e, const Endpoint& from) {
   layer_.answer_malformed(raw, e, from);
 }
@@ -60,6 +92,11 @@ void OverlayNode::send(dht::RequestId id, const dht::Peer& to, const dht::Reques
   f.transport = cfg_.link_transport;
   if (f.transport == Transport::Udp && body_estimate > cfg_.udp_body_limit) f.transport = Transport::Tcp;
   sip::Message m = encode_request(r, f);
+  Outgoing out{id, to.id, to.id != dht::NodeId{}, false, resending_};
+  // Over a TLS link the handshake authenticates the whole connection; elsewhere every message is signed.
+  if (auth_ != nullptr && f.transport != Transport::Tls) {
+    out.carried_cert = auth_->sign_request(m, out.to_known ? &out.to : nullptr, now);
+  }
   Endpoint dest = to.addr;
   dest.transport = f.transport;
   ++stats_.requests_sent;
@@ -71,14 +108,16 @@ void OverlayNode::send(dht::RequestId id, const dht::Peer& to, const dht::Reques
     chord_.on_failure(id, now);  // the transport refused at once
     return;
   }
-  outstanding_[txn] = id;
+  outstanding_[txn] = out;
 }
 
 void OverlayNode::reply(dht::ReplyHandle handle, const dht::Response& r, Instant now) {
   const sip::Message* request = layer_.request_of(handle);
   if (request == nullptr) return;  // the transaction is gone (RFC 4320: no answer without one)
   ++stats_.responses_sent;
-  layer_.respond(handle, encode_response(*request, r, cfg_.overlay, token()), now);
+  sip::Message m = encode_response(*request, r, cfg_.overlay, token());
+  if (auth_ != nullptr && !came_over_tls(*request)) auth_->sign_response(m, *request, now);
+  layer_.respond(handle, m, now);
 }
 
 namespace {
@@ -136,6 +175,17 @@ void OverlayNode::on_request(sip::TransactionId id, const sip::Message& request,
     layer_.respond(id, sip::make_rejection(request, decoded.error(), token()), now);
     return;
   }
+  // Nothing of a request reaches the Chord core (and so no routing table) before its sender is
+  // authenticated. Refusals are not signed: a flood of them must not cost this node signatures.
+  if (auth_ != nullptr) {
+    if (AuthVerdict v = authenticate(request, &decoded->sender.id, now); !v.ok()) {
+      ++stats_.unauthenticated;
+      auth_->log_refusal(decoded->sender.id, from, v, now);
+      layer_.respond(
+          id, sip::make_rejection(request, sip::Rejection{v.status, v.reason, sip::HeaderId::Other, {}}, token()), now);
+      return;
+    }
+  }
   chord_.on_request(id, *decoded, now);
 }
 
@@ -149,16 +199,69 @@ void OverlayNode::on_response(sip::TransactionId id, const sip::Message& respons
     if (delegate_) delegate_->on_response(id, response, now);
     return;
   }
-  dht::RequestId rid = it->second;
+  const Outgoing out = it->second;
   outstanding_.erase(it);
   ++stats_.responses_received;
   auto decoded = decode_response(response);
   if (!decoded) {
     env_.log(LogLevel::Debug, "overlay: unreadable response: " + decoded.error());
-    chord_.on_failure(rid, now);
+    chord_.on_failure(out.rid, now);
     return;
   }
-  chord_.on_response(rid, *decoded, now);
+  if (auth_ != nullptr && !accept_response(out, response, *decoded, now)) return;
+  chord_.on_response(out.rid, *decoded, now);
+}
+
+bool OverlayNode::accept_response(const Outgoing& out, const sip::Message& response, const dht::Response& decoded,
+                                  Instant now) {
+  // The answer comes from the peer asked: a relayed answer names the peer that answered first in
+  // its DHT-PeerID, but the hop signs it.
+  (void)decoded;
+  const int status = response.status();
+  dht::NodeId responder = out.to;
+  const AuthVerdict v = authenticate(response, out.to_known ? &out.to : nullptr, now, &responder);
+  // One side lacked the other's certificate: the responder none for this node (436: ours was not
+  // carried; refusals are not signed, and a forged 436 costs this node one more certificate sent,
+  // no more), or this node none for the responder (it did not send it back). The request goes
+  // again, once; sign_request then carries ours and asks for theirs as each side needs.
+  const bool they_lacked = status == 436 && !out.carried_cert;
+  const bool we_lacked = !they_lacked && !v.ok() && v.status == 436;
+  if ((we_lacked || they_lacked) && !out.resent) {
+    if (they_lacked) auth_->forget_told(responder);
+    ++stats_.resent;
+    resending_ = true;
+    chord_.resend(out.rid, now);
+    resending_ = false;
+    return false;
+  }
+  if (!v.ok()) {
+    ++stats_.unauthenticated;
+    auth_->log_refusal(responder, from_ != nullptr ? *from_ : Endpoint{}, v, now);
+    // A peer's SIP layer refuses what it cannot take before any credentials are looked at (too
+    // large, malformed, overloaded), and such refusals are never signed: the peer is alive, and
+    // Chord hears the refusal with nothing in it to learn from. Any other answer that is not
+    // authentic counts as the peer's failure.
+    if (status == 400 || status == 413 || status == 500 || status == 503 || status == 513) {
+      dht::Response bare;
+      bare.status = status;
+      bare.reason = "Unsigned Refusal: " + std::string(response.reason());
+      bare.responder = dht::Peer{out.to, from_ != nullptr ? *from_ : Endpoint{}};
+      chord_.on_response(out.rid, bare, now);
+    } else {
+      chord_.on_failure(out.rid, now);
+    }
+    return false;
+  }
+  if (status == 428 || status == 436 || status == 437 || status == 438) {
+    ++stats_.unauthenticated;
+    env_.log(LogLevel::Warn, "security: " + responder.short_hex() + " refused this node's credentials: " +
+                                 std::to_string(status) + " " + std::string(response.reason()));
+    chord_.on_failure(out.rid, now);
+    return false;
+  }
+  // It checked our request (its answer is Chord's): it holds our certificate from now on.
+  if ((status >= 200 && status < 400) || status == 404) auth_->told(responder);
+  return true;
 }
 
 void OverlayNode::fail(sip::TransactionId id, Instant now) {
@@ -168,7 +271,7 @@ void OverlayNode::fail(sip::TransactionId id, Instant now) {
   }
   auto it = outstanding_.find(id);
   if (it == outstanding_.end()) return;
-  dht::RequestId rid = it->second;
+  const dht::RequestId rid = it->second.rid;
   outstanding_.erase(it);
   chord_.on_failure(rid, now);
 }

@@ -12,6 +12,7 @@
 
 #include "dht/chord_node.hpp"
 #include "node/core/rate_limiter.hpp"
+#include "node/overlay/peer_auth.hpp"
 #include "node/sip/transaction.hpp"
 
 namespace p2psip::overlay {
@@ -44,7 +45,9 @@ Duration effective_hop_timeout(const OverlayConfig& config);
 struct OverlayStats {
   std::uint64_t requests_sent = 0, requests_received = 0, responses_sent = 0, responses_received = 0;
   std::uint64_t rejected = 0, bytes_sent = 0, messages_sent_tcp = 0;
-  std::uint64_t throttled = 0;  ///< requests answered 503 for their sender's rate
+  std::uint64_t throttled = 0;        ///< requests answered 503 for their sender's rate
+  std::uint64_t unauthenticated = 0;  ///< requests refused and responses dropped for their credentials
+  std::uint64_t resent = 0;           ///< requests sent again with our certificate (436) or asking for the peer's
 };
 
 class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
@@ -56,7 +59,12 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
 
   // Driver entry points.
   void receive_datagram(std::string_view bytes, const Endpoint& from, Instant now);
-  void receive(const sip::Message& m, const Endpoint& from, Instant now);
+  /// A message from a stream link; `link_peer` is the Node-ID the link's TLS handshake proved
+  /// (check_link), null on a link that proved nothing.
+  void receive(const sip::Message& m, const Endpoint& from, Instant now, const dht::NodeId* link_peer = nullptr);
+  /// A TLS peer's certificate: the Node-ID it proves, or why it is refused (logged). Without an
+  /// authenticator every link is refused.
+  Result<dht::NodeId, AuthVerdict> check_link(std::string_view cert_der, const Endpoint& from, Instant now);
   void answer_malformed(std::string_view raw, const sip::ParseError& e, const Endpoint& from);
   void advance(Instant now);
   [[nodiscard]] Instant next_wakeup() const;
@@ -66,6 +74,10 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
   /// outcomes of client transactions the delegate started on transactions(). Without a delegate
   /// such requests are answered 405.
   void set_delegate(sip::TransactionUser* delegate) { delegate_ = delegate; }
+  /// Signs what this node sends and checks what it receives (null: neither, for tests and
+  /// simulations without identities). Must outlive the node.
+  void set_authenticator(PeerAuthenticator* auth) { auth_ = auth; }
+  [[nodiscard]] PeerAuthenticator* authenticator() const { return auth_; }
   /// The node's transaction layer, for a delegate's own transactions.
   [[nodiscard]] sip::TransactionLayer& transactions() { return layer_; }
 
@@ -88,19 +100,39 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
   void reply(dht::ReplyHandle handle, const dht::Response& r, Instant now) override;
 
  private:
+  /// A request of ours in flight: the Chord request behind it, whom it went to, and how.
+  struct Outgoing {
+    dht::RequestId rid = 0;
+    dht::NodeId to;
+    bool to_known = false;  ///< false for a peer known by its address alone (a bootstrap)
+    bool carried_cert = false;
+    bool resent = false;
+  };
   std::string token();
   void fail(sip::TransactionId id, Instant now);
+  /// The credentials of a message that `signer` must have sent (null: any peer, named in
+  /// `signed_by`): the TLS link's, or the message's signature.
+  AuthVerdict authenticate(const sip::Message& m, const dht::NodeId* signer, Instant now,
+                           dht::NodeId* signed_by = nullptr);
+  /// Whether an answer to `out` reaches the Chord core: authentic, from the peer asked, and not a
+  /// refusal of our credentials. A request one side could not authenticate for want of a
+  /// certificate is sent again once; other failures count as the peer's (false either way).
+  bool accept_response(const Outgoing& out, const sip::Message& response, const dht::Response& decoded, Instant now);
 
   OverlayConfig cfg_;
   Environment& env_;
   sip::TransactionLayer layer_;
   dht::ChordNode chord_;
   OverlayStats stats_;
-  std::unordered_map<sip::TransactionId, dht::RequestId> outstanding_;
+  std::unordered_map<sip::TransactionId, Outgoing> outstanding_;
   std::unordered_set<sip::TransactionId> failed_during_send_;
   bool sending_ = false;
   sip::TransactionUser* delegate_ = nullptr;
   RateLimiter<Endpoint, EndpointHash> peer_limits_;
+  PeerAuthenticator* auth_ = nullptr;
+  const dht::NodeId* link_peer_ = nullptr;  ///< the TLS peer of the message being received
+  const Endpoint* from_ = nullptr;          ///< the sender of the message being received
+  bool resending_ = false;                  ///< send() is sending a request again (accept_response)
 };
 
 }  // namespace p2psip::overlay

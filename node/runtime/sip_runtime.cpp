@@ -1,10 +1,28 @@
 #include "node/runtime/sip_runtime.hpp"
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 
 namespace p2psip::runtime {
+
+namespace {
+struct SslFree {
+  void operator()(SSL* s) const { SSL_free(s); }
+};
+std::string openssl_error() {
+  char buf[256];
+  const unsigned long e = ERR_get_error();
+  if (e == 0) return "no further detail";
+  ERR_error_string_n(e, buf, sizeof buf);
+  ERR_clear_error();
+  return buf;
+}
+}  // namespace
 
 struct SipRuntime::Connection {
   uv_tcp_t handle{};
@@ -15,7 +33,14 @@ struct SipRuntime::Connection {
   Instant last_activity{};
   bool connected = false;
   bool closing = false;
-  std::string pending;  // bytes queued until an outgoing connection is up
+  std::string pending;  // bytes queued until an outgoing connection is up (and, over TLS, its peer accepted)
+  // TLS (RuntimeConfig::tls): the session over memory BIOs, whether the first byte of an accepted
+  // connection is still to be seen, and the peer once the sink accepted its certificate.
+  std::unique_ptr<SSL, SslFree> ssl;
+  bool sniffing = false;
+  bool tls_ready = false;
+  std::optional<dht::NodeId> peer;
+  Instant handshake_deadline = kInstantMax;
   char read_buffer[16384];
 };
 
@@ -87,6 +112,33 @@ void SipRuntime::log(LogLevel level, std::string_view text) {
 
 bool SipRuntime::start(PacketSink& sink, std::string& error) {
   sink_ = &sink;
+  if (cfg_.tls) {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_method());
+    tls_ctx_ = std::shared_ptr<void>(ctx, [](void* p) { SSL_CTX_free(static_cast<SSL_CTX*>(p)); });
+    auto pem_bio = [](const std::string& text) {
+      return std::unique_ptr<BIO, decltype(&BIO_free)>(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())),
+                                                       &BIO_free);
+    };
+    auto cert_bio = pem_bio(cfg_.tls->cert_pem);
+    auto key_bio = pem_bio(cfg_.tls->key_pem);
+    X509* cert = PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr);
+    EVP_PKEY* key = PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr);
+    const bool ok = ctx != nullptr && cert != nullptr && key != nullptr &&
+                    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) == 1 &&
+                    SSL_CTX_use_certificate(ctx, cert) == 1 && SSL_CTX_use_PrivateKey(ctx, key) == 1 &&
+                    SSL_CTX_check_private_key(ctx) == 1;
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    if (!ok) {
+      error = "TLS: cannot use the node's key and certificate: " + openssl_error();
+      return false;
+    }
+    // Both sides ask for the other's certificate. OpenSSL checks that the peer holds its key (the
+    // handshake's CertificateVerify); whether the certificate is good is the core's to say once
+    // the handshake is done (on_tls_peer), with the overlay's own rules (root, Node-ID, validity).
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, [](int, X509_STORE_CTX*) { return 1; });
+    SSL_CTX_set_num_tickets(ctx, 0);  // links are long-lived: no resumption
+  }
   Endpoint local{Transport::Udp, cfg_.listen_ip, cfg_.port};
   sockaddr_storage addr;
   if (!to_sockaddr(local, addr)) {
@@ -180,11 +232,21 @@ void SipRuntime::on_sweep(uv_timer_t* t) {
   auto* self = static_cast<SipRuntime*>(t->data);
   Instant now = self->now();
   std::vector<Connection*> idle;
+  std::vector<Connection*> stalled;
   for (auto& [ep, c] : self->connections_) {
-    if (now - c->last_activity > self->cfg_.tcp_idle_timeout) idle.push_back(c.get());
+    if (now > c->handshake_deadline) {
+      stalled.push_back(c.get());
+    } else if (now - c->last_activity > self->cfg_.tcp_idle_timeout) {
+      idle.push_back(c.get());
+    }
   }
   for (auto* c : idle) {
     ++self->stats_.connections_idle_closed;
+    self->close_connection(c);
+  }
+  for (auto* c : stalled) {
+    ++self->stats_.tls_refused;
+    self->log(LogLevel::Warn, "closing " + c->remote.to_string() + ": TLS handshake not finished in time");
     self->close_connection(c);
   }
 }
@@ -264,6 +326,7 @@ void SipRuntime::on_tcp_connection(uv_stream_t* server, int status) {
   uv_tcp_getpeername(&raw->handle, reinterpret_cast<sockaddr*>(&peer), &len);
   raw->remote = from_sockaddr(reinterpret_cast<sockaddr*>(&peer), Transport::Tcp);
   raw->connected = true;
+  raw->sniffing = self->tls_ctx_ != nullptr;  // TLS or plain SIP: the first byte will tell
   bool over = self->connections_.size() >= self->cfg_.max_connections;
   auto existing = self->connections_.find(raw->remote);
   if (existing != self->connections_.end()) self->close_connection(existing->second.get());
@@ -293,8 +356,119 @@ void SipRuntime::on_tcp_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   if (n == 0) return;
   self->stats_.bytes_in += static_cast<std::uint64_t>(n);
   c->last_activity = self->now();
-  self->handle_stream_bytes(c, std::string_view(buf->base, static_cast<std::size_t>(n)));
+  const std::string_view bytes(buf->base, static_cast<std::size_t>(n));
+  if (c->sniffing) {
+    // A TLS connection opens with a handshake record (content type 22); SIP opens with a letter or
+    // a keep-alive CRLF. TLS connections are known by a TLS endpoint from here on.
+    c->sniffing = false;
+    if (bytes.front() == 0x16) {
+      auto it = self->connections_.find(c->remote);
+      std::unique_ptr<Connection> owned = std::move(it->second);
+      self->connections_.erase(it);
+      c->remote.transport = Transport::Tls;
+      auto existing = self->connections_.find(c->remote);
+      if (existing != self->connections_.end()) self->close_connection(existing->second.get());
+      self->connections_[c->remote] = std::move(owned);
+      self->start_tls(c, true);
+    }
+  }
+  if (c->ssl) {
+    self->feed_tls(c, bytes);
+  } else {
+    self->handle_stream_bytes(c, bytes);
+  }
   self->reschedule();
+}
+
+void SipRuntime::start_tls(Connection* c, bool server) {
+  c->ssl.reset(SSL_new(static_cast<SSL_CTX*>(tls_ctx_.get())));
+  SSL_set_bio(c->ssl.get(), BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
+  if (server) {
+    SSL_set_accept_state(c->ssl.get());
+  } else {
+    SSL_set_connect_state(c->ssl.get());
+  }
+  c->handshake_deadline = now() + cfg_.tls->handshake_timeout;
+  if (!server) {
+    SSL_do_handshake(c->ssl.get());  // the ClientHello
+    flush_tls(c);
+  }
+}
+
+void SipRuntime::flush_tls(Connection* c) {
+  BIO* out = SSL_get_wbio(c->ssl.get());
+  const std::size_t n = BIO_ctrl_pending(out);
+  if (n == 0) return;
+  std::string bytes(n, '\0');
+  BIO_read(out, bytes.data(), static_cast<int>(n));
+  write_raw(c, bytes);
+}
+
+bool SipRuntime::finish_handshake(Connection* c) {
+  X509* cert = SSL_get1_peer_certificate(c->ssl.get());
+  std::string der;
+  if (cert != nullptr) {
+    const int len = i2d_X509(cert, nullptr);
+    if (len > 0) {
+      der.resize(static_cast<std::size_t>(len));
+      auto* p = reinterpret_cast<unsigned char*>(der.data());
+      i2d_X509(cert, &p);
+    }
+    X509_free(cert);
+  }
+  c->peer = der.empty() ? std::nullopt : sink_->on_tls_peer(der, c->remote, now());
+  if (!c->peer) {
+    ++stats_.tls_refused;
+    log(LogLevel::Warn, "closing " + c->remote.to_string() + ": TLS peer's certificate refused");
+    close_connection(c);
+    return false;
+  }
+  ++stats_.tls_handshakes;
+  c->tls_ready = true;
+  c->handshake_deadline = kInstantMax;
+  if (!c->pending.empty()) {
+    std::string queued = std::move(c->pending);
+    c->pending.clear();
+    write_stream(c, queued);
+  }
+  return true;
+}
+
+bool SipRuntime::feed_tls(Connection* c, std::string_view bytes) {
+  SSL* ssl = c->ssl.get();
+  BIO_write(SSL_get_rbio(ssl), bytes.data(), static_cast<int>(bytes.size()));
+  auto failed = [&](int rc, const char* what) {
+    const int err = SSL_get_error(ssl, rc);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return false;
+    if (err != SSL_ERROR_ZERO_RETURN) {
+      if (!c->tls_ready) ++stats_.tls_refused;
+      log(LogLevel::Warn, "closing " + c->remote.to_string() + ": TLS " + what + " failed: " + openssl_error());
+    }
+    flush_tls(c);  // an alert, if OpenSSL wrote one
+    close_connection(c);
+    return true;
+  };
+  if (!c->tls_ready) {
+    const int rc = SSL_do_handshake(ssl);
+    if (rc != 1) {
+      if (failed(rc, "handshake")) return false;
+      flush_tls(c);
+      return true;
+    }
+    flush_tls(c);
+    if (!finish_handshake(c)) return false;
+  }
+  for (;;) {
+    const int n = SSL_read(ssl, c->read_buffer, sizeof c->read_buffer);
+    if (n <= 0) {
+      if (failed(n, "read")) return false;
+      break;
+    }
+    handle_stream_bytes(c, std::string_view(c->read_buffer, static_cast<std::size_t>(n)));
+    if (c->closing) return false;
+  }
+  flush_tls(c);
+  return true;
 }
 
 void SipRuntime::handle_stream_bytes(Connection* c, std::string_view bytes) {
@@ -310,7 +484,7 @@ void SipRuntime::handle_stream_bytes(Connection* c, std::string_view bytes) {
       case sip::StreamFramer::Kind::Message:
         if (log_level_ == LogLevel::Debug)
           log(LogLevel::Debug, "recv from " + c->remote.to_string() + ":\n" + item.message->serialize());
-        sink_->on_message(*item.message, c->remote, now());
+        sink_->on_message(*item.message, c->remote, now(), c->peer ? &*c->peer : nullptr);
         break;
       case sip::StreamFramer::Kind::Error:
         ++stats_.framing_errors;
@@ -338,6 +512,10 @@ void SipRuntime::on_connect(uv_connect_t* req, int status) {
   }
   c->connected = true;
   uv_read_start(reinterpret_cast<uv_stream_t*>(&c->handle), on_tcp_alloc, on_tcp_read);
+  if (c->remote.transport == Transport::Tls) {
+    self->start_tls(c, false);  // what is pending goes once the server's certificate is accepted
+    return;
+  }
   if (!c->pending.empty()) {
     std::string queued = std::move(c->pending);
     c->pending.clear();
@@ -346,10 +524,24 @@ void SipRuntime::on_connect(uv_connect_t* req, int status) {
 }
 
 bool SipRuntime::write_stream(Connection* c, std::string_view bytes) {
-  if (!c->connected) {
+  const bool tls = c->remote.transport == Transport::Tls;
+  if (!c->connected || (tls && !c->tls_ready)) {
     c->pending.append(bytes);
     return true;
   }
+  if (tls) {
+    if (SSL_write(c->ssl.get(), bytes.data(), static_cast<int>(bytes.size())) <= 0) {
+      ++stats_.send_errors;
+      log(LogLevel::Warn, "TLS write to " + c->remote.to_string() + " failed: " + openssl_error());
+      return false;
+    }
+    flush_tls(c);
+    return true;
+  }
+  return write_raw(c, bytes);
+}
+
+bool SipRuntime::write_raw(Connection* c, std::string_view bytes) {
   auto* w = new WriteRequest();  // owned by libuv until the callback frees it
   w->data.assign(bytes);
   uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
@@ -390,7 +582,7 @@ bool SipRuntime::send(const Endpoint& to, std::string_view bytes) {
     stats_.bytes_out += bytes.size();
     return true;
   }
-  if (to.transport == Transport::Tls) return false;  // TLS arrives with the security work
+  if (to.transport == Transport::Tls && !tls_ctx_) return false;  // no key and certificate to speak TLS with
   auto it = connections_.find(to);
   Connection* c = it == connections_.end() ? nullptr : it->second.get();
   if (c == nullptr) {

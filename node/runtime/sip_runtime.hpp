@@ -1,16 +1,21 @@
-// The libuv driver for a sans-I/O SIP core: UDP and TCP sockets, stream framing, connection reuse,
-// idle timeouts, a connection cap, and the timer that wakes the core when it asks to be woken.
-// This is the only place (with the daemon's main) that touches sockets and clocks.
+// The libuv driver for a sans-I/O SIP core: UDP and TCP sockets, TLS on the same port (OpenSSL
+// over memory BIOs; the first byte of a connection tells TLS from plain SIP), stream framing,
+// connection reuse, idle timeouts, a connection cap, and the timer that wakes the core when it asks
+// to be woken. This is the only place (with the daemon's main) that touches sockets and clocks.
+// The TLS handshake proves the peer holds its certificate's key; whether that certificate is good
+// enough, and whose Node-ID it proves, the core decides (PacketSink::on_tls_peer).
 #pragma once
 
 #include <uv.h>
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <unordered_map>
 
+#include "dht/node_id.hpp"
 #include "node/core/address.hpp"
 #include "node/core/environment.hpp"
 #include "node/core/time.hpp"
@@ -24,10 +29,21 @@ class PacketSink {
  public:
   virtual ~PacketSink() = default;
   virtual void on_datagram(std::string_view bytes, const Endpoint& from, Instant now) = 0;
-  virtual void on_message(const sip::Message& m, const Endpoint& from, Instant now) = 0;
+  /// A message from a stream; `link_peer` is what on_tls_peer said of a TLS connection's peer
+  /// (null on plain TCP).
+  virtual void on_message(const sip::Message& m, const Endpoint& from, Instant now, const dht::NodeId* link_peer) = 0;
   virtual void on_malformed(std::string_view raw, const sip::ParseError& e, const Endpoint& from, Instant now) = 0;
   virtual void advance(Instant now) = 0;
   [[nodiscard]] virtual Instant next_wakeup() const = 0;
+  /// A TLS connection's peer presented `cert_der` and proved it holds its key: the Node-ID it
+  /// speaks for, or nullopt to close the connection (the sink logs why). By default every TLS
+  /// peer is refused.
+  virtual std::optional<dht::NodeId> on_tls_peer(std::string_view cert_der, const Endpoint& from, Instant now) {
+    (void)cert_der;
+    (void)from;
+    (void)now;
+    return std::nullopt;
+  }
 };
 
 /// Drives any core that offers the usual entry points (receive_datagram, receive, answer_malformed,
@@ -39,7 +55,9 @@ class CoreSink : public PacketSink {
   void on_datagram(std::string_view bytes, const Endpoint& from, Instant now) override {
     core_.receive_datagram(bytes, from, now);
   }
-  void on_message(const sip::Message& m, const Endpoint& from, Instant now) override { core_.receive(m, from, now); }
+  void on_message(const sip::Message& m, const Endpoint& from, Instant now, const dht::NodeId*) override {
+    core_.receive(m, from, now);
+  }
   void on_malformed(std::string_view raw, const sip::ParseError& e, const Endpoint& from, Instant) override {
     core_.answer_malformed(raw, e, from);
   }
@@ -61,6 +79,13 @@ struct RuntimeConfig {
   /// burst of datagrams while the loop is busy, as SIP servers set (Kamailio's maxbuffer).
   int udp_receive_buffer = 1 << 20;
   sip::Limits limits;
+  /// TLS on the TCP port: this node's private key and certificate (PEM). Unset: plain TCP only,
+  /// and sends over Transport::Tls fail.
+  struct Tls {
+    std::string key_pem, cert_pem;
+    Duration handshake_timeout = seconds(10);  ///< a connection still shaking hands after this is closed
+  };
+  std::optional<Tls> tls;
 };
 
 struct RuntimeStats {
@@ -68,6 +93,8 @@ struct RuntimeStats {
   std::uint64_t stream_messages_out = 0;  ///< messages handed to TCP connections
   std::uint64_t connections_accepted = 0, connections_opened = 0, connections_refused = 0;
   std::uint64_t connections_idle_closed = 0, framing_errors = 0, send_errors = 0, pings = 0;
+  std::uint64_t tls_handshakes = 0;  ///< completed, and the peer accepted
+  std::uint64_t tls_refused = 0;     ///< handshakes that failed, timed out, or whose peer the sink refused
 };
 
 class SipRuntime : public Environment {
@@ -77,7 +104,8 @@ class SipRuntime : public Environment {
   SipRuntime(const SipRuntime&) = delete;
   SipRuntime& operator=(const SipRuntime&) = delete;
 
-  /// Binds the sockets and starts delivering to `sink`. False with `error` set when a bind fails.
+  /// Binds the sockets and starts delivering to `sink`. False with `error` set when a bind fails or
+  /// the TLS key or certificate cannot be used.
   bool start(PacketSink& sink, std::string& error);
   /// Closes every handle; the loop then runs out.
   void stop();
@@ -116,7 +144,14 @@ class SipRuntime : public Environment {
   Connection* add_connection(const Endpoint& remote);
   void close_connection(Connection* c);
   bool write_stream(Connection* c, std::string_view bytes);
+  bool write_raw(Connection* c, std::string_view bytes);
   void handle_stream_bytes(Connection* c, std::string_view bytes);
+  /// TLS: starts a session on `c` (server or client side), feeds it received bytes, and sends
+  /// what it produced; false when the connection was closed.
+  void start_tls(Connection* c, bool server);
+  bool feed_tls(Connection* c, std::string_view bytes);
+  void flush_tls(Connection* c);
+  bool finish_handshake(Connection* c);
 
   uv_loop_t* loop_;
   RuntimeConfig cfg_;
@@ -131,6 +166,7 @@ class SipRuntime : public Environment {
   std::unordered_map<Connection*, std::unique_ptr<Connection>> closing_;
   std::mt19937_64 rng_;
   std::int64_t wall_offset_us_ = 0;  ///< system clock minus monotonic clock, at construction
+  std::shared_ptr<void> tls_ctx_;    ///< the SSL_CTX (OpenSSL kept out of this header)
   RuntimeStats stats_;
   LogLevel log_level_ = LogLevel::Info;
   char udp_buffer_[65536];

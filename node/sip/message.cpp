@@ -1,5 +1,6 @@
 #include "node/sip/message.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -254,6 +255,10 @@ void Message::set_body(std::string_view content_type, std::string_view body) {
 }
 
 void Message::serialize_to(std::string& out) const {
+  serialize_without(out, {});
+}
+
+void Message::serialize_without(std::string& out, std::initializer_list<std::string_view> skip) const {
   std::size_t estimate = 64 + body_.len;
   for (const auto& h : headers_) estimate += h.name.len + h.value.len + 4;
   out.reserve(out.size() + estimate);
@@ -268,6 +273,10 @@ void Message::serialize_to(std::string& out) const {
   const auto len_size = std::to_chars(len_text, len_text + sizeof len_text, body_.len).ptr - len_text;
   bool wrote_length = false;
   for (const auto& h : headers_) {
+    if (skip.size() != 0 && h.id == HeaderId::Other &&
+        std::any_of(skip.begin(), skip.end(), [&](std::string_view n) { return iequals(view(h.name), n); })) {
+      continue;
+    }
     if (h.id == HeaderId::ContentLength) {
       // Written once, at the first Content-Length's place, with the body's real size.
       if (wrote_length) continue;

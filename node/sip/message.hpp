@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -121,6 +122,9 @@ class Message {
   /// Writes the message. Content-Length is always written, with the body's real size.
   void serialize_to(std::string& out) const;
   [[nodiscard]] std::string serialize() const;
+  /// serialize_to without the header fields named in `skip` (exact names, case-insensitive):
+  /// what a signature over the message covers, the signature's own fields left out.
+  void serialize_without(std::string& out, std::initializer_list<std::string_view> skip) const;
 
   friend Result<Message, ParseError> parse_message(std::string_view, const Limits&, bool, std::size_t*);
 

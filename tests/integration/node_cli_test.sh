@@ -57,7 +57,7 @@ TOML
 "$P2PSIP" node --config "$WORK/a.toml" >"$WORK/a.log" 2>&1 &
 PIDS+=($!)
 sleep 0.3
-grep -q "started a new overlay 'cli.test' on udp+tcp 127.0.0.1:$BASE" "$WORK/a.log" || { cat "$WORK/a.log"; exit 1; }
+grep -q "started a new overlay 'cli.test' on udp+tcp+tls 127.0.0.1:$BASE (links over udp, every message signed)" "$WORK/a.log" || { cat "$WORK/a.log"; exit 1; }
 grep -q "^softphone settings: domain (realm) cli.test; registrar and outbound proxy 127.0.0.1:$((BASE + 4)) " "$WORK/a.log" \
   || { echo "no softphone settings printed:"; cat "$WORK/a.log"; exit 1; }
 # The development identity is kept in --data-dir, and the Node-ID is its key's digest.

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <memory>
@@ -18,6 +19,7 @@ namespace p2psip::test {
 class OverlayNet {
  public:
   Duration latency = millis(5);
+  bool verbose = false;  ///< nodes' log lines to stderr (for debugging a test)
   overlay::OverlayConfig config;
 
   class Host : public Environment {
@@ -28,6 +30,11 @@ class OverlayNet {
       return true;
     }
     std::uint64_t random() override { return rng_(); }
+    void log(LogLevel level, std::string_view text) override {
+      if (net_.verbose)
+        std::fprintf(stderr, "[%d] %s: %.*s\n", static_cast<int>(level), self_.host_port().c_str(),
+                     static_cast<int>(text.size()), text.data());
+    }
 
    private:
     OverlayNet& net_;
@@ -52,6 +59,9 @@ class OverlayNet {
     return *member_hosts.back();
   }
 
+  /// Runs for each node after it is made and before it starts (to give it an authenticator).
+  std::function<void(std::size_t index, overlay::OverlayNode& node)> before_start;
+
   std::vector<std::unique_ptr<Host>> hosts;
   std::vector<std::unique_ptr<overlay::OverlayNode>> nodes;
   std::vector<bool> alive;
@@ -68,6 +78,7 @@ class OverlayNet {
     hosts.push_back(std::make_unique<Host>(*this, addr_of(i), i * 104729 + 3));
     nodes.push_back(std::make_unique<overlay::OverlayNode>(dht::Peer{id, addr_of(i)}, config, *hosts.back()));
     alive.push_back(true);
+    if (before_start) before_start(i, *nodes[i]);
     std::vector<Endpoint> boot;
     if (bootstrap) boot.push_back(addr_of(*bootstrap));
     nodes[i]->start(boot, now);
