@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sodium.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,12 +11,15 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <iostream>
 #include <map>
 #include <optional>
 #include <sstream>
 #include <vector>
 
 #include "node/core/hex.hpp"
+#include "node/proxy/digest.hpp"
+#include "node/proxy/registrar.hpp"
 #include "security/certificate.hpp"
 #include "tools/sip_commands.hpp"
 
@@ -349,6 +353,36 @@ int identity_new(const IdentityNewOptions& o) {
   }
   std::printf("the CA enrolls it with: p2psip ca issue --ca CADIR --csr %s --out %s\n", (out / "request.csr").c_str(),
               o.out.c_str());
+  return 0;
+}
+
+int identity_password(const IdentityPasswordOptions& o) {
+  const char* cmd = "identity password";
+  std::string error;
+  auto cert = load_cert(fs::path(o.dir) / "cert.pem", error);
+  if (!cert) return fail(cmd, error);
+  const auto& info = cert->info();
+  if (info.kind != CertKind::User) return fail(cmd, o.dir + "/cert.pem is not a user certificate");
+  std::string password;
+  if (o.password_file.empty()) {
+    if (!std::getline(std::cin, password)) return fail(cmd, "no password on standard input");
+  } else {
+    std::string text;
+    if (!read_named(o.password_file, text, error)) return fail(cmd, error);
+    password = text.substr(0, text.find('\n'));
+  }
+  if (!password.empty() && password.back() == '\r') password.pop_back();
+  if (password.size() < 8) return usage(cmd, "the password must have at least 8 characters");
+  const std::string user(proxy::Registrar::user_of(info.aor));
+  const auto secret = proxy::DigestSecret::of(user, info.overlay, password);
+  sodium_memzero(password.data(), password.size());
+  const fs::path out = fs::path(o.dir) / "digest";
+  if (!write_file(out, proxy::format_digest_file(info.aor, info.overlay, secret), 0600, false, error)) {
+    return fail(cmd, error);
+  }
+  ::chmod(out.c_str(), 0600);  // a file that existed keeps its mode otherwise
+  std::printf("%s: digest secrets of %s (realm %s) written; phones log in as '%s'\n", out.c_str(), info.aor.c_str(),
+              info.overlay.c_str(), user.c_str());
   return 0;
 }
 

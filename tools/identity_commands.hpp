@@ -42,6 +42,15 @@ struct IdentityNewOptions {
 /// Makes OUT/key.pem and OUT/request.csr for a CA (or OUT/cert.pem, self-signed, in development mode).
 int identity_new(const IdentityNewOptions& o);
 
+struct IdentityPasswordOptions {
+  std::string dir;            ///< a user identity directory (cert.pem)
+  std::string password_file;  ///< the password's file (its first line); empty: standard input
+};
+/// Writes DIR/digest (mode 0600): the HA1 values of the user's password under MD5 and SHA-256, with
+/// the overlay's name as realm, for phones that log in with digest authentication. The password
+/// itself is not kept. Refuses a password shorter than 8 characters.
+int identity_password(const IdentityPasswordOptions& o);
+
 struct IdentityShowOptions {
   std::string path;   ///< a certificate file, or a directory holding cert.pem
   std::string trust;  ///< optional: the overlay root to check it against, now

@@ -105,6 +105,14 @@ int run(int argc, char** argv) {
   node_cmd->add_option("--max-bindings", node.max_bindings, "Contacts per user at this node")->capture_default_str();
   node_cmd->add_option("--max-users", node.max_users, "Users registered at this node")->capture_default_str();
   node_cmd->add_option("--max-calls", node.max_calls, "Requests proxied at once (beyond: 503)")->capture_default_str();
+  node_cmd->add_flag("--ua-digest", node.ua_digest,
+                     "Phones log in with digest authentication (SHA-256 or MD5) even on loopback; off loopback "
+                     "they always do");
+  node_cmd
+      ->add_option("--ua-digest-algorithms", node.ua_digest_algorithms,
+                   "Digest algorithms offered to phones, in order (SHA-256 first as RFC 8760 says; MD5 first for "
+                   "phones that read only the first challenge)")
+      ->capture_default_str();
   node_cmd->add_option("--peer-rate", node.peer_rate, "Overlay requests per second from one peer address (beyond: 503)")
       ->capture_default_str();
   node_cmd->add_option("--peer-burst", node.peer_burst, "Overlay requests one peer may send at once")
@@ -201,6 +209,12 @@ int run(int argc, char** argv) {
   id_new_cmd->add_flag("--self-signed", id_new.self_signed,
                        "Development mode: a self-signed node certificate instead of a request (no CA)");
   id_new_cmd->add_option("--days", id_new.days, "Days a self-signed certificate is valid")->capture_default_str();
+  p2psip::tools::IdentityPasswordOptions id_pw;
+  auto* id_pw_cmd = id_cmd->add_subcommand(
+      "password", "Set the password a user's phones log in with (digest authentication; kept as HA1 values only)");
+  id_pw_cmd->add_option("dir", id_pw.dir, "The user's identity directory (holding cert.pem)")->required();
+  id_pw_cmd->add_option("--password-file", id_pw.password_file,
+                        "A file whose first line is the password (default: standard input)");
   p2psip::tools::IdentityShowOptions id_show;
   auto* id_show_cmd = id_cmd->add_subcommand("show", "Print what a certificate says, and check it against a root");
   id_show_cmd->add_option("path", id_show.path, "A certificate, or a directory holding cert.pem")->required();
@@ -211,6 +225,7 @@ int run(int argc, char** argv) {
   if (ca_issue_cmd->parsed()) return p2psip::tools::ca_issue(ca_issue);
   if (id_new_cmd->parsed()) return p2psip::tools::identity_new(id_new);
   if (id_show_cmd->parsed()) return p2psip::tools::identity_show(id_show);
+  if (id_pw_cmd->parsed()) return p2psip::tools::identity_password(id_pw);
   if (sim_cmd->parsed()) {
     simo.plots = !no_plots;
     return p2psip::tools::run_sim(simo);

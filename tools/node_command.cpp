@@ -118,6 +118,7 @@ struct Daemon {
       << ",\"proxied\":" << st.proxied << ",\"lookups\":" << st.lookups
       << ",\"lookups_not_found\":" << st.lookups_not_found << ",\"lookups_failed\":" << st.lookups_failed
       << ",\"branches\":" << st.branches << ",\"calls_answered\":" << st.calls_answered << ",\"cancels\":" << st.cancels
+      << ",\"challenges\":" << st.challenges << ",\"auth_refused\":" << st.auth_refused
       << ",\"acks_forwarded\":" << st.acks_forwarded << ",\"branch_failures\":" << st.branch_timeouts
       << ",\"requests_in_progress\":" << ua->calls() << ",\"response_contexts\":" << ua->contexts()
       << ",\"users_list\":[";
@@ -389,13 +390,6 @@ int run_node(const NodeOptions& o) {
                    o.ua_listen.c_str());
       return 2;
     }
-    if (!ua_listen->ip.is_loopback()) {
-      // Softphone digest authentication arrives with identities (issue 6); until then the UA side
-      // must not be reachable from other machines.
-      std::fprintf(stderr, "p2psip node: --ua-listen %s must be a loopback address (no authentication yet)\n",
-                   o.ua_listen.c_str());
-      return 2;
-    }
     if (ua_listen->ip == listen->ip && ua_listen->port == listen->port) {
       std::fprintf(stderr, "p2psip node: --ua-listen and --listen must differ\n");
       return 2;
@@ -424,6 +418,29 @@ int run_node(const NodeOptions& o) {
     return 2;
   }
   const std::string& overlay = d.identity.overlay;
+  // Phones on this host may register without a password (the UA side is reachable from here only);
+  // anywhere else they log in with digest authentication, as the node's enrolled users.
+  const bool ua_digest = ua_listen && (o.ua_digest || !ua_listen->ip.is_loopback());
+  const auto digest_algorithms = proxy::algorithms_from_list(o.ua_digest_algorithms);
+  if (!digest_algorithms) {
+    std::fprintf(stderr, "p2psip node: --ua-digest-algorithms %s is not a list of SHA-256 and MD5 (e.g. SHA-256,MD5)\n",
+                 o.ua_digest_algorithms.c_str());
+    return 2;
+  }
+  if (ua_digest && d.identity.development) {
+    std::fprintf(stderr,
+                 "p2psip node: %s: development mode serves phones on this host only (--ua-listen on a loopback "
+                 "address, no --ua-digest): it has no users to log in\n",
+                 o.ua_digest ? "--ua-digest" : ("--ua-listen " + o.ua_listen + " is not a loopback address").c_str());
+    return 2;
+  }
+  if (ua_digest && d.identity.digest.empty()) {
+    std::fprintf(stderr,
+                 "p2psip node: %s: phones must log in there, and no user in --users has a password (set one with "
+                 "'p2psip identity password USERDIR')\n",
+                 o.ua_digest ? "--ua-digest" : ("--ua-listen " + o.ua_listen + " is not a loopback address").c_str());
+    return 2;
+  }
   // The node's place on the ring follows from its key (docs/SECURITY.md).
   const dht::NodeId id = *d.identity.self.cert.info().node_id;
   d.writer = security::Writer{d.identity.self.key, d.identity.self.cert.der(), &d.crypto};
@@ -479,6 +496,14 @@ int run_node(const NodeOptions& o) {
     ucfg.registrar.max_aors = o.max_users;
     ucfg.entry_lifetime_s = o.entry_lifetime_s;
     ucfg.max_calls = o.max_calls;
+    ucfg.phones_on_loopback = ua_listen->ip.is_loopback();
+    if (ua_digest) {
+      ucfg.digest = proxy::DigestConfig{overlay, *digest_algorithms};
+      ucfg.digest_secrets = [&secrets = d.identity.digest](std::string_view user) -> const proxy::DigestSecret* {
+        auto it = secrets.find(user);
+        return it == secrets.end() ? nullptr : &it->second;
+      };
+    }
     d.ua = std::make_unique<proxy::UaSide>(*d.ua_rt, *d.node, ucfg, d.users.get());
     d.ua_sink = std::make_unique<NodeSink<proxy::UaSide>>(*d.ua, *d.node, d.ua.get());
     d.ua_text = ua_listen->host_port();
@@ -526,10 +551,10 @@ int run_node(const NodeOptions& o) {
     const std::string who = d.identity.development
                                 ? "any name, e.g. sip:alice@" + overlay
                                 : std::to_string(d.identity.users.size()) + " enrolled user(s) (--users)";
-    std::printf(
-        "softphone settings: domain (realm) %s; registrar and outbound proxy %s (UDP or TCP); user: %s (no "
-        "password: --ua-listen stays on loopback)\n",
-        overlay.c_str(), d.ua_text.c_str(), who.c_str());
+    std::printf("softphone settings: domain (realm) %s; registrar and outbound proxy %s (UDP or TCP); user: %s (%s)\n",
+                overlay.c_str(), d.ua_text.c_str(), who.c_str(),
+                ua_digest ? ("log in with the user's password: digest " + o.ua_digest_algorithms).c_str()
+                          : "no password: --ua-listen stays on this host");
     std::fflush(stdout);
   }
 

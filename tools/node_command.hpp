@@ -26,18 +26,20 @@ struct NodeOptions {
   std::size_t successors = 8;
   std::size_t replicas = 2;
   bool iterative = false;
-  std::string overlay_transport = "udp";     ///< the transport of overlay links: udp or tcp
-  std::string ua_listen = "127.0.0.1:5060";  ///< where local softphones register and call; "off": none
-  std::uint32_t min_expires = 60;            ///< registrations shorter than this get 423
-  std::uint32_t max_expires = 3600;          ///< longer registrations are shortened to this
-  std::uint32_t entry_lifetime_s = 300;      ///< overlay lifetime of a registration entry (refreshed)
-  std::size_t max_bindings = 16;             ///< contacts per user at this node
-  std::size_t max_users = 100000;            ///< users registered at this node
-  std::size_t max_calls = 10000;             ///< requests the UA side proxies at once
-  double peer_rate = 200;                    ///< overlay requests per second per peer address (0: no limit)
-  double peer_burst = 400;                   ///< what a peer may send at once
-  std::size_t max_value_bytes = 8192;        ///< largest record value stored
-  std::size_t max_records_per_owner = 1000;  ///< entries one owner may have at this node
+  std::string overlay_transport = "udp";             ///< the transport of overlay links: udp or tcp
+  std::string ua_listen = "127.0.0.1:5060";          ///< where local softphones register and call; "off": none
+  std::uint32_t min_expires = 60;                    ///< registrations shorter than this get 423
+  std::uint32_t max_expires = 3600;                  ///< longer registrations are shortened to this
+  std::uint32_t entry_lifetime_s = 300;              ///< overlay lifetime of a registration entry (refreshed)
+  std::size_t max_bindings = 16;                     ///< contacts per user at this node
+  std::size_t max_users = 100000;                    ///< users registered at this node
+  std::size_t max_calls = 10000;                     ///< requests the UA side proxies at once
+  bool ua_digest = false;                            ///< phones log in (digest) even on loopback; always off loopback
+  std::string ua_digest_algorithms = "SHA-256,MD5";  ///< offered in this order
+  double peer_rate = 200;                            ///< overlay requests per second per peer address (0: no limit)
+  double peer_burst = 400;                           ///< what a peer may send at once
+  std::size_t max_value_bytes = 8192;                ///< largest record value stored
+  std::size_t max_records_per_owner = 1000;          ///< entries one owner may have at this node
 };
 /// Applies a TOML file's keys (the long flag names) to `o`, skipping those in `given` (flags set on
 /// the command line). False with `error` naming the file, key and problem.

@@ -102,6 +102,11 @@ bool apply_node_config(const std::string& path, const std::set<std::string>& giv
       ok = num(o.max_value_bytes, 1, 1000000);
     } else if (key == "max-records-per-owner") {
       ok = num(o.max_records_per_owner, 1, 100000000);
+    } else if (key == "ua-digest-algorithms") {
+      ok = str(o.ua_digest_algorithms);
+    } else if (key == "ua-digest") {
+      if (!v.is_boolean()) return wrong(key, "true or false");
+      o.ua_digest = *v.value<bool>();
     } else if (key == "iterative") {
       if (!v.is_boolean()) return wrong(key, "true or false");
       o.iterative = *v.value<bool>();

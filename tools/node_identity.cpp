@@ -10,6 +10,7 @@
 #include <ctime>
 #include <filesystem>
 
+#include "node/proxy/registrar.hpp"
 #include "tools/node_command.hpp"
 #include "tools/sip_commands.hpp"
 
@@ -154,6 +155,17 @@ bool load_node_identity(const NodeOptions& o, NodeIdentity& out, std::string& er
                 ": the user's certificate is refused: " + std::string(security::to_string(uv.error)) + " (" +
                 uv.detail + ")";
         return false;
+      }
+      const fs::path digest = entry.path() / "digest";
+      if (fs::exists(digest)) {
+        std::string text;
+        if (!read_named(digest, text, error)) return false;
+        auto secret = proxy::parse_digest_file(text);
+        if (!secret) {
+          error = digest.string() + ": " + secret.error();
+          return false;
+        }
+        out.digest.emplace(std::string(proxy::Registrar::user_of(user.cert.info().aor)), *secret);
       }
       out.users.push_back(user);
     }

@@ -3,10 +3,12 @@
 // checks them at start, and refuses to start on anything wrong, naming the file and the problem.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 
+#include "node/proxy/digest.hpp"
 #include "security/certificate.hpp"
 #include "security/identities.hpp"
 
@@ -21,6 +23,8 @@ struct NodeIdentity {
   std::optional<security::TrustAnchor> trust;
   /// The users whose phones the node may register (enrolled mode); empty in development mode.
   std::vector<security::Identity> users;
+  /// The passwords (as digest secrets) of those users that have one (USERDIR/digest), by user name.
+  std::map<std::string, proxy::DigestSecret, std::less<>> digest;
 };
 
 /// Loads (or, in development mode, makes and keeps in --data-dir) the node's identity. False with

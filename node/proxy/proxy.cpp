@@ -16,7 +16,7 @@ using sip::Message;
 namespace {
 
 /// Where a sip: URI with an IP literal host points: its port (5060 when absent) and its transport
-/// parameter (UDP unless it says tcp). Names are never resolved.
+/// parameter (UDP unless it says tcp or tls). Names are never resolved.
 std::optional<Endpoint> uri_endpoint(const sip::Uri& uri) {
   if (!uri.is_sip()) return std::nullopt;
   std::string_view host = uri.host;
@@ -24,7 +24,7 @@ std::optional<Endpoint> uri_endpoint(const sip::Uri& uri) {
   auto ip = IpAddress::parse(host);
   if (!ip) return std::nullopt;
   Transport t = Transport::Udp;
-  if (auto p = uri.param("transport"); p && sip::iequals(*p, "tcp")) t = Transport::Tcp;
+  if (auto p = uri.param("transport")) t = transport_from_name(*p).value_or(Transport::Udp);
   return Endpoint{t, *ip, uri.port.value_or(5060)};
 }
 
@@ -109,13 +109,8 @@ void UaSide::request(Side side, sip::TransactionId id, const Message& req, const
   Message fwd = req;
   auto routes = take_routes(fwd);
   if (!routes) return reject(400, "Malformed Route");
-  // §16.4: the Route values that name this node are used up.
   std::string storage;
-  while (!routes->empty()) {
-    auto uri = route_uri(routes->front(), storage);
-    if (!uri || !is_own(*uri)) break;
-    routes->erase(routes->begin());
-  }
+  const bool routed_here = drop_own_routes(*routes, storage);  // it follows a dialog's route set
   // Views into `req`, which stays as it is (fwd's buffer moves as headers are added to it).
   auto ruri = sip::parse_uri(req.request_uri());
   if (!ruri) return reject(400, "Malformed Request-URI");
@@ -133,6 +128,22 @@ void UaSide::request(Side side, sip::TransactionId id, const Message& req, const
   fwd.set_header(HeaderId::MaxForwards, std::to_string(mf == 0 ? 0 : mf - 1));
   for (const auto& r : *routes) fwd.add_header(HeaderId::Route, r);
 
+  // §22.3: with digest authentication on, a phone's request is sent on only with credentials of
+  // its From user, unless it is in a dialog that such a request set up: a To tag, and a Route
+  // naming this node (the route set its Record-Route made). A To tag alone proves nothing; without
+  // the route such a request would reach any user. ACK and CANCEL cannot be challenged (§22.1).
+  if (side == Side::Ua && digest_ && req.method_id() != sip::Method::Ack) {
+    auto to = sip::parse_name_address(req.header(HeaderId::To).value_or(""));
+    if (!to || !to->params.has("tag") || !routed_here) {
+      auto from_na = sip::parse_name_address(req.header(HeaderId::From).value_or(""));
+      auto from_aor = from_na ? overlay_aor(from_na->uri) : std::nullopt;
+      if (!from_aor) return reject(403, "Forbidden (From Is Not A User Of " + cfg_.registrar.domain + ")");
+      if (!authenticated(id, req, from, HeaderId::ProxyAuthorization, Registrar::user_of(*from_aor), now)) {
+        ++stats_.requests_rejected;
+        return;
+      }
+    }
+  }
   if (calls() >= cfg_.max_calls) {
     return reject(503, "Too Many Requests In Progress", HeaderId::RetryAfter, std::to_string(cfg_.retry_after_s));
   }
@@ -166,9 +177,9 @@ void UaSide::request(Side side, sip::TransactionId id, const Message& req, const
         now);
     return;
   }
-  // In a dialog, the Request-URI is a phone's contact: only phones on this host are reached.
+  // In a dialog, the Request-URI is a phone's contact: only phones this node serves are reached.
   auto ep = uri_endpoint(*ruri);
-  if (ep && ep->ip.is_loopback()) return add_branch(cid, Side::Ua, *ep, std::move(fwd), false, now);
+  if (ep && phone_reachable(*ep)) return add_branch(cid, Side::Ua, *ep, std::move(fwd), false, now);
   answer_call(cid, 404, "Not Found (Not A User Of " + cfg_.registrar.domain + ")", now);
 }
 
@@ -224,10 +235,14 @@ void UaSide::fork_local(std::uint64_t cid, const std::string& aor, Message req, 
   auto bindings = registrar_.bindings(aor, now);
   std::size_t added = 0;
   for (const auto& b : bindings) {
-    auto uri = sip::parse_uri(b.contact);
-    auto ep = uri ? uri_endpoint(*uri) : std::nullopt;
-    if (!ep || !ep->ip.is_loopback()) ep = b.source;  // a contact by name: where it registered from
-    if (!ep->ip.is_loopback()) continue;
+    // On this host, the contact (or, for a contact by name, where it registered from); off it,
+    // always where it registered from (its NAT binding, if any; never a host the Contact names).
+    std::optional<Endpoint> ep = b.source;
+    if (cfg_.phones_on_loopback) {
+      auto uri = sip::parse_uri(b.contact);
+      if (auto c = uri ? uri_endpoint(*uri) : std::nullopt; c && c->ip.is_loopback()) ep = c;
+      if (!ep->ip.is_loopback()) continue;
+    }
     Message m = req;
     m.set_request_uri(b.contact);  // §16.5: the target's URI
     add_branch(cid, Side::Ua, *ep, std::move(m), false, now);
@@ -247,7 +262,11 @@ void UaSide::add_branch(std::uint64_t cid, Side out, const Endpoint& dest, Messa
   // §16.6 step 4 with RFC 5658: one Record-Route per interface the request crosses, so that the
   // dialog's later requests come back the same way whichever side they start from.
   auto rr = [](const Endpoint& e, Transport t) {
-    return "<sip:" + e.host_port() + (t == Transport::Tcp ? ";transport=tcp" : "") + ";lr>";
+    return "<sip:" + e.host_port() +
+           (t == Transport::Tcp   ? ";transport=tcp"
+            : t == Transport::Tls ? ";transport=tls"
+                                  : "") +
+           ";lr>";
   };
   // Dialog-creating requests only: in a dialog the route set is already fixed (§12.2).
   auto to = sip::parse_name_address(call.request.header(HeaderId::To).value_or(""));
@@ -506,6 +525,18 @@ void UaSide::sweep_calls(Instant now) {
 
 // ---- ACK for 2xx -----------------------------------------------------------------------------------
 
+bool UaSide::drop_own_routes(std::vector<std::string>& routes, std::string& storage) const {
+  // §16.4: the Route values that name this node are used up.
+  bool any = false;
+  while (!routes.empty()) {
+    auto uri = route_uri(routes.front(), storage);
+    if (!uri || !is_own(*uri)) break;
+    routes.erase(routes.begin());
+    any = true;
+  }
+  return any;
+}
+
 void UaSide::forward_ack(Side side, const Message& ack, Instant now) {
   // The ACK for a 2xx is a request of its own (§13.2.2.4, §16.11): forwarded statelessly along the
   // dialog's route set, and dropped when it has nowhere to go.
@@ -513,11 +544,7 @@ void UaSide::forward_ack(Side side, const Message& ack, Instant now) {
   auto routes = take_routes(m);
   if (!routes) return;
   std::string storage;
-  while (!routes->empty()) {
-    auto uri = route_uri(routes->front(), storage);
-    if (!uri || !is_own(*uri)) break;
-    routes->erase(routes->begin());
-  }
+  drop_own_routes(*routes, storage);
   std::uint64_t mf = sip::parse_uint_header(m.header(HeaderId::MaxForwards).value_or("70"), 255).value_or(70);
   if (mf == 0) return;
   m.set_header(HeaderId::MaxForwards, std::to_string(mf - 1));
@@ -531,7 +558,7 @@ void UaSide::forward_ack(Side side, const Message& ack, Instant now) {
     out = Side::Overlay;
   } else if (auto ruri = sip::parse_uri(m.request_uri())) {
     dest = uri_endpoint(*ruri);
-    if (dest && !dest->ip.is_loopback()) dest.reset();
+    if (dest && !phone_reachable(*dest)) dest.reset();
   }
   if (!dest) return;
   // §16.11: a stateless element's branch is derived from the request, so a retransmission gets

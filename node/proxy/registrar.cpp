@@ -142,6 +142,32 @@ RegisterPlan Registrar::evaluate(const sip::Message& req, const Endpoint& from, 
   return plan;
 }
 
+std::string_view Registrar::user_of(std::string_view aor) {
+  const auto colon = aor.find(':');
+  const auto at = aor.rfind('@');
+  if (colon == std::string_view::npos || at == std::string_view::npos || at < colon) return {};
+  return aor.substr(colon + 1, at - colon - 1);
+}
+
+void Registrar::count_source(const Binding& b, int delta) {
+  if (!cfg_.track_sources) return;
+  Endpoint key = b.source;
+  key.transport = Transport::Udp;
+  auto& n = sources_[key];
+  n = static_cast<std::uint32_t>(static_cast<int>(n) + delta);
+  if (n == 0) sources_.erase(key);
+}
+
+void Registrar::count_sources(const std::vector<Binding>& bindings, int delta) {
+  for (const auto& b : bindings) count_source(b, delta);
+}
+
+bool Registrar::has_source(const Endpoint& source) const {
+  Endpoint key = source;
+  key.transport = Transport::Udp;
+  return sources_.count(key) != 0;
+}
+
 void Registrar::commit(const RegisterPlan& plan, Instant now) {
   if (plan.status != 200 || plan.query) return;
   std::vector<Binding> live;
@@ -152,6 +178,7 @@ void Registrar::commit(const RegisterPlan& plan, Instant now) {
   if (it != aors_.end()) {
     expiry_order_.erase({earliest(it->second), it->first});
     bindings_ -= it->second.size();
+    count_sources(it->second, -1);
     if (live.empty()) {
       aors_.erase(it);
       return;
@@ -162,6 +189,7 @@ void Registrar::commit(const RegisterPlan& plan, Instant now) {
     it = aors_.emplace(plan.aor, std::move(live)).first;
   }
   bindings_ += it->second.size();
+  count_sources(it->second, +1);
   expiry_order_.insert({earliest(it->second), it->first});
 }
 
@@ -193,7 +221,11 @@ std::vector<std::string> Registrar::expire(Instant now) {
     expiry_order_.erase(expiry_order_.begin());
     auto it = aors_.find(aor);
     if (it == aors_.end()) continue;
-    bindings_ -= std::erase_if(it->second, [&](const Binding& b) { return b.expires <= now; });
+    bindings_ -= std::erase_if(it->second, [&](const Binding& b) {
+      if (b.expires > now) return false;
+      count_source(b, -1);
+      return true;
+    });
     if (it->second.empty()) {
       emptied.push_back(aor);
       aors_.erase(it);

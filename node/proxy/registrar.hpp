@@ -29,6 +29,9 @@ struct RegistrarConfig {
   std::uint32_t default_expires = 3600;   ///< when neither the Contact nor Expires gives one
   std::size_t max_bindings_per_aor = 16;  ///< beyond: 403 Too Many Bindings
   std::size_t max_aors = 100000;          ///< beyond: 503 Registrar Full
+  /// Count the bindings per source address, for has_source(): a UA side bound off loopback reaches
+  /// phones only where they registered from.
+  bool track_sources = false;
 };
 
 /// One contact of an AOR (RFC 3261 §10.2.1).
@@ -64,6 +67,8 @@ class Registrar {
   /// The canonical AOR of a To (or request) URI, "sip:user@domain" with the user unescaped and the
   /// domain in lower case (§10.3 step 5), or nullopt when it is not a sip/sips URI with a user.
   static std::optional<std::string> canonical_aor(std::string_view uri_text);
+  /// The user of a canonical AOR ("alice" of "sip:alice@domain"); empty when it has none.
+  static std::string_view user_of(std::string_view aor);
 
   /// Evaluates a (valid) REGISTER received from `from` at `now`; changes nothing.
   [[nodiscard]] RegisterPlan evaluate(const sip::Message& request, const Endpoint& from, Instant now) const;
@@ -84,6 +89,9 @@ class Registrar {
   /// Bindings held, all AORs together.
   [[nodiscard]] std::size_t size() const { return bindings_; }
   [[nodiscard]] const RegistrarConfig& config() const { return cfg_; }
+  /// Whether a live binding was registered from `source` (its address and port, any transport).
+  /// Always false unless the config tracks sources.
+  [[nodiscard]] bool has_source(const Endpoint& source) const;
   /// The first `limit` AORs with bindings, in order (a pass over every AOR).
   [[nodiscard]] std::vector<std::string> aor_list(std::size_t limit) const;
 
@@ -94,6 +102,10 @@ class Registrar {
   std::size_t bindings_ = 0;
   /// Each AOR under its earliest binding expiry: next_expiry() and expire() without a full scan.
   std::set<std::pair<Instant, std::string>> expiry_order_;
+  /// Bindings per source (transport UDP whatever it was): with track_sources only.
+  std::unordered_map<Endpoint, std::uint32_t, EndpointHash> sources_;
+  void count_source(const Binding& b, int delta);
+  void count_sources(const std::vector<Binding>& bindings, int delta);
 };
 
 }  // namespace p2psip::proxy

@@ -28,7 +28,12 @@ UaSide::UaSide(Environment& env, overlay::OverlayNode& overlay, UaSideConfig con
       users_(users),
       overlay_(overlay),
       layer_(env, *this, cfg_.timers, cfg_.limits),
-      registrar_(cfg_.registrar) {
+      registrar_([&] {
+        RegistrarConfig rc = cfg_.registrar;
+        rc.track_sources = !cfg_.phones_on_loopback;
+        return rc;
+      }()) {
+  if (cfg_.digest) digest_.emplace(*cfg_.digest, cfg_.digest_secrets, env_);
   pubs_.reserve(std::min(cfg_.registrar.max_aors, Registrar::kPresized));  // no rehash stalls (registrar.hpp)
   overlay_.set_delegate(&overlay_side_);
 }
@@ -45,6 +50,45 @@ void UaSide::receive(const Message& m, const Endpoint& from, Instant now) {
 }
 void UaSide::answer_malformed(std::string_view raw, const sip::ParseError& e, const Endpoint& from) {
   layer_.answer_malformed(raw, e, from);
+}
+
+bool UaSide::authenticated(sip::TransactionId id, const Message& request, const Endpoint& from, HeaderId header,
+                           std::string_view user, Instant now) {
+  const DigestOutcome out = digest_->check(request, header, now);
+  if (out.kind == DigestOutcome::Kind::Ok && out.user == user) return true;
+  const bool registrar = header == HeaderId::Authorization;
+  if (out.kind == DigestOutcome::Kind::Ok) {
+    // Good credentials, of another user: §10.3 step 6 and §22.3 answer 403.
+    ++stats_.auth_refused;
+    layer_.respond(
+        id,
+        sip::make_response(request, 403, "Forbidden (Authenticated As " + out.user + ", Not " + std::string(user) + ")",
+                           tag()),
+        now);
+    return false;
+  }
+  if (out.kind == DigestOutcome::Kind::Refused) {
+    ++stats_.auth_refused;
+    if (auth_logged_(from, now)) {
+      env_.log(LogLevel::Warn, "ua: digest credentials of '" + out.user + "' from " + from.to_string() +
+                                   " refused: " + out.reason + " (logged once per address per minute)");
+    }
+  } else {
+    ++stats_.challenges;
+  }
+  // §22.2 and §22.3: challenge (again) with every algorithm we take; a stale nonce says so, so
+  // that the phone answers with the same password instead of asking its user.
+  Message answer = sip::make_response(request, registrar ? 401 : 407,
+                                      registrar ? "Unauthorized" : "Proxy Authentication Required", tag());
+  for (const auto& c : digest_->challenges(now, out.kind == DigestOutcome::Kind::Stale)) {
+    answer.add_header(registrar ? HeaderId::WwwAuthenticate : HeaderId::ProxyAuthenticate, c);
+  }
+  layer_.respond(id, answer, now);
+  return false;
+}
+
+bool UaSide::phone_reachable(const Endpoint& to) const {
+  return cfg_.phones_on_loopback ? to.ip.is_loopback() : registrar_.has_source(to);
 }
 
 std::string UaSide::tag() {
@@ -73,6 +117,11 @@ void UaSide::handle_register(sip::TransactionId id, const Message& request, cons
   auto to = sip::parse_name_address(request.header(HeaderId::To).value_or(""));
   auto aor = to ? Registrar::canonical_aor(to->uri.text) : std::nullopt;
   if (!aor) return reject({404, "Not Found (To Is Not A sip: AOR With A User)", HeaderId::Other, {}});
+  // §10.3 step 6: the authenticated user may change only its own registrations.
+  if (digest_ && !authenticated(id, request, from, HeaderId::Authorization, Registrar::user_of(*aor), now)) {
+    ++stats_.registers_rejected;
+    return;
+  }
   // RFC 6940's USER-MATCH: only the holder of the user's certificate writes the user's
   // registrations, so a node registers the users it was enrolled for and no others.
   if (users_ != nullptr && users_->writer_for(*aor, now) == nullptr) {

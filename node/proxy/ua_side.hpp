@@ -29,8 +29,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "node/core/rate_limiter.hpp"
 #include "node/core/string_hash.hpp"
 #include "node/overlay/overlay_node.hpp"
+#include "node/proxy/digest.hpp"
 #include "node/proxy/registrar.hpp"
 #include "node/proxy/registration.hpp"
 #include "node/sip/transaction.hpp"
@@ -53,6 +55,17 @@ struct UaSideConfig {
   std::size_t max_calls = 10000;
   sip::TimerConfig timers;
   sip::Limits limits;
+  /// Digest authentication of phones (node/proxy/digest.hpp). When set, a REGISTER must carry
+  /// credentials of the AOR's own user (401 with WWW-Authenticate otherwise; 403 for another user's
+  /// credentials), and a phone's request that opens a dialog or stands alone (INVITE, MESSAGE, ...)
+  /// credentials of its From user (407 with Proxy-Authenticate). `digest_secrets` gives a user's.
+  std::optional<DigestConfig> digest;
+  std::function<const DigestSecret*(std::string_view user)> digest_secrets;
+  /// Phones are on this host (the default): requests to them go to loopback addresses only. When
+  /// false (a UA side bound off loopback), a phone is reached where it registered from, and an
+  /// in-dialog request only at an address a binding was registered from, never at a Contact's host
+  /// as such (the node must not be made to send wherever a Contact points).
+  bool phones_on_loopback = true;
 };
 
 struct UaSideStats {
@@ -62,6 +75,8 @@ struct UaSideStats {
   std::uint64_t requests_rejected = 0;
   std::uint64_t proxied = 0, lookups = 0, lookups_not_found = 0, lookups_failed = 0, branches = 0;
   std::uint64_t calls_answered = 0, cancels = 0, acks_forwarded = 0, branch_timeouts = 0;
+  std::uint64_t challenges = 0;    ///< 401/407 sent for missing or stale credentials
+  std::uint64_t auth_refused = 0;  ///< credentials that were wrong, replayed, or another user's
 };
 
 class UaSide : public sip::TransactionUser {
@@ -162,6 +177,9 @@ class UaSide : public sip::TransactionUser {
   sip::TransactionLayer& layer(Side s);
   [[nodiscard]] Endpoint own_address(Side s) const;
   [[nodiscard]] bool is_own(const sip::Uri& uri) const;
+  /// Drops the leading Route values that name this node (§16.4); true when there was one. Views
+  /// into `storage` may be made on the way.
+  bool drop_own_routes(std::vector<std::string>& routes, std::string& storage) const;
   /// The R-URI's AOR when it names a user of this overlay (its domain, or this UA side's address).
   [[nodiscard]] std::optional<std::string> overlay_aor(const sip::Uri& uri) const;
 
@@ -200,6 +218,13 @@ class UaSide : public sip::TransactionUser {
   };
 
   void handle_register(sip::TransactionId id, const sip::Message& request, const Endpoint& from, Instant now);
+  /// With digest authentication on: whether `request` carries good credentials of `user` in
+  /// `header` (Authorization: a registrar's 401; Proxy-Authorization: a proxy's 407). Otherwise it
+  /// answers the request (a challenge, or 403 for another user's credentials) and returns false.
+  bool authenticated(sip::TransactionId id, const sip::Message& request, const Endpoint& from, sip::HeaderId header,
+                     std::string_view user, Instant now);
+  /// Whether requests to a phone may go to `to` (UaSideConfig::phones_on_loopback).
+  [[nodiscard]] bool phone_reachable(const Endpoint& to) const;
   void run_jobs(const std::string& aor, Instant now);
   /// Stores (or removes, when `bindings` is empty) this node's entry for `aor`; `done` gets the
   /// outcome's status and reason, possibly before store() returns.
@@ -221,6 +246,8 @@ class UaSide : public sip::TransactionUser {
   overlay::OverlayNode& overlay_;
   sip::TransactionLayer layer_;
   Registrar registrar_;
+  std::optional<DigestAuthenticator> digest_;
+  LogOnce<Endpoint, EndpointHash> auth_logged_{seconds(60)};  ///< phones whose credentials failed
   UaSideStats stats_;
   /// Hashed, and node-based: a Publication stays where it is while its entry lives.
   std::unordered_map<std::string, Publication, StringHash, std::equal_to<>> pubs_;

@@ -23,7 +23,10 @@ expect_fail 2 "must be a loopback" "$P2PSIP" node --control 192.0.2.1:8070
 expect_fail 2 "--stabilize-interval must be" "$P2PSIP" node --stabilize-interval 0
 expect_fail 2 "--log-level must be" "$P2PSIP" node --log-level loud
 expect_fail 2 "--ua-listen 5060 is not ADDR:PORT" "$P2PSIP" node --ua-listen 5060
-expect_fail 2 "--ua-listen 192.0.2.1:5060 must be a loopback address" "$P2PSIP" node --ua-listen 192.0.2.1:5060
+# Phones off this host must log in: not in development mode, not without passwords.
+expect_fail 2 "development mode serves phones on this host only" "$P2PSIP" node --dev --ua-listen 192.0.2.1:5060
+expect_fail 2 "development mode serves phones on this host only" "$P2PSIP" node --dev --ua-digest
+expect_fail 2 "is not a list of SHA-256 and MD5" "$P2PSIP" node --dev --ua-digest-algorithms SHA-1
 expect_fail 2 "need 1 <= --min-expires <= --max-expires" "$P2PSIP" node --min-expires 100 --max-expires 50
 expect_fail 2 "--peer-burst >= 1" "$P2PSIP" node --dev --peer-burst 0
 expect_fail 2 "--max-records-per-owner >= 1" "$P2PSIP" node --dev --max-records-per-owner 0

@@ -320,6 +320,7 @@ struct Caller {
   std::string branch = {};
   std::vector<std::string> route_set = {};  // from the 2xx's Record-Route, reversed (§12.1.2)
   std::string remote_target = {}, to_tag = {};
+  std::string extra = {};  // more header lines for the INVITE (credentials)
 
   std::string headers(const std::string& method, const std::string& ruri, int n, const std::string& br,
                       bool with_routes) const {
@@ -336,7 +337,7 @@ struct Caller {
     branch = "z9hG4bKinv" + call_id;
     std::string sdp =
         "v=0\r\no=- 1 1 IN IP4 127.0.4.1\r\ns=-\r\nc=IN IP4 127.0.4.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
-    p.send(UaNet::ua_addr(node), headers("INVITE", target, cseq, branch, false) + "Contact: <sip:alice@" +
+    p.send(UaNet::ua_addr(node), headers("INVITE", target, cseq, branch, false) + extra + "Contact: <sip:alice@" +
                                      p.addr.host_port() + ">\r\nContent-Type: application/sdp\r\nContent-Length: " +
                                      std::to_string(sdp.size()) + "\r\n\r\n" + sdp);
   }
@@ -633,6 +634,109 @@ TEST(UaSide, RegistrationsAreSignedByTheUserAndOnlyEnrolledUsersRegister) {
   // Unregistering: the removal is signed too, and taken.
   ASSERT_EQ(u.reg(desk, 1, "alice", "Contact: <sip:alice@127.0.4.1:5070>;expires=0\r\n")->status(), 200);
   EXPECT_EQ(u.fetch(4, "sip:alice@demo").first, 404);
+}
+
+// ---- phones that authenticate -------------------------------------------------------------------
+
+/// A phone's credentials for the first challenge of `m` (a 401 or 407), as RFC 7616 §3.4 makes them.
+std::string credentials(const sip::Message& m, const std::string& user, const std::string& password,
+                        const std::string& method, const std::string& uri, const std::string& nc) {
+  const sip::HeaderId h = m.status() == 407 ? sip::HeaderId::ProxyAuthenticate : sip::HeaderId::WwwAuthenticate;
+  const std::string challenge(m.header(h).value_or(""));
+  const auto at = challenge.find("nonce=\"") + 7;
+  const std::string nonce = challenge.substr(at, challenge.find('"', at) - at);
+  const auto a = proxy::DigestAlgorithm::Sha256;
+  const std::string response =
+      proxy::digest_response(a, proxy::digest_ha1(a, user, "demo", password), nonce, method, uri, "auth", nc, "abc");
+  return std::string(m.status() == 407 ? "Proxy-Authorization" : "Authorization") + ": Digest username=\"" + user +
+         "\", realm=\"demo\", nonce=\"" + nonce + "\", uri=\"" + uri + "\", response=\"" + response +
+         "\", algorithm=SHA-256, cnonce=\"abc\", qop=auth, nc=" + nc + "\r\n";
+}
+
+TEST(UaSide, PhonesAuthenticateWithDigestWhenTheNodeAsksForIt) {
+  UaNet u;
+  const proxy::DigestSecret alice_pw = proxy::DigestSecret::of("alice", "demo", "wonderland");
+  const proxy::DigestSecret bob_pw = proxy::DigestSecret::of("bob", "demo", "builder");
+  u.config.digest = proxy::DigestConfig{"demo"};
+  u.config.digest_secrets = [&](std::string_view user) -> const proxy::DigestSecret* {
+    return user == "alice" ? &alice_pw : user == "bob" ? &bob_pw : nullptr;
+  };
+  u.build(3, 21);
+  u.attach(0);
+  Phone& p = u.phone("127.0.4.1", 5070);
+  const std::string contact = "Contact: <sip:alice@127.0.4.1:5070>\r\n";
+  // No credentials: challenged with SHA-256 first, then MD5 (RFC 8760 §2.4). Nothing registered.
+  auto ch = u.reg(p, 0, "alice", contact);
+  ASSERT_TRUE(ch);
+  ASSERT_EQ(ch->status(), 401);
+  std::vector<std::string> offered;
+  ch->for_each(sip::HeaderId::WwwAuthenticate, [&](std::string_view v) { offered.emplace_back(v); });
+  ASSERT_EQ(offered.size(), 2u);
+  EXPECT_NE(offered[0].find("algorithm=SHA-256"), std::string::npos);
+  EXPECT_NE(offered[1].find("algorithm=MD5"), std::string::npos);
+  EXPECT_EQ(u.uas[0]->registrar().size(), 0u);
+  // The right answer registers.
+  auto ok = u.reg(p, 0, "alice", contact + credentials(*ch, "alice", "wonderland", "REGISTER", "sip:demo", "00000001"));
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status(), 200);
+  EXPECT_EQ(u.uas[0]->registrar().size(), 1u);
+  // Alice's good credentials do not register bob; a wrong password is challenged again.
+  auto other =
+      u.reg(p, 0, "bob", contact + credentials(*ch, "alice", "wonderland", "REGISTER", "sip:demo", "00000002"));
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status(), 403);
+  EXPECT_EQ(other->reason(), "Forbidden (Authenticated As alice, Not bob)");
+  auto wrong = u.reg(p, 0, "alice", contact + credentials(*ch, "alice", "rabbit", "REGISTER", "sip:demo", "00000003"));
+  ASSERT_TRUE(wrong);
+  EXPECT_EQ(wrong->status(), 401);
+  EXPECT_EQ(u.uas[0]->stats().auth_refused, 2u);
+  // A call from alice needs her credentials too, at the proxy: 407, then through.
+  auto& bob = u.callee("127.0.4.2", 5070);
+  Phone& bob_reg = u.phone("127.0.4.9", 5070);
+  auto bob_ch = u.reg(bob_reg, 0, "bob", "Contact: <sip:bob@127.0.4.2:5070>\r\n");
+  ASSERT_EQ(u.reg(bob_reg, 0, "bob",
+                  "Contact: <sip:bob@127.0.4.2:5070>\r\n" +
+                      credentials(*bob_ch, "bob", "builder", "REGISTER", "sip:demo", "00000001"))
+                ->status(),
+            200);
+  // A "BYE" with a To tag but no Route naming the node is no dialog's: challenged, not delivered.
+  Caller forged{u, p, 0, "auth-forged"};
+  forged.to_tag = "made-up";
+  forged.remote_target = "sip:bob@demo";
+  forged.in_dialog("BYE", 5);
+  u.net.run_for(seconds(2));
+  EXPECT_EQ(forged.statuses("BYE"), std::vector<int>{407});
+  EXPECT_EQ(bob.stats().byes, 0u);
+  Caller call{u, p, 0, "auth-call-1"};
+  call.invite();
+  u.net.run_for(seconds(2));
+  ASSERT_EQ(call.statuses("INVITE"), std::vector<int>{407});
+  EXPECT_EQ(u.uas[0]->stats().proxied, 0u);
+  Caller again{u, p, 0, "auth-call-2"};
+  again.extra = credentials(*call.final_for("INVITE"), "alice", "wonderland", "INVITE", "sip:bob@demo", "00000001");
+  again.invite();
+  u.net.run_for(seconds(2));
+  EXPECT_EQ(again.statuses("INVITE"), (std::vector<int>{180, 200}));
+  EXPECT_EQ(bob.stats().invites, 1u);
+}
+
+TEST(UaSide, OffLoopbackPhonesAreReachedWhereTheyRegisteredFromNotWhereContactsPoint) {
+  UaNet u;
+  u.config.phones_on_loopback = false;
+  u.build(3, 22);
+  u.attach(0);
+  auto& echo = u.callee("127.0.4.2", 5070);
+  // Bob registers from 127.0.4.9 a Contact that names another host.
+  Phone& bob = u.phone("127.0.4.9", 5070);
+  ASSERT_EQ(u.reg(bob, 0, "bob", "Contact: <sip:bob@127.0.4.2:5070>\r\n")->status(), 200);
+  Phone& alice = u.phone("127.0.4.1", 5070);
+  Caller call{u, alice, 0, "reach-1"};
+  call.invite();
+  u.net.run_for(seconds(1));
+  EXPECT_EQ(echo.stats().invites, 0u);
+  bool bob_rang = false;
+  for (const auto& m : bob.received) bob_rang = bob_rang || (m.is_request() && m.method_id() == sip::Method::Invite);
+  EXPECT_TRUE(bob_rang);
 }
 
 }  // namespace
