@@ -85,6 +85,7 @@ void ChordNode::attempt_join(Instant now) {
   r.route_op = RouteOp::Lookup;
   r.hops = 1;
   r.iterative = cfg_.iterative;
+  r.exclude = join_exclude_;
   send(Kind::JoinLookup, boot, r, now);
 }
 
@@ -306,10 +307,62 @@ void ChordNode::replicate(const std::vector<Record>& records, const std::vector<
 // ---- routing ---------------------------------------------------------------------------------
 
 void ChordNode::route(RouteOp op, NodeId target, std::optional<Record> record, RouteCallback cb, Instant now) {
+  if (cfg_.fetch_attempts <= 1) {
+    route_excluding(op, target, std::move(record), {}, std::move(cb), now);
+    return;
+  }
+  // A fetch that finds nothing it believes, or a lookup answered implausibly, is tried again past
+  // the peer that answered: records live at the responsible peer and its successors, and a peer
+  // that withholds or forges them (or claims a key that is not its own) is routed around as if it
+  // had left (docs/SECURITY.md).
+  fetch_try(std::make_shared<FetchTries>(
+                FetchTries{op, target, std::move(record), {}, 1, now, Duration{0}, std::nullopt, std::move(cb)}),
+            now);
+}
+
+bool ChordNode::plausible(NodeId key, NodeId responsible) const {
+  if (cfg_.plausible_gaps == 0) return true;
+  const auto gap = table_.mean_gap();
+  if (!gap) return true;  // too few peers known to judge
+  return as_double(distance(key, responsible)) <= *gap * cfg_.plausible_gaps;
+}
+
+void ChordNode::fetch_try(std::shared_ptr<FetchTries> t, Instant now) {
+  t->started = now;
+  route_excluding(
+      t->op, t->target, t->record, t->exclude,
+      [this, t](const RouteResult& res) {
+        t->latency += res.latency;
+        const bool fetch = t->op == RouteOp::Fetch;
+        const bool found = res.status == 200 && (!fetch || !res.records.empty());
+        const bool again = !found && t->attempt < cfg_.fetch_attempts && res.responsible &&
+                           t->exclude.size() < kMaxExcluded &&
+                           std::find(t->exclude.begin(), t->exclude.end(), res.responsible->id) == t->exclude.end() &&
+                           ((fetch && res.status == 404) || res.status >= 500);
+        // A "no such record" from any try is the answer when none finds one: later tries, with
+        // more peers excluded, fail in other ways that say less.
+        if (!found && res.status == 404 && !t->not_found) t->not_found = res;
+        if (!again) {
+          RouteResult out = !found && t->not_found ? *t->not_found : res;
+          out.latency = t->latency;
+          out.attempts = t->attempt;
+          t->cb(out);
+          return;
+        }
+        t->exclude.push_back(res.responsible->id);
+        ++t->attempt;
+        fetch_try(t, t->started + res.latency);
+      },
+      now);
+}
+
+void ChordNode::route_excluding(RouteOp op, NodeId target, std::optional<Record> record, std::vector<NodeId> exclude,
+                                RouteCallback cb, Instant now) {
   ++stats_.routes_started;
   Request r = make(Op::Route, target);
   r.route_op = op;
   r.iterative = cfg_.iterative;
+  r.exclude = std::move(exclude);
   if (record) r.records.push_back(*record);
   if (!joined_) {
     // A peer still joining knows no ring yet: it would take every key for its own, and a record
@@ -318,7 +371,8 @@ void ChordNode::route(RouteOp op, NodeId target, std::optional<Record> record, R
     cb(RouteResult{503, "Not Joined Yet", std::nullopt, 0, {}, Duration{0}});
     return;
   }
-  if (table_.responsible_for(target)) {
+  const Excluded ex(r.exclude);
+  if (table_.responsible_for(target, false, ex)) {
     Response local = execute(r, now, true);
     RouteResult res{local.status, local.reason, local.responsible, 0, local.records, Duration{0}};
     (local.status == 200 ? stats_.routes_ok : stats_.routes_failed)++;
@@ -326,8 +380,13 @@ void ChordNode::route(RouteOp op, NodeId target, std::optional<Record> record, R
     return;
   }
   r.hops = 1;
-  r.final_hop = table_.successor_responsible(target);
-  Peer next = r.final_hop ? table_.successor() : table_.next_hop(target, cfg_.route_via_successor_list);
+  r.final_hop = table_.successor_responsible(target, ex);
+  Peer next = r.final_hop ? table_.successor(ex) : table_.next_hop(target, cfg_.route_via_successor_list, ex);
+  if (next.id == table_.self().id) {  // everyone it knows is excluded
+    ++stats_.routes_failed;
+    cb(RouteResult{503, "No Route To Responsible Peer", std::nullopt, 0, {}, Duration{0}});
+    return;
+  }
   send(Kind::ClientRoute, next, r, now, 0, std::move(cb));
 }
 
@@ -340,19 +399,20 @@ void ChordNode::handle_route(ReplyHandle handle, const Request& r, Instant now) 
     transport_.reply(handle, resp, now);
     return;
   }
-  if (table_.responsible_for(r.target, r.final_hop)) {
+  const Excluded ex(r.exclude);
+  if (table_.responsible_for(r.target, r.final_hop, ex)) {
     transport_.reply(handle, execute(r, now), now);
     return;
   }
-  bool final_hop = table_.successor_responsible(r.target);
-  Peer next = final_hop ? table_.successor() : table_.next_hop(r.target, cfg_.route_via_successor_list);
+  bool final_hop = table_.successor_responsible(r.target, ex);
+  Peer next = final_hop ? table_.successor(ex) : table_.next_hop(r.target, cfg_.route_via_successor_list, ex);
   // The sender routed the key here as ours, but it lies behind our predecessor: a peer joined
   // between the sender and us that the sender has not learned of yet. Clockwise routing would send
   // it back to the sender; walk it back to our predecessor instead. Each step moves toward the
   // sender and stops at the responsible peer.
-  if (r.final_hop && table_.predecessor() && r.sender.id != table_.self().id &&
-      in_open_open(table_.predecessor()->id, r.sender.id, table_.self().id)) {
-    next = *table_.predecessor();
+  const auto pred = table_.predecessor(ex);
+  if (r.final_hop && pred && r.sender.id != table_.self().id && in_open_open(pred->id, r.sender.id, table_.self().id)) {
+    next = *pred;
     final_hop = true;
   }
   if (next.id == table_.self().id) {
@@ -586,6 +646,16 @@ void ChordNode::finish_route(Pending& p, const Response& r, Instant now) {
   res.hops = r.hops;
   res.records = r.records;
   res.latency = now - p.started;
+  // An answer for a key from a peer far past it claims someone else's key (ChordConfig::
+  // plausible_gaps): nothing of it is taken, and the route is tried again past that peer.
+  if ((res.status == 200 || res.status == 404) && res.responsible &&
+      !plausible(p.request.target, res.responsible->id)) {
+    ++stats_.implausible;
+    if (res.responsible->id != table_.self().id) peer_failed(*res.responsible, now);
+    res.status = 502;
+    res.reason = "Implausible Responsible Peer " + res.responsible->id.short_hex();
+    res.records.clear();
+  }
   if (p.request.route_op == RouteOp::Fetch && !res.records.empty()) {
     // A storing peer can withhold records but not forge them: what does not verify is dropped.
     sift(res.records, now);
@@ -656,6 +726,24 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
         return;
       }
       Peer admitting = r.responder;
+      // The admitting peer should be the one responsible for our id: close past it. One far past
+      // it (ChordConfig::plausible_gaps, the gaps judged from its own successor list) was named by
+      // a forged lookup: look again, past it. Concurrent joins leave it a few gaps away at most.
+      // A young ring's short lists say nothing of the gaps: judged from 4 successors on.
+      if (cfg_.plausible_gaps > 0 && r.successors.size() >= 4) {
+        const double gap =
+            as_double(distance(admitting.id, r.successors.back().id)) / static_cast<double>(r.successors.size());
+        if (as_double(distance(table_.self().id, admitting.id)) > gap * cfg_.plausible_gaps) {
+          ++stats_.implausible;
+          env_.log(LogLevel::Info,
+                   "chord: " + admitting.id.short_hex() + " admitted us, far past our place: looking again past it");
+          if (join_exclude_.size() >= kMaxExcluded) join_exclude_.clear();
+          join_exclude_.push_back(admitting.id);
+          next_join_attempt_ = now + std::min(cfg_.stabilize_interval, seconds(1));
+          return;
+        }
+      }
+      join_exclude_.clear();
       table_.set_successors(admitting, r.successors);
       for (const auto& pred : r.predecessors) {
         if (pred.id != table_.self().id) table_.offer_predecessor(pred);
@@ -689,7 +777,21 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
       finish_route(p, r, now);
       return;
     }
-    case Kind::Forward: transport_.reply(p.reply, r, now); return;
+    case Kind::Forward:
+      // A relayed answer from a peer far past the key is forged (ChordConfig::plausible_gaps): the
+      // peer it names is routed around, here at the hop before it, as if it had not answered.
+      if ((r.status == 200 || r.status == 404) && r.responsible && !plausible(p.request.target, r.responsible->id)) {
+        ++stats_.implausible;
+        env_.log(LogLevel::Debug, "chord: " + r.responsible->id.short_hex() + " claims " +
+                                      p.request.target.short_hex() + ", far from it: routed around");
+        const Peer forger = *r.responsible;
+        pending_[id] = std::move(p);  // back, for on_failure to route around its next hop
+        if (forger.id != pending_[id].to.id) peer_failed(forger, now);
+        on_failure(id, now);
+        return;
+      }
+      transport_.reply(p.reply, r, now);
+      return;
     case Kind::Leave: --leave_pending_; return;
     case Kind::PingPred: {
       // Our predecessor's predecessors follow it in our list.
@@ -738,14 +840,21 @@ void ChordNode::on_failure(RequestId id, Instant now) {
         }
         return;
       }
-      // Route around the failed peer at once.
-      if (p.kind == Kind::Forward && table_.responsible_for(p.request.target, p.request.final_hop)) {
+      // Route around the failed peer at once, and have the peers further on do the same: one that
+      // still lists it (it may be alive to them, dropping only what it should route) would walk
+      // the request back to it.
+      auto& ex_list = p.request.exclude;
+      if (ex_list.size() < kMaxExcluded && std::find(ex_list.begin(), ex_list.end(), p.to.id) == ex_list.end()) {
+        ex_list.push_back(p.to.id);
+      }
+      const Excluded ex(ex_list);
+      if (p.kind == Kind::Forward && table_.responsible_for(p.request.target, p.request.final_hop, ex)) {
         transport_.reply(p.reply, execute(p.request, now), now);
         return;
       }
-      p.request.final_hop = table_.successor_responsible(p.request.target);
-      p.to =
-          p.request.final_hop ? table_.successor() : table_.next_hop(p.request.target, cfg_.route_via_successor_list);
+      p.request.final_hop = table_.successor_responsible(p.request.target, ex);
+      p.to = p.request.final_hop ? table_.successor(ex)
+                                 : table_.next_hop(p.request.target, cfg_.route_via_successor_list, ex);
       if (p.to.id == table_.self().id) {
         Response local = execute(p.request, now, p.kind != Kind::Forward);
         if (p.kind == Kind::Forward) {

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <unordered_map>
 #include <vector>
@@ -49,7 +50,17 @@ struct ChordConfig {
   std::uint32_t max_hops = 48;                    ///< routed requests beyond this are answered 483
   int route_retries = 3;                          ///< next hops tried before a routed request fails
   std::size_t replicate_batch_bytes = 32 * 1024;  ///< records per Replicate/Leave message, by size
-  std::size_t max_value_bytes = 8192;             ///< a record's value beyond this is refused 413
+  /// A fetch that finds nothing it can believe (withheld, forged, or the route failed past a
+  /// responsible peer) is tried again with the peer that answered excluded, so that the next try
+  /// reaches the next copy (records live at the responsible peer and `replicas` successors).
+  /// 1: one try only. At most 1 + kMaxExcluded.
+  int fetch_attempts = 3;
+  /// An answer whose responsible peer lies more than this many mean gaps between ids (estimated
+  /// from the successor list) clockwise past the key claims a key that is not its own: it is
+  /// taken for forged and the route tried again past that peer (a lookup as a fetch). An honest
+  /// answer is that far off with probability e^-32. 0: no such check.
+  unsigned plausible_gaps = 32;
+  std::size_t max_value_bytes = 8192;  ///< a record's value beyond this is refused 413
   /// Entries one owner (signer, or the owner field of unsigned records) may have at this peer,
   /// primaries and replicas together; a new one beyond it is refused 413.
   std::size_t max_records_per_owner = 1000;
@@ -63,6 +74,7 @@ struct ChordStats {
   std::uint64_t records_refused = 0;      ///< stores, replicas and transfers the guard refused
   std::uint64_t records_disbelieved = 0;  ///< fetched records the guard did not believe (dropped)
   std::uint64_t records_over_quota = 0;   ///< refused for their size or their owner's quota
+  std::uint64_t implausible = 0;          ///< answers naming a responsible peer far from the key
 };
 
 struct RouteResult {
@@ -72,6 +84,7 @@ struct RouteResult {
   std::uint32_t hops = 0;
   std::vector<Record> records;
   Duration latency{};
+  int attempts = 1;  ///< fetches: the tries made (ChordConfig::fetch_attempts)
 };
 using RouteCallback = std::function<void(const RouteResult&)>;
 
@@ -99,10 +112,15 @@ class ChordNode {
   /// Routes an operation to the peer responsible for `target`; `cb` runs once with the outcome
   /// (synchronously when this peer is responsible, or with 503 when it has not joined yet).
   void route(RouteOp op, NodeId target, std::optional<Record> record, RouteCallback cb, Instant now);
+  /// The same with peers to route around (Excluded); `route` calls it for a fetch's later tries.
+  void route_excluding(RouteOp op, NodeId target, std::optional<Record> record, std::vector<NodeId> exclude,
+                       RouteCallback cb, Instant now);
 
   /// Access control for what this peer stores and believes (null: everything; see RecordGuard).
   /// The guard must outlive the node.
   void set_guard(RecordGuard* guard) { guard_ = guard; }
+  /// ChordConfig::fetch_attempts, changed on a running node (experiments, tests).
+  void set_fetch_attempts(int n) { cfg_.fetch_attempts = n; }
 
   [[nodiscard]] const RoutingTable& table() const { return table_; }
   [[nodiscard]] const Storage& storage() const { return storage_; }
@@ -131,6 +149,19 @@ class ChordNode {
     int tries = 0;
   };
 
+  /// A routed operation's tries so far (ChordConfig::fetch_attempts).
+  struct FetchTries {
+    RouteOp op = RouteOp::Fetch;
+    NodeId target;
+    std::optional<Record> record;  ///< a store's
+    std::vector<NodeId> exclude;
+    int attempt = 1;
+    Instant started{};                     ///< when this try began
+    Duration latency{};                    ///< of the tries so far
+    std::optional<RouteResult> not_found;  ///< the first try's 404, if any
+    RouteCallback cb;
+  };
+  void fetch_try(std::shared_ptr<FetchTries> t, Instant now);
   RequestId send(Kind kind, const Peer& to, Request r, Instant now, ReplyHandle reply = 0, RouteCallback cb = {});
   void stabilize(Instant now);
   void fix_fingers(Instant now);
@@ -146,6 +177,8 @@ class ChordNode {
   void attempt_join(Instant now);
   void finish_route(Pending& p, const Response& r, Instant now);
   [[nodiscard]] bool recently_failed(NodeId id, Instant now) const;
+  /// ChordConfig::plausible_gaps: whether `responsible` can be the peer responsible for `key`.
+  [[nodiscard]] bool plausible(NodeId key, NodeId responsible) const;
   [[nodiscard]] std::vector<Record> primary_records() const;
   Request make(Op op, NodeId target) const;
   /// Stores `rec` if the guard admits it; the refusal otherwise (counted). `own`: written by this
@@ -170,6 +203,7 @@ class ChordNode {
   int leave_pending_ = 0;
   std::vector<Endpoint> bootstrap_;
   std::size_t bootstrap_index_ = 0;
+  std::vector<NodeId> join_exclude_;  // peers that admitted us at a place not ours: looked past
   Instant next_join_attempt_ = kInstantMax;
   Instant next_stabilize_ = kInstantMax;
   bool stabilize_in_flight_ = false;

@@ -85,7 +85,10 @@ struct Request {
   std::vector<Record> records;     ///< Store (one), Replicate, Leave (hand-over)
   std::vector<Peer> predecessors;  ///< Leave: the leaver's predecessors, nearest first
   std::vector<Peer> successors;    ///< Leave: the leaver's successors
+  /// Lookup and Fetch: peers to route around as if they had left (at most kMaxExcluded).
+  std::vector<NodeId> exclude;
 };
+inline constexpr std::size_t kMaxExcluded = 4;
 
 struct Response {
   int status = 200;  ///< SIP status semantics: 200, 302 (redirect), 404 (no record), 483, 503

@@ -29,6 +29,11 @@ struct NodeId {
   friend auto operator<=>(const NodeId&, const NodeId&) = default;
 };
 
+/// `n` as a number (within a double's precision: for estimates, never for routing).
+inline double as_double(NodeId n) {
+  return static_cast<double>(n.hi) * 18446744073709551616.0 + static_cast<double>(n.lo);
+}
+
 /// x in the ring interval (a, b]. When a == b the interval is the whole ring.
 bool in_open_closed(NodeId x, NodeId a, NodeId b);
 /// x in the ring interval (a, b). When a == b: the whole ring except a.

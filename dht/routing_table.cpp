@@ -4,11 +4,39 @@
 
 namespace p2psip::dht {
 
-bool RoutingTable::responsible_for(NodeId key, bool final_hop) const {
+namespace {
+bool is_excluded(Excluded excluded, NodeId id) {
+  return std::find(excluded.begin(), excluded.end(), id) != excluded.end();
+}
+}  // namespace
+
+bool RoutingTable::responsible_for(NodeId key, bool final_hop, Excluded excluded) const {
   if (alone()) return true;
+  if (!excluded.empty() && is_excluded(excluded, self_.id)) return false;
   if (key == self_.id) return true;
-  if (!predecessors_.empty()) return in_open_closed(key, predecessors_.front().id, self_.id);
+  for (const auto& p : predecessors_) {
+    if (!is_excluded(excluded, p.id)) return in_open_closed(key, p.id, self_.id);
+  }
   return final_hop;
+}
+
+std::optional<double> RoutingTable::mean_gap() const {
+  if (successors_.size() < 2) return std::nullopt;
+  return as_double(distance(self_.id, successors_.back().id)) / static_cast<double>(successors_.size());
+}
+
+std::optional<Peer> RoutingTable::predecessor(Excluded excluded) const {
+  for (const auto& p : predecessors_) {
+    if (!is_excluded(excluded, p.id)) return p;
+  }
+  return std::nullopt;
+}
+
+const Peer& RoutingTable::successor(Excluded excluded) const {
+  for (const auto& s : successors_) {
+    if (!is_excluded(excluded, s.id)) return s;
+  }
+  return self_;
 }
 
 std::optional<Peer> RoutingTable::finger(int i) const {
@@ -36,16 +64,18 @@ void RoutingTable::clear_fingers_below(int i) {
   std::erase_if(fingers_, [&](const auto& f) { return f.first < i; });
 }
 
-bool RoutingTable::successor_responsible(NodeId key) const {
-  return !alone() && in_open_closed(key, self_.id, successor().id);
+bool RoutingTable::successor_responsible(NodeId key, Excluded excluded) const {
+  const Peer& s = excluded.empty() ? successor() : successor(excluded);
+  return !alone() && s.id != self_.id && in_open_closed(key, self_.id, s.id);
 }
 
-Peer RoutingTable::next_hop(NodeId key, bool whole_successor_list) const {
+Peer RoutingTable::next_hop(NodeId key, bool whole_successor_list, Excluded excluded) const {
   // Closest preceding node (Chord's closest_preceding_finger), over fingers and successors.
   const Peer* best = nullptr;
   NodeId best_distance;
   auto offer = [&](const Peer& p) {
     if (p.id == self_.id || !in_open_open(p.id, self_.id, key)) return;
+    if (!excluded.empty() && is_excluded(excluded, p.id)) return;
     NodeId d = distance(p.id, key);
     if (best == nullptr || d < best_distance) {
       best = &p;
@@ -55,9 +85,9 @@ Peer RoutingTable::next_hop(NodeId key, bool whole_successor_list) const {
   for (const auto& f : fingers_) offer(f.second);
   for (const auto& s : successors_) {
     offer(s);
-    if (!whole_successor_list) break;
+    if (!whole_successor_list && !is_excluded(excluded, s.id)) break;
   }
-  return best ? *best : successor();
+  return best ? *best : successor(excluded);
 }
 
 namespace {

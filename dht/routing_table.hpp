@@ -2,12 +2,18 @@
 // RELOAD CHORD-RELOAD, RFC 6940 §10). Plain data with the ring rules; no I/O.
 #pragma once
 
+#include <algorithm>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "dht/messages.hpp"
 
 namespace p2psip::dht {
+
+/// Peers a routed request asks to be routed around, as if they had left the ring (a fetch tried
+/// again past a peer that withheld or forged its answer: DHT-Exclude).
+using Excluded = std::span<const NodeId>;
 
 class RoutingTable {
  public:
@@ -33,13 +39,19 @@ class RoutingTable {
 
   /// True when this peer is responsible for `key`: key in (predecessor, self]. Alone: always.
   /// With no predecessor known, only when `final_hop` says a peer routed it here as our key.
-  [[nodiscard]] bool responsible_for(NodeId key, bool final_hop = false) const;
-  /// True when `key` lies in (self, successor]: the successor is responsible.
-  [[nodiscard]] bool successor_responsible(NodeId key) const;
-  /// The known peer that most closely precedes `key` (fingers and successors), or the successor.
-  /// With `whole_successor_list` false only the fingers and the first successor are candidates
-  /// (base Chord, as the Chord paper analyses its path length).
-  [[nodiscard]] Peer next_hop(NodeId key, bool whole_successor_list = true) const;
+  /// Excluded peers count as gone: the predecessor is the nearest one not excluded, and an
+  /// excluded self is responsible for nothing (unless alone).
+  [[nodiscard]] bool responsible_for(NodeId key, bool final_hop = false, Excluded excluded = {}) const;
+  /// True when `key` lies in (self, successor]: the successor (the first not excluded) is responsible.
+  [[nodiscard]] bool successor_responsible(NodeId key, Excluded excluded = {}) const;
+  /// The nearest predecessor not excluded, if one is known.
+  [[nodiscard]] std::optional<Peer> predecessor(Excluded excluded) const;
+  /// The first successor not excluded, or self when there is none.
+  [[nodiscard]] const Peer& successor(Excluded excluded) const;
+  /// The known peer that most closely precedes `key` (fingers and successors, excluded ones left
+  /// out), or the successor. With `whole_successor_list` false only the fingers and the first
+  /// successor are candidates (base Chord, as the Chord paper analyses its path length).
+  [[nodiscard]] Peer next_hop(NodeId key, bool whole_successor_list = true, Excluded excluded = {}) const;
 
   /// Replaces the predecessor list: `first`, then `rest`, nearest first, without self or duplicates.
   void set_predecessors(const Peer& first, const std::vector<Peer>& rest);
@@ -58,6 +70,9 @@ class RoutingTable {
   /// Forgets a failed peer everywhere. Returns true when it was the first successor.
   bool remove(NodeId id);
 
+  /// The mean gap between peers' ids, estimated from our successor list (about 2^128 / N), in ids;
+  /// nullopt with fewer than 2 successors.
+  [[nodiscard]] std::optional<double> mean_gap() const;
   /// Distinct peers in the finger table.
   [[nodiscard]] std::size_t distinct_fingers() const;
   /// Every distinct peer known (successors, predecessors, fingers).

@@ -133,14 +133,33 @@ std::string summary_json(const Simulator& sim, const HostFigures& host) {
   j << "  \"node_seconds\": " << num(r.node_seconds) << ",\n";
   j << "  \"network\": {\"propagation_ms\": " << num(sc.propagation_ms)
     << ", \"access_ms\": " << json_text(sc.access_ms.describe()) << ", \"loss\": " << num(sc.loss)
-    << ", \"transport\": " << json_text(sc.transport == Transport::Udp ? "udp" : "tcp") << "},\n";
+    << ", \"transport\": "
+    << json_text(sc.transport == Transport::Udp   ? "udp"
+                 : sc.transport == Transport::Tcp ? "tcp"
+                                                  : "tls")
+    << "},\n";
   j << "  \"chord\": {\"stabilize_s\": " << num(static_cast<double>(sc.chord.stabilize_interval.count()) / 1e6)
     << ", \"fingers_per_round\": " << sc.chord.fingers_per_round << ", \"successors\": " << sc.chord.successors
     << ", \"replicas\": " << sc.chord.replicas << ", \"iterative\": " << (sc.chord.iterative ? "true" : "false")
     << ", \"route_via_successor_list\": " << (sc.chord.route_via_successor_list ? "true" : "false")
     << ", \"t1_ms\": " << num(sc.t1_ms) << ", \"hop_timeout_ms\": " << num(sim.hop_timeout_ms()) << "},\n";
   j << "  \"churn\": " << (sc.session_s ? json_text(sc.session_s->describe()) : "null") << ",\n";
-  j << "  \"crypto_provider\": \"none (messages unsigned; signatures arrive with identities)\",\n";
+  j << "  \"security\": " << (sc.security ? "true" : "false") << ",\n";
+  j << "  \"crypto_provider\": "
+    << json_text(!sc.security ? "none (no identities: records and messages unsigned)"
+                 : sc.ed25519 ? "ed25519"
+                              : "fake-fast (simulation only: forgeable)")
+    << ",\n";
+  j << "  \"messages_signed\": "
+    << (sc.security && sc.sign_messages && sc.transport != Transport::Tls ? "true" : "false") << ",\n";
+  j << "  \"attack\": {\"fraction\": " << num(sc.malicious_fraction)
+    << ", \"mode\": " << json_text(std::string(attack_name(sc.attack)))
+    << ", \"malicious_nodes\": " << r.malicious_nodes << ", \"dropped\": " << r.attacks_dropped
+    << ", \"forged\": " << r.attacks_forged << "},\n";
+  j << "  \"get_success_rate\": "
+    << num(r.gets.done ? static_cast<double>(r.gets.ok) / static_cast<double>(r.gets.done) : 0) << ",\n";
+  j << "  \"get_attempts_mean\": "
+    << num(r.gets.done ? static_cast<double>(r.get_attempts) / static_cast<double>(r.gets.done) : 0) << ",\n";
   j << "  \"encoding\": \"SIP (every message serialized and parsed)\",\n";
   // Host figures: measured on the machine that ran it, so they differ from run to run.
   j << "  \"wall_s\": " << num(host.wall_s) << ",\n";

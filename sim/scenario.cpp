@@ -245,12 +245,11 @@ bool apply_table(const toml::table& t, Reader& rd, Scenario& s) {
         } else if (nk == "transport") {
           std::string word;
           ok = rd.text(nv, name, word);
-          if (ok && word == "udp") {
-            s.transport = Transport::Udp;
-          } else if (ok && word == "tcp") {
-            s.transport = Transport::Tcp;
+          const auto chosen = ok ? transport_from_name(word) : std::nullopt;
+          if (ok && chosen && (word == "udp" || word == "tcp" || word == "tls")) {
+            s.transport = *chosen;
           } else if (ok) {
-            ok = rd.fail(name, "must be \"udp\" or \"tcp\", not '" + word + "'");
+            ok = rd.fail(name, "must be \"udp\", \"tcp\" or \"tls\", not '" + word + "'");
           }
         } else {
           ok = rd.fail(name, "is not a key (propagation_ms, access_ms, loss, transport)");
@@ -282,6 +281,10 @@ bool apply_table(const toml::table& t, Reader& rd, Scenario& s) {
           ok = rd.integer(cv, name, 1, 1000, s.chord.max_hops);
         } else if (ck == "route_retries") {
           ok = rd.integer(cv, name, 1, 100, s.chord.route_retries);
+        } else if (ck == "fetch_attempts") {
+          ok = rd.integer(cv, name, 1, 1 + static_cast<double>(dht::kMaxExcluded), s.chord.fetch_attempts);
+        } else if (ck == "plausible_gaps") {
+          ok = rd.integer(cv, name, 0, 1e6, s.chord.plausible_gaps);
         } else if (ck == "t1_ms") {
           ok = rd.number(cv, name, 1, 60000, s.t1_ms);
         } else if (ck == "hop_timeout_ms") {
@@ -289,7 +292,8 @@ bool apply_table(const toml::table& t, Reader& rd, Scenario& s) {
         } else {
           ok = rd.fail(name,
                        "is not a key (stabilize, fingers_per_round, successors, predecessors, replicas, "
-                       "iterative, route_via_successor_list, max_hops, route_retries, t1_ms, hop_timeout_ms)");
+                       "iterative, route_via_successor_list, max_hops, route_retries, fetch_attempts, "
+                       "plausible_gaps, t1_ms, hop_timeout_ms)");
         }
         if (!ok) return false;
       }
@@ -335,6 +339,52 @@ bool apply_table(const toml::table& t, Reader& rd, Scenario& s) {
         }
         if (!ok) return false;
       }
+    } else if (key == "security") {
+      auto* t2 = v.as_table();
+      if (!t2) return rd.fail(key, "must be a table");
+      for (auto&& [sk, sv] : *t2) {
+        std::string name = "security." + std::string(sk.str());
+        if (sk == "enabled") {
+          ok = rd.boolean(sv, name, s.security);
+        } else if (sk == "messages") {
+          ok = rd.boolean(sv, name, s.sign_messages);
+        } else if (sk == "crypto") {
+          std::string word;
+          ok = rd.text(sv, name, word);
+          if (ok && (word == "fake" || word == "ed25519")) {
+            s.ed25519 = word == "ed25519";
+          } else if (ok) {
+            ok = rd.fail(name, "must be \"fake\" or \"ed25519\", not '" + word + "'");
+          }
+        } else {
+          ok = rd.fail(name, "is not a key (enabled, messages, crypto)");
+        }
+        if (!ok) return false;
+      }
+    } else if (key == "attack") {
+      auto* t2 = v.as_table();
+      if (!t2) return rd.fail(key, "must be a table");
+      for (auto&& [ak, av] : *t2) {
+        std::string name = "attack." + std::string(ak.str());
+        if (ak == "fraction") {
+          ok = rd.number(av, name, 0, 1, s.malicious_fraction);
+        } else if (ak == "mode") {
+          std::string word;
+          ok = rd.text(av, name, word);
+          if (ok && word == "drop") {
+            s.attack = Scenario::Attack::Drop;
+          } else if (ok && word == "forge") {
+            s.attack = Scenario::Attack::Forge;
+          } else if (ok && word == "mixed") {
+            s.attack = Scenario::Attack::Mixed;
+          } else if (ok) {
+            ok = rd.fail(name, "must be \"drop\", \"forge\" or \"mixed\", not '" + word + "'");
+          }
+        } else {
+          ok = rd.fail(name, "is not a key (fraction, mode)");
+        }
+        if (!ok) return false;
+      }
     } else if (key == "event") {
       auto* arr = v.as_array();
       if (!arr) return rd.fail(key, "must be an array of tables ([[event]])");
@@ -372,7 +422,7 @@ bool apply_table(const toml::table& t, Reader& rd, Scenario& s) {
     } else {
       return rd.fail(key,
                      "is not a key (name, nodes, duration, seed, join_rate, interval, overlay, node_ids_file, "
-                     "[network], [chord], [churn], [workload], [[event]])");
+                     "[network], [chord], [churn], [workload], [security], [attack], [[event]])");
     }
     if (!ok) return false;
   }
@@ -423,6 +473,15 @@ std::vector<std::string> notes(const Scenario& s) {
   return out;
 }
 
+std::string_view attack_name(Scenario::Attack a) {
+  switch (a) {
+    case Scenario::Attack::Drop: return "drop";
+    case Scenario::Attack::Forge: return "forge";
+    case Scenario::Attack::Mixed: return "mixed";
+  }
+  return "drop";
+}
+
 bool validate(const Scenario& s, std::string& error) {
   if (s.node_ids.size() > s.nodes) {
     error =
@@ -443,6 +502,14 @@ bool validate(const Scenario& s, std::string& error) {
     error =
         "network.loss applies to datagrams; with network.transport = \"tcp\" nothing is lost (TCP's own "
         "retransmissions are not modelled)";
+    return false;
+  }
+  if (s.security && !s.node_ids.empty()) {
+    error = "node_ids_file and [security] exclude each other: with identities a Node-ID is its key's digest";
+    return false;
+  }
+  if (s.transport == Transport::Tls && !s.security) {
+    error = "network.transport = \"tls\" needs [security] enabled = true (TLS links authenticate identities)";
     return false;
   }
   if (s.chord.replicas > s.chord.successors) {

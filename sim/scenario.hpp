@@ -72,7 +72,27 @@ struct Scenario {
   double puts_per_s = 0;
   double gets_per_s = 0;
   std::vector<ScriptedOp> script;  ///< fixed operations, in addition to the rates
+
+  // Identities ([security]): every node has a certificate from the simulation's CA (its Node-ID
+  // its key's digest), checks every record it stores and fetches (security/record_policy.hpp),
+  // and signs and checks its overlay messages (sign_messages; over TLS links the link does).
+  // Puts are then entries under the writing node's own Node-ID (NODE-MATCH: only it may sign
+  // them). The fast fake signatures unless ed25519 (summary.json names the provider).
+  bool security = false;
+  bool sign_messages = true;
+  bool ed25519 = false;
+
+  // Attackers ([attack]): this fraction of the nodes (chosen at creation, on a random stream of
+  // their own) keeps the ring's maintenance up but attacks the lookups and fetches routed to it:
+  // "drop" discards them without a word, "forge" answers them itself (it claims to be
+  // responsible; for a fetch, a forged record signed with its own key, or 404 when it does not
+  // know the key's name), "mixed" makes half of them do each. Workload operations start at honest
+  // nodes only.
+  enum class Attack : std::uint8_t { Drop, Forge, Mixed };
+  double malicious_fraction = 0;
+  Attack attack = Attack::Drop;
 };
+std::string_view attack_name(Scenario::Attack a);
 
 /// Applies a TOML document (a scenario file's text, or a "section.key=value" override) to `s`.
 /// `base_dir` resolves file names in it. False with `error` naming the key and what it must be.

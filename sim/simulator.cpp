@@ -3,10 +3,27 @@
 #include <algorithm>
 #include <cmath>
 
+#include "node/overlay/codec.hpp"
+#include "node/overlay/peer_auth.hpp"
+#include "security/certificate_cache.hpp"
+#include "security/record_policy.hpp"
+
 namespace p2psip::sim {
 
 namespace {
 constexpr std::uint16_t kPort = 5060;
+/// Simulated time 0 on the wall clock that certificates and signed records are dated by
+/// (2026-01-01 00:00 UTC): a run is dated the same whenever it runs.
+constexpr std::int64_t kEpochS = 1767225600;
+
+security::KeyPair key_from(Rng& rng) {
+  security::Seed seed{};
+  for (std::size_t i = 0; i < seed.size(); i += 8) {
+    const std::uint64_t v = rng.next();
+    for (std::size_t b = 0; b < 8; ++b) seed[i + b] = static_cast<std::uint8_t>(v >> (8 * b));
+  }
+  return security::KeyPair::from_seed(seed);
+}
 constexpr std::size_t kMaxHops = 64;
 constexpr Duration kGracefulLeaveTime = seconds(5);  // a leaving node lives this long for its Leave answers
 }  // namespace
@@ -17,6 +34,9 @@ class SimHost final : public Environment {
   SimHost(Simulator& sim, std::uint32_t index, Rng rng) : sim_(sim), index_(index), rng_(rng) {}
   bool send(const Endpoint& to, std::string_view bytes) override { return sim_.transmit(index_, to, bytes); }
   std::uint64_t random() override { return rng_.next(); }
+  [[nodiscard]] std::int64_t unix_time_us(Instant now) const override {
+    return kEpochS * 1000000 + now.time_since_epoch().count();
+  }
   void log(LogLevel level, std::string_view text) override { sim_.log(index_, level, text); }
 
  private:
@@ -25,9 +45,20 @@ class SimHost final : public Environment {
   Rng rng_;
 };
 
+struct Simulator::NodeSecurity {
+  security::KeyPair key;
+  security::Certificate cert;
+  security::Writer writer;  // the node's records (NODE-MATCH: named by its Node-ID)
+  std::unique_ptr<security::RecordPolicy> policy;
+  std::unique_ptr<overlay::PeerAuthenticator> auth;
+};
+
 struct Simulator::Slot {
   Slot(Simulator& sim, std::uint32_t index, Rng rng) : host(sim, index, rng) {}
   SimHost host;
+  std::unique_ptr<NodeSecurity> sec;           // with [security]
+  bool malicious = false;                      // [attack]
+  bool forges = false;                         // a malicious node that forges (else it drops)
   std::unique_ptr<overlay::OverlayNode> node;  // null once dead
   dht::NodeId id;
   float x = 0, y = 0;  // position on the unit square
@@ -41,7 +72,21 @@ struct Simulator::Slot {
 };
 
 Simulator::Simulator(Scenario scenario)
-    : sc_(std::move(scenario)), rng_(sc_.seed, 1), churn_rng_(sc_.seed, 2), work_rng_(sc_.seed, 3) {
+    : sc_(std::move(scenario)),
+      rng_(sc_.seed, 1),
+      churn_rng_(sc_.seed, 2),
+      work_rng_(sc_.seed, 3),
+      attack_rng_(sc_.seed, 4) {
+  if (sc_.security) {
+    if (sc_.ed25519) {
+      crypto_ = std::make_unique<security::Ed25519Provider>();
+    } else {
+      crypto_ = std::make_unique<security::FakeFastProvider>();
+    }
+    Rng ca(sc_.seed, 5);
+    ca_key_ = key_from(ca);
+    root_ = *security::make_root(ca_key_, sc_.overlay, 1, {kEpochS - 86400, kEpochS + 10 * 365 * 86400});
+  }
   config_.overlay = sc_.overlay;
   config_.chord = sc_.chord;
   config_.link_transport = sc_.transport;
@@ -202,6 +247,7 @@ bool Simulator::transmit(std::uint32_t from, const Endpoint& to, std::string_vie
   f.bytes.assign(bytes.data(), bytes.size());
   f.from = address(from);
   f.from.transport = to.transport;
+  f.from_node = from;
   f.to = dest;
   f.transport = to.transport;
   push(now_ + delay(from, dest), EventType::Deliver, dest, slot);
@@ -218,13 +264,16 @@ void Simulator::deliver(std::uint64_t slot) {
     ++results_.undeliverable;
     return;
   }
+  if (s.malicious && attacked(to, f)) return;
   if (f.transport == Transport::Udp) {
     s.node->receive_datagram(f.bytes, f.from, now_);
   } else {
     std::size_t used = 0;
     auto m = sip::parse_message(f.bytes, config_.limits, true, &used);
     if (m) {
-      s.node->receive(*m, f.from, now_);
+      // Over TLS the handshake would have proved who the sender is: the simulator knows.
+      const dht::NodeId* link_peer = f.transport == Transport::Tls ? &slots_[f.from_node].id : nullptr;
+      s.node->receive(*m, f.from, now_, link_peer);
     } else {
       s.node->answer_malformed(f.bytes, m.error(), f.from);
     }
@@ -273,6 +322,24 @@ std::uint32_t Simulator::create_node(std::optional<dht::NodeId> id) {
     s.id.hi = place.next();
     s.id.lo = place.next();
   }
+  if (sc_.security) {
+    // An enrolled node: a key of its own, the CA's certificate, a Node-ID that is the key's digest.
+    Rng keys(sc_.seed, (std::uint64_t{1} << 41) + index);
+    auto sec = std::make_unique<NodeSecurity>();
+    sec->key = key_from(keys);
+    sec->cert = *security::issue_node(ca_key_, *root_, sec->key.public_key, 2 + index,
+                                      {kEpochS - 86400, kEpochS + 10 * 365 * 86400});
+    sec->writer = security::Writer{sec->key, sec->cert.der(), crypto_.get()};
+    s.id = *sec->cert.info().node_id;
+    s.sec = std::move(sec);
+  }
+  // The node that starts the ring (the overlay's first bootstrap, its operator's) is honest.
+  if (index > 0 && sc_.malicious_fraction > 0 && attack_rng_.uniform() < sc_.malicious_fraction) {
+    s.malicious = true;
+    s.forges =
+        sc_.attack == Scenario::Attack::Forge || (sc_.attack == Scenario::Attack::Mixed && attack_rng_.uniform() < 0.5);
+    ++results_.malicious_nodes;
+  }
   return index;
 }
 
@@ -280,6 +347,15 @@ void Simulator::start_node(std::uint32_t node) {
   account_time();
   Slot& s = slots_[node];
   s.node = std::make_unique<overlay::OverlayNode>(dht::Peer{s.id, address(node)}, config_, s.host);
+  if (s.sec) {
+    auto cache = std::make_shared<security::CertificateCache>(security::TrustAnchor::ca(*root_), 4096);
+    s.sec->policy = std::make_unique<security::RecordPolicy>(cache, *crypto_, s.host);
+    s.node->chord().set_guard(s.sec->policy.get());
+    if (sc_.sign_messages) {
+      s.sec->auth = std::make_unique<overlay::PeerAuthenticator>(s.sec->key, s.sec->cert, cache, *crypto_, s.host);
+      s.node->set_authenticator(s.sec->auth.get());
+    }
+  }
   s.born = now_;
   s.live_pos = static_cast<std::int32_t>(live_);
   ++live_;
@@ -337,6 +413,7 @@ void Simulator::kill(std::uint32_t node, bool graceful) {
   results_.timeouts += s.node->transactions().stats().timeouts;
   s.ops_pending = 0;
   s.node.reset();
+  s.sec.reset();  // the dead keep their id, not their certificate
   s.died = now_;
   s.leaving = false;
   --live_;
@@ -377,6 +454,66 @@ std::optional<std::uint32_t> Simulator::random_joined() {
   return joined_list_[work_rng_.below(joined_list_.size())];
 }
 
+std::optional<std::uint32_t> Simulator::random_honest_joined() {
+  // Malicious nodes are a minority: a few draws find an honest one.
+  for (int i = 0; i < 64; ++i) {
+    auto n = random_joined();
+    if (!n || !slots_[*n].malicious) return n;
+  }
+  return std::nullopt;
+}
+
+bool Simulator::attacked(std::uint32_t to, const InFlight& f) {
+  // Only routed lookups and fetches are attacked: the node keeps up its maintenance (so that it
+  // stays in the ring and keeps receiving them) and handles stores honestly.
+  std::size_t used = 0;
+  auto m = f.transport == Transport::Udp ? sip::parse_datagram(f.bytes, config_.limits)
+                                         : sip::parse_message(f.bytes, config_.limits, true, &used);
+  if (!m || !m->is_request() || m->method_id() != sip::Method::Register) return false;
+  const auto op = m->header("DHT-Op");
+  if (!op || (*op != "lookup" && *op != "fetch")) return false;
+  auto req = overlay::decode_request(*m, sc_.overlay);
+  if (!req) return false;
+  Slot& s = slots_[to];
+  if (!s.forges) {
+    ++results_.attacks_dropped;
+    return true;  // never answered, not even 100 Trying: the asker's hop timeout finds it out
+  }
+  // The forger claims the key for its own. For a fetch it serves a record of its making under the
+  // key's name when it knows the name (the simulation tells it: the strongest forger), signed
+  // with its own key; otherwise it says there is none.
+  dht::Response resp;
+  resp.responder = dht::Peer{s.id, address(to)};
+  resp.responsible = resp.responder;
+  resp.hops = req->hops;
+  if (req->route_op == dht::RouteOp::Fetch) {
+    auto name = names_.find(req->target);
+    if (name == names_.end()) {
+      resp.status = 404;
+      resp.reason = "No Record";
+    } else {
+      dht::Record forged;
+      forged.key = req->target;
+      forged.name = name->second;
+      forged.dkey = "forged";
+      forged.value = "forged by " + s.id.short_hex();
+      forged.owner = s.id.hex();
+      forged.lifetime_s = 3600;
+      forged.stored_at_us = now_.time_since_epoch().count();
+      if (s.sec) s.sec->writer.sign(forged, s.host.unix_time_us(now_));
+      resp.records.push_back(std::move(forged));
+    }
+  }
+  // The tag from the forger's own stream: attack_rng_ decides who is malicious, and nothing else.
+  sip::Message out = overlay::encode_response(*m, resp, sc_.overlay, "f" + std::to_string(s.host.random()));
+  if (s.sec && s.sec->auth && f.transport != Transport::Tls) s.sec->auth->sign_response(out, *m, now_);
+  ++results_.attacks_forged;
+  Endpoint back = f.from;
+  back.transport = f.transport;
+  transmit(to, back, out.serialize());
+  return true;
+}
+
 std::optional<dht::NodeId> Simulator::responsible(dht::NodeId key) const {
   if (ring_.empty()) return std::nullopt;
   auto it = ring_.lower_bound(key);
@@ -399,7 +536,7 @@ void Simulator::workload(WorkKind kind, std::uint64_t arg) {
                                                : sc_.gets_per_s;
   push(now_ + Duration(static_cast<std::int64_t>(-std::log(work_rng_.uniform_open0()) / rate * 1e6)),
        EventType::Workload, 0, static_cast<std::uint64_t>(kind));
-  auto from = random_joined();
+  auto from = random_honest_joined();
   if (!from) return;
   switch (kind) {
     case WorkKind::Lookup: {
@@ -409,21 +546,29 @@ void Simulator::workload(WorkKind kind, std::uint64_t arg) {
       return;
     }
     case WorkKind::Put: {
-      std::string key = "rec-" + std::to_string(results_.puts.issued);
-      route(*from, dht::RouteOp::Store, key, "value-" + std::to_string(work_rng_.next() % 1000000));
+      const std::string rec = "rec-" + std::to_string(results_.puts.issued);
+      const std::string value = "value-" + std::to_string(work_rng_.next() % 1000000);
+      // With identities a node may write only under its own Node-ID (NODE-MATCH): each put is an
+      // entry of its own there, in the node's dictionary.
+      if (sc_.security) {
+        route(*from, dht::RouteOp::Store, slots_[*from].id.hex(), value, rec);
+      } else {
+        route(*from, dht::RouteOp::Store, rec, value);
+      }
       return;
     }
     case WorkKind::Get: {
       if (stored_.empty()) return;
-      const auto& [key, value] = stored_[work_rng_.below(stored_.size())];
-      route(*from, dht::RouteOp::Fetch, key, value);
+      const Stored& st = stored_[work_rng_.below(stored_.size())];
+      route(*from, dht::RouteOp::Fetch, st.name, st.value, st.dkey);
       return;
     }
     case WorkKind::Script: return;
   }
 }
 
-void Simulator::route(std::uint32_t from, dht::RouteOp op, const std::string& key, std::optional<std::string> expect) {
+void Simulator::route(std::uint32_t from, dht::RouteOp op, const std::string& key, std::optional<std::string> expect,
+                      std::string dkey) {
   Slot& s = slots_[from];
   const dht::NodeId id = dht::NodeId::hash(key);
   OpCounts& counts = op == dht::RouteOp::Lookup  ? results_.lookups
@@ -436,12 +581,15 @@ void Simulator::route(std::uint32_t from, dht::RouteOp op, const std::string& ke
     record = dht::Record{};
     record->key = id;
     record->name = key;
+    record->dkey = dkey;
     record->value = expect.value_or("");
     record->owner = s.id.hex();
     record->lifetime_s = 24 * 3600;
+    if (s.sec) s.sec->writer.sign(*record, s.host.unix_time_us(now_));
+    names_.emplace(id, key);
   }
   const Instant start = now_;
-  auto done = [this, from, op, id, key, start, expect, &counts](const dht::RouteResult& r) {
+  auto done = [this, from, op, id, key, dkey, start, expect, &counts](const dht::RouteResult& r) {
     --slots_[from].ops_pending;
     ++counts.done;
     const bool answered = r.status == 200;
@@ -460,9 +608,15 @@ void Simulator::route(std::uint32_t from, dht::RouteOp op, const std::string& ke
       }
       case dht::RouteOp::Store:
         ok = answered;
-        if (ok) stored_.emplace_back(key, *expect);
+        if (ok) stored_.push_back(Stored{key, dkey, *expect});
         break;
-      case dht::RouteOp::Fetch: ok = answered && !r.records.empty() && r.records[0].value == *expect; break;
+      case dht::RouteOp::Fetch:
+        // The entry put, among what came back (every record that came back was believed: with
+        // identities the asker checked each one).
+        ok = answered && std::any_of(r.records.begin(), r.records.end(),
+                                     [&](const dht::Record& rec) { return rec.dkey == dkey && rec.value == *expect; });
+        results_.get_attempts += static_cast<std::uint64_t>(r.attempts);
+        break;
     }
     if (ok) {
       ++counts.ok;

@@ -11,9 +11,12 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "node/overlay/overlay_node.hpp"
+#include "security/certificate.hpp"
+#include "security/crypto.hpp"
 #include "sim/random.hpp"
 #include "sim/scenario.hpp"
 
@@ -48,6 +51,9 @@ struct Results {
   /// Transaction-layer counters of nodes that have died (live ones are added by totals()).
   std::uint64_t retransmissions = 0, timeouts = 0;
   std::vector<IntervalRow> series;
+  // Attacks ([attack]): requests malicious nodes dropped or answered with forgeries, and the
+  // fetches' tries (ChordConfig::fetch_attempts) summed over the gets that finished.
+  std::uint64_t malicious_nodes = 0, attacks_dropped = 0, attacks_forged = 0, get_attempts = 0;
 };
 
 /// Per-node figures, in the order nodes were created.
@@ -97,7 +103,8 @@ class Simulator {
   /// in `details` when given.
   [[nodiscard]] std::size_t ring_errors(std::vector<std::string>* details = nullptr) const;
 
-  struct Slot;  // one simulated host (defined in simulator.cpp)
+  struct Slot;          // one simulated host (defined in simulator.cpp)
+  struct NodeSecurity;  // a host's identity and checks, with [security] (simulator.cpp)
 
  private:
   enum class EventType : std::uint8_t { Deliver, Timer, Start, Depart, Arrive, Scripted, Heal, Workload, Sample };
@@ -112,8 +119,13 @@ class Simulator {
   struct InFlight {
     std::string bytes;
     Endpoint from;
+    std::uint32_t from_node = 0;
     std::uint32_t to = 0;
     Transport transport = Transport::Udp;
+  };
+  /// One put that succeeded: what a get of it must find (a dictionary entry under `name`).
+  struct Stored {
+    std::string name, dkey, value;
   };
   enum class WorkKind : std::uint8_t { Lookup, Put, Get, Script };
 
@@ -131,7 +143,12 @@ class Simulator {
   void schedule_departure(std::uint32_t node);
   void scripted(const ScriptedEvent& ev);
   void workload(WorkKind kind, std::uint64_t arg);
-  void route(std::uint32_t from, dht::RouteOp op, const std::string& key, std::optional<std::string> expect);
+  void route(std::uint32_t from, dht::RouteOp op, const std::string& key, std::optional<std::string> expect,
+             std::string dkey = {});
+  /// A routed request reached malicious node `to`: true when the attacker took it (dropped it, or
+  /// answered with a forgery), false to let the node handle it.
+  bool attacked(std::uint32_t to, const InFlight& f);
+  [[nodiscard]] std::optional<std::uint32_t> random_honest_joined();
   void sample();
   void account_time();
   [[nodiscard]] std::optional<std::uint32_t> random_joined();
@@ -165,7 +182,13 @@ class Simulator {
   bool partitioned_ = false;
   Results results_;
   IntervalRow row_;
-  std::vector<std::pair<std::string, std::string>> stored_;  // keys put successfully, with their values
+  std::vector<Stored> stored_;                                           // puts that succeeded
+  std::unordered_map<dht::NodeId, std::string, dht::NodeIdHash> names_;  // what a forger knows of keys
+  // [security]: the simulation's CA and the provider every node signs with.
+  std::unique_ptr<security::CryptoProvider> crypto_;
+  security::KeyPair ca_key_{};
+  std::optional<security::Certificate> root_;
+  Rng attack_rng_;  // who is malicious
 };
 
 }  // namespace p2psip::sim

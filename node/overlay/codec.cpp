@@ -20,6 +20,7 @@ constexpr std::string_view kHops = "DHT-Hops";
 constexpr std::string_view kRouting = "DHT-Routing";
 constexpr std::string_view kFinal = "DHT-Final";
 constexpr std::string_view kLink = "DHT-Link";
+constexpr std::string_view kExclude = "DHT-Exclude";
 
 std::string host_port(const Endpoint& e) {
   return e.host_port();
@@ -380,6 +381,14 @@ sip::Message encode_request(const dht::Request& r, const RequestFraming& f) {
     m.add_header(kHops, std::to_string(r.hops));
     m.add_header(kRouting, r.iterative ? "iterative" : "recursive");
     if (r.final_hop) m.add_header(kFinal, "yes");
+    if (!r.exclude.empty()) {
+      std::string ids;
+      for (const auto& id : r.exclude) {
+        if (!ids.empty()) ids += ", ";
+        id.append_hex(ids);
+      }
+      m.add_header(kExclude, ids);
+    }
   }
   add_links(m, r.predecessors, r.successors);
   if (!r.records.empty()) m.set_body(kRecordsType, encode_records(r.records));
@@ -414,6 +423,19 @@ Result<dht::Request, sip::Rejection> decode_request(const sip::Message& m, std::
     if (routing != "recursive" && routing != "iterative") return bad("Malformed DHT-Routing");
     r.iterative = routing == "iterative";
     r.final_hop = m.header(kFinal).has_value();
+    if (auto ex = m.header(kExclude)) {
+      std::string_view rest = *ex;
+      while (!rest.empty()) {
+        const auto comma = rest.find(',');
+        std::string_view item = rest.substr(0, comma);
+        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+        auto id = dht::NodeId::from_hex(item);
+        if (!id || r.exclude.size() >= dht::kMaxExcluded) return bad("Malformed DHT-Exclude");
+        r.exclude.push_back(*id);
+        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+      }
+    }
   } else if (auto o = dht::op_from_name(op); o && *o != dht::Op::Route) {
     r.op = *o;
   } else {

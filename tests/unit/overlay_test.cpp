@@ -33,6 +33,7 @@ TEST(OverlayCodec, RequestsAndResponsesRoundTripThroughSip) {
   r.hops = 3;
   r.final_hop = true;
   r.records = {record("k", std::string("v\0v", 3))};
+  r.exclude = {dht::NodeId{5, 6}, dht::NodeId{7, 8}};
   RequestFraming f{"demo.overlay", Transport::Udp, "z9hG4bKabc", "call@demo", "tag1"};
   sip::Message m = encode_request(r, f);
   auto wire = sip::parse_datagram(m.serialize());
@@ -48,6 +49,8 @@ TEST(OverlayCodec, RequestsAndResponsesRoundTripThroughSip) {
   EXPECT_EQ(back->hops, 3u);
   EXPECT_TRUE(back->final_hop);
   EXPECT_EQ(back->records, r.records);
+  EXPECT_EQ(back->exclude, r.exclude);
+  EXPECT_EQ(wire->header("DHT-Exclude"), "00000000000000050000000000000006, 00000000000000070000000000000008");
   EXPECT_EQ(decode_request(*wire, "other.overlay").error().status, 404);
 
   dht::Response resp;
@@ -140,6 +143,10 @@ TEST(OverlayCodec, MalformedOverlayRequestsAreRefusedWithAReason) {
   check(peer + "DHT-Op: dance\r\n", 400, "Unknown DHT-Op");
   check(peer + "DHT-Op: lookup\r\nDHT-Hops: many\r\n", 400, "Malformed DHT-Hops");
   check(peer + "DHT-Op: neighbors\r\nDHT-Link: <sip:zz@127.0.0.1:1>;link=S1\r\n", 400, "Malformed DHT-Link");
+  check(peer + "DHT-Op: fetch\r\nDHT-Hops: 1\r\nDHT-Exclude: 12\r\n", 400, "Malformed DHT-Exclude");
+  check(peer + "DHT-Op: fetch\r\nDHT-Hops: 1\r\nDHT-Exclude: " + std::string(32, '1') + "," + std::string(32, '2') +
+            "," + std::string(32, '3') + "," + std::string(32, '4') + "," + std::string(32, '5') + "\r\n",
+        400, "Malformed DHT-Exclude");
   EXPECT_FALSE(decode_records("\x93\x01\x02"));
   // Found by fuzz_overlay: an array32 claiming 3.7e9 elements must be refused before msgpack-c
   // allocates room for them; so must a str32 longer than the body, and deep nesting.

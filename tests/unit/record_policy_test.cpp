@@ -235,12 +235,19 @@ TEST(RecordPolicy, AMaliciousStoringPeerCanWithholdButNotForgeARegistration) {
   ASSERT_EQ(answer.records.size(), 1u) << "the forged entry must not reach the asker";
   EXPECT_EQ(answer.records[0].value, "alice via node 3");
   EXPECT_EQ(ring.net.slots[asker].node->stats().records_disbelieved, 1u);
-  // It may also alter alice's own entry: then the asker believes nothing and says so (404), rather
-  // than return what alice did not sign.
+  // It may also alter alice's own entry: the asker believes nothing of it, tries again past it,
+  // and gets alice's entry from an honest replica.
   dht::Record altered = signed_record(alice, aor, "alice via node 3", kNow + 3);
   altered.value = "alice via mallory";
   auto overwritten = ring.route(evil, dht::RouteOp::Store, key, altered);
   ASSERT_EQ(overwritten.status, 200);
+  auto recovered = ring.route(asker, dht::RouteOp::Fetch, key, std::nullopt);
+  ASSERT_EQ(recovered.status, 200) << recovered.reason;
+  EXPECT_EQ(recovered.attempts, 2);
+  ASSERT_EQ(recovered.records.size(), 1u);
+  EXPECT_EQ(recovered.records[0].value, "alice via node 3");
+  // With one try only it would have said so (404) rather than return what alice did not sign.
+  ring.net.slots[asker].node->set_fetch_attempts(1);
   auto withheld = ring.route(asker, dht::RouteOp::Fetch, key, std::nullopt);
   EXPECT_EQ(withheld.status, 404) << withheld.reason;
   EXPECT_TRUE(withheld.records.empty());

@@ -320,5 +320,50 @@ TEST(Simulator, TcpLinksRouteAlikeWithoutRetransmissionsOrLingeringTransactions)
   EXPECT_LT(tcp_run.transactions() * 4, udp_run.transactions());
 }
 
+/// Enrolled nodes, a tenth malicious, puts and gets once the ring has settled.
+Scenario attacked(Scenario::Attack mode, bool defences) {
+  Scenario s = small(60, 400);
+  s.security = true;
+  s.malicious_fraction = 0.1;
+  s.attack = mode;
+  s.workload_start_s = 150;
+  s.lookups_per_s = 0;
+  s.puts_per_s = 2;
+  s.gets_per_s = 10;
+  if (!defences) {
+    s.chord.fetch_attempts = 1;
+    s.chord.plausible_gaps = 0;
+  }
+  return s;
+}
+
+double get_rate(Simulator& sim) {
+  while (sim.run_until(sim.now_s() + 50)) {
+  }
+  const Results& r = sim.results();
+  return r.gets.done ? static_cast<double>(r.gets.ok) / static_cast<double>(r.gets.done) : 0;
+}
+
+TEST(Simulator, ForgingNodesCannotStopVerifiedFetches) {
+  // Forgers claim the keys routed to them and serve records of their making: the asker believes
+  // none of them, and finds the real entry past them (a replica, or the honest responsible peer).
+  Simulator on(attacked(Scenario::Attack::Forge, true));
+  Simulator off(attacked(Scenario::Attack::Forge, false));
+  const double rate_on = get_rate(on);
+  const double rate_off = get_rate(off);
+  ASSERT_GE(on.results().malicious_nodes, 3u);
+  ASSERT_GT(on.results().gets.done, 1000u);
+  EXPECT_GT(on.results().attacks_forged, 100u);
+  EXPECT_GE(rate_on, 0.98);
+  EXPECT_LT(rate_off, rate_on - 0.03);     // one try and no plausibility check: a good share lost
+  EXPECT_EQ(on.results().gets.wrong, 0u);  // a forgery is never taken for the real entry
+}
+
+TEST(Simulator, DroppingNodesAreRoutedAround) {
+  Simulator sim(attacked(Scenario::Attack::Drop, true));
+  EXPECT_GE(get_rate(sim), 0.99);
+  EXPECT_GT(sim.results().attacks_dropped, 100u);
+}
+
 }  // namespace
 }  // namespace p2psip::sim
