@@ -152,6 +152,19 @@ void OverlayNode::on_request(sip::TransactionId id, const sip::Message& request,
     return;
   }
   if (delegate_ && !overlay_request(request)) {
+    // Call traffic from another node: with authentication on, only over a TLS link whose peer
+    // proved its certificate (the proxy sends it so: proxy::UaSide::call_transport).
+    if (auth_ != nullptr && link_peer_ == nullptr) {
+      ++stats_.unauthenticated;
+      auth_->log_refusal(dht::NodeId{}, from, AuthVerdict{403, "Forbidden (Calls Between Nodes Come Over TLS)"}, now);
+      layer_.respond(
+          id,
+          sip::make_rejection(
+              request, sip::Rejection{403, "Forbidden (Calls Between Nodes Come Over TLS)", sip::HeaderId::Other, {}},
+              token()),
+          now);
+      return;
+    }
     delegate_->on_request(id, request, from, now);
     return;
   }
@@ -285,6 +298,7 @@ void OverlayNode::on_transport_error(sip::TransactionId id, Instant now) {
   fail(id, now);
 }
 void OverlayNode::on_ack(sip::TransactionId id, const sip::Message& ack, const Endpoint& from, Instant now) {
+  if (auth_ != nullptr && link_peer_ == nullptr) return;  // as for the other call traffic (on_request)
   if (delegate_) delegate_->on_ack(id, ack, from, now);
 }
 void OverlayNode::on_stray_response(const sip::Message& response, const Endpoint& from, Instant now) {

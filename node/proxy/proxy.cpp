@@ -70,10 +70,17 @@ sip::TransactionLayer& UaSide::layer(Side s) {
   return s == Side::Ua ? layer_ : overlay_.transactions();
 }
 
+Transport UaSide::call_transport() const {
+  // Calls between nodes are overlay traffic like the rest, and must be authenticated: a node that
+  // authenticates its peers carries them over TLS whatever its overlay links use (signing every
+  // request and response of a dialog would need more), and takes them only from TLS links.
+  return overlay_.authenticator() != nullptr ? Transport::Tls : overlay_.config().link_transport;
+}
+
 Endpoint UaSide::own_address(Side s) const {
   if (s == Side::Ua) return cfg_.ua_address;
   Endpoint e = overlay_.chord().table().self().addr;
-  e.transport = overlay_.config().link_transport;
+  e.transport = call_transport();
   return e;
 }
 

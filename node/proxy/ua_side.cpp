@@ -230,7 +230,7 @@ void UaSide::store(const std::string& aor, const std::vector<Binding>& bindings,
   set_refresh(aor, pub, kInstantMax);
   if (!bindings.empty()) {
     dht::Peer reach = overlay_.chord().table().self();
-    reach.addr.transport = overlay_.config().link_transport;
+    reach.addr.transport = call_transport();
     r.value = encode_registration(RegistrationEntry{reach, static_cast<std::uint32_t>(bindings.size())});
     // The entry lives no longer than the longest binding, and at most entry_lifetime_s.
     Instant last = now;

@@ -177,6 +177,8 @@ class UaSide : public sip::TransactionUser {
   sip::TransactionLayer& layer(Side s);
   [[nodiscard]] Endpoint own_address(Side s) const;
   [[nodiscard]] bool is_own(const sip::Uri& uri) const;
+  /// How calls go to and come from other nodes: TLS when the overlay authenticates its peers.
+  [[nodiscard]] Transport call_transport() const;
   /// Drops the leading Route values that name this node (§16.4); true when there was one. Views
   /// into `storage` may be made on the way.
   bool drop_own_routes(std::vector<std::string>& routes, std::string& storage) const;

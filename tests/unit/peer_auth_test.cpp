@@ -307,5 +307,43 @@ TEST(PeerAuth, TlsLinksAuthenticateTheConnectionInsteadOfEachMessage) {
             "Forbidden (Node-ID " + s.ids[1].node_id().short_hex() + " Claimed, TLS Link Is " + me.short_hex() + "'s)");
 }
 
+/// A call's side of a node (the UA side's place): counts what reaches it.
+struct CallSide : sip::TransactionUser {
+  int requests = 0;
+  void on_request(sip::TransactionId, const sip::Message&, const Endpoint&, Instant) override { ++requests; }
+  void on_ack(sip::TransactionId, const sip::Message&, const Endpoint&, Instant) override {}
+  void on_response(sip::TransactionId, const sip::Message&, Instant) override {}
+  void on_timeout(sip::TransactionId, Instant) override {}
+  void on_transport_error(sip::TransactionId, Instant) override {}
+};
+
+TEST(PeerAuth, CallsFromOtherNodesComeOverTlsOnly) {
+  SignedNet s(2);
+  auto& heard = s.listen(kMallory);
+  CallSide calls;
+  s.net.nodes[0]->set_delegate(&calls);
+  const std::string invite =
+      "INVITE sip:bob@p2psip.local SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.66:5066;branch=z9hG4bKcall1;rport\r\n"
+      "Max-Forwards: 70\r\nFrom: <sip:mallory@p2psip.local>;tag=1\r\nTo: <sip:bob@p2psip.local>\r\n"
+      "Call-ID: spam1\r\nCSeq: 1 INVITE\r\nContact: <sip:mallory@127.0.0.66:5066>\r\nContent-Length: 0\r\n\r\n";
+  s.net.nodes[0]->receive_datagram(invite, kMallory, s.net.now);
+  s.net.run_for(seconds(1));
+  std::string reason;
+  EXPECT_EQ(final_status(heard, &reason), 403);
+  EXPECT_EQ(reason, "Forbidden (Calls Between Nodes Come Over TLS)");
+  EXPECT_EQ(calls.requests, 0);
+  // From a node whose TLS handshake proved it, the call is the UA side's.
+  Endpoint tls = kMallory;
+  tls.transport = Transport::Tls;
+  std::string again = invite;  // a new transaction (a new branch), not a retransmission of the refused one
+  again.replace(again.find("z9hG4bKcall1"), 12, "z9hG4bKcall2");
+  auto m = sip::parse_datagram(again);
+  ASSERT_TRUE(m);
+  const dht::NodeId peer = s.ids[1].node_id();
+  s.net.nodes[0]->receive(*m, tls, s.net.now, &peer);
+  EXPECT_EQ(calls.requests, 1);
+  s.net.nodes[0]->set_delegate(nullptr);
+}
+
 }  // namespace
 }  // namespace p2psip::overlay
