@@ -315,8 +315,8 @@ void ChordNode::route(RouteOp op, NodeId target, std::optional<Record> record, R
   // the peer that answered: records live at the responsible peer and its successors, and a peer
   // that withholds or forges them (or claims a key that is not its own) is routed around as if it
   // had left (docs/SECURITY.md).
-  fetch_try(std::make_shared<FetchTries>(
-                FetchTries{op, target, std::move(record), {}, 1, now, Duration{0}, std::nullopt, std::move(cb)}),
+  route_try(std::make_shared<RouteTries>(
+                RouteTries{op, target, std::move(record), {}, 1, now, Duration{0}, std::nullopt, std::move(cb)}),
             now);
 }
 
@@ -327,7 +327,7 @@ bool ChordNode::plausible(NodeId key, NodeId responsible) const {
   return as_double(distance(key, responsible)) <= *gap * cfg_.plausible_gaps;
 }
 
-void ChordNode::fetch_try(std::shared_ptr<FetchTries> t, Instant now) {
+void ChordNode::route_try(std::shared_ptr<RouteTries> t, Instant now) {
   t->started = now;
   route_excluding(
       t->op, t->target, t->record, t->exclude,
@@ -351,7 +351,7 @@ void ChordNode::fetch_try(std::shared_ptr<FetchTries> t, Instant now) {
         }
         t->exclude.push_back(res.responsible->id);
         ++t->attempt;
-        fetch_try(t, t->started + res.latency);
+        route_try(t, t->started + res.latency);
       },
       now);
 }

@@ -150,7 +150,7 @@ class ChordNode {
   };
 
   /// A routed operation's tries so far (ChordConfig::fetch_attempts).
-  struct FetchTries {
+  struct RouteTries {
     RouteOp op = RouteOp::Fetch;
     NodeId target;
     std::optional<Record> record;  ///< a store's
@@ -161,7 +161,7 @@ class ChordNode {
     std::optional<RouteResult> not_found;  ///< the first try's 404, if any
     RouteCallback cb;
   };
-  void fetch_try(std::shared_ptr<FetchTries> t, Instant now);
+  void route_try(std::shared_ptr<RouteTries> t, Instant now);
   RequestId send(Kind kind, const Peer& to, Request r, Instant now, ReplyHandle reply = 0, RouteCallback cb = {});
   void stabilize(Instant now);
   void fix_fingers(Instant now);
