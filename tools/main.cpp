@@ -1,5 +1,6 @@
 // p2psip: one command line, git-style subcommands.
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 
 #include "tools/identity_commands.hpp"
@@ -9,6 +10,10 @@
 
 namespace {
 int run(int argc, char** argv) {
+  // A write to a connection the peer has reset must come back as an error (EPIPE, which libuv hands
+  // to its write callback), not kill the process: a node leaving while its neighbours already
+  // left died of SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"p2psip: a peer-to-peer SIP overlay node (Chord over SIP)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "p2psip 0.1.0");

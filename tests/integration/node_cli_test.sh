@@ -63,6 +63,9 @@ sleep 0.3
 grep -q "started a new overlay 'cli.test' on udp+tcp+tls 127.0.0.1:$BASE (links over udp, every message signed)" "$WORK/a.log" || { cat "$WORK/a.log"; exit 1; }
 grep -q "^softphone settings: domain (realm) cli.test; registrar and outbound proxy 127.0.0.1:$((BASE + 4)) " "$WORK/a.log" \
   || { echo "no softphone settings printed:"; cat "$WORK/a.log"; exit 1; }
+# A write to a connection its peer reset must not kill the node: SIGPIPE (13) is ignored.
+sigign=$(sed -n 's/^SigIgn:[[:space:]]*//p' "/proc/${PIDS[-1]}/status")
+(( (16#$sigign >> 12) & 1 )) || { echo "the node does not ignore SIGPIPE (SigIgn $sigign)"; exit 1; }
 # The development identity is kept in --data-dir, and the Node-ID is its key's digest.
 id=$("$P2PSIP" identity show "$WORK/a" | sed -n 's/^node \([0-9a-f]\{32\}\)$/\1/p')
 [ -n "$id" ] || { echo "no self-signed identity in --data-dir:"; ls -l "$WORK/a"; exit 1; }
