@@ -410,10 +410,16 @@ void ChordNode::handle_route(ReplyHandle handle, const Request& r, Instant now) 
   // between the sender and us that the sender has not learned of yet. Clockwise routing would send
   // it back to the sender; walk it back to our predecessor instead. Each step moves toward the
   // sender and stops at the responsible peer.
+  // Each step goes as far back as our predecessor list reaches while staying at or past the key
+  // (a walk of hundreds of peers, left by a join storm, would otherwise outrun max_hops).
   const auto pred = table_.predecessor(ex);
   if (r.final_hop && pred && r.sender.id != table_.self().id && in_open_open(pred->id, r.sender.id, table_.self().id)) {
     next = *pred;
     final_hop = true;
+    for (const auto& q : table_.predecessors()) {
+      if (std::find(ex.begin(), ex.end(), q.id) != ex.end() || !in_open_open(q.id, r.sender.id, next.id)) continue;
+      if (in_open_closed(r.target, r.sender.id, q.id)) next = q;  // the key lies at or before q
+    }
   }
   if (next.id == table_.self().id) {
     transport_.reply(handle, execute(r, now), now);
@@ -442,6 +448,17 @@ void ChordNode::handle_route(ReplyHandle handle, const Request& r, Instant now) 
   p.started = now;
   ++stats_.forwarded;
   forward(std::move(p), now);
+}
+
+void ChordNode::learn_responsible(const Response& r, Instant now) {
+  // An answer relayed back through us names the peer responsible for its key. One between us and
+  // our successor is a closer successor, skipped by our pointer: routes into that gap then walk
+  // back from the successor a few peers per hop, and this ends the walk for every later route.
+  if (r.status != 200 || !r.responsible || table_.alone() || recently_failed(r.responsible->id, now)) return;
+  if (in_open_open(r.responsible->id, table_.self().id, table_.successor().id)) {
+    ++stats_.successors_repaired;
+    table_.consider(*r.responsible);
+  }
 }
 
 void ChordNode::forward(Pending p, Instant now) {
@@ -685,12 +702,16 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
       for (const auto& s : r.successors) {
         if (!recently_failed(s.id, now)) rest.push_back(s);
       }
-      // Chord's stabilize: the successor's predecessor may be a closer successor.
+      // Chord's stabilize: the successor's predecessor may be a closer successor. Its whole
+      // predecessor list is taken (nearest first), so that a successor pointer left far off by a
+      // join storm walks back as many peers per step as the list holds, not one.
       const Peer* their_pred = r.predecessors.empty() ? nullptr : &r.predecessors.front();
-      if (their_pred && their_pred->id != table_.self().id && !recently_failed(their_pred->id, now) &&
-          in_open_open(their_pred->id, table_.self().id, succ.id)) {
+      for (const auto& q : r.predecessors) {
+        if (q.id == table_.self().id || recently_failed(q.id, now) || !in_open_open(q.id, table_.self().id, succ.id)) {
+          break;
+        }
         rest.insert(rest.begin(), succ);
-        succ = *their_pred;
+        succ = q;
       }
       table_.set_successors(succ, rest);
       if (succ.id != p.to.id && chained_stabilize_ < 16) {
@@ -774,6 +795,7 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
         transport_.send(nid, to, next, now);
         return;
       }
+      learn_responsible(r, now);
       finish_route(p, r, now);
       return;
     }
@@ -790,6 +812,7 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
         on_failure(id, now);
         return;
       }
+      learn_responsible(r, now);
       transport_.reply(p.reply, r, now);
       return;
     case Kind::Leave: --leave_pending_; return;
