@@ -450,15 +450,23 @@ void ChordNode::handle_route(ReplyHandle handle, const Request& r, Instant now) 
   forward(std::move(p), now);
 }
 
-void ChordNode::learn_responsible(const Response& r, Instant now) {
-  // An answer relayed back through us names the peer responsible for its key. One between us and
-  // our successor is a closer successor, skipped by our pointer: routes into that gap then walk
-  // back from the successor a few peers per hop, and this ends the walk for every later route.
+void ChordNode::learn_responsible(NodeId key, const Response& r, Instant now) {
+  // An answer relayed back through us, or to us, names the peer responsible for its key: a live
+  // peer, and one ahead of us. One between us and our successor is a closer successor, skipped by
+  // our pointer: routes into that gap then walk back from the successor a few peers per hop, and
+  // this ends the walk for every later route. Any other is offered as a finger: in a ring that has
+  // just formed (a join storm) no peer has fingers yet and routes crawl along successor lists;
+  // every answer then teaches each peer on its way a finger (the finger lookups, one per round,
+  // would take minutes). An answer naming a peer far past its key (taken for forged) teaches
+  // nothing.
   if (r.status != 200 || !r.responsible || table_.alone() || recently_failed(r.responsible->id, now)) return;
+  if (!plausible(key, r.responsible->id)) return;
   if (in_open_open(r.responsible->id, table_.self().id, table_.successor().id)) {
     ++stats_.successors_repaired;
     table_.consider(*r.responsible);
+    return;
   }
+  table_.offer_finger(*r.responsible);
 }
 
 void ChordNode::forward(Pending p, Instant now) {
@@ -795,7 +803,7 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
         transport_.send(nid, to, next, now);
         return;
       }
-      learn_responsible(r, now);
+      learn_responsible(p.request.target, r, now);
       finish_route(p, r, now);
       return;
     }
@@ -812,7 +820,7 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
         on_failure(id, now);
         return;
       }
-      learn_responsible(r, now);
+      learn_responsible(p.request.target, r, now);
       transport_.reply(p.reply, r, now);
       return;
     case Kind::Leave: --leave_pending_; return;

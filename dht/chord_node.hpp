@@ -173,7 +173,7 @@ class ChordNode {
   /// own application (route() called here), not from the network.
   Response execute(const Request& r, Instant now, bool own = false);
   void forward(Pending p, Instant now);
-  void learn_responsible(const Response& r, Instant now);
+  void learn_responsible(NodeId key, const Response& r, Instant now);
   void peer_failed(const Peer& p, Instant now);
   void attempt_join(Instant now);
   void finish_route(Pending& p, const Response& r, Instant now);

@@ -1,6 +1,7 @@
 #include "dht/routing_table.hpp"
 
 #include <algorithm>
+#include <bit>
 
 namespace p2psip::dht {
 
@@ -58,6 +59,17 @@ void RoutingTable::set_finger(int i, std::optional<Peer> p) {
   } else {
     fingers_.insert(it, {static_cast<std::uint8_t>(i), std::move(*p)});
   }
+}
+
+bool RoutingTable::offer_finger(const Peer& p) {
+  if (p.id == self_.id || alone() || in_open_closed(p.id, self_.id, successor().id)) return false;
+  const NodeId d = distance(self_.id, p.id);
+  const int i = d.hi != 0 ? 127 - std::countl_zero(d.hi) : 63 - std::countl_zero(d.lo);
+  const NodeId start = self_.id.plus_pow2(i);
+  const auto current = finger(i);
+  if (current && (current->id == p.id || distance(start, current->id) <= distance(start, p.id))) return false;
+  set_finger(i, p);
+  return true;
 }
 
 void RoutingTable::clear_fingers_below(int i) {

@@ -64,6 +64,11 @@ class RoutingTable {
   /// A live peer learned from a message: joins the successor list if it is closer than its end.
   /// Returns true when the first successor changed.
   bool consider(const Peer& p);
+  /// A live peer learned from a message, as a finger: it becomes finger i, for the i with
+  /// self + 2^i <= p < self + 2^(i+1), when that finger is unknown or lies farther past its start
+  /// (the peer is then nearer the finger's true value, the first peer at or past the start). Peers
+  /// the successor covers are not fingers. Returns true when a finger changed.
+  bool offer_finger(const Peer& p);
   /// A peer that says it precedes us (Notify, Join): becomes the predecessor if it lies between the
   /// current one and us, or if there is none (Chord's notify). Returns true when it changed.
   bool offer_predecessor(const Peer& p);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "dht/chord_node.hpp"
+#include "dht/routing_table.hpp"
 
 namespace p2psip::dht {
 namespace {
@@ -184,6 +185,52 @@ TEST(ChordRepair, AnAnswerRelayedBackNamesACloserSuccessor) {
   ASSERT_TRUE(fwd);
   j.node->on_response(fwd->id, r, j.now);
   EXPECT_EQ(j.node->table().successor().id, at(0x80));
+}
+
+TEST(ChordRepair, AnAnswerTeachesAFingerAheadOfUs) {
+  // We are 0x10 with successor 0x20: an answer naming 0x58 makes it finger 126 (start 0x50), a
+  // later one naming 0x52 replaces it (nearer the start), one naming 0x55 does not.
+  Joined j(0x10, 0x20, {peer(0x30)}, peer(0x05));
+  auto answer = [&](std::uint64_t responsible, std::uint64_t key) {
+    Request route;
+    route.op = Op::Route;
+    route.route_op = RouteOp::Lookup;
+    route.sender = peer(0x05);
+    route.target = at(key);
+    route.hops = 2;
+    j.link.sent.clear();
+    j.node->on_request(9, route, j.now);
+    auto fwd = j.link.last(Op::Route);
+    ASSERT_TRUE(fwd);
+    Response r;
+    r.responder = fwd->to;
+    r.responsible = peer(responsible);
+    j.node->on_response(fwd->id, r, j.now);
+  };
+  answer(0x58, 0x57);
+  ASSERT_TRUE(j.node->table().finger(126));
+  EXPECT_EQ(j.node->table().finger(126)->id, at(0x58));
+  answer(0x52, 0x51);
+  EXPECT_EQ(j.node->table().finger(126)->id, at(0x52));
+  answer(0x55, 0x54);
+  EXPECT_EQ(j.node->table().finger(126)->id, at(0x52));
+  EXPECT_EQ(j.node->table().successor().id, at(0x20));  // fingers only: the successor stays
+}
+
+TEST(RoutingTable, OfferedFingersMoveTowardTheirStartAndSkipTheSuccessorsRange) {
+  RoutingTable t(peer(0x10), 8);
+  EXPECT_FALSE(t.offer_finger(peer(0x50)));  // alone: no ring to place it in
+  t.set_successors(peer(0x20), {});
+  EXPECT_FALSE(t.offer_finger(peer(0x18)));  // the successor's range: not a finger
+  EXPECT_FALSE(t.offer_finger(peer(0x20)));
+  EXPECT_TRUE(t.offer_finger(peer(0x90)));  // 0x80 past us: finger 127, start 0x90
+  EXPECT_EQ(t.finger(127)->id, at(0x90));
+  EXPECT_FALSE(t.offer_finger(peer(0x98)));
+  EXPECT_FALSE(t.offer_finger(peer(0x08)));  // just behind us: 0xf8 past us, finger 127 too,
+  EXPECT_EQ(t.finger(127)->id, at(0x90));    // but farther from its start than 0x90
+  EXPECT_TRUE(t.offer_finger(peer(0x35)));   // 0x25 past us: finger 125 (start 0x30)
+  EXPECT_EQ(t.finger(125)->id, at(0x35));
+  EXPECT_EQ(t.distinct_fingers(), 2u);
 }
 
 }  // namespace
