@@ -466,7 +466,7 @@ void ChordNode::learn_responsible(NodeId key, const Response& r, Instant now) {
     table_.consider(*r.responsible);
     return;
   }
-  table_.offer_finger(*r.responsible);
+  if (cfg_.learn_fingers) table_.offer_finger(*r.responsible);
 }
 
 void ChordNode::forward(Pending p, Instant now) {

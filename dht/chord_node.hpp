@@ -47,6 +47,10 @@ struct ChordConfig {
   /// Route through any peer of the successor list, not only the first (fewer hops near the key).
   /// Off: base Chord's routing, for comparisons with the Chord paper (experiments).
   bool route_via_successor_list = true;
+  /// Take the responsible peers named in answers coming back as fingers when they are nearer the
+  /// finger's start than the one known (RoutingTable::offer_finger). Off: fingers come only from
+  /// the finger lookups, as in base Chord (the Chord paper's experiments).
+  bool learn_fingers = true;
   std::uint32_t max_hops = 48;                    ///< routed requests beyond this are answered 483
   int route_retries = 3;                          ///< next hops tried before a routed request fails
   std::size_t replicate_batch_bytes = 32 * 1024;  ///< records per Replicate/Leave message, by size

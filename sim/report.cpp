@@ -142,7 +142,8 @@ std::string summary_json(const Simulator& sim, const HostFigures& host) {
     << ", \"fingers_per_round\": " << sc.chord.fingers_per_round << ", \"successors\": " << sc.chord.successors
     << ", \"replicas\": " << sc.chord.replicas << ", \"iterative\": " << (sc.chord.iterative ? "true" : "false")
     << ", \"route_via_successor_list\": " << (sc.chord.route_via_successor_list ? "true" : "false")
-    << ", \"t1_ms\": " << num(sc.t1_ms) << ", \"hop_timeout_ms\": " << num(sim.hop_timeout_ms()) << "},\n";
+    << ", \"learn_fingers\": " << (sc.chord.learn_fingers ? "true" : "false") << ", \"t1_ms\": " << num(sc.t1_ms)
+    << ", \"hop_timeout_ms\": " << num(sim.hop_timeout_ms()) << "},\n";
   j << "  \"churn\": " << (sc.session_s ? json_text(sc.session_s->describe()) : "null") << ",\n";
   j << "  \"security\": " << (sc.security ? "true" : "false") << ",\n";
   j << "  \"crypto_provider\": "

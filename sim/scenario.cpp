@@ -277,6 +277,8 @@ bool apply_table(const toml::table& t, Reader& rd, Scenario& s) {
           ok = rd.boolean(cv, name, s.chord.iterative);
         } else if (ck == "route_via_successor_list") {
           ok = rd.boolean(cv, name, s.chord.route_via_successor_list);
+        } else if (ck == "learn_fingers") {
+          ok = rd.boolean(cv, name, s.chord.learn_fingers);
         } else if (ck == "max_hops") {
           ok = rd.integer(cv, name, 1, 1000, s.chord.max_hops);
         } else if (ck == "route_retries") {
@@ -292,7 +294,7 @@ bool apply_table(const toml::table& t, Reader& rd, Scenario& s) {
         } else {
           ok = rd.fail(name,
                        "is not a key (stabilize, fingers_per_round, successors, predecessors, replicas, "
-                       "iterative, route_via_successor_list, max_hops, route_retries, fetch_attempts, "
+                       "iterative, route_via_successor_list, learn_fingers, max_hops, route_retries, fetch_attempts, "
                        "plausible_gaps, t1_ms, hop_timeout_ms)");
         }
         if (!ok) return false;
