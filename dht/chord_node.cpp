@@ -157,7 +157,7 @@ void ChordNode::advance(Instant now) {
     if (!stabilize_in_flight_) stabilize(now);
     if (table_.predecessor())
       send(Kind::PingPred, *table_.predecessor(), make(Op::Ping, table_.predecessor()->id), now);
-    fix_fingers(now);
+    if (cfg_.finger_rounds <= 1 || rounds_joined_ % cfg_.finger_rounds == 0) fix_fingers(now);
     // While our place in the ring is still settling (the first rounds after joining, or a round
     // that moved our successor), check the successor from afar every round, not once per cycle.
     const bool moved = table_.successor().id != successor_last_round_;

@@ -43,7 +43,10 @@ struct ChordConfig {
   std::size_t replicas = 2;      ///< copies on successors, besides the responsible peer's
   Duration stabilize_interval = seconds(30);
   std::size_t fingers_per_round = 2;  ///< finger lookups per stabilization round (traffic against freshness)
-  bool iterative = false;             ///< route our own requests iteratively (experiments)
+  /// Finger lookups run every this many stabilization rounds (SimGrid's Chord: stabilize every
+  /// 20 s, fix a finger every 120 s, i.e. 6).
+  std::size_t finger_rounds = 1;
+  bool iterative = false;  ///< route our own requests iteratively (experiments)
   /// Route through any peer of the successor list, not only the first (fewer hops near the key).
   /// Off: base Chord's routing, for comparisons with the Chord paper (experiments).
   bool route_via_successor_list = true;

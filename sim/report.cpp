@@ -139,8 +139,9 @@ std::string summary_json(const Simulator& sim, const HostFigures& host) {
                                                   : "tls")
     << "},\n";
   j << "  \"chord\": {\"stabilize_s\": " << num(static_cast<double>(sc.chord.stabilize_interval.count()) / 1e6)
-    << ", \"fingers_per_round\": " << sc.chord.fingers_per_round << ", \"successors\": " << sc.chord.successors
-    << ", \"replicas\": " << sc.chord.replicas << ", \"iterative\": " << (sc.chord.iterative ? "true" : "false")
+    << ", \"fingers_per_round\": " << sc.chord.fingers_per_round << ", \"finger_rounds\": " << sc.chord.finger_rounds
+    << ", \"successors\": " << sc.chord.successors << ", \"replicas\": " << sc.chord.replicas
+    << ", \"iterative\": " << (sc.chord.iterative ? "true" : "false")
     << ", \"route_via_successor_list\": " << (sc.chord.route_via_successor_list ? "true" : "false")
     << ", \"learn_fingers\": " << (sc.chord.learn_fingers ? "true" : "false") << ", \"t1_ms\": " << num(sc.t1_ms)
     << ", \"hop_timeout_ms\": " << num(sim.hop_timeout_ms()) << "},\n";

@@ -267,6 +267,8 @@ bool apply_table(const toml::table& t, Reader& rd, Scenario& s) {
           s.chord.stabilize_interval = Duration(static_cast<std::int64_t>(secs * 1e6));
         } else if (ck == "fingers_per_round") {
           ok = rd.integer(cv, name, 0, 128, s.chord.fingers_per_round);
+        } else if (ck == "finger_rounds") {
+          ok = rd.integer(cv, name, 1, 1000, s.chord.finger_rounds);
         } else if (ck == "successors") {
           ok = rd.integer(cv, name, 1, 64, s.chord.successors);
         } else if (ck == "predecessors") {
@@ -293,7 +295,7 @@ bool apply_table(const toml::table& t, Reader& rd, Scenario& s) {
           ok = rd.number(cv, name, 0, 600000, s.hop_timeout_ms);
         } else {
           ok = rd.fail(name,
-                       "is not a key (stabilize, fingers_per_round, successors, predecessors, replicas, "
+                       "is not a key (stabilize, fingers_per_round, finger_rounds, successors, predecessors, replicas, "
                        "iterative, route_via_successor_list, learn_fingers, max_hops, route_retries, fetch_attempts, "
                        "plausible_gaps, t1_ms, hop_timeout_ms)");
         }

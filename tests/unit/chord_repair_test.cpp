@@ -52,8 +52,11 @@ struct Joined {
   std::optional<ChordNode> node;
   Instant now{};
 
-  Joined(std::uint64_t self, std::uint64_t successor, std::vector<Peer> successors, Peer predecessor) {
+  Joined(std::uint64_t self, std::uint64_t successor, std::vector<Peer> successors, Peer predecessor,
+         std::size_t finger_rounds = 1) {
     cfg.stabilize_interval = seconds(20);
+    cfg.fingers_per_round = 1;
+    cfg.finger_rounds = finger_rounds;
     node.emplace(peer(self), cfg, link, link);
     node->start({peer(successor).addr}, now);
     auto lookup = link.last(Op::Route);
@@ -215,6 +218,25 @@ TEST(ChordRepair, AnAnswerTeachesAFingerAheadOfUs) {
   answer(0x55, 0x54);
   EXPECT_EQ(j.node->table().finger(126)->id, at(0x52));
   EXPECT_EQ(j.node->table().successor().id, at(0x20));  // fingers only: the successor stays
+}
+
+TEST(ChordRepair, FingerLookupsRunEveryFingerRoundsRounds) {
+  // SimGrid's Chord fixes a finger every 120 s and stabilizes every 20 s: finger_rounds = 6. Here 3:
+  // of six rounds, the first and the fourth look a finger up (lookups of our id + 1 are successor
+  // checks, not fingers).
+  Joined j(0x10, 0x20, {peer(0x30)}, peer(0x05), 3);
+  std::vector<int> per_round;
+  for (int round = 0; round < 6; ++round) {
+    j.link.sent.clear();
+    j.now += round == 0 ? seconds(5) : seconds(20);
+    j.node->advance(j.now);
+    int fingers = 0;
+    for (const auto& s : j.link.sent) {
+      if (s.request.op == Op::Route && s.request.target != at(0x10).plus_pow2(0)) ++fingers;
+    }
+    per_round.push_back(fingers);
+  }
+  EXPECT_EQ(per_round, (std::vector<int>{1, 0, 0, 1, 0, 0}));
 }
 
 TEST(RoutingTable, OfferedFingersMoveTowardTheirStartAndSkipTheSuccessorsRange) {

@@ -67,6 +67,8 @@ loss = 0.01
 stabilize = 10
 successors = 4
 replicas = 1
+finger_rounds = 6
+learn_fingers = false
 [churn]
 session = "weibull(600, 0.5)"
 [workload]
@@ -84,6 +86,8 @@ partition = 30
   EXPECT_EQ(s.access_ms.kind, Distribution::Kind::Uniform);
   EXPECT_EQ(s.chord.stabilize_interval, seconds(10));
   EXPECT_EQ(s.chord.successors, 4u);
+  EXPECT_EQ(s.chord.finger_rounds, 6u);
+  EXPECT_FALSE(s.chord.learn_fingers);
   ASSERT_TRUE(s.session_s);
   EXPECT_EQ(s.session_s->kind, Distribution::Kind::Weibull);
   ASSERT_EQ(s.events.size(), 2u);
@@ -91,7 +95,7 @@ partition = 30
 
   for (const char* bad : {"nodes = 0", "colour = 3", "[chord]\nsuccessor = 3", "[network]\nloss = 2",
                           "[[event]]\nat = 5", "[[event]]\nat = 5\nfail = 0.1\njoin = 0.1", "nodes = \"many\"",
-                          "[churn]\nsession = \"exponential(0)\"", "duration = "}) {
+                          "[churn]\nsession = \"exponential(0)\"", "duration = ", "[chord]\nfinger_rounds = 0"}) {
     Scenario t;
     std::string why;
     EXPECT_FALSE(apply_toml(bad, "bad.toml", ".", t, why)) << bad;
