@@ -408,10 +408,9 @@ void ChordNode::handle_route(ReplyHandle handle, const Request& r, Instant now) 
   Peer next = final_hop ? table_.successor(ex) : table_.next_hop(r.target, cfg_.route_via_successor_list, ex);
   // The sender routed the key here as ours, but it lies behind our predecessor: a peer joined
   // between the sender and us that the sender has not learned of yet. Clockwise routing would send
-  // it back to the sender; walk it back to our predecessor instead. Each step moves toward the
-  // sender and stops at the responsible peer.
-  // Each step goes as far back as our predecessor list reaches while staying at or past the key
-  // (a walk of hundreds of peers, left by a join storm, would otherwise outrun max_hops).
+  // it back to the sender; walk it back toward the sender instead, stopping at the responsible
+  // peer. Each step goes as far back as our predecessor list reaches while staying at or past the
+  // key (a walk of hundreds of peers, left by a join storm, would otherwise outrun max_hops).
   const auto pred = table_.predecessor(ex);
   if (r.final_hop && pred && r.sender.id != table_.self().id && in_open_open(pred->id, r.sender.id, table_.self().id)) {
     next = *pred;

@@ -77,7 +77,7 @@ struct ChordStats {
   std::uint64_t routes_started = 0, routes_ok = 0, routes_failed = 0, forwarded = 0;
   std::uint64_t requests_in = 0, requests_out = 0, failures = 0;
   std::uint64_t peers_failed = 0, records_replicated = 0, records_transferred = 0, stabilize_rounds = 0;
-  std::uint64_t successors_repaired = 0;  ///< closer successors found by the successor check
+  std::uint64_t successors_repaired = 0;  ///< closer successors found by the successor check or named in answers
   std::uint64_t records_refused = 0;      ///< stores, replicas and transfers the guard refused
   std::uint64_t records_disbelieved = 0;  ///< fetched records the guard did not believe (dropped)
   std::uint64_t records_over_quota = 0;   ///< refused for their size or their owner's quota

@@ -76,6 +76,18 @@ struct Joined {
   }
 };
 
+/// A lookup routed to us by `sender`, `hops` hops from its asker.
+Request lookup(std::uint64_t sender, std::uint64_t key, std::uint32_t hops, bool final_hop = false) {
+  Request r;
+  r.op = Op::Route;
+  r.route_op = RouteOp::Lookup;
+  r.sender = peer(sender);
+  r.target = at(key);
+  r.hops = hops;
+  r.final_hop = final_hop;
+  return r;
+}
+
 std::vector<NodeId> ids(const std::vector<Peer>& peers) {
   std::vector<NodeId> out;
   for (const auto& p : peers) out.push_back(p.id);
@@ -133,13 +145,7 @@ TEST(ChordRepair, WalkBackToTheKeyGoesAsFarAsThePredecessorListReaches) {
   }
   EXPECT_EQ(ids(j.node->table().predecessors()), (std::vector<NodeId>{at(0x80), at(0x70), at(0x60)}));
   j.link.sent.clear();
-  Request route;
-  route.op = Op::Route;
-  route.route_op = RouteOp::Lookup;
-  route.sender = peer(0x10);
-  route.target = at(0x65);
-  route.hops = 3;
-  route.final_hop = true;
+  Request route = lookup(0x10, 0x65, 3, true);
   j.node->on_request(h++, route, j.now);
   auto fwd = j.link.last(Op::Route);
   ASSERT_TRUE(fwd);
@@ -158,12 +164,7 @@ TEST(ChordRepair, AnAnswerRelayedBackNamesACloserSuccessor) {
   // We are 0x10 with successor 0x90. A route for key 0x75 passes through us to 0x90, which walks
   // it back to 0x80: the answer coming back names 0x80, and 0x80 becomes our successor.
   Joined j(0x10, 0x90, {peer(0xa0)}, peer(0x05));
-  Request route;
-  route.op = Op::Route;
-  route.route_op = RouteOp::Lookup;
-  route.sender = peer(0x05);
-  route.target = at(0x75);
-  route.hops = 2;
+  Request route = lookup(0x05, 0x75, 2);
   j.link.sent.clear();
   j.node->on_request(7, route, j.now);
   auto fwd = j.link.last(Op::Route);
@@ -195,12 +196,7 @@ TEST(ChordRepair, AnAnswerTeachesAFingerAheadOfUs) {
   // later one naming 0x52 replaces it (nearer the start), one naming 0x55 does not.
   Joined j(0x10, 0x20, {peer(0x30)}, peer(0x05));
   auto answer = [&](std::uint64_t responsible, std::uint64_t key) {
-    Request route;
-    route.op = Op::Route;
-    route.route_op = RouteOp::Lookup;
-    route.sender = peer(0x05);
-    route.target = at(key);
-    route.hops = 2;
+    const Request route = lookup(0x05, key, 2);
     j.link.sent.clear();
     j.node->on_request(9, route, j.now);
     auto fwd = j.link.last(Op::Route);
