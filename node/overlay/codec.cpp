@@ -22,10 +22,6 @@ constexpr std::string_view kFinal = "DHT-Final";
 constexpr std::string_view kLink = "DHT-Link";
 constexpr std::string_view kExclude = "DHT-Exclude";
 
-std::string host_port(const Endpoint& e) {
-  return e.host_port();
-}
-
 /// Appends "<sip:HEX@IP:PORT>" (one string grown in place: every overlay message carries several).
 void append_peer_uri(std::string& out, const dht::Peer& p) {
   out += "<sip:";
@@ -35,14 +31,11 @@ void append_peer_uri(std::string& out, const dht::Peer& p) {
   out += '>';
 }
 
-std::string peer_header(const dht::Peer& p, std::string_view overlay) {
-  std::string out;
-  out.reserve(96 + overlay.size());
+void append_peer_header(std::string& out, const dht::Peer& p, std::string_view overlay) {
   append_peer_uri(out, p);
   out += ";overlay=";
   out += overlay;
   out += ";dht=Chord1.0";
-  return out;
 }
 
 void add_links(sip::Message& m, const std::vector<dht::Peer>& preds, const std::vector<dht::Peer>& succs) {
@@ -96,10 +89,6 @@ bool read_links(const sip::Message& m, std::vector<dht::Peer>& preds, std::vecto
   for (auto& [n, p] : numbered) succs.push_back(p);
   for (auto& [n, p] : numbered_preds) preds.push_back(p);
   return ok;
-}
-
-std::string op_text(const dht::Request& r) {
-  return std::string(r.op == dht::Op::Route ? dht::route_op_name(r.route_op) : dht::op_name(r.op));
 }
 
 /// Walks one msgpack value without building it. False when any container count or string/binary
@@ -366,28 +355,45 @@ std::optional<std::vector<dht::Record>> decode_records(std::string_view bytes, s
 }
 
 sip::Message encode_request(const dht::Request& r, const RequestFraming& f) {
-  std::string target = "sip:" + r.target.hex() + "@" + f.overlay;
-  sip::Message m = sip::Message::request("REGISTER", target);
-  m.add_header(HeaderId::Via, "SIP/2.0/" + std::string(transport_name(f.transport)) + " " + host_port(r.sender.addr) +
-                                  ";branch=" + f.branch + ";rport");
+  // Every value is built in one scratch string, grown once: this runs for every overlay request.
+  std::string v;
+  v.reserve(160);
+  v.append("sip:");
+  r.target.append_hex(v);
+  v.append("@").append(f.overlay);
+  sip::Message m = sip::Message::request("REGISTER", v);
+  v.insert(0, "<");
+  v.append(">");
+  const std::string to = v;
+  v.assign("SIP/2.0/").append(transport_name(f.transport)).append(" ");
+  r.sender.addr.append_host_port(v);
+  v.append(";branch=").append(f.branch).append(";rport");
+  m.add_header(HeaderId::Via, v);
   m.add_header(HeaderId::MaxForwards, "70");
-  m.add_header(HeaderId::From, "<sip:" + r.sender.id.hex() + "@" + f.overlay + ">;tag=" + f.from_tag);
-  m.add_header(HeaderId::To, "<" + target + ">");
+  v.assign("<sip:");
+  r.sender.id.append_hex(v);
+  v.append("@").append(f.overlay).append(">;tag=").append(f.from_tag);
+  m.add_header(HeaderId::From, v);
+  m.add_header(HeaderId::To, to);
   m.add_header(HeaderId::CallId, f.call_id);
   m.add_header(HeaderId::CSeq, "1 REGISTER");
-  m.add_header(kPeerId, peer_header(r.sender, f.overlay));
-  m.add_header(kOp, op_text(r));
+  v.clear();
+  append_peer_header(v, r.sender, f.overlay);
+  m.add_header(kPeerId, v);
+  m.add_header(kOp, r.op == dht::Op::Route ? dht::route_op_name(r.route_op) : dht::op_name(r.op));
   if (r.op == dht::Op::Route) {
-    m.add_header(kHops, std::to_string(r.hops));
+    char num[12];
+    m.add_header(
+        kHops, std::string_view(num, static_cast<std::size_t>(std::to_chars(num, num + sizeof num, r.hops).ptr - num)));
     m.add_header(kRouting, r.iterative ? "iterative" : "recursive");
     if (r.final_hop) m.add_header(kFinal, "yes");
     if (!r.exclude.empty()) {
-      std::string ids;
+      v.clear();
       for (const auto& id : r.exclude) {
-        if (!ids.empty()) ids += ", ";
-        id.append_hex(ids);
+        if (!v.empty()) v += ", ";
+        id.append_hex(v);
       }
-      m.add_header(kExclude, ids);
+      m.add_header(kExclude, v);
     }
   }
   add_links(m, r.predecessors, r.successors);
@@ -458,9 +464,21 @@ Result<dht::Request, sip::Rejection> decode_request(const sip::Message& m, std::
 sip::Message encode_response(const sip::Message& request, const dht::Response& r, std::string_view overlay,
                              std::string_view to_tag) {
   sip::Message m = sip::make_response(request, r.status, r.reason, to_tag);
-  m.add_header(kPeerId, peer_header(r.responder, overlay));
-  if (r.status < 300 || r.status == 302) m.add_header(kHops, std::to_string(r.hops));
-  if (r.responsible) m.add_header(kLink, peer_uri(*r.responsible) + ";link=R");
+  std::string v;
+  v.reserve(160);
+  append_peer_header(v, r.responder, overlay);
+  m.add_header(kPeerId, v);
+  if (r.status < 300 || r.status == 302) {
+    char num[12];
+    m.add_header(
+        kHops, std::string_view(num, static_cast<std::size_t>(std::to_chars(num, num + sizeof num, r.hops).ptr - num)));
+  }
+  if (r.responsible) {
+    v.clear();
+    append_peer_uri(v, *r.responsible);
+    v += ";link=R";
+    m.add_header(kLink, v);
+  }
   add_links(m, r.predecessors, r.successors);
   if (r.redirect) {
     m.add_header(HeaderId::Contact, peer_uri(*r.redirect));

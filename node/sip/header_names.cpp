@@ -75,14 +75,6 @@ HeaderId compact(char c) {
 
 }  // namespace
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
 namespace {
 /// Candidate ids by lower-cased first letter, built once from kCanonical.
 struct FirstLetterIndex {

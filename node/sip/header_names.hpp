@@ -56,6 +56,15 @@ HeaderId lookup_header(std::string_view name);
 std::string_view canonical_name(HeaderId id);
 
 /// Case-insensitive ASCII comparison.
-bool iequals(std::string_view a, std::string_view b);
+inline bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const char x = a[i];
+    const char y = b[i];
+    if (x == y) continue;  // the common case: the same case
+    if ((x | 0x20) != (y | 0x20) || (x | 0x20) < 'a' || (x | 0x20) > 'z') return false;
+  }
+  return true;
+}
 
 }  // namespace p2psip::sip

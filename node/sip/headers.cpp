@@ -24,7 +24,10 @@ std::string_view scan_host(Scanner& s) {
     while (!s.done() && s.peek() != ']') s.advance();
     if (!s.consume(']')) return {};
   } else {
-    while (!s.done() && (is_alnum(s.peek()) || s.peek() == '-' || s.peek() == '.' || s.peek() == '_')) s.advance();
+    const std::string_view rest = s.rest();
+    std::size_t n = 0;
+    while (n < rest.size() && has_class(rest[n], kHost)) ++n;
+    s.advance(n);
   }
   return s.text().substr(start, s.pos() - start);
 }
@@ -148,9 +151,10 @@ bool scan_name_address(Scanner& s, bool in_list, bool lenient_display, NameAddre
   if (s.consume('<')) {
     na.bracketed = true;
     s.skip_lws();
-    std::size_t u0 = s.pos();
-    while (!s.done() && s.peek() != '>' && !is_wsp(s.peek()) && s.peek() != '\r') s.advance();
-    std::string_view uri_text = s.text().substr(u0, s.pos() - u0);
+    const std::string_view rest = s.rest();
+    const std::size_t n = find_first_of4(rest, '>', ' ', '\t', '\r');
+    std::string_view uri_text = rest.substr(0, n);
+    s.advance(n);
     s.skip_lws();
     if (!s.consume('>')) return false;
     if (!parse_uri_into(uri_text, na.uri)) return false;
@@ -219,6 +223,14 @@ bool parse_via_list(std::string_view value, std::vector<Via>& out) {
     if (!v) return false;
     out.push_back(*v);
     if (!list_continue(s, done)) return false;
+  }
+  return true;
+}
+
+bool valid_via_list(std::string_view value) {
+  Scanner s(value);
+  for (bool done = false; !done;) {
+    if (!scan_via(s) || !list_continue(s, done)) return false;
   }
   return true;
 }

@@ -39,6 +39,8 @@ struct Via {
 
 /// Parses every via-parm of one Via field value, appending to `out`. False when any is malformed.
 bool parse_via_list(std::string_view value, std::vector<Via>& out);
+/// parse_via_list's answer without keeping the via-parms.
+bool valid_via_list(std::string_view value);
 /// The first via-parm of a field value.
 std::optional<Via> parse_first_via(std::string_view value);
 /// The topmost Via of a message (first value of the first Via field).

@@ -10,6 +10,10 @@ namespace p2psip::sip {
 namespace {
 
 constexpr std::string_view kCrlf = "\r\n";
+/// A message built by a stack starts with room for a typical overlay message (700-900 octets with
+/// its DHT-Link fields), so that adding headers does not copy the buffer again and again.
+constexpr std::size_t kBuiltReserve = 1024;
+constexpr std::size_t kBuiltHeaders = 20;  ///< an overlay response with its links has about 18 fields
 
 bool version_is_sip20(std::string_view v) {
   return iequals(v, "SIP/2.0");
@@ -160,7 +164,8 @@ Span Message::store(std::string_view text) {
 
 Message Message::request(std::string_view method, std::string_view request_uri) {
   Message m;
-  m.buf_.reserve(512);
+  m.buf_.reserve(kBuiltReserve);
+  m.headers_.reserve(kBuiltHeaders);
   m.start_[0] = m.store(method);
   m.start_[1] = m.store(request_uri);
   m.start_[2] = m.store("SIP/2.0");
@@ -170,7 +175,8 @@ Message Message::request(std::string_view method, std::string_view request_uri) 
 
 Message Message::response(int status, std::string_view reason) {
   Message m;
-  m.buf_.reserve(512);
+  m.buf_.reserve(kBuiltReserve);
+  m.headers_.reserve(kBuiltHeaders);
   m.start_[0] = m.store("SIP/2.0");
   m.status_ = status;
   m.start_[2] = m.store(reason.empty() ? default_reason(status) : reason);

@@ -118,6 +118,8 @@ class Message {
   void set_body(std::string_view content_type, std::string_view body);
   /// Gives back the spare capacity edits left in the buffer and header list (for long-lived copies).
   void shrink_to_fit();
+  /// Makes room for `bytes` more octets of edits, so that they do not grow the buffer by doubling.
+  void reserve_extra(std::size_t bytes) { buf_.reserve(buf_.size() + bytes); }
 
   /// Writes the message. Content-Length is always written, with the body's real size.
   void serialize_to(std::string& out) const;

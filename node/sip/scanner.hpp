@@ -21,6 +21,7 @@ enum CharClass : std::uint16_t {
   kParam = 1 << 8,     ///< unreserved / param-unreserved: [ ] / : & + $
   kHeader = 1 << 9,    ///< unreserved / hnv-unreserved: [ ] / ? : + $
   kHost = 1 << 10,     ///< alphanum / "-" / "." / "_" (hostname characters, loosely)
+  kUriText = 1 << 11,  ///< what a URI may hold at all: visible ASCII but < > DQUOTE (RFC 3261 §25.1)
 };
 
 namespace detail {
@@ -49,6 +50,7 @@ constexpr std::uint16_t classify(char c) {
   if (unreserved || in(c, "[]/:&+$")) f |= kParam;
   if (unreserved || in(c, "[]/?:+$")) f |= kHeader;
   if (alnum || in(c, "-._")) f |= kHost;
+  if (c > 0x20 && c < 0x7f && !in(c, "<>\"")) f |= kUriText;
   return f;
 }
 struct CharTable {
@@ -63,6 +65,7 @@ inline constexpr CharTable kChars;
 constexpr bool has_class(char c, std::uint16_t cls) {
   return (detail::kChars.v[static_cast<unsigned char>(c)] & cls) != 0;
 }
+// clang-format off
 constexpr bool is_alpha(char c) { return has_class(c, kAlpha); }
 constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
 constexpr bool is_alnum(char c) { return has_class(c, kAlpha | kDigit); }
@@ -72,9 +75,45 @@ constexpr bool is_token_char(char c) { return has_class(c, kToken); }
 constexpr bool is_mark(char c) { return has_class(c, kMark); }
 constexpr bool is_unreserved(char c) { return has_class(c, kAlpha | kDigit | kMark); }
 constexpr bool is_word_char(char c) { return has_class(c, kWord); }
+// clang-format on
 
 static_assert(is_token_char('%') && !is_token_char('@') && is_word_char('"') && is_word_char('\\'));
+namespace detail {
+/// Every character a sip/sips URI part accepts (user, password, host, port, parameters, headers,
+/// their separators and %HH escapes) is URI text, so those parts need no separate pass for it.
+constexpr bool parts_hold_only_uri_text() {
+  for (int i = 0; i < 256; ++i) {
+    const char c = static_cast<char>(i);
+    const bool part = has_class(c, kUser | kPassword | kParam | kHeader | kHost | kHex) || in(c, "%@:;=&?[]");
+    if (part && !has_class(c, kUriText)) return false;
+  }
+  return true;
+}
+static_assert(parts_hold_only_uri_text());
+}  // namespace detail
+
 static_assert(has_class('&', kUser) && !has_class('@', kUser) && has_class(':', kParam) && !has_class(';', kParam));
+
+/// The position of the first of the four characters in `s`, or s.size(): eight octets at a time
+/// (a zero octet of x ^ c marks c; see "Bit Twiddling Hacks", determine if a word has a zero byte).
+inline std::size_t find_first_of4(std::string_view s, char a, char b, char c, char d) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
+  auto has_zero = [](std::uint64_t x) { return (x - kOnes) & ~x & kHighs; };
+  const std::uint64_t pa = kOnes * static_cast<unsigned char>(a), pb = kOnes * static_cast<unsigned char>(b);
+  const std::uint64_t pc = kOnes * static_cast<unsigned char>(c), pd = kOnes * static_cast<unsigned char>(d);
+  std::size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    std::uint64_t w = 0;
+    __builtin_memcpy(&w, s.data() + i, 8);
+    if (has_zero(w ^ pa) | has_zero(w ^ pb) | has_zero(w ^ pc) | has_zero(w ^ pd)) break;  // one of them is here
+  }
+  for (; i < s.size(); ++i) {
+    const char x = s[i];
+    if (x == a || x == b || x == c || x == d) return i;
+  }
+  return s.size();
+}
 
 /// Reads an unsigned decimal number, rejecting values above `max` (RFC 4475 §3.1.2.4: overlarge scalars).
 std::optional<std::uint64_t> parse_decimal(std::string_view digits, std::uint64_t max);
@@ -94,6 +133,7 @@ class Scanner {
 
   /// Skips SP, HTAB and CRLF/LF followed by SP or HTAB. Returns true when anything was skipped.
   bool skip_lws() {
+    if (done() || (s_[pos_] != ' ' && s_[pos_] != '\t' && s_[pos_] != '\r' && s_[pos_] != '\n')) return false;
     std::size_t start = pos_;
     for (;;) {
       if (pos_ < s_.size() && is_wsp(s_[pos_])) {
@@ -110,6 +150,11 @@ class Scanner {
   }
   /// Consumes `c` surrounded by optional LWS (SEMI, COMMA, EQUAL, SLASH, COLON of §25.1).
   bool separator(char c) {
+    if (peek() == c) {  // the common case: no whitespace before it
+      ++pos_;
+      skip_lws();
+      return true;
+    }
     std::size_t save = pos_;
     skip_lws();
     if (peek() == c) {
@@ -127,9 +172,11 @@ class Scanner {
   }
   /// 1*token-char; empty view when there is none.
   std::string_view token() {
-    std::size_t start = pos_;
-    while (pos_ < s_.size() && has_class(s_[pos_], kToken)) ++pos_;
-    return s_.substr(start, pos_ - start);
+    const std::size_t start = pos_;
+    std::size_t end = start;  // a local: the loop need not store pos_ on every character
+    while (end < s_.size() && has_class(s_[end], kToken)) ++end;
+    pos_ = end;
+    return s_.substr(start, end - start);
   }
   /// A quoted-string including its quotes; nullopt when unterminated or containing a bare CR/LF.
   std::optional<std::string_view> quoted_string() {

@@ -1,6 +1,7 @@
 #include "node/sip/transaction.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 
 #include "node/core/hex.hpp"
@@ -499,23 +500,35 @@ void TransactionLayer::receive(const Message& message, const Endpoint& from, Ins
   const TransactionId id = t.id;
   // RFC 3261 §18.2.1: note where the request really came from in the top Via.
   if (via) {
-    std::string host(via->host);
+    std::string_view host = via->host;
     if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
-    std::string extra;
-    if (host != from.ip.to_string() && !via->params.has("received")) extra += ";received=" + from.ip.to_string();
+    std::string ip;
+    from.ip.append_to(ip);
+    const bool add_received = host != ip && !via->params.has("received");
     // RFC 3581 §4: an empty rport is filled with the source port.
     auto rport = via->params.get("rport");
-    bool fill_rport = rport && rport->empty();
-    if (fill_rport) extra += ";rport=" + std::to_string(from.port);
-    if (!extra.empty()) {
+    const bool fill_rport = rport && rport->empty();
+    if (add_received || fill_rport) {
       std::string_view value = *message.header(HeaderId::Via);
       auto params_at = static_cast<std::size_t>(via->params.raw.data() - value.data());
-      std::string updated(value.substr(0, params_at));
-      updated += fill_rport ? via->params.without("rport") : std::string(via->params.raw);
-      updated += extra;
-      updated += value.substr(params_at + via->params.raw.size());
+      std::string updated;
+      updated.reserve(value.size() + ip.size() + 24);
+      updated.append(value.substr(0, params_at));
+      if (fill_rport) {
+        updated += via->params.without("rport");
+      } else {
+        updated.append(via->params.raw);
+      }
+      if (add_received) updated.append(";received=").append(ip);
+      if (fill_rport) {
+        char port[8];
+        updated.append(";rport=").append(
+            port, static_cast<std::size_t>(std::to_chars(port, port + sizeof port, from.port).ptr - port));
+      }
+      updated.append(value.substr(params_at + via->params.raw.size()));
+      // Room for exactly the edit: the copy lives as long as the transaction.
+      t.request.reserve_extra(updated.size());
       t.request.set_header(HeaderId::Via, updated);
-      t.request.shrink_to_fit();  // the edit grew the buffer; it lives as long as the transaction
     }
   }
   index(t, std::move(key));

@@ -31,12 +31,17 @@ std::size_t find_any(std::string_view s, char a, char b, char c, std::size_t fro
 template <class Pred>
 bool all_escaped_or(std::string_view s, Pred ok) {
   for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%') {
-      if (i + 2 >= s.size() || !is_hex(s[i + 1]) || !is_hex(s[i + 2])) return false;
-      i += 2;
-    } else if (!ok(s[i])) {
-      return false;
-    }
+    if (ok(s[i])) continue;  // the common case first: one table lookup
+    if (s[i] != '%' || i + 2 >= s.size() || !is_hex(s[i + 1]) || !is_hex(s[i + 2])) return false;
+    i += 2;
+  }
+  return true;
+}
+
+/// Visible ASCII but < > DQUOTE.
+bool all_uri_text(std::string_view s) {
+  for (char c : s) {
+    if (!has_class(c, kUriText)) return false;
   }
   return true;
 }
@@ -159,12 +164,6 @@ bool parse_uri_into(std::string_view text, Uri& u) {
     if (!is_alnum(c) && c != '+' && c != '-' && c != '.') return false;
   }
   std::string_view rest = text.substr(colon + 1);
-  for (char c : rest) {
-    if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f || c == '<' || c == '>' ||
-        c == '"') {
-      return false;
-    }
-  }
   if (iequals(u.scheme_text, "sip")) {
     u.scheme = UriScheme::Sip;
   } else if (iequals(u.scheme_text, "sips")) {
@@ -173,11 +172,14 @@ bool parse_uri_into(std::string_view text, Uri& u) {
     u.scheme = UriScheme::Tel;
   } else {
     u.scheme = UriScheme::Other;
-    if (rest.empty()) return false;
+    if (rest.empty() || !all_uri_text(rest)) return false;
     u.opaque = rest;
     return true;
   }
   if (rest.empty()) return false;
+  // Only a tel number is not checked character by character below; each part of a sip/sips URI
+  // is, against classes that hold nothing but URI text (detail::parts_hold_only_uri_text).
+  if (u.scheme == UriScheme::Tel && !all_uri_text(rest)) return false;
 
   if (u.scheme == UriScheme::Tel) {
     // telephone-subscriber: the number up to the first ';', then parameters (RFC 3966 §3).
@@ -211,8 +213,12 @@ bool parse_uri_into(std::string_view text, Uri& u) {
     u.host = rest.substr(0, host_end);
     if (!valid_ipv6_reference(u.host)) return false;
   } else {
-    host_end = find_any(rest, ':', ';', '?');
-    if (host_end == std::string_view::npos) host_end = rest.size();
+    // The host runs to the first ':', ';' or '?'; any other character that is not a hostname's
+    // ends it too early, which makes the URI invalid.
+    while (host_end < rest.size() && has_class(rest[host_end], kHost)) ++host_end;
+    if (host_end < rest.size() && rest[host_end] != ':' && rest[host_end] != ';' && rest[host_end] != '?') {
+      return false;
+    }
     u.host = rest.substr(0, host_end);
     if (!valid_hostname(u.host)) return false;
   }

@@ -74,7 +74,6 @@ std::optional<Rejection> check_message(const Message& m) {
   if (!parse_name_address(*m.header(HeaderId::From))) return reject(req, "Malformed From");
   if (!parse_name_address(*m.header(HeaderId::To))) return reject(req, "Malformed To");
 
-  std::vector<Via> vias;
   std::vector<NameAddress> addresses;
   std::vector<std::string_view> tokens;
   std::vector<MediaType> media;
@@ -82,10 +81,7 @@ std::optional<Rejection> check_message(const Message& m) {
     std::string_view v = m.value_of(h);
     bool ok = true;
     switch (h.id) {
-      case HeaderId::Via:
-        vias.clear();
-        ok = parse_via_list(v, vias);
-        break;
+      case HeaderId::Via: ok = valid_via_list(v); break;
       case HeaderId::Contact:
         addresses.clear();
         ok = parse_name_address_list(v, addresses, true);
@@ -203,8 +199,8 @@ Message make_response(const Message& request, int status, std::string_view reaso
       case HeaderId::CSeq: r.add_header(h.id, request.value_of(h)); break;
       case HeaderId::To: {
         std::string_view to = request.value_of(h);
-        auto na = parse_name_address(to);
-        if (status > 100 && !to_tag.empty() && (!na || !na->params.has("tag"))) {
+        // Parsed only when a tag may be added: this runs for every response.
+        if (status > 100 && !to_tag.empty() && !parse_name_address(to).value_or(NameAddress{}).params.has("tag")) {
           std::string tagged(to);
           tagged += ";tag=";
           tagged += to_tag;

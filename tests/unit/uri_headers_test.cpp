@@ -1,6 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
+#include "node/core/hex.hpp"
 #include "node/sip/headers.hpp"
+#include "node/sip/scanner.hpp"
 #include "node/sip/uri.hpp"
 
 namespace p2psip::sip {
@@ -48,6 +53,24 @@ TEST(Uri, TelAndOpaqueSchemes) {
   EXPECT_FALSE(parse_uri("9abc:thing"));
 }
 
+TEST(Uri, EveryPartRefusesWhatNoUriHolds) {
+  // The characters RFC 3261 §25.1 keeps out of every URI, in each part of a sip URI: a sip/sips
+  // URI is checked part by part, with no separate pass over the whole text.
+  for (const std::string& bad :
+       std::vector<std::string>{" ", "\t", "<", ">", "\"", "\x7f", "\x80", std::string(1, '\0')}) {
+    for (std::string uri : {"sip:u" + bad + "@h", "sip:u:p" + bad + "@h", "sip:u@h" + bad, "sip:u@h:50" + bad + "60",
+                            "sip:u@h;a" + bad, "sip:u@h;a=b" + bad, "sip:u@h?x=y" + bad, "sip:u@[::1" + bad + "]"}) {
+      EXPECT_FALSE(parse_uri(uri)) << uri;
+    }
+    EXPECT_FALSE(parse_uri("tel:+1" + bad + "555")) << "tel";
+    EXPECT_FALSE(parse_uri("mailto:a" + bad + "b")) << "mailto";
+  }
+  EXPECT_TRUE(parse_uri("sip:u@h;a=b?x=y"));
+  EXPECT_FALSE(parse_uri("sip:u@h,x"));  // a host ended by a character that is not ':', ';' or '?'
+  EXPECT_FALSE(parse_uri("sip:u@h/x"));
+  EXPECT_TRUE(parse_uri("sip:u@a-b.c_d:5"));
+}
+
 TEST(Uri, EquivalenceFollowsSection19_1_4) {
   auto a = parse_uri("sip:%61lice@ATLANTA.example.com;transport=TCP");
   auto b = parse_uri("sip:alice@atlanta.example.com;transport=tcp");
@@ -75,6 +98,38 @@ TEST(Headers, ViaParametersOfRfc3581AndRfc3261) {
   EXPECT_EQ(v6->host, "[2001:db8::9]");
   EXPECT_EQ(v6->params.get("rport").value(), "");
   EXPECT_FALSE(v6->rfc3261_branch());  // the cookie alone is no RFC 3261 branch
+}
+
+TEST(Scanning, CaseInsensitiveComparisonIsAsciiOnly) {
+  EXPECT_TRUE(iequals("Content-Length", "content-LENGTH"));
+  EXPECT_TRUE(iequals("", ""));
+  EXPECT_FALSE(iequals("abc", "abcd"));
+  EXPECT_FALSE(iequals("@", "`"));  // 0x40 and 0x60 differ in the case bit but are not letters
+  EXPECT_FALSE(iequals("[", "{"));
+  EXPECT_FALSE(iequals("\xc1", "\xe1"));  // nor are octets above 0x7f
+  EXPECT_TRUE(iequals("\xc1", "\xc1"));
+}
+
+TEST(Scanning, FirstOfFourCharactersAtEveryOffset) {
+  // Every length and position around the eight-octet steps.
+  for (std::size_t len = 0; len < 40; ++len) {
+    for (std::size_t at = 0; at <= len; ++at) {
+      std::string s(len, 'x');
+      if (at < len) s[at] = (at % 4 == 0) ? '>' : (at % 4 == 1) ? ' ' : (at % 4 == 2) ? '\t' : '\r';
+      EXPECT_EQ(find_first_of4(s, '>', ' ', '\t', '\r'), at) << len << " " << at;
+    }
+  }
+  EXPECT_EQ(find_first_of4("abcdefgh>ij>", '>', '>', '>', '>'), 8u);
+  EXPECT_EQ(find_first_of4("\x80\x80\x80\x80\x80\x80\x80\x80\x80>", '>', ' ', '\t', '\r'),
+            9u);  // high octets are not matches
+}
+
+TEST(Scanning, Hex64IsSixteenLowercaseDigits) {
+  std::string out = "x";
+  append_hex64(out, 0x0123456789abcdefULL);
+  append_hex64(out, 0);
+  append_hex64(out, ~0ULL);
+  EXPECT_EQ(out, "x0123456789abcdef0000000000000000ffffffffffffffff");
 }
 
 TEST(Headers, NameAddressForms) {
