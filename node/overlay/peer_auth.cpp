@@ -72,7 +72,7 @@ std::string message_signing_bytes(const sip::Message& m, std::string_view time) 
   // without them. Its branch stays covered: a replay within the freshness window is then a
   // retransmission, which the server transaction absorbs.
   const auto via = sip::top_via(m);
-  if (!via || (!via->params.has("received") && !via->params.has("rport"))) {
+  if (!via || (!via->has_received && !via->rport)) {
     m.serialize_without(out, {kSignatureHeader, kCertificateHeader});
     return out;
   }

@@ -76,31 +76,41 @@ HeaderId compact(char c) {
 }  // namespace
 
 namespace {
-/// Candidate ids by lower-cased first letter, built once from kCanonical.
-struct FirstLetterIndex {
-  std::array<std::array<HeaderId, 8>, 26> ids{};
-  std::array<std::uint8_t, 26> size{};
-  constexpr FirstLetterIndex() {
+/// Candidate ids by length and lower-cased first letter, built once from kCanonical: a name is
+/// compared with one or two canonical names at most.
+constexpr std::size_t kMaxNameLength = 24;
+constexpr std::size_t kPerBucket = 2;
+struct NameIndex {
+  std::array<std::array<std::array<HeaderId, kPerBucket>, 26>, kMaxNameLength + 1> ids{};
+  bool fits = true;  ///< no bucket overflowed (checked below at compile time)
+  constexpr NameIndex() {
     for (std::size_t i = 1; i < kCanonical.size(); ++i) {
-      char c = lower(kCanonical[i][0]);
-      auto slot = static_cast<std::size_t>(c - 'a');
-      ids[slot][size[slot]++] = static_cast<HeaderId>(i);
+      const std::string_view name = kCanonical[i];
+      const auto letter = static_cast<std::size_t>(lower(name[0]) - 'a');
+      auto& bucket = ids[name.size()][letter];
+      std::size_t k = 0;
+      while (k < kPerBucket && bucket[k] != HeaderId::Other) ++k;
+      if (name.size() > kMaxNameLength || k == kPerBucket) {
+        fits = false;
+        continue;
+      }
+      bucket[k] = static_cast<HeaderId>(i);
     }
   }
 };
-constexpr FirstLetterIndex kIndex;
+constexpr NameIndex kIndex;
+static_assert(kIndex.fits, "raise kMaxNameLength or kPerBucket");
 }  // namespace
 
 HeaderId lookup_header(std::string_view name) {
   if (name.empty()) return HeaderId::Other;
   if (name.size() == 1) return compact(name[0]);
+  if (name.size() > kMaxNameLength) return HeaderId::Other;
   char c = lower(name[0]);
   if (c < 'a' || c > 'z') return HeaderId::Other;
-  auto slot = static_cast<std::size_t>(c - 'a');
-  for (std::size_t k = 0; k < kIndex.size[slot]; ++k) {
-    HeaderId id = kIndex.ids[slot][k];
-    std::string_view canonical = kCanonical[static_cast<std::size_t>(id)];
-    if (canonical.size() == name.size() && iequals(canonical, name)) return id;
+  for (HeaderId id : kIndex.ids[name.size()][static_cast<std::size_t>(c - 'a')]) {
+    if (id == HeaderId::Other) break;
+    if (iequals(kCanonical[static_cast<std::size_t>(id)], name)) return id;
   }
   return HeaderId::Other;
 }

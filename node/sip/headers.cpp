@@ -101,9 +101,18 @@ std::optional<Via> scan_via(Scanner& s) {
     v.port = static_cast<std::uint16_t>(*port);
   }
   // RFC 3261 §20.42 ttl is 0-255; RFC 3581 rport is empty or a port.
-  bool params_ok = scan_params(s, v.params, [](std::string_view name, std::string_view value) {
+  bool seen_branch = false;
+  bool params_ok = scan_params(s, v.params, [&](std::string_view name, std::string_view value) {
+    if (name.size() == 6 && !seen_branch && iequals(name, "branch")) {
+      seen_branch = true;
+      v.branch_value = value;
+    }
+    if (name.size() == 8 && iequals(name, "received")) v.has_received = true;
     if (name.size() == 3 && iequals(name, "ttl")) return parse_decimal(value, 255).has_value();
-    if (name.size() == 5 && iequals(name, "rport")) return value.empty() || parse_decimal(value, 65535).has_value();
+    if (name.size() == 5 && iequals(name, "rport")) {
+      if (!v.rport) v.rport = value;
+      return value.empty() || parse_decimal(value, 65535).has_value();
+    }
     return true;
   });
   if (!params_ok) return std::nullopt;
@@ -227,10 +236,13 @@ bool parse_via_list(std::string_view value, std::vector<Via>& out) {
   return true;
 }
 
-bool valid_via_list(std::string_view value) {
+bool valid_via_list(std::string_view value, std::optional<Via>* first) {
   Scanner s(value);
   for (bool done = false; !done;) {
-    if (!scan_via(s) || !list_continue(s, done)) return false;
+    auto v = scan_via(s);
+    if (!v) return false;
+    if (first != nullptr && !*first) *first = v;
+    if (!list_continue(s, done)) return false;
   }
   return true;
 }

@@ -31,16 +31,21 @@ struct Via {
   std::string_view host;       ///< hostname, IPv4 or [IPv6]
   std::optional<std::uint16_t> port;
   HeaderParams params;
+  // Found while parsing (the first of each name, as params.get finds): what transaction matching
+  // and response routing read for every message, without scanning the parameters again.
+  std::string_view branch_value;           ///< empty when there is no branch
+  std::optional<std::string_view> rport;   ///< RFC 3581: empty value when asked for, the port when filled
+  bool has_received = false;
 
-  [[nodiscard]] std::string_view branch() const { return params.get("branch").value_or(std::string_view()); }
+  [[nodiscard]] std::string_view branch() const { return branch_value; }
   /// True when the branch starts with the RFC 3261 magic cookie and has something after it.
   [[nodiscard]] bool rfc3261_branch() const;
 };
 
 /// Parses every via-parm of one Via field value, appending to `out`. False when any is malformed.
 bool parse_via_list(std::string_view value, std::vector<Via>& out);
-/// parse_via_list's answer without keeping the via-parms.
-bool valid_via_list(std::string_view value);
+/// parse_via_list's answer without keeping the via-parms; the first in `first` when given.
+bool valid_via_list(std::string_view value, std::optional<Via>* first = nullptr);
 /// The first via-parm of a field value.
 std::optional<Via> parse_first_via(std::string_view value);
 /// The topmost Via of a message (first value of the first Via field).

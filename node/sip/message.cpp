@@ -265,36 +265,63 @@ void Message::serialize_to(std::string& out) const {
 }
 
 void Message::serialize_without(std::string& out, std::initializer_list<std::string_view> skip) const {
-  std::size_t estimate = 64 + body_.len;
-  for (const auto& h : headers_) estimate += h.name.len + h.value.len + 4;
-  out.reserve(out.size() + estimate);
-  if (is_request()) {
-    out.append(method()).append(" ").append(request_uri()).append(" SIP/2.0\r\n");
-  } else {
-    char code[4] = {static_cast<char>('0' + status_ / 100), static_cast<char>('0' + status_ / 10 % 10),
-                    static_cast<char>('0' + status_ % 10), ' '};
-    out.append("SIP/2.0 ").append(code, 4).append(reason()).append(kCrlf);
-  }
+  // One pass sizes the text from above, a second copies it in place: no growth checks per piece.
   char len_text[24];
-  const auto len_size = std::to_chars(len_text, len_text + sizeof len_text, body_.len).ptr - len_text;
+  const auto len_size = static_cast<std::size_t>(std::to_chars(len_text, len_text + sizeof len_text, body_.len).ptr - len_text);
+  std::size_t bound = is_request() ? start_[0].len + start_[1].len + 11 : 14 + start_[2].len;
+  for (const auto& h : headers_) bound += h.name.len + h.value.len + 4;
+  bound += 16 + len_size + 2 + 2 + body_.len + len_size;  // a Content-Length line, the blank line, the body
+  const std::size_t at = out.size();
+  out.resize(at + bound);
+  char* p = out.data() + at;
+  auto put = [&p](std::string_view text) {
+    if (text.empty()) return;
+    std::memcpy(p, text.data(), text.size());
+    p += text.size();
+  };
+  if (is_request()) {
+    put(method());
+    put(" ");
+    put(request_uri());
+    put(" SIP/2.0\r\n");
+  } else {
+    const char code[4] = {static_cast<char>('0' + status_ / 100), static_cast<char>('0' + status_ / 10 % 10),
+                          static_cast<char>('0' + status_ % 10), ' '};
+    put("SIP/2.0 ");
+    put(std::string_view(code, 4));
+    put(reason());
+    put(kCrlf);
+  }
+  const std::string_view length(len_text, len_size);
   bool wrote_length = false;
   for (const auto& h : headers_) {
     if (skip.size() != 0 && h.id == HeaderId::Other &&
         std::any_of(skip.begin(), skip.end(), [&](std::string_view n) { return iequals(view(h.name), n); })) {
       continue;
     }
+    put(view(h.name));
+    put(": ");
     if (h.id == HeaderId::ContentLength) {
       // Written once, at the first Content-Length's place, with the body's real size.
-      if (wrote_length) continue;
+      if (wrote_length) {
+        p -= h.name.len + 2;
+        continue;
+      }
       wrote_length = true;
-      out.append(view(h.name)).append(": ").append(len_text, static_cast<std::size_t>(len_size)).append(kCrlf);
-      continue;
+      put(length);
+    } else {
+      put(view(h.value));
     }
-    out.append(view(h.name)).append(": ").append(view(h.value)).append(kCrlf);
+    put(kCrlf);
   }
-  if (!wrote_length) out.append("Content-Length: ").append(len_text, static_cast<std::size_t>(len_size)).append(kCrlf);
-  out.append(kCrlf);
-  out.append(body());
+  if (!wrote_length) {
+    put("Content-Length: ");
+    put(length);
+    put(kCrlf);
+  }
+  put(kCrlf);
+  put(body());
+  out.resize(static_cast<std::size_t>(p - out.data()));
 }
 
 std::string Message::serialize() const {

@@ -338,7 +338,7 @@ Endpoint TransactionLayer::response_destination(const std::optional<Via>& via, c
   // RFC 3261 §18.2.2 with RFC 3581: over a stream, the connection it came on; with rport, the source
   // address and port; otherwise the source address (the "received" address) at the sent-by port.
   if (is_reliable(from.transport)) return from;
-  if (!via || via->params.has("rport")) return from;
+  if (!via || via->rport) return from;
   Endpoint to = from;
   to.port = via->port.value_or(5060);
   return to;
@@ -426,11 +426,11 @@ void TransactionLayer::receive(const Message& message, const Endpoint& from, Ins
   ++depth_;
   if (message.is_response()) {
     ++stats_.responses_in;
-    if (check_message(message)) {
+    std::optional<Via> via;
+    if (check_message(message, via)) {
       ++stats_.malformed_dropped;
     } else {
       // RFC 3261 §17.1.3: the top Via's branch and the CSeq method.
-      auto via = top_via(message);
       std::string key = std::string(via ? via->branch() : std::string_view()) + "|" + std::string(cseq_method(message));
       Transaction* t = lookup(true, key);
       if (t == nullptr) {
@@ -446,7 +446,9 @@ void TransactionLayer::receive(const Message& message, const Endpoint& from, Ins
   }
 
   ++stats_.requests_in;
-  if (auto rejection = check_message(message)) {
+  // The top Via, parsed once (by the check) for matching, the response address and the received parameter.
+  std::optional<Via> via;
+  if (auto rejection = check_message(message, via)) {
     if (rejection->status != 0 && message.method_id() != Method::Ack) {
       ++stats_.malformed_answered;
       Message r = make_rejection(message, *rejection);
@@ -460,7 +462,7 @@ void TransactionLayer::receive(const Message& message, const Endpoint& from, Ins
   }
 
   if (message.method_id() == Method::Ack) {
-    std::string key = server_key(message, true);
+    std::string key = server_key(message, via, true);
     Transaction* t = lookup(false, key);
     if (t && key[0] == '2' && tag_of(message.header(HeaderId::To)) != t->to_tag) t = nullptr;
     if (!t) {
@@ -486,8 +488,6 @@ void TransactionLayer::receive(const Message& message, const Endpoint& from, Ins
     return;
   }
 
-  // The top Via, parsed once for matching, the response address and the received parameter.
-  const std::optional<Via> via = top_via(message);
   std::string key = server_key(message, via, false);
   if (Transaction* existing = lookup(false, key)) {
     on_server_retransmission(*existing, message, from, now);
@@ -504,10 +504,9 @@ void TransactionLayer::receive(const Message& message, const Endpoint& from, Ins
     if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
     std::string ip;
     from.ip.append_to(ip);
-    const bool add_received = host != ip && !via->params.has("received");
+    const bool add_received = host != ip && !via->has_received;
     // RFC 3581 §4: an empty rport is filled with the source port.
-    auto rport = via->params.get("rport");
-    const bool fill_rport = rport && rport->empty();
+    const bool fill_rport = via->rport && via->rport->empty();
     if (add_received || fill_rport) {
       std::string_view value = *message.header(HeaderId::Via);
       auto params_at = static_cast<std::size_t>(via->params.raw.data() - value.data());

@@ -38,6 +38,12 @@ std::string join(const std::vector<std::string>& list) {
 }  // namespace
 
 std::optional<Rejection> check_message(const Message& m) {
+  std::optional<Via> top;
+  return check_message(m, top);
+}
+
+std::optional<Rejection> check_message(const Message& m, std::optional<Via>& top) {
+  top.reset();
   const bool req = m.is_request();
   if (req && !parse_uri(m.request_uri())) return reject(true, "Malformed Request-URI");
 
@@ -81,7 +87,7 @@ std::optional<Rejection> check_message(const Message& m) {
     std::string_view v = m.value_of(h);
     bool ok = true;
     switch (h.id) {
-      case HeaderId::Via: ok = valid_via_list(v); break;
+      case HeaderId::Via: ok = valid_via_list(v, top ? nullptr : &top); break;
       case HeaderId::Contact:
         addresses.clear();
         ok = parse_name_address_list(v, addresses, true);

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "node/sip/headers.hpp"
 #include "node/sip/message.hpp"
 
 namespace p2psip::sip {
@@ -26,6 +27,8 @@ struct Rejection {
 
 /// RFC 3261 validity of a parsed message. nullopt when valid.
 std::optional<Rejection> check_message(const Message& m);
+/// The same, and for a valid message the top Via in `top` (what top_via(m) returns), parsed on the way.
+std::optional<Rejection> check_message(const Message& m, std::optional<Via>& top);
 
 /// What a UAS supports; check_request_capabilities answers requests beyond it.
 struct Capabilities {

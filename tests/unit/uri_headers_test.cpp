@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <string>
 #include <vector>
 
@@ -108,6 +109,26 @@ TEST(Scanning, CaseInsensitiveComparisonIsAsciiOnly) {
   EXPECT_FALSE(iequals("[", "{"));
   EXPECT_FALSE(iequals("\xc1", "\xe1"));  // nor are octets above 0x7f
   EXPECT_TRUE(iequals("\xc1", "\xc1"));
+}
+
+TEST(Scanning, EveryKnownHeaderNameInAnyCaseAndCompactForm) {
+  for (int i = 1; i < static_cast<int>(HeaderId::Count_); ++i) {
+    const auto id = static_cast<HeaderId>(i);
+    std::string name(canonical_name(id));
+    EXPECT_EQ(lookup_header(name), id) << name;
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    EXPECT_EQ(lookup_header(name), id) << name;
+    for (auto& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    EXPECT_EQ(lookup_header(name), id) << name;
+    EXPECT_EQ(lookup_header(name + "x"), HeaderId::Other) << name;
+    if (name.size() > 2) {  // "T" is To's compact form
+      EXPECT_EQ(lookup_header(name.substr(0, name.size() - 1)), HeaderId::Other) << name;
+    }
+  }
+  EXPECT_EQ(lookup_header("v"), HeaderId::Via);
+  EXPECT_EQ(lookup_header("I"), HeaderId::CallId);
+  for (std::string_view other : {"", "DHT-PeerID", "X-Via", "1Via", "Contact-Length", "Via ", "a-very-long-header-name-of-no-one"})
+    EXPECT_EQ(lookup_header(other), HeaderId::Other) << other;
 }
 
 TEST(Scanning, FirstOfFourCharactersAtEveryOffset) {
