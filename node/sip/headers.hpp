@@ -33,8 +33,8 @@ struct Via {
   HeaderParams params;
   // Found while parsing (the first of each name, as params.get finds): what transaction matching
   // and response routing read for every message, without scanning the parameters again.
-  std::string_view branch_value;           ///< empty when there is no branch
-  std::optional<std::string_view> rport;   ///< RFC 3581: empty value when asked for, the port when filled
+  std::string_view branch_value;          ///< empty when there is no branch
+  std::optional<std::string_view> rport;  ///< RFC 3581: empty value when asked for, the port when filled
   bool has_received = false;
 
   [[nodiscard]] std::string_view branch() const { return branch_value; }

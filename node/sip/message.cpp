@@ -267,7 +267,8 @@ void Message::serialize_to(std::string& out) const {
 void Message::serialize_without(std::string& out, std::initializer_list<std::string_view> skip) const {
   // One pass sizes the text from above, a second copies it in place: no growth checks per piece.
   char len_text[24];
-  const auto len_size = static_cast<std::size_t>(std::to_chars(len_text, len_text + sizeof len_text, body_.len).ptr - len_text);
+  const auto len_size =
+      static_cast<std::size_t>(std::to_chars(len_text, len_text + sizeof len_text, body_.len).ptr - len_text);
   std::size_t bound = is_request() ? start_[0].len + start_[1].len + 11 : 14 + start_[2].len;
   for (const auto& h : headers_) bound += h.name.len + h.value.len + 4;
   bound += 16 + len_size + 2 + 2 + body_.len + len_size;  // a Content-Length line, the blank line, the body

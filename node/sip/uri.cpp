@@ -6,19 +6,6 @@
 namespace p2psip::sip {
 namespace {
 
-bool is_user_char(char c) {
-  return has_class(c, kUser);
-}
-bool is_password_char(char c) {
-  return has_class(c, kPassword);
-}
-bool is_param_char(char c) {
-  return has_class(c, kParam);
-}
-bool is_header_char(char c) {
-  return has_class(c, kHeader);
-}
-
 /// The first position at or after `from` holding one of the three characters, or npos.
 std::size_t find_any(std::string_view s, char a, char b, char c, std::size_t from = 0) {
   for (std::size_t i = from; i < s.size(); ++i) {
@@ -27,11 +14,18 @@ std::size_t find_any(std::string_view s, char a, char b, char c, std::size_t fro
   return std::string_view::npos;
 }
 
-/// Checks that every character passes `ok` or is a valid %HH escape.
-template <class Pred>
-bool all_escaped_or(std::string_view s, Pred ok) {
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (ok(s[i])) continue;  // the common case first: one table lookup
+/// Checks that every character is of class `cls` (one CharClass bit) or starts a valid %HH escape. Eight characters
+/// at a time while none of them is an escape (a user part is 32 hex digits on every overlay message).
+bool all_escaped_or(std::string_view s, std::uint16_t cls) {
+  const auto& v = detail::kChars.v;
+  auto at = [&](std::size_t k) { return v[static_cast<unsigned char>(s[k])]; };
+  std::size_t i = 0;
+  while (i + 8 <= s.size() &&
+         (at(i) & at(i + 1) & at(i + 2) & at(i + 3) & at(i + 4) & at(i + 5) & at(i + 6) & at(i + 7) & cls) != 0) {
+    i += 8;
+  }
+  for (; i < s.size(); ++i) {
+    if (has_class(s[i], cls)) continue;
     if (s[i] != '%' || i + 2 >= s.size() || !is_hex(s[i + 1]) || !is_hex(s[i + 2])) return false;
     i += 2;
   }
@@ -84,10 +78,10 @@ bool valid_params(std::string_view params) {
     std::string_view p = params.substr(i + 1, end - i - 1);
     std::size_t eq = p.find('=');
     std::string_view name = p.substr(0, eq);
-    if (name.empty() || !all_escaped_or(name, is_param_char)) return false;
+    if (name.empty() || !all_escaped_or(name, kParam)) return false;
     if (eq != std::string_view::npos) {
       std::string_view value = p.substr(eq + 1);
-      if (value.empty() || !all_escaped_or(value, is_param_char)) return false;
+      if (value.empty() || !all_escaped_or(value, kParam)) return false;
     }
     i = end;
   }
@@ -103,7 +97,7 @@ bool valid_headers(std::string_view headers) {
     std::string_view h = headers.substr(i, end - i);
     std::size_t eq = h.find('=');
     if (eq == std::string_view::npos || eq == 0) return false;
-    if (!all_escaped_or(h.substr(0, eq), is_header_char) || !all_escaped_or(h.substr(eq + 1), is_header_char)) {
+    if (!all_escaped_or(h.substr(0, eq), kHeader) || !all_escaped_or(h.substr(eq + 1), kHeader)) {
       return false;
     }
     i = end + 1;
@@ -199,7 +193,7 @@ bool parse_uri_into(std::string_view text, Uri& u) {
     std::size_t pc = userinfo.find(':');
     u.user = userinfo.substr(0, pc);
     if (pc != std::string_view::npos) u.password = userinfo.substr(pc + 1);
-    if (u.user.empty() || !all_escaped_or(u.user, is_user_char) || !all_escaped_or(u.password, is_password_char)) {
+    if (u.user.empty() || !all_escaped_or(u.user, kUser) || !all_escaped_or(u.password, kPassword)) {
       return false;
     }
     rest = rest.substr(at + 1);

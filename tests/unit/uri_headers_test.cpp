@@ -127,7 +127,8 @@ TEST(Scanning, EveryKnownHeaderNameInAnyCaseAndCompactForm) {
   }
   EXPECT_EQ(lookup_header("v"), HeaderId::Via);
   EXPECT_EQ(lookup_header("I"), HeaderId::CallId);
-  for (std::string_view other : {"", "DHT-PeerID", "X-Via", "1Via", "Contact-Length", "Via ", "a-very-long-header-name-of-no-one"})
+  for (std::string_view other :
+       {"", "DHT-PeerID", "X-Via", "1Via", "Contact-Length", "Via ", "a-very-long-header-name-of-no-one"})
     EXPECT_EQ(lookup_header(other), HeaderId::Other) << other;
 }
 
