@@ -16,14 +16,14 @@ inline void append_hex64(std::string& out, std::uint64_t v) {
   static constexpr auto kPairs = [] {
     std::array<char, 512> t{};
     constexpr char kDigits[] = "0123456789abcdef";
-    for (int b = 0; b < 256; ++b) {
-      t[static_cast<std::size_t>(2 * b)] = kDigits[b >> 4];
-      t[static_cast<std::size_t>(2 * b + 1)] = kDigits[b & 0xf];
+    for (std::size_t b = 0; b < 256; ++b) {
+      t[2 * b] = kDigits[b >> 4];
+      t[2 * b + 1] = kDigits[b & 0xf];
     }
     return t;
   }();
   char buf[16];
-  for (int i = 7; i >= 0; --i) {
+  for (std::size_t i = 8; i-- > 0;) {
     const auto b = static_cast<std::size_t>(v & 0xff);
     buf[2 * i] = kPairs[2 * b];
     buf[2 * i + 1] = kPairs[2 * b + 1];
