@@ -10,8 +10,8 @@
 
 namespace p2psip {
 
-/// Appends `v` as exactly 16 lowercase hex digits.
-inline void append_hex64(std::string& out, std::uint64_t v) {
+/// Writes `v` as exactly 16 lowercase hex digits at `out`.
+inline void write_hex64(char* out, std::uint64_t v) {
   // Two digits per byte from a table: eight steps instead of sixteen.
   static constexpr auto kPairs = [] {
     std::array<char, 512> t{};
@@ -22,13 +22,18 @@ inline void append_hex64(std::string& out, std::uint64_t v) {
     }
     return t;
   }();
-  char buf[16];
   for (std::size_t i = 8; i-- > 0;) {
     const auto b = static_cast<std::size_t>(v & 0xff);
-    buf[2 * i] = kPairs[2 * b];
-    buf[2 * i + 1] = kPairs[2 * b + 1];
+    out[2 * i] = kPairs[2 * b];
+    out[2 * i + 1] = kPairs[2 * b + 1];
     v >>= 8;
   }
+}
+
+/// Appends `v` as exactly 16 lowercase hex digits.
+inline void append_hex64(std::string& out, std::uint64_t v) {
+  char buf[16];
+  write_hex64(buf, v);
   out.append(buf, sizeof buf);
 }
 
@@ -37,6 +42,18 @@ inline std::string hex64(std::uint64_t v) {
   append_hex64(out, v);
   return out;
 }
+
+/// 16 hex digits held in place: a tag or Call-ID token that costs no allocation (a std::string of
+/// 16 characters is one past the short-string buffer). Reads as a string_view while it lives.
+class Hex64 {
+ public:
+  explicit Hex64(std::uint64_t v) { write_hex64(digits_.data(), v); }
+  [[nodiscard]] std::string_view view() const { return {digits_.data(), digits_.size()}; }
+  operator std::string_view() const { return view(); }  // NOLINT(google-explicit-constructor)
+
+ private:
+  std::array<char, 16> digits_{};
+};
 
 /// Hex digit values (either case); 0xff for every other character.
 inline constexpr std::array<std::uint8_t, 256> kHexValue = [] {

@@ -362,9 +362,6 @@ sip::Message encode_request(const dht::Request& r, const RequestFraming& f) {
   r.target.append_hex(v);
   v.append("@").append(f.overlay);
   sip::Message m = sip::Message::request("REGISTER", v);
-  v.insert(0, "<");
-  v.append(">");
-  const std::string to = v;
   v.assign("SIP/2.0/").append(transport_name(f.transport)).append(" ");
   r.sender.addr.append_host_port(v);
   v.append(";branch=").append(f.branch).append(";rport");
@@ -374,7 +371,9 @@ sip::Message encode_request(const dht::Request& r, const RequestFraming& f) {
   r.sender.id.append_hex(v);
   v.append("@").append(f.overlay).append(">;tag=").append(f.from_tag);
   m.add_header(HeaderId::From, v);
-  m.add_header(HeaderId::To, to);
+  v.assign("<");
+  v.append(m.request_uri()).append(">");
+  m.add_header(HeaderId::To, v);
   m.add_header(HeaderId::CallId, f.call_id);
   m.add_header(HeaderId::CSeq, "1 REGISTER");
   v.clear();

@@ -22,12 +22,13 @@ namespace p2psip::overlay {
 inline constexpr std::string_view kRecordsType = "application/p2psip-records+msgpack";
 
 /// What the encoder needs besides the message: the overlay's name and the transaction's identifiers.
+/// The transaction's framing of a request. Views: the caller holds the text while encode_request runs.
 struct RequestFraming {
-  std::string overlay;
+  std::string_view overlay;
   Transport transport = Transport::Udp;  ///< written in the Via
-  std::string branch;
-  std::string call_id;
-  std::string from_tag;
+  std::string_view branch;
+  std::string_view call_id;
+  std::string_view from_tag;
 };
 
 sip::Message encode_request(const dht::Request& r, const RequestFraming& framing);

@@ -31,8 +31,8 @@ OverlayNode::OverlayNode(dht::Peer self, OverlayConfig config, Environment& env)
       chord_(std::move(self), cfg_.chord, *this, env),
       peer_limits_(cfg_.peer_rate) {}
 
-std::string OverlayNode::token() {
-  return hex64(env_.random());
+Hex64 OverlayNode::token() {
+  return Hex64(env_.random());
 }
 
 void OverlayNode::receive_datagram(std::string_view bytes, const Endpoint& from, Instant now) {
@@ -83,9 +83,15 @@ Instant OverlayNode::next_wakeup() const {
 void OverlayNode::send(dht::RequestId id, const dht::Peer& to, const dht::Request& r, Instant now) {
   RequestFraming f;
   f.overlay = cfg_.overlay;
-  f.branch = layer_.make_branch();
-  f.call_id = token() + "@" + cfg_.overlay;
-  f.from_tag = token();
+  // On the stack, drawn in this order (branch, Call-ID, From tag): a run's random stream is fixed.
+  const sip::TransactionLayer::Branch branch = layer_.new_branch();
+  f.branch = branch.view();
+  std::string call_id;
+  call_id.reserve(16 + 1 + cfg_.overlay.size());
+  call_id.append(token().view()).append(1, '@').append(cfg_.overlay);
+  f.call_id = call_id;
+  const Hex64 from_tag = token();
+  f.from_tag = from_tag.view();
   // Over UDP links, large bodies (replication, hand-over) still go over TCP.
   std::size_t body_estimate = 0;
   for (const auto& rec : r.records) body_estimate += rec.name.size() + rec.value.size() + rec.owner.size() + 40;

@@ -11,6 +11,7 @@
 #include <unordered_set>
 
 #include "dht/chord_node.hpp"
+#include "node/core/hex.hpp"
 #include "node/core/rate_limiter.hpp"
 #include "node/overlay/peer_auth.hpp"
 #include "node/sip/transaction.hpp"
@@ -108,7 +109,7 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
     bool carried_cert = false;
     bool resent = false;
   };
-  std::string token();
+  Hex64 token();
   void fail(sip::TransactionId id, Instant now);
   /// The credentials of a message that `signer` must have sent (null: any peer, named in
   /// `signed_by`): the TLS link's, or the message's signature.

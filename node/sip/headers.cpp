@@ -201,6 +201,11 @@ std::optional<std::string_view> HeaderParams::get(std::string_view name) const {
 
 std::string HeaderParams::without(std::string_view name) const {
   std::string out;
+  append_without(out, name);
+  return out;
+}
+
+void HeaderParams::append_without(std::string& out, std::string_view name) const {
   Scanner s(raw);
   std::size_t start = s.pos();
   while (s.separator(';')) {
@@ -217,7 +222,6 @@ std::string HeaderParams::without(std::string_view name) const {
     if (!iequals(n, name)) out.append(raw.substr(start, s.pos() - start));
     start = s.pos();
   }
-  return out;
 }
 
 bool Via::rfc3261_branch() const {

@@ -21,6 +21,8 @@ struct HeaderParams {
   [[nodiscard]] bool has(std::string_view name) const { return get(name).has_value(); }
   /// The parameters as written, less every one with this name.
   [[nodiscard]] std::string without(std::string_view name) const;
+  /// Appends what without(name) returns to `out`.
+  void append_without(std::string& out, std::string_view name) const;
 };
 
 /// RFC 3261 §20.42 Via: sent-protocol, sent-by and the branch/received/rport/maddr/ttl parameters.

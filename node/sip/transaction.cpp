@@ -1,6 +1,7 @@
 #include "node/sip/transaction.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cstring>
 
@@ -39,6 +40,14 @@ std::string_view cseq_method(const Message& m) {
   if (!cseq) return {};
   auto parsed = parse_cseq(*cseq);
   return parsed ? parsed->method : std::string_view();
+}
+
+/// RFC 3261 §17.1.3: a client transaction's key, the top Via's branch and the CSeq method.
+std::string client_key(std::string_view branch, std::string_view method) {
+  std::string key;
+  key.reserve(branch.size() + 1 + method.size());
+  key.append(branch).append(1, '|').append(method);
+  return key;
 }
 
 }  // namespace
@@ -157,7 +166,7 @@ void TransactionLayer::index(Transaction& t, std::string key) {
   (t.client ? client_index_ : server_index_).insert(key_hash(t.key), slot_of(t.id));
 }
 
-TransactionLayer::Transaction* TransactionLayer::lookup(bool client, const std::string& key) {
+TransactionLayer::Transaction* TransactionLayer::lookup(bool client, std::string_view key) {
   auto found = (client ? client_index_ : server_index_).find(key, key_hash(key), *this);
   return found ? &slot(*found) : nullptr;
 }
@@ -234,10 +243,12 @@ Duration non_invite_trying_deadline(const TimerConfig& cfg) {
   return elapsed;
 }
 
-std::string TransactionLayer::make_branch() {
-  std::string branch(kMagicCookie);
-  append_hex64(branch, env_.random());
-  return branch;
+TransactionLayer::Branch TransactionLayer::new_branch() {
+  Branch b;
+  static_assert(kMagicCookie.size() + 16 == std::tuple_size_v<decltype(b.text)>);
+  std::memcpy(b.text.data(), kMagicCookie.data(), kMagicCookie.size());
+  write_hex64(b.text.data() + kMagicCookie.size(), env_.random());
+  return b;
 }
 
 TransactionLayer::Transaction& TransactionLayer::create(bool client, const Message& request, const Endpoint& peer,
@@ -430,8 +441,22 @@ void TransactionLayer::receive(const Message& message, const Endpoint& from, Ins
     if (check_message(message, via)) {
       ++stats_.malformed_dropped;
     } else {
-      // RFC 3261 §17.1.3: the top Via's branch and the CSeq method.
-      std::string key = std::string(via ? via->branch() : std::string_view()) + "|" + std::string(cseq_method(message));
+      // RFC 3261 §17.1.3: the top Via's branch and the CSeq method, written on the stack (every
+      // response is matched; a key that does not fit, which no overlay branch makes, goes on the heap).
+      const std::string_view branch = via ? via->branch() : std::string_view();
+      const std::string_view method = cseq_method(message);
+      std::array<char, 96> room{};
+      std::string spilled;
+      std::string_view key;
+      if (branch.size() + 1 + method.size() <= room.size()) {
+        std::memcpy(room.data(), branch.data(), branch.size());
+        room[branch.size()] = '|';
+        std::memcpy(room.data() + branch.size() + 1, method.data(), method.size());
+        key = std::string_view(room.data(), branch.size() + 1 + method.size());
+      } else {
+        spilled = client_key(branch, method);
+        key = spilled;
+      }
       Transaction* t = lookup(true, key);
       if (t == nullptr) {
         ++stats_.stray_responses;
@@ -514,7 +539,7 @@ void TransactionLayer::receive(const Message& message, const Endpoint& from, Ins
       updated.reserve(value.size() + ip.size() + 24);
       updated.append(value.substr(0, params_at));
       if (fill_rport) {
-        updated += via->params.without("rport");
+        via->params.append_without(updated, "rport");
       } else {
         updated.append(via->params.raw);
       }
@@ -636,7 +661,7 @@ TransactionId TransactionLayer::send_request(const Message& request, const Endpo
   const TransactionId id = t.id;
   std::string bytes = request.serialize();
   auto via = top_via(request);
-  index(t, std::string(via ? via->branch() : std::string_view()) + "|" + std::string(request.method()));
+  index(t, client_key(via ? via->branch() : std::string_view(), request.method()));
   t.interval = cfg_.t1;
   if (t.invite) {
     t.state = TransactionState::Calling;

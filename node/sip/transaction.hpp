@@ -13,10 +13,12 @@
 //  - RFC 3261 §17.2.3 matching with the RFC 2543 fall-back for branches without the magic cookie.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "node/core/address.hpp"
@@ -134,7 +136,13 @@ class TransactionLayer {
   [[nodiscard]] Instant next_wakeup() const;
 
   /// A new RFC 3261 branch: the magic cookie and 64 random bits from the environment.
-  std::string make_branch();
+  std::string make_branch() { return std::string(new_branch().view()); }
+  /// The same, held in place (no allocation; one is made for every request).
+  struct Branch {
+    std::array<char, 23> text{};  // "z9hG4bK" and 16 hex digits
+    [[nodiscard]] std::string_view view() const { return {text.data(), text.size()}; }
+  };
+  Branch new_branch();
   /// The time a client's Timer E takes to reach T2 (RFC 4320 §4.1): 3.5 s with the default timers.
   [[nodiscard]] Duration non_invite_trying_deadline() const;
 
@@ -201,7 +209,7 @@ class TransactionLayer {
   static std::uint32_t slot_of(TransactionId id) { return static_cast<std::uint32_t>(id); }
   [[nodiscard]] std::uint64_t key_hash(std::string_view key) const;
   void index(Transaction& t, std::string key);
-  Transaction* lookup(bool client, const std::string& key);
+  Transaction* lookup(bool client, std::string_view key);
   void start_timer(Transaction& t, Timer timer, Duration after, Instant now);
   void stop_timer(Transaction& t, Timer timer);
   void requeue(Transaction& t);

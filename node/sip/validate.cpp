@@ -195,6 +195,16 @@ std::optional<Rejection> check_forwardable(const Message& request) {
   return std::nullopt;
 }
 
+namespace {
+/// False only when no "tag" (in any case) occurs in `value`, so that it cannot hold a tag parameter.
+bool may_name_tag(std::string_view value) {
+  for (std::size_t i = 0; i + 3 <= value.size(); ++i) {
+    if ((value[i] | 0x20) == 't' && (value[i + 1] | 0x20) == 'a' && (value[i + 2] | 0x20) == 'g') return true;
+  }
+  return false;
+}
+}  // namespace
+
 Message make_response(const Message& request, int status, std::string_view reason, std::string_view to_tag) {
   Message r = Message::response(status, reason);
   for (const auto& h : request.headers()) {
@@ -205,8 +215,10 @@ Message make_response(const Message& request, int status, std::string_view reaso
       case HeaderId::CSeq: r.add_header(h.id, request.value_of(h)); break;
       case HeaderId::To: {
         std::string_view to = request.value_of(h);
-        // Parsed only when a tag may be added: this runs for every response.
-        if (status > 100 && !to_tag.empty() && !parse_name_address(to).value_or(NameAddress{}).params.has("tag")) {
+        // Parsed only when a tag may be added and the value holds the letters of one: this runs
+        // for every response, and a request that starts a transaction seldom has a To tag.
+        if (status > 100 && !to_tag.empty() &&
+            (!may_name_tag(to) || !parse_name_address(to).value_or(NameAddress{}).params.has("tag"))) {
           std::string tagged(to);
           tagged += ";tag=";
           tagged += to_tag;

@@ -180,6 +180,23 @@ TEST(Message, MakeResponseFollowsRfc3261Section8_2_6) {
   EXPECT_FALSE(check_message(*reparsed));
 }
 
+TEST(Message, MakeResponseAddsATagOnlyWhereTheToHasNone) {
+  // A To holding the letters "tag" outside its parameters is parsed, and gets a tag; one with a
+  // tag parameter in any case keeps it alone.
+  auto with_to = [](std::string_view to) {
+    std::string text =
+        "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n"
+        "From: <sip:c@d>;tag=1\r\nTo: ";
+    text.append(to).append("\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n");
+    auto req = parse_datagram(text).value();
+    return std::string(make_response(req, 200, "", "new").header(HeaderId::To).value());
+  };
+  EXPECT_EQ(with_to("<sip:a@b>"), "<sip:a@b>;tag=new");
+  EXPECT_EQ(with_to("\"Tagged\" <sip:tag@b;tag=u>"), "\"Tagged\" <sip:tag@b;tag=u>;tag=new");
+  EXPECT_EQ(with_to("<sip:a@b>;TAG=old"), "<sip:a@b>;TAG=old");
+  EXPECT_EQ(with_to("<sip:a@b> ; tAg = old"), "<sip:a@b> ; tAg = old");
+}
+
 TEST(Message, RawErrorResponseCopiesTheTransactionHeaders) {
   std::string_view bad =
       "INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\nFrom: <sip:c@d>;tag=1\r\n"

@@ -94,11 +94,14 @@ std::string ping(SignedNet& s, const dht::NodeId& claimed, PeerAuthenticator* si
   r.op = dht::Op::Ping;
   r.sender = dht::Peer{claimed, kMallory};
   r.target = s.ids[to_index].node_id();
+  const std::string branch = "z9hG4bKmallory" + std::to_string(n);
+  const std::string call_id = "m" + std::to_string(n);
+  const std::string from_tag = "t" + std::to_string(n);
   RequestFraming f;
   f.overlay = "p2psip.local";
-  f.branch = "z9hG4bKmallory" + std::to_string(n);
-  f.call_id = "m" + std::to_string(n);
-  f.from_tag = "t" + std::to_string(n);
+  f.branch = branch;
+  f.call_id = call_id;
+  f.from_tag = from_tag;
   sip::Message m = encode_request(r, f);
   if (signer != nullptr) signer->sign_request(m, nullptr, at == Instant{} ? s.net.now : at);
   return m.serialize();
