@@ -17,6 +17,7 @@
 #include "node/overlay/overlay_node.hpp"
 #include "security/certificate.hpp"
 #include "security/crypto.hpp"
+#include "sim/event_queue.hpp"
 #include "sim/random.hpp"
 #include "sim/scenario.hpp"
 
@@ -116,6 +117,9 @@ class Simulator {
     std::uint64_t arg;
     bool operator>(const Event& o) const { return at != o.at ? at > o.at : seq > o.seq; }
   };
+  struct EarlierEvent {
+    bool operator()(const Event& a, const Event& b) const { return b > a; }
+  };
   struct InFlight {
     std::string bytes;
     Endpoint from;
@@ -167,9 +171,11 @@ class Simulator {
   Rng churn_rng_;  // sessions, failures, bootstrap choice
   Rng work_rng_;   // workload
   std::deque<Slot> slots_;
-  std::vector<Event> heap_;
+  QuadHeap<Event, EarlierEvent> heap_;
   std::uint64_t seq_ = 0;
   std::vector<InFlight> flight_;
+  /// Buffers of delivered messages, kept for the next ones (bounded: kSpareBuffers, kSpareBytes).
+  std::vector<std::string> spare_;
   std::vector<std::uint64_t> flight_free_;
   Instant now_{};
   Instant end_{};

@@ -2,8 +2,12 @@
 // behaving as it must on a simulated network (ring, lookups, failures, churn, partitions).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <vector>
 
+#include "sim/event_queue.hpp"
 #include "sim/report.hpp"
 #include "sim/simulator.hpp"
 
@@ -128,6 +132,51 @@ Scenario small(std::size_t nodes, double duration) {
   s.drain_s = 20;
   s.lookups_per_s = 4;
   return s;
+}
+
+TEST(SimEventQueue, PopsInTheOrderOfTheComparisonWhateverThePushOrder) {
+  // Keys as the simulator's: (time, sequence), never equal; times repeat so that ties are broken
+  // by the sequence. Pops interleave with pushes, as events schedule later events.
+  struct Key {
+    std::uint64_t at, seq;
+  };
+  struct Before {
+    bool operator()(const Key& a, const Key& b) const { return a.at != b.at ? a.at < b.at : a.seq < b.seq; }
+  };
+  p2psip::sim::QuadHeap<Key, Before> heap;
+  std::vector<Key> reference;
+  std::uint64_t state = 12345, seq = 0;
+  auto next = [&] {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return state >> 33;
+  };
+  std::vector<Key> popped;
+  for (int round = 0; round < 2000; ++round) {
+    const std::uint64_t pushes = next() % 5;
+    for (std::uint64_t i = 0; i < pushes; ++i) {
+      Key k{next() % 64, seq++};
+      heap.push(k);
+      reference.push_back(k);
+    }
+    const std::uint64_t pops = next() % 4;
+    for (std::uint64_t i = 0; i < pops && !heap.empty(); ++i) {
+      auto first = std::min_element(reference.begin(), reference.end(), Before{});
+      ASSERT_EQ(heap.top().seq, first->seq);
+      Key k = heap.pop();
+      ASSERT_EQ(k.seq, first->seq);
+      ASSERT_EQ(k.at, first->at);
+      reference.erase(first);
+      popped.push_back(k);
+    }
+    ASSERT_EQ(heap.size(), reference.size());
+  }
+  while (!heap.empty()) {
+    auto first = std::min_element(reference.begin(), reference.end(), Before{});
+    ASSERT_EQ(heap.pop().seq, first->seq);
+    reference.erase(first);
+  }
+  EXPECT_TRUE(reference.empty());
+  EXPECT_GT(popped.size(), 1000U);
 }
 
 TEST(Simulator, SmallRingIsCorrectAndEveryLookupFindsTheResponsibleNode) {
