@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Scale benchmark: SimGrid's Chord scenario (sim/scenarios/simgrid-chord.toml: stabilize every
-# 20 s, each node looks up a random key every 10 s, 1250 simulated seconds) at the given sizes,
-# one after the other, with a row per size for docs/PERFORMANCE.md. Nodes join at N/10 per second,
-# at most 1000 per second.
+# 20 s, a finger fixed every 120 s, each node looks up a random key every 10 s, 1250 simulated
+# seconds) at the given sizes, one after the other, with a row per size for docs/PERFORMANCE.md.
+# Nodes join at N/10 per second, at most 1000 per second.
 # Usage: bench/sim_scale.sh [--p2psip PATH] [--out DIR] [--set SECTION.KEY=VALUE]... [N...]
 #        (default sizes: 10000 100000; e.g. --set 'network.transport="tcp"' for TCP overlay links)
 # Heavy: 10 000 nodes take minutes, 100 000 about an hour; keep it out of ctest.
@@ -17,7 +17,7 @@ while (($#)); do
     --p2psip) p2psip="$2"; shift ;;
     --out) out="$2"; shift ;;
     --set) sets+=(--set "$2"); shift ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) sizes+=("$1") ;;
   esac
   shift

@@ -13,8 +13,8 @@ namespace p2psip::sim {
 namespace {
 constexpr std::uint16_t kPort = 5060;
 /// Delivered messages' buffers kept for reuse. Each delivery gives one back and the answers it sends
-/// take them again, so a few thousand cover the swings; none that a large body grew is kept.
-constexpr std::size_t kSpareBuffers = 4096;
+/// take them again, so a thousand cover the swings; none that a large body grew is kept.
+constexpr std::size_t kSpareBuffers = 1024;
 constexpr std::size_t kSpareBytes = 8192;
 /// Simulated time 0 on the wall clock that certificates and signed records are dated by
 /// (2026-01-01 00:00 UTC): a run is dated the same whenever it runs.
