@@ -12,10 +12,6 @@ namespace p2psip::sim {
 
 namespace {
 constexpr std::uint16_t kPort = 5060;
-/// Delivered messages' buffers kept for reuse. Each delivery gives one back and the answers it sends
-/// take them again, so a thousand cover the swings; none that a large body grew is kept.
-constexpr std::size_t kSpareBuffers = 1024;
-constexpr std::size_t kSpareBytes = 8192;
 /// Simulated time 0 on the wall clock that certificates and signed records are dated by
 /// (2026-01-01 00:00 UTC): a run is dated the same whenever it runs.
 constexpr std::int64_t kEpochS = 1767225600;
@@ -245,10 +241,6 @@ bool Simulator::transmit(std::uint32_t from, const Endpoint& to, std::string_vie
     flight_.emplace_back();
   }
   InFlight& f = flight_[slot];
-  if (f.bytes.capacity() < bytes.size() && !spare_.empty()) {
-    f.bytes.swap(spare_.back());
-    spare_.pop_back();
-  }
   f.bytes.assign(bytes.data(), bytes.size());
   f.from = address(from);
   f.from.transport = to.transport;
@@ -264,14 +256,6 @@ void Simulator::deliver(std::uint64_t slot) {
   InFlight f = std::move(flight_[slot]);
   flight_free_.push_back(slot);
   const std::uint32_t to = f.to;
-  // The buffer goes back for the next message however this one ends.
-  struct Recycle {
-    std::vector<std::string>& spare;
-    std::string& bytes;
-    ~Recycle() {
-      if (spare.size() < kSpareBuffers && bytes.capacity() <= kSpareBytes) spare.push_back(std::move(bytes));
-    }
-  } recycle{spare_, f.bytes};
   Slot& s = slots_[to];
   if (!s.node) {
     ++results_.undeliverable;

@@ -174,8 +174,6 @@ class Simulator {
   QuadHeap<Event, EarlierEvent> heap_;
   std::uint64_t seq_ = 0;
   std::vector<InFlight> flight_;
-  /// Buffers of delivered messages, kept for the next ones (bounded: kSpareBuffers, kSpareBytes).
-  std::vector<std::string> spare_;
   std::vector<std::uint64_t> flight_free_;
   Instant now_{};
   Instant end_{};
