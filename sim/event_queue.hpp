@@ -1,7 +1,7 @@
 // The simulator's pending events: a 4-ary min-heap. Every event of a run passes through it, and at
 // scale it holds millions; a node's four children sit side by side (two cache lines of 32-byte
-// events), so a pop walks half the levels of a binary heap and misses the cache about half as
-// often. Elements move into a hole instead of being swapped.
+// events), so a pop walks half the levels of a binary heap. Elements move into a hole instead of
+// being swapped.
 //
 // The order is the one the comparison gives; with keys that are never equal (the simulator's
 // (time, sequence)), every heap shape pops the same sequence, so a run is the same whatever the

@@ -22,7 +22,7 @@ namespace p2psip::overlay {
 inline constexpr std::string_view kRecordsType = "application/p2psip-records+msgpack";
 
 /// What the encoder needs besides the message: the overlay's name and the transaction's identifiers.
-/// The transaction's framing of a request. Views: the caller holds the text while encode_request runs.
+/// Views: the caller holds the text while encode_request runs.
 struct RequestFraming {
   std::string_view overlay;
   Transport transport = Transport::Udp;  ///< written in the Via
