@@ -33,6 +33,7 @@ class SimHost final : public Environment {
  public:
   SimHost(Simulator& sim, std::uint32_t index, Rng rng) : sim_(sim), index_(index), rng_(rng) {}
   bool send(const Endpoint& to, std::string_view bytes) override { return sim_.transmit(index_, to, bytes); }
+  bool send_owned(const Endpoint& to, std::string&& bytes) override { return sim_.transmit(index_, to, bytes, &bytes); }
   std::uint64_t random() override { return rng_.next(); }
   [[nodiscard]] std::int64_t unix_time_us(Instant now) const override {
     return kEpochS * 1000000 + now.time_since_epoch().count();
@@ -204,7 +205,7 @@ Duration Simulator::delay(std::uint32_t from, std::uint32_t to) {
   return Duration(static_cast<std::int64_t>(prop_us) + a.access_us + b.access_us + 1);
 }
 
-bool Simulator::transmit(std::uint32_t from, const Endpoint& to, std::string_view bytes) {
+bool Simulator::transmit(std::uint32_t from, const Endpoint& to, std::string_view bytes, std::string* take) {
   Slot& src = slots_[from];
   ++src.messages_sent;
   src.bytes_sent += bytes.size();
@@ -241,7 +242,11 @@ bool Simulator::transmit(std::uint32_t from, const Endpoint& to, std::string_vie
     flight_.emplace_back();
   }
   InFlight& f = flight_[slot];
-  f.bytes.assign(bytes.data(), bytes.size());
+  if (take != nullptr) {
+    f.bytes = std::move(*take);
+  } else {
+    f.bytes.assign(bytes.data(), bytes.size());
+  }
   f.from = address(from);
   f.from.transport = to.transport;
   f.from_node = from;
@@ -262,18 +267,14 @@ void Simulator::deliver(std::uint64_t slot) {
     return;
   }
   if (s.malicious && attacked(to, f)) return;
-  if (f.transport == Transport::Udp) {
-    s.node->receive_datagram(f.bytes, f.from, now_);
+  // The message takes the bytes' buffer (one message per flight: a datagram, or one framed from a stream).
+  auto m = sip::parse_taking(f.bytes, config_.limits, f.transport != Transport::Udp);
+  if (m) {
+    // Over TLS the handshake would have proved who the sender is: the simulator knows.
+    const dht::NodeId* link_peer = f.transport == Transport::Tls ? &slots_[f.from_node].id : nullptr;
+    s.node->receive(std::move(*m), f.from, now_, link_peer);
   } else {
-    std::size_t used = 0;
-    auto m = sip::parse_message(f.bytes, config_.limits, true, &used);
-    if (m) {
-      // Over TLS the handshake would have proved who the sender is: the simulator knows.
-      const dht::NodeId* link_peer = f.transport == Transport::Tls ? &slots_[f.from_node].id : nullptr;
-      s.node->receive(*m, f.from, now_, link_peer);
-    } else {
-      s.node->answer_malformed(f.bytes, m.error(), f.from);
-    }
+    s.node->answer_malformed(f.bytes, m.error(), f.from);
   }
   touched(to);
 }

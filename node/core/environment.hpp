@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "node/core/address.hpp"
@@ -19,6 +20,9 @@ class Environment {
   /// connection, unreachable), which the caller treats as a transport error (RFC 3261 §17.1.4).
   /// Must not call back into the core.
   virtual bool send(const Endpoint& to, std::string_view bytes) = 0;
+  /// send() for bytes the caller no longer needs: a driver that queues them (the simulator)
+  /// takes the buffer instead of copying it. By default, send(to, bytes).
+  virtual bool send_owned(const Endpoint& to, std::string&& bytes) { return send(to, std::string_view(bytes)); }
   /// Uniformly distributed random bits, from the driver's seeded stream.
   virtual std::uint64_t random() = 0;
   /// Wall-clock time at core time `now`, in microseconds since the Unix epoch: what certificates'

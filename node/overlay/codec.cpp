@@ -39,55 +39,81 @@ void append_peer_header(std::string& out, const dht::Peer& p, std::string_view o
 }
 
 void add_links(sip::Message& m, const std::vector<dht::Peer>& preds, const std::vector<dht::Peer>& succs) {
-  std::string value;
-  value.reserve(96);
   auto add = [&](const dht::Peer& p, char kind, std::size_t n) {
-    value.clear();
-    append_peer_uri(value, p);
-    value += ";link=";
-    value += kind;
-    char num[8];
-    value.append(num, static_cast<std::size_t>(std::to_chars(num, num + sizeof num, n).ptr - num));
-    m.add_header(kLink, value);
+    m.add_header_writing(kLink, [&](std::string& out) {
+      append_peer_uri(out, p);
+      out.append(";link=").append(1, kind);
+      char num[8];
+      out.append(num, static_cast<std::size_t>(std::to_chars(num, num + sizeof num, n).ptr - num));
+    });
   };
   for (std::size_t i = 0; i < preds.size(); ++i) add(preds[i], 'P', i + 1);
   for (std::size_t i = 0; i < succs.size(); ++i) add(succs[i], 'S', i + 1);
 }
 
+/// One DHT-Link field: the peer and its role ('R', or 'S'/'P' with its number). False when malformed.
+bool read_link(std::string_view value, dht::Peer& peer, char& kind, unsigned& number) {
+  auto na = sip::parse_name_address(value);
+  auto p = na ? peer_of(*na) : std::nullopt;
+  auto link = na ? na->params.get("link") : std::nullopt;
+  if (!p || !link || link->empty()) return false;
+  peer = *p;
+  kind = (*link)[0];
+  number = 0;
+  if (kind == 'R') return link->size() == 1;
+  if (kind != 'S' && kind != 'P') return false;
+  auto n = sip::parse_decimal(link->substr(1), 64);
+  if (!n || *n == 0) return false;
+  number = static_cast<unsigned>(*n);
+  return true;
+}
+
+bool is_link(const sip::Message& m, const sip::HeaderField& h) {
+  return h.id == HeaderId::Other && sip::iequals(m.name_of(h), kLink);
+}
+
 /// Reads DHT-Link fields into predecessors (P1..Pn order), successors (S1..Sn) and the responsible peer.
 bool read_links(const sip::Message& m, std::vector<dht::Peer>& preds, std::vector<dht::Peer>& succs,
                 std::optional<dht::Peer>& responsible) {
+  // Senders number each list 1, 2, 3, ... in order (add_links): those are read straight into the
+  // lists. Any other numbering is put in order by number (read again below).
   bool ok = true;
-  std::vector<std::pair<unsigned, dht::Peer>> numbered;
-  std::vector<std::pair<unsigned, dht::Peer>> numbered_preds;
+  bool in_order = true;
+  unsigned last_s = 0;
+  unsigned last_p = 0;
+  dht::Peer peer;
+  char kind = 0;
+  unsigned n = 0;
   for (const auto& h : m.headers()) {
-    if (h.id != HeaderId::Other || !sip::iequals(m.name_of(h), kLink)) continue;
-    auto na = sip::parse_name_address(m.value_of(h));
-    auto peer = na ? peer_of(*na) : std::nullopt;
-    auto link = na ? na->params.get("link") : std::nullopt;
-    if (!peer || !link || link->empty()) {
+    if (!is_link(m, h)) continue;
+    if (!read_link(m.value_of(h), peer, kind, n)) {
       ok = false;
       continue;
     }
-    char kind = (*link)[0];
-    if (kind == 'R' && link->size() == 1) {
-      responsible = *peer;
-    } else if (kind == 'S' || kind == 'P') {
-      auto n = sip::parse_decimal(link->substr(1), 64);
-      if (!n || *n == 0) {
-        ok = false;
-        continue;
-      }
-      (kind == 'S' ? numbered : numbered_preds).emplace_back(static_cast<unsigned>(*n), *peer);
+    if (kind == 'R') {
+      responsible = peer;
     } else {
-      ok = false;
+      unsigned& last = kind == 'S' ? last_s : last_p;
+      in_order = in_order && n == last + 1;
+      last = n;
+      (kind == 'S' ? succs : preds).push_back(peer);
+    }
+  }
+  if (in_order) return ok;
+  succs.clear();
+  preds.clear();
+  std::vector<std::pair<unsigned, dht::Peer>> numbered;
+  std::vector<std::pair<unsigned, dht::Peer>> numbered_preds;
+  for (const auto& h : m.headers()) {
+    if (is_link(m, h) && read_link(m.value_of(h), peer, kind, n) && kind != 'R') {
+      (kind == 'S' ? numbered : numbered_preds).emplace_back(n, peer);
     }
   }
   auto by_number = [](const auto& a, const auto& b) { return a.first < b.first; };
   std::sort(numbered.begin(), numbered.end(), by_number);
   std::sort(numbered_preds.begin(), numbered_preds.end(), by_number);
-  for (auto& [n, p] : numbered) succs.push_back(p);
-  for (auto& [n, p] : numbered_preds) preds.push_back(p);
+  for (auto& [num, p] : numbered) succs.push_back(p);
+  for (auto& [num, p] : numbered_preds) preds.push_back(p);
   return ok;
 }
 
@@ -355,30 +381,33 @@ std::optional<std::vector<dht::Record>> decode_records(std::string_view bytes, s
 }
 
 sip::Message encode_request(const dht::Request& r, const RequestFraming& f) {
-  // Every value is built in one scratch string, grown once: this runs for every overlay request.
-  std::string v;
-  v.reserve(160);
-  v.append("sip:");
-  r.target.append_hex(v);
-  v.append("@").append(f.overlay);
-  sip::Message m = sip::Message::request("REGISTER", v);
-  v.assign("SIP/2.0/").append(transport_name(f.transport)).append(" ");
-  r.sender.addr.append_host_port(v);
-  v.append(";branch=").append(f.branch).append(";rport");
-  m.add_header(HeaderId::Via, v);
+  // Every value is written straight into the message's buffer: this runs for every overlay request.
+  auto overlay_uri = [&](std::string& out) {
+    out.append("sip:");
+    r.target.append_hex(out);
+    out.append(1, '@').append(f.overlay);
+  };
+  sip::Message m = sip::Message::request_writing("REGISTER", overlay_uri);
+  m.add_header_writing(HeaderId::Via, [&](std::string& out) {
+    out.append("SIP/2.0/").append(transport_name(f.transport)).append(1, ' ');
+    r.sender.addr.append_host_port(out);
+    out.append(";branch=").append(f.branch).append(";rport");
+  });
   m.add_header(HeaderId::MaxForwards, "70");
-  v.assign("<sip:");
-  r.sender.id.append_hex(v);
-  v.append("@").append(f.overlay).append(">;tag=").append(f.from_tag);
-  m.add_header(HeaderId::From, v);
-  v.assign("<");
-  v.append(m.request_uri()).append(">");
-  m.add_header(HeaderId::To, v);
+  m.add_header_writing(HeaderId::From, [&](std::string& out) {
+    out.append("<sip:");
+    r.sender.id.append_hex(out);
+    out.append(1, '@').append(f.overlay).append(">;tag=").append(f.from_tag);
+  });
+  // The Request-URI again, written anew (the writer must not read the message's own text).
+  m.add_header_writing(HeaderId::To, [&](std::string& out) {
+    out.append(1, '<');
+    overlay_uri(out);
+    out.append(1, '>');
+  });
   m.add_header(HeaderId::CallId, f.call_id);
   m.add_header(HeaderId::CSeq, "1 REGISTER");
-  v.clear();
-  append_peer_header(v, r.sender, f.overlay);
-  m.add_header(kPeerId, v);
+  m.add_header_writing(kPeerId, [&](std::string& out) { append_peer_header(out, r.sender, f.overlay); });
   m.add_header(kOp, r.op == dht::Op::Route ? dht::route_op_name(r.route_op) : dht::op_name(r.op));
   if (r.op == dht::Op::Route) {
     char num[12];
@@ -387,12 +416,12 @@ sip::Message encode_request(const dht::Request& r, const RequestFraming& f) {
     m.add_header(kRouting, r.iterative ? "iterative" : "recursive");
     if (r.final_hop) m.add_header(kFinal, "yes");
     if (!r.exclude.empty()) {
-      v.clear();
-      for (const auto& id : r.exclude) {
-        if (!v.empty()) v += ", ";
-        id.append_hex(v);
-      }
-      m.add_header(kExclude, v);
+      m.add_header_writing(kExclude, [&](std::string& out) {
+        for (std::size_t i = 0; i < r.exclude.size(); ++i) {
+          if (i > 0) out.append(", ");
+          r.exclude[i].append_hex(out);
+        }
+      });
     }
   }
   add_links(m, r.predecessors, r.successors);
@@ -463,24 +492,21 @@ Result<dht::Request, sip::Rejection> decode_request(const sip::Message& m, std::
 sip::Message encode_response(const sip::Message& request, const dht::Response& r, std::string_view overlay,
                              std::string_view to_tag) {
   sip::Message m = sip::make_response(request, r.status, r.reason, to_tag);
-  std::string v;
-  v.reserve(160);
-  append_peer_header(v, r.responder, overlay);
-  m.add_header(kPeerId, v);
+  m.add_header_writing(kPeerId, [&](std::string& out) { append_peer_header(out, r.responder, overlay); });
   if (r.status < 300 || r.status == 302) {
     char num[12];
     m.add_header(
         kHops, std::string_view(num, static_cast<std::size_t>(std::to_chars(num, num + sizeof num, r.hops).ptr - num)));
   }
   if (r.responsible) {
-    v.clear();
-    append_peer_uri(v, *r.responsible);
-    v += ";link=R";
-    m.add_header(kLink, v);
+    m.add_header_writing(kLink, [&](std::string& out) {
+      append_peer_uri(out, *r.responsible);
+      out.append(";link=R");
+    });
   }
   add_links(m, r.predecessors, r.successors);
   if (r.redirect) {
-    m.add_header(HeaderId::Contact, peer_uri(*r.redirect));
+    m.add_header_writing(HeaderId::Contact, [&](std::string& out) { append_peer_uri(out, *r.redirect); });
     if (r.redirect_final) m.add_header(kFinal, "yes");
   }
   if (!r.records.empty()) m.set_body(kRecordsType, encode_records(r.records));

@@ -1,5 +1,8 @@
 #include "node/overlay/overlay_node.hpp"
 
+#include <algorithm>
+#include <array>
+
 #include "node/core/hex.hpp"
 #include "node/overlay/codec.hpp"
 
@@ -48,6 +51,14 @@ void OverlayNode::receive(const sip::Message& m, const Endpoint& from, Instant n
   from_ = nullptr;
 }
 
+void OverlayNode::receive(sip::Message&& m, const Endpoint& from, Instant now, const dht::NodeId* link_peer) {
+  from_ = &from;
+  link_peer_ = link_peer;
+  layer_.receive(std::move(m), from, now);
+  link_peer_ = nullptr;
+  from_ = nullptr;
+}
+
 Result<dht::NodeId, AuthVerdict> OverlayNode::check_link(std::string_view cert_der, const Endpoint& from, Instant now) {
   if (auth_ == nullptr)
     return unexpected(AuthVerdict{437, "Unsupported Credential (This Node Checks No Certificates)"});
@@ -86,10 +97,19 @@ void OverlayNode::send(dht::RequestId id, const dht::Peer& to, const dht::Reques
   // On the stack, drawn in this order (branch, Call-ID, From tag): a run's random stream is fixed.
   const sip::TransactionLayer::Branch branch = layer_.new_branch();
   f.branch = branch.view();
-  std::string call_id;
-  call_id.reserve(16 + 1 + cfg_.overlay.size());
-  call_id.append(token().view()).append(1, '@').append(cfg_.overlay);
-  f.call_id = call_id;
+  // "token@overlay", on the stack unless the overlay's name is unusually long.
+  const Hex64 call_token = token();
+  std::array<char, 96> call_room{};
+  std::string call_spilled;
+  if (call_token.view().size() + 1 + cfg_.overlay.size() <= call_room.size()) {
+    char* p = std::copy(call_token.view().begin(), call_token.view().end(), call_room.data());
+    *p++ = '@';
+    p = std::copy(cfg_.overlay.begin(), cfg_.overlay.end(), p);
+    f.call_id = std::string_view(call_room.data(), static_cast<std::size_t>(p - call_room.data()));
+  } else {
+    call_spilled.append(call_token.view()).append(1, '@').append(cfg_.overlay);
+    f.call_id = call_spilled;
+  }
   const Hex64 from_tag = token();
   f.from_tag = from_tag.view();
   // Over UDP links, large bodies (replication, hand-over) still go over TCP.

@@ -63,6 +63,8 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
   /// A message from a stream link; `link_peer` is the Node-ID the link's TLS handshake proved
   /// (check_link), null on a link that proved nothing.
   void receive(const sip::Message& m, const Endpoint& from, Instant now, const dht::NodeId* link_peer = nullptr);
+  /// The same for a message the driver gives up (a request's transaction keeps it without a copy).
+  void receive(sip::Message&& m, const Endpoint& from, Instant now, const dht::NodeId* link_peer = nullptr);
   /// A TLS peer's certificate: the Node-ID it proves, or why it is refused (logged). Without an
   /// authenticator every link is refused.
   Result<dht::NodeId, AuthVerdict> check_link(std::string_view cert_der, const Endpoint& from, Instant now);

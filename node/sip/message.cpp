@@ -162,14 +162,19 @@ Span Message::store(std::string_view text) {
   return s;
 }
 
-Message Message::request(std::string_view method, std::string_view request_uri) {
+Message Message::begin_request(std::string_view method) {
   Message m;
   m.buf_.reserve(kBuiltReserve);
   m.headers_.reserve(kBuiltHeaders);
   m.start_[0] = m.store(method);
+  m.method_ = method_from_name(method);
+  return m;
+}
+
+Message Message::request(std::string_view method, std::string_view request_uri) {
+  Message m = begin_request(method);
   m.start_[1] = m.store(request_uri);
   m.start_[2] = m.store("SIP/2.0");
-  m.method_ = method_from_name(method);
   return m;
 }
 
@@ -264,7 +269,8 @@ void Message::serialize_to(std::string& out) const {
   serialize_without(out, {});
 }
 
-void Message::serialize_without(std::string& out, std::initializer_list<std::string_view> skip) const {
+void Message::serialize_without(std::string& out, std::initializer_list<std::string_view> skip,
+                                std::size_t spare) const {
   // One pass sizes the text from above, a second copies it in place: no growth checks per piece.
   char len_text[24];
   const auto len_size =
@@ -273,6 +279,7 @@ void Message::serialize_without(std::string& out, std::initializer_list<std::str
   for (const auto& h : headers_) bound += h.name.len + h.value.len + 4;
   bound += 16 + len_size + 2 + 2 + body_.len + len_size;  // a Content-Length line, the blank line, the body
   const std::size_t at = out.size();
+  if (out.capacity() < at + bound) out.reserve(at + bound + spare);
   out.resize(at + bound);
   char* p = out.data() + at;
   auto put = [&p](std::string_view text) {
@@ -327,7 +334,9 @@ void Message::serialize_without(std::string& out, std::initializer_list<std::str
 
 std::string Message::serialize() const {
   std::string out;
-  serialize_to(out);
+  // A receiver that takes the buffer (parse_taking) edits the top Via in place: received and rport
+  // (RFC 3261 §18.2.1, RFC 3581 §4) append a new value of about this size.
+  serialize_without(out, {}, kReceiverEditRoom);
   return out;
 }
 
@@ -337,6 +346,15 @@ Result<Message, ParseError> parse_datagram(std::string_view bytes, const Limits&
 
 Result<Message, ParseError> parse_message(std::string_view bytes, const Limits& limits, bool stream,
                                           std::size_t* consumed) {
+  return parse_message_from(bytes, nullptr, limits, stream, consumed);
+}
+
+Result<Message, ParseError> parse_taking(std::string& bytes, const Limits& limits, bool stream) {
+  return parse_message_from(bytes, &bytes, limits, stream, nullptr);
+}
+
+Result<Message, ParseError> parse_message_from(std::string_view bytes, std::string* owned, const Limits& limits,
+                                               bool stream, std::size_t* consumed) {
   // RFC 3261 §7.5: CRLFs before the start line are ignored (keep-alives on streams).
   std::size_t lead = 0;
   while (lead + 1 < bytes.size() && bytes[lead] == '\r' && bytes[lead + 1] == '\n') lead += 2;
@@ -394,19 +412,18 @@ Result<Message, ParseError> parse_message(std::string_view bytes, const Limits& 
   std::size_t body_start = head_end + 4;
   if (body_start > limits.max_message_bytes) return unexpected(error(request, 513, "Message Too Large"));
 
-  // The message's text, copied once; every span points into this buffer.
-  m.buf_.reserve(std::min(in.size(), limits.max_message_bytes) + 256);
-  m.buf_.assign(in.data(), body_start);
-  const char* base = m.buf_.data();
+  // Spans are offsets from the start line; the buffer that holds the message from there on is filled
+  // (copied once, or taken) when the whole message has been read.
+  const char* base = in.data();
   auto span_of = [&](std::string_view v) {
     return Span{static_cast<std::uint32_t>(v.data() - base), static_cast<std::uint32_t>(v.size())};
   };
-  std::string_view text(m.buf_.data(), body_start);
+  std::string_view text = in.substr(0, body_start);
   if (request) {
     m.start_[0] = span_of(text.substr(parts[0].data() - in.data(), parts[0].size()));
     m.start_[1] = span_of(text.substr(parts[1].data() - in.data(), parts[1].size()));
     m.start_[2] = span_of(text.substr(parts[2].data() - in.data(), parts[2].size()));
-    m.method_ = method_from_name(m.method());
+    m.method_ = method_from_name(parts[0]);
   } else {
     m.start_[0] = span_of(text.substr(0, 7));
     m.start_[2] = span_of(text.substr(parts[2].data() - in.data(), parts[2].size()));
@@ -474,8 +491,18 @@ Result<Message, ParseError> parse_message(std::string_view bytes, const Limits& 
     if (body_len > limits.max_body_bytes) return unexpected(error(request, 413, "Request Entity Too Large"));
   }
   if (body_start + body_len > limits.max_message_bytes) return unexpected(error(request, 513, "Message Too Large"));
-  m.body_ = m.store(in.substr(body_start, body_len));
-  if (consumed) *consumed = lead + body_start + body_len;
+  const std::size_t size = body_start + body_len;
+  if (owned != nullptr) {
+    // Taken: what came before the start line and after the body is cut off in place.
+    m.buf_ = std::move(*owned);
+    m.buf_.resize(lead + size);
+    if (lead > 0) m.buf_.erase(0, lead);
+  } else {
+    m.buf_.reserve(size + 256);  // room for a few edits (a Via's received and rport) without growing
+    m.buf_.assign(in.data(), size);
+  }
+  m.body_ = Span{static_cast<std::uint32_t>(body_start), static_cast<std::uint32_t>(body_len)};
+  if (consumed) *consumed = lead + size;
   return m;
 }
 

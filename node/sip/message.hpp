@@ -74,6 +74,14 @@ class Message {
   static Message request(std::string_view method, std::string_view request_uri);
   /// A new response with the given status line and no headers.
   static Message response(int status, std::string_view reason);
+  /// request() with a Request-URI that `write_uri(std::string&)` appends in place (no scratch string).
+  template <class Write>
+  static Message request_writing(std::string_view method, Write&& write_uri) {
+    Message m = begin_request(method);
+    m.start_[1] = m.written(write_uri);
+    m.start_[2] = m.store("SIP/2.0");
+    return m;
+  }
 
   [[nodiscard]] bool is_request() const { return status_ == 0; }
   [[nodiscard]] bool is_response() const { return status_ != 0; }
@@ -109,6 +117,19 @@ class Message {
   void add_header_front(HeaderId id, std::string_view value);  ///< before all others (a new Via)
   void add_header(HeaderId id, std::string_view value);        ///< after all others
   void add_header(std::string_view name, std::string_view value);
+  /// add_header with a value that `write_value(std::string&)` appends in place: no scratch string.
+  /// The writer appends to this message's own buffer, so it must not read this message's text.
+  template <class Write>
+  void add_header_writing(HeaderId id, Write&& write_value) {
+    const Span name = store(canonical_name(id));
+    headers_.push_back(HeaderField{id, name, written(write_value)});
+  }
+  template <class Write>
+  void add_header_writing(std::string_view name, Write&& write_value) {
+    const HeaderId id = lookup_header(name);
+    const Span stored = store(id == HeaderId::Other ? name : canonical_name(id));
+    headers_.push_back(HeaderField{id, stored, written(write_value)});
+  }
   /// Replaces the value of the first field with this id, or appends one.
   void set_header(HeaderId id, std::string_view value);
   /// Removes the first field with this id; returns false when there was none.
@@ -126,13 +147,24 @@ class Message {
   [[nodiscard]] std::string serialize() const;
   /// serialize_to without the header fields named in `skip` (exact names, case-insensitive):
   /// what a signature over the message covers, the signature's own fields left out.
-  void serialize_without(std::string& out, std::initializer_list<std::string_view> skip) const;
+  /// `spare`: octets of capacity beyond the text to leave in `out` when it has to grow.
+  void serialize_without(std::string& out, std::initializer_list<std::string_view> skip, std::size_t spare = 0) const;
+  /// The spare room serialize() leaves: what a receiver's Via edits append.
+  static constexpr std::size_t kReceiverEditRoom = 128;
 
-  friend Result<Message, ParseError> parse_message(std::string_view, const Limits&, bool, std::size_t*);
+  friend Result<Message, ParseError> parse_message_from(std::string_view, std::string*, const Limits&, bool,
+                                                        std::size_t*);
 
  private:
   [[nodiscard]] std::string_view view(Span s) const { return {buf_.data() + s.off, s.len}; }
   Span store(std::string_view text);
+  template <class Write>
+  Span written(Write& write) {
+    const auto off = static_cast<std::uint32_t>(buf_.size());
+    write(buf_);
+    return Span{off, static_cast<std::uint32_t>(buf_.size() - off)};
+  }
+  static Message begin_request(std::string_view method);
 
   std::string buf_;
   Span start_[3];
@@ -151,6 +183,15 @@ Result<Message, ParseError> parse_datagram(std::string_view bytes, const Limits&
 /// requires it on stream transports) and `consumed` receives the message's size in octets.
 Result<Message, ParseError> parse_message(std::string_view bytes, const Limits& limits, bool stream,
                                           std::size_t* consumed);
+
+/// parse_message for a buffer that holds one message and that the caller gives up: on success the
+/// message takes it, with no copy, and `bytes` is left empty; on failure `bytes` is as it was (for
+/// answer_malformed). Octets after the message's end are dropped.
+Result<Message, ParseError> parse_taking(std::string& bytes, const Limits& limits, bool stream);
+
+/// What both entry points run: `owned`, when given, is the buffer `bytes` views, taken on success.
+Result<Message, ParseError> parse_message_from(std::string_view bytes, std::string* owned, const Limits& limits,
+                                               bool stream, std::size_t* consumed);
 
 /// The reason phrase RFC 3261 §21 gives a status code ("" for unknown codes).
 std::string_view default_reason(int status);

@@ -251,8 +251,8 @@ TransactionLayer::Branch TransactionLayer::new_branch() {
   return b;
 }
 
-TransactionLayer::Transaction& TransactionLayer::create(bool client, const Message& request, const Endpoint& peer,
-                                                        bool reliable, Instant now) {
+TransactionLayer::Transaction& TransactionLayer::create(bool client, const Message& request, Message* take,
+                                                        const Endpoint& peer, bool reliable, Instant now) {
   std::uint32_t index = 0;
   if (!free_.empty()) {
     index = free_.back();
@@ -278,6 +278,8 @@ TransactionLayer::Transaction& TransactionLayer::create(bool client, const Messa
   // clients (the ACK for a non-2xx).
   if (client && !t.invite) {
     t.released = true;
+  } else if (take != nullptr) {
+    t.request = std::move(*take);
   } else {
     t.request = request;
   }
@@ -309,6 +311,14 @@ void TransactionLayer::stop_timer(Transaction& t, Timer timer) {
       return;
     }
   }
+}
+
+bool TransactionLayer::transmit_once(Transaction& t, std::string&& bytes, Instant now) {
+  if (env_.send_owned(t.peer, std::move(bytes))) return true;
+  ++stats_.transport_errors;
+  tu_.on_transport_error(t.id, now);
+  terminate(t);
+  return false;
 }
 
 bool TransactionLayer::transmit(Transaction& t, const std::string& bytes, Instant now) {
@@ -433,7 +443,7 @@ void TransactionLayer::answer_malformed(std::string_view raw, const ParseError& 
   env_.send(from, *text);
 }
 
-void TransactionLayer::receive(const Message& message, const Endpoint& from, Instant now) {
+void TransactionLayer::receive(const Message& message, Message* take, const Endpoint& from, Instant now) {
   ++depth_;
   if (message.is_response()) {
     ++stats_.responses_in;
@@ -521,9 +531,9 @@ void TransactionLayer::receive(const Message& message, const Endpoint& from, Ins
     return;
   }
 
-  Transaction& t = create(false, message, response_destination(via, from), is_reliable(from.transport), now);
-  const TransactionId id = t.id;
-  // RFC 3261 §18.2.1: note where the request really came from in the top Via.
+  // RFC 3261 §18.2.1: note where the request really came from in the top Via. The edited value is
+  // made before the transaction takes the request.
+  std::string updated;
   if (via) {
     std::string_view host = via->host;
     if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
@@ -535,7 +545,6 @@ void TransactionLayer::receive(const Message& message, const Endpoint& from, Ins
     if (add_received || fill_rport) {
       std::string_view value = *message.header(HeaderId::Via);
       auto params_at = static_cast<std::size_t>(via->params.raw.data() - value.data());
-      std::string updated;
       updated.reserve(value.size() + ip.size() + 24);
       updated.append(value.substr(0, params_at));
       if (fill_rport) {
@@ -550,10 +559,14 @@ void TransactionLayer::receive(const Message& message, const Endpoint& from, Ins
             port, static_cast<std::size_t>(std::to_chars(port, port + sizeof port, from.port).ptr - port));
       }
       updated.append(value.substr(params_at + via->params.raw.size()));
-      // Room for exactly the edit: the copy lives as long as the transaction.
-      t.request.reserve_extra(updated.size());
-      t.request.set_header(HeaderId::Via, updated);
     }
+  }
+  Transaction& t = create(false, message, take, response_destination(via, from), is_reliable(from.transport), now);
+  const TransactionId id = t.id;
+  if (!updated.empty()) {
+    // Room for exactly the edit: the request lives as long as the transaction.
+    t.request.reserve_extra(updated.size());
+    t.request.set_header(HeaderId::Via, updated);
   }
   index(t, std::move(key));
   if (t.invite) {
@@ -657,7 +670,7 @@ void TransactionLayer::on_client_response(Transaction& t, const Message& r, Inst
 
 TransactionId TransactionLayer::send_request(const Message& request, const Endpoint& to, Instant now) {
   ++depth_;
-  Transaction& t = create(true, request, to, is_reliable(to.transport), now);
+  Transaction& t = create(true, request, nullptr, to, is_reliable(to.transport), now);
   const TransactionId id = t.id;
   std::string bytes = request.serialize();
   auto via = top_via(request);
@@ -677,7 +690,7 @@ TransactionId TransactionLayer::send_request(const Message& request, const Endpo
   // Only a transaction that may retransmit keeps its bytes (an INVITE client's ACK needs the
   // parsed request, which create() kept).
   if (t.reliable) {
-    transmit(t, bytes, now);
+    transmit_once(t, std::move(bytes), now);
   } else {
     t.request_bytes = std::move(bytes);
     transmit(t, t.request_bytes, now);
@@ -733,7 +746,11 @@ bool TransactionLayer::respond(TransactionId id, const Message& response, Instan
     --depth_;
     return false;
   }
-  t.response_bytes = response.serialize();
+  // A reliable non-INVITE transaction ends once its final response is sent (Timer J is zero):
+  // nothing will replay it, so its bytes are not kept.
+  const bool once = t.reliable && !t.invite && next == S::Completed;
+  std::string bytes = response.serialize();
+  if (!once) t.response_bytes = std::move(bytes);
   t.last_status = code;
   // Only an INVITE server transaction is matched by an ACK, which RFC 2543 peers match by To tag.
   if (t.invite) t.to_tag = std::string(tag_of(response.header(HeaderId::To)));
@@ -754,8 +771,8 @@ bool TransactionLayer::respond(TransactionId id, const Message& response, Instan
       }
     }
   }
-  bool sent = transmit(t, t.response_bytes, now);
-  if (sent && t.state == S::Completed && !t.invite && t.reliable) terminate(t);  // Timer J is zero
+  bool sent = once ? transmit_once(t, std::move(bytes), now) : transmit(t, t.response_bytes, now);
+  if (sent && once) terminate(t);  // Timer J is zero
   --depth_;
   collect_garbage();
   return sent;

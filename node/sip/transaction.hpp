@@ -109,7 +109,9 @@ class TransactionLayer {
   /// answered statelessly (400, 413, 505, 513) where a Via allows; everything else is dropped and counted.
   void receive_datagram(std::string_view bytes, const Endpoint& from, Instant now);
   /// Receive path for a message already framed (from a StreamFramer) or parsed.
-  void receive(const Message& message, const Endpoint& from, Instant now);
+  void receive(const Message& message, const Endpoint& from, Instant now) { receive(message, nullptr, from, now); }
+  /// The same for a message the caller gives up: a new server transaction keeps it without a copy.
+  void receive(Message&& message, const Endpoint& from, Instant now) { receive(message, &message, from, now); }
   /// Answers a request that failed framing or parsing, statelessly, from its raw bytes.
   void answer_malformed(std::string_view raw, const ParseError& error, const Endpoint& from);
 
@@ -201,7 +203,10 @@ class TransactionLayer {
     std::size_t size_ = 0;
   };
 
-  Transaction& create(bool client, const Message& request, const Endpoint& peer, bool reliable, Instant now);
+  /// `take`, when given, is `request` itself, moved into the transaction where it is kept.
+  Transaction& create(bool client, const Message& request, Message* take, const Endpoint& peer, bool reliable,
+                      Instant now);
+  void receive(const Message& message, Message* take, const Endpoint& from, Instant now);
   Transaction* find(TransactionId id);
   const Transaction* find(TransactionId id) const;
   Transaction& slot(std::uint32_t index);
@@ -220,6 +225,8 @@ class TransactionLayer {
   void terminate(Transaction& t);
   void release_request(Transaction& t);
   bool transmit(Transaction& t, const std::string& bytes, Instant now);
+  /// transmit() for bytes that are not kept (no retransmission will need them).
+  bool transmit_once(Transaction& t, std::string&& bytes, Instant now);
   void on_client_response(Transaction& t, const Message& response, Instant now);
   void on_server_retransmission(Transaction& t, const Message& request, const Endpoint& from, Instant now);
   Endpoint response_destination(const Message& request, const Endpoint& from) const;

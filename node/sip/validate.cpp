@@ -219,10 +219,7 @@ Message make_response(const Message& request, int status, std::string_view reaso
         // for every response, and a request that starts a transaction seldom has a To tag.
         if (status > 100 && !to_tag.empty() &&
             (!may_name_tag(to) || !parse_name_address(to).value_or(NameAddress{}).params.has("tag"))) {
-          std::string tagged(to);
-          tagged += ";tag=";
-          tagged += to_tag;
-          r.add_header(HeaderId::To, tagged);
+          r.add_header_writing(HeaderId::To, [&](std::string& out) { out.append(to).append(";tag=").append(to_tag); });
         } else {
           r.add_header(HeaderId::To, to);
         }

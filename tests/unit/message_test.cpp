@@ -102,6 +102,47 @@ TEST(Message, CopiesStayValid) {
   EXPECT_EQ(copy.header(HeaderId::CSeq).value(), "314159 INVITE");
 }
 
+TEST(Message, ParseTakingKeepsTheBufferOnSuccessAndLeavesItOnFailure) {
+  const std::string text =
+      "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\nContent-Length: 2\r\n\r\nhi";
+  std::string bytes = "\r\n" + text + "trailing";
+  const char* buffer = bytes.data();
+  auto m = parse_taking(bytes, Limits{}, true);
+  ASSERT_TRUE(m);
+  EXPECT_TRUE(bytes.empty());
+  EXPECT_EQ(m->method(), "OPTIONS");
+  EXPECT_EQ(m->body(), "hi");
+  EXPECT_EQ(m->serialize(), text);  // the keep-alive CRLF and the octets after the body are cut off
+  EXPECT_EQ(m->serialize(), parse_datagram(text)->serialize());
+  EXPECT_EQ(m->method().data(), buffer);  // the same buffer, not a copy
+  // Edits after taking work as on any message.
+  m->set_header(HeaderId::Via, "SIP/2.0/TCP h;branch=z9hG4bK1;received=192.0.2.9");
+  EXPECT_EQ(top_via(*m)->params.get("received").value(), "192.0.2.9");
+
+  std::string bad = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h\r\n\r\n";  // a stream needs Content-Length
+  const std::string before = bad;
+  auto r = parse_taking(bad, Limits{}, true);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().status, 400);
+  EXPECT_EQ(bad, before);
+}
+
+TEST(Message, HeadersWrittenInPlaceEqualHeadersAdded) {
+  Message a = Message::request("OPTIONS", "sip:bob@example.com");
+  Message b =
+      Message::request_writing("OPTIONS", [](std::string& out) { out.append("sip:bob").append("@example.com"); });
+  a.add_header(HeaderId::To, "<sip:bob@example.com>");
+  b.add_header_writing(HeaderId::To, [](std::string& out) { out.append("<sip:bob@example.com>"); });
+  a.add_header("X-Extra", "1");
+  b.add_header_writing("X-Extra", [](std::string& out) { out.append(1, '1'); });
+  b.add_header_writing("t", [](std::string& out) { out.append("<sip:x@y>"); });  // compact name: To
+  a.add_header(HeaderId::To, "<sip:x@y>");
+  EXPECT_EQ(a.serialize(), b.serialize());
+  EXPECT_EQ(b.request_uri(), "sip:bob@example.com");
+  EXPECT_EQ(b.method_id(), Method::Options);
+  EXPECT_EQ(b.count(HeaderId::To), 2u);
+}
+
 TEST(Message, DatagramWithoutContentLengthTakesTheRest) {
   auto m = parse_datagram("MESSAGE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\nhello");
   ASSERT_TRUE(m);

@@ -51,6 +51,14 @@ TEST(OverlayCodec, RequestsAndResponsesRoundTripThroughSip) {
   EXPECT_EQ(back->records, r.records);
   EXPECT_EQ(back->exclude, r.exclude);
   EXPECT_EQ(wire->header("DHT-Exclude"), "00000000000000050000000000000006, 00000000000000070000000000000008");
+  // The framing as PROTOCOL.md gives it: To is the Request-URI in brackets, From carries the tag.
+  EXPECT_EQ(wire->request_uri(), "sip:" + r.target.hex() + "@demo.overlay");
+  EXPECT_EQ(wire->header(sip::HeaderId::To), "<" + std::string(wire->request_uri()) + ">");
+  EXPECT_EQ(wire->header(sip::HeaderId::From), "<sip:" + r.sender.id.hex() + "@demo.overlay>;tag=tag1");
+  EXPECT_EQ(wire->header(sip::HeaderId::Via), "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKabc;rport");
+  EXPECT_EQ(wire->header(sip::HeaderId::CallId), "call@demo");
+  EXPECT_EQ(wire->header("DHT-PeerID"),
+            "<sip:" + r.sender.id.hex() + "@127.0.0.1:5070>;overlay=demo.overlay;dht=Chord1.0");
   EXPECT_EQ(decode_request(*wire, "other.overlay").error().status, 404);
 
   dht::Response resp;
@@ -76,6 +84,40 @@ TEST(OverlayCodec, RequestsAndResponsesRoundTripThroughSip) {
   ASSERT_EQ(rback->successors.size(), 2u);
   EXPECT_EQ(rback->successors[1].id, (dht::NodeId{4, 4}));
   EXPECT_EQ(rback->records, r.records);
+}
+
+TEST(OverlayCodec, LinksAreOrderedByTheirNumbersWhateverTheOrderOnTheWire) {
+  auto link = [](int n, std::string_view role) {
+    return "DHT-Link: <sip:" + dht::NodeId{0, static_cast<std::uint64_t>(n)}.hex() +
+           "@127.0.0.1:" + std::to_string(5000 + n) + ">;link=" + std::string(role) + "\r\n";
+  };
+  auto decode = [](const std::string& links) {
+    return decode_response(sip::parse_datagram("SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n"
+                                               "From: <sip:a@demo>;tag=1\r\nTo: <sip:b@demo>;tag=2\r\nCall-ID: c\r\n"
+                                               "CSeq: 1 REGISTER\r\n" +
+                                               links + "Content-Length: 0\r\n\r\n")
+                               .value());
+  };
+  auto ids = [](const std::vector<dht::Peer>& peers) {
+    std::vector<std::uint64_t> out;
+    for (const auto& p : peers) out.push_back(p.id.lo);
+    return out;
+  };
+  // In order, as add_links writes them.
+  auto a = decode(link(1, "P1") + link(2, "P2") + link(3, "S1") + link(4, "S2") + link(5, "S3") + link(6, "R"));
+  ASSERT_TRUE(a) << a.error();
+  EXPECT_EQ(ids(a->predecessors), (std::vector<std::uint64_t>{1, 2}));
+  EXPECT_EQ(ids(a->successors), (std::vector<std::uint64_t>{3, 4, 5}));
+  EXPECT_EQ(a->responsible->id.lo, 6u);
+  // Shuffled, with a gap in the numbers: put in order by number.
+  auto b = decode(link(4, "S2") + link(6, "R") + link(2, "P3") + link(5, "S7") + link(1, "P1") + link(3, "S1"));
+  ASSERT_TRUE(b) << b.error();
+  EXPECT_EQ(ids(b->predecessors), (std::vector<std::uint64_t>{1, 2}));
+  EXPECT_EQ(ids(b->successors), (std::vector<std::uint64_t>{3, 4, 5}));
+  EXPECT_EQ(b->responsible->id.lo, 6u);
+  // A malformed one among good ones refuses the whole message, in either order.
+  EXPECT_FALSE(decode(link(1, "S1") + link(2, "S0")));
+  EXPECT_FALSE(decode(link(2, "S2") + link(1, "S1") + link(3, "X1")));
 }
 
 TEST(OverlayCodec, DictionaryKeysRoundTripAndAreOptional) {

@@ -447,6 +447,32 @@ TEST_F(TransactionTest, ReceivedParameterAddedWhenSentByDiffers) {
   EXPECT_EQ(top_via(env.sent.back().message())->params.get("received").value(), "198.51.100.7");
 }
 
+TEST_F(TransactionTest, ARequestGivenUpIsKeptWithItsViaEditsAndAnsweredOnce) {
+  // The layer takes the message (no copy); the TU sees the Via with received and rport filled.
+  Message r = parse_datagram(request_text("OPTIONS", "z9hG4bKtaken;rport", "TCP")).value();
+  layer.receive(std::move(r), tcp("198.51.100.7", 6000), now);
+  ASSERT_EQ(tu.events.size(), 1u);
+  auto via = top_via(tu.last_request);
+  ASSERT_TRUE(via);
+  EXPECT_EQ(via->params.get("received").value(), "198.51.100.7");
+  EXPECT_EQ(via->params.get("rport").value(), "6000");
+  const TransactionId id = tu.events[0].id;
+  ASSERT_NE(layer.request_of(id), nullptr);
+  EXPECT_EQ(top_via(*layer.request_of(id))->params.get("rport").value(), "6000");
+  // Over TCP a final response ends the transaction at once (Timer J is zero): sent once, not kept.
+  EXPECT_TRUE(layer.respond(id, response_to(tu.last_request, 200), now));
+  ASSERT_EQ(env.sent.size(), 1u);
+  EXPECT_EQ(env.sent[0].to, tcp("198.51.100.7", 6000));
+  EXPECT_EQ(env.sent[0].message().status(), 200);
+  const auto state = layer.state_of(id);
+  EXPECT_TRUE(!state || *state == TransactionState::Terminated);
+  // A retransmission now starts a new transaction (the old one is gone), as RFC 3261 §17.2.2 has it
+  // for a reliable transport.
+  layer.receive(parse_datagram(request_text("OPTIONS", "z9hG4bKtaken;rport", "TCP")).value(), tcp("198.51.100.7", 6000),
+                now);
+  EXPECT_EQ(tu.events.size(), 2u);
+}
+
 TEST_F(TransactionTest, RportSendsBackToTheSourcePort) {
   Message r = parse_datagram(request_text("OPTIONS", "z9hG4bKr;rport")).value();
   deliver(r, udp("198.51.100.7", 6000));
