@@ -432,7 +432,7 @@ sip::Message encode_request(const dht::Request& r, const RequestFraming& f) {
 Result<dht::Request, sip::Rejection> decode_request(const sip::Message& m, std::string_view overlay) {
   auto bad = [](std::string reason) { return unexpected(sip::Rejection{400, std::move(reason), HeaderId::Other, {}}); };
   dht::Request r;
-  auto peer_value = m.header(kPeerId);
+  auto peer_value = m.extension_header(kPeerId);
   if (!peer_value) return bad("Missing DHT-PeerID");
   auto na = sip::parse_name_address(*peer_value);
   auto sender = na ? peer_of(*na) : std::nullopt;
@@ -446,18 +446,18 @@ Result<dht::Request, sip::Rejection> decode_request(const sip::Message& m, std::
   auto target = ruri ? dht::NodeId::from_hex(ruri->user) : std::nullopt;
   if (!target) return bad("Request-URI Is Not An Overlay Identifier");
   r.target = *target;
-  std::string_view op = m.header(kOp).value_or("");
+  std::string_view op = m.extension_header(kOp).value_or("");
   if (auto route = dht::route_op_from_name(op)) {
     r.op = dht::Op::Route;
     r.route_op = *route;
-    auto hops = sip::parse_decimal(m.header(kHops).value_or(""), 1000);
+    auto hops = sip::parse_decimal(m.extension_header(kHops).value_or(""), 1000);
     if (!hops) return bad("Malformed DHT-Hops");
     r.hops = static_cast<std::uint32_t>(*hops);
-    std::string_view routing = m.header(kRouting).value_or("recursive");
+    std::string_view routing = m.extension_header(kRouting).value_or("recursive");
     if (routing != "recursive" && routing != "iterative") return bad("Malformed DHT-Routing");
     r.iterative = routing == "iterative";
-    r.final_hop = m.header(kFinal).has_value();
-    if (auto ex = m.header(kExclude)) {
+    r.final_hop = m.extension_header(kFinal).has_value();
+    if (auto ex = m.extension_header(kExclude)) {
       std::string_view rest = *ex;
       while (!rest.empty()) {
         const auto comma = rest.find(',');
@@ -517,12 +517,12 @@ Result<dht::Response, std::string> decode_response(const sip::Message& m) {
   dht::Response r;
   r.status = m.status();
   r.reason = std::string(m.reason());
-  if (auto p = m.header(kPeerId)) {
+  if (auto p = m.extension_header(kPeerId)) {
     auto peer = parse_peer(*p);
     if (!peer) return unexpected(std::string("Malformed DHT-PeerID"));
     r.responder = *peer;
   }
-  if (auto h = m.header(kHops)) {
+  if (auto h = m.extension_header(kHops)) {
     auto hops = sip::parse_decimal(*h, 1000);
     if (!hops) return unexpected(std::string("Malformed DHT-Hops"));
     r.hops = static_cast<std::uint32_t>(*hops);
@@ -535,7 +535,7 @@ Result<dht::Response, std::string> decode_response(const sip::Message& m) {
     auto next = contact ? parse_peer(*contact) : std::nullopt;
     if (!next) return unexpected(std::string("302 Without A Peer Contact"));
     r.redirect = next;
-    r.redirect_final = m.header(kFinal).has_value();
+    r.redirect_final = m.extension_header(kFinal).has_value();
   }
   if (!m.body().empty()) {
     auto records = decode_records(m.body());

@@ -128,7 +128,7 @@ void OverlayNode::send(dht::RequestId id, const dht::Peer& to, const dht::Reques
   ++stats_.requests_sent;
   if (f.transport == Transport::Tcp) ++stats_.messages_sent_tcp;
   sending_ = true;
-  sip::TransactionId txn = layer_.send_request(m, dest, now);
+  sip::TransactionId txn = layer_.send_request(m, dest, now, branch.view());  // encode_request's Via has it
   sending_ = false;
   if (failed_during_send_.erase(txn) > 0) {
     chord_.on_failure(id, now);  // the transport refused at once
@@ -199,7 +199,7 @@ void OverlayNode::on_request(sip::TransactionId id, const sip::Message& request,
     layer_.respond(id, sip::make_response(request, 200, {}, token()), now);  // a liveness probe
     return;
   }
-  if (request.method_id() != sip::Method::Register || !request.header("DHT-Op")) {
+  if (request.method_id() != sip::Method::Register || !request.extension_header("DHT-Op")) {
     ++stats_.rejected;
     sip::Rejection r{405, "Method Not Allowed", sip::HeaderId::Allow, "REGISTER, OPTIONS"};
     if (request.method_id() == sip::Method::Register)

@@ -143,7 +143,7 @@ void PeerAuthenticator::told(const dht::NodeId& peer) {
 AuthVerdict PeerAuthenticator::check(const sip::Message& m, const dht::NodeId* signer, Instant now,
                                      dht::NodeId* signed_by) {
   auto verdict = [&]() -> AuthVerdict {
-    auto field = m.header(kSignatureHeader);
+    auto field = m.extension_header(kSignatureHeader);
     if (!field) return refuse(428, "Use Identity Header (Overlay Messages Must Carry DHT-Signature)");
     auto f = parse_signature(*field);
     if (!f) return refuse(438, "Invalid Identity Header (Malformed DHT-Signature)");
@@ -156,7 +156,7 @@ AuthVerdict PeerAuthenticator::check(const sip::Message& m, const dht::NodeId* s
     }
     const std::int64_t now_s = now_us / 1000000;
     const security::CertificateCache::Entry* entry = nullptr;
-    if (auto carried = m.header(kCertificateHeader)) {
+    if (auto carried = m.extension_header(kCertificateHeader)) {
       auto der = from_base64(*carried, sodium_base64_VARIANT_ORIGINAL, 16384);
       if (!der) return refuse(437, "Unsupported Credential (Malformed DHT-Certificate)");
       const std::size_t before = certs_->checks();

@@ -198,8 +198,12 @@ std::optional<std::string_view> Message::header(HeaderId id) const {
 std::optional<std::string_view> Message::header(std::string_view name) const {
   HeaderId id = lookup_header(name);
   if (id != HeaderId::Other) return header(id);
+  return extension_header(name);
+}
+
+std::optional<std::string_view> Message::extension_header(std::string_view name) const {
   for (const auto& h : headers_) {
-    if (h.id == HeaderId::Other && iequals(view(h.name), name)) return view(h.value);
+    if (h.id == HeaderId::Other && h.name.len == name.size() && iequals(view(h.name), name)) return view(h.value);
   }
   return std::nullopt;
 }

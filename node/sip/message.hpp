@@ -101,6 +101,9 @@ class Message {
   [[nodiscard]] std::optional<std::string_view> header(HeaderId id) const;
   /// The value of the first field with this name (case-insensitive, compact forms understood).
   [[nodiscard]] std::optional<std::string_view> header(std::string_view name) const;
+  /// header(name) for a name the stack gives no id (an extension such as DHT-PeerID): no name
+  /// lookup first. A name that has an id (or a compact form) finds nothing here.
+  [[nodiscard]] std::optional<std::string_view> extension_header(std::string_view name) const;
   [[nodiscard]] std::size_t count(HeaderId id) const;
   /// Calls f(value) for every field with this id, in order.
   template <class F>

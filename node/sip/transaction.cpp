@@ -668,13 +668,17 @@ void TransactionLayer::on_client_response(Transaction& t, const Message& r, Inst
   }
 }
 
-TransactionId TransactionLayer::send_request(const Message& request, const Endpoint& to, Instant now) {
+TransactionId TransactionLayer::send_request(const Message& request, const Endpoint& to, Instant now,
+                                             std::optional<std::string_view> branch) {
   ++depth_;
   Transaction& t = create(true, request, nullptr, to, is_reliable(to.transport), now);
   const TransactionId id = t.id;
   std::string bytes = request.serialize();
-  auto via = top_via(request);
-  index(t, client_key(via ? via->branch() : std::string_view(), request.method()));
+  if (!branch) {
+    auto via = top_via(request);
+    branch = via ? via->branch() : std::string_view();
+  }
+  index(t, client_key(*branch, request.method()));
   t.interval = cfg_.t1;
   if (t.invite) {
     t.state = TransactionState::Calling;

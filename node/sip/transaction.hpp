@@ -117,7 +117,13 @@ class TransactionLayer {
 
   /// Starts a client transaction. The request must carry a top Via with an RFC 3261 branch
   /// (see make_branch). Returns the transaction's id; transport errors arrive via the TU.
-  TransactionId send_request(const Message& request, const Endpoint& to, Instant now);
+  TransactionId send_request(const Message& request, const Endpoint& to, Instant now) {
+    return send_request(request, to, now, std::nullopt);
+  }
+  /// The same where the caller made the top Via and knows its branch (it must be that Via's): the
+  /// Via is not parsed again.
+  TransactionId send_request(const Message& request, const Endpoint& to, Instant now,
+                             std::optional<std::string_view> branch);
   /// Sends a response through server transaction `id`. Returns false when refused: unknown or
   /// terminated transaction, a non-100 provisional or a 408 to a non-INVITE request (RFC 4320),
   /// a 100 over UDP too early (RFC 4320 §4.1), or a response in a state that takes none.

@@ -86,6 +86,18 @@ TEST(OverlayCodec, RequestsAndResponsesRoundTripThroughSip) {
   EXPECT_EQ(rback->records, r.records);
 }
 
+TEST(OverlayCodec, OverlayHeaderNamesAreExtensionsInAnyCase) {
+  // The codec finds its fields with extension_header, which looks at no SIP name: none may have an id.
+  for (std::string_view name : {"DHT-PeerID", "DHT-Op", "DHT-Hops", "DHT-Routing", "DHT-Final", "DHT-Link",
+                                "DHT-Exclude", "DHT-Signature", "DHT-Certificate"}) {
+    EXPECT_EQ(sip::lookup_header(name), sip::HeaderId::Other) << name;
+  }
+  auto m = sip::parse_datagram("OPTIONS sip:a@b SIP/2.0\r\ndht-op: ping\r\nDHT-OP: second\r\n\r\n").value();
+  EXPECT_EQ(m.extension_header("DHT-Op"), "ping");
+  EXPECT_EQ(m.header("DHT-Op"), "ping");
+  EXPECT_FALSE(m.extension_header("DHT-Hops"));
+}
+
 TEST(OverlayCodec, LinksAreOrderedByTheirNumbersWhateverTheOrderOnTheWire) {
   auto link = [](int n, std::string_view role) {
     return "DHT-Link: <sip:" + dht::NodeId{0, static_cast<std::uint64_t>(n)}.hex() +

@@ -154,6 +154,24 @@ TEST_F(TransactionTest, ReliableTransportHasNoRetransmissionsAndZeroWaitTimers) 
   EXPECT_FALSE(layer.state_of(id));  // Timer D is zero
 }
 
+TEST_F(TransactionTest, AClientTransactionMatchesByTheBranchItsSenderNamed) {
+  Message options = parse_datagram(request_text("OPTIONS", "z9hG4bKnamed", "TCP")).value();
+  auto id = layer.send_request(options, tcp("192.0.2.2", 5060), now, "z9hG4bKnamed");
+  ASSERT_EQ(env.sent.size(), 1u);
+  deliver(response_to(options, 200), tcp("192.0.2.2", 5060));
+  ASSERT_EQ(tu.events.size(), 1u);
+  EXPECT_EQ(tu.events[0].kind, "response");
+  EXPECT_EQ(tu.events[0].id, id);
+  // Matched as if the Via had been parsed: another branch is another transaction's.
+  Message other = parse_datagram(request_text("OPTIONS", "z9hG4bKother", "TCP")).value();
+  layer.send_request(other, tcp("192.0.2.2", 5060), now, "z9hG4bKother");
+  deliver(response_to(parse_datagram(request_text("OPTIONS", "z9hG4bKnone", "TCP")).value(), 200),
+          tcp("192.0.2.2", 5060));
+  EXPECT_EQ(tu.events.back().kind, "stray");
+  deliver(response_to(other, 200), tcp("192.0.2.2", 5060));
+  EXPECT_EQ(tu.events.back().kind, "response");
+}
+
 TEST_F(TransactionTest, ClientNonInviteTimerECapsAtT2AndTimerFTimesOut) {
   auto id = layer.send_request(request("OPTIONS"), udp("192.0.2.2", 5060), now);
   run_recording_sends(40000);
