@@ -314,15 +314,15 @@ void TransactionLayer::stop_timer(Transaction& t, Timer timer) {
 }
 
 bool TransactionLayer::transmit_once(Transaction& t, std::string&& bytes, Instant now) {
-  if (env_.send_owned(t.peer, std::move(bytes))) return true;
-  ++stats_.transport_errors;
-  tu_.on_transport_error(t.id, now);
-  terminate(t);
-  return false;
+  return env_.send_owned(t.peer, std::move(bytes)) || transport_failed(t, now);
 }
 
 bool TransactionLayer::transmit(Transaction& t, const std::string& bytes, Instant now) {
-  if (env_.send(t.peer, bytes)) return true;
+  return env_.send(t.peer, bytes) || transport_failed(t, now);
+}
+
+bool TransactionLayer::transport_failed(Transaction& t, Instant now) {
+  // RFC 3261 §17.1.4, §17.2.4: the TU hears of it and the transaction ends.
   ++stats_.transport_errors;
   tu_.on_transport_error(t.id, now);
   terminate(t);

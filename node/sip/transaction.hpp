@@ -233,6 +233,8 @@ class TransactionLayer {
   bool transmit(Transaction& t, const std::string& bytes, Instant now);
   /// transmit() for bytes that are not kept (no retransmission will need them).
   bool transmit_once(Transaction& t, std::string&& bytes, Instant now);
+  /// Counts a failed send, tells the TU and ends the transaction; false.
+  bool transport_failed(Transaction& t, Instant now);
   void on_client_response(Transaction& t, const Message& response, Instant now);
   void on_server_retransmission(Transaction& t, const Message& request, const Endpoint& from, Instant now);
   Endpoint response_destination(const Message& request, const Endpoint& from) const;
