@@ -42,15 +42,28 @@ std::string_view cseq_method(const Message& m) {
   return parsed ? parsed->method : std::string_view();
 }
 
-/// RFC 3261 §17.1.3: a client transaction's key, the top Via's branch and the CSeq method.
-std::string client_key(std::string_view branch, std::string_view method) {
-  std::string key;
-  key.reserve(branch.size() + 1 + method.size());
-  key.append(branch).append(1, '|').append(method);
-  return key;
+}  // namespace
+
+TransactionLayer::Key& TransactionLayer::Key::append(std::string_view text) {
+  if (!on_heap_ && size_ + text.size() <= kInline) {
+    std::memcpy(small_.data() + size_, text.data(), text.size());
+    size_ = static_cast<std::uint8_t>(size_ + text.size());
+    return *this;
+  }
+  if (!on_heap_) {
+    heap_.reserve(size_ + text.size());
+    heap_.assign(small_.data(), size_);
+    on_heap_ = true;
+  }
+  heap_.append(text);
+  return *this;
 }
 
-}  // namespace
+TransactionLayer::Key TransactionLayer::client_key(std::string_view branch, std::string_view method) {
+  Key key;
+  key.append(branch).append('|').append(method);
+  return key;
+}
 
 std::string_view state_name(TransactionState s) {
   switch (s) {
@@ -116,7 +129,7 @@ std::optional<std::uint32_t> TransactionLayer::KeyIndex::find(std::string_view k
   for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
     const Entry& e = table_[i];
     if (e.slot == UINT32_MAX) return std::nullopt;
-    if (e.hash == hash && layer.slot(e.slot).key == key) return e.slot;
+    if (e.hash == hash && layer.slot(e.slot).key.view() == key) return e.slot;
   }
 }
 
@@ -161,9 +174,9 @@ void TransactionLayer::KeyIndex::resize(std::size_t capacity) {
   }
 }
 
-void TransactionLayer::index(Transaction& t, std::string key) {
-  t.key = std::move(key);
-  (t.client ? client_index_ : server_index_).insert(key_hash(t.key), slot_of(t.id));
+void TransactionLayer::index(Transaction& t, const Key& key) {
+  t.key = key;
+  (t.client ? client_index_ : server_index_).insert(key_hash(t.key.view()), slot_of(t.id));
 }
 
 TransactionLayer::Transaction* TransactionLayer::lookup(bool client, std::string_view key) {
@@ -332,7 +345,7 @@ bool TransactionLayer::transport_failed(Transaction& t, Instant now) {
 void TransactionLayer::terminate(Transaction& t) {
   if (t.state == TransactionState::Terminated) return;
   t.state = TransactionState::Terminated;
-  if (!t.key.empty()) (t.client ? client_index_ : server_index_).erase(key_hash(t.key), slot_of(t.id));
+  if (!t.key.empty()) (t.client ? client_index_ : server_index_).erase(key_hash(t.key.view()), slot_of(t.id));
   for (int i = 0; i < kTimerSlots; ++i) {
     t.which[i] = kTimerCount;
     t.due[i] = kInstantMax;
@@ -365,19 +378,19 @@ Endpoint TransactionLayer::response_destination(const std::optional<Via>& via, c
   return to;
 }
 
-std::string TransactionLayer::server_key(const Message& request, bool for_ack) const {
+TransactionLayer::Key TransactionLayer::server_key(const Message& request, bool for_ack) const {
   return server_key(request, top_via(request), for_ack);
 }
 
-std::string TransactionLayer::server_key(const Message& request, const std::optional<Via>& via, bool for_ack) const {
+TransactionLayer::Key TransactionLayer::server_key(const Message& request, const std::optional<Via>& via,
+                                                   bool for_ack) const {
   std::string_view method = request.method();
   if (for_ack || request.method_id() == Method::Ack) method = "INVITE";
-  std::string key;
+  Key key;
   if (via && via->rfc3261_branch()) {
     // RFC 3261 §17.2.3: branch, sent-by and method (ACK matches the INVITE).
-    key.reserve(64);
-    key.append("3|").append(via->branch()).append("|").append(lowercase(via->host));
-    key.append(":").append(std::to_string(via->port.value_or(0))).append("|").append(method);
+    key.append("3|").append(via->branch()).append('|').append(lowercase(via->host));
+    key.append(':').append(std::to_string(via->port.value_or(0))).append('|').append(method);
     return key;
   }
   // RFC 2543 matching: Request-URI, From tag, Call-ID, CSeq number, top Via, method. The To tag is
@@ -453,21 +466,8 @@ void TransactionLayer::receive(const Message& message, Message* take, const Endp
     } else {
       // RFC 3261 §17.1.3: the top Via's branch and the CSeq method, written on the stack (every
       // response is matched; a key that does not fit, which no overlay branch makes, goes on the heap).
-      const std::string_view branch = via ? via->branch() : std::string_view();
-      const std::string_view method = cseq_method(message);
-      std::array<char, 96> room{};
-      std::string spilled;
-      std::string_view key;
-      if (branch.size() + 1 + method.size() <= room.size()) {
-        std::memcpy(room.data(), branch.data(), branch.size());
-        room[branch.size()] = '|';
-        std::memcpy(room.data() + branch.size() + 1, method.data(), method.size());
-        key = std::string_view(room.data(), branch.size() + 1 + method.size());
-      } else {
-        spilled = client_key(branch, method);
-        key = spilled;
-      }
-      Transaction* t = lookup(true, key);
+      const Key key = client_key(via ? via->branch() : std::string_view(), cseq_method(message));
+      Transaction* t = lookup(true, key.view());
       if (t == nullptr) {
         ++stats_.stray_responses;
         tu_.on_stray_response(message, from, now);
@@ -497,9 +497,9 @@ void TransactionLayer::receive(const Message& message, Message* take, const Endp
   }
 
   if (message.method_id() == Method::Ack) {
-    std::string key = server_key(message, via, true);
-    Transaction* t = lookup(false, key);
-    if (t && key[0] == '2' && tag_of(message.header(HeaderId::To)) != t->to_tag) t = nullptr;
+    const Key key = server_key(message, via, true);
+    Transaction* t = lookup(false, key.view());
+    if (t && key.view()[0] == '2' && tag_of(message.header(HeaderId::To)) != t->to_tag) t = nullptr;
     if (!t) {
       ++stats_.stray_acks;
       tu_.on_ack(0, message, from, now);
@@ -523,8 +523,8 @@ void TransactionLayer::receive(const Message& message, Message* take, const Endp
     return;
   }
 
-  std::string key = server_key(message, via, false);
-  if (Transaction* existing = lookup(false, key)) {
+  const Key key = server_key(message, via, false);
+  if (Transaction* existing = lookup(false, key.view())) {
     on_server_retransmission(*existing, message, from, now);
     --depth_;
     collect_garbage();
@@ -568,7 +568,7 @@ void TransactionLayer::receive(const Message& message, Message* take, const Endp
     t.request.reserve_extra(updated.size());
     t.request.set_header(HeaderId::Via, updated);
   }
-  index(t, std::move(key));
+  index(t, key);
   if (t.invite) {
     t.state = TransactionState::Proceeding;
     start_timer(t, Trying100, cfg_.invite_trying_delay, now);
@@ -792,8 +792,8 @@ bool TransactionLayer::send_stateless(const Message& message, const Endpoint& to
 
 std::optional<TransactionId> TransactionLayer::find_invite_for_cancel(const Message& cancel) const {
   // RFC 3261 §9.2: the CANCEL matches the INVITE as §17.2.3 describes, but for the method.
-  const std::string key = server_key(cancel, true);
-  auto found = server_index_.find(key, key_hash(key), *this);
+  const Key key = server_key(cancel, true);
+  auto found = server_index_.find(key.view(), key_hash(key.view()), *this);
   if (!found) return std::nullopt;
   return slot(*found).id;
 }

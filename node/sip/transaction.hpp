@@ -163,6 +163,24 @@ class TransactionLayer {
   /// No transaction runs more than this many timers at once (a client non-INVITE: E, F, Silence).
   static constexpr int kTimerSlots = 4;
   static constexpr std::uint32_t kNotQueued = UINT32_MAX;
+  /// A transaction key (RFC 3261 §17.1.3, §17.2.3) held in place when it fits, as every key of a
+  /// branch with the magic cookie does; longer ones (RFC 2543 keys) on the heap.
+  class Key {
+   public:
+    Key& append(std::string_view text);
+    Key& append(char c) { return append(std::string_view(&c, 1)); }
+    [[nodiscard]] std::string_view view() const {
+      return on_heap_ ? std::string_view(heap_) : std::string_view(small_.data(), size_);
+    }
+    [[nodiscard]] bool empty() const { return view().empty(); }
+
+   private:
+    static constexpr std::size_t kInline = 62;  // "3|" branch "|" IPv4 sent-by "|" method, with room
+    std::array<char, kInline> small_{};
+    std::uint8_t size_ = 0;
+    bool on_heap_ = false;
+    std::string heap_;
+  };
   struct Transaction {
     TransactionId id = 0;  ///< 0 while the slot is free
     Endpoint peer;
@@ -170,7 +188,7 @@ class TransactionLayer {
     std::string request_bytes;   // client over UDP: what is retransmitted
     std::string response_bytes;  // server: the last response sent
     std::string ack_bytes;       // client INVITE: the ACK for a non-2xx final response
-    std::string key;
+    Key key;
     std::string to_tag;  // server: the To tag of the last response (RFC 2543 ACK matching)
     Duration interval{};
     Instant created{};
@@ -219,7 +237,7 @@ class TransactionLayer {
   const Transaction& slot(std::uint32_t index) const;
   static std::uint32_t slot_of(TransactionId id) { return static_cast<std::uint32_t>(id); }
   [[nodiscard]] std::uint64_t key_hash(std::string_view key) const;
-  void index(Transaction& t, std::string key);
+  void index(Transaction& t, const Key& key);
   Transaction* lookup(bool client, std::string_view key);
   void start_timer(Transaction& t, Timer timer, Duration after, Instant now);
   void stop_timer(Transaction& t, Timer timer);
@@ -239,8 +257,10 @@ class TransactionLayer {
   void on_server_retransmission(Transaction& t, const Message& request, const Endpoint& from, Instant now);
   Endpoint response_destination(const Message& request, const Endpoint& from) const;
   Endpoint response_destination(const std::optional<Via>& via, const Endpoint& from) const;
-  std::string server_key(const Message& request, bool for_ack) const;
-  std::string server_key(const Message& request, const std::optional<Via>& via, bool for_ack) const;
+  Key server_key(const Message& request, bool for_ack) const;
+  Key server_key(const Message& request, const std::optional<Via>& via, bool for_ack) const;
+  /// RFC 3261 §17.1.3: a client transaction's key, the top Via's branch and the CSeq method.
+  static Key client_key(std::string_view branch, std::string_view method);
   std::string build_ack(const Transaction& t, const Message& response) const;
   void collect_garbage();
 

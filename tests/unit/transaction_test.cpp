@@ -435,6 +435,31 @@ TEST_F(TransactionTest, Rfc2543MatchingWithoutMagicCookie) {
   EXPECT_EQ(*layer.state_of(id), TransactionState::Confirmed);
 }
 
+TEST_F(TransactionTest, KeysOfAnyLengthMatchTheirOwnRetransmissionsOnly) {
+  // Keys up to the inline size and beyond it (a long branch, an IPv6 sent-by), side by side.
+  const std::string long_branch = "z9hG4bK" + std::string(80, 'b');
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"z9hG4bKshort", "192.0.2.1:5060"},
+      {long_branch, "192.0.2.1:5060"},
+      {"z9hG4bKv6", "[2001:db8::1234:5678:9abc:def0]:5060"},
+      {long_branch + "x", "[2001:db8::1234:5678:9abc:def0]:5060"},
+  };
+  for (const auto& [branch, sent_by] : cases)
+    deliver(parse_datagram(request_text("OPTIONS", branch, "UDP", sent_by)).value());
+  ASSERT_EQ(tu.events.size(), cases.size());
+  std::set<TransactionId> ids;
+  for (const auto& e : tu.events) ids.insert(e.id);
+  EXPECT_EQ(ids.size(), cases.size());
+  const auto absorbed = layer.stats().retransmissions_absorbed;
+  for (const auto& [branch, sent_by] : cases)
+    deliver(parse_datagram(request_text("OPTIONS", branch, "UDP", sent_by)).value());
+  EXPECT_EQ(tu.events.size(), cases.size());  // every retransmission matched its transaction
+  EXPECT_EQ(layer.stats().retransmissions_absorbed, absorbed + cases.size());
+  // A branch one character shorter than a long one is another transaction.
+  deliver(parse_datagram(request_text("OPTIONS", long_branch.substr(0, long_branch.size() - 1))).value());
+  EXPECT_EQ(tu.events.size(), cases.size() + 1);
+}
+
 TEST_F(TransactionTest, SameBranchFromAnotherSentByIsAnotherTransaction) {
   deliver(parse_datagram(request_text("OPTIONS", "z9hG4bKsame", "UDP", "192.0.2.1:5060")).value());
   deliver(parse_datagram(request_text("OPTIONS", "z9hG4bKsame", "UDP", "192.0.2.7:5060")).value(),
