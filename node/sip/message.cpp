@@ -348,6 +348,10 @@ Result<Message, ParseError> parse_datagram(std::string_view bytes, const Limits&
   return parse_message(bytes, limits, false, nullptr);
 }
 
+/// What both entry points run: `owned`, when given, is the buffer `bytes` views, taken on success.
+Result<Message, ParseError> parse_message_from(std::string_view bytes, std::string* owned, const Limits& limits,
+                                               bool stream, std::size_t* consumed);
+
 Result<Message, ParseError> parse_message(std::string_view bytes, const Limits& limits, bool stream,
                                           std::size_t* consumed) {
   return parse_message_from(bytes, nullptr, limits, stream, consumed);

@@ -192,10 +192,6 @@ Result<Message, ParseError> parse_message(std::string_view bytes, const Limits& 
 /// answer_malformed). Octets after the message's end are dropped.
 Result<Message, ParseError> parse_taking(std::string& bytes, const Limits& limits, bool stream);
 
-/// What both entry points run: `owned`, when given, is the buffer `bytes` views, taken on success.
-Result<Message, ParseError> parse_message_from(std::string_view bytes, std::string* owned, const Limits& limits,
-                                               bool stream, std::size_t* consumed);
-
 /// The reason phrase RFC 3261 §21 gives a status code ("" for unknown codes).
 std::string_view default_reason(int status);
 

@@ -464,8 +464,8 @@ void TransactionLayer::receive(const Message& message, Message* take, const Endp
     if (check_message(message, via)) {
       ++stats_.malformed_dropped;
     } else {
-      // RFC 3261 §17.1.3: the top Via's branch and the CSeq method, written on the stack (every
-      // response is matched; a key that does not fit, which no overlay branch makes, goes on the heap).
+      // RFC 3261 §17.1.3: the top Via's branch and the CSeq method, in a Key (in place for every
+      // branch this stack makes: every response is matched).
       const Key key = client_key(via ? via->branch() : std::string_view(), cseq_method(message));
       Transaction* t = lookup(true, key.view());
       if (t == nullptr) {
