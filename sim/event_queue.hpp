@@ -21,6 +21,9 @@ class QuadHeap {
   [[nodiscard]] bool empty() const { return v_.empty(); }
   [[nodiscard]] std::size_t size() const { return v_.size(); }
   [[nodiscard]] const T& top() const { return v_.front(); }
+  /// The element popped after top() if nothing is pushed meanwhile (the first of the root's
+  /// children); null when the heap holds fewer than two.
+  [[nodiscard]] const T* second() const { return v_.size() < 2 ? nullptr : &v_[first_of(1, v_.size())]; }
 
   void push(T x) {
     std::size_t i = v_.size();
@@ -46,11 +49,7 @@ class QuadHeap {
     for (;;) {
       const std::size_t first = 4 * i + 1;
       if (first >= n) break;
-      std::size_t best = first;
-      const std::size_t end = first + 4 < n ? first + 4 : n;
-      for (std::size_t c = first + 1; c < end; ++c) {
-        if (before_(v_[c], v_[best])) best = c;
-      }
+      const std::size_t best = first_of(first, n);
       if (!before_(v_[best], last)) break;
       v_[i] = std::move(v_[best]);
       i = best;
@@ -60,6 +59,16 @@ class QuadHeap {
   }
 
  private:
+  /// The first of the (up to four) siblings from index `first`.
+  [[nodiscard]] std::size_t first_of(std::size_t first, std::size_t n) const {
+    std::size_t best = first;
+    const std::size_t end = first + 4 < n ? first + 4 : n;
+    for (std::size_t c = first + 1; c < end; ++c) {
+      if (before_(v_[c], v_[best])) best = c;
+    }
+    return best;
+  }
+
   std::vector<T> v_;
   [[no_unique_address]] Before before_{};
 };

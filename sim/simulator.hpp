@@ -138,6 +138,8 @@ class Simulator {
   /// `take`, when given, is the buffer `bytes` views, which the flight takes instead of a copy.
   bool transmit(std::uint32_t from, const Endpoint& to, std::string_view bytes, std::string* take = nullptr);
   void process(const Event& e);
+  /// Asks for the memory the next events will touch (see simulator.cpp).
+  void prefetch(const Event* after_next, const Event* next) const;
   void deliver(std::uint64_t slot);
   void timer(std::uint32_t node, Instant at);
   void touched(std::uint32_t node);

@@ -162,6 +162,14 @@ TEST(SimEventQueue, PopsInTheOrderOfTheComparisonWhateverThePushOrder) {
     for (std::uint64_t i = 0; i < pops && !heap.empty(); ++i) {
       auto first = std::min_element(reference.begin(), reference.end(), Before{});
       ASSERT_EQ(heap.top().seq, first->seq);
+      // second(): what the next pop after this one gives, as long as nothing is pushed between.
+      const Key* second = heap.second();
+      ASSERT_EQ(second == nullptr, reference.size() < 2);
+      if (second != nullptr) {
+        std::vector<Key> rest(reference);
+        rest.erase(rest.begin() + (first - reference.begin()));
+        ASSERT_EQ(second->seq, std::min_element(rest.begin(), rest.end(), Before{})->seq);
+      }
       Key k = heap.pop();
       ASSERT_EQ(k.seq, first->seq);
       ASSERT_EQ(k.at, first->at);
