@@ -161,12 +161,20 @@ bool scan_name_address(Scanner& s, bool in_list, bool lenient_display, NameAddre
     na.bracketed = true;
     s.skip_lws();
     const std::string_view rest = s.rest();
-    const std::size_t n = find_first_of4(rest, '>', ' ', '\t', '\r');
-    std::string_view uri_text = rest.substr(0, n);
-    s.advance(n);
-    s.skip_lws();
-    if (!s.consume('>')) return false;
-    if (!parse_uri_into(uri_text, na.uri)) return false;
+    // The URI runs to the first '>', space, tab or CR. A URI that parses holds none of the last
+    // three (detail::parts_hold_only_uri_text), so when the text up to the first '>' parses, it is
+    // that URI: one memchr instead of a scan for four characters. Otherwise the scan decides.
+    if (const std::size_t gt = rest.find('>');
+        gt != std::string_view::npos && parse_uri_into(rest.substr(0, gt), na.uri)) {
+      s.advance(gt + 1);
+    } else {
+      const std::size_t n = find_first_of4(rest, '>', ' ', '\t', '\r');
+      std::string_view uri_text = rest.substr(0, n);
+      s.advance(n);
+      s.skip_lws();
+      if (!s.consume('>')) return false;
+      if (!parse_uri_into(uri_text, na.uri)) return false;
+    }
   } else {
     if (s.pos() != start) s.set_pos(start);
     std::size_t u0 = s.pos();

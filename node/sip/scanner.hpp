@@ -65,6 +65,21 @@ inline constexpr CharTable kChars;
 constexpr bool has_class(char c, std::uint16_t cls) {
   return (detail::kChars.v[static_cast<unsigned char>(c)] & cls) != 0;
 }
+/// The end of the run of characters of class `cls` (one CharClass bit) that starts at `from`:
+/// eight at a time while a whole group is of the class, then one by one. For runs that are often
+/// long (the 32 hex digits of every overlay identifier); most tokens are too short to gain.
+inline std::size_t run_end(std::string_view s, std::size_t from, std::uint16_t cls) {
+  const auto& v = detail::kChars.v;
+  auto at = [&](std::size_t k) { return v[static_cast<unsigned char>(s[k])]; };
+  std::size_t i = from;
+  while (i + 8 <= s.size() &&
+         (at(i) & at(i + 1) & at(i + 2) & at(i + 3) & at(i + 4) & at(i + 5) & at(i + 6) & at(i + 7) & cls) != 0) {
+    i += 8;
+  }
+  while (i < s.size() && (at(i) & cls) != 0) ++i;
+  return i;
+}
+
 // clang-format off
 constexpr bool is_alpha(char c) { return has_class(c, kAlpha); }
 constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }

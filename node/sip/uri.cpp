@@ -17,14 +17,7 @@ std::size_t find_any(std::string_view s, char a, char b, char c, std::size_t fro
 /// Checks that every character is of class `cls` (one CharClass bit) or starts a valid %HH escape. Eight characters
 /// at a time while none of them is an escape (a user part is 32 hex digits on every overlay message).
 bool all_escaped_or(std::string_view s, std::uint16_t cls) {
-  const auto& v = detail::kChars.v;
-  auto at = [&](std::size_t k) { return v[static_cast<unsigned char>(s[k])]; };
-  std::size_t i = 0;
-  while (i + 8 <= s.size() &&
-         (at(i) & at(i + 1) & at(i + 2) & at(i + 3) & at(i + 4) & at(i + 5) & at(i + 6) & at(i + 7) & cls) != 0) {
-    i += 8;
-  }
-  for (; i < s.size(); ++i) {
+  for (std::size_t i = run_end(s, 0, cls); i < s.size(); ++i) {
     if (has_class(s[i], cls)) continue;
     if (s[i] != '%' || i + 2 >= s.size() || !is_hex(s[i + 1]) || !is_hex(s[i + 2])) return false;
     i += 2;
@@ -40,22 +33,15 @@ bool all_uri_text(std::string_view s) {
   return true;
 }
 
-bool valid_hostname(std::string_view h) {
-  // hostname = *( domainlabel "." ) toplabel [ "." ]; labels of alphanum and inner '-'.
+/// hostname = *( domainlabel "." ) toplabel [ "." ], for text that holds nothing but kHost
+/// characters (alphanum, '-', '.', '_'): no empty label, and no label that starts with '-' or
+/// ends with one before a '.'.
+bool valid_host_labels(std::string_view h) {
   if (h.empty()) return false;
-  std::size_t label = 0;
-  for (std::size_t i = 0; i < h.size(); ++i) {
-    char c = h[i];
-    if (c == '.') {
-      if (label == 0) return false;
-      if (h[i - 1] == '-') return false;
-      label = 0;
-    } else if (is_alnum(c) || c == '-' || c == '_') {
-      if (label == 0 && c == '-') return false;
-      ++label;
-    } else {
-      return false;
-    }
+  char prev = '.';  // as if a label had just ended
+  for (char c : h) {
+    if (c == '.' ? (prev == '.' || prev == '-') : (c == '-' && prev == '.')) return false;
+    prev = c;
   }
   return true;
 }
@@ -209,12 +195,12 @@ bool parse_uri_into(std::string_view text, Uri& u) {
   } else {
     // The host runs to the first ':', ';' or '?'; any other character that is not a hostname's
     // ends it too early, which makes the URI invalid.
-    while (host_end < rest.size() && has_class(rest[host_end], kHost)) ++host_end;
+    host_end = run_end(rest, 0, kHost);
     if (host_end < rest.size() && rest[host_end] != ':' && rest[host_end] != ';' && rest[host_end] != '?') {
       return false;
     }
     u.host = rest.substr(0, host_end);
-    if (!valid_hostname(u.host)) return false;
+    if (!valid_host_labels(u.host)) return false;
   }
   rest = rest.substr(host_end);
   if (!rest.empty() && rest[0] == ':') {

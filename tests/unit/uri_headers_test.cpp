@@ -172,6 +172,27 @@ TEST(Headers, NameAddressForms) {
   EXPECT_FALSE(parse_name_address("<sip:x@y"));
 }
 
+TEST(Headers, TheBracketedUriEndsAtWhitespaceOrTheAngleBracket) {
+  // LWS may stand on either side of the URI inside the brackets (RFC 3261 §25.1: LAQUOT and RAQUOT
+  // take SWS), folded lines included; the URI itself is what lies between.
+  for (std::string text : {"<sip:u@h:5;a=b>", "< sip:u@h:5;a=b>", "<sip:u@h:5;a=b >", "<sip:u@h:5;a=b\t>",
+                           "<sip:u@h:5;a=b\r\n >", "<\r\n sip:u@h:5;a=b  \r\n\t>"}) {
+    const std::string field = text + ";tag=1";  // the result views it
+    auto na = parse_name_address(field);
+    ASSERT_TRUE(na) << text;
+    EXPECT_EQ(na->uri.text, "sip:u@h:5;a=b") << text;
+    EXPECT_EQ(na->uri.port, 5) << text;
+    EXPECT_EQ(na->params.get("tag").value_or(""), "1") << text;
+  }
+  // Whitespace inside the URI, a line break that is no fold, or no closing bracket: refused.
+  for (std::string text : {"<sip:u@h x>", "<sip:u @h>", "<sip:u@h\r\n>", "<sip:u@h\r>", "<sip:u@h;a=b", "<sip:u@h >x>",
+                           "<sip:u@h>>", "<>"}) {
+    EXPECT_FALSE(parse_name_address(text)) << text;
+  }
+  // A URI that does not parse up to the first '>' is not rescued by a later one.
+  EXPECT_FALSE(parse_name_address("<sip:u@h<>"));
+}
+
 TEST(Headers, ContactListsAndStar) {
   std::vector<NameAddress> list;
   ASSERT_TRUE(parse_name_address_list("<sip:a@h1>;expires=60, \"B, Jr\" <sip:b@h2;transport=tcp>;q=0.5 , sip:c@h3",
