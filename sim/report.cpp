@@ -168,6 +168,7 @@ std::string summary_json(const Simulator& sim, const HostFigures& host) {
   j << "  \"events_per_wall_s\": " << num(host.wall_s > 0 ? static_cast<double>(r.events) / host.wall_s : 0) << ",\n";
   j << "  \"messages_per_wall_s\": " << num(host.wall_s > 0 ? static_cast<double>(r.messages) / host.wall_s : 0)
     << ",\n";
+  j << "  \"huge_pages\": " << json_text(host.huge_pages) << ",\n";
   j << "  \"heap_bytes_at_end\": " << host.heap_bytes_at_end << ",\n";
   j << "  \"heap_bytes_per_live_node_at_end\": "
     << num(sim.live_nodes() ? static_cast<double>(host.heap_bytes_at_end) / static_cast<double>(sim.live_nodes()) : 0)

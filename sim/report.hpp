@@ -15,6 +15,7 @@ struct HostFigures {
   double wall_s = 0;
   std::uint64_t peak_rss_bytes = 0;
   std::uint64_t heap_bytes_at_end = 0;  ///< allocated and in use when the run ended (0: unknown)
+  std::string huge_pages = "unknown";   ///< whether the heap was asked for transparent huge pages
 };
 
 /// Figures derived from the results, as summary.json has them.

@@ -62,8 +62,6 @@ struct Simulator::Slot {
   bool forges = false;                         // a malicious node that forges (else it drops)
   std::unique_ptr<overlay::OverlayNode> node;  // null once dead
   dht::NodeId id;
-  float x = 0, y = 0;  // position on the unit square
-  std::int64_t access_us = 0;
   Instant scheduled = kInstantMax;  // the node's timer event in the queue, if any
   Instant born{}, died = kInstantMax, joined_at = kInstantMax;
   std::int32_t live_pos = -1, joined_pos = -1;
@@ -232,8 +230,8 @@ Endpoint Simulator::address(std::uint32_t node) const {
 }
 
 Duration Simulator::delay(std::uint32_t from, std::uint32_t to) {
-  const Slot& a = slots_[from];
-  const Slot& b = slots_[to];
+  const Place& a = places_[from];
+  const Place& b = places_[to];
   const double dx = a.x - b.x;
   const double dy = a.y - b.y;
   const double prop_us = std::sqrt(dx * dx + dy * dy) * sc_.propagation_ms * 1000.0;
@@ -257,7 +255,7 @@ bool Simulator::transmit(std::uint32_t from, const Endpoint& to, std::string_vie
     return true;
   }
   const std::uint32_t dest = n - 1;
-  if (partitioned_ && (slots_[from].x < 0.5F) != (slots_[dest].x < 0.5F)) {
+  if (partitioned_ && (places_[from].x < 0.5F) != (places_[dest].x < 0.5F)) {
     ++results_.partitioned;
     ++row_.lost;
     return true;
@@ -346,9 +344,10 @@ std::uint32_t Simulator::create_node(std::optional<dht::NodeId> id) {
   slots_.emplace_back(*this, index, Rng(sc_.seed, 1000 + std::uint64_t{index}));
   Slot& s = slots_.back();
   Rng place(sc_.seed, (std::uint64_t{1} << 40) + index);
-  s.x = static_cast<float>(place.uniform());
-  s.y = static_cast<float>(place.uniform());
-  s.access_us = static_cast<std::int64_t>(sc_.access_ms.sample(place) * 1000.0);
+  Place& p = places_.emplace_back();
+  p.x = static_cast<float>(place.uniform());
+  p.y = static_cast<float>(place.uniform());
+  p.access_us = static_cast<std::int64_t>(sc_.access_ms.sample(place) * 1000.0);
   if (id) {
     s.id = *id;
   } else {

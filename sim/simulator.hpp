@@ -174,6 +174,13 @@ class Simulator {
   Rng churn_rng_;  // sessions, failures, bootstrap choice
   Rng work_rng_;   // workload
   std::deque<Slot> slots_;
+  /// Where each host is (by creation index): every message reads both ends' places, so they are
+  /// kept together, apart from the rest of each host's state.
+  struct Place {
+    float x = 0, y = 0;  // on the unit square
+    std::int64_t access_us = 0;
+  };
+  std::vector<Place> places_;
   QuadHeap<Event, EarlierEvent> heap_;
   std::uint64_t seq_ = 0;
   std::vector<InFlight> flight_;

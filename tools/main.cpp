@@ -179,6 +179,10 @@ int run(int argc, char** argv) {
   sim_cmd->add_flag("--quiet", simo.quiet, "No progress bar");
   bool no_plots = false;
   sim_cmd->add_flag("--no-plots", no_plots, "Do not run gnuplot");
+  bool no_huge_pages = false;
+  sim_cmd->add_flag("--no-huge-pages", no_huge_pages,
+                    "Do not ask glibc for transparent huge pages (it is asked by starting again with "
+                    "GLIBC_TUNABLES=glibc.malloc.hugetlb=1 unless GLIBC_TUNABLES is set)");
 
   auto* ca_cmd =
       app.add_subcommand("ca", "The overlay's certificate authority: create its root, enroll nodes and users");
@@ -233,6 +237,8 @@ int run(int argc, char** argv) {
   if (id_pw_cmd->parsed()) return p2psip::tools::identity_password(id_pw);
   if (sim_cmd->parsed()) {
     simo.plots = !no_plots;
+    simo.huge_pages = !no_huge_pages;
+    simo.argv = argv;
     return p2psip::tools::run_sim(simo);
   }
   if (ring_cmd->parsed()) return p2psip::tools::ring_check(ctl, controls, quiet);

@@ -19,6 +19,8 @@ struct SimOptions {
   std::string out = "sim-out";
   bool quiet = false;
   bool plots = true;
+  bool huge_pages = true;  ///< ask glibc to back the heap with transparent huge pages (see run_sim)
+  char** argv = nullptr;   ///< the command line, to start again with (null: never)
 };
 int run_sim(const SimOptions& o);
 

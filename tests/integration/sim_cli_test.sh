@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `p2psip sim` from the command line: a scenario file runs and writes every output (summary.json
 # with the keys docs/SIMULATION.md promises, timeseries.csv, hops.csv, latency_cdf.csv, the PNG
-# plots); the same seed gives the same results byte for byte (the host figures aside), another
-# seed others; flags override the file; bad scenarios get a clear error and exit status 2.
+# plots); the same seed gives the same results byte for byte (the host figures aside, and with huge
+# pages or without), another seed others; flags override the file; bad scenarios get a clear error
+# and exit status 2.
 set -euo pipefail
 P2PSIP=${1:?usage: sim_cli_test.sh PATH/TO/p2psip SCENARIO_DIR}
 SCENARIOS=${2:?usage: sim_cli_test.sh PATH/TO/p2psip SCENARIO_DIR}
@@ -12,8 +13,9 @@ fail() { echo "FAIL: $*"; exit 1; }
 
 "$P2PSIP" sim --help | grep -q -- "--seed" || fail "sim --help does not describe --seed"
 run() { "$P2PSIP" sim "$SCENARIOS/quick.toml" --duration 500 --quiet "$@"; }
+unset GLIBC_TUNABLES  # the simulator sets it itself (huge pages), unless told not to
 run --seed 7 --out "$WORK/a" >"$WORK/a.txt"
-run --seed 7 --out "$WORK/b" --no-plots >/dev/null
+run --seed 7 --out "$WORK/b" --no-plots --no-huge-pages >/dev/null
 run --seed 8 --out "$WORK/c" --no-plots >/dev/null
 cat "$WORK/a.txt"
 
@@ -33,8 +35,11 @@ done
 awk -F'": ' '/"lookup_success_rate"/ { exit !($2 + 0 >= 0.99) }' "$WORK/a/summary.json" ||
   fail "lookups in the quick scenario should succeed"
 
-# Determinism: everything but the host figures is the same for the same seed.
-host='"(wall_s|events_per_wall_s|messages_per_wall_s|peak_rss_bytes|heap_bytes_at_end|heap_bytes_per_live_node_at_end)"'
+grep -q '^  "huge_pages": "asked (transparent_hugepage: ' "$WORK/a/summary.json" || fail "huge pages were not asked for"
+grep -q '^  "huge_pages": "not asked (' "$WORK/b/summary.json" || fail "--no-huge-pages still asked for huge pages"
+
+# Determinism: everything but the host figures is the same for the same seed (with huge pages or without).
+host='"(wall_s|events_per_wall_s|messages_per_wall_s|peak_rss_bytes|huge_pages|heap_bytes_at_end|heap_bytes_per_live_node_at_end)"'
 diff <(grep -Ev "$host" "$WORK/a/summary.json") <(grep -Ev "$host" "$WORK/b/summary.json") ||
   fail "same seed, different summary"
 for f in timeseries.csv hops.csv latency_cdf.csv nodes.csv; do
