@@ -336,8 +336,7 @@ void ChordNode::route_try(std::shared_ptr<RouteTries> t, Instant now) {
         const bool fetch = t->op == RouteOp::Fetch;
         const bool found = res.status == 200 && (!fetch || !res.records.empty());
         const bool again = !found && t->attempt < cfg_.fetch_attempts && res.responsible &&
-                           t->exclude.size() < kMaxExcluded &&
-                           std::find(t->exclude.begin(), t->exclude.end(), res.responsible->id) == t->exclude.end() &&
+                           t->exclude.size() < kMaxExcluded && !is_excluded(t->exclude, res.responsible->id) &&
                            ((fetch && res.status == 404) || res.status >= 500);
         // A "no such record" from any try is the answer when none finds one: later tries, with
         // more peers excluded, fail in other ways that say less.
@@ -416,7 +415,7 @@ void ChordNode::handle_route(ReplyHandle handle, const Request& r, Instant now) 
     next = *pred;
     final_hop = true;
     for (const auto& q : table_.predecessors()) {
-      if (std::find(ex.begin(), ex.end(), q.id) != ex.end() || !in_open_open(q.id, r.sender.id, next.id)) continue;
+      if (is_excluded(ex, q.id) || !in_open_open(q.id, r.sender.id, next.id)) continue;
       if (in_open_closed(r.target, r.sender.id, q.id)) next = q;  // the key lies at or before q
     }
   }
@@ -874,7 +873,7 @@ void ChordNode::on_failure(RequestId id, Instant now) {
       // still lists it (it may be alive to them, dropping only what it should route) would walk
       // the request back to it.
       auto& ex_list = p.request.exclude;
-      if (ex_list.size() < kMaxExcluded && std::find(ex_list.begin(), ex_list.end(), p.to.id) == ex_list.end()) {
+      if (ex_list.size() < kMaxExcluded && !is_excluded(ex_list, p.to.id)) {
         ex_list.push_back(p.to.id);
       }
       const Excluded ex(ex_list);

@@ -5,12 +5,6 @@
 
 namespace p2psip::dht {
 
-namespace {
-bool is_excluded(Excluded excluded, NodeId id) {
-  return std::find(excluded.begin(), excluded.end(), id) != excluded.end();
-}
-}  // namespace
-
 bool RoutingTable::responsible_for(NodeId key, bool final_hop, Excluded excluded) const {
   if (alone()) return true;
   if (!excluded.empty() && is_excluded(excluded, self_.id)) return false;

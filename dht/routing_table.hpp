@@ -14,6 +14,10 @@ namespace p2psip::dht {
 /// Peers a routed request asks to be routed around, as if they had left the ring (a fetch tried
 /// again past a peer that withheld or forged its answer: DHT-Exclude).
 using Excluded = std::span<const NodeId>;
+/// Whether `id` is one of them.
+[[nodiscard]] inline bool is_excluded(Excluded excluded, NodeId id) {
+  return std::find(excluded.begin(), excluded.end(), id) != excluded.end();
+}
 
 class RoutingTable {
  public:

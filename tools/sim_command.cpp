@@ -1,5 +1,6 @@
 // `p2psip sim`: the simulator's driver. It owns what the simulation itself must not touch: the wall
-// clock (progress, wall_s), the process's memory figure and the plotting program.
+// clock (progress, wall_s), the process's memory (its figure, and huge pages) and the plotting
+// program.
 #include "tools/sim_command.hpp"
 
 #include <malloc.h>
@@ -50,8 +51,9 @@ std::string huge_pages_state() {
   std::string line;
   if (std::getline(in, line)) {
     const auto open = line.find('['), close = line.find(']');
-    if (open != std::string::npos && close != std::string::npos && close > open)
+    if (open != std::string::npos && close != std::string::npos && close > open) {
       mode = line.substr(open + 1, close - open - 1);
+    }
   }
   return std::string(asked ? "asked" : "not asked") + " (transparent_hugepage: " + mode + ")";
 }

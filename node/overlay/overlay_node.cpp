@@ -39,24 +39,16 @@ Hex64 OverlayNode::token() {
 }
 
 void OverlayNode::receive_datagram(std::string_view bytes, const Endpoint& from, Instant now) {
-  from_ = &from;
+  const Receiving sender(*this, from, nullptr);
   layer_.receive_datagram(bytes, from, now);
-  from_ = nullptr;
 }
 void OverlayNode::receive(const sip::Message& m, const Endpoint& from, Instant now, const dht::NodeId* link_peer) {
-  from_ = &from;
-  link_peer_ = link_peer;
+  const Receiving sender(*this, from, link_peer);
   layer_.receive(m, from, now);
-  link_peer_ = nullptr;
-  from_ = nullptr;
 }
-
 void OverlayNode::receive(sip::Message&& m, const Endpoint& from, Instant now, const dht::NodeId* link_peer) {
-  from_ = &from;
-  link_peer_ = link_peer;
+  const Receiving sender(*this, from, link_peer);
   layer_.receive(std::move(m), from, now);
-  link_peer_ = nullptr;
-  from_ = nullptr;
 }
 
 Result<dht::NodeId, AuthVerdict> OverlayNode::check_link(std::string_view cert_der, const Endpoint& from, Instant now) {

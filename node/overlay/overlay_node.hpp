@@ -135,7 +135,24 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
   PeerAuthenticator* auth_ = nullptr;
   const dht::NodeId* link_peer_ = nullptr;  ///< the TLS peer of the message being received
   const Endpoint* from_ = nullptr;          ///< the sender of the message being received
-  bool resending_ = false;                  ///< send() is sending a request again (accept_response)
+  /// Names the sender of the message being received, and its TLS peer, while it is handled.
+  class Receiving {
+   public:
+    Receiving(OverlayNode& node, const Endpoint& from, const dht::NodeId* link_peer) : node_(node) {
+      node_.from_ = &from;
+      node_.link_peer_ = link_peer;
+    }
+    ~Receiving() {
+      node_.from_ = nullptr;
+      node_.link_peer_ = nullptr;
+    }
+    Receiving(const Receiving&) = delete;
+    Receiving& operator=(const Receiving&) = delete;
+
+   private:
+    OverlayNode& node_;
+  };
+  bool resending_ = false;  ///< send() is sending a request again (accept_response)
 };
 
 }  // namespace p2psip::overlay
