@@ -1,5 +1,7 @@
 #include "node/sip/headers.hpp"
 
+#include <utility>
+
 #include "node/sip/scanner.hpp"
 
 namespace p2psip::sip {
@@ -237,26 +239,29 @@ bool Via::rfc3261_branch() const {
   return b.size() > 7 && b.substr(0, 7) == "z9hG4bK";
 }
 
-bool parse_via_list(std::string_view value, std::vector<Via>& out) {
+namespace {
+/// Hands every Via of a field value to `each`, in order; false when the value is no Via list.
+template <class Each>
+bool scan_via_list(std::string_view value, Each&& each) {
   Scanner s(value);
   for (bool done = false; !done;) {
     auto v = scan_via(s);
     if (!v) return false;
-    out.push_back(*v);
+    each(std::move(*v));
     if (!list_continue(s, done)) return false;
   }
   return true;
 }
+}  // namespace
+
+bool parse_via_list(std::string_view value, std::vector<Via>& out) {
+  return scan_via_list(value, [&](Via&& v) { out.push_back(std::move(v)); });
+}
 
 bool valid_via_list(std::string_view value, std::optional<Via>* first) {
-  Scanner s(value);
-  for (bool done = false; !done;) {
-    auto v = scan_via(s);
-    if (!v) return false;
-    if (first != nullptr && !*first) *first = v;
-    if (!list_continue(s, done)) return false;
-  }
-  return true;
+  return scan_via_list(value, [&](Via&& v) {
+    if (first != nullptr && !*first) *first = std::move(v);
+  });
 }
 
 std::optional<Via> parse_first_via(std::string_view value) {
