@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -192,6 +193,11 @@ int run_sim(const SimOptions& o) {
   // left as it is. Nothing in the run depends on it but its speed.
   if (o.huge_pages && o.argv != nullptr && std::getenv("GLIBC_TUNABLES") == nullptr) {
     setenv("GLIBC_TUNABLES", kHugePagesTunable, 1);
+    // By the executable's own path, so that the process keeps its name (ps, top); by the link if
+    // that path is gone (the binary rebuilt meanwhile).
+    std::array<char, 4096> self{};
+    const ssize_t n = readlink("/proc/self/exe", self.data(), self.size() - 1);
+    if (n > 0) execv(self.data(), o.argv);
     execv("/proc/self/exe", o.argv);
     unsetenv("GLIBC_TUNABLES");  // could not start again: run as we are
   }
