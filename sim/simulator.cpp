@@ -140,11 +140,10 @@ bool Simulator::run_until(double until_s) {
 }
 
 namespace {
-/// Asks the memory system for [p, p + size), up to `max` octets, ahead of its use (a hint only).
-void prefetch_range(const void* p, std::size_t size, std::size_t max) {
+/// Asks the memory system for [p, p + size) ahead of its use (a hint only).
+void prefetch_range(const void* p, std::size_t size) {
   const char* c = static_cast<const char*>(p);
-  const std::size_t n = std::min(size, max);
-  for (std::size_t off = 0; off < n; off += 64) __builtin_prefetch(c + off);
+  for (std::size_t off = 0; off < size; off += 64) __builtin_prefetch(c + off);
 }
 }  // namespace
 
@@ -166,10 +165,10 @@ void Simulator::prefetch(const Event* after_next, const Event* next) const {
   if (!touches_node(next)) return;
   if (next->type == EventType::Deliver) {
     const std::string& bytes = flight_[next->arg].bytes;
-    prefetch_range(bytes.data(), bytes.size(), 2048);
+    prefetch_range(bytes.data(), std::min<std::size_t>(bytes.size(), 2048));
   }
   if (const auto& node = slots_[next->node].node) {
-    prefetch_range(node.get(), sizeof(overlay::OverlayNode), sizeof(overlay::OverlayNode));
+    prefetch_range(node.get(), sizeof(overlay::OverlayNode));
   }
 }
 

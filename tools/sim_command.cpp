@@ -154,6 +154,23 @@ bool make_plots(const std::string& dir, const std::string& label, bool lookups) 
 }  // namespace
 
 int run_sim(const SimOptions& o) {
+  // At scale nearly every event touches a node and a message that no recent event touched: with
+  // 4 KiB pages each such touch misses the TLB as well as the caches (100 000 nodes: 14 % of the
+  // wall time, docs/PERFORMANCE.md). glibc backs its heap with transparent huge pages when a
+  // tunable asks, and reads tunables only as a process starts, so the simulator starts itself
+  // again with it, once: a GLIBC_TUNABLES already set, by the caller or by that first start, is
+  // left as it is. Nothing in the run depends on it but its speed. First of all, so that the
+  // scenario is read once, by the process that runs it.
+  if (o.huge_pages && o.argv != nullptr && std::getenv("GLIBC_TUNABLES") == nullptr) {
+    setenv("GLIBC_TUNABLES", kHugePagesTunable, 1);
+    // By the executable's own path, so that the process keeps its name (ps, top); by the link if
+    // that path is gone (the binary rebuilt meanwhile).
+    std::array<char, 4096> self{};
+    const ssize_t n = readlink("/proc/self/exe", self.data(), self.size() - 1);
+    if (n > 0) execv(self.data(), o.argv);
+    execv("/proc/self/exe", o.argv);
+    unsetenv("GLIBC_TUNABLES");  // could not start again: run as we are
+  }
   sim::Scenario sc;
   std::string error;
   if (!o.scenario_file.empty() && !sim::load_scenario(o.scenario_file, sc, error)) {
@@ -185,22 +202,6 @@ int run_sim(const SimOptions& o) {
     return 2;
   }
 
-  // At scale nearly every event touches a node and a message that no recent event touched: with
-  // 4 KiB pages each such touch misses the TLB as well as the caches (100 000 nodes: 14 % of the
-  // wall time, docs/PERFORMANCE.md). glibc backs its heap with transparent huge pages when a
-  // tunable asks, and reads tunables only as a process starts, so the simulator starts itself
-  // again with it, once: a GLIBC_TUNABLES already set, by the caller or by that first start, is
-  // left as it is. Nothing in the run depends on it but its speed.
-  if (o.huge_pages && o.argv != nullptr && std::getenv("GLIBC_TUNABLES") == nullptr) {
-    setenv("GLIBC_TUNABLES", kHugePagesTunable, 1);
-    // By the executable's own path, so that the process keeps its name (ps, top); by the link if
-    // that path is gone (the binary rebuilt meanwhile).
-    std::array<char, 4096> self{};
-    const ssize_t n = readlink("/proc/self/exe", self.data(), self.size() - 1);
-    if (n > 0) execv(self.data(), o.argv);
-    execv("/proc/self/exe", o.argv);
-    unsetenv("GLIBC_TUNABLES");  // could not start again: run as we are
-  }
   for (const auto& note : sim::notes(sc)) std::fprintf(stderr, "p2psip sim: note: %s\n", note.c_str());
   const bool progress = !o.quiet && isatty(STDERR_FILENO) != 0;
   using clock = std::chrono::steady_clock;
