@@ -83,18 +83,10 @@ TransactionLayer::TransactionLayer(Environment& env, TransactionUser& tu, TimerC
 
 // ---- the pool ----------------------------------------------------------------------------------------
 
-TransactionLayer::Transaction& TransactionLayer::slot(std::uint32_t index) {
-  return *pool_[index];
-}
-
-const TransactionLayer::Transaction& TransactionLayer::slot(std::uint32_t index) const {
-  return const_cast<TransactionLayer*>(this)->slot(index);
-}
-
 TransactionLayer::Transaction* TransactionLayer::find(TransactionId id) {
   const std::uint32_t i = slot_of(id);
-  if (i >= pool_.size() || !pool_[i]) return nullptr;
-  Transaction& t = *pool_[i];
+  if (i >= pool_.size() || !pool_[i].t) return nullptr;
+  Transaction& t = *pool_[i].t;
   return t.id == id && id != 0 ? &t : nullptr;
 }
 
@@ -122,36 +114,35 @@ std::uint64_t TransactionLayer::key_hash(std::string_view key) const {
   return h ^ (h >> 32);
 }
 
-std::optional<std::uint32_t> TransactionLayer::KeyIndex::find(std::string_view key, std::uint64_t hash,
-                                                              const TransactionLayer& layer) const {
-  if (table_.empty()) return std::nullopt;
+TransactionLayer::Transaction* TransactionLayer::KeyIndex::find(std::string_view key, std::uint64_t hash) const {
+  if (table_.empty()) return nullptr;
   const std::size_t mask = table_.size() - 1;
   for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
     const Entry& e = table_[i];
-    if (e.slot == UINT32_MAX) return std::nullopt;
-    if (e.hash == hash && layer.slot(e.slot).key.view() == key) return e.slot;
+    if (e.t == nullptr) return nullptr;
+    if (e.hash == hash && e.t->key.view() == key) return e.t;
   }
 }
 
-void TransactionLayer::KeyIndex::insert(std::uint64_t hash, std::uint32_t slot) {
+void TransactionLayer::KeyIndex::insert(std::uint64_t hash, Transaction* t) {
   if ((size_ + 1) * 4 > table_.size() * 3) resize(std::max<std::size_t>(8, table_.size() * 2));
   const std::size_t mask = table_.size() - 1;
   std::size_t i = hash & mask;
-  while (table_[i].slot != UINT32_MAX) i = (i + 1) & mask;
-  table_[i] = Entry{hash, slot};
+  while (table_[i].t != nullptr) i = (i + 1) & mask;
+  table_[i] = Entry{hash, t};
   ++size_;
 }
 
-void TransactionLayer::KeyIndex::erase(std::uint64_t hash, std::uint32_t slot) {
+void TransactionLayer::KeyIndex::erase(std::uint64_t hash, const Transaction* t) {
   if (table_.empty()) return;
   const std::size_t mask = table_.size() - 1;
   std::size_t i = hash & mask;
-  while (table_[i].slot != slot) {
-    if (table_[i].slot == UINT32_MAX) return;
+  while (table_[i].t != t) {
+    if (table_[i].t == nullptr) return;
     i = (i + 1) & mask;
   }
   // Backward-shift deletion: later entries of the run move up, so no tombstones are needed.
-  for (std::size_t j = (i + 1) & mask; table_[j].slot != UINT32_MAX; j = (j + 1) & mask) {
+  for (std::size_t j = (i + 1) & mask; table_[j].t != nullptr; j = (j + 1) & mask) {
     const std::size_t home = table_[j].hash & mask;
     // Entry j may fill the hole at i unless its home lies cyclically in (i, j].
     const bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
@@ -170,26 +161,25 @@ void TransactionLayer::KeyIndex::resize(std::size_t capacity) {
   table_.assign(capacity, Entry{});
   size_ = 0;
   for (const Entry& e : old) {
-    if (e.slot != UINT32_MAX) insert(e.hash, e.slot);
+    if (e.t != nullptr) insert(e.hash, e.t);
   }
 }
 
 void TransactionLayer::index(Transaction& t, const Key& key) {
   t.key = key;
-  (t.client ? client_index_ : server_index_).insert(key_hash(t.key.view()), slot_of(t.id));
+  (t.client ? client_index_ : server_index_).insert(key_hash(t.key.view()), &t);
 }
 
 TransactionLayer::Transaction* TransactionLayer::lookup(bool client, std::string_view key) {
-  auto found = (client ? client_index_ : server_index_).find(key, key_hash(key), *this);
-  return found ? &slot(*found) : nullptr;
+  return (client ? client_index_ : server_index_).find(key, key_hash(key));
 }
 
 // ---- the timer queue ----------------------------------------------------------------------------------
 
 void TransactionLayer::queue_swap(std::size_t a, std::size_t b) {
   std::swap(timer_queue_[a], timer_queue_[b]);
-  slot(slot_of(timer_queue_[a].id)).queued = static_cast<std::uint32_t>(a);
-  slot(slot_of(timer_queue_[b].id)).queued = static_cast<std::uint32_t>(b);
+  timer_queue_[a].t->queued = static_cast<std::uint32_t>(a);
+  timer_queue_[b].t->queued = static_cast<std::uint32_t>(b);
 }
 
 void TransactionLayer::queue_up(std::size_t i) {
@@ -237,7 +227,7 @@ void TransactionLayer::requeue(Transaction& t) {
   }
   if (at == kInstantMax) return;
   t.queued = static_cast<std::uint32_t>(timer_queue_.size());
-  timer_queue_.push_back(QueueEntry{at, t.id});
+  timer_queue_.push_back(QueueEntry{at, t.id, &t});
   queue_up(t.queued);
 }
 
@@ -266,21 +256,21 @@ TransactionLayer::Branch TransactionLayer::new_branch() {
 
 TransactionLayer::Transaction& TransactionLayer::create(bool client, const Message& request, Message* take,
                                                         const Endpoint& peer, bool reliable, Instant now) {
-  std::uint32_t index = 0;
-  if (!free_.empty()) {
-    index = free_.back();
-    free_.pop_back();
+  std::uint32_t index = free_head_;
+  if (index != kNoSlot) {
+    free_head_ = pool_[index].next_free;
   } else {
     index = static_cast<std::uint32_t>(pool_.size());
     pool_.emplace_back();
-    generation_.push_back(0);
   }
-  pool_[index] = std::make_unique<Transaction>();
-  Transaction& t = *pool_[index];
+  PoolSlot& slot = pool_[index];
+  slot.t = std::make_unique<Transaction>();
+  ++live_;
+  Transaction& t = *slot.t;
   // The slot in the low half, its reuse count in the high half: never 0, and an id comes back only
   // after 2^32 reuses of its slot (a transaction lives 64*T1 at most, so no holder is left).
-  if (++generation_[index] == 0) generation_[index] = 1;
-  t.id = (std::uint64_t{generation_[index]} << 32) | index;
+  if (++slot.generation == 0) slot.generation = 1;
+  t.id = (std::uint64_t{slot.generation} << 32) | index;
   t.client = client;
   t.invite = request.method_id() == Method::Invite;
   t.reliable = reliable;
@@ -345,7 +335,7 @@ bool TransactionLayer::transport_failed(Transaction& t, Instant now) {
 void TransactionLayer::terminate(Transaction& t) {
   if (t.state == TransactionState::Terminated) return;
   t.state = TransactionState::Terminated;
-  if (!t.key.empty()) (t.client ? client_index_ : server_index_).erase(key_hash(t.key.view()), slot_of(t.id));
+  if (!t.key.empty()) (t.client ? client_index_ : server_index_).erase(key_hash(t.key.view()), &t);
   for (int i = 0; i < kTimerSlots; ++i) {
     t.which[i] = kTimerCount;
     t.due[i] = kInstantMax;
@@ -358,8 +348,11 @@ void TransactionLayer::collect_garbage() {
   if (depth_ != 0) return;
   for (auto id : dead_) {
     if (find(id) == nullptr) continue;
-    pool_[slot_of(id)].reset();  // the slot waits for reuse
-    free_.push_back(slot_of(id));
+    PoolSlot& slot = pool_[slot_of(id)];
+    slot.t.reset();  // the slot waits for reuse
+    slot.next_free = free_head_;
+    free_head_ = slot_of(id);
+    --live_;
   }
   dead_.clear();
 }
@@ -793,9 +786,9 @@ bool TransactionLayer::send_stateless(const Message& message, const Endpoint& to
 std::optional<TransactionId> TransactionLayer::find_invite_for_cancel(const Message& cancel) const {
   // RFC 3261 §9.2: the CANCEL matches the INVITE as §17.2.3 describes, but for the method.
   const Key key = server_key(cancel, true);
-  auto found = server_index_.find(key.view(), key_hash(key.view()), *this);
-  if (!found) return std::nullopt;
-  return slot(*found).id;
+  const Transaction* found = server_index_.find(key.view(), key_hash(key.view()));
+  if (found == nullptr) return std::nullopt;
+  return found->id;
 }
 
 const Message* TransactionLayer::request_of(TransactionId id) const {
@@ -820,7 +813,7 @@ std::optional<TransactionState> TransactionLayer::state_of(TransactionId id) con
 void TransactionLayer::advance(Instant now) {
   ++depth_;
   while (!timer_queue_.empty() && timer_queue_.front().at <= now) {
-    Transaction& t = slot(slot_of(timer_queue_.front().id));
+    Transaction& t = *timer_queue_.front().t;
     // The transaction's earliest timer (ties: in Timer order, which is deterministic).
     int first = 0;
     for (int i = 1; i < kTimerSlots; ++i) {

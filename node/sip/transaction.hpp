@@ -155,7 +155,7 @@ class TransactionLayer {
   [[nodiscard]] Duration non_invite_trying_deadline() const;
 
   [[nodiscard]] const TransactionStats& stats() const { return stats_; }
-  [[nodiscard]] std::size_t size() const { return pool_.size() - free_.size(); }
+  [[nodiscard]] std::size_t size() const { return live_; }
   [[nodiscard]] const TimerConfig& timers() const { return cfg_; }
 
  private:
@@ -181,50 +181,61 @@ class TransactionLayer {
     bool on_heap_ = false;
     std::string heap_;
   };
+  /// The fields every match and timer reads come first (the key, then the state and the timers),
+  /// so that finding a transaction touches its first lines only; the kept messages come last.
   struct Transaction {
-    TransactionId id = 0;  ///< 0 while the slot is free
-    Endpoint peer;
-    Message request;
-    std::string request_bytes;   // client over UDP: what is retransmitted
-    std::string response_bytes;  // server: the last response sent
-    std::string ack_bytes;       // client INVITE: the ACK for a non-2xx final response
     Key key;
-    std::string to_tag;  // server: the To tag of the last response (RFC 2543 ACK matching)
-    Duration interval{};
-    Instant created{};
-    Instant due[kTimerSlots] = {kInstantMax, kInstantMax, kInstantMax, kInstantMax};
-    Timer which[kTimerSlots] = {kTimerCount, kTimerCount, kTimerCount, kTimerCount};
-    std::uint32_t queued = kNotQueued;  // position in timer_queue_
-    int last_status = 0;
+    TransactionId id = 0;  ///< 0 while the slot is free
+    TransactionState state = TransactionState::Trying;
     bool client = false;
     bool invite = false;
     bool reliable = false;
     bool released = false;  // request and request_bytes dropped (non-INVITE, Completed)
-    TransactionState state = TransactionState::Trying;
+    Timer which[kTimerSlots] = {kTimerCount, kTimerCount, kTimerCount, kTimerCount};
+    std::uint32_t queued = kNotQueued;  // position in timer_queue_
+    Instant due[kTimerSlots] = {kInstantMax, kInstantMax, kInstantMax, kInstantMax};
+    Duration interval{};
+    Instant created{};
+    int last_status = 0;
+    Endpoint peer;
+    std::string to_tag;          // server: the To tag of the last response (RFC 2543 ACK matching)
+    std::string request_bytes;   // client over UDP: what is retransmitted
+    std::string response_bytes;  // server: the last response sent
+    std::string ack_bytes;       // client INVITE: the ACK for a non-2xx final response
+    Message request;
   };
   /// A transaction's earliest timer, in a binary heap that knows each transaction's place: a
   /// stopped timer or an ended transaction leaves nothing behind.
   struct QueueEntry {
     Instant at;
     TransactionId id;
+    Transaction* t;  ///< the transaction `id` names, for the heap's moves
     bool operator<(const QueueEntry& o) const { return at != o.at ? at < o.at : id < o.id; }
   };
-  /// Transaction keys (RFC 3261 §17.1.3, §17.2.3) to pool slots: open addressing on a keyed hash,
-  /// the key itself compared in the transaction.
+  /// Transaction keys (RFC 3261 §17.1.3, §17.2.3) to transactions: open addressing on a keyed
+  /// hash, the key itself compared in the transaction (its first line).
   class KeyIndex {
    public:
-    std::optional<std::uint32_t> find(std::string_view key, std::uint64_t hash, const TransactionLayer& layer) const;
-    void insert(std::uint64_t hash, std::uint32_t slot);
-    void erase(std::uint64_t hash, std::uint32_t slot);
+    [[nodiscard]] Transaction* find(std::string_view key, std::uint64_t hash) const;
+    void insert(std::uint64_t hash, Transaction* t);
+    void erase(std::uint64_t hash, const Transaction* t);
 
    private:
     struct Entry {
       std::uint64_t hash = 0;
-      std::uint32_t slot = UINT32_MAX;  ///< UINT32_MAX: empty
+      Transaction* t = nullptr;  ///< nullptr: empty
     };
     void resize(std::size_t capacity);
     std::vector<Entry> table_;
     std::size_t size_ = 0;
+  };
+  static constexpr std::uint32_t kNoSlot = UINT32_MAX;
+  /// A pool slot: its transaction while one lives there, the count of its reuses (the high half of
+  /// the next id) and, while free, the next free slot. One array, so that taking a slot touches one line.
+  struct PoolSlot {
+    std::unique_ptr<Transaction> t;
+    std::uint32_t generation = 0;
+    std::uint32_t next_free = kNoSlot;
   };
 
   /// `take`, when given, is `request` itself, moved into the transaction where it is kept.
@@ -233,8 +244,6 @@ class TransactionLayer {
   void receive(const Message& message, Message* take, const Endpoint& from, Instant now);
   Transaction* find(TransactionId id);
   const Transaction* find(TransactionId id) const;
-  Transaction& slot(std::uint32_t index);
-  const Transaction& slot(std::uint32_t index) const;
   static std::uint32_t slot_of(TransactionId id) { return static_cast<std::uint32_t>(id); }
   [[nodiscard]] std::uint64_t key_hash(std::string_view key) const;
   void index(Transaction& t, const Key& key);
@@ -272,9 +281,9 @@ class TransactionLayer {
   std::uint64_t hash_seed_;
   // The pool: each transaction on its own allocation, so that a reference stays valid while the
   // pool grows (callbacks run with references held) and an ended one gives its memory back.
-  std::vector<std::unique_ptr<Transaction>> pool_;
-  std::vector<std::uint32_t> free_;
-  std::vector<std::uint32_t> generation_;  // per slot: the high half of the next id
+  std::vector<PoolSlot> pool_;
+  std::uint32_t free_head_ = kNoSlot;  // the free slots, a list through PoolSlot::next_free
+  std::size_t live_ = 0;               // slots holding a transaction
   KeyIndex server_index_;
   KeyIndex client_index_;
   std::vector<QueueEntry> timer_queue_;
