@@ -411,58 +411,66 @@ Result<Message, ParseError> parse_message_from(std::string_view bytes, std::stri
     }
   }
 
-  // Find the end of the header section.
-  std::size_t head_end = in.find("\r\n\r\n", line_end);
-  if (head_end == std::string_view::npos) {
-    if (in.size() > limits.max_message_bytes) return unexpected(error(request, 513, "Message Too Large"));
-    return unexpected(error(request, 400, "Incomplete header section"));
-  }
-  std::size_t body_start = head_end + 4;
-  if (body_start > limits.max_message_bytes) return unexpected(error(request, 513, "Message Too Large"));
-
   // Spans are offsets from the start line; the buffer that holds the message from there on is filled
   // (copied once, or taken) when the whole message has been read.
   const char* base = in.data();
   auto span_of = [&](std::string_view v) {
     return Span{static_cast<std::uint32_t>(v.data() - base), static_cast<std::uint32_t>(v.size())};
   };
-  std::string_view text = in.substr(0, body_start);
   if (request) {
-    m.start_[0] = span_of(text.substr(parts[0].data() - in.data(), parts[0].size()));
-    m.start_[1] = span_of(text.substr(parts[1].data() - in.data(), parts[1].size()));
-    m.start_[2] = span_of(text.substr(parts[2].data() - in.data(), parts[2].size()));
+    m.start_[0] = span_of(parts[0]);
+    m.start_[1] = span_of(parts[1]);
+    m.start_[2] = span_of(parts[2]);
     m.method_ = method_from_name(parts[0]);
   } else {
-    m.start_[0] = span_of(text.substr(0, 7));
-    m.start_[2] = span_of(text.substr(parts[2].data() - in.data(), parts[2].size()));
+    m.start_[0] = span_of(in.substr(0, 7));
+    m.start_[2] = span_of(parts[2]);
   }
+
+  // The header section ends at its first empty line, which the walk over the fields below finds.
+  // Where the walk fails, the section as a whole is judged first, as if its end had been looked
+  // for before any field: no end (400, or 513 past the size limit), or an end past the limit (513).
+  // Only a section that is whole and within the limit is answered for the field.
+  auto section_error = [&](ParseError field_error) {
+    const std::size_t end = in.find("\r\n\r\n", line_end);
+    if (end == std::string_view::npos) {
+      if (in.size() > limits.max_message_bytes) return error(request, 513, "Message Too Large");
+      return error(request, 400, "Incomplete header section");
+    }
+    if (end + 4 > limits.max_message_bytes) return error(request, 513, "Message Too Large");
+    return field_error;
+  };
 
   // Header fields (RFC 3261 §7.3): name *(SP/HTAB) ":" SWS value, continued over folded lines.
   m.headers_.reserve(24);
   std::size_t pos = line_end + 2;
-  const std::size_t headers_end = head_end + 2;  // just past the last header's CRLF
+  std::size_t head_end = 0;  // where the CRLF CRLF that ends the section starts
   std::optional<std::uint64_t> content_length;
   bool multiple_lengths = false;
-  while (pos < headers_end) {
-    std::size_t eol = pos;
-    for (;;) {
-      eol = text.find(kCrlf, eol);
-      if (eol + 2 < headers_end && is_wsp(text[eol + 2])) {
-        eol += 2;  // folded: the field goes on
-        continue;
-      }
+  for (;;) {
+    if (pos + 2 <= in.size() && in[pos] == '\r' && in[pos + 1] == '\n') {  // the empty line
+      head_end = pos - 2;
       break;
     }
-    std::string_view line = text.substr(pos, eol - pos);
+    std::size_t eol = in.find(kCrlf, pos);
+    // Folded: the field goes on past a CRLF followed by whitespace (never the empty line's CR).
+    while (eol != std::string_view::npos && eol + 2 < in.size() && is_wsp(in[eol + 2])) eol = in.find(kCrlf, eol + 2);
+    if (eol == std::string_view::npos)
+      return unexpected(section_error(error(request, 400, "Incomplete header section")));
+    std::string_view line = in.substr(pos, eol - pos);
     pos = eol + 2;
-    if (line.size() > limits.max_header_line) return unexpected(error(request, 513, "Header Field Too Long"));
-    if (m.headers_.size() >= limits.max_headers) return unexpected(error(request, 513, "Too Many Header Fields"));
+    if (line.size() > limits.max_header_line) {
+      return unexpected(section_error(error(request, 513, "Header Field Too Long")));
+    }
+    if (m.headers_.size() >= limits.max_headers) {
+      return unexpected(section_error(error(request, 513, "Too Many Header Fields")));
+    }
     std::size_t i = 0;
     while (i < line.size() && is_token_char(line[i])) ++i;
     std::string_view name = line.substr(0, i);
     while (i < line.size() && is_wsp(line[i])) ++i;
     if (name.empty() || i >= line.size() || line[i] != ':') {
-      return unexpected(error(request, 400, "Malformed Header Field"));
+      return unexpected(section_error(error(request, 400, "Malformed Header Field")));
     }
     Scanner value_scan(line.substr(i + 1));
     value_scan.skip_lws();
@@ -475,15 +483,19 @@ Result<Message, ParseError> parse_message_from(std::string_view bytes, std::stri
       // RFC 4475 §3.3.9: more than one Content-Length leaves the framing unknown.
       // On a datagram the message still parses (the body is the rest) and check_message refuses it.
       if (content_length) {
-        if (stream) return unexpected(error(request, 400, "Multiple Content-Length Values"));
+        if (stream) return unexpected(section_error(error(request, 400, "Multiple Content-Length Values")));
         multiple_lengths = true;
       }
-      if (!value.empty() && value[0] == '-') return unexpected(error(request, 400, "Negative Content-Length"));
+      if (!value.empty() && value[0] == '-') {
+        return unexpected(section_error(error(request, 400, "Negative Content-Length")));
+      }
       content_length = parse_decimal(value, UINT32_MAX);
-      if (!content_length) return unexpected(error(request, 400, "Malformed Content-Length"));
+      if (!content_length) return unexpected(section_error(error(request, 400, "Malformed Content-Length")));
     }
     m.headers_.push_back(f);
   }
+  const std::size_t body_start = head_end + 4;
+  if (body_start > limits.max_message_bytes) return unexpected(error(request, 513, "Message Too Large"));
 
   // Body framing (RFC 3261 §18.3, §20.14).
   std::size_t available = in.size() - body_start;
