@@ -46,7 +46,9 @@ Request ChordNode::make(Op op, NodeId target) const {
 
 RequestId ChordNode::send(Kind kind, const Peer& to, Request r, Instant now, ReplyHandle reply, RouteCallback cb) {
   RequestId id = next_request_++;
-  Pending& p = pending_[id];
+  auto& slot = pending_[id];
+  slot = std::make_unique<Pending>();
+  Pending& p = *slot;
   p.kind = kind;
   p.to = to;
   p.request = r;
@@ -59,9 +61,10 @@ RequestId ChordNode::send(Kind kind, const Peer& to, Request r, Instant now, Rep
 }
 
 bool ChordNode::resend(RequestId id, Instant now) {
-  auto it = pending_.find(id);
-  if (it == pending_.end()) return false;
-  transport_.send(id, it->second.to, it->second.request, now);  // may call on_failure(id) before returning
+  const auto* found = pending_.find(id);
+  if (found == nullptr) return false;
+  const Pending& p = **found;
+  transport_.send(id, p.to, p.request, now);  // may call on_failure(id) before returning
   return true;
 }
 
@@ -471,7 +474,7 @@ void ChordNode::forward(Pending p, Instant now) {
   Peer to = p.to;
   Request r = p.request;
   RequestId id = next_request_++;
-  pending_[id] = std::move(p);
+  pending_[id] = std::make_unique<Pending>(std::move(p));
   ++stats_.requests_out;
   transport_.send(id, to, r, now);
 }
@@ -692,11 +695,11 @@ void ChordNode::finish_route(Pending& p, const Response& r, Instant now) {
 }
 
 void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
-  auto it = pending_.find(id);
-  if (it == pending_.end()) return;
+  auto* found = pending_.find(id);
+  if (found == nullptr) return;
   SuccessorWatch watch(table_, env_, "a response");
-  Pending p = std::move(it->second);
-  pending_.erase(it);
+  Pending p = std::move(**found);
+  pending_.erase(id);
   if (r.responder.id != NodeId{} && p.to.id == NodeId{}) p.to.id = r.responder.id;
   switch (p.kind) {
     case Kind::Stabilize: {
@@ -796,7 +799,7 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
         Peer to = *r.redirect;
         p.to = to;
         p.request = next;
-        pending_[nid] = std::move(p);
+        pending_[nid] = std::make_unique<Pending>(std::move(p));
         ++stats_.requests_out;
         transport_.send(nid, to, next, now);
         return;
@@ -813,8 +816,9 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
         env_.log(LogLevel::Debug, "chord: " + r.responsible->id.short_hex() + " claims " +
                                       p.request.target.short_hex() + ", far from it: routed around");
         const Peer forger = *r.responsible;
-        pending_[id] = std::move(p);  // back, for on_failure to route around its next hop
-        if (forger.id != pending_[id].to.id) peer_failed(forger, now);
+        const NodeId next_hop = p.to.id;
+        pending_[id] = std::make_unique<Pending>(std::move(p));  // back, for on_failure to route around its next hop
+        if (forger.id != next_hop) peer_failed(forger, now);
         on_failure(id, now);
         return;
       }
@@ -839,11 +843,11 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
 }
 
 void ChordNode::on_failure(RequestId id, Instant now) {
-  auto it = pending_.find(id);
-  if (it == pending_.end()) return;
+  auto* found = pending_.find(id);
+  if (found == nullptr) return;
   SuccessorWatch watch(table_, env_, "a failure");
-  Pending p = std::move(it->second);
-  pending_.erase(it);
+  Pending p = std::move(**found);
+  pending_.erase(id);
   ++stats_.failures;
   switch (p.kind) {
     case Kind::Stabilize:

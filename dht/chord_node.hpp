@@ -20,6 +20,7 @@
 #include "dht/storage.hpp"
 #include "node/core/environment.hpp"
 #include "node/core/rate_limiter.hpp"
+#include "node/core/small_map.hpp"
 #include "node/core/time.hpp"
 
 namespace p2psip::dht {
@@ -203,7 +204,9 @@ class ChordNode {
   ChordStats stats_;
   RecordGuard* guard_ = nullptr;
   LogOnce<NodeId, NodeIdHash> quota_logged_{seconds(60)};  // owners over quota, when last logged
-  std::unordered_map<RequestId, Pending> pending_;
+  // Requests in flight: a few at a time. Each Pending on its own allocation, so that a reference to
+  // one stays valid while others come and go.
+  SmallMap<RequestId, std::unique_ptr<Pending>, 4> pending_;
   RequestId next_request_ = 1;
   std::map<NodeId, Instant> failed_;  // recently failed peers, ignored when others still list them
 

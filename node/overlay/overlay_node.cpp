@@ -222,16 +222,16 @@ void OverlayNode::on_request(sip::TransactionId id, const sip::Message& request,
 
 void OverlayNode::on_response(sip::TransactionId id, const sip::Message& response, Instant now) {
   if (response.status() < 200) {
-    if (delegate_ && outstanding_.count(id) == 0) delegate_->on_response(id, response, now);
+    if (delegate_ && !outstanding_.contains(id)) delegate_->on_response(id, response, now);
     return;
   }
-  auto it = outstanding_.find(id);
-  if (it == outstanding_.end()) {
+  const Outgoing* found = outstanding_.find(id);
+  if (found == nullptr) {
     if (delegate_) delegate_->on_response(id, response, now);
     return;
   }
-  const Outgoing out = it->second;
-  outstanding_.erase(it);
+  const Outgoing out = *found;
+  outstanding_.erase(id);
   ++stats_.responses_received;
   auto decoded = decode_response(response);
   if (!decoded) {
@@ -300,19 +300,19 @@ void OverlayNode::fail(sip::TransactionId id, Instant now) {
     failed_during_send_.insert(id);
     return;
   }
-  auto it = outstanding_.find(id);
-  if (it == outstanding_.end()) return;
-  const dht::RequestId rid = it->second.rid;
-  outstanding_.erase(it);
+  const Outgoing* found = outstanding_.find(id);
+  if (found == nullptr) return;
+  const dht::RequestId rid = found->rid;
+  outstanding_.erase(id);
   chord_.on_failure(rid, now);
 }
 
 void OverlayNode::on_timeout(sip::TransactionId id, Instant now) {
-  if (delegate_ && !sending_ && outstanding_.count(id) == 0) return delegate_->on_timeout(id, now);
+  if (delegate_ && !sending_ && !outstanding_.contains(id)) return delegate_->on_timeout(id, now);
   fail(id, now);
 }
 void OverlayNode::on_transport_error(sip::TransactionId id, Instant now) {
-  if (delegate_ && !sending_ && outstanding_.count(id) == 0) return delegate_->on_transport_error(id, now);
+  if (delegate_ && !sending_ && !outstanding_.contains(id)) return delegate_->on_transport_error(id, now);
   fail(id, now);
 }
 void OverlayNode::on_ack(sip::TransactionId id, const sip::Message& ack, const Endpoint& from, Instant now) {

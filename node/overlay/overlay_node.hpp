@@ -13,6 +13,7 @@
 #include "dht/chord_node.hpp"
 #include "node/core/hex.hpp"
 #include "node/core/rate_limiter.hpp"
+#include "node/core/small_map.hpp"
 #include "node/overlay/peer_auth.hpp"
 #include "node/sip/transaction.hpp"
 
@@ -127,7 +128,7 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
   sip::TransactionLayer layer_;
   dht::ChordNode chord_;
   OverlayStats stats_;
-  std::unordered_map<sip::TransactionId, Outgoing> outstanding_;
+  SmallMap<sip::TransactionId, Outgoing, 4> outstanding_;  // a few at a time
   std::unordered_set<sip::TransactionId> failed_during_send_;
   bool sending_ = false;
   sip::TransactionUser* delegate_ = nullptr;
