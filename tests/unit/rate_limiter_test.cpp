@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <map>
+#include <optional>
+#include <random>
 
 namespace p2psip {
 namespace {
@@ -60,6 +63,46 @@ TEST(RateLimiter, TheTableNeverPassesItsCap) {
   }
   EXPECT_LE(most, 100u);
   EXPECT_GE(lim.size(), 50u);
+}
+
+// The limiter against the plain GCRA that never forgets a key, through quiet spells (a few keys, held
+// in place) and floods (many keys at once, in a hash table): forgetting only idle keys, and moving
+// between the two forms, changes no answer.
+TEST(RateLimiter, AnswersAsAGcraThatForgetsNothing) {
+  const RateLimit limit{20, 4};
+  Limiter lim(limit);
+  std::map<int, Instant> model;  // when each key's bucket is full again
+  const Duration interval = millis(50);
+  const Duration tolerance = millis(150);  // (burst - 1) / per_s
+  std::mt19937_64 rng(11);
+  Instant now{};
+  std::size_t most = 0;
+  int refused = 0;
+  for (int step = 0; step < 40000; ++step) {
+    const bool flood = (step / 4000) % 2 == 1;
+    now += Duration(static_cast<std::int64_t>(rng() % (flood ? 2000 : 20000)));
+    const int key = static_cast<int>(rng() % (flood ? 40 : 5));
+    Instant& full = model.try_emplace(key, now).first->second;
+    full = std::max(full, now);
+    std::optional<Duration> expect;
+    if (full - now > tolerance) {
+      expect = full - now - tolerance;
+    } else {
+      full += interval;
+    }
+    const auto got = lim.take(key, now);
+    ASSERT_EQ(got, expect) << "step " << step << " key " << key;
+    refused += got ? 1 : 0;
+    most = std::max(most, lim.size());
+  }
+  EXPECT_GT(most, 8u) << "no flood spilled past the keys held in place";
+  EXPECT_GT(refused, 1000) << "the test never reached the limit";
+  // Quiet again: the idle keys go at the next sweeps (a new key starts one).
+  now += seconds(5);
+  lim.take(100, now);
+  now += seconds(2);
+  lim.take(101, now);
+  EXPECT_LE(lim.size(), 2u);
 }
 
 TEST(RateLimiter, OffendersAreLoggedOncePerInterval) {
