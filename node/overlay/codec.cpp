@@ -53,11 +53,10 @@ void add_links(sip::Message& m, const std::vector<dht::Peer>& preds, const std::
 
 /// One DHT-Link field: the peer and its role ('R', or 'S'/'P' with its number). False when malformed.
 bool read_link(std::string_view value, dht::Peer& peer, char& kind, unsigned& number) {
-  auto na = sip::parse_name_address(value);
-  auto p = na ? peer_of(*na) : std::nullopt;
-  auto link = na ? na->params.get("link") : std::nullopt;
-  if (!p || !link || link->empty()) return false;
-  peer = *p;
+  auto pv = read_peer_value(value);
+  auto link = pv ? pv->params.get("link") : std::nullopt;
+  if (!pv || !link || link->empty()) return false;
+  peer = pv->peer;
   kind = (*link)[0];
   number = 0;
   if (kind == 'R') return link->size() == 1;
@@ -204,9 +203,60 @@ std::string peer_uri(const dht::Peer& p) {
 }
 
 std::optional<dht::Peer> parse_peer(std::string_view value) {
+  auto pv = read_peer_value(value);
+  if (!pv) return std::nullopt;
+  return pv->peer;
+}
+
+namespace {
+/// The characters of a parameter name or value that read_canonical passes: all of them token
+/// characters (RFC 3261 §25.1), so the general parser takes such a parameter as written.
+bool plain_param_char(char c) {
+  return sip::is_alnum(c) || c == '.' || c == '-' || c == '_';
+}
+
+/// read_peer_value for the form append_peer_uri writes, followed by plain parameters; nullopt for
+/// anything else. Every value it reads, the general parser reads the same: the URI's user is hex
+/// (unreserved characters), its host a dotted quad (valid labels), its port 1-65535 without
+/// leading zeros, and each parameter `;name=value` of token characters without whitespace.
+std::optional<PeerValue> read_canonical(std::string_view v) {
+  constexpr std::string_view kOpen = "<sip:";
+  constexpr std::size_t kHexEnd = kOpen.size() + 32;
+  if (v.size() < kHexEnd + 1 || v.substr(0, kOpen.size()) != kOpen || v[kHexEnd] != '@') return std::nullopt;
+  auto id = dht::NodeId::from_hex(v.substr(kOpen.size(), 32));
+  if (!id) return std::nullopt;
+  std::size_t i = kHexEnd + 1;
+  const std::size_t host_at = i;
+  while (i < v.size() && (sip::is_digit(v[i]) || v[i] == '.')) ++i;
+  if (i >= v.size() || v[i] != ':') return std::nullopt;
+  auto ip = IpAddress::parse(v.substr(host_at, i - host_at));
+  if (!ip || ip->v6) return std::nullopt;
+  const std::size_t port_at = ++i;
+  unsigned port = 0;
+  while (i < v.size() && sip::is_digit(v[i]) && i - port_at < 5) port = port * 10 + static_cast<unsigned>(v[i++] - '0');
+  if (i == port_at || v[port_at] == '0' || port > 65535 || i >= v.size() || v[i] != '>') return std::nullopt;
+  const std::string_view params = v.substr(i + 1);
+  for (std::size_t j = 0; j < params.size();) {
+    if (params[j] != ';') return std::nullopt;
+    std::size_t k = j + 1;
+    while (k < params.size() && plain_param_char(params[k])) ++k;
+    if (k == j + 1 || k >= params.size() || params[k] != '=') return std::nullopt;
+    j = ++k;
+    while (k < params.size() && plain_param_char(params[k])) ++k;
+    if (k == j) return std::nullopt;
+    j = k;
+  }
+  return PeerValue{dht::Peer{*id, Endpoint{Transport::Udp, *ip, static_cast<std::uint16_t>(port)}},
+                   sip::HeaderParams{params}};
+}
+}  // namespace
+
+std::optional<PeerValue> read_peer_value(std::string_view value) {
+  if (auto fast = read_canonical(value)) return fast;
   auto na = sip::parse_name_address(value);
-  if (!na) return std::nullopt;
-  return peer_of(*na);
+  auto peer = na ? peer_of(*na) : std::nullopt;
+  if (!peer) return std::nullopt;
+  return PeerValue{*peer, na->params};
 }
 
 std::optional<dht::Peer> peer_of(const sip::NameAddress& na) {
@@ -434,14 +484,13 @@ Result<dht::Request, sip::Rejection> decode_request(const sip::Message& m, std::
   dht::Request r;
   auto peer_value = m.extension_header(kPeerId);
   if (!peer_value) return bad("Missing DHT-PeerID");
-  auto na = sip::parse_name_address(*peer_value);
-  auto sender = na ? peer_of(*na) : std::nullopt;
-  if (!na || !sender) return bad("Malformed DHT-PeerID");
-  auto peer_overlay = na->params.get("overlay");
+  auto sender = read_peer_value(*peer_value);
+  if (!sender) return bad("Malformed DHT-PeerID");
+  auto peer_overlay = sender->params.get("overlay");
   if (!peer_overlay || *peer_overlay != overlay) {
     return unexpected(sip::Rejection{404, "Unknown Overlay", HeaderId::Other, {}});
   }
-  r.sender = *sender;
+  r.sender = sender->peer;
   auto ruri = sip::parse_uri(m.request_uri());
   auto target = ruri ? dht::NodeId::from_hex(ruri->user) : std::nullopt;
   if (!target) return bad("Request-URI Is Not An Overlay Identifier");

@@ -45,6 +45,16 @@ std::string peer_uri(const dht::Peer& p);
 std::optional<dht::Peer> parse_peer(std::string_view name_addr_value);
 /// The same from a name-addr already parsed.
 std::optional<dht::Peer> peer_of(const sip::NameAddress& name_addr);
+/// A peer's name-addr value (DHT-PeerID, DHT-Link, a Contact) read: the peer and the parameters
+/// after the URI; nullopt when the value is no name-addr, or names no peer. The form this codec
+/// writes, "<sip:" 32 hex digits "@" a dotted quad ":" port ">" then plain `;name=value`
+/// parameters, is read without the general SIP parser, with the same result; any other form goes
+/// through it.
+struct PeerValue {
+  dht::Peer peer;
+  sip::HeaderParams params;
+};
+std::optional<PeerValue> read_peer_value(std::string_view value);
 
 /// Records as msgpack: an array of maps {k: bin(16), n: str, v: bin, o: str, t: int, l: uint}.
 /// msgpack helpers shared by the overlay's bodies and values.

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "node/overlay/codec.hpp"
+#include "node/sip/headers.hpp"
 #include "node/sip/validate.hpp"
 #include "overlay_harness.hpp"
 #include "sip_harness.hpp"
@@ -84,6 +85,75 @@ TEST(OverlayCodec, RequestsAndResponsesRoundTripThroughSip) {
   ASSERT_EQ(rback->successors.size(), 2u);
   EXPECT_EQ(rback->successors[1].id, (dht::NodeId{4, 4}));
   EXPECT_EQ(rback->records, r.records);
+}
+
+// read_peer_value reads the form the codec writes without the general SIP parser; for that form and
+// everything near it (each value below and thousands of edits of them), it must answer exactly as
+// the general parser followed by peer_of does.
+TEST(OverlayCodec, PeerValuesReadAsTheGeneralParserReadsThem) {
+  const std::string hex = "61fc94baaf739bae952194af7ec45bc3";
+  std::vector<std::string> seeds = {
+      "<sip:" + hex + "@127.0.0.1:5072>",
+      "<sip:" + hex + "@127.0.0.1:5072>;link=S1",
+      "<sip:" + hex + "@10.200.3.44:65535>;link=P12",
+      "<sip:" + hex + "@1.2.3.4:1>;link=R",
+      "<sip:" + hex + "@192.168.0.1:5060>;overlay=example.p2psip;dht=Chord1.0",
+      "<sip:61FC94BAAF739BAE952194AF7EC45BC3@127.0.0.1:5072>;overlay=x",
+      "<sip:" + hex + "@[::1]:5072>;link=S2",
+      "<sip:" + hex + "@127.0.0.1:05072>",
+      "<sip:" + hex + "@127.0.0.1:65536>",
+      "<sip:" + hex + "@127.0.0.1:0>",
+      "<sip:" + hex + "@127.000.0.1:5072>",
+      "<sip:" + hex + "@127.0.0.1>",
+      "<sip:" + hex + "@127.0.0.1:5072;transport=tcp>;link=S1",
+      "<SIP:" + hex + "@127.0.0.1:5072>",
+      "\"name\" <sip:" + hex + "@127.0.0.1:5072>;link=S1",
+      "sip:" + hex + "@127.0.0.1:5072;link=S1",
+      "<sip:" + hex + "@127.0.0.1:5072> ;link=S1",
+      "<sip:" + hex + "@127.0.0.1:5072>;link=\"S1\"",
+      "<sip:" + hex + "@127.0.0.1:5072>;lr",
+      "<sip:" + hex + "@127.0.0.1:5072>;link=",
+      "<sip:" + hex + "@127.0.0.1:5072>;=S1",
+      "<sip:" + hex + "@127.0.0.1:5072>;link=S1;",
+      "<sip:" + hex + "@127.0.0.1:5072>;link=S1,<sip:" + hex + "@127.0.0.1:5073>",
+  };
+  auto general = [](std::string_view v) -> std::optional<PeerValue> {
+    auto na = sip::parse_name_address(v);
+    auto peer = na ? peer_of(*na) : std::nullopt;
+    if (!peer) return std::nullopt;
+    return PeerValue{*peer, na->params};
+  };
+  auto same = [&](const std::string& v) {
+    const auto got = read_peer_value(v);
+    const auto want = general(v);
+    ASSERT_EQ(got.has_value(), want.has_value()) << v;
+    if (!got) return;
+    EXPECT_EQ(got->peer, want->peer) << v;
+    EXPECT_EQ(got->params.raw, want->params.raw) << v;
+  };
+  for (const auto& v : seeds) same(v);
+  std::mt19937_64 rng(3);
+  const std::string alphabet = "0123456789abcdefABCDEF.:;=<>@[] \t\"-_,sip";
+  int read = 0;
+  for (int n = 0; n < 20000; ++n) {
+    std::string v = seeds[rng() % seeds.size()];
+    for (int edits = 1 + static_cast<int>(rng() % 3); edits > 0; --edits) {
+      const std::size_t at = rng() % (v.size() + 1);
+      const char c = alphabet[rng() % alphabet.size()];
+      switch (rng() % 3) {
+        case 0:
+          if (at < v.size()) v[at] = c;
+          break;
+        case 1: v.insert(v.begin() + static_cast<std::ptrdiff_t>(at), c); break;
+        default:
+          if (at < v.size()) v.erase(at, 1);
+          break;
+      }
+    }
+    same(v);
+    read += read_peer_value(v).has_value() ? 1 : 0;
+  }
+  EXPECT_GT(read, 2000) << "too few edited values still name a peer to compare";
 }
 
 TEST(OverlayCodec, OverlayHeaderNamesAreExtensionsInAnyCase) {
