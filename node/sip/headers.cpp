@@ -288,6 +288,62 @@ std::optional<NameAddress> parse_name_address(std::string_view value) {
   return na;
 }
 
+namespace {
+/// Letters, digits, '-', '.' and '_': unreserved (a user part), token (a parameter) and hostname
+/// characters all at once (RFC 3261 §25.1).
+constexpr bool simple_char(char c) {
+  return is_alnum(c) || c == '-' || c == '.' || c == '_';
+}
+
+/// True for a value of the form valid_name_address describes: "<sip:" user "@" host [":" port] ">"
+/// then *(";" name "=" value). The user and each name and value are simple_char runs; the host is
+/// dot-separated labels of letters, digits and inner '-'; the port 1-5 digits up to 65535. Every
+/// such value parses; false says nothing (the value may still parse).
+bool simple_name_address(std::string_view v) {
+  constexpr std::string_view kOpen = "<sip:";
+  if (v.substr(0, kOpen.size()) != kOpen) return false;
+  std::size_t i = kOpen.size();
+  const std::size_t user_at = i;
+  while (i < v.size() && simple_char(v[i])) ++i;
+  if (i == user_at || i >= v.size() || v[i] != '@') return false;
+  ++i;
+  // Labels: [alnum] *( alnum / "-" ) [alnum], one dot between two.
+  for (;;) {
+    if (i >= v.size() || !is_alnum(v[i])) return false;
+    while (i < v.size() && (is_alnum(v[i]) || v[i] == '-')) ++i;
+    if (v[i - 1] == '-') return false;
+    if (i < v.size() && v[i] == '.') {
+      ++i;
+      continue;
+    }
+    break;
+  }
+  if (i < v.size() && v[i] == ':') {
+    const std::size_t port_at = ++i;
+    std::uint32_t port = 0;
+    while (i < v.size() && is_digit(v[i]) && i - port_at < 5)
+      port = port * 10 + static_cast<std::uint32_t>(v[i++] - '0');
+    if (i == port_at || port > 65535) return false;
+  }
+  if (i >= v.size() || v[i] != '>') return false;
+  ++i;
+  while (i < v.size()) {
+    if (v[i] != ';') return false;
+    const std::size_t name_at = ++i;
+    while (i < v.size() && simple_char(v[i])) ++i;
+    if (i == name_at || i >= v.size() || v[i] != '=') return false;
+    const std::size_t value_at = ++i;
+    while (i < v.size() && simple_char(v[i])) ++i;
+    if (i == value_at) return false;
+  }
+  return true;
+}
+}  // namespace
+
+bool valid_name_address(std::string_view value) {
+  return simple_name_address(value) || parse_name_address(value).has_value();
+}
+
 bool parse_name_address_list(std::string_view value, std::vector<NameAddress>& out, bool allow_star) {
   Scanner s(value);
   s.skip_lws();

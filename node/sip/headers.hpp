@@ -65,6 +65,10 @@ struct NameAddress {
 /// From/To: one name-addr or addr-spec. Lenient about an unquoted display name with non-token
 /// characters and about LWS inside <> (RFC 4475 §3.1.2.14-15 allow accepting these).
 std::optional<NameAddress> parse_name_address(std::string_view value);
+/// Whether parse_name_address(value) succeeds. The simplest form, `<sip:user@host[:port]>` then
+/// `;name=value` parameters, all of letters, digits, '-', '.' and '_' (what overlay nodes and most
+/// user agents send in From and To), is recognised without building the parse.
+bool valid_name_address(std::string_view value);
 /// A comma-separated list (Contact, Route, Record-Route); `allow_star` accepts "*" alone (Contact).
 bool parse_name_address_list(std::string_view value, std::vector<NameAddress>& out, bool allow_star);
 

@@ -77,8 +77,8 @@ std::optional<Rejection> check_message(const Message& m, std::optional<Via>& top
   // RFC 4475 §3.1.2.17: the CSeq method must match the request's method.
   if (req && cseq->method != m.method()) return reject(true, "CSeq Method Mismatch");
   if (!valid_call_id(*m.header(HeaderId::CallId))) return reject(req, "Malformed Call-ID");
-  if (!parse_name_address(*m.header(HeaderId::From))) return reject(req, "Malformed From");
-  if (!parse_name_address(*m.header(HeaderId::To))) return reject(req, "Malformed To");
+  if (!valid_name_address(*m.header(HeaderId::From))) return reject(req, "Malformed From");
+  if (!valid_name_address(*m.header(HeaderId::To))) return reject(req, "Malformed To");
 
   std::vector<NameAddress> addresses;
   std::vector<std::string_view> tokens;

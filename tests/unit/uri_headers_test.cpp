@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cctype>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -233,6 +234,63 @@ TEST(Headers, TokenListsAndMediaRanges) {
   EXPECT_TRUE(ranges[2].covers("image", "png"));
   EXPECT_FALSE(ranges[0].covers("application", "json"));
   EXPECT_FALSE(parse_media_type("application"));
+}
+
+// valid_name_address recognises the simplest form without the parser; on that form and everything
+// near it (the values below and thousands of edits of them) it must agree with the parser.
+TEST(Headers, ValidNameAddressAgreesWithTheParser) {
+  const std::vector<std::string> seeds = {
+      "<sip:61fc94baaf739bae952194af7ec45bc3@example.p2psip>;tag=c168b62d2f679ac6",
+      "<sip:61fc94baaf739bae952194af7ec45bc3@example.p2psip>",
+      "<sip:alice@127.0.0.1:5060>;tag=9fxced76sl",
+      "<sip:bob_1.x@a-b.example.com:65535>;tag=a;x=y",
+      "<sip:echo@127.0.0.1:25060>",
+      "sipp <sip:sipp@127.0.0.1:25070>;tag=6917SIPpTag1",
+      "\"Bob\" <sip:bob@biloxi.com>;tag=a6c85cf",
+      "sip:carol@chicago.com",
+      "<sip:carol@chicago.com;transport=tcp>",
+      "<sip:carol@[::1]:5060>",
+      "<sip:carol@host->",
+      "<sip:carol@-host>",
+      "<sip:carol@a..b>",
+      "<sip:carol@a.b.>",
+      "<sip:carol@a.b:0>",
+      "<sip:carol@a.b:65536>",
+      "<sip:carol@a.b:005060>",
+      "<sip:carol@a_b>",
+      "<sip:@a.b>",
+      "<sip:carol@a.b>;lr",
+      "<sip:carol@a.b>;tag=",
+      "<sip:carol@a.b> ;tag=x",
+      "<sip:carol@a.b>;tag=x,<sip:dave@a.b>",
+      "<sips:carol@a.b>",
+      "<SIP:carol@a.b>",
+      "<sip:car%41ol@a.b>",
+  };
+  for (const auto& v : seeds) EXPECT_EQ(valid_name_address(v), parse_name_address(v).has_value()) << v;
+  std::mt19937_64 rng(5);
+  const std::string alphabet = "0123456789abcxyzABC.:;=<>@[]-_ \t\",%sip";
+  int valid = 0;
+  for (int n = 0; n < 30000; ++n) {
+    std::string v = seeds[rng() % 5];  // edits of the simple form, where the fast path decides
+    for (int edits = 1 + static_cast<int>(rng() % 3); edits > 0; --edits) {
+      const std::size_t at = rng() % (v.size() + 1);
+      const char c = alphabet[rng() % alphabet.size()];
+      switch (rng() % 3) {
+        case 0:
+          if (at < v.size()) v[at] = c;
+          break;
+        case 1: v.insert(v.begin() + static_cast<std::ptrdiff_t>(at), c); break;
+        default:
+          if (at < v.size()) v.erase(at, 1);
+          break;
+      }
+    }
+    const bool want = parse_name_address(v).has_value();
+    ASSERT_EQ(valid_name_address(v), want) << v;
+    valid += want ? 1 : 0;
+  }
+  EXPECT_GT(valid, 3000) << "too few edited values still parse to compare";
 }
 
 }  // namespace
