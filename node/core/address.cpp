@@ -43,7 +43,12 @@ std::optional<IpAddress> IpAddress::parse(std::string_view text) {
     if (inet_pton(AF_INET6, buf, a.bytes.data()) != 1) return std::nullopt;
     return a;
   }
+  return parse_v4(text);
+}
+
+std::optional<IpAddress> IpAddress::parse_v4(std::string_view text) {
   // Dotted quad as inet_pton reads it: four decimal octets up to 255, no leading zeros.
+  IpAddress a;
   std::size_t i = 0;
   for (int part = 0; part < 4; ++part) {
     if (part > 0) {

@@ -22,9 +22,10 @@ struct IpAddress {
   bool v6 = false;
   std::array<std::uint8_t, 16> bytes{};  ///< v4 uses the first 4 bytes.
 
-  static std::optional<IpAddress> parse(std::string_view text);  ///< dotted quad or RFC 4291 text (no brackets).
-  [[nodiscard]] std::string to_string() const;                   ///< v6 without brackets.
-  void append_to(std::string& out) const;                        ///< to_string(), appended.
+  static std::optional<IpAddress> parse(std::string_view text);     ///< dotted quad or RFC 4291 text (no brackets).
+  static std::optional<IpAddress> parse_v4(std::string_view text);  ///< a dotted quad only, as parse reads it.
+  [[nodiscard]] std::string to_string() const;                      ///< v6 without brackets.
+  void append_to(std::string& out) const;                           ///< to_string(), appended.
   [[nodiscard]] bool is_loopback() const;
   /// IPv4 limited broadcast, or an IPv6 multicast address: RFC 4475 §3.3.10 says never send toward these.
   [[nodiscard]] bool is_broadcast_or_multicast() const;

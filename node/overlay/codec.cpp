@@ -209,10 +209,11 @@ std::optional<dht::Peer> parse_peer(std::string_view value) {
 }
 
 namespace {
-/// The characters of a parameter name or value that read_canonical passes: all of them token
-/// characters (RFC 3261 §25.1), so the general parser takes such a parameter as written.
+/// The characters of a parameter name or value that read_canonical passes: letters, digits, '.',
+/// '-' and '_' (the hostname class), all of them token characters (RFC 3261 §25.1), so the general
+/// parser takes such a parameter as written.
 bool plain_param_char(char c) {
-  return sip::is_alnum(c) || c == '.' || c == '-' || c == '_';
+  return sip::has_class(c, sip::kHost);
 }
 
 /// read_peer_value for the form append_peer_uri writes, followed by plain parameters; nullopt for
@@ -229,8 +230,8 @@ std::optional<PeerValue> read_canonical(std::string_view v) {
   const std::size_t host_at = i;
   while (i < v.size() && (sip::is_digit(v[i]) || v[i] == '.')) ++i;
   if (i >= v.size() || v[i] != ':') return std::nullopt;
-  auto ip = IpAddress::parse(v.substr(host_at, i - host_at));
-  if (!ip || ip->v6) return std::nullopt;
+  auto ip = IpAddress::parse_v4(v.substr(host_at, i - host_at));
+  if (!ip) return std::nullopt;
   const std::size_t port_at = ++i;
   unsigned port = 0;
   while (i < v.size() && sip::is_digit(v[i]) && i - port_at < 5) port = port * 10 + static_cast<unsigned>(v[i++] - '0');

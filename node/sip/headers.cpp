@@ -289,10 +289,10 @@ std::optional<NameAddress> parse_name_address(std::string_view value) {
 }
 
 namespace {
-/// Letters, digits, '-', '.' and '_': unreserved (a user part), token (a parameter) and hostname
-/// characters all at once (RFC 3261 §25.1).
+/// Letters, digits, '-', '.' and '_' (the hostname class): unreserved (a user part), token (a
+/// parameter) and hostname characters all at once (RFC 3261 §25.1).
 constexpr bool simple_char(char c) {
-  return is_alnum(c) || c == '-' || c == '.' || c == '_';
+  return has_class(c, kHost);
 }
 
 /// True for a value of the form valid_name_address describes: "<sip:" user "@" host [":" port] ">"
