@@ -9,6 +9,7 @@
 #include "node/sip/headers.hpp"
 #include "node/sip/validate.hpp"
 #include "overlay_harness.hpp"
+#include "random_edits.hpp"
 #include "sip_harness.hpp"
 
 namespace p2psip::overlay {
@@ -136,20 +137,7 @@ TEST(OverlayCodec, PeerValuesReadAsTheGeneralParserReadsThem) {
   const std::string alphabet = "0123456789abcdefABCDEF.:;=<>@[] \t\"-_,sip";
   int read = 0;
   for (int n = 0; n < 20000; ++n) {
-    std::string v = seeds[rng() % seeds.size()];
-    for (int edits = 1 + static_cast<int>(rng() % 3); edits > 0; --edits) {
-      const std::size_t at = rng() % (v.size() + 1);
-      const char c = alphabet[rng() % alphabet.size()];
-      switch (rng() % 3) {
-        case 0:
-          if (at < v.size()) v[at] = c;
-          break;
-        case 1: v.insert(v.begin() + static_cast<std::ptrdiff_t>(at), c); break;
-        default:
-          if (at < v.size()) v.erase(at, 1);
-          break;
-      }
-    }
+    std::string v = test::with_random_edits(seeds[rng() % seeds.size()], rng, alphabet);
     same(v);
     read += read_peer_value(v).has_value() ? 1 : 0;
   }

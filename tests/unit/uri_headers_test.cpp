@@ -9,6 +9,7 @@
 #include "node/sip/headers.hpp"
 #include "node/sip/scanner.hpp"
 #include "node/sip/uri.hpp"
+#include "random_edits.hpp"
 
 namespace p2psip::sip {
 namespace {
@@ -272,20 +273,8 @@ TEST(Headers, ValidNameAddressAgreesWithTheParser) {
   const std::string alphabet = "0123456789abcxyzABC.:;=<>@[]-_ \t\",%sip";
   int valid = 0;
   for (int n = 0; n < 30000; ++n) {
-    std::string v = seeds[rng() % 5];  // edits of the simple form, where the fast path decides
-    for (int edits = 1 + static_cast<int>(rng() % 3); edits > 0; --edits) {
-      const std::size_t at = rng() % (v.size() + 1);
-      const char c = alphabet[rng() % alphabet.size()];
-      switch (rng() % 3) {
-        case 0:
-          if (at < v.size()) v[at] = c;
-          break;
-        case 1: v.insert(v.begin() + static_cast<std::ptrdiff_t>(at), c); break;
-        default:
-          if (at < v.size()) v.erase(at, 1);
-          break;
-      }
-    }
+    // Edits of the simple form, where the fast path decides.
+    std::string v = test::with_random_edits(seeds[rng() % 5], rng, alphabet);
     const bool want = parse_name_address(v).has_value();
     ASSERT_EQ(valid_name_address(v), want) << v;
     valid += want ? 1 : 0;
