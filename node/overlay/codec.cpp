@@ -209,17 +209,10 @@ std::optional<dht::Peer> parse_peer(std::string_view value) {
 }
 
 namespace {
-/// The characters of a parameter name or value that read_canonical passes: letters, digits, '.',
-/// '-' and '_' (the hostname class), all of them token characters (RFC 3261 §25.1), so the general
-/// parser takes such a parameter as written.
-bool plain_param_char(char c) {
-  return sip::has_class(c, sip::kHost);
-}
-
 /// read_peer_value for the form append_peer_uri writes, followed by plain parameters; nullopt for
 /// anything else. Every value it reads, the general parser reads the same: the URI's user is hex
 /// (unreserved characters), its host a dotted quad (valid labels), its port 1-65535 without
-/// leading zeros, and each parameter `;name=value` of token characters without whitespace.
+/// leading zeros, and the parameters sip::plain_params.
 std::optional<PeerValue> read_canonical(std::string_view v) {
   constexpr std::string_view kOpen = "<sip:";
   constexpr std::size_t kHexEnd = kOpen.size() + 32;
@@ -237,16 +230,7 @@ std::optional<PeerValue> read_canonical(std::string_view v) {
   while (i < v.size() && sip::is_digit(v[i]) && i - port_at < 5) port = port * 10 + static_cast<unsigned>(v[i++] - '0');
   if (i == port_at || v[port_at] == '0' || port > 65535 || i >= v.size() || v[i] != '>') return std::nullopt;
   const std::string_view params = v.substr(i + 1);
-  for (std::size_t j = 0; j < params.size();) {
-    if (params[j] != ';') return std::nullopt;
-    std::size_t k = j + 1;
-    while (k < params.size() && plain_param_char(params[k])) ++k;
-    if (k == j + 1 || k >= params.size() || params[k] != '=') return std::nullopt;
-    j = ++k;
-    while (k < params.size() && plain_param_char(params[k])) ++k;
-    if (k == j) return std::nullopt;
-    j = k;
-  }
+  if (!sip::plain_params(params)) return std::nullopt;
   return PeerValue{dht::Peer{*id, Endpoint{Transport::Udp, *ip, static_cast<std::uint16_t>(port)}},
                    sip::HeaderParams{params}};
 }

@@ -326,19 +326,23 @@ bool simple_name_address(std::string_view v) {
     if (i == port_at || port > 65535) return false;
   }
   if (i >= v.size() || v[i] != '>') return false;
-  ++i;
-  while (i < v.size()) {
-    if (v[i] != ';') return false;
+  return plain_params(v.substr(i + 1));
+}
+}  // namespace
+
+bool plain_params(std::string_view params) {
+  std::size_t i = 0;
+  while (i < params.size()) {
+    if (params[i] != ';') return false;
     const std::size_t name_at = ++i;
-    while (i < v.size() && simple_char(v[i])) ++i;
-    if (i == name_at || i >= v.size() || v[i] != '=') return false;
+    while (i < params.size() && simple_char(params[i])) ++i;
+    if (i == name_at || i >= params.size() || params[i] != '=') return false;
     const std::size_t value_at = ++i;
-    while (i < v.size() && simple_char(v[i])) ++i;
+    while (i < params.size() && simple_char(params[i])) ++i;
     if (i == value_at) return false;
   }
   return true;
 }
-}  // namespace
 
 bool valid_name_address(std::string_view value) {
   return simple_name_address(value) || parse_name_address(value).has_value();

@@ -69,6 +69,10 @@ std::optional<NameAddress> parse_name_address(std::string_view value);
 /// `;name=value` parameters, all of letters, digits, '-', '.' and '_' (what overlay nodes and most
 /// user agents send in From and To), is recognised without building the parse.
 bool valid_name_address(std::string_view value);
+/// True when `params` is *( ";" name "=" value ), each name and value a run of letters, digits,
+/// '-', '.' and '_': parameters every parser here takes as written (they are token characters).
+/// The fast paths for simple name-addrs check what follows the URI with it.
+bool plain_params(std::string_view params);
 /// A comma-separated list (Contact, Route, Record-Route); `allow_star` accepts "*" alone (Contact).
 bool parse_name_address_list(std::string_view value, std::vector<NameAddress>& out, bool allow_star);
 
