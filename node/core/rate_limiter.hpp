@@ -83,7 +83,7 @@ class RateLimiter {
   bool first_in(const Key& key, Instant now) { return logged_(key, now); }
 
   /// Keys held now (busy ones, and idle ones not yet swept).
-  [[nodiscard]] std::size_t size() const { return spilled_ ? full_at_.size() : held_; }
+  [[nodiscard]] std::size_t size() const { return spilled() ? full_at_.size() : held_; }
   [[nodiscard]] const RateLimit& limit() const { return limit_; }
 
  private:
@@ -95,9 +95,11 @@ class RateLimiter {
     Key key{};
     Instant full{};
   };
+  /// More keys at once than here_ holds: then all are in full_at_ (which is empty otherwise).
+  [[nodiscard]] bool spilled() const { return !full_at_.empty(); }
   /// `key`'s instant, added as `now` when absent; and whether it was added.
   std::pair<Instant*, bool> entry(const Key& key, Instant now) {
-    if (!spilled_) {
+    if (!spilled()) {
       for (std::size_t i = 0; i < held_; ++i) {
         if (here_[i].key == key) return {&here_[i].full, false};
       }
@@ -107,7 +109,6 @@ class RateLimiter {
       }
       for (std::size_t i = 0; i < held_; ++i) full_at_.emplace(here_[i].key, here_[i].full);
       held_ = 0;
-      spilled_ = true;
     }
     auto [it, fresh] = full_at_.try_emplace(key, now);
     return {&it->second, fresh};
@@ -115,7 +116,7 @@ class RateLimiter {
   void sweep(Instant now) {
     logged_.forget_before(now);
     next_sweep_ = now + std::chrono::seconds(1);
-    if (!spilled_) {
+    if (!spilled()) {
       // A key whose instant has passed is owed nothing: held or not, it is treated the same.
       held_ = static_cast<std::size_t>(std::remove_if(here_.begin(), here_.begin() + static_cast<std::ptrdiff_t>(held_),
                                                       [now](const Held& h) { return h.full <= now; }) -
@@ -134,7 +135,6 @@ class RateLimiter {
     if (full_at_.size() <= in_place_ / 2) {  // the flood is over: back in place, the table given back
       for (const auto& [key, full] : full_at_) here_[held_++] = Held{key, full};
       std::unordered_map<Key, Instant, Hash>().swap(full_at_);
-      spilled_ = false;
     } else if (full_at_.bucket_count() > 8 * (full_at_.size() + kFirstSweep)) {
       full_at_.rehash(0);  // after a flood
     }
@@ -148,7 +148,6 @@ class RateLimiter {
   std::size_t in_place_;                            ///< how many keys here_ may hold: kInPlace, or max_keys_ if fewer
   std::array<Held, kInPlace> here_{};               ///< when each key's bucket is full again, up to in_place_ keys
   std::size_t held_ = 0;                            ///< keys in here_
-  bool spilled_ = false;                            ///< more keys at once than here_ holds: all are in full_at_
   std::unordered_map<Key, Instant, Hash> full_at_;  ///< when each key's bucket is full again
   LogOnce<Key, Hash> logged_;                       ///< offenders, when last logged
 };
