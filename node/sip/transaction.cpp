@@ -115,63 +115,75 @@ std::uint64_t TransactionLayer::key_hash(std::string_view key) const {
 }
 
 TransactionLayer::Transaction* TransactionLayer::KeyIndex::find(std::string_view key, std::uint64_t hash) const {
-  if (table_.empty()) return nullptr;
-  const std::size_t mask = table_.size() - 1;
-  for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
-    const Entry& e = table_[i];
+  const Entry* table = slots();
+  const std::uint32_t mask = capacity_ - 1;
+  for (auto i = static_cast<std::uint32_t>(hash & mask);; i = (i + 1) & mask) {
+    const Entry& e = table[i];
     if (e.t == nullptr) return nullptr;
     if (e.hash == hash && e.t->key.view() == key) return e.t;
   }
 }
 
 void TransactionLayer::KeyIndex::insert(std::uint64_t hash, Transaction* t) {
-  if ((size_ + 1) * 4 > table_.size() * 3) resize(std::max<std::size_t>(8, table_.size() * 2));
-  const std::size_t mask = table_.size() - 1;
-  std::size_t i = hash & mask;
-  while (table_[i].t != nullptr) i = (i + 1) & mask;
-  table_[i] = Entry{hash, t};
+  if ((size_ + 1) * 4 > capacity_ * 3) resize(capacity_ * 2);
+  Entry* table = slots();
+  const std::uint32_t mask = capacity_ - 1;
+  auto i = static_cast<std::uint32_t>(hash & mask);
+  while (table[i].t != nullptr) i = (i + 1) & mask;
+  table[i] = Entry{hash, t};
   ++size_;
 }
 
 void TransactionLayer::KeyIndex::erase(std::uint64_t hash, const Transaction* t) {
-  if (table_.empty()) return;
-  const std::size_t mask = table_.size() - 1;
-  std::size_t i = hash & mask;
-  while (table_[i].t != t) {
-    if (table_[i].t == nullptr) return;
+  Entry* table = slots();
+  const std::uint32_t mask = capacity_ - 1;
+  auto i = static_cast<std::uint32_t>(hash & mask);
+  while (table[i].t != t) {
+    if (table[i].t == nullptr) return;
     i = (i + 1) & mask;
   }
   // Backward-shift deletion: later entries of the run move up, so no tombstones are needed.
-  for (std::size_t j = (i + 1) & mask; table_[j].t != nullptr; j = (j + 1) & mask) {
-    const std::size_t home = table_[j].hash & mask;
+  for (std::uint32_t j = (i + 1) & mask; table[j].t != nullptr; j = (j + 1) & mask) {
+    const auto home = static_cast<std::uint32_t>(table[j].hash & mask);
     // Entry j may fill the hole at i unless its home lies cyclically in (i, j].
     const bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
     if (!stays) {
-      table_[i] = table_[j];
+      table[i] = table[j];
       i = j;
     }
   }
-  table_[i] = Entry{};
+  table[i] = Entry{};
   --size_;
-  if (table_.size() > 8 && size_ * 8 < table_.size()) resize(table_.size() / 2);  // after a burst
+  if (capacity_ > kInPlace && size_ * 8 < capacity_) resize(capacity_ / 2);  // after a burst
 }
 
-void TransactionLayer::KeyIndex::resize(std::size_t capacity) {
-  std::vector<Entry> old = std::move(table_);
-  table_.assign(capacity, Entry{});
+void TransactionLayer::KeyIndex::resize(std::uint32_t capacity) {
+  std::unique_ptr<Entry[]> old_big = std::move(big_);
+  const std::array<Entry, kInPlace> old_local = local_;
+  const Entry* old = old_big ? old_big.get() : old_local.data();
+  const std::uint32_t old_capacity = capacity_;
+  local_.fill(Entry{});
+  if (capacity > kInPlace) big_ = std::make_unique<Entry[]>(capacity);
+  capacity_ = capacity;
   size_ = 0;
-  for (const Entry& e : old) {
-    if (e.t != nullptr) insert(e.hash, e.t);
+  for (std::uint32_t i = 0; i < old_capacity; ++i) {
+    if (old[i].t != nullptr) insert(old[i].hash, old[i].t);
   }
+}
+
+std::uint64_t TransactionLayer::side_hash(std::string_view key, bool client) const {
+  // Client and server keys share the index; equal keys of the two sides differ in the hash's low
+  // bit, so that a match of hash and key is a match of side too.
+  return key_hash(key) ^ static_cast<std::uint64_t>(client);
 }
 
 void TransactionLayer::index(Transaction& t, const Key& key) {
   t.key = key;
-  (t.client ? client_index_ : server_index_).insert(key_hash(t.key.view()), &t);
+  index_.insert(side_hash(t.key.view(), t.client), &t);
 }
 
 TransactionLayer::Transaction* TransactionLayer::lookup(bool client, std::string_view key) {
-  return (client ? client_index_ : server_index_).find(key, key_hash(key));
+  return index_.find(key, side_hash(key, client));
 }
 
 // ---- the timer queue ----------------------------------------------------------------------------------
@@ -261,7 +273,7 @@ TransactionLayer::Transaction& TransactionLayer::create(bool client, const Messa
     free_head_ = pool_[index].next_free;
   } else {
     index = static_cast<std::uint32_t>(pool_.size());
-    pool_.emplace_back();
+    pool_.emplace_back().generation = generation_floor_;
   }
   PoolSlot& slot = pool_[index];
   slot.t = std::make_unique<Transaction>();
@@ -335,7 +347,7 @@ bool TransactionLayer::transport_failed(Transaction& t, Instant now) {
 void TransactionLayer::terminate(Transaction& t) {
   if (t.state == TransactionState::Terminated) return;
   t.state = TransactionState::Terminated;
-  if (!t.key.empty()) (t.client ? client_index_ : server_index_).erase(key_hash(t.key.view()), &t);
+  if (!t.key.empty()) index_.erase(side_hash(t.key.view(), t.client), &t);
   for (int i = 0; i < kTimerSlots; ++i) {
     t.which[i] = kTimerCount;
     t.due[i] = kInstantMax;
@@ -355,6 +367,13 @@ void TransactionLayer::collect_garbage() {
     --live_;
   }
   dead_.clear();
+  if (live_ == 0 && !pool_.in_place()) {
+    // A burst is over: the slots go back in place. A new slot starts from the highest generation
+    // given so far, so that no id the TU may still hold names a new transaction.
+    for (const PoolSlot& slot : pool_) generation_floor_ = std::max(generation_floor_, slot.generation);
+    pool_.clear();
+    free_head_ = kNoSlot;
+  }
 }
 
 Endpoint TransactionLayer::response_destination(const Message& request, const Endpoint& from) const {
@@ -786,7 +805,7 @@ bool TransactionLayer::send_stateless(const Message& message, const Endpoint& to
 std::optional<TransactionId> TransactionLayer::find_invite_for_cancel(const Message& cancel) const {
   // RFC 3261 §9.2: the CANCEL matches the INVITE as §17.2.3 describes, but for the method.
   const Key key = server_key(cancel, true);
-  const Transaction* found = server_index_.find(key.view(), key_hash(key.view()));
+  const Transaction* found = index_.find(key.view(), side_hash(key.view(), false));
   if (found == nullptr) return std::nullopt;
   return found->id;
 }

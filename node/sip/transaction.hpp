@@ -23,6 +23,7 @@
 
 #include "node/core/address.hpp"
 #include "node/core/environment.hpp"
+#include "node/core/small_vector.hpp"
 #include "node/core/time.hpp"
 #include "node/sip/headers.hpp"
 #include "node/sip/message.hpp"
@@ -207,27 +208,39 @@ class TransactionLayer {
   /// A transaction's earliest timer, in a binary heap that knows each transaction's place: a
   /// stopped timer or an ended transaction leaves nothing behind.
   struct QueueEntry {
-    Instant at;
-    TransactionId id;
-    Transaction* t;  ///< the transaction `id` names, for the heap's moves
+    Instant at{};
+    TransactionId id = 0;
+    Transaction* t = nullptr;  ///< the transaction `id` names, for the heap's moves
     bool operator<(const QueueEntry& o) const { return at != o.at ? at < o.at : id < o.id; }
   };
-  /// Transaction keys (RFC 3261 §17.1.3, §17.2.3) to transactions: open addressing on a keyed
-  /// hash, the key itself compared in the transaction (its first line).
+  /// Transaction keys (RFC 3261 §17.1.3, §17.2.3) to transactions, client and server in one
+  /// table (the side is folded into the hash, see side_hash): open addressing on a keyed hash,
+  /// the key itself compared in the transaction (its first line). The first 8 slots live in the
+  /// index itself, inside the node, so that the usual handful of transactions costs no separate
+  /// allocation to reach; a burst moves the table to the heap, and it comes back when the burst is over.
   class KeyIndex {
    public:
+    KeyIndex() = default;
+    KeyIndex(const KeyIndex&) = delete;
+    KeyIndex& operator=(const KeyIndex&) = delete;
     [[nodiscard]] Transaction* find(std::string_view key, std::uint64_t hash) const;
     void insert(std::uint64_t hash, Transaction* t);
     void erase(std::uint64_t hash, const Transaction* t);
+    [[nodiscard]] bool in_place() const { return !big_; }
 
    private:
     struct Entry {
       std::uint64_t hash = 0;
       Transaction* t = nullptr;  ///< nullptr: empty
     };
-    void resize(std::size_t capacity);
-    std::vector<Entry> table_;
-    std::size_t size_ = 0;
+    static constexpr std::uint32_t kInPlace = 8;
+    [[nodiscard]] const Entry* slots() const { return big_ ? big_.get() : local_.data(); }
+    Entry* slots() { return big_ ? big_.get() : local_.data(); }
+    void resize(std::uint32_t capacity);
+    std::array<Entry, kInPlace> local_{};
+    std::unique_ptr<Entry[]> big_;  // the table while it has more than kInPlace slots
+    std::uint32_t capacity_ = kInPlace;
+    std::uint32_t size_ = 0;
   };
   static constexpr std::uint32_t kNoSlot = UINT32_MAX;
   /// A pool slot: its transaction while one lives there, the count of its reuses (the high half of
@@ -246,6 +259,7 @@ class TransactionLayer {
   const Transaction* find(TransactionId id) const;
   static std::uint32_t slot_of(TransactionId id) { return static_cast<std::uint32_t>(id); }
   [[nodiscard]] std::uint64_t key_hash(std::string_view key) const;
+  [[nodiscard]] std::uint64_t side_hash(std::string_view key, bool client) const;
   void index(Transaction& t, const Key& key);
   Transaction* lookup(bool client, std::string_view key);
   void start_timer(Transaction& t, Timer timer, Duration after, Instant now);
@@ -281,13 +295,15 @@ class TransactionLayer {
   std::uint64_t hash_seed_;
   // The pool: each transaction on its own allocation, so that a reference stays valid while the
   // pool grows (callbacks run with references held) and an ended one gives its memory back.
-  std::vector<PoolSlot> pool_;
-  std::uint32_t free_head_ = kNoSlot;  // the free slots, a list through PoolSlot::next_free
-  std::size_t live_ = 0;               // slots holding a transaction
-  KeyIndex server_index_;
-  KeyIndex client_index_;
-  std::vector<QueueEntry> timer_queue_;
-  std::vector<TransactionId> dead_;
+  // The slots themselves, the timer heap and the list of ended transactions keep their first few
+  // entries in place (in the node, like the key index), which is all a node usually needs.
+  SmallVector<PoolSlot, 4> pool_;
+  std::uint32_t free_head_ = kNoSlot;   // the free slots, a list through PoolSlot::next_free
+  std::size_t live_ = 0;                // slots holding a transaction
+  std::uint32_t generation_floor_ = 0;  // the generation a new slot starts from
+  KeyIndex index_;
+  SmallVector<QueueEntry, 4> timer_queue_;
+  SmallVector<TransactionId, 4> dead_;
   int depth_ = 0;
 };
 

@@ -636,6 +636,31 @@ TEST_F(TransactionTest, IdsAreNeverReusedAfterATransactionEnds) {
   EXPECT_TRUE(layer.respond(second, response_to(tu.last_request, 200), now));
 }
 
+TEST_F(TransactionTest, IdsAreNeverReusedAfterABurstEnds) {
+  // Twelve at once move the pool out of the layer; when all have ended it comes back in place,
+  // and the slots it makes again must not give out any id of the burst.
+  std::set<TransactionId> burst;
+  for (int round = 0; round < 3; ++round) {
+    std::vector<TransactionId> ids;
+    for (int i = 0; i < 12; ++i) {
+      const std::string branch = "z9hG4bKburst" + std::to_string(round) + "x" + std::to_string(i);
+      deliver(parse_datagram(request_text("OPTIONS", branch, "TCP")).value(), tcp("192.0.2.2", 40000));
+      ids.push_back(tu.events.back().id);
+    }
+    EXPECT_EQ(layer.size(), 12u);
+    for (auto id : ids) {
+      EXPECT_TRUE(burst.insert(id).second) << "id " << id << " given out twice";
+      ASSERT_TRUE(layer.respond(id, response_to(tu.last_request, 200), now));
+    }
+    layer.advance(now);  // the ended ones are collected
+    EXPECT_EQ(layer.size(), 0u);
+    for (auto id : burst) {
+      EXPECT_FALSE(layer.state_of(id));
+      EXPECT_FALSE(layer.respond(id, response_to(tu.last_request, 200), now));
+    }
+  }
+}
+
 TEST_F(TransactionTest, StoppedTimersLeaveNothingToWakeFor) {
   // A non-INVITE client over UDP runs E, F and the silence timer; its final response stops all
   // three and starts K, so the next wake-up is K (T4), not the old F.
