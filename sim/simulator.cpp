@@ -94,10 +94,12 @@ Simulator::Simulator(Scenario scenario)
   end_ = at_s(sc_.duration_s);
   work_end_ = at_s(std::max(sc_.workload_start_s, sc_.duration_s - sc_.drain_s));
   results_.hops_histogram.assign(kMaxHops + 1, 0);
-  // The initial population joins at join_rate per second; node 0 starts the ring.
-  for (std::size_t i = 0; i < sc_.nodes; ++i) {
-    push(at_s(static_cast<double>(i) / sc_.join_rate), EventType::Start, static_cast<std::uint32_t>(i));
-  }
+  // The initial population joins at join_rate per second; node 0 starts the ring. Start i takes
+  // sequence number i, below every other event's, and only the next one waits in the heap (each
+  // pushes its successor): a million pending starts would be most of the heap for the whole join
+  // phase, and the order is the same as with all of them pushed here.
+  seq_ = sc_.nodes;
+  push_start(0);
   for (std::size_t i = 0; i < sc_.events.size(); ++i) push(at_s(sc_.events[i].at_s), EventType::Scripted, 0, i);
   for (std::size_t i = 0; i < sc_.script.size(); ++i)
     push(at_s(sc_.script[i].at_s), EventType::Workload, 0, (std::uint64_t{i} << 8) | std::uint64_t(WorkKind::Script));
@@ -117,6 +119,12 @@ Simulator::~Simulator() = default;
 
 void Simulator::push(Instant at, EventType type, std::uint32_t node, std::uint64_t arg) {
   heap_.push(Event{at, seq_++, type, node, arg});
+}
+
+void Simulator::push_start(std::size_t i) {
+  if (i >= sc_.nodes) return;
+  heap_.push(
+      Event{at_s(static_cast<double>(i) / sc_.join_rate), i, EventType::Start, static_cast<std::uint32_t>(i), 0});
 }
 
 bool Simulator::run_until(double until_s) {
@@ -177,6 +185,7 @@ void Simulator::process(const Event& e) {
     case EventType::Deliver: deliver(e.arg); return;
     case EventType::Timer: timer(e.node, e.at); return;
     case EventType::Start: {
+      push_start(std::size_t{e.node} + 1);
       std::optional<dht::NodeId> id;
       if (e.node < sc_.node_ids.size()) id = dht::NodeId::from_hex(sc_.node_ids[e.node]);
       spawn(id);

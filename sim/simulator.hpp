@@ -135,6 +135,8 @@ class Simulator {
 
   friend class SimHost;
   void push(Instant at, EventType type, std::uint32_t node = 0, std::uint64_t arg = 0);
+  /// Schedules the initial population's start `i` (none past the last).
+  void push_start(std::size_t i);
   /// `take`, when given, is the buffer `bytes` views, which the flight takes instead of a copy.
   bool transmit(std::uint32_t from, const Endpoint& to, std::string_view bytes, std::string* take = nullptr);
   void process(const Event& e);
