@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <set>
 #include <vector>
 
 #include "sim/event_queue.hpp"
@@ -185,6 +186,80 @@ TEST(SimEventQueue, PopsInTheOrderOfTheComparisonWhateverThePushOrder) {
   }
   EXPECT_TRUE(reference.empty());
   EXPECT_GT(popped.size(), 1000U);
+}
+
+/// Drives a calendar queue and a std::set with the same pushes and pops: each pop and each non-null
+/// second() must be the set's. Delays mix the current bucket, the wheel, beyond it and long quiet
+/// gaps, with now and then a push before the last pop's time.
+template <unsigned kWidthBits, unsigned kBucketBits>
+void calendar_queue_agrees_with_a_set(std::uint64_t seed, std::uint64_t span) {
+  struct Key {
+    std::uint64_t at, seq;
+  };
+  struct Before {
+    bool operator()(const Key& a, const Key& b) const { return a.at != b.at ? a.at < b.at : a.seq < b.seq; }
+  };
+  struct TimeOf {
+    std::uint64_t operator()(const Key& k) const { return k.at; }
+  };
+  p2psip::sim::CalendarQueue<Key, Before, TimeOf, kWidthBits, kBucketBits> q;
+  std::set<Key, Before> reference;
+  std::uint64_t state = seed, seq = 0, now = 0;
+  std::size_t seconds_checked = 0;
+  auto next = [&] {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return state >> 33;
+  };
+  for (int round = 0; round < 20000; ++round) {
+    const std::uint64_t pushes = next() % 4;
+    for (std::uint64_t i = 0; i < pushes; ++i) {
+      const std::uint64_t kind = next() % 100;
+      std::uint64_t at = now;
+      if (kind < 40) {
+        at += next() % 4;  // the current bucket or the next
+      } else if (kind < 85) {
+        at += next() % span;  // within the wheel
+      } else if (kind < 98) {
+        at += span + next() % (4 * span);  // beyond it
+      } else if (now > 0) {
+        at = now - 1 - next() % std::min<std::uint64_t>(now, 3);  // before the last pop
+      }
+      Key k{at, seq++};
+      q.push(k);
+      reference.insert(k);
+    }
+    const std::uint64_t pops = round % 500 < 450 ? next() % 4 : 8;  // now and then drain
+    for (std::uint64_t i = 0; i < pops && !reference.empty(); ++i) {
+      ASSERT_FALSE(q.empty());
+      ASSERT_EQ(q.top().seq, reference.begin()->seq) << "round " << round;
+      if (const Key* second = q.second()) {
+        ASSERT_GE(reference.size(), 2u);
+        ASSERT_EQ(second->seq, std::next(reference.begin())->seq) << "round " << round;
+        ++seconds_checked;
+      }
+      const Key k = q.pop();
+      ASSERT_EQ(k.seq, reference.begin()->seq) << "round " << round;
+      reference.erase(reference.begin());
+      now = std::max(now, k.at);
+    }
+    ASSERT_EQ(q.size(), reference.size());
+    if (reference.empty() && next() % 8 == 0) now += 50 * span;  // a quiet gap: the queue jumps
+  }
+  while (!reference.empty()) {
+    ASSERT_EQ(q.pop().seq, reference.begin()->seq);
+    reference.erase(reference.begin());
+  }
+  EXPECT_TRUE(q.empty());
+  EXPECT_GT(seconds_checked, 1000u);
+}
+
+TEST(SimEventQueue, CalendarQueuePopsAsTheComparisonOrders) {
+  // A tiny wheel (4 ticks a bucket, 16 buckets) wraps and migrates all the time; the simulator's
+  // sizes (1024 ticks, 32768 buckets) with delays from microseconds to minutes.
+  calendar_queue_agrees_with_a_set<2, 4>(1, 64);
+  calendar_queue_agrees_with_a_set<2, 4>(2, 7);
+  calendar_queue_agrees_with_a_set<10, 15>(3, 40000000);
+  calendar_queue_agrees_with_a_set<10, 15>(4, 3000);
 }
 
 TEST(Simulator, SmallRingIsCorrectAndEveryLookupFindsTheResponsibleNode) {
