@@ -128,7 +128,7 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
   sip::TransactionLayer layer_;
   dht::ChordNode chord_;
   OverlayStats stats_;
-  SmallMap<sip::TransactionId, Outgoing, 4> outstanding_;  // a few at a time
+  SmallMap<sip::TransactionId, Outgoing, 8> outstanding_;  // a few at a time, 8 in place as pending_
   std::unordered_set<sip::TransactionId> failed_during_send_;
   bool sending_ = false;
   sip::TransactionUser* delegate_ = nullptr;
