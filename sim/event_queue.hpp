@@ -76,10 +76,6 @@ class QuadHeap {
   [[no_unique_address]] Before before_{};
 };
 
-}  // namespace p2psip::sim
-
-namespace p2psip::sim {
-
 /// A calendar queue (Brown, CACM 1988) over a QuadHeap for the bucket being drained: the events of
 /// the next 2^kBucketBits buckets of 2^kWidthBits ticks each wait unsorted in their bucket, later
 /// ones in a QuadHeap, and only the bucket whose time has come is a heap. A simulation's events are

@@ -177,13 +177,10 @@ std::uint64_t TransactionLayer::side_hash(std::string_view key, bool client) con
   return key_hash(key) ^ static_cast<std::uint64_t>(client);
 }
 
-void TransactionLayer::index(Transaction& t, const Key& key) {
+void TransactionLayer::index(Transaction& t, const Key& key, std::uint64_t hash) {
   t.key = key;
-  index_.insert(side_hash(t.key.view(), t.client), &t);
-}
-
-TransactionLayer::Transaction* TransactionLayer::lookup(bool client, std::string_view key) {
-  return index_.find(key, side_hash(key, client));
+  t.hash = hash;
+  index_.insert(hash, &t);
 }
 
 // ---- the timer queue ----------------------------------------------------------------------------------
@@ -347,7 +344,7 @@ bool TransactionLayer::transport_failed(Transaction& t, Instant now) {
 void TransactionLayer::terminate(Transaction& t) {
   if (t.state == TransactionState::Terminated) return;
   t.state = TransactionState::Terminated;
-  if (!t.key.empty()) index_.erase(side_hash(t.key.view(), t.client), &t);
+  if (!t.key.empty()) index_.erase(t.hash, &t);
   for (int i = 0; i < kTimerSlots; ++i) {
     t.which[i] = kTimerCount;
     t.due[i] = kInstantMax;
@@ -479,7 +476,7 @@ void TransactionLayer::receive(const Message& message, Message* take, const Endp
       // RFC 3261 §17.1.3: the top Via's branch and the CSeq method, in a Key (in place for every
       // branch this stack makes: every response is matched).
       const Key key = client_key(via ? via->branch() : std::string_view(), cseq_method(message));
-      Transaction* t = lookup(true, key.view());
+      Transaction* t = index_.find(key.view(), side_hash(key.view(), true));
       if (t == nullptr) {
         ++stats_.stray_responses;
         tu_.on_stray_response(message, from, now);
@@ -510,7 +507,7 @@ void TransactionLayer::receive(const Message& message, Message* take, const Endp
 
   if (message.method_id() == Method::Ack) {
     const Key key = server_key(message, via, true);
-    Transaction* t = lookup(false, key.view());
+    Transaction* t = index_.find(key.view(), side_hash(key.view(), false));
     if (t && key.view()[0] == '2' && tag_of(message.header(HeaderId::To)) != t->to_tag) t = nullptr;
     if (!t) {
       ++stats_.stray_acks;
@@ -536,7 +533,8 @@ void TransactionLayer::receive(const Message& message, Message* take, const Endp
   }
 
   const Key key = server_key(message, via, false);
-  if (Transaction* existing = lookup(false, key.view())) {
+  const std::uint64_t hash = side_hash(key.view(), false);  // for the lookup and the new transaction
+  if (Transaction* existing = index_.find(key.view(), hash)) {
     on_server_retransmission(*existing, message, from, now);
     --depth_;
     collect_garbage();
@@ -580,7 +578,7 @@ void TransactionLayer::receive(const Message& message, Message* take, const Endp
     t.request.reserve_extra(updated.size());
     t.request.set_header(HeaderId::Via, updated);
   }
-  index(t, key);
+  index(t, key, hash);
   if (t.invite) {
     t.state = TransactionState::Proceeding;
     start_timer(t, Trying100, cfg_.invite_trying_delay, now);
@@ -690,7 +688,8 @@ TransactionId TransactionLayer::send_request(const Message& request, const Endpo
     auto via = top_via(request);
     branch = via ? via->branch() : std::string_view();
   }
-  index(t, client_key(*branch, request.method()));
+  const Key key = client_key(*branch, request.method());
+  index(t, key, side_hash(key.view(), true));
   t.interval = cfg_.t1;
   if (t.invite) {
     t.state = TransactionState::Calling;

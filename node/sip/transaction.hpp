@@ -186,6 +186,7 @@ class TransactionLayer {
   /// so that finding a transaction touches its first lines only; the kept messages come last.
   struct Transaction {
     Key key;
+    std::uint64_t hash = 0;  ///< side_hash of the key, kept for erasing it from the index
     TransactionId id = 0;  ///< 0 while the slot is free
     TransactionState state = TransactionState::Trying;
     bool client = false;
@@ -226,7 +227,6 @@ class TransactionLayer {
     [[nodiscard]] Transaction* find(std::string_view key, std::uint64_t hash) const;
     void insert(std::uint64_t hash, Transaction* t);
     void erase(std::uint64_t hash, const Transaction* t);
-    [[nodiscard]] bool in_place() const { return !big_; }
 
    private:
     struct Entry {
@@ -260,8 +260,8 @@ class TransactionLayer {
   static std::uint32_t slot_of(TransactionId id) { return static_cast<std::uint32_t>(id); }
   [[nodiscard]] std::uint64_t key_hash(std::string_view key) const;
   [[nodiscard]] std::uint64_t side_hash(std::string_view key, bool client) const;
-  void index(Transaction& t, const Key& key);
-  Transaction* lookup(bool client, std::string_view key);
+  /// Files `t` under `key`; `hash` is side_hash(key, t.client), which the caller has for its lookup.
+  void index(Transaction& t, const Key& key, std::uint64_t hash);
   void start_timer(Transaction& t, Timer timer, Duration after, Instant now);
   void stop_timer(Transaction& t, Timer timer);
   void requeue(Transaction& t);
