@@ -842,17 +842,21 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
   }
 }
 
-void ChordNode::on_failure(RequestId id, Instant now) {
+void ChordNode::on_failure(RequestId id, Instant now, bool hop_alive) {
   auto* found = pending_.find(id);
   if (found == nullptr) return;
   SuccessorWatch watch(table_, env_, "a failure");
   Pending p = std::move(**found);
   pending_.erase(id);
   ++stats_.failures;
+  if (hop_alive) ++stats_.late_answers;
+  auto written_off = [&] {
+    if (!hop_alive) peer_failed(p.to, now);
+  };
   switch (p.kind) {
     case Kind::Stabilize:
       stabilize_in_flight_ = false;
-      peer_failed(p.to, now);
+      written_off();
       return;
     case Kind::JoinLookup:
     case Kind::Join:
@@ -860,7 +864,7 @@ void ChordNode::on_failure(RequestId id, Instant now) {
       return;
     case Kind::ClientRoute:
     case Kind::Forward: {
-      peer_failed(p.to, now);
+      written_off();
       if (++p.tries >= cfg_.route_retries) {
         Response fail;
         fail.status = 503;
@@ -903,7 +907,7 @@ void ChordNode::on_failure(RequestId id, Instant now) {
     case Kind::Leave: --leave_pending_; return;
     case Kind::Notify:
     case Kind::PingPred:
-    case Kind::Replicate: peer_failed(p.to, now); return;
+    case Kind::Replicate: written_off(); return;
   }
 }
 

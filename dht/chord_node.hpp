@@ -77,6 +77,7 @@ struct ChordConfig {
 struct ChordStats {
   std::uint64_t routes_started = 0, routes_ok = 0, routes_failed = 0, forwarded = 0;
   std::uint64_t requests_in = 0, requests_out = 0, failures = 0;
+  std::uint64_t late_answers = 0;  ///< of the failures, those whose peer was alive (on_failure's hop_alive)
   std::uint64_t peers_failed = 0, records_replicated = 0, records_transferred = 0, stabilize_rounds = 0;
   std::uint64_t successors_repaired = 0;  ///< closer successors found by the successor check or named in answers
   std::uint64_t records_refused = 0;      ///< stores, replicas and transfers the guard refused
@@ -110,7 +111,11 @@ class ChordNode {
 
   void on_request(ReplyHandle handle, const Request& r, Instant now);
   void on_response(RequestId id, const Response& r, Instant now);
-  void on_failure(RequestId id, Instant now);
+  /// No answer came. `hop_alive`: the peer asked did answer, provisionally (100 Trying), and only
+  /// the final answer is missing (a peer further on, not this one, failed to answer in time, RFC
+  /// 3261 §16.8's timeout at a proxy): the route is tried again around it, but nothing of the peer
+  /// asked is written off.
+  void on_failure(RequestId id, Instant now, bool hop_alive = false);
   /// Sends request `id`, still pending, again to the same peer (the transport had to change how it
   /// is sent: with a certificate, say). False when it is no longer pending.
   bool resend(RequestId id, Instant now);

@@ -81,11 +81,13 @@ int run(int argc, char** argv) {
   node_cmd->add_option("--stabilize-interval", node.stabilize_interval_s, "Seconds between stabilization rounds")
       ->capture_default_str();
   node_cmd->add_option("--log-level", node.log_level, "debug, info, warn or error")->capture_default_str();
-  node_cmd->add_option("--t1-ms", node.t1_ms, "RFC 3261 T1 for overlay transactions (failures show after 64*T1)")
+  node_cmd
+      ->add_option("--t1-ms", node.t1_ms,
+                   "RFC 3261 T1 for overlay transactions (T2 is at most 8*T1; unanswered requests end after 64*T1)")
       ->capture_default_str();
   node_cmd->add_option("--hop-timeout-ms", node.hop_timeout_ms,
                        "Route around a next hop silent this long (default: 4*T1 past the RFC 4320 100 Trying "
-                       "deadline, 5.5 s; 0: only Timer F)");
+                       "deadline, 11*T1: 5.5 s; 0: only Timer F)");
   node_cmd->add_option("--successors", node.successors, "Successor list length")->capture_default_str();
   node_cmd->add_option("--replicas", node.replicas, "Copies of each record on successors")->capture_default_str();
   node_cmd->add_flag("--iterative", node.iterative, "Route this node's own requests iteratively (experiments)");

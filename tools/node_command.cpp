@@ -153,9 +153,9 @@ struct Daemon {
       << ",\"bytes_out\":" << rt->stats().bytes_out << "},\"chord\":{\"routes_started\":" << cs.routes_started
       << ",\"routes_ok\":" << cs.routes_ok << ",\"routes_failed\":" << cs.routes_failed
       << ",\"forwarded\":" << cs.forwarded << ",\"peers_failed\":" << cs.peers_failed
-      << ",\"stabilize_rounds\":" << cs.stabilize_rounds << ",\"records_replicated\":" << cs.records_replicated
-      << ",\"records_refused\":" << cs.records_refused << ",\"records_disbelieved\":" << cs.records_disbelieved
-      << ",\"records_over_quota\":" << cs.records_over_quota
+      << ",\"late_answers\":" << cs.late_answers << ",\"stabilize_rounds\":" << cs.stabilize_rounds
+      << ",\"records_replicated\":" << cs.records_replicated << ",\"records_refused\":" << cs.records_refused
+      << ",\"records_disbelieved\":" << cs.records_disbelieved << ",\"records_over_quota\":" << cs.records_over_quota
       << "},\"security\":{\"mode\":" << (identity.development ? "\"development\"" : "\"enrolled\"")
       << ",\"users\":" << identity.users.size() << ",\"signatures_checked\":" << policy->stats().signatures_checked
       << ",\"certificates_checked\":" << policy->stats().certificates_checked

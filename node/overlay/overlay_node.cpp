@@ -8,14 +8,29 @@
 
 namespace p2psip::overlay {
 
+namespace {
+/// T2 at most 8*T1, RFC 3261's own ratio (500 ms and 4 s). A recursive route relies on the order
+/// of three times: a live next hop sends 100 Trying once Timer E reaches T2 (RFC 4320 §4.2), a hop
+/// silent for the hop timeout after that is dead, and both come well before Timer F (64*T1) ends
+/// the transaction upstream. With T2 fixed at 4 s and a small T1 (50 ms on a LAN: E would reach T2
+/// after 6.35 s, past F at 3.2 s) no 100 Trying is ever sent in time and every hop upstream of a
+/// dead peer times out together with the hop that waits on it, taking live peers for dead.
+sip::TimerConfig scaled(const sip::TimerConfig& timers) {
+  sip::TimerConfig t = timers;
+  t.t2 = std::min(t.t2, t.t1 * 8);
+  return t;
+}
+}  // namespace
+
 Duration effective_hop_timeout(const OverlayConfig& config) {
   if (config.hop_timeout) return *config.hop_timeout;
-  return sip::non_invite_trying_deadline(config.timers) + config.timers.t1 * 4;
+  const sip::TimerConfig t = scaled(config.timers);
+  return sip::non_invite_trying_deadline(t) + t.t1 * 4;
 }
 
 namespace {
 sip::TimerConfig overlay_timers(const OverlayConfig& config) {
-  sip::TimerConfig t = config.timers;
+  sip::TimerConfig t = scaled(config.timers);
   t.non_invite_silence = effective_hop_timeout(config);
   return t;
 }
@@ -222,7 +237,11 @@ void OverlayNode::on_request(sip::TransactionId id, const sip::Message& request,
 
 void OverlayNode::on_response(sip::TransactionId id, const sip::Message& response, Instant now) {
   if (response.status() < 200) {
-    if (delegate_ && !outstanding_.contains(id)) delegate_->on_response(id, response, now);
+    if (Outgoing* mine = outstanding_.find(id)) {
+      mine->heard = true;
+    } else if (delegate_) {
+      delegate_->on_response(id, response, now);
+    }
     return;
   }
   const Outgoing* found = outstanding_.find(id);
@@ -295,7 +314,7 @@ bool OverlayNode::accept_response(const Outgoing& out, const sip::Message& respo
   return true;
 }
 
-void OverlayNode::fail(sip::TransactionId id, Instant now) {
+void OverlayNode::fail(sip::TransactionId id, Instant now, bool timed_out) {
   if (sending_) {
     failed_during_send_.insert(id);
     return;
@@ -303,17 +322,20 @@ void OverlayNode::fail(sip::TransactionId id, Instant now) {
   const Outgoing* found = outstanding_.find(id);
   if (found == nullptr) return;
   const dht::RequestId rid = found->rid;
+  // A timeout after 100 Trying is the route's failure past this peer (RFC 3261 §16.8: a proxy
+  // treats it as a 408), not this peer's; a broken connection is this peer's, whatever it said.
+  const bool hop_alive = timed_out && found->heard;
   outstanding_.erase(id);
-  chord_.on_failure(rid, now);
+  chord_.on_failure(rid, now, hop_alive);
 }
 
 void OverlayNode::on_timeout(sip::TransactionId id, Instant now) {
   if (delegate_ && !sending_ && !outstanding_.contains(id)) return delegate_->on_timeout(id, now);
-  fail(id, now);
+  fail(id, now, true);
 }
 void OverlayNode::on_transport_error(sip::TransactionId id, Instant now) {
   if (delegate_ && !sending_ && !outstanding_.contains(id)) return delegate_->on_transport_error(id, now);
-  fail(id, now);
+  fail(id, now, false);
 }
 void OverlayNode::on_ack(sip::TransactionId id, const sip::Message& ack, const Endpoint& from, Instant now) {
   if (auth_ != nullptr && link_peer_ == nullptr) return;  // as for the other call traffic (on_request)

@@ -22,7 +22,7 @@ namespace p2psip::overlay {
 struct OverlayConfig {
   std::string overlay = "p2psip.local";
   dht::ChordConfig chord;
-  sip::TimerConfig timers;
+  sip::TimerConfig timers;  ///< T2 is taken as at most 8*T1 (see effective_hop_timeout)
   sip::Limits limits;
   /// The transport of overlay links. UDP: each hop is a datagram with RFC 3261 retransmissions,
   /// and completed transactions linger (Timers J and K) to absorb retransmissions. TCP: every
@@ -34,7 +34,8 @@ struct OverlayConfig {
   std::size_t udp_body_limit = 1100;
   /// A next hop that has sent nothing at all (not even 100 Trying) this long after a request is
   /// taken for dead and routed around (sip::TimerConfig::non_invite_silence). Unset: the RFC 4320
-  /// 100 Trying deadline plus 4*T1 (5.5 s with the default timers); zero: wait for Timer F (64*T1).
+  /// 100 Trying deadline plus 4*T1 (5.5 s with the default timers, 11*T1 whenever T1 <= 500 ms: the
+  /// overlay keeps T2 at most 8*T1); zero: wait for Timer F (64*T1).
   std::optional<Duration> hop_timeout;
   /// Requests each peer address may send (token bucket): beyond it, 503 with Retry-After. Generous:
   /// a neighbour forwards other peers' lookups too.
@@ -111,9 +112,10 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
     bool to_known = false;  ///< false for a peer known by its address alone (a bootstrap)
     bool carried_cert = false;
     bool resent = false;
+    bool heard = false;  ///< a provisional answer came: the peer is alive, whatever happens next
   };
   Hex64 token();
-  void fail(sip::TransactionId id, Instant now);
+  void fail(sip::TransactionId id, Instant now, bool timed_out);
   /// The credentials of a message that `signer` must have sent (null: any peer, named in
   /// `signed_by`): the TLS link's, or the message's signature.
   AuthVerdict authenticate(const sip::Message& m, const dht::NodeId* signer, Instant now,

@@ -30,6 +30,13 @@ wait_ring() {
   while ! "$P2PSIP" ring-check --quiet --timeout 2 $(all_controls) >"$WORK/ring.out" 2>&1; do
     if [ $((SECONDS - start)) -ge "$limit" ]; then
       echo "ring not correct after ${limit}s:"; cat "$WORK/ring.out"
+      # The nodes named with a problem: their view of the ring, and what their logs last said.
+      awk 'NF > 3 && $1 ~ /^[0-9]+$/ {print $3}' "$WORK/ring.out" | while read -r c; do
+        echo "status of $c:"; "$P2PSIP" status --control "$c" --timeout 2 || true
+        for i in $(seq 0 $((NODES - 1))); do
+          [ "$(control "$i")" = "$c" ] && { echo "node $i log (last 20 lines):"; tail -n 20 "$WORK/node$i.log"; }
+        done
+      done
       for i in $(seq 0 $((NODES - 1))); do
         if [ -z "${DEAD[$i]:-}" ] && ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
           echo "node $i is not running; its log:"; tail -n 40 "$WORK/node$i.log"
@@ -75,7 +82,8 @@ for pos in $(seq 0 3 $(( ${#order[@]} - 1 ))); do
   done
 done
 echo "killed $killed nodes with SIGKILL (every third in ring order)"
-# Failure detection takes 64*T1 = 3.2 s; allow 30 stabilization rounds (1 s each) in all.
+# A dead next hop is detected by the hop timeout (11*T1 = 0.55 s; Timer F is 3.2 s): the ring is
+# correct again after about 5 s. Allow 30 stabilization rounds (1 s each) in all.
 wait_ring 30
 
 echo "fetching every record again through the survivors.."

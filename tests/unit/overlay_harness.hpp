@@ -20,6 +20,8 @@ class OverlayNet {
  public:
   Duration latency = millis(5);
   bool verbose = false;  ///< nodes' log lines to stderr (for debugging a test)
+  /// Sees every node's log lines (a test that checks what nodes concluded).
+  std::function<void(const Endpoint& node, LogLevel level, std::string_view text)> on_log;
   overlay::OverlayConfig config;
 
   class Host : public Environment {
@@ -31,6 +33,7 @@ class OverlayNet {
     }
     std::uint64_t random() override { return rng_(); }
     void log(LogLevel level, std::string_view text) override {
+      if (net_.on_log) net_.on_log(self_, level, text);
       if (net_.verbose)
         std::fprintf(stderr, "[%d] %s: %.*s\n", static_cast<int>(level), self_.host_port().c_str(),
                      static_cast<int>(text.size()), text.data());

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <map>
 #include <random>
+#include <set>
 
 #include "node/overlay/codec.hpp"
 #include "node/sip/headers.hpp"
@@ -338,6 +339,94 @@ TEST(OverlaySip, TcpLinksCarryEveryMessageAndFailuresAreStillDetected) {
   net.alive[order[4]] = false;
   net.run_for(seconds(20));
   EXPECT_EQ(net.ring_errors(), "");
+}
+
+namespace {
+/// 24 peers, every third in ring order killed at once, and 64 lookups from the survivors before
+/// anyone noticed: recursive routes run through live hops to dead ones, and those hops wait out
+/// their own timeouts while the hops before them wait on them.
+struct MassFailure {
+  std::vector<std::string> live_written_off;  ///< live peers some peer took for dead
+  std::size_t written_off = 0;
+  std::string ring_errors;  ///< 10 s after the failures
+  int answered = 0, lookups = 64;
+  std::uint64_t late_answers = 0;
+};
+MassFailure kill_every_third(test::OverlayNet& net) {
+  MassFailure out;
+  std::vector<std::string> written_off;
+  net.on_log = [&](const Endpoint&, LogLevel, std::string_view text) {
+    const std::string_view prefix = "chord: peer ";
+    if (text.starts_with(prefix) && text.ends_with(" failed")) written_off.emplace_back(text.substr(prefix.size(), 8));
+  };
+  std::mt19937_64 rng(23);
+  net.grow(24, rng, millis(200));
+  net.run_for(seconds(30));
+  EXPECT_EQ(net.ring_errors(), "");
+  written_off.clear();
+  const std::vector<std::size_t> order = net.ring_order();
+  std::set<std::string> dead;
+  std::vector<std::size_t> live;
+  for (std::size_t p = 0; p < order.size(); ++p) {
+    if (p % 3 == 0) {
+      net.alive[order[p]] = false;
+      dead.insert(net.nodes[order[p]]->chord().table().self().id.short_hex());
+    } else {
+      live.push_back(order[p]);
+    }
+  }
+  for (int k = 0; k < out.lookups; ++k) {
+    net.nodes[live[static_cast<std::size_t>(k) % live.size()]]->chord().route(
+        dht::RouteOp::Lookup, dht::NodeId{rng(), rng()}, std::nullopt,
+        [&](const dht::RouteResult& r) { out.answered += r.status == 200 || r.status == 404; }, net.now);
+  }
+  net.run_for(seconds(10));
+  out.ring_errors = net.ring_errors();  // successors, predecessors and whole successor lists
+  out.written_off = written_off.size();
+  for (const auto& w : written_off) {
+    if (dead.count(w) == 0) out.live_written_off.push_back(w);
+  }
+  for (std::size_t i : live) out.late_answers += net.nodes[i]->chord().stats().late_answers;
+  net.on_log = nullptr;
+  return out;
+}
+}  // namespace
+
+// Found by the 24-process ring test (T1 = 50 ms, every third peer killed): with T2 at 4 s no hop
+// sent 100 Trying before Timer F (64*T1), so every hop upstream of a dead peer timed out together
+// with the hop waiting on it and took live peers for dead, again and again; the ring took 15 s to
+// 30 s and more to mend. Now the overlay keeps T2 at most 8*T1, so a live hop says 100 Trying at
+// 7*T1 and a silent one is dead at 11*T1, long before F.
+TEST(OverlaySip, OnlyDeadPeersAreWrittenOffWhileHopsBeforeThemWait) {
+  test::OverlayNet net;
+  net.config.chord.stabilize_interval = seconds(1);
+  net.config.timers.t1 = millis(50);
+  EXPECT_EQ(overlay::effective_hop_timeout(net.config), millis(550));
+  net.config.timers.t1 = millis(500);
+  EXPECT_EQ(overlay::effective_hop_timeout(net.config), millis(5500));  // the defaults: as before
+  net.config.timers.t1 = millis(50);
+  const MassFailure r = kill_every_third(net);
+  EXPECT_EQ(r.ring_errors, "");
+  EXPECT_EQ(r.answered, r.lookups);
+  EXPECT_GT(r.written_off, 0u);
+  EXPECT_EQ(r.live_written_off, std::vector<std::string>{});
+  EXPECT_EQ(r.late_answers, 0u) << "every hop answers before the Timer F of the hop before it";
+}
+
+// Should a hop wait on its next hop as long as the hop before it waits on it (here: no hop
+// timeout, every hop waits for Timer F), the answer comes late upstream. The hop that sent
+// 100 Trying is alive, and is not written off for what a peer past it failed to do (RFC 3261
+// §16.8: a proxy's timeout counts as a 408 from that branch, not as the branch's death).
+TEST(OverlaySip, ATimeoutAfter100TryingWritesOffNobody) {
+  test::OverlayNet net;
+  net.config.chord.stabilize_interval = seconds(1);
+  net.config.timers.t1 = millis(50);
+  net.config.hop_timeout = Duration{0};
+  const MassFailure r = kill_every_third(net);
+  EXPECT_GT(r.late_answers, 0u);
+  EXPECT_GT(r.written_off, 0u);
+  EXPECT_EQ(r.live_written_off, std::vector<std::string>{});
+  EXPECT_EQ(r.ring_errors, "");
 }
 
 TEST(OverlaySip, NonOverlayRequestsGetClearAnswers) {
