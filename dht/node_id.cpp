@@ -16,17 +16,8 @@ NodeId NodeId::hash(std::string_view key) {
 }
 
 std::optional<NodeId> NodeId::from_hex(std::string_view hex) {
-  if (hex.size() != 32) return std::nullopt;
   NodeId id;
-  std::uint8_t bad = 0;
-  for (std::size_t i = 0; i < 16; ++i) {
-    const std::uint8_t h = kHexValue[static_cast<unsigned char>(hex[i])];
-    const std::uint8_t l = kHexValue[static_cast<unsigned char>(hex[16 + i])];
-    bad |= h | l;
-    id.hi = id.hi << 4 | (h & 0xf);
-    id.lo = id.lo << 4 | (l & 0xf);
-  }
-  if (bad & 0xf0) return std::nullopt;  // a character that is no hex digit
+  if (hex.size() != 32 || !read_hex64(hex.data(), id.hi) || !read_hex64(hex.data() + 16, id.lo)) return std::nullopt;
   return id;
 }
 

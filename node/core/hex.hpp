@@ -3,31 +3,69 @@
 #pragma once
 
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
 namespace p2psip {
 
+namespace hex_detail {
+inline constexpr std::uint64_t kEach = 0x0101010101010101ULL;  // one in every byte
+
+/// Eight nibbles (the first in the top bits) as eight lowercase hex digits, the first in the lowest
+/// byte (a little-endian store writes them in order). SWAR: each nibble moves to its own byte,
+/// then '0' is added, plus 'a' - '0' - 10 (0x27) where the nibble is 10 or more (bit 4 of n + 6).
+inline std::uint64_t digits_of(std::uint32_t x) {
+  std::uint64_t z = __builtin_bswap32(x);                                   // byte k: digits 2k and 2k+1
+  z = (z | z << 16) & 0x0000ffff0000ffffULL;                                // bytes 0-1 and 2-3 into 32-bit lanes
+  z = (z | z << 8) & 0x00ff00ff00ff00ffULL;                                 // byte k into 16-bit lane k
+  z = (z >> 4 & 0x000f000f000f000fULL) | (z << 8 & 0x0f000f000f000f00ULL);  // high nibble first
+  return z + kEach * '0' + ((z + kEach * 6) >> 4 & kEach) * 0x27;
+}
+
+/// Eight hex digits of either case (the first in the lowest byte) as their value, the first digit
+/// in the top bits; false for anything else. Each byte is tested for 0-9 and, lowered, for a-f:
+/// with the top bits clear, b + (0x80 - lo) sets bit 7 exactly when b >= lo and b + (0x7f - hi)
+/// exactly when b > hi, no carry crossing into the next byte.
+inline bool value_of(std::uint64_t x, std::uint32_t& out) {
+  constexpr std::uint64_t kTop = kEach * 0x80;
+  auto in_range = [](std::uint64_t b, std::uint8_t lo, std::uint8_t hi) {
+    return (b + kEach * (0x80 - lo)) & ~(b + kEach * (0x7f - hi)) & kTop;
+  };
+  const std::uint64_t digit = in_range(x, '0', '9');
+  const std::uint64_t letter = in_range(x | kEach * 0x20, 'a', 'f');
+  if ((x & kTop) != 0 || (digit | letter) != kTop) return false;
+  std::uint64_t v = (x & kEach * 0x0f) + (letter >> 7) * 9;  // 'a' and 'A' are 1 in their low nibble
+  v = (v << 4 | v >> 8) & 0x00ff00ff00ff00ffULL;             // digit pairs into 16-bit lanes
+  v = (v | v >> 8) & 0x0000ffff0000ffffULL;
+  v = (v | v >> 16) & 0xffffffffULL;
+  out = __builtin_bswap32(static_cast<std::uint32_t>(v));
+  return true;
+}
+}  // namespace hex_detail
+
 /// Writes `v` as exactly 16 lowercase hex digits at `out`.
 inline void write_hex64(char* out, std::uint64_t v) {
-  // Two digits per byte from a table: eight steps instead of sixteen.
-  static constexpr auto kPairs = [] {
-    std::array<char, 512> t{};
-    constexpr char kDigits[] = "0123456789abcdef";
-    for (std::size_t b = 0; b < 256; ++b) {
-      t[2 * b] = kDigits[b >> 4];
-      t[2 * b + 1] = kDigits[b & 0xf];
-    }
-    return t;
-  }();
-  for (std::size_t i = 8; i-- > 0;) {
-    const auto b = static_cast<std::size_t>(v & 0xff);
-    out[2 * i] = kPairs[2 * b];
-    out[2 * i + 1] = kPairs[2 * b + 1];
-    v >>= 8;
-  }
+  static_assert(std::endian::native == std::endian::little, "hex_detail packs digits for little-endian stores");
+  const std::uint64_t high = hex_detail::digits_of(static_cast<std::uint32_t>(v >> 32));
+  const std::uint64_t low = hex_detail::digits_of(static_cast<std::uint32_t>(v));
+  std::memcpy(out, &high, 8);
+  std::memcpy(out + 8, &low, 8);
+}
+
+/// Reads exactly 16 hex digits (either case) at `in` into `v`; false (`v` unspecified) for any
+/// other character.
+inline bool read_hex64(const char* in, std::uint64_t& v) {
+  std::uint64_t a = 0, b = 0;
+  std::memcpy(&a, in, 8);
+  std::memcpy(&b, in + 8, 8);
+  std::uint32_t high = 0, low = 0;
+  if (!hex_detail::value_of(a, high) || !hex_detail::value_of(b, low)) return false;
+  v = std::uint64_t{high} << 32 | low;
+  return true;
 }
 
 /// Appends `v` as exactly 16 lowercase hex digits.

@@ -156,6 +156,45 @@ TEST(Scanning, Hex64IsSixteenLowercaseDigits) {
   EXPECT_EQ(out, "x0123456789abcdef0000000000000000ffffffffffffffff");
 }
 
+// write_hex64 and read_hex64 work on eight digits at once (SWAR): checked against the digit-by-
+// digit definition on random values, and with every octet at every position.
+TEST(Scanning, Hex64ReadsAndWritesAsTheDigitByDigitDefinition) {
+  auto reference = [](std::uint64_t v) {
+    std::string out;
+    for (int shift = 60; shift >= 0; shift -= 4) out += "0123456789abcdef"[v >> shift & 0xf];
+    return out;
+  };
+  std::mt19937_64 rng(4320);
+  std::vector<std::uint64_t> values = {0, ~0ULL, 0x0123456789abcdefULL, 0xa0a0a0a0a0a0a0a0ULL, 0x0909090909090909ULL};
+  for (int i = 0; i < 20000; ++i) values.push_back(rng() >> (rng() % 64));
+  for (std::uint64_t v : values) {
+    char buf[16];
+    write_hex64(buf, v);
+    const std::string text(buf, 16);
+    ASSERT_EQ(text, reference(v));
+    std::uint64_t back = 0;
+    ASSERT_TRUE(read_hex64(text.data(), back));
+    ASSERT_EQ(back, v);
+    std::string upper = text;
+    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    ASSERT_TRUE(read_hex64(upper.data(), back));
+    ASSERT_EQ(back, v);
+  }
+  for (std::size_t at = 0; at < 16; ++at) {
+    for (int octet = 0; octet < 256; ++octet) {
+      std::string text = reference(rng());
+      text[at] = static_cast<char>(octet);
+      const bool digit = std::isxdigit(octet) != 0;
+      std::uint64_t back = 0;
+      ASSERT_EQ(read_hex64(text.data(), back), digit) << "octet " << octet << " at " << at;
+      if (!digit) continue;
+      std::string lower = text;
+      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      ASSERT_EQ(reference(back), lower);
+    }
+  }
+}
+
 TEST(Headers, NameAddressForms) {
   auto a = parse_name_address("\"Alice \\\"A\\\"\" <sip:alice@atlanta.example.com>;tag=88sja8x");
   ASSERT_TRUE(a);
