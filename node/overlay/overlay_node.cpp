@@ -237,11 +237,7 @@ void OverlayNode::on_request(sip::TransactionId id, const sip::Message& request,
 
 void OverlayNode::on_response(sip::TransactionId id, const sip::Message& response, Instant now) {
   if (response.status() < 200) {
-    if (Outgoing* mine = outstanding_.find(id)) {
-      mine->heard = true;
-    } else if (delegate_) {
-      delegate_->on_response(id, response, now);
-    }
+    if (delegate_ && !outstanding_.contains(id)) delegate_->on_response(id, response, now);
     return;
   }
   const Outgoing* found = outstanding_.find(id);
@@ -314,7 +310,7 @@ bool OverlayNode::accept_response(const Outgoing& out, const sip::Message& respo
   return true;
 }
 
-void OverlayNode::fail(sip::TransactionId id, Instant now, bool timed_out) {
+void OverlayNode::fail(sip::TransactionId id, Instant now, bool hop_alive) {
   if (sending_) {
     failed_during_send_.insert(id);
     return;
@@ -322,16 +318,15 @@ void OverlayNode::fail(sip::TransactionId id, Instant now, bool timed_out) {
   const Outgoing* found = outstanding_.find(id);
   if (found == nullptr) return;
   const dht::RequestId rid = found->rid;
-  // A timeout after 100 Trying is the route's failure past this peer (RFC 3261 §16.8: a proxy
-  // treats it as a 408), not this peer's; a broken connection is this peer's, whatever it said.
-  const bool hop_alive = timed_out && found->heard;
   outstanding_.erase(id);
   chord_.on_failure(rid, now, hop_alive);
 }
 
 void OverlayNode::on_timeout(sip::TransactionId id, Instant now) {
   if (delegate_ && !sending_ && !outstanding_.contains(id)) return delegate_->on_timeout(id, now);
-  fail(id, now, true);
+  // A timeout in Proceeding came after 100 Trying: the route failed past this peer (RFC 3261
+  // §16.8: a proxy treats it as a 408), not this peer. A broken connection is this peer's.
+  fail(id, now, layer_.state_of(id) == sip::TransactionState::Proceeding);
 }
 void OverlayNode::on_transport_error(sip::TransactionId id, Instant now) {
   if (delegate_ && !sending_ && !outstanding_.contains(id)) return delegate_->on_transport_error(id, now);

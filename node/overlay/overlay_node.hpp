@@ -112,10 +112,10 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
     bool to_known = false;  ///< false for a peer known by its address alone (a bootstrap)
     bool carried_cert = false;
     bool resent = false;
-    bool heard = false;  ///< a provisional answer came: the peer is alive, whatever happens next
   };
   Hex64 token();
-  void fail(sip::TransactionId id, Instant now, bool timed_out);
+  /// `hop_alive`: the peer answered 100 Trying, and only the final answer is missing.
+  void fail(sip::TransactionId id, Instant now, bool hop_alive);
   /// The credentials of a message that `signer` must have sent (null: any peer, named in
   /// `signed_by`): the TLS link's, or the message's signature.
   AuthVerdict authenticate(const sip::Message& m, const dht::NodeId* signer, Instant now,
