@@ -97,6 +97,9 @@ std::string summary_json(const Simulator& sim, const HostFigures& host) {
   j << "  \"scenario\": " << json_text(sc.name) << ",\n";
   j << "  \"nodes\": " << sc.nodes << ",\n";
   j << "  \"duration_s\": " << num(sc.duration_s) << ",\n";
+  // Less than duration_s only where the run was stopped (SIGINT or SIGTERM to `p2psip sim`).
+  j << "  \"simulated_s\": " << num(sim.now_s()) << ",\n";
+  j << "  \"stopped_early\": " << (sim.stopped_early() ? "true" : "false") << ",\n";
   j << "  \"seed\": " << sc.seed << ",\n";
   j << "  \"lookups\": " << r.lookups.issued << ",\n";
   j << "  \"lookup_success_rate\": " << num(s.lookup_success_rate) << ",\n";

@@ -139,12 +139,22 @@ bool Simulator::run_until(double until_s) {
   }
   now_ = std::max(now_, until);
   if (until >= end_) {
-    account_time();
-    if (results_.series.empty() || results_.series.back().t_s < now_s()) sample();
-    finished_ = true;
+    finish();
     return false;
   }
   return true;
+}
+
+void Simulator::finish() {
+  account_time();
+  if (results_.series.empty() || results_.series.back().t_s < now_s()) sample();
+  finished_ = true;
+}
+
+void Simulator::stop() {
+  if (finished_) return;
+  stopped_early_ = true;
+  finish();
 }
 
 namespace {

@@ -85,6 +85,11 @@ class Simulator {
   bool run_until(double until_s);
   [[nodiscard]] double now_s() const { return static_cast<double>(now_.time_since_epoch().count()) / 1e6; }
   [[nodiscard]] bool finished() const { return finished_; }
+  /// Ends the run at the simulated time reached (the driver's answer to SIGINT or SIGTERM): the
+  /// last interval is sampled as far as it got, and the results stand for [0, now_s()].
+  void stop();
+  /// Whether stop() ended the run before the scenario's duration.
+  [[nodiscard]] bool stopped_early() const { return stopped_early_; }
   [[nodiscard]] const Results& results() const { return results_; }
   [[nodiscard]] const Scenario& scenario() const { return sc_; }
   /// The hop timeout the nodes run with (the scenario's, or the overlay default), in ms.
@@ -164,6 +169,7 @@ class Simulator {
   bool attacked(std::uint32_t to, const InFlight& f);
   [[nodiscard]] std::optional<std::uint32_t> random_honest_joined();
   void sample();
+  void finish();  ///< accounts the last interval and marks the run complete
   void account_time();
   [[nodiscard]] std::optional<std::uint32_t> random_joined();
   [[nodiscard]] std::optional<dht::NodeId> responsible(dht::NodeId key) const;
@@ -197,6 +203,7 @@ class Simulator {
   Instant work_end_{};
   Instant last_account_{};
   bool finished_ = false;
+  bool stopped_early_ = false;
   std::size_t live_ = 0;
   std::vector<std::uint32_t> joined_list_;
   std::map<dht::NodeId, std::uint32_t> ring_;  // joined live nodes by id: the oracle for correctness

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -21,6 +22,14 @@
 namespace p2psip::tools {
 
 namespace {
+
+/// The signal that asked the run to stop (SIGINT or SIGTERM), or 0.
+volatile std::sig_atomic_t stop_signal = 0;
+
+extern "C" void on_stop_signal(int signum) {
+  stop_signal = signum;
+  std::signal(signum, SIG_DFL);  // a second one ends the process at once
+}
 
 std::uint64_t peak_rss_bytes() {
   rusage ru{};
@@ -215,7 +224,16 @@ int run_sim(const SimOptions& o) {
   }
   double step = 0.1;  // simulated seconds per slice, adapted to about 0.2 s of wall time
   double last_print = -1;
+  // SIGINT or SIGTERM ends the run where it is, with every output written for the simulated time
+  // reached (summary.json says stopped_early and simulated_s), so that a long run can be cut short
+  // (Ctrl-C, `timeout -s INT`) without losing what it measured. Checked between slices.
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
   while (true) {
+    if (stop_signal != 0) {
+      simulator.stop();
+      break;
+    }
     const double before = wall();
     if (!simulator.run_until(simulator.now_s() + step)) break;
     const double took = wall() - before;
@@ -235,6 +253,12 @@ int run_sim(const SimOptions& o) {
     }
   }
   if (progress) std::fprintf(stderr, "\n");
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  if (simulator.stopped_early()) {
+    std::fprintf(stderr, "p2psip sim: %s: stopped at %.1f of %.0f simulated seconds; writing what it measured\n",
+                 stop_signal == SIGINT ? "SIGINT" : "SIGTERM", simulator.now_s(), sc.duration_s);
+  }
   sim::HostFigures host{wall(), peak_rss_bytes(), static_cast<std::uint64_t>(mallinfo2().uordblks), huge_pages_state()};
   if (!sim::write_outputs(simulator, host, o.out, error)) {
     std::fprintf(stderr, "p2psip sim: %s\n", error.c_str());
@@ -246,15 +270,16 @@ int run_sim(const SimOptions& o) {
   const auto s = sim::summarize(simulator);
   const auto& r = simulator.results();
   std::printf(
-      "%s: %zu nodes, %.0f s simulated in %.1f s wall\n"
+      "%s: %zu nodes, %.1f s simulated in %.1f s wall\n"
       "lookups %llu, success %.4f, hops mean %.2f p50 %u p99 %u, latency p50 %.1f ms p99 %.1f ms\n"
       "messages %llu (%.1f B/s per node), events %llu, peak RSS %.1f MiB\n"
       "written to %s/ (summary.json, timeseries.csv, hops.csv, latency_cdf.csv%s)\n",
-      sc.name.c_str(), sc.nodes, sc.duration_s, host.wall_s, static_cast<unsigned long long>(r.lookups.issued),
+      sc.name.c_str(), sc.nodes, simulator.now_s(), host.wall_s, static_cast<unsigned long long>(r.lookups.issued),
       s.lookup_success_rate, s.hops_mean, s.hops_p50, s.hops_p99, s.latency_ms_p50, s.latency_ms_p99,
       static_cast<unsigned long long>(r.messages), s.bytes_per_node_per_s, static_cast<unsigned long long>(r.events),
       static_cast<double>(host.peak_rss_bytes) / 1048576.0, o.out.c_str(), o.plots ? ", plots" : "");
-  return 0;
+  // Stopped by a signal: the outputs are written, and the status says how the run ended (128 + signal).
+  return simulator.stopped_early() ? 128 + static_cast<int>(stop_signal) : 0;
 }
 
 }  // namespace p2psip::tools

@@ -47,6 +47,23 @@ for f in timeseries.csv hops.csv latency_cdf.csv nodes.csv; do
 done
 ! cmp -s "$WORK/a/timeseries.csv" "$WORK/c/timeseries.csv" || fail "another seed gave the same time series"
 
+# SIGINT stops a long run where it is, with every output written for the time simulated (bounded: a
+# second, then the signal; `timeout -k` kills it if it does not stop within 30 s).
+set +e
+timeout --preserve-status -s INT -k 30 1 "$P2PSIP" sim "$SCENARIOS/quick.toml" --duration 1000000 --quiet --no-plots \
+  --out "$WORK/stopped" >"$WORK/stopped.txt" 2>&1
+rc=$?
+set -e
+cat "$WORK/stopped.txt"
+[ "$rc" -eq 130 ] || fail "sim stopped by SIGINT exited $rc, expected 130"
+grep -q "SIGINT: stopped at" "$WORK/stopped.txt" || fail "sim did not say it was stopped"
+grep -q '^  "stopped_early": true,$' "$WORK/stopped/summary.json" || fail "summary.json does not say stopped_early"
+awk -F'": ' '/"simulated_s"/ { exit !($2 + 0 > 0 && $2 + 0 < 1000000) }' "$WORK/stopped/summary.json" ||
+  fail "simulated_s is not the time reached"
+grep -q '^  "stopped_early": false,$' "$WORK/a/summary.json" || fail "a whole run says stopped_early"
+grep -q '^  "simulated_s": 500,$' "$WORK/a/summary.json" || fail "a whole run's simulated_s is not its duration"
+[ "$(wc -l <"$WORK/stopped/timeseries.csv")" -ge 2 ] || fail "the stopped run wrote no time series"
+
 # Errors name the problem and exit 2.
 expect_error() {  # expect_error PATTERN ARGS...
   local pattern=$1
