@@ -113,6 +113,36 @@ TEST(Scanning, CaseInsensitiveComparisonIsAsciiOnly) {
   EXPECT_TRUE(iequals("\xc1", "\xc1"));
 }
 
+// iequals against the definition (equal once 'A'-'Z' are lowered), for every pair of octets at
+// the first, a middle and the last position of strings of several sizes.
+TEST(Scanning, CaseInsensitiveComparisonAgreesWithTheDefinitionForEveryOctetPair) {
+  auto reference = [](std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      auto low = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+      if (low(a[i]) != low(b[i])) return false;
+    }
+    return true;
+  };
+  std::size_t agreed_equal = 0;
+  for (std::size_t len : {1U, 3U, 4U, 7U, 8U, 9U, 16U, 21U}) {
+    for (std::size_t pos : {std::size_t{0}, len / 2, len - 1}) {
+      std::string a(len, 'q');
+      std::string b(len, 'Q');
+      for (int x = 0; x < 256; ++x) {
+        for (int y = 0; y < 256; ++y) {
+          a[pos] = static_cast<char>(x);
+          b[pos] = static_cast<char>(y);
+          const bool want = reference(a, b);
+          ASSERT_EQ(iequals(a, b), want) << "length " << len << " position " << pos << ": " << x << " vs " << y;
+          agreed_equal += want ? 1 : 0;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(agreed_equal, 8U * 3U * (256U + 52U));  // each octet with itself, each letter with its other case
+}
+
 TEST(Scanning, EveryKnownHeaderNameInAnyCaseAndCompactForm) {
   for (int i = 1; i < static_cast<int>(HeaderId::Count_); ++i) {
     const auto id = static_cast<HeaderId>(i);
