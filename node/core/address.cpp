@@ -47,25 +47,42 @@ std::optional<IpAddress> IpAddress::parse(std::string_view text) {
 }
 
 std::optional<IpAddress> IpAddress::parse_v4(std::string_view text) {
-  // Dotted quad as inet_pton reads it: four decimal octets up to 255, no leading zeros.
-  IpAddress a;
+  std::size_t used = 0;
+  auto a = parse_v4_prefix(text, used);
+  if (!a || used != text.size()) return std::nullopt;
+  return a;
+}
+
+std::optional<IpAddress> IpAddress::parse_v4_prefix(std::string_view text, std::size_t& used) {
+  // Dotted quad as inet_pton reads it: four decimal octets up to 255, no leading zeros. Each octet
+  // is read unrolled, at most three digits; a fourth is left for the caller to refuse.
+  const char* p = text.data();
+  const std::size_t n = text.size();
   std::size_t i = 0;
-  for (int part = 0; part < 4; ++part) {
+  auto digit = [&](unsigned& d) { return i < n && (d = static_cast<unsigned char>(p[i]) - unsigned{'0'}) <= 9; };
+  IpAddress a;
+  for (std::size_t part = 0; part < 4; ++part) {
     if (part > 0) {
-      if (i >= text.size() || text[i] != '.') return std::nullopt;
+      if (i >= n || p[i] != '.') return std::nullopt;
       ++i;
     }
-    const std::size_t first = i;
-    unsigned value = 0;
-    while (i < text.size() && text[i] >= '0' && text[i] <= '9' && i - first < 3) {
-      value = value * 10 + static_cast<unsigned>(text[i] - '0');
+    unsigned d = 0;
+    if (!digit(d)) return std::nullopt;
+    unsigned value = d;
+    ++i;
+    if (digit(d)) {
+      if (value == 0) return std::nullopt;  // a leading zero
+      value = value * 10 + d;
       ++i;
+      if (digit(d)) {
+        value = value * 10 + d;
+        ++i;
+        if (value > 255) return std::nullopt;
+      }
     }
-    const std::size_t digits = i - first;
-    if (digits == 0 || value > 255 || (digits > 1 && text[first] == '0')) return std::nullopt;
-    a.bytes[static_cast<std::size_t>(part)] = static_cast<std::uint8_t>(value);
+    a.bytes[part] = static_cast<std::uint8_t>(value);
   }
-  if (i != text.size()) return std::nullopt;
+  used = i;
   return a;
 }
 

@@ -24,8 +24,11 @@ struct IpAddress {
 
   static std::optional<IpAddress> parse(std::string_view text);     ///< dotted quad or RFC 4291 text (no brackets).
   static std::optional<IpAddress> parse_v4(std::string_view text);  ///< a dotted quad only, as parse reads it.
-  [[nodiscard]] std::string to_string() const;                      ///< v6 without brackets.
-  void append_to(std::string& out) const;                           ///< to_string(), appended.
+  /// The dotted quad at the start of `text`, as parse_v4 reads one, and in `used` its length; the
+  /// caller judges what follows (parse_v4 is this with nothing after it).
+  static std::optional<IpAddress> parse_v4_prefix(std::string_view text, std::size_t& used);
+  [[nodiscard]] std::string to_string() const;  ///< v6 without brackets.
+  void append_to(std::string& out) const;       ///< to_string(), appended.
   [[nodiscard]] bool is_loopback() const;
   /// IPv4 limited broadcast, or an IPv6 multicast address: RFC 4475 §3.3.10 says never send toward these.
   [[nodiscard]] bool is_broadcast_or_multicast() const;

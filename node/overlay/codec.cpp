@@ -51,6 +51,34 @@ void add_links(sip::Message& m, const std::vector<dht::Peer>& preds, const std::
   for (std::size_t i = 0; i < succs.size(); ++i) add(succs[i], 'S', i + 1);
 }
 
+/// The single-valued DHT fields of a message (the first of each, as Message::extension_header
+/// finds it), gathered in one pass over the header fields instead of one pass per name.
+struct DhtFields {
+  std::optional<std::string_view> peer_id, op, hops, routing, final_hop, exclude;
+};
+DhtFields dht_fields(const sip::Message& m) {
+  static_assert(kOp.size() == 6 && kHops.size() == 8 && kFinal.size() == 9 && kPeerId.size() == 10 &&
+                kRouting.size() == 11 && kExclude.size() == 11);
+  DhtFields f;
+  for (const auto& h : m.headers()) {
+    if (h.id != HeaderId::Other) continue;
+    const std::string_view name = m.name_of(h);
+    std::optional<std::string_view>* slot = nullptr;
+    switch (name.size()) {
+      case 6: slot = sip::iequals(name, kOp) ? &f.op : nullptr; break;
+      case 8: slot = sip::iequals(name, kHops) ? &f.hops : nullptr; break;
+      case 9: slot = sip::iequals(name, kFinal) ? &f.final_hop : nullptr; break;
+      case 10: slot = sip::iequals(name, kPeerId) ? &f.peer_id : nullptr; break;
+      case 11:
+        slot = sip::iequals(name, kRouting) ? &f.routing : sip::iequals(name, kExclude) ? &f.exclude : nullptr;
+        break;
+      default: break;
+    }
+    if (slot != nullptr && !*slot) *slot = m.value_of(h);
+  }
+  return f;
+}
+
 /// One DHT-Link field: the peer and its role ('R', or 'S'/'P' with its number). False when malformed.
 bool read_link(std::string_view value, dht::Peer& peer, char& kind, unsigned& number) {
   auto pv = read_peer_value(value);
@@ -219,12 +247,10 @@ std::optional<PeerValue> read_canonical(std::string_view v) {
   if (v.size() < kHexEnd + 1 || v.substr(0, kOpen.size()) != kOpen || v[kHexEnd] != '@') return std::nullopt;
   auto id = dht::NodeId::from_hex(v.substr(kOpen.size(), 32));
   if (!id) return std::nullopt;
-  std::size_t i = kHexEnd + 1;
-  const std::size_t host_at = i;
-  while (i < v.size() && (sip::is_digit(v[i]) || v[i] == '.')) ++i;
-  if (i >= v.size() || v[i] != ':') return std::nullopt;
-  auto ip = IpAddress::parse_v4(v.substr(host_at, i - host_at));
-  if (!ip) return std::nullopt;
+  std::size_t used = 0;
+  auto ip = IpAddress::parse_v4_prefix(v.substr(kHexEnd + 1), used);
+  std::size_t i = kHexEnd + 1 + used;
+  if (!ip || i >= v.size() || v[i] != ':') return std::nullopt;
   const std::size_t port_at = ++i;
   unsigned port = 0;
   while (i < v.size() && sip::is_digit(v[i]) && i - port_at < 5) port = port * 10 + static_cast<unsigned>(v[i++] - '0');
@@ -467,7 +493,8 @@ sip::Message encode_request(const dht::Request& r, const RequestFraming& f) {
 Result<dht::Request, sip::Rejection> decode_request(const sip::Message& m, std::string_view overlay) {
   auto bad = [](std::string reason) { return unexpected(sip::Rejection{400, std::move(reason), HeaderId::Other, {}}); };
   dht::Request r;
-  auto peer_value = m.extension_header(kPeerId);
+  const DhtFields fields = dht_fields(m);
+  auto peer_value = fields.peer_id;
   if (!peer_value) return bad("Missing DHT-PeerID");
   auto sender = read_peer_value(*peer_value);
   if (!sender) return bad("Malformed DHT-PeerID");
@@ -480,18 +507,18 @@ Result<dht::Request, sip::Rejection> decode_request(const sip::Message& m, std::
   auto target = ruri ? dht::NodeId::from_hex(ruri->user) : std::nullopt;
   if (!target) return bad("Request-URI Is Not An Overlay Identifier");
   r.target = *target;
-  std::string_view op = m.extension_header(kOp).value_or("");
+  std::string_view op = fields.op.value_or("");
   if (auto route = dht::route_op_from_name(op)) {
     r.op = dht::Op::Route;
     r.route_op = *route;
-    auto hops = sip::parse_decimal(m.extension_header(kHops).value_or(""), 1000);
+    auto hops = sip::parse_decimal(fields.hops.value_or(""), 1000);
     if (!hops) return bad("Malformed DHT-Hops");
     r.hops = static_cast<std::uint32_t>(*hops);
-    std::string_view routing = m.extension_header(kRouting).value_or("recursive");
+    std::string_view routing = fields.routing.value_or("recursive");
     if (routing != "recursive" && routing != "iterative") return bad("Malformed DHT-Routing");
     r.iterative = routing == "iterative";
-    r.final_hop = m.extension_header(kFinal).has_value();
-    if (auto ex = m.extension_header(kExclude)) {
+    r.final_hop = fields.final_hop.has_value();
+    if (auto ex = fields.exclude) {
       std::string_view rest = *ex;
       while (!rest.empty()) {
         const auto comma = rest.find(',');
@@ -551,12 +578,13 @@ Result<dht::Response, std::string> decode_response(const sip::Message& m) {
   dht::Response r;
   r.status = m.status();
   r.reason = std::string(m.reason());
-  if (auto p = m.extension_header(kPeerId)) {
+  const DhtFields fields = dht_fields(m);
+  if (auto p = fields.peer_id) {
     auto peer = parse_peer(*p);
     if (!peer) return unexpected(std::string("Malformed DHT-PeerID"));
     r.responder = *peer;
   }
-  if (auto h = m.extension_header(kHops)) {
+  if (auto h = fields.hops) {
     auto hops = sip::parse_decimal(*h, 1000);
     if (!hops) return unexpected(std::string("Malformed DHT-Hops"));
     r.hops = static_cast<std::uint32_t>(*hops);
@@ -569,7 +597,7 @@ Result<dht::Response, std::string> decode_response(const sip::Message& m) {
     auto next = contact ? parse_peer(*contact) : std::nullopt;
     if (!next) return unexpected(std::string("302 Without A Peer Contact"));
     r.redirect = next;
-    r.redirect_final = m.extension_header(kFinal).has_value();
+    r.redirect_final = fields.final_hop.has_value();
   }
   if (!m.body().empty()) {
     auto records = decode_records(m.body());

@@ -33,6 +33,19 @@ TEST(IpAddress, DottedQuadReadsAndWritesAsInetPtonDoes) {
     const bool libc = inet_pton(AF_INET, text.c_str(), out) == 1;
     auto ours = IpAddress::parse(text);
     ASSERT_EQ(libc, ours.has_value()) << "'" << text << "'";
+    // The prefix reader, as a peer value's host is read (followed by ":port"): what it reads is a
+    // dotted quad inet_pton takes, the same bytes, and all of the text where that is one.
+    std::size_t used = 0;
+    auto prefix = IpAddress::parse_v4_prefix(text + ":5060", used);
+    if (libc) {
+      ASSERT_TRUE(prefix) << text;
+      EXPECT_EQ(used, text.size()) << text;
+    }
+    if (prefix) {
+      unsigned char head[4];
+      ASSERT_EQ(inet_pton(AF_INET, text.substr(0, used).c_str(), head), 1) << text << " read as " << used;
+      EXPECT_EQ(0, std::memcmp(head, prefix->bytes.data(), 4)) << text;
+    }
     if (libc) {
       EXPECT_EQ(0, std::memcmp(out, ours->bytes.data(), 4)) << text;
       char back[INET_ADDRSTRLEN];

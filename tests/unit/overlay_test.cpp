@@ -157,6 +157,46 @@ TEST(OverlayCodec, OverlayHeaderNamesAreExtensionsInAnyCase) {
   EXPECT_FALSE(m.extension_header("DHT-Hops"));
 }
 
+TEST(OverlayCodec, DecodingReadsTheFirstOfEachFieldInAnyCase) {
+  // decode_request and decode_response gather their fields in one pass: the first of each name
+  // counts, whatever its case, and a later duplicate does not.
+  const std::string base =
+      "REGISTER sip:00000000000000000000000000000001@demo SIP/2.0\r\n"
+      "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\nFrom: <sip:a@demo>;tag=1\r\nTo: <sip:b@demo>\r\n"
+      "Call-ID: c\r\nCSeq: 1 REGISTER\r\nMax-Forwards: 70\r\n"
+      "dht-peerid: <sip:00000000000000000000000000000002@127.0.0.1:5070>;overlay=demo\r\n"
+      "DHT-PEERID: <sip:00000000000000000000000000000003@127.0.0.1:5071>;overlay=other\r\n"
+      "dht-OP: fetch\r\nDHT-Op: ping\r\ndht-hops: 4\r\nDHT-Hops: 9\r\n"
+      "Dht-Routing: iterative\r\nDHT-Routing: recursive\r\ndht-final: yes\r\n"
+      "dht-exclude: " +
+      std::string(32, 'a') + "\r\nDHT-Exclude: " + std::string(32, 'b') + "\r\n";
+  auto m = sip::parse_datagram(base + "Content-Length: 0\r\n\r\n").value();
+  auto r = decode_request(m, "demo");
+  ASSERT_TRUE(r) << r.error().reason;
+  EXPECT_EQ(r->sender.id, dht::NodeId::from_hex(std::string(31, '0') + "2").value());
+  EXPECT_EQ(r->op, dht::Op::Route);
+  EXPECT_EQ(r->route_op, dht::route_op_from_name("fetch").value());
+  EXPECT_EQ(r->hops, 4U);
+  EXPECT_TRUE(r->iterative);
+  EXPECT_TRUE(r->final_hop);
+  ASSERT_EQ(r->exclude.size(), 1U);
+  EXPECT_EQ(r->exclude[0], dht::NodeId::from_hex(std::string(32, 'a')).value());
+
+  auto resp = sip::parse_datagram(
+                  "SIP/2.0 302 Moved Temporarily\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n"
+                  "From: <sip:a@demo>;tag=1\r\nTo: <sip:b@demo>;tag=2\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\n"
+                  "Contact: <sip:00000000000000000000000000000005@127.0.0.1:5075>\r\n"
+                  "DHT-peerID: <sip:00000000000000000000000000000004@127.0.0.1:5074>\r\n"
+                  "DHT-PeerID: <sip:00000000000000000000000000000006@127.0.0.1:5076>\r\n"
+                  "dht-hops: 2\r\nDHT-Hops: 7\r\nDHT-FINAL: yes\r\nContent-Length: 0\r\n\r\n")
+                  .value();
+  auto d = decode_response(resp);
+  ASSERT_TRUE(d) << d.error();
+  EXPECT_EQ(d->responder.id, dht::NodeId::from_hex(std::string(31, '0') + "4").value());
+  EXPECT_EQ(d->hops, 2U);
+  EXPECT_TRUE(d->redirect_final);
+}
+
 TEST(OverlayCodec, LinksAreOrderedByTheirNumbersWhateverTheOrderOnTheWire) {
   auto link = [](int n, std::string_view role) {
     return "DHT-Link: <sip:" + dht::NodeId{0, static_cast<std::uint64_t>(n)}.hex() +
