@@ -304,7 +304,7 @@ bool simple_name_address(std::string_view v) {
   if (v.substr(0, kOpen.size()) != kOpen) return false;
   std::size_t i = kOpen.size();
   const std::size_t user_at = i;
-  while (i < v.size() && simple_char(v[i])) ++i;
+  i = run_end(v, i, kHost);  // simple_char, eight at a time
   if (i == user_at || i >= v.size() || v[i] != '@') return false;
   ++i;
   // Labels: [alnum] *( alnum / "-" ) [alnum], one dot between two.
@@ -338,7 +338,7 @@ bool plain_params(std::string_view params) {
     while (i < params.size() && simple_char(params[i])) ++i;
     if (i == name_at || i >= params.size() || params[i] != '=') return false;
     const std::size_t value_at = ++i;
-    while (i < params.size() && simple_char(params[i])) ++i;
+    i = run_end(params, i, kHost);  // simple_char, eight at a time (tags, branches: 16 hex digits and more)
     if (i == value_at) return false;
   }
   return true;
