@@ -26,9 +26,12 @@ namespace {
 /// The signal that asked the run to stop (SIGINT or SIGTERM), or 0.
 volatile std::sig_atomic_t stop_signal = 0;
 
+/// Stays installed until the process ends: `timeout` sends its signal to the simulator and then
+/// to its process group, so a second one may follow the first at once, and it must not cut the
+/// writing of the outputs short (found on a bounded run: no outputs, exit status 130). SIGKILL
+/// still ends the process at once (`timeout -k`).
 extern "C" void on_stop_signal(int signum) {
-  stop_signal = signum;
-  std::signal(signum, SIG_DFL);  // a second one ends the process at once
+  if (stop_signal == 0) stop_signal = signum;
 }
 
 std::uint64_t peak_rss_bytes() {
@@ -253,8 +256,6 @@ int run_sim(const SimOptions& o) {
     }
   }
   if (progress) std::fprintf(stderr, "\n");
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
   if (simulator.stopped_early()) {
     std::fprintf(stderr, "p2psip sim: %s: stopped at %.1f of %.0f simulated seconds; writing what it measured\n",
                  stop_signal == SIGINT ? "SIGINT" : "SIGTERM", simulator.now_s(), sc.duration_s);

@@ -64,6 +64,24 @@ grep -q '^  "stopped_early": false,$' "$WORK/a/summary.json" || fail "a whole ru
 grep -q '^  "simulated_s": 500,$' "$WORK/a/summary.json" || fail "a whole run's simulated_s is not its duration"
 [ "$(wc -l <"$WORK/stopped/timeseries.csv")" -ge 2 ] || fail "the stopped run wrote no time series"
 
+# `timeout` sends its signal to the simulator and again to its process group: a second SIGINT
+# right after the first must not cut the writing short. Two, 10 ms apart, as a bounded loop would.
+"$P2PSIP" sim "$SCENARIOS/quick.toml" --duration 1000000 --quiet --no-plots --out "$WORK/twice" \
+  >"$WORK/twice.txt" 2>&1 &
+pid=$!
+sleep 1
+kill -INT "$pid"
+sleep 0.01
+kill -INT "$pid" 2>/dev/null || true
+for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+kill -KILL "$pid" 2>/dev/null && fail "sim still ran 30 s after SIGINT"
+set +e
+wait "$pid"
+rc=$?
+set -e
+[ "$rc" -eq 130 ] || { cat "$WORK/twice.txt"; fail "sim given SIGINT twice exited $rc, expected 130"; }
+grep -q '^  "stopped_early": true,$' "$WORK/twice/summary.json" || fail "a second SIGINT cut the outputs short"
+
 # Errors name the problem and exit 2.
 expect_error() {  # expect_error PATTERN ARGS...
   local pattern=$1
