@@ -57,8 +57,12 @@ double quantile(const std::vector<float>& sorted, double q) {
 Summary summarize(const Simulator& sim) {
   const Results& r = sim.results();
   Summary s;
-  // Operations whose initiator died are not counted: nobody was left to see the outcome.
-  const std::uint64_t counted = r.lookups.issued > r.abandoned ? r.lookups.issued - r.abandoned : 0;
+  // Operations whose initiator died are not counted: nobody was left to see the outcome. A run
+  // stopped early (Simulator::stop) counts only the lookups that ended: those still in flight
+  // have no outcome yet.
+  const std::uint64_t counted = sim.stopped_early()              ? r.lookups.done
+                                : r.lookups.issued > r.abandoned ? r.lookups.issued - r.abandoned
+                                                                 : 0;
   s.lookup_success_rate = counted ? static_cast<double>(r.lookups.ok) / static_cast<double>(counted) : 0;
   std::uint64_t n = 0;
   std::uint64_t sum = 0;

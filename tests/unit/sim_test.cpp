@@ -282,6 +282,26 @@ TEST(Simulator, SmallRingIsCorrectAndEveryLookupFindsTheResponsibleNode) {
   EXPECT_GT(s.latency_ms_p50, 10.0);
 }
 
+TEST(Simulator, AStoppedRunCountsOnlyTheLookupsThatEnded) {
+  // stop() (SIGINT to `p2psip sim`) leaves lookups in flight: they have no outcome yet, and must
+  // not count as wrong. The run is complete up to the time reached.
+  Scenario sc = small(48, 400);
+  sc.lookups_per_s = 200;  // a few hundred in flight at any moment
+  Simulator sim(sc);
+  sim.run_until(300);
+  sim.stop();
+  EXPECT_TRUE(sim.finished());
+  EXPECT_TRUE(sim.stopped_early());
+  EXPECT_FALSE(sim.run_until(400));
+  EXPECT_DOUBLE_EQ(sim.now_s(), 300.0);
+  const Results& r = sim.results();
+  EXPECT_GT(r.lookups.issued, r.lookups.done) << "no lookup was in flight at the stop";
+  EXPECT_GT(r.lookups.done, 10000u);
+  EXPECT_EQ(r.lookups.ok, r.lookups.done);
+  EXPECT_EQ(summarize(sim).lookup_success_rate, 1.0);
+  EXPECT_NE(summary_json(sim, HostFigures{}).find("\"stopped_early\": true"), std::string::npos);
+}
+
 TEST(Simulator, ConcurrentJoinsLeaveNoLoopyRing) {
   // 300 nodes joining at 50/s: with this seed, stabilization alone left 30 nodes in a sparse second
   // cycle (a "loopy" ring) that it never repairs; the successor check must leave none.
