@@ -45,6 +45,8 @@ std::string_view cseq_method(const Message& m) {
 }  // namespace
 
 TransactionLayer::Key& TransactionLayer::Key::append(std::string_view text) {
+  // An empty view may carry a null pointer, which memcpy must never be given, even for 0 bytes.
+  if (text.empty()) return *this;
   if (!on_heap_ && size_ + text.size() <= kInline) {
     std::memcpy(small_.data() + size_, text.data(), text.size());
     size_ = static_cast<std::uint8_t>(size_ + text.size());
@@ -107,7 +109,7 @@ std::uint64_t TransactionLayer::key_hash(std::string_view key) const {
     h ^= h >> 32;
   }
   std::uint64_t w = 0;
-  std::memcpy(&w, key.data() + i, key.size() - i);
+  if (i < key.size()) std::memcpy(&w, key.data() + i, key.size() - i);
   h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
   h ^= h >> 29;
   h *= hash_seed_;
