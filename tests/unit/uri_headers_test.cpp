@@ -164,6 +164,47 @@ TEST(Scanning, EveryKnownHeaderNameInAnyCaseAndCompactForm) {
     EXPECT_EQ(lookup_header(other), HeaderId::Other) << other;
 }
 
+TEST(Scanning, HeaderNameLookupAgreesWithItsDefinitionForEveryOctetAtEveryPosition) {
+  // The definition: a name is a known header's when it equals that header's canonical name, ASCII
+  // letters compared without case and every other octet exactly (compact forms aside).
+  auto reference = [](std::string_view name) {
+    auto same = [](std::string_view a, std::string_view b) {
+      if (a.size() != b.size()) return false;
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        const auto x = static_cast<unsigned char>(a[i]);
+        const auto y = static_cast<unsigned char>(b[i]);
+        const bool letters = std::isalpha(x) != 0 && std::isalpha(y) != 0;
+        if (letters ? std::tolower(x) != std::tolower(y) : x != y) return false;
+      }
+      return true;
+    };
+    for (int i = 1; i < static_cast<int>(HeaderId::Count_); ++i) {
+      if (same(name, canonical_name(static_cast<HeaderId>(i)))) return static_cast<HeaderId>(i);
+    }
+    return HeaderId::Other;
+  };
+  std::size_t known = 0;
+  for (int i = 1; i < static_cast<int>(HeaderId::Count_); ++i) {
+    const std::string canonical(canonical_name(static_cast<HeaderId>(i)));
+    for (std::size_t pos = 0; pos < canonical.size(); ++pos) {
+      for (int octet = 0; octet < 256; ++octet) {
+        std::string name = canonical;
+        name[pos] = static_cast<char>(octet);
+        const HeaderId want = reference(name);
+        ASSERT_EQ(lookup_header(name), want) << canonical << " with octet " << octet << " at " << pos;
+        known += want != HeaderId::Other ? 1 : 0;
+      }
+    }
+  }
+  // Each name with each of its letters in either case, and each '-' as itself.
+  std::size_t expected = 0;
+  for (int i = 1; i < static_cast<int>(HeaderId::Count_); ++i) {
+    for (char c : canonical_name(static_cast<HeaderId>(i)))
+      expected += std::isalpha(static_cast<unsigned char>(c)) ? 2 : 1;
+  }
+  EXPECT_EQ(known, expected);
+}
+
 TEST(Scanning, FirstOfFourCharactersAtEveryOffset) {
   // Every length and position around the eight-octet steps.
   for (std::size_t len = 0; len < 40; ++len) {
