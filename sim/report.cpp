@@ -153,6 +153,11 @@ std::string summary_json(const Simulator& sim, const HostFigures& host) {
     << ", \"learn_fingers\": " << (sc.chord.learn_fingers ? "true" : "false") << ", \"t1_ms\": " << num(sc.t1_ms)
     << ", \"hop_timeout_ms\": " << num(sim.hop_timeout_ms()) << "},\n";
   j << "  \"churn\": " << (sc.session_s ? json_text(sc.session_s->describe()) : "null") << ",\n";
+  j << "  \"workload\": {\"start_s\": " << num(sc.workload_start_s) << ", \"drain_s\": " << num(sc.drain_s)
+    << ", \"lookups_per_s\": " << num(sc.lookups_per_s)
+    << ", \"lookups_per_node_per_s\": " << num(sc.lookups_per_node_per_s) << ", \"puts_per_s\": " << num(sc.puts_per_s)
+    << ", \"puts_per_node_per_s\": " << num(sc.puts_per_node_per_s) << ", \"gets_per_s\": " << num(sc.gets_per_s)
+    << ", \"gets_per_node_per_s\": " << num(sc.gets_per_node_per_s) << ", \"scripted\": " << sc.script.size() << "},\n";
   j << "  \"security\": " << (sc.security ? "true" : "false") << ",\n";
   j << "  \"crypto_provider\": "
     << json_text(!sc.security ? "none (no identities: records and messages unsigned)"

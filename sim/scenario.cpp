@@ -335,11 +335,19 @@ bool apply_table(const toml::table& t, Reader& rd, Scenario& s) {
           ok = rd.number(wv, name, 0, 1e7, s.puts_per_s);
         } else if (wk == "gets_per_s") {
           ok = rd.number(wv, name, 0, 1e7, s.gets_per_s);
+        } else if (wk == "lookups_per_node_per_s") {
+          ok = rd.number(wv, name, 0, 1000, s.lookups_per_node_per_s);
+        } else if (wk == "puts_per_node_per_s") {
+          ok = rd.number(wv, name, 0, 1000, s.puts_per_node_per_s);
+        } else if (wk == "gets_per_node_per_s") {
+          ok = rd.number(wv, name, 0, 1000, s.gets_per_node_per_s);
         } else if (wk == "script_file") {
           std::vector<std::string> lines;
           ok = rd.lines(wv, name, lines) && read_script(rd, lines, s);
         } else {
-          ok = rd.fail(name, "is not a key (start, drain, lookups_per_s, puts_per_s, gets_per_s, script_file)");
+          ok = rd.fail(name,
+                       "is not a key (start, drain, lookups_per_s, puts_per_s, gets_per_s, lookups_per_node_per_s, "
+                       "puts_per_node_per_s, gets_per_node_per_s, script_file)");
         }
         if (!ok) return false;
       }
@@ -466,8 +474,7 @@ bool load_scenario(const std::string& path, Scenario& s, std::string& error) {
 
 std::vector<std::string> notes(const Scenario& s) {
   std::vector<std::string> out;
-  const bool any_rate = s.lookups_per_s > 0 || s.puts_per_s > 0 || s.gets_per_s > 0;
-  if (any_rate && s.workload_start_s >= s.duration_s - s.drain_s) {
+  if (s.any_workload_rate() && s.workload_start_s >= s.duration_s - s.drain_s) {
     out.push_back("workload.start (" + format_number(s.workload_start_s) + " s) leaves no time before the end (" +
                   format_number(s.duration_s) + " s, less drain " + format_number(s.drain_s) + " s): no workload runs");
   }

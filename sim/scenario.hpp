@@ -71,6 +71,16 @@ struct Scenario {
   double lookups_per_s = 1;
   double puts_per_s = 0;
   double gets_per_s = 0;
+  // Rates per joined node, in addition to the overlay-wide ones: every honest node, once joined,
+  // starts operations of its own at this Poisson rate (SimGrid's Chord: each node looks up a key
+  // every 10 s), so that the load follows the joined population as it grows and shrinks.
+  double lookups_per_node_per_s = 0;
+  double puts_per_node_per_s = 0;
+  double gets_per_node_per_s = 0;
+  [[nodiscard]] bool any_workload_rate() const {
+    return lookups_per_s > 0 || puts_per_s > 0 || gets_per_s > 0 || lookups_per_node_per_s > 0 ||
+           puts_per_node_per_s > 0 || gets_per_node_per_s > 0;
+  }
   std::vector<ScriptedOp> script;  ///< fixed operations, in addition to the rates
 
   // Identities ([security]): every node has a certificate from the simulation's CA (its Node-ID

@@ -221,6 +221,7 @@ void Simulator::process(const Event& e) {
     case EventType::Scripted: scripted(sc_.events[e.arg]); return;
     case EventType::Heal: partitioned_ = false; return;
     case EventType::Workload: workload(static_cast<WorkKind>(e.arg & 0xff), e.arg >> 8); return;
+    case EventType::NodeWork: node_work(e.node, static_cast<WorkKind>(e.arg)); return;
     case EventType::Sample:
       sample();
       push(now_ + Duration(static_cast<std::int64_t>(sc_.interval_s * 1e6)), EventType::Sample);
@@ -354,6 +355,7 @@ void Simulator::touched(std::uint32_t node) {
     results_.join_s.push_back(static_cast<float>(static_cast<double>((now_ - s.born).count()) / 1e6));
     joined_list_.push_back(node);
     ring_[s.id] = node;
+    begin_node_work(node);
   }
 }
 
@@ -571,6 +573,10 @@ std::optional<dht::NodeId> Simulator::responsible(dht::NodeId key) const {
   return it->first;
 }
 
+Duration Simulator::exponential_gap(double rate) {
+  return Duration(static_cast<std::int64_t>(-std::log(work_rng_.uniform_open0()) / rate * 1e6));
+}
+
 void Simulator::workload(WorkKind kind, std::uint64_t arg) {
   if (kind == WorkKind::Script) {
     const ScriptedOp& op = sc_.script[arg];
@@ -584,15 +590,45 @@ void Simulator::workload(WorkKind kind, std::uint64_t arg) {
   const double rate = kind == WorkKind::Lookup ? sc_.lookups_per_s
                       : kind == WorkKind::Put  ? sc_.puts_per_s
                                                : sc_.gets_per_s;
-  push(now_ + Duration(static_cast<std::int64_t>(-std::log(work_rng_.uniform_open0()) / rate * 1e6)),
-       EventType::Workload, 0, static_cast<std::uint64_t>(kind));
-  auto from = random_honest_joined();
-  if (!from) return;
+  push(now_ + exponential_gap(rate), EventType::Workload, 0, static_cast<std::uint64_t>(kind));
+  if (auto from = random_honest_joined()) issue(kind, *from);
+}
+
+double Simulator::per_node_rate(WorkKind kind) const {
+  switch (kind) {
+    case WorkKind::Lookup: return sc_.lookups_per_node_per_s;
+    case WorkKind::Put: return sc_.puts_per_node_per_s;
+    case WorkKind::Get: return sc_.gets_per_node_per_s;
+    case WorkKind::Script: return 0;
+  }
+  return 0;
+}
+
+// Each joined honest node runs its own Poisson stream of each kind with a per-node rate: their sum
+// is a Poisson stream at rate × the joined population, however that population changes. A node's
+// stream ends with its membership (it failed or is leaving) or with the workload.
+void Simulator::begin_node_work(std::uint32_t node) {
+  if (slots_[node].malicious) return;  // operations start at honest nodes only
+  const Instant from = std::max(now_, at_s(sc_.workload_start_s));
+  if (from >= work_end_) return;
+  for (WorkKind kind : {WorkKind::Lookup, WorkKind::Put, WorkKind::Get}) {
+    const double rate = per_node_rate(kind);
+    if (rate > 0) push(from + exponential_gap(rate), EventType::NodeWork, node, static_cast<std::uint64_t>(kind));
+  }
+}
+
+void Simulator::node_work(std::uint32_t node, WorkKind kind) {
+  if (slots_[node].joined_pos < 0 || now_ >= work_end_) return;  // failed or leaving, or the workload is over
+  push(now_ + exponential_gap(per_node_rate(kind)), EventType::NodeWork, node, static_cast<std::uint64_t>(kind));
+  issue(kind, node);
+}
+
+void Simulator::issue(WorkKind kind, std::uint32_t from) {
   switch (kind) {
     case WorkKind::Lookup: {
       char key[32];
       std::snprintf(key, sizeof key, "k%016llx", static_cast<unsigned long long>(work_rng_.next()));
-      route(*from, dht::RouteOp::Lookup, key, std::nullopt);
+      route(from, dht::RouteOp::Lookup, key, std::nullopt);
       return;
     }
     case WorkKind::Put: {
@@ -601,16 +637,16 @@ void Simulator::workload(WorkKind kind, std::uint64_t arg) {
       // With identities a node may write only under its own Node-ID (NODE-MATCH): each put is an
       // entry of its own there, in the node's dictionary.
       if (sc_.security) {
-        route(*from, dht::RouteOp::Store, slots_[*from].id.hex(), value, rec);
+        route(from, dht::RouteOp::Store, slots_[from].id.hex(), value, rec);
       } else {
-        route(*from, dht::RouteOp::Store, rec, value);
+        route(from, dht::RouteOp::Store, rec, value);
       }
       return;
     }
     case WorkKind::Get: {
       if (stored_.empty()) return;
       const Stored& st = stored_[work_rng_.below(stored_.size())];
-      route(*from, dht::RouteOp::Fetch, st.name, st.value, st.dkey);
+      route(from, dht::RouteOp::Fetch, st.name, st.value, st.dkey);
       return;
     }
     case WorkKind::Script: return;

@@ -113,7 +113,18 @@ class Simulator {
   struct NodeSecurity;  // a host's identity and checks, with [security] (simulator.cpp)
 
  private:
-  enum class EventType : std::uint8_t { Deliver, Timer, Start, Depart, Arrive, Scripted, Heal, Workload, Sample };
+  enum class EventType : std::uint8_t {
+    Deliver,
+    Timer,
+    Start,
+    Depart,
+    Arrive,
+    Scripted,
+    Heal,
+    Workload,  ///< the overlay-wide workload (arg: the kind) or a scripted operation
+    NodeWork,  ///< a joined node's own next operation (arg: the kind)
+    Sample
+  };
   struct Event {
     Instant at;
     std::uint64_t seq;
@@ -162,6 +173,14 @@ class Simulator {
   void schedule_departure(std::uint32_t node);
   void scripted(const ScriptedEvent& ev);
   void workload(WorkKind kind, std::uint64_t arg);
+  /// The per-node rates: a node that has just joined draws its first operation of each kind.
+  void begin_node_work(std::uint32_t node);
+  void node_work(std::uint32_t node, WorkKind kind);
+  [[nodiscard]] double per_node_rate(WorkKind kind) const;
+  /// Starts one operation of `kind` (not Script) at node `from`.
+  void issue(WorkKind kind, std::uint32_t from);
+  /// A Poisson process's next gap at `rate` per second, drawn from the workload's stream.
+  [[nodiscard]] Duration exponential_gap(double rate);
   void route(std::uint32_t from, dht::RouteOp op, const std::string& key, std::optional<std::string> expect,
              std::string dkey = {});
   /// A routed request reached malicious node `to`: true when the attacker took it (dropped it, or

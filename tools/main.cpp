@@ -178,7 +178,10 @@ int run(int argc, char** argv) {
   sim_cmd->add_option("--nodes", simo.nodes, "Initial population (overrides the scenario)");
   sim_cmd->add_option("--duration", simo.duration_s, "Simulated seconds (overrides the scenario)");
   sim_cmd->add_option("--seed", simo.seed, "Random seed: the same seed and scenario give the same run");
-  sim_cmd->add_option("--lookups-per-s", simo.lookups_per_s, "Lookup rate of the workload, in the whole overlay");
+  sim_cmd->add_option("--lookups-per-s", simo.lookups_per_s,
+                      "Lookups per second in the whole overlay (replaces the scenario's lookup rates)");
+  sim_cmd->add_option("--lookups-per-node-per-s", simo.lookups_per_node_per_s,
+                      "Lookups per second by each joined node (replaces the scenario's lookup rates)");
   sim_cmd->add_option("--join-rate", simo.join_rate, "Initial nodes joining per simulated second");
   sim_cmd->add_option("--set", simo.set, "Override any scenario key: SECTION.KEY=VALUE (repeatable)");
   sim_cmd->add_option("--trace", simo.trace, "Print the log of these nodes (creation index; repeatable)");

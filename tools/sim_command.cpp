@@ -192,7 +192,10 @@ int run_sim(const SimOptions& o) {
   if (o.nodes) sc.nodes = *o.nodes;
   if (o.duration_s) sc.duration_s = *o.duration_s;
   if (o.seed) sc.seed = *o.seed;
-  if (o.lookups_per_s) sc.lookups_per_s = *o.lookups_per_s;
+  if (o.lookups_per_s || o.lookups_per_node_per_s) {
+    sc.lookups_per_s = o.lookups_per_s.value_or(0);
+    sc.lookups_per_node_per_s = o.lookups_per_node_per_s.value_or(0);
+  }
   if (o.join_rate) sc.join_rate = *o.join_rate;
   for (const auto& s : o.set) {
     auto text = override_toml(s);

@@ -12,7 +12,9 @@ struct SimOptions {
   std::optional<std::size_t> nodes;
   std::optional<double> duration_s;
   std::optional<std::uint64_t> seed;
+  /// Either replaces the scenario's lookup workload (both of its lookup rates) with its own.
   std::optional<double> lookups_per_s;
+  std::optional<double> lookups_per_node_per_s;
   std::optional<double> join_rate;
   std::vector<std::string> set;      ///< "section.key=value" overrides, applied last
   std::vector<std::uint32_t> trace;  ///< nodes whose log lines go to stderr

@@ -35,6 +35,13 @@ done
 awk -F'": ' '/"lookup_success_rate"/ { exit !($2 + 0 >= 0.99) }' "$WORK/a/summary.json" ||
   fail "lookups in the quick scenario should succeed"
 
+# A lookup flag replaces the file's lookup rates (quick.toml has an overlay-wide one) with its own.
+run --seed 7 --lookups-per-node-per-s 0.05 --no-plots --out "$WORK/per_node" >/dev/null
+grep -q '"lookups_per_s": 0, "lookups_per_node_per_s": 0.05,' "$WORK/per_node/summary.json" ||
+  fail "--lookups-per-node-per-s did not replace the file's lookup rates"
+awk -F'": ' '/"lookups": / { exit !($2 + 0 > 0) }' "$WORK/per_node/summary.json" || fail "no lookups at 0.05 per node"
+grep -q '"lookups_per_node_per_s": 0,' "$WORK/a/summary.json" || fail "summary.json does not give the workload"
+
 grep -q '^  "huge_pages": "asked (transparent_hugepage: ' "$WORK/a/summary.json" || fail "huge pages were not asked for"
 grep -q '^  "huge_pages": "not asked (' "$WORK/b/summary.json" || fail "--no-huge-pages still asked for huge pages"
 

@@ -78,6 +78,8 @@ learn_fingers = false
 session = "weibull(600, 0.5)"
 [workload]
 lookups_per_s = 2.5
+lookups_per_node_per_s = 0.1
+gets_per_node_per_s = 0.02
 [[event]]
 at = 100
 fail = 0.5
@@ -93,6 +95,10 @@ partition = 30
   EXPECT_EQ(s.chord.successors, 4u);
   EXPECT_EQ(s.chord.finger_rounds, 6u);
   EXPECT_FALSE(s.chord.learn_fingers);
+  EXPECT_EQ(s.lookups_per_s, 2.5);
+  EXPECT_EQ(s.lookups_per_node_per_s, 0.1);
+  EXPECT_EQ(s.gets_per_node_per_s, 0.02);
+  EXPECT_EQ(s.puts_per_node_per_s, 0.0);
   ASSERT_TRUE(s.session_s);
   EXPECT_EQ(s.session_s->kind, Distribution::Kind::Weibull);
   ASSERT_EQ(s.events.size(), 2u);
@@ -100,7 +106,8 @@ partition = 30
 
   for (const char* bad : {"nodes = 0", "colour = 3", "[chord]\nsuccessor = 3", "[network]\nloss = 2",
                           "[[event]]\nat = 5", "[[event]]\nat = 5\nfail = 0.1\njoin = 0.1", "nodes = \"many\"",
-                          "[churn]\nsession = \"exponential(0)\"", "duration = ", "[chord]\nfinger_rounds = 0"}) {
+                          "[churn]\nsession = \"exponential(0)\"", "duration = ", "[chord]\nfinger_rounds = 0",
+                          "[workload]\nlookups_per_node_per_s = -0.1", "[workload]\nputs_per_node_per_s = 5000"}) {
     Scenario t;
     std::string why;
     EXPECT_FALSE(apply_toml(bad, "bad.toml", ".", t, why)) << bad;
@@ -400,6 +407,42 @@ TEST(Simulator, GracefulLeaversHandOverAndThenExit) {
   EXPECT_GE(sim.live_nodes(), 50u);
   // Records survive their holders leaving: they were handed over.
   EXPECT_GE(static_cast<double>(r.gets.ok), 0.97 * static_cast<double>(r.gets.done));
+}
+
+TEST(Simulator, PerNodeRatesFollowTheJoinedPopulation) {
+  // Each joined honest node starts lookups at a rate of its own (SimGrid's Chord: one every 10 s),
+  // so the overlay's load follows its population: half the nodes failing halves it. Windows:
+  // (60, 120] s with 48 nodes, (120, 220] s with 24; the workload ends at 220 s.
+  struct Counts {
+    std::uint64_t before = 0, after = 0;
+  };
+  auto run = [](double per_node, double overall) {
+    Scenario s = small(48, 240);
+    s.workload_start_s = 60;
+    s.drain_s = 20;
+    s.lookups_per_s = overall;
+    s.lookups_per_node_per_s = per_node;
+    s.events.push_back(ScriptedEvent{ScriptedEvent::Kind::Fail, 120, 0.5, 0});
+    Simulator sim(s);
+    sim.run_until(60);
+    EXPECT_EQ(sim.joined_nodes(), 48u);
+    EXPECT_EQ(sim.results().lookups.issued, 0u);
+    sim.run_until(120);
+    Counts c;
+    c.before = sim.results().lookups.issued;
+    while (sim.run_until(sim.now_s() + 20)) {
+    }
+    c.after = sim.results().lookups.issued - c.before;
+    return c;
+  };
+  // Poisson counts: 48 x 0.5/s x 60 s = 1440 (sd 38) before, 24 x 0.5/s x 100 s = 1200 (sd 35) after.
+  const Counts per_node = run(0.5, 0);
+  EXPECT_NEAR(static_cast<double>(per_node.before), 1440, 6 * 38);
+  EXPECT_NEAR(static_cast<double>(per_node.after), 1200, 6 * 35);
+  // The overlay-wide rate of the same size before the failure keeps its 24 per second after it.
+  const Counts overall = run(0, 24);
+  EXPECT_NEAR(static_cast<double>(overall.before), 1440, 6 * 38);
+  EXPECT_NEAR(static_cast<double>(overall.after), 2400, 6 * 49);
 }
 
 TEST(Simulator, ScriptedPutsAndGetsRoundTrip) {
