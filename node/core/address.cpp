@@ -99,11 +99,11 @@ void IpAddress::append_to(std::string& out) const {
     out += buf;
     return;
   }
-  char buf[16];
+  char buf[16];  // "255.255.255.255"
   char* p = buf;
   for (std::size_t part = 0; part < 4; ++part) {
     if (part > 0) *p++ = '.';
-    p = std::to_chars(p, buf + sizeof buf, static_cast<unsigned>(bytes[part])).ptr;
+    p = std::to_chars(p, p + 3, static_cast<unsigned>(bytes[part])).ptr;  // 3 digits at most, inside buf
   }
   out.append(buf, static_cast<std::size_t>(p - buf));
 }
