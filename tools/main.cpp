@@ -173,7 +173,7 @@ int run(int argc, char** argv) {
       "SIGINT or SIGTERM (Ctrl-C, `timeout -s INT`) stops a run where it is and still writes every output for the "
       "simulated time reached: summary.json then says \"stopped_early\": true and \"simulated_s\", and the exit "
       "status is 128 + the signal's number. Further signals are ignored while the outputs are written (SIGKILL ends "
-      "it at once).");
+      "it at once). SIGUSR1 (`kill -USR1 PID`) prints one status line to stderr and the run goes on.");
   sim_cmd->add_option("scenario", simo.scenario_file, "Scenario file (TOML; see docs/SIMULATION.md)");
   sim_cmd->add_option("--nodes", simo.nodes, "Initial population (overrides the scenario)");
   sim_cmd->add_option("--duration", simo.duration_s, "Simulated seconds (overrides the scenario)");

@@ -34,6 +34,13 @@ extern "C" void on_stop_signal(int signum) {
   if (stop_signal == 0) stop_signal = signum;
 }
 
+/// Set by SIGUSR1: print one status line (as dd does), for a long run with no terminal to show a
+/// progress bar on (nohup, a batch job). Checked between slices, like the stop signals.
+volatile std::sig_atomic_t status_asked = 0;
+extern "C" void on_status_signal(int) {
+  status_asked = 1;
+}
+
 std::uint64_t peak_rss_bytes() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
@@ -50,6 +57,22 @@ std::string clock_text(double s) {
     std::snprintf(buf, sizeof buf, "%02ld:%02ld", t / 60, t % 60);
   }
   return buf;
+}
+
+/// The answer to SIGUSR1: where the run is, what it has sent and found so far, and its memory.
+void print_status(const sim::Simulator& sim, const sim::Scenario& sc, double wall_s) {
+  const auto& r = sim.results();
+  const double frac = sim.now_s() / sc.duration_s;
+  std::fprintf(stderr,
+               "p2psip sim: status: %.1f of %.0f simulated s, %zu live (%zu joined), %.1f M messages (%.0f/s), "
+               "%llu lookups ended (%.2f %% right), peak RSS %.2f GiB, %s wall, ETA %s at the pace so far\n",
+               sim.now_s(), sc.duration_s, sim.live_nodes(), sim.joined_nodes(), static_cast<double>(r.messages) / 1e6,
+               wall_s > 0 ? static_cast<double>(r.messages) / wall_s : 0.0,
+               static_cast<unsigned long long>(r.lookups.done),
+               r.lookups.done ? 100.0 * static_cast<double>(r.lookups.ok) / static_cast<double>(r.lookups.done) : 0.0,
+               static_cast<double>(peak_rss_bytes()) / 1073741824.0, clock_text(wall_s).c_str(),
+               clock_text(frac > 0 ? wall_s * (1 - frac) / frac : -1).c_str());
+  std::fflush(stderr);
 }
 
 constexpr const char* kHugePagesTunable = "glibc.malloc.hugetlb=1";
@@ -173,6 +196,9 @@ int run_sim(const SimOptions& o) {
   // again with it, once: a GLIBC_TUNABLES already set, by the caller or by that first start, is
   // left as it is. Nothing in the run depends on it but its speed. First of all, so that the
   // scenario is read once, by the process that runs it.
+  // SIGUSR1 would end the process until its handler is installed (before the run's loop); ignored
+  // from here on, and across the new start below (exec keeps an ignored signal ignored).
+  std::signal(SIGUSR1, SIG_IGN);
   if (o.huge_pages && o.argv != nullptr && std::getenv("GLIBC_TUNABLES") == nullptr) {
     setenv("GLIBC_TUNABLES", kHugePagesTunable, 1);
     // By the executable's own path, so that the process keeps its name (ps, top); by the link if
@@ -235,10 +261,15 @@ int run_sim(const SimOptions& o) {
   // (Ctrl-C, `timeout -s INT`) without losing what it measured. Checked between slices.
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
+  std::signal(SIGUSR1, on_status_signal);
   while (true) {
     if (stop_signal != 0) {
       simulator.stop();
       break;
+    }
+    if (status_asked != 0) {
+      status_asked = 0;
+      print_status(simulator, sc, wall());
     }
     const double before = wall();
     if (!simulator.run_until(simulator.now_s() + step)) break;

@@ -71,6 +71,28 @@ grep -q '^  "stopped_early": false,$' "$WORK/a/summary.json" || fail "a whole ru
 grep -q '^  "simulated_s": 500,$' "$WORK/a/summary.json" || fail "a whole run's simulated_s is not its duration"
 [ "$(wc -l <"$WORK/stopped/timeseries.csv")" -ge 2 ] || fail "the stopped run wrote no time series"
 
+# SIGUSR1 prints a status line and the run goes on. One sent as soon as the simulator has started
+# itself again for huge pages (its environment then names the tunable), before it may have
+# installed its handler, must not end it either.
+"$P2PSIP" sim "$SCENARIOS/quick.toml" --duration 1000000 --quiet --no-plots --out "$WORK/status" \
+  >"$WORK/status.txt" 2>"$WORK/status.err" &
+pid=$!
+for _ in $(seq 200); do tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -q '^GLIBC_TUNABLES=' && break; sleep 0.01; done
+kill -USR1 "$pid"
+sleep 1
+kill -USR1 "$pid"
+for _ in $(seq 100); do grep -q "status: " "$WORK/status.err" && break; sleep 0.1; done
+kill -0 "$pid" 2>/dev/null || fail "SIGUSR1 ended the run"
+kill -INT "$pid"
+set +e
+wait "$pid"
+rc=$?
+set -e
+cat "$WORK/status.err"
+[ "$rc" -eq 130 ] || fail "sim exited $rc after SIGUSR1 and SIGINT, expected 130"
+grep -Eq '^p2psip sim: status: [0-9.]+ of 1000000 simulated s, 200 live \([0-9]+ joined\), [0-9.]+ M messages' \
+  "$WORK/status.err" || fail "SIGUSR1 printed no status line"
+
 # `timeout` sends its signal to the simulator and again to its process group: a second SIGINT
 # right after the first must not cut the writing short. Two, 10 ms apart, as a bounded loop would.
 "$P2PSIP" sim "$SCENARIOS/quick.toml" --duration 1000000 --quiet --no-plots --out "$WORK/twice" \
