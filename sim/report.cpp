@@ -190,6 +190,21 @@ std::string summary_json(const Simulator& sim, const HostFigures& host) {
   return j.str();
 }
 
+std::string timeseries_header() {
+  return "t_s,live,joined,lookups,lookups_ok,success_rate,hops_mean,messages,bytes,lost,joins,departures,"
+         "transactions\n";
+}
+
+std::string timeseries_row(const IntervalRow& row) {
+  std::ostringstream ts;
+  ts << num(row.t_s) << ',' << row.live << ',' << row.joined << ',' << row.lookups << ',' << row.lookups_ok << ','
+     << (row.lookups ? num(static_cast<double>(row.lookups_ok) / static_cast<double>(row.lookups)) : "") << ','
+     << (row.lookups_ok ? num(static_cast<double>(row.hops_sum) / static_cast<double>(row.lookups_ok)) : "") << ','
+     << row.messages << ',' << row.bytes << ',' << row.lost << ',' << row.joins << ',' << row.departures << ','
+     << row.transactions << '\n';
+  return ts.str();
+}
+
 bool write_outputs(const Simulator& sim, const HostFigures& host, const std::string& dir, std::string& error) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -207,15 +222,8 @@ bool write_outputs(const Simulator& sim, const HostFigures& host, const std::str
     return true;
   };
   const Results& r = sim.results();
-  std::ostringstream ts;
-  ts << "t_s,live,joined,lookups,lookups_ok,success_rate,hops_mean,messages,bytes,lost,joins,departures,transactions\n";
-  for (const auto& row : r.series) {
-    ts << num(row.t_s) << ',' << row.live << ',' << row.joined << ',' << row.lookups << ',' << row.lookups_ok << ','
-       << (row.lookups ? num(static_cast<double>(row.lookups_ok) / static_cast<double>(row.lookups)) : "") << ','
-       << (row.lookups_ok ? num(static_cast<double>(row.hops_sum) / static_cast<double>(row.lookups_ok)) : "") << ','
-       << row.messages << ',' << row.bytes << ',' << row.lost << ',' << row.joins << ',' << row.departures << ','
-       << row.transactions << '\n';
-  }
+  std::string ts = timeseries_header();
+  for (const auto& row : r.series) ts += timeseries_row(row);
   std::ostringstream hops;
   hops << "hops,lookups\n";
   std::size_t last = 0;
@@ -249,7 +257,7 @@ bool write_outputs(const Simulator& sim, const HostFigures& host, const std::str
   std::string ring_text;
   for (const auto& l : ring) ring_text += l + "\n";
   return write("ring_errors.txt", ring_text) && write("summary.json", summary_json(sim, host)) &&
-         write("timeseries.csv", ts.str()) && write("hops.csv", hops.str()) && write("latency_cdf.csv", cdf.str()) &&
+         write("timeseries.csv", ts) && write("hops.csv", hops.str()) && write("latency_cdf.csv", cdf.str()) &&
          (!per_node || write("nodes.csv", nodes.str()));
 }
 

@@ -29,6 +29,9 @@ Summary summarize(const Simulator& sim);
 
 /// The summary as JSON text (one key per line; the host figures last).
 std::string summary_json(const Simulator& sim, const HostFigures& host);
+/// timeseries.csv's first line, and one of its rows (each ends with a newline).
+std::string timeseries_header();
+std::string timeseries_row(const IntervalRow& row);
 /// Writes the files into `dir` (created if missing). False with `error` on an I/O failure.
 bool write_outputs(const Simulator& sim, const HostFigures& host, const std::string& dir, std::string& error);
 

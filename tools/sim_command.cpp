@@ -8,13 +8,17 @@
 #include <unistd.h>
 
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <string_view>
+#include <system_error>
 
 #include "sim/report.hpp"
 #include "sim/simulator.hpp"
@@ -254,6 +258,22 @@ int run_sim(const SimOptions& o) {
       std::fprintf(stderr, "%10.3f node %u: %.*s\n", t, node, static_cast<int>(text.size()), text.data());
     });
   }
+  // timeseries.csv grows row by row while the run goes on, so that a long run can be followed
+  // (tail -f) and what it measured survives a SIGKILL; the end rewrites it whole, last row included.
+  // An output directory that cannot be made is found out now, not after hours of simulation.
+  std::error_code dir_error;
+  std::filesystem::create_directories(o.out, dir_error);
+  std::ofstream live_series(o.out + "/timeseries.csv", std::ios::binary | std::ios::trunc);
+  if (dir_error || !(live_series << sim::timeseries_header() << std::flush)) {
+    if (dir_error) {
+      std::fprintf(stderr, "p2psip sim: cannot create the output directory %s: %s\n", o.out.c_str(),
+                   dir_error.message().c_str());
+    } else {
+      std::fprintf(stderr, "p2psip sim: cannot write %s/timeseries.csv: %s\n", o.out.c_str(), std::strerror(errno));
+    }
+    return 2;
+  }
+  std::size_t rows_written = 0;
   double step = 0.1;  // simulated seconds per slice, adapted to about 0.2 s of wall time
   double last_print = -1;
   // SIGINT or SIGTERM ends the run where it is, with every output written for the simulated time
@@ -272,7 +292,13 @@ int run_sim(const SimOptions& o) {
       print_status(simulator, sc, wall());
     }
     const double before = wall();
-    if (!simulator.run_until(simulator.now_s() + step)) break;
+    const bool more = simulator.run_until(simulator.now_s() + step);
+    const auto& series = simulator.results().series;
+    if (more && rows_written < series.size()) {
+      for (; rows_written < series.size(); ++rows_written) live_series << sim::timeseries_row(series[rows_written]);
+      live_series.flush();
+    }
+    if (!more) break;
     const double took = wall() - before;
     step = took < 0.1 ? step * 2 : took > 0.4 ? std::max(0.001, step / 2) : step;
     if (progress && wall() - last_print >= 0.25) {
@@ -294,6 +320,7 @@ int run_sim(const SimOptions& o) {
     std::fprintf(stderr, "p2psip sim: %s: stopped at %.1f of %.0f simulated seconds; writing what it measured\n",
                  stop_signal == SIGINT ? "SIGINT" : "SIGTERM", simulator.now_s(), sc.duration_s);
   }
+  live_series.close();
   sim::HostFigures host{wall(), peak_rss_bytes(), static_cast<std::uint64_t>(mallinfo2().uordblks), huge_pages_state()};
   if (!sim::write_outputs(simulator, host, o.out, error)) {
     std::fprintf(stderr, "p2psip sim: %s\n", error.c_str());

@@ -83,6 +83,10 @@ sleep 1
 kill -USR1 "$pid"
 for _ in $(seq 100); do grep -q "status: " "$WORK/status.err" && break; sleep 0.1; done
 kill -0 "$pid" 2>/dev/null || fail "SIGUSR1 ended the run"
+# The time series grows while the run goes on (10 s intervals: hundreds of simulated seconds by now).
+during=$(wc -l <"$WORK/status/timeseries.csv")
+[ "$during" -ge 3 ] || fail "timeseries.csv does not grow during the run"
+head -1 "$WORK/status/timeseries.csv" | grep -q '^t_s,live,joined,' || fail "the growing timeseries.csv has no header"
 kill -INT "$pid"
 set +e
 wait "$pid"
@@ -90,6 +94,7 @@ rc=$?
 set -e
 cat "$WORK/status.err"
 [ "$rc" -eq 130 ] || fail "sim exited $rc after SIGUSR1 and SIGINT, expected 130"
+[ "$(wc -l <"$WORK/status/timeseries.csv")" -ge "$during" ] || fail "the stopped run's timeseries.csv lost rows"
 grep -Eq '^p2psip sim: status: [0-9.]+ of 1000000 simulated s, 200 live \([0-9]+ joined\), [0-9.]+ M messages' \
   "$WORK/status.err" || fail "SIGUSR1 printed no status line"
 
@@ -132,4 +137,13 @@ expect_error "SECTION.KEY=VALUE" "$SCENARIOS/quick.toml" --set nonsense
 printf 'nodes = 4\n[workload]\nscript_file = "ops.txt"\n' >"$WORK/script.toml"
 printf '1.0 0 lookup k1\n2.0 9 fetch k2\n' >"$WORK/ops.txt"
 expect_error "lookup, put or get" "$WORK/script.toml"
+# An --out that cannot be made is refused before the run, not after it.
+touch "$WORK/a-file"
+set +e
+"$P2PSIP" sim "$SCENARIOS/quick.toml" --duration 1000000 --quiet --no-plots --out "$WORK/a-file/out" >"$WORK/out.txt" 2>&1
+rc=$?
+set -e
+[ "$rc" -eq 2 ] || fail "sim with an --out under a file exited $rc, expected 2"
+grep -q "cannot create the output directory $WORK/a-file/out: Not a directory" "$WORK/out.txt" ||
+  { cat "$WORK/out.txt"; fail "sim did not name the output directory it could not make"; }
 echo "sim command line OK"
