@@ -193,6 +193,9 @@ bool make_plots(const std::string& dir, const std::string& label, bool lookups) 
 }  // namespace
 
 int run_sim(const SimOptions& o) {
+  // SIGUSR1 would end the process until its handler is installed (before the run's loop); ignored
+  // from here on, and across the new start below (exec keeps an ignored signal ignored).
+  std::signal(SIGUSR1, SIG_IGN);
   // At scale nearly every event touches a node and a message that no recent event touched: with
   // 4 KiB pages each such touch misses the TLB as well as the caches (100 000 nodes: 14 % of the
   // wall time, docs/PERFORMANCE.md). glibc backs its heap with transparent huge pages when a
@@ -200,9 +203,6 @@ int run_sim(const SimOptions& o) {
   // again with it, once: a GLIBC_TUNABLES already set, by the caller or by that first start, is
   // left as it is. Nothing in the run depends on it but its speed. First of all, so that the
   // scenario is read once, by the process that runs it.
-  // SIGUSR1 would end the process until its handler is installed (before the run's loop); ignored
-  // from here on, and across the new start below (exec keeps an ignored signal ignored).
-  std::signal(SIGUSR1, SIG_IGN);
   if (o.huge_pages && o.argv != nullptr && std::getenv("GLIBC_TUNABLES") == nullptr) {
     setenv("GLIBC_TUNABLES", kHugePagesTunable, 1);
     // By the executable's own path, so that the process keeps its name (ps, top); by the link if
@@ -252,12 +252,6 @@ int run_sim(const SimOptions& o) {
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();
   auto wall = [&] { return std::chrono::duration<double>(clock::now() - t0).count(); };
-  sim::Simulator simulator(sc);
-  if (!o.trace.empty()) {
-    simulator.trace(o.trace, [](double t, std::uint32_t node, LogLevel, std::string_view text) {
-      std::fprintf(stderr, "%10.3f node %u: %.*s\n", t, node, static_cast<int>(text.size()), text.data());
-    });
-  }
   // timeseries.csv grows row by row while the run goes on, so that a long run can be followed
   // (tail -f) and what it measured survives a SIGKILL; the end rewrites it whole, last row included.
   // An output directory that cannot be made is found out now, not after hours of simulation.
@@ -274,6 +268,12 @@ int run_sim(const SimOptions& o) {
     return 2;
   }
   std::size_t rows_written = 0;
+  sim::Simulator simulator(sc);
+  if (!o.trace.empty()) {
+    simulator.trace(o.trace, [](double t, std::uint32_t node, LogLevel, std::string_view text) {
+      std::fprintf(stderr, "%10.3f node %u: %.*s\n", t, node, static_cast<int>(text.size()), text.data());
+    });
+  }
   double step = 0.1;  // simulated seconds per slice, adapted to about 0.2 s of wall time
   double last_print = -1;
   // SIGINT or SIGTERM ends the run where it is, with every output written for the simulated time
