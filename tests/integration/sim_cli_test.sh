@@ -73,7 +73,9 @@ grep -q '^  "simulated_s": 500,$' "$WORK/a/summary.json" || fail "a whole run's 
 
 # SIGUSR1 prints a status line and the run goes on. One sent as soon as the simulator has started
 # itself again for huge pages (its environment then names the tunable), before it may have
-# installed its handler, must not end it either.
+# installed its handler, must not end it either. How many nodes have started when the line is
+# printed depends on the machine's load (a loaded CI machine: 127 of 200), so the line's form is
+# checked, not its figures.
 "$P2PSIP" sim "$SCENARIOS/quick.toml" --duration 1000000 --quiet --no-plots --out "$WORK/status" \
   >"$WORK/status.txt" 2>"$WORK/status.err" &
 pid=$!
@@ -95,7 +97,7 @@ set -e
 cat "$WORK/status.err"
 [ "$rc" -eq 130 ] || fail "sim exited $rc after SIGUSR1 and SIGINT, expected 130"
 [ "$(wc -l <"$WORK/status/timeseries.csv")" -ge "$during" ] || fail "the stopped run's timeseries.csv lost rows"
-grep -Eq '^p2psip sim: status: [0-9.]+ of 1000000 simulated s, 200 live \([0-9]+ joined\), [0-9.]+ M messages' \
+grep -Eq '^p2psip sim: status: [0-9.]+ of 1000000 simulated s, [0-9]+ live \([0-9]+ joined\), [0-9.]+ M messages' \
   "$WORK/status.err" || fail "SIGUSR1 printed no status line"
 
 # `timeout` sends its signal to the simulator and again to its process group: a second SIGINT
