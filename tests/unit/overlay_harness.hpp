@@ -23,6 +23,13 @@ class OverlayNet {
   /// Sees every node's log lines (a test that checks what nodes concluded).
   std::function<void(const Endpoint& node, LogLevel level, std::string_view text)> on_log;
   overlay::OverlayConfig config;
+  /// Sees every message as it is sent (the golden recorder): the time, its sender, its
+  /// destination (with the transport) and its bytes.
+  std::function<void(Instant at, const Endpoint& from, const Endpoint& to, std::string_view bytes)> on_send;
+  /// Nonzero: every host's draws are multiples of this many (the golden recorder sets a tenth of
+  /// the stabilization interval in µs), so that Chord's stabilization jitter, a draw modulo that
+  /// tenth, is always zero and a node's timing depends on its inputs alone.
+  std::uint64_t random_quantum = 0;
 
   class Host : public Environment {
    public:
@@ -31,7 +38,10 @@ class OverlayNet {
       net_.deliver(self_, to, std::string(bytes));
       return true;
     }
-    std::uint64_t random() override { return rng_(); }
+    std::uint64_t random() override {
+      const std::uint64_t v = rng_();
+      return net_.random_quantum == 0 ? v : ((v >> 24) + 1) * net_.random_quantum;
+    }
     void log(LogLevel level, std::string_view text) override {
       if (net_.on_log) net_.on_log(self_, level, text);
       if (net_.verbose)
@@ -92,6 +102,7 @@ class OverlayNet {
     bytes += bytes_out.size();
     Endpoint source = from;
     source.transport = to.transport;
+    if (on_send) on_send(now, source, to, bytes_out);
     for (std::size_t m = 0; m < members.size(); ++m) {
       if (members[m].addr.ip == to.ip && members[m].addr.port == to.port) {
         events_.push(Event{now + latency, seq_++,
