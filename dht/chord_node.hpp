@@ -18,10 +18,10 @@
 #include "dht/messages.hpp"
 #include "dht/routing_table.hpp"
 #include "dht/storage.hpp"
-#include "node/core/environment.hpp"
-#include "node/core/rate_limiter.hpp"
-#include "node/core/small_map.hpp"
-#include "node/core/time.hpp"
+#include "core/environment.hpp"
+#include "core/rate_limiter.hpp"
+#include "core/small_map.hpp"
+#include "core/time.hpp"
 
 namespace p2psip::dht {
 

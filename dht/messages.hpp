@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "dht/node_id.hpp"
-#include "node/core/address.hpp"
-#include "node/core/time.hpp"
+#include "core/address.hpp"
+#include "core/time.hpp"
 
 namespace p2psip::dht {
 

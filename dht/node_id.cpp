@@ -2,7 +2,7 @@
 
 #include <sodium.h>
 
-#include "node/core/hex.hpp"
+#include "core/hex.hpp"
 
 namespace p2psip::dht {
 
@@ -65,6 +65,24 @@ bool in_open_open(NodeId x, NodeId a, NodeId b) {
   NodeId dx = distance(a, x);
   NodeId db = distance(a, b);
   return dx != NodeId{} && dx < db;
+}
+
+LinkIdentity NodeId::link_identity() const {
+  LinkIdentity out;
+  for (std::size_t i = 0; i < 8; ++i) {
+    out.bytes[i] = static_cast<std::uint8_t>(hi >> (56 - 8 * i));
+    out.bytes[8 + i] = static_cast<std::uint8_t>(lo >> (56 - 8 * i));
+  }
+  return out;
+}
+
+NodeId NodeId::from_link_identity(const LinkIdentity& link) {
+  NodeId id;
+  for (std::size_t i = 0; i < 8; ++i) {
+    id.hi = id.hi << 8 | link.bytes[i];
+    id.lo = id.lo << 8 | link.bytes[8 + i];
+  }
+  return id;
 }
 
 }  // namespace p2psip::dht

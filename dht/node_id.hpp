@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/link_identity.hpp"
+
 namespace p2psip::dht {
 
 struct NodeId {
@@ -26,6 +28,10 @@ struct NodeId {
   [[nodiscard]] NodeId plus_pow2(int i) const;
   /// b - a (mod 2^128): the clockwise distance from a to b.
   friend NodeId distance(NodeId a, NodeId b);
+  /// The Node-ID as a link's opaque identity (big-endian, hi first), and back.
+  [[nodiscard]] LinkIdentity link_identity() const;
+  static NodeId from_link_identity(const LinkIdentity& link);
+
   friend auto operator<=>(const NodeId&, const NodeId&) = default;
 };
 

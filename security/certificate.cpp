@@ -9,7 +9,7 @@
 
 #include <ctime>
 
-#include "node/core/hex.hpp"
+#include "core/hex.hpp"
 
 namespace p2psip::security {
 

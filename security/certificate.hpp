@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "dht/node_id.hpp"
-#include "node/core/result.hpp"
+#include "core/result.hpp"
 #include "security/crypto.hpp"
 
 using X509 = struct x509_st;  // OpenSSL's, kept out of this header

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "node/core/environment.hpp"
+#include "core/environment.hpp"
 #include "security/certificate.hpp"
 #include "security/record_policy.hpp"
 

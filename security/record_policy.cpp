@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <optional>
 
-#include "node/core/hex.hpp"
+#include "core/hex.hpp"
 
 namespace p2psip::security {
 

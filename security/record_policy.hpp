@@ -17,7 +17,7 @@
 #include <string>
 
 #include "dht/messages.hpp"
-#include "node/core/environment.hpp"
+#include "core/environment.hpp"
 #include "security/certificate.hpp"
 #include "security/certificate_cache.hpp"
 #include "security/crypto.hpp"

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "node/core/address.hpp"
+#include "core/address.hpp"
 #include "node/runtime/control_server.hpp"
 #include "tools/node_command.hpp"
 

@@ -17,7 +17,7 @@
 #include <sstream>
 #include <vector>
 
-#include "node/core/hex.hpp"
+#include "core/hex.hpp"
 #include "node/proxy/digest.hpp"
 #include "node/proxy/registrar.hpp"
 #include "security/certificate.hpp"

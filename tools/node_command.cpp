@@ -45,16 +45,17 @@ class NodeSink : public runtime::PacketSink {
   void on_datagram(std::string_view bytes, const Endpoint& from, Instant now) override {
     core_.receive_datagram(bytes, from, now);
   }
-  void on_message(const sip::Message& m, const Endpoint& from, Instant now, const dht::NodeId* link_peer) override {
+  void on_message(const sip::Message& m, const Endpoint& from, Instant now, const LinkIdentity* link_peer) override {
     if constexpr (std::is_same_v<Core, overlay::OverlayNode>) {
-      core_.receive(m, from, now, link_peer);
+      const dht::NodeId peer = link_peer ? dht::NodeId::from_link_identity(*link_peer) : dht::NodeId{};
+      core_.receive(m, from, now, link_peer ? &peer : nullptr);
     } else {
       core_.receive(m, from, now);
     }
   }
-  std::optional<dht::NodeId> on_tls_peer(std::string_view cert_der, const Endpoint& from, Instant now) override {
+  std::optional<LinkIdentity> on_tls_peer(std::string_view cert_der, const Endpoint& from, Instant now) override {
     auto id = node_.check_link(cert_der, from, now);
-    return id ? std::optional(*id) : std::nullopt;
+    return id ? std::optional(id->link_identity()) : std::nullopt;
   }
   void on_malformed(std::string_view raw, const sip::ParseError& e, const Endpoint& from, Instant) override {
     core_.answer_malformed(raw, e, from);

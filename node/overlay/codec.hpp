@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "dht/messages.hpp"
-#include "node/core/result.hpp"
+#include "core/result.hpp"
 #include "node/sip/headers.hpp"
 #include "node/sip/message.hpp"
 #include "node/sip/validate.hpp"

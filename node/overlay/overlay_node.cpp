@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <array>
 
-#include "node/core/hex.hpp"
+#include "core/hex.hpp"
 #include "node/overlay/codec.hpp"
 
 namespace p2psip::overlay {

@@ -11,9 +11,9 @@
 #include <unordered_set>
 
 #include "dht/chord_node.hpp"
-#include "node/core/hex.hpp"
-#include "node/core/rate_limiter.hpp"
-#include "node/core/small_map.hpp"
+#include "core/hex.hpp"
+#include "core/rate_limiter.hpp"
+#include "core/small_map.hpp"
 #include "node/overlay/peer_auth.hpp"
 #include "node/sip/transaction.hpp"
 

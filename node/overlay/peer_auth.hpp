@@ -24,9 +24,9 @@
 #include <unordered_set>
 
 #include "dht/node_id.hpp"
-#include "node/core/environment.hpp"
-#include "node/core/rate_limiter.hpp"
-#include "node/core/result.hpp"
+#include "core/environment.hpp"
+#include "core/rate_limiter.hpp"
+#include "core/result.hpp"
 #include "node/sip/message.hpp"
 #include "security/certificate_cache.hpp"
 #include "security/crypto.hpp"

@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-#include "node/core/hex.hpp"
+#include "core/hex.hpp"
 #include "node/sip/headers.hpp"
 #include "node/sip/scanner.hpp"
 

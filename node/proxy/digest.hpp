@@ -17,8 +17,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "node/core/environment.hpp"
-#include "node/core/result.hpp"
+#include "core/environment.hpp"
+#include "core/result.hpp"
 #include "node/sip/message.hpp"
 
 namespace p2psip::proxy {

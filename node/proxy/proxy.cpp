@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
-#include "node/core/hex.hpp"
+#include "core/hex.hpp"
 #include "node/proxy/ua_side.hpp"
 #include "node/sip/headers.hpp"
 #include "node/sip/validate.hpp"

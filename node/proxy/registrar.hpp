@@ -15,9 +15,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "node/core/address.hpp"
-#include "node/core/string_hash.hpp"
-#include "node/core/time.hpp"
+#include "core/address.hpp"
+#include "core/string_hash.hpp"
+#include "core/time.hpp"
 #include "node/sip/message.hpp"
 
 namespace p2psip::proxy {

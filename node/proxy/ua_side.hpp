@@ -29,8 +29,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "node/core/rate_limiter.hpp"
-#include "node/core/string_hash.hpp"
+#include "core/rate_limiter.hpp"
+#include "core/string_hash.hpp"
 #include "node/overlay/overlay_node.hpp"
 #include "node/proxy/digest.hpp"
 #include "node/proxy/registrar.hpp"

@@ -12,7 +12,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "node/core/address.hpp"
+#include "core/address.hpp"
 
 namespace p2psip::runtime {
 

@@ -39,7 +39,7 @@ struct SipRuntime::Connection {
   std::unique_ptr<SSL, SslFree> ssl;
   bool sniffing = false;
   bool tls_ready = false;
-  std::optional<dht::NodeId> peer;
+  std::optional<LinkIdentity> peer;
   Instant handshake_deadline = kInstantMax;
   char read_buffer[16384];
 };

@@ -15,10 +15,10 @@
 #include <string>
 #include <unordered_map>
 
-#include "dht/node_id.hpp"
-#include "node/core/address.hpp"
-#include "node/core/environment.hpp"
-#include "node/core/time.hpp"
+#include "core/address.hpp"
+#include "core/environment.hpp"
+#include "core/link_identity.hpp"
+#include "core/time.hpp"
 #include "node/sip/message.hpp"
 #include "node/sip/stream_framer.hpp"
 
@@ -31,14 +31,14 @@ class PacketSink {
   virtual void on_datagram(std::string_view bytes, const Endpoint& from, Instant now) = 0;
   /// A message from a stream; `link_peer` is what on_tls_peer said of a TLS connection's peer
   /// (null on plain TCP).
-  virtual void on_message(const sip::Message& m, const Endpoint& from, Instant now, const dht::NodeId* link_peer) = 0;
+  virtual void on_message(const sip::Message& m, const Endpoint& from, Instant now, const LinkIdentity* link_peer) = 0;
   virtual void on_malformed(std::string_view raw, const sip::ParseError& e, const Endpoint& from, Instant now) = 0;
   virtual void advance(Instant now) = 0;
   [[nodiscard]] virtual Instant next_wakeup() const = 0;
-  /// A TLS connection's peer presented `cert_der` and proved it holds its key: the Node-ID it
-  /// speaks for, or nullopt to close the connection (the sink logs why). By default every TLS
-  /// peer is refused.
-  virtual std::optional<dht::NodeId> on_tls_peer(std::string_view cert_der, const Endpoint& from, Instant now) {
+  /// A TLS connection's peer presented `cert_der` and proved it holds its key: whom it speaks
+  /// for (opaque to the runtime), or nullopt to close the connection (the sink logs why). By
+  /// default every TLS peer is refused.
+  virtual std::optional<LinkIdentity> on_tls_peer(std::string_view cert_der, const Endpoint& from, Instant now) {
     (void)cert_der;
     (void)from;
     (void)now;
@@ -55,7 +55,7 @@ class CoreSink : public PacketSink {
   void on_datagram(std::string_view bytes, const Endpoint& from, Instant now) override {
     core_.receive_datagram(bytes, from, now);
   }
-  void on_message(const sip::Message& m, const Endpoint& from, Instant now, const dht::NodeId*) override {
+  void on_message(const sip::Message& m, const Endpoint& from, Instant now, const LinkIdentity*) override {
     core_.receive(m, from, now);
   }
   void on_malformed(std::string_view raw, const sip::ParseError& e, const Endpoint& from, Instant) override {

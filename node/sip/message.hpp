@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "node/core/result.hpp"
+#include "core/result.hpp"
 #include "node/sip/header_names.hpp"
 
 namespace p2psip::sip {

@@ -5,7 +5,7 @@
 #include <charconv>
 #include <cstring>
 
-#include "node/core/hex.hpp"
+#include "core/hex.hpp"
 #include "node/sip/headers.hpp"
 #include "node/sip/validate.hpp"
 
@@ -83,19 +83,6 @@ std::string_view state_name(TransactionState s) {
 TransactionLayer::TransactionLayer(Environment& env, TransactionUser& tu, TimerConfig timers, Limits limits)
     : env_(env), tu_(tu), cfg_(timers), limits_(limits), hash_seed_(env.random() | 1) {}
 
-// ---- the pool ----------------------------------------------------------------------------------------
-
-TransactionLayer::Transaction* TransactionLayer::find(TransactionId id) {
-  const std::uint32_t i = slot_of(id);
-  if (i >= pool_.size() || !pool_[i].t) return nullptr;
-  Transaction& t = *pool_[i].t;
-  return t.id == id && id != 0 ? &t : nullptr;
-}
-
-const TransactionLayer::Transaction* TransactionLayer::find(TransactionId id) const {
-  return const_cast<TransactionLayer*>(this)->find(id);
-}
-
 // ---- key indexes --------------------------------------------------------------------------------------
 
 std::uint64_t TransactionLayer::key_hash(std::string_view key) const {
@@ -116,63 +103,6 @@ std::uint64_t TransactionLayer::key_hash(std::string_view key) const {
   return h ^ (h >> 32);
 }
 
-TransactionLayer::Transaction* TransactionLayer::KeyIndex::find(std::string_view key, std::uint64_t hash) const {
-  const Entry* table = slots();
-  const std::uint32_t mask = capacity_ - 1;
-  for (auto i = static_cast<std::uint32_t>(hash & mask);; i = (i + 1) & mask) {
-    const Entry& e = table[i];
-    if (e.t == nullptr) return nullptr;
-    if (e.hash == hash && e.t->key.view() == key) return e.t;
-  }
-}
-
-void TransactionLayer::KeyIndex::insert(std::uint64_t hash, Transaction* t) {
-  if ((size_ + 1) * 4 > capacity_ * 3) resize(capacity_ * 2);
-  Entry* table = slots();
-  const std::uint32_t mask = capacity_ - 1;
-  auto i = static_cast<std::uint32_t>(hash & mask);
-  while (table[i].t != nullptr) i = (i + 1) & mask;
-  table[i] = Entry{hash, t};
-  ++size_;
-}
-
-void TransactionLayer::KeyIndex::erase(std::uint64_t hash, const Transaction* t) {
-  Entry* table = slots();
-  const std::uint32_t mask = capacity_ - 1;
-  auto i = static_cast<std::uint32_t>(hash & mask);
-  while (table[i].t != t) {
-    if (table[i].t == nullptr) return;
-    i = (i + 1) & mask;
-  }
-  // Backward-shift deletion: later entries of the run move up, so no tombstones are needed.
-  for (std::uint32_t j = (i + 1) & mask; table[j].t != nullptr; j = (j + 1) & mask) {
-    const auto home = static_cast<std::uint32_t>(table[j].hash & mask);
-    // Entry j may fill the hole at i unless its home lies cyclically in (i, j].
-    const bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-    if (!stays) {
-      table[i] = table[j];
-      i = j;
-    }
-  }
-  table[i] = Entry{};
-  --size_;
-  if (capacity_ > kInPlace && size_ * 8 < capacity_) resize(capacity_ / 2);  // after a burst
-}
-
-void TransactionLayer::KeyIndex::resize(std::uint32_t capacity) {
-  std::unique_ptr<Entry[]> old_big = std::move(big_);
-  const std::array<Entry, kInPlace> old_local = local_;
-  const Entry* old = old_big ? old_big.get() : old_local.data();
-  const std::uint32_t old_capacity = capacity_;
-  local_.fill(Entry{});
-  if (capacity > kInPlace) big_ = std::make_unique<Entry[]>(capacity);
-  capacity_ = capacity;
-  size_ = 0;
-  for (std::uint32_t i = 0; i < old_capacity; ++i) {
-    if (old[i].t != nullptr) insert(old[i].hash, old[i].t);
-  }
-}
-
 std::uint64_t TransactionLayer::side_hash(std::string_view key, bool client) const {
   // Client and server keys share the index; equal keys of the two sides differ in the hash's low
   // bit, so that a match of hash and key is a match of side too.
@@ -187,59 +117,10 @@ void TransactionLayer::index(Transaction& t, const Key& key, std::uint64_t hash)
 
 // ---- the timer queue ----------------------------------------------------------------------------------
 
-void TransactionLayer::queue_swap(std::size_t a, std::size_t b) {
-  std::swap(timer_queue_[a], timer_queue_[b]);
-  timer_queue_[a].t->queued = static_cast<std::uint32_t>(a);
-  timer_queue_[b].t->queued = static_cast<std::uint32_t>(b);
-}
-
-void TransactionLayer::queue_up(std::size_t i) {
-  while (i > 0) {
-    const std::size_t parent = (i - 1) / 2;
-    if (!(timer_queue_[i] < timer_queue_[parent])) return;
-    queue_swap(i, parent);
-    i = parent;
-  }
-}
-
-void TransactionLayer::queue_down(std::size_t i) {
-  for (;;) {
-    std::size_t least = i;
-    const std::size_t l = 2 * i + 1;
-    const std::size_t r = l + 1;
-    if (l < timer_queue_.size() && timer_queue_[l] < timer_queue_[least]) least = l;
-    if (r < timer_queue_.size() && timer_queue_[r] < timer_queue_[least]) least = r;
-    if (least == i) return;
-    queue_swap(i, least);
-    i = least;
-  }
-}
-
 void TransactionLayer::requeue(Transaction& t) {
   Instant at = kInstantMax;
   for (Instant d : t.due) at = std::min(at, d);
-  if (t.queued != kNotQueued) {
-    const std::size_t i = t.queued;
-    if (at == kInstantMax) {  // nothing left to run: out of the queue
-      const std::size_t last = timer_queue_.size() - 1;
-      if (i != last) queue_swap(i, last);
-      timer_queue_.pop_back();
-      t.queued = kNotQueued;
-      if (i != last) {
-        queue_up(i);
-        queue_down(i);
-      }
-      return;
-    }
-    timer_queue_[i].at = at;
-    queue_up(i);
-    queue_down(t.queued);
-    return;
-  }
-  if (at == kInstantMax) return;
-  t.queued = static_cast<std::uint32_t>(timer_queue_.size());
-  timer_queue_.push_back(QueueEntry{at, t.id, &t});
-  queue_up(t.queued);
+  timer_queue_.update(t, at, t.id);
 }
 
 Duration TransactionLayer::non_invite_trying_deadline() const {
@@ -267,21 +148,9 @@ TransactionLayer::Branch TransactionLayer::new_branch() {
 
 TransactionLayer::Transaction& TransactionLayer::create(bool client, const Message& request, Message* take,
                                                         const Endpoint& peer, bool reliable, Instant now) {
-  std::uint32_t index = free_head_;
-  if (index != kNoSlot) {
-    free_head_ = pool_[index].next_free;
-  } else {
-    index = static_cast<std::uint32_t>(pool_.size());
-    pool_.emplace_back().generation = generation_floor_;
-  }
-  PoolSlot& slot = pool_[index];
-  slot.t = std::make_unique<Transaction>();
-  ++live_;
-  Transaction& t = *slot.t;
-  // The slot in the low half, its reuse count in the high half: never 0, and an id comes back only
-  // after 2^32 reuses of its slot (a transaction lives 64*T1 at most, so no holder is left).
-  if (++slot.generation == 0) slot.generation = 1;
-  t.id = (std::uint64_t{slot.generation} << 32) | index;
+  auto [id, created] = pool_.create();
+  Transaction& t = *created;
+  t.id = id;
   t.client = client;
   t.invite = request.method_id() == Method::Invite;
   t.reliable = reliable;
@@ -357,22 +226,8 @@ void TransactionLayer::terminate(Transaction& t) {
 
 void TransactionLayer::collect_garbage() {
   if (depth_ != 0) return;
-  for (auto id : dead_) {
-    if (find(id) == nullptr) continue;
-    PoolSlot& slot = pool_[slot_of(id)];
-    slot.t.reset();  // the slot waits for reuse
-    slot.next_free = free_head_;
-    free_head_ = slot_of(id);
-    --live_;
-  }
+  for (auto id : dead_) pool_.release(id);
   dead_.clear();
-  if (live_ == 0 && !pool_.in_place()) {
-    // A burst is over: the slots go back in place. A new slot starts from the highest generation
-    // given so far, so that no id the TU may still hold names a new transaction.
-    for (const PoolSlot& slot : pool_) generation_floor_ = std::max(generation_floor_, slot.generation);
-    pool_.clear();
-    free_head_ = kNoSlot;
-  }
 }
 
 Endpoint TransactionLayer::response_destination(const Message& request, const Endpoint& from) const {
@@ -478,7 +333,7 @@ void TransactionLayer::receive(const Message& message, Message* take, const Endp
       // RFC 3261 §17.1.3: the top Via's branch and the CSeq method, in a Key (in place for every
       // branch this stack makes: every response is matched).
       const Key key = client_key(via ? via->branch() : std::string_view(), cseq_method(message));
-      Transaction* t = index_.find(key.view(), side_hash(key.view(), true));
+      Transaction* t = find_key(key.view(), side_hash(key.view(), true));
       if (t == nullptr) {
         ++stats_.stray_responses;
         tu_.on_stray_response(message, from, now);
@@ -509,7 +364,7 @@ void TransactionLayer::receive(const Message& message, Message* take, const Endp
 
   if (message.method_id() == Method::Ack) {
     const Key key = server_key(message, via, true);
-    Transaction* t = index_.find(key.view(), side_hash(key.view(), false));
+    Transaction* t = find_key(key.view(), side_hash(key.view(), false));
     if (t && key.view()[0] == '2' && tag_of(message.header(HeaderId::To)) != t->to_tag) t = nullptr;
     if (!t) {
       ++stats_.stray_acks;
@@ -536,7 +391,7 @@ void TransactionLayer::receive(const Message& message, Message* take, const Endp
 
   const Key key = server_key(message, via, false);
   const std::uint64_t hash = side_hash(key.view(), false);  // for the lookup and the new transaction
-  if (Transaction* existing = index_.find(key.view(), hash)) {
+  if (Transaction* existing = find_key(key.view(), hash)) {
     on_server_retransmission(*existing, message, from, now);
     --depth_;
     collect_garbage();
@@ -806,7 +661,7 @@ bool TransactionLayer::send_stateless(const Message& message, const Endpoint& to
 std::optional<TransactionId> TransactionLayer::find_invite_for_cancel(const Message& cancel) const {
   // RFC 3261 §9.2: the CANCEL matches the INVITE as §17.2.3 describes, but for the method.
   const Key key = server_key(cancel, true);
-  const Transaction* found = index_.find(key.view(), side_hash(key.view(), false));
+  const Transaction* found = find_key(key.view(), side_hash(key.view(), false));
   if (found == nullptr) return std::nullopt;
   return found->id;
 }
@@ -832,8 +687,8 @@ std::optional<TransactionState> TransactionLayer::state_of(TransactionId id) con
 
 void TransactionLayer::advance(Instant now) {
   ++depth_;
-  while (!timer_queue_.empty() && timer_queue_.front().at <= now) {
-    Transaction& t = *timer_queue_.front().t;
+  while (timer_queue_.next() <= now) {
+    Transaction& t = timer_queue_.top();
     // The transaction's earliest timer (ties: in Timer order, which is deterministic).
     int first = 0;
     for (int i = 1; i < kTimerSlots; ++i) {
@@ -851,7 +706,7 @@ void TransactionLayer::advance(Instant now) {
 }
 
 Instant TransactionLayer::next_wakeup() const {
-  return timer_queue_.empty() ? kInstantMax : timer_queue_.front().at;
+  return timer_queue_.next();
 }
 
 void TransactionLayer::fire(Transaction& t, Timer timer, Instant now) {

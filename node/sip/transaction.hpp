@@ -21,10 +21,13 @@
 #include <string_view>
 #include <vector>
 
-#include "node/core/address.hpp"
-#include "node/core/environment.hpp"
-#include "node/core/small_vector.hpp"
-#include "node/core/time.hpp"
+#include "core/address.hpp"
+#include "core/environment.hpp"
+#include "core/hash_index.hpp"
+#include "core/indexed_heap.hpp"
+#include "core/slot_pool.hpp"
+#include "core/small_vector.hpp"
+#include "core/time.hpp"
 #include "node/sip/headers.hpp"
 #include "node/sip/message.hpp"
 
@@ -156,14 +159,13 @@ class TransactionLayer {
   [[nodiscard]] Duration non_invite_trying_deadline() const;
 
   [[nodiscard]] const TransactionStats& stats() const { return stats_; }
-  [[nodiscard]] std::size_t size() const { return live_; }
+  [[nodiscard]] std::size_t size() const { return pool_.size(); }
   [[nodiscard]] const TimerConfig& timers() const { return cfg_; }
 
  private:
   enum Timer : std::uint8_t { A, B, C, D, E, F, G, H, I, J, K, L, M, Trying100, Lifetime, Silence, kTimerCount };
   /// No transaction runs more than this many timers at once (a client non-INVITE: E, F, Silence).
   static constexpr int kTimerSlots = 4;
-  static constexpr std::uint32_t kNotQueued = UINT32_MAX;
   /// A transaction key (RFC 3261 §17.1.3, §17.2.3) held in place when it fits, as every key of a
   /// branch with the magic cookie does; longer ones (RFC 2543 keys) on the heap.
   class Key {
@@ -187,14 +189,14 @@ class TransactionLayer {
   struct Transaction {
     Key key;
     std::uint64_t hash = 0;  ///< side_hash of the key, kept for erasing it from the index
-    TransactionId id = 0;  ///< 0 while the slot is free
+    TransactionId id = 0;    ///< its id in pool_
     TransactionState state = TransactionState::Trying;
     bool client = false;
     bool invite = false;
     bool reliable = false;
     bool released = false;  // request and request_bytes dropped (non-INVITE, Completed)
     Timer which[kTimerSlots] = {kTimerCount, kTimerCount, kTimerCount, kTimerCount};
-    std::uint32_t queued = kNotQueued;  // position in timer_queue_
+    std::uint32_t heap_pos = kNotInHeap;  // position in timer_queue_
     Instant due[kTimerSlots] = {kInstantMax, kInstantMax, kInstantMax, kInstantMax};
     Duration interval{};
     Instant created{};
@@ -206,58 +208,15 @@ class TransactionLayer {
     std::string ack_bytes;       // client INVITE: the ACK for a non-2xx final response
     Message request;
   };
-  /// A transaction's earliest timer, in a binary heap that knows each transaction's place: a
-  /// stopped timer or an ended transaction leaves nothing behind.
-  struct QueueEntry {
-    Instant at{};
-    TransactionId id = 0;
-    Transaction* t = nullptr;  ///< the transaction `id` names, for the heap's moves
-    bool operator<(const QueueEntry& o) const { return at != o.at ? at < o.at : id < o.id; }
-  };
-  /// Transaction keys (RFC 3261 §17.1.3, §17.2.3) to transactions, client and server in one
-  /// table (the side is folded into the hash, see side_hash): open addressing on a keyed hash,
-  /// the key itself compared in the transaction (its first line). The first 8 slots live in the
-  /// index itself, inside the node, so that the usual handful of transactions costs no separate
-  /// allocation to reach; a burst moves the table to the heap, and it comes back when the burst is over.
-  class KeyIndex {
-   public:
-    KeyIndex() = default;
-    KeyIndex(const KeyIndex&) = delete;
-    KeyIndex& operator=(const KeyIndex&) = delete;
-    [[nodiscard]] Transaction* find(std::string_view key, std::uint64_t hash) const;
-    void insert(std::uint64_t hash, Transaction* t);
-    void erase(std::uint64_t hash, const Transaction* t);
-
-   private:
-    struct Entry {
-      std::uint64_t hash = 0;
-      Transaction* t = nullptr;  ///< nullptr: empty
-    };
-    static constexpr std::uint32_t kInPlace = 8;
-    [[nodiscard]] const Entry* slots() const { return big_ ? big_.get() : local_.data(); }
-    Entry* slots() { return big_ ? big_.get() : local_.data(); }
-    void resize(std::uint32_t capacity);
-    std::array<Entry, kInPlace> local_{};
-    std::unique_ptr<Entry[]> big_;  // the table while it has more than kInPlace slots
-    std::uint32_t capacity_ = kInPlace;
-    std::uint32_t size_ = 0;
-  };
-  static constexpr std::uint32_t kNoSlot = UINT32_MAX;
-  /// A pool slot: its transaction while one lives there, the count of its reuses (the high half of
-  /// the next id) and, while free, the next free slot. One array, so that taking a slot touches one line.
-  struct PoolSlot {
-    std::unique_ptr<Transaction> t;
-    std::uint32_t generation = 0;
-    std::uint32_t next_free = kNoSlot;
-  };
-
   /// `take`, when given, is `request` itself, moved into the transaction where it is kept.
   Transaction& create(bool client, const Message& request, Message* take, const Endpoint& peer, bool reliable,
                       Instant now);
   void receive(const Message& message, Message* take, const Endpoint& from, Instant now);
-  Transaction* find(TransactionId id);
-  const Transaction* find(TransactionId id) const;
-  static std::uint32_t slot_of(TransactionId id) { return static_cast<std::uint32_t>(id); }
+  Transaction* find(TransactionId id) const { return pool_.find(id); }
+  /// The transaction filed under `key` (its side's hash `hash`), or nullptr.
+  Transaction* find_key(std::string_view key, std::uint64_t hash) const {
+    return index_.find(hash, [key](const Transaction& t) { return t.key.view() == key; });
+  }
   [[nodiscard]] std::uint64_t key_hash(std::string_view key) const;
   [[nodiscard]] std::uint64_t side_hash(std::string_view key, bool client) const;
   /// Files `t` under `key`; `hash` is side_hash(key, t.client), which the caller has for its lookup.
@@ -265,9 +224,6 @@ class TransactionLayer {
   void start_timer(Transaction& t, Timer timer, Duration after, Instant now);
   void stop_timer(Transaction& t, Timer timer);
   void requeue(Transaction& t);
-  void queue_swap(std::size_t a, std::size_t b);
-  void queue_up(std::size_t i);
-  void queue_down(std::size_t i);
   void fire(Transaction& t, Timer timer, Instant now);
   void terminate(Transaction& t);
   void release_request(Transaction& t);
@@ -293,16 +249,12 @@ class TransactionLayer {
   Limits limits_;
   TransactionStats stats_;
   std::uint64_t hash_seed_;
-  // The pool: each transaction on its own allocation, so that a reference stays valid while the
-  // pool grows (callbacks run with references held) and an ended one gives its memory back.
-  // The slots themselves, the timer heap and the list of ended transactions keep their first few
-  // entries in place (in the node, like the key index), which is all a node usually needs.
-  SmallVector<PoolSlot, 4> pool_;
-  std::uint32_t free_head_ = kNoSlot;   // the free slots, a list through PoolSlot::next_free
-  std::size_t live_ = 0;                // slots holding a transaction
-  std::uint32_t generation_floor_ = 0;  // the generation a new slot starts from
-  KeyIndex index_;
-  SmallVector<QueueEntry, 4> timer_queue_;
+  // The pool (each transaction on its own allocation, ids that name nothing once it ended), the
+  // key index, the timer heap and the list of ended transactions keep their first few entries in
+  // place, in the node: all a node usually needs.
+  SlotPool<Transaction, 4> pool_;
+  HashIndex<Transaction, 8> index_;
+  IndexedHeap<Transaction, 4> timer_queue_;
   SmallVector<TransactionId, 4> dead_;
   int depth_ = 0;
 };

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <array>
 
-#include "node/core/address.hpp"
+#include "core/address.hpp"
 #include "node/sip/headers.hpp"
 #include "node/sip/scanner.hpp"
 

@@ -25,8 +25,8 @@
 #include <string_view>
 #include <vector>
 
-#include "node/core/address.hpp"
-#include "node/core/hex.hpp"
+#include "core/address.hpp"
+#include "core/hex.hpp"
 
 namespace p2psip::golden {
 

@@ -1,5 +1,5 @@
 // IP address text: the dotted-quad reader and writer on every message's path, against inet_pton's rules.
-#include "node/core/address.hpp"
+#include "core/address.hpp"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
-// Per-key rate limits (node/core/rate_limiter.hpp) on virtual time.
-#include "node/core/rate_limiter.hpp"
+// Per-key rate limits (core/rate_limiter.hpp) on virtual time.
+#include "core/rate_limiter.hpp"
 
 #include <gtest/gtest.h>
 

@@ -2,7 +2,7 @@
 // node and user certificates, requests, and every way a certificate is refused.
 #include <gtest/gtest.h>
 
-#include "node/core/hex.hpp"
+#include "core/hex.hpp"
 #include "security/certificate.hpp"
 #include "security/crypto.hpp"
 

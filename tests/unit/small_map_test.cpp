@@ -1,5 +1,5 @@
 // SmallMap against std::unordered_map: the same operations, the same answers, in place and spilled.
-#include "node/core/small_map.hpp"
+#include "core/small_map.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // SmallVector against std::vector: the same contents through growth past N, shrinking and
 // clearing, for a value type and for one that owns memory.
-#include "node/core/small_vector.hpp"
+#include "core/small_vector.hpp"
 
 #include <gtest/gtest.h>
 

@@ -6,8 +6,8 @@
 #include <string>
 #include <string_view>
 
-#include "node/core/address.hpp"
-#include "node/core/time.hpp"
+#include "core/address.hpp"
+#include "core/time.hpp"
 
 namespace p2psip {
 

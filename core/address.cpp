@@ -1,4 +1,4 @@
-#include "node/core/address.hpp"
+#include "core/address.hpp"
 
 #include <arpa/inet.h>
 

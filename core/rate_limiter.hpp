@@ -18,7 +18,7 @@
 #include <unordered_map>
 #include <utility>
 
-#include "node/core/time.hpp"
+#include "core/time.hpp"
 
 namespace p2psip {
 
