@@ -23,8 +23,22 @@ class Environment {
   /// send() for bytes the caller no longer needs: a driver that queues them (the simulator)
   /// takes the buffer instead of copying it. By default, send(to, bytes).
   virtual bool send_owned(const Endpoint& to, std::string&& bytes) { return send(to, std::string_view(bytes)); }
-  /// Uniformly distributed random bits, from the driver's seeded stream.
+  /// Uniformly distributed random bits from the driver's seeded stream: reproducible, and so only
+  /// for what may be predicted (timing jitter, choices among peers), never for anything secret or
+  /// seen on the wire.
   virtual std::uint64_t random() = 0;
+  /// Uniformly distributed random bits from a secure source: for everything secret or visible on
+  /// the wire (keys, nonce keys, hash seeds, branches, tags, Call-IDs), which an observer of the
+  /// wire must not be able to predict. The runtime draws them from libsodium (randombytes_buf); the
+  /// simulator, the tests and the fuzzers from their seeded streams, so that their runs repeat.
+  virtual std::uint64_t secure_random() = 0;
+  /// `n` secure random bytes at `out` (secure_random, eight at a time).
+  void secure_bytes(std::uint8_t* out, std::size_t n) {
+    for (std::size_t i = 0; i < n; i += 8) {
+      const std::uint64_t r = secure_random();
+      for (std::size_t b = 0; b < 8 && i + b < n; ++b) out[i + b] = static_cast<std::uint8_t>(r >> (8 * b));
+    }
+  }
   /// Wall-clock time at core time `now`, in microseconds since the Unix epoch: what certificates'
   /// validity and signed records' writing times are measured in. The libuv runtime maps its
   /// monotonic clock onto the system's; tests and the simulator take their virtual time as it is.

@@ -29,10 +29,7 @@ const Writer* EnrolledUsers::writer_for(std::string_view aor, Instant) {
 
 KeyPair key_from(Environment& env) {
   Seed seed{};
-  for (std::size_t i = 0; i < seed.size(); i += 8) {
-    const std::uint64_t r = env.random();
-    std::memcpy(seed.data() + i, &r, 8);
-  }
+  env.secure_bytes(seed.data(), seed.size());
   return KeyPair::from_seed(seed);
 }
 
@@ -52,7 +49,7 @@ const Writer* DevelopmentUsers::writer_for(std::string_view aor, Instant now) {
   KeyPair key = key_from(env_);
   const std::int64_t t = env_.unix_time_us(now) / 1000000;
   auto cert = issue_raw(key, nullptr, key.public_key, std::string(aor) + " (self-signed, development)",
-                        {std::string(aor)}, false, env_.random() >> 1 | 1, {t - 300, t + 10 * 365 * 86400});
+                        {std::string(aor)}, false, env_.secure_random() >> 1 | 1, {t - 300, t + 10 * 365 * 86400});
   if (!cert) return nullptr;
   if (vouch_to_ != nullptr) vouch_to_->vouch(*cert);
   return &writers_.emplace(std::string(aor), Writer{key, cert->der(), &crypto_}).first->second;

@@ -35,6 +35,8 @@ class SimHost final : public Environment {
   bool send(const Endpoint& to, std::string_view bytes) override { return sim_.transmit(index_, to, bytes); }
   bool send_owned(const Endpoint& to, std::string&& bytes) override { return sim_.transmit(index_, to, bytes, &bytes); }
   std::uint64_t random() override { return rng_.next(); }
+  /// The same stream: a run repeats, and draws in the order they always did.
+  std::uint64_t secure_random() override { return rng_.next(); }
   [[nodiscard]] std::int64_t unix_time_us(Instant now) const override {
     return kEpochS * 1000000 + now.time_since_epoch().count();
   }
@@ -557,7 +559,7 @@ bool Simulator::attacked(std::uint32_t to, const InFlight& f) {
     }
   }
   // The tag from the forger's own stream: attack_rng_ decides who is malicious, and nothing else.
-  sip::Message out = overlay::encode_response(*m, resp, sc_.overlay, "f" + std::to_string(s.host.random()));
+  sip::Message out = overlay::encode_response(*m, resp, sc_.overlay, "f" + std::to_string(s.host.secure_random()));
   if (s.sec && s.sec->auth && f.transport != Transport::Tls) s.sec->auth->sign_response(out, *m, now_);
   ++results_.attacks_forged;
   Endpoint back = f.from;

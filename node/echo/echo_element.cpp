@@ -26,7 +26,7 @@ void EchoElement::answer_malformed(std::string_view raw, const sip::ParseError& 
 
 std::string EchoElement::new_tag() {
   char buf[24];
-  std::snprintf(buf, sizeof buf, "%012llx", static_cast<unsigned long long>(env_.random() & 0xffffffffffffull));
+  std::snprintf(buf, sizeof buf, "%012llx", static_cast<unsigned long long>(env_.secure_random() & 0xffffffffffffull));
   return buf;
 }
 

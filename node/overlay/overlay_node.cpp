@@ -50,7 +50,7 @@ OverlayNode::OverlayNode(dht::Peer self, OverlayConfig config, Environment& env)
       peer_limits_(cfg_.peer_rate) {}
 
 Hex64 OverlayNode::token() {
-  return Hex64(env_.random());
+  return Hex64(env_.secure_random());
 }
 
 void OverlayNode::receive_datagram(std::string_view bytes, const Endpoint& from, Instant now) {

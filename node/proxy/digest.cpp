@@ -4,6 +4,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <array>
 
 #include "core/hex.hpp"
 #include "node/sip/headers.hpp"
@@ -151,10 +152,10 @@ DigestAuthenticator::DigestAuthenticator(DigestConfig config,
                                          std::function<const DigestSecret*(std::string_view)> secret_of,
                                          Environment& env)
     : cfg_(std::move(config)), secret_of_(std::move(secret_of)) {
-  for (int i = 0; i < 4; ++i) {
-    const std::uint64_t r = env.random();
-    key_.append(reinterpret_cast<const char*>(&r), sizeof r);
-  }
+  // The nonces' key: whoever could guess it could mint nonces that look like ours.
+  std::array<std::uint8_t, 32> key{};
+  env.secure_bytes(key.data(), key.size());
+  key_.assign(reinterpret_cast<const char*>(key.data()), key.size());
 }
 
 std::string DigestAuthenticator::nonce_at(Instant issued) const {

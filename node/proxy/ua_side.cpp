@@ -93,7 +93,7 @@ bool UaSide::phone_reachable(const Endpoint& to) const {
 
 std::string UaSide::tag() {
   char buf[24];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(env_.random()));
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(env_.secure_random()));
   return buf;
 }
 

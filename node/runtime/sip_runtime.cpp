@@ -3,6 +3,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <sodium.h>
 
 #include <chrono>
 #include <cstdio>
@@ -91,6 +92,7 @@ Endpoint from_sockaddr(const sockaddr* addr, Transport t) {
 }
 
 SipRuntime::SipRuntime(uv_loop_t* loop, RuntimeConfig config) : loop_(loop), cfg_(config) {
+  if (sodium_init() < 0) std::abort();  // no secure random source: nothing here may run
   std::random_device rd;
   rng_.seed((static_cast<std::uint64_t>(rd()) << 32) ^ rd());
   const auto wall =
@@ -555,6 +557,12 @@ bool SipRuntime::write_raw(Connection* c, std::string_view bytes) {
   stats_.bytes_out += bytes.size();
   c->last_activity = now();
   return true;
+}
+
+std::uint64_t SipRuntime::secure_random() {
+  std::uint64_t v = 0;
+  randombytes_buf(&v, sizeof v);
+  return v;
 }
 
 bool SipRuntime::send(const Endpoint& to, std::string_view bytes) {

@@ -125,7 +125,10 @@ class SipRuntime : public Environment {
 
   // Environment
   bool send(const Endpoint& to, std::string_view bytes) override;
+  /// The seeded stream (jitter), seeded from the system's entropy at construction.
   std::uint64_t random() override { return rng_(); }
+  /// libsodium's randombytes_buf: what goes on the wire or stays secret.
+  std::uint64_t secure_random() override;
   void log(LogLevel level, std::string_view text) override;
   void set_log_level(LogLevel l) { log_level_ = l; }
 

@@ -81,7 +81,7 @@ std::string_view state_name(TransactionState s) {
 }
 
 TransactionLayer::TransactionLayer(Environment& env, TransactionUser& tu, TimerConfig timers, Limits limits)
-    : env_(env), tu_(tu), cfg_(timers), limits_(limits), hash_seed_(env.random() | 1) {}
+    : env_(env), tu_(tu), cfg_(timers), limits_(limits), hash_seed_(env.secure_random() | 1) {}
 
 // ---- key indexes --------------------------------------------------------------------------------------
 
@@ -142,7 +142,7 @@ TransactionLayer::Branch TransactionLayer::new_branch() {
   Branch b;
   static_assert(kMagicCookie.size() + 16 == std::tuple_size_v<decltype(b.text)>);
   std::memcpy(b.text.data(), kMagicCookie.data(), kMagicCookie.size());
-  write_hex64(b.text.data() + kMagicCookie.size(), env_.random());
+  write_hex64(b.text.data() + kMagicCookie.size(), env_.secure_random());
   return b;
 }
 

@@ -147,7 +147,7 @@ class TransactionLayer {
   /// The earliest time advance() has work; kInstantMax when none.
   [[nodiscard]] Instant next_wakeup() const;
 
-  /// A new RFC 3261 branch: the magic cookie and 64 random bits from the environment.
+  /// A new RFC 3261 branch: the magic cookie and 64 bits from the environment's secure source.
   std::string make_branch() { return std::string(new_branch().view()); }
   /// The same, held in place (no allocation; one is made for every request).
   struct Branch {

@@ -15,6 +15,7 @@ class QuietEnvironment : public Environment {
  public:
   bool send(const Endpoint&, std::string_view) override { return true; }
   std::uint64_t random() override { return state = state * 6364136223846793005ull + 1442695040888963407ull; }
+  std::uint64_t secure_random() override { return random(); }
   std::uint64_t state = 7;
 };
 }  // namespace

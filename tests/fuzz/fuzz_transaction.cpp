@@ -23,6 +23,7 @@ class NullEnvironment : public Environment {
     return true;
   }
   std::uint64_t random() override { return state = state * 6364136223846793005ull + 1442695040888963407ull; }
+  std::uint64_t secure_random() override { return random(); }
   std::uint64_t state = 1;
   std::size_t sent_bytes = 0;
 };

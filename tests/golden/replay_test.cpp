@@ -70,6 +70,8 @@ class Face : public Environment {
     const std::uint64_t v = rng_();
     return quantum_ == 0 ? v : ((v >> 24) + 1) * quantum_;
   }
+  /// Tokens: any values do (the replay maps them onto the capture's).
+  std::uint64_t secure_random() override { return rng_(); }
 
  private:
   std::vector<Output>& out_;

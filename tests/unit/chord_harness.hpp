@@ -56,6 +56,7 @@ class ChordNet {
     void reply(dht::ReplyHandle h, const dht::Response& r, Instant now) override { net_.deliver_reply(h, r, now); }
     bool send(const Endpoint&, std::string_view) override { return false; }
     std::uint64_t random() override { return rng_(); }
+    std::uint64_t secure_random() override { return rng_(); }
 
    private:
     ChordNet& net_;

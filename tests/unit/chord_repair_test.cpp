@@ -33,6 +33,7 @@ class ScriptedLink : public ChordTransport, public Environment {
   void reply(ReplyHandle h, const Response& r, Instant) override { replies.emplace_back(h, r); }
   bool send(const Endpoint&, std::string_view) override { return false; }
   std::uint64_t random() override { return 4; }
+  std::uint64_t secure_random() override { return 4; }
 
   /// The last request of `op` sent, if any.
   std::optional<Sent> last(Op op) const {

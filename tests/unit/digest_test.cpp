@@ -60,6 +60,7 @@ struct Env : Environment {
   std::uint64_t n = 77;
   bool send(const Endpoint&, std::string_view) override { return false; }
   std::uint64_t random() override { return n = n * 6364136223846793005ull + 1442695040888963407ull; }
+  std::uint64_t secure_random() override { return random(); }
 };
 
 /// A phone's answer to a challenge, as RFC 7616 §3.4 computes it.

@@ -30,17 +30,29 @@ class OverlayNet {
   /// the stabilization interval in µs), so that Chord's stabilization jitter, a draw modulo that
   /// tenth, is always zero and a node's timing depends on its inputs alone.
   std::uint64_t random_quantum = 0;
+  /// True: every host draws its secure random bits from a stream of their own, apart from its
+  /// seeded one, and every draw is kept in `seeded_draws` or `secure_draws` (a test that no seeded
+  /// value reaches the wire). False: one stream serves both, in the order tests always drew.
+  bool separate_streams = false;
+  std::vector<std::uint64_t> seeded_draws, secure_draws;
 
   class Host : public Environment {
    public:
-    Host(OverlayNet& net, Endpoint self, std::uint64_t seed) : net_(net), self_(self), rng_(seed) {}
+    Host(OverlayNet& net, Endpoint self, std::uint64_t seed)
+        : net_(net), self_(self), rng_(seed), secure_rng_(seed ^ 0x5ec0de5ec0de5ec0ULL) {}
     bool send(const Endpoint& to, std::string_view bytes) override {
       net_.deliver(self_, to, std::string(bytes));
       return true;
     }
     std::uint64_t random() override {
       const std::uint64_t v = rng_();
-      return net_.random_quantum == 0 ? v : ((v >> 24) + 1) * net_.random_quantum;
+      const std::uint64_t out = net_.random_quantum == 0 ? v : ((v >> 24) + 1) * net_.random_quantum;
+      if (net_.separate_streams) net_.seeded_draws.push_back(out);
+      return out;
+    }
+    std::uint64_t secure_random() override {
+      if (!net_.separate_streams) return random();
+      return net_.secure_draws.emplace_back(secure_rng_());
     }
     void log(LogLevel level, std::string_view text) override {
       if (net_.on_log) net_.on_log(self_, level, text);
@@ -53,6 +65,7 @@ class OverlayNet {
     OverlayNet& net_;
     Endpoint self_;
     std::mt19937_64 rng_;
+    std::mt19937_64 secure_rng_;
   };
 
   /// Something else on the network besides overlay nodes (a node's UA side, a softphone): bytes

@@ -25,6 +25,7 @@ KeyPair key(std::uint8_t n) {
 struct QuietEnv : Environment {
   bool send(const Endpoint&, std::string_view) override { return false; }
   std::uint64_t random() override { return 4; }
+  std::uint64_t secure_random() override { return 4; }
 };
 
 struct Pki {

@@ -23,6 +23,7 @@ class RecordingEnvironment : public Environment {
     return true;
   }
   std::uint64_t random() override { return ++counter * 0x9e3779b97f4a7c15ull; }
+  std::uint64_t secure_random() override { return random(); }
   std::vector<Sent> sent;
   bool fail_sends = false;
   std::uint64_t counter = 0;
