@@ -44,28 +44,32 @@ Request ChordNode::make(Op op, NodeId target) const {
   return r;
 }
 
-RequestId ChordNode::send(Kind kind, const Peer& to, Request r, Instant now, ReplyHandle reply, RouteCallback cb) {
-  RequestId id = next_request_++;
-  auto& slot = pending_[id];
-  slot = std::make_unique<Pending>();
-  Pending& p = *slot;
-  p.kind = kind;
-  p.to = to;
-  p.request = r;
-  p.reply = reply;
-  p.cb = std::move(cb);
-  p.started = now;
-  ++stats_.requests_out;
-  transport_.send(id, to, r, now);  // may call on_failure(id) before returning
-  return id;
+void ChordNode::send(Kind kind, const Peer& to, Request r, Instant now, ReplyHandle reply, RouteCallback cb) {
+  auto p = std::make_unique<Pending>();
+  p->kind = kind;
+  p->to = to;
+  p->request = std::move(r);
+  p->reply = reply;
+  p->cb = std::move(cb);
+  p->started = now;
+  dispatch(std::move(p), now);
 }
 
-bool ChordNode::resend(RequestId id, Instant now) {
+void ChordNode::dispatch(std::unique_ptr<Pending> p, Instant now) {
+  const RequestId id = next_request_++;
+  const Pending& sent = *p;  // stays where it is: pending_ holds the pointer
+  pending_[id] = std::move(p);
+  ++stats_.requests_out;
+  if (!transport_.send(id, sent.to, sent.request, now)) {
+    refused_.push_back(id);
+    refused_at_ = std::min(refused_at_, now);
+  }
+}
+
+std::optional<ChordNode::Outstanding> ChordNode::outstanding(RequestId id) const {
   const auto* found = pending_.find(id);
-  if (found == nullptr) return false;
-  const Pending& p = **found;
-  transport_.send(id, p.to, p.request, now);  // may call on_failure(id) before returning
-  return true;
+  if (found == nullptr) return std::nullopt;
+  return Outstanding{(*found)->to, (*found)->request};
 }
 
 void ChordNode::start(const std::vector<Endpoint>& bootstrap, Instant now) {
@@ -147,6 +151,12 @@ void ChordNode::peer_failed(const Peer& p, Instant now) {
 // ---- periodic work ---------------------------------------------------------------------------
 
 void ChordNode::advance(Instant now) {
+  if (!refused_.empty()) {  // requests that could not leave fail now, outside any send
+    std::vector<RequestId> refused;
+    refused.swap(refused_);
+    refused_at_ = kInstantMax;
+    for (RequestId id : refused) on_failure(id, now);
+  }
   if (!joined_ && started_ && !leaving_ && now >= next_join_attempt_) attempt_join(now);
   if (joined_ && !leaving_ && now >= next_stabilize_) {
     // Jitter of up to a tenth of the interval keeps peers from stabilizing in lock step.
@@ -172,7 +182,7 @@ void ChordNode::advance(Instant now) {
 }
 
 Instant ChordNode::next_wakeup() const {
-  Instant next = kInstantMax;
+  Instant next = refused_at_;
   if (joined_ && !leaving_) next = std::min(next, next_stabilize_);
   if (!joined_ && started_ && !leaving_) next = std::min(next, next_join_attempt_);
   return next;
@@ -471,12 +481,7 @@ void ChordNode::learn_responsible(NodeId key, const Response& r, Instant now) {
 }
 
 void ChordNode::forward(Pending p, Instant now) {
-  Peer to = p.to;
-  Request r = p.request;
-  RequestId id = next_request_++;
-  pending_[id] = std::make_unique<Pending>(std::move(p));
-  ++stats_.requests_out;
-  transport_.send(id, to, r, now);
+  dispatch(std::make_unique<Pending>(std::move(p)), now);
 }
 
 Response ChordNode::execute(const Request& r, Instant now, bool own) {
@@ -740,7 +745,7 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
         Request next = p.request;
         next.hops = r.hops + 1;
         next.final_hop = r.redirect_final;
-        send(Kind::JoinLookup, *r.redirect, next, now);
+        send(Kind::JoinLookup, *r.redirect, std::move(next), now);
         return;
       }
       if (r.status != 200 || !r.responsible || r.responsible->id == table_.self().id) {
@@ -795,13 +800,9 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
         next.hops = r.hops + 1;
         next.final_hop = r.redirect_final;
         table_.consider(*r.redirect);
-        RequestId nid = next_request_++;
-        Peer to = *r.redirect;
-        p.to = to;
-        p.request = next;
-        pending_[nid] = std::make_unique<Pending>(std::move(p));
-        ++stats_.requests_out;
-        transport_.send(nid, to, next, now);
+        p.to = *r.redirect;
+        p.request = std::move(next);
+        dispatch(std::make_unique<Pending>(std::move(p)), now);
         return;
       }
       learn_responsible(p.request.target, r, now);

@@ -15,13 +15,13 @@
 #include <unordered_map>
 #include <vector>
 
-#include "dht/messages.hpp"
-#include "dht/routing_table.hpp"
-#include "dht/storage.hpp"
 #include "core/environment.hpp"
 #include "core/rate_limiter.hpp"
 #include "core/small_map.hpp"
 #include "core/time.hpp"
+#include "dht/messages.hpp"
+#include "dht/routing_table.hpp"
+#include "dht/storage.hpp"
 
 namespace p2psip::dht {
 
@@ -31,9 +31,10 @@ using ReplyHandle = std::uint64_t;
 class ChordTransport {
  public:
   virtual ~ChordTransport() = default;
-  /// Sends `r` to `to`. The outcome arrives as ChordNode::on_response(id) or on_failure(id),
-  /// possibly before send returns (an immediate transport error).
-  virtual void send(RequestId id, const Peer& to, const Request& r, Instant now) = 0;
+  /// Sends `r` to `to`; false when it could not leave at all (the transport refused it at once),
+  /// and nothing more will be heard of it. Otherwise the outcome arrives later as
+  /// ChordNode::on_response(id) or on_failure(id), never before send returns.
+  virtual bool send(RequestId id, const Peer& to, const Request& r, Instant now) = 0;
   /// Answers the request that arrived with `handle`.
   virtual void reply(ReplyHandle handle, const Response& r, Instant now) = 0;
 };
@@ -116,9 +117,13 @@ class ChordNode {
   /// 3261 §16.8's timeout at a proxy): the route is tried again around it, but nothing of the peer
   /// asked is written off.
   void on_failure(RequestId id, Instant now, bool hop_alive = false);
-  /// Sends request `id`, still pending, again to the same peer (the transport had to change how it
-  /// is sent: with a certificate, say). False when it is no longer pending.
-  bool resend(RequestId id, Instant now);
+  /// Request `id` while it is pending: the peer it went to and what it asked (the transport sends
+  /// it again when it must change how it is sent: with a certificate, say). Nullopt once it is not.
+  struct Outstanding {
+    const Peer& to;
+    const Request& request;
+  };
+  [[nodiscard]] std::optional<Outstanding> outstanding(RequestId id) const;
   void advance(Instant now);
   [[nodiscard]] Instant next_wakeup() const;
 
@@ -175,7 +180,11 @@ class ChordNode {
     RouteCallback cb;
   };
   void route_try(std::shared_ptr<RouteTries> t, Instant now);
-  RequestId send(Kind kind, const Peer& to, Request r, Instant now, ReplyHandle reply = 0, RouteCallback cb = {});
+  /// Sends a request of ours: it is pending until its answer or its failure. One the transport
+  /// refused at once fails in the next advance() (next_wakeup() says so), never within send.
+  void send(Kind kind, const Peer& to, Request r, Instant now, ReplyHandle reply = 0, RouteCallback cb = {});
+  /// Files `p` under a new id and sends it (what send, forward and an iterative redirect share).
+  void dispatch(std::unique_ptr<Pending> p, Instant now);
   void stabilize(Instant now);
   void fix_fingers(Instant now);
   void check_successor(Instant now);
@@ -214,6 +223,8 @@ class ChordNode {
   // valid while others come and go.
   SmallMap<RequestId, std::unique_ptr<Pending>, 8> pending_;
   RequestId next_request_ = 1;
+  std::vector<RequestId> refused_;  // requests the transport refused at once: failed in advance()
+  Instant refused_at_ = kInstantMax;
   std::map<NodeId, Instant> failed_;  // recently failed peers, ignored when others still list them
 
   bool started_ = false, joined_ = false, leaving_ = false;

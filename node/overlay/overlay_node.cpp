@@ -98,7 +98,12 @@ Instant OverlayNode::next_wakeup() const {
   return std::min(layer_.next_wakeup(), chord_.next_wakeup());
 }
 
-void OverlayNode::send(dht::RequestId id, const dht::Peer& to, const dht::Request& r, Instant now) {
+bool OverlayNode::send(dht::RequestId id, const dht::Peer& to, const dht::Request& r, Instant now) {
+  return send_request(id, to, r, now, false);
+}
+
+bool OverlayNode::send_request(dht::RequestId id, const dht::Peer& to, const dht::Request& r, Instant now,
+                               bool resent) {
   RequestFraming f;
   f.overlay = cfg_.overlay;
   // On the stack, drawn in this order (branch, Call-ID, From tag): a run's random stream is fixed.
@@ -125,7 +130,7 @@ void OverlayNode::send(dht::RequestId id, const dht::Peer& to, const dht::Reques
   f.transport = cfg_.link_transport;
   if (f.transport == Transport::Udp && body_estimate > cfg_.udp_body_limit) f.transport = Transport::Tcp;
   sip::Message m = encode_request(r, f);
-  Outgoing out{id, to.id, to.id != dht::NodeId{}, false, resending_};
+  Outgoing out{id, to.id, to.id != dht::NodeId{}, false, resent};
   // Over a TLS link the handshake authenticates the whole connection; elsewhere every message is signed.
   if (auth_ != nullptr && f.transport != Transport::Tls) {
     out.carried_cert = auth_->sign_request(m, out.to_known ? &out.to : nullptr, now);
@@ -134,14 +139,10 @@ void OverlayNode::send(dht::RequestId id, const dht::Peer& to, const dht::Reques
   dest.transport = f.transport;
   ++stats_.requests_sent;
   if (f.transport == Transport::Tcp) ++stats_.messages_sent_tcp;
-  sending_ = true;
-  sip::TransactionId txn = layer_.send_request(m, dest, now, branch.view());  // encode_request's Via has it
-  sending_ = false;
-  if (failed_during_send_.erase(txn) > 0) {
-    chord_.on_failure(id, now);  // the transport refused at once
-    return;
-  }
-  outstanding_[txn] = out;
+  auto txn = layer_.send_request(m, dest, now, branch.view());  // encode_request's Via has it
+  if (!txn) return false;                                       // the transport refused it at once
+  outstanding_[*txn] = out;
+  return true;
 }
 
 void OverlayNode::reply(dht::ReplyHandle handle, const dht::Response& r, Instant now) {
@@ -275,9 +276,9 @@ bool OverlayNode::accept_response(const Outgoing& out, const sip::Message& respo
   if ((we_lacked || they_lacked) && !out.resent) {
     if (they_lacked) auth_->forget_told(responder);
     ++stats_.resent;
-    resending_ = true;
-    chord_.resend(out.rid, now);
-    resending_ = false;
+    if (auto pending = chord_.outstanding(out.rid)) {
+      if (!send_request(out.rid, pending->to, pending->request, now, true)) chord_.on_failure(out.rid, now);
+    }
     return false;
   }
   if (!v.ok()) {
@@ -311,10 +312,6 @@ bool OverlayNode::accept_response(const Outgoing& out, const sip::Message& respo
 }
 
 void OverlayNode::fail(sip::TransactionId id, Instant now, bool hop_alive) {
-  if (sending_) {
-    failed_during_send_.insert(id);
-    return;
-  }
   const Outgoing* found = outstanding_.find(id);
   if (found == nullptr) return;
   const dht::RequestId rid = found->rid;
@@ -323,13 +320,13 @@ void OverlayNode::fail(sip::TransactionId id, Instant now, bool hop_alive) {
 }
 
 void OverlayNode::on_timeout(sip::TransactionId id, Instant now) {
-  if (delegate_ && !sending_ && !outstanding_.contains(id)) return delegate_->on_timeout(id, now);
+  if (delegate_ && !outstanding_.contains(id)) return delegate_->on_timeout(id, now);
   // A timeout in Proceeding came after 100 Trying: the route failed past this peer (RFC 3261
   // §16.8: a proxy treats it as a 408), not this peer. A broken connection is this peer's.
   fail(id, now, layer_.state_of(id) == sip::TransactionState::Proceeding);
 }
 void OverlayNode::on_transport_error(sip::TransactionId id, Instant now) {
-  if (delegate_ && !sending_ && !outstanding_.contains(id)) return delegate_->on_transport_error(id, now);
+  if (delegate_ && !outstanding_.contains(id)) return delegate_->on_transport_error(id, now);
   fail(id, now, false);
 }
 void OverlayNode::on_ack(sip::TransactionId id, const sip::Message& ack, const Endpoint& from, Instant now) {

@@ -10,10 +10,10 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "dht/chord_node.hpp"
 #include "core/hex.hpp"
 #include "core/rate_limiter.hpp"
 #include "core/small_map.hpp"
+#include "dht/chord_node.hpp"
 #include "node/overlay/peer_auth.hpp"
 #include "node/sip/transaction.hpp"
 
@@ -101,7 +101,7 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
   void on_transport_error(sip::TransactionId id, Instant now) override;
 
   // dht::ChordTransport
-  void send(dht::RequestId id, const dht::Peer& to, const dht::Request& r, Instant now) override;
+  bool send(dht::RequestId id, const dht::Peer& to, const dht::Request& r, Instant now) override;
   void reply(dht::ReplyHandle handle, const dht::Response& r, Instant now) override;
 
  private:
@@ -114,6 +114,9 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
     bool resent = false;
   };
   Hex64 token();
+  /// Chord's request `id` as a SIP request; `resent`: sent again with credentials (accept_response).
+  /// False when the transport refused it at once.
+  bool send_request(dht::RequestId id, const dht::Peer& to, const dht::Request& r, Instant now, bool resent);
   /// `hop_alive`: the peer answered 100 Trying, and only the final answer is missing.
   void fail(sip::TransactionId id, Instant now, bool hop_alive);
   /// The credentials of a message that `signer` must have sent (null: any peer, named in
@@ -131,8 +134,6 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
   dht::ChordNode chord_;
   OverlayStats stats_;
   SmallMap<sip::TransactionId, Outgoing, 8> outstanding_;  // a few at a time, 8 in place as pending_
-  std::unordered_set<sip::TransactionId> failed_during_send_;
-  bool sending_ = false;
   sip::TransactionUser* delegate_ = nullptr;
   RateLimiter<Endpoint, EndpointHash> peer_limits_;
   PeerAuthenticator* auth_ = nullptr;
@@ -155,7 +156,6 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
    private:
     OverlayNode& node_;
   };
-  bool resending_ = false;  ///< send() is sending a request again (accept_response)
 };
 
 }  // namespace p2psip::overlay

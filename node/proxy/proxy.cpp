@@ -293,10 +293,12 @@ void UaSide::add_branch(std::uint64_t cid, Side out, const Endpoint& dest, Messa
   b.to_node = to_node;
   b.request = m;
   ++stats_.branches;
-  sending_ = true;
-  failed_during_send_.clear();
-  sip::TransactionId txn = layer(out).send_request(m, dest, now);
-  sending_ = false;
+  auto sent = layer(out).send_request(m, dest, now);
+  if (!sent) {  // the transport refused it at once: the branch has failed, as if unreachable
+    fail_branch(cid, index, false, now);
+    return;
+  }
+  const sip::TransactionId txn = *sent;
   calls_.at(cid).branches[index].txn = txn;
   by_client_[{out, txn}] = {cid, index};
   if (to_node) {
@@ -306,11 +308,6 @@ void UaSide::add_branch(std::uint64_t cid, Side out, const Endpoint& dest, Messa
     Instant deadline = now + overlay::effective_hop_timeout(overlay_.config());
     calls_.at(cid).branches[index].silent_after = deadline;
     silent_branches_.insert({deadline, cid, index});
-  }
-  auto failed = std::find(failed_during_send_.begin(), failed_during_send_.end(), std::pair(out, txn));
-  if (failed != failed_during_send_.end()) {
-    failed_during_send_.clear();
-    branch_failed(out, txn, false, now);
   }
 }
 
@@ -354,10 +351,9 @@ void UaSide::cancel_branch(Call& call, Branch& b, Instant now) {
   c.add_header(HeaderId::CSeq, std::to_string(cseq ? cseq->number : 1) + " CANCEL");
   inv.for_each(HeaderId::Route, [&](std::string_view v) { c.add_header(HeaderId::Route, v); });
   c.add_header(HeaderId::ContentLength, "0");
-  sending_ = true;
-  layer(b.side).send_request(c, b.dest, now);  // its answer matches no branch and is dropped
-  sending_ = false;
-  failed_during_send_.clear();  // a CANCEL that cannot leave changes nothing: the INVITE times out
+  // Its answer matches no branch and is dropped. A CANCEL that cannot leave changes nothing: the
+  // INVITE's branch times out.
+  (void)layer(b.side).send_request(c, b.dest, now);
 }
 
 // ---- responses -----------------------------------------------------------------------------------
@@ -426,17 +422,17 @@ void UaSide::response(Side side, sip::TransactionId id, const Message& resp, Ins
 }
 
 void UaSide::branch_failed(Side side, sip::TransactionId id, bool timeout, Instant now) {
-  if (sending_) {
-    failed_during_send_.emplace_back(side, id);
-    return;
-  }
   auto it = by_client_.find({side, id});
   if (it == by_client_.end()) return;  // a server transaction's timer (H), or a CANCEL's
   auto [cid, bi] = it->second;
+  fail_branch(cid, bi, timeout, now);
+}
+
+void UaSide::fail_branch(std::uint64_t cid, std::size_t bi, bool timeout, Instant now) {
   Call& call = calls_.at(cid);
   Branch& b = call.branches[bi];
   if (b.done) return;
-  if (timeout && call.invite && layer(side).state_of(id) == sip::TransactionState::Proceeding) {
+  if (timeout && call.invite && layer(b.side).state_of(b.txn) == sip::TransactionState::Proceeding) {
     // Timer C (§16.6 step 11): ringing too long; the CANCEL's 487 ends the branch.
     b.status = std::max(b.status, 100);
     return cancel_branch(call, b, now);

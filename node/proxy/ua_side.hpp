@@ -194,6 +194,8 @@ class UaSide : public sip::TransactionUser {
   void add_branch(std::uint64_t cid, Side out, const Endpoint& dest, sip::Message req, bool to_node, Instant now);
   void response(Side side, sip::TransactionId id, const sip::Message& response, Instant now);
   void branch_failed(Side side, sip::TransactionId id, bool timeout, Instant now);
+  /// Branch `bi` of call `cid` failed: timed out, or its transport failed (at once, or later).
+  void fail_branch(std::uint64_t cid, std::size_t bi, bool timeout, Instant now);
   void branch_final(std::uint64_t cid, std::size_t b, const sip::Message& response, Instant now);
   void cancel_branch(Call& call, Branch& b, Instant now);
   void finish_if_done(std::uint64_t cid, Instant now);
@@ -266,8 +268,6 @@ class UaSide : public sip::TransactionUser {
   std::set<std::pair<Instant, std::uint64_t>> call_sweep_;
   /// Branches to other nodes that have heard nothing yet: (deadline, call, branch).
   std::set<std::tuple<Instant, std::uint64_t, std::size_t>> silent_branches_;
-  bool sending_ = false;  // a send_request is under way: its failures arrive before its id
-  std::vector<std::pair<Side, sip::TransactionId>> failed_during_send_;
 };
 
 }  // namespace p2psip::proxy

@@ -196,18 +196,19 @@ void TransactionLayer::stop_timer(Transaction& t, Timer timer) {
   }
 }
 
-bool TransactionLayer::transmit_once(Transaction& t, std::string&& bytes, Instant now) {
-  return env_.send_owned(t.peer, std::move(bytes)) || transport_failed(t, now);
+bool TransactionLayer::transmit_once(Transaction& t, std::string&& bytes, Instant now, bool tell_tu) {
+  return env_.send_owned(t.peer, std::move(bytes)) || transport_failed(t, now, tell_tu);
 }
 
-bool TransactionLayer::transmit(Transaction& t, const std::string& bytes, Instant now) {
-  return env_.send(t.peer, bytes) || transport_failed(t, now);
+bool TransactionLayer::transmit(Transaction& t, const std::string& bytes, Instant now, bool tell_tu) {
+  return env_.send(t.peer, bytes) || transport_failed(t, now, tell_tu);
 }
 
-bool TransactionLayer::transport_failed(Transaction& t, Instant now) {
-  // RFC 3261 §17.1.4, §17.2.4: the TU hears of it and the transaction ends.
+bool TransactionLayer::transport_failed(Transaction& t, Instant now, bool tell_tu) {
+  // RFC 3261 §17.1.4, §17.2.4: the TU hears of it and the transaction ends. A send the TU asked
+  // for reports it by its return value instead, after which the TU is never called about it.
   ++stats_.transport_errors;
-  tu_.on_transport_error(t.id, now);
+  if (tell_tu) tu_.on_transport_error(t.id, now);
   terminate(t);
   return false;
 }
@@ -535,8 +536,8 @@ void TransactionLayer::on_client_response(Transaction& t, const Message& r, Inst
   }
 }
 
-TransactionId TransactionLayer::send_request(const Message& request, const Endpoint& to, Instant now,
-                                             std::optional<std::string_view> branch) {
+Result<TransactionId, SendError> TransactionLayer::send_request(const Message& request, const Endpoint& to, Instant now,
+                                                                std::optional<std::string_view> branch) {
   ++depth_;
   Transaction& t = create(true, request, nullptr, to, is_reliable(to.transport), now);
   const TransactionId id = t.id;
@@ -561,14 +562,16 @@ TransactionId TransactionLayer::send_request(const Message& request, const Endpo
   }
   // Only a transaction that may retransmit keeps its bytes (an INVITE client's ACK needs the
   // parsed request, which create() kept).
+  bool sent = false;
   if (t.reliable) {
-    transmit_once(t, std::move(bytes), now);
+    sent = transmit_once(t, std::move(bytes), now, false);
   } else {
     t.request_bytes = std::move(bytes);
-    transmit(t, t.request_bytes, now);
+    sent = transmit(t, t.request_bytes, now, false);
   }
   --depth_;
   collect_garbage();
+  if (!sent) return unexpected(SendError::TransportRefused);
   return id;
 }
 
@@ -643,7 +646,7 @@ bool TransactionLayer::respond(TransactionId id, const Message& response, Instan
       }
     }
   }
-  bool sent = once ? transmit_once(t, std::move(bytes), now) : transmit(t, t.response_bytes, now);
+  bool sent = once ? transmit_once(t, std::move(bytes), now, false) : transmit(t, t.response_bytes, now, false);
   if (sent && once) terminate(t);  // Timer J is zero
   --depth_;
   collect_garbage();

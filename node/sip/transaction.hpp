@@ -25,6 +25,7 @@
 #include "core/environment.hpp"
 #include "core/hash_index.hpp"
 #include "core/indexed_heap.hpp"
+#include "core/result.hpp"
 #include "core/slot_pool.hpp"
 #include "core/small_vector.hpp"
 #include "core/time.hpp"
@@ -77,7 +78,12 @@ struct TransactionStats {
   std::uint64_t forbidden_destinations = 0;  ///< responses not sent toward broadcast addresses
 };
 
-/// What the transaction layer tells its user. Callbacks may call back into the layer.
+/// Why a send failed at once: the transport refused the message (no connection, unreachable).
+enum class SendError : std::uint8_t { TransportRefused };
+
+/// What the transaction layer tells its user. Callbacks may call back into the layer. A call of
+/// the TU into the layer (send_request, respond) never causes a callback to the TU before it
+/// returns: what fails at once is reported by its return value alone (libuv's rule).
 class TransactionUser {
  public:
   virtual ~TransactionUser() = default;
@@ -92,7 +98,9 @@ class TransactionUser {
   /// on a client INVITE in Proceeding (the TU should CANCEL), or Timer H fired on a server INVITE
   /// transaction (its final response was never acknowledged).
   virtual void on_timeout(TransactionId id, Instant now) = 0;
-  /// The transport failed to send for transaction `id` (RFC 3261 §17.1.4, §17.2.4).
+  /// The transport failed to send for transaction `id` (RFC 3261 §17.1.4, §17.2.4): a
+  /// retransmission, an ACK, or a response replayed. Never for the send that started the
+  /// transaction or a respond() (their return values say so).
   virtual void on_transport_error(TransactionId id, Instant now) = 0;
   /// A response that matched no client transaction (RFC 3261 §17.1.3). A stateful proxy forwards
   /// stray 2xx to INVITE; others drop it. Default: ignore.
@@ -120,17 +128,20 @@ class TransactionLayer {
   void answer_malformed(std::string_view raw, const ParseError& error, const Endpoint& from);
 
   /// Starts a client transaction. The request must carry a top Via with an RFC 3261 branch
-  /// (see make_branch). Returns the transaction's id; transport errors arrive via the TU.
-  TransactionId send_request(const Message& request, const Endpoint& to, Instant now) {
+  /// (see make_branch). Returns the transaction's id, or SendError when the transport refused the
+  /// request at once (counted in transport_errors; no transaction remains, and the TU hears
+  /// nothing more of it). Later transport errors (retransmissions) arrive via the TU.
+  Result<TransactionId, SendError> send_request(const Message& request, const Endpoint& to, Instant now) {
     return send_request(request, to, now, std::nullopt);
   }
   /// The same where the caller made the top Via and knows its branch (it must be that Via's): the
   /// Via is not parsed again.
-  TransactionId send_request(const Message& request, const Endpoint& to, Instant now,
-                             std::optional<std::string_view> branch);
+  Result<TransactionId, SendError> send_request(const Message& request, const Endpoint& to, Instant now,
+                                                std::optional<std::string_view> branch);
   /// Sends a response through server transaction `id`. Returns false when refused: unknown or
   /// terminated transaction, a non-100 provisional or a 408 to a non-INVITE request (RFC 4320),
-  /// a 100 over UDP too early (RFC 4320 §4.1), or a response in a state that takes none.
+  /// a 100 over UDP too early (RFC 4320 §4.1), or a response in a state that takes none; or when
+  /// the transport refused it at once (the transaction then ends, and the TU is not called).
   bool respond(TransactionId id, const Message& response, Instant now);
   /// Sends a message outside any transaction (an ACK for a 2xx, a stateless response).
   bool send_stateless(const Message& message, const Endpoint& to);
@@ -227,11 +238,14 @@ class TransactionLayer {
   void fire(Transaction& t, Timer timer, Instant now);
   void terminate(Transaction& t);
   void release_request(Transaction& t);
-  bool transmit(Transaction& t, const std::string& bytes, Instant now);
+  /// Sends `bytes` to the transaction's peer. A refusal ends the transaction and is counted; the
+  /// TU hears of it when `tell_tu` (the layer's own sends: retransmissions, ACKs, replays), never
+  /// for a send the TU asked for (its caller learns it from the return value).
+  bool transmit(Transaction& t, const std::string& bytes, Instant now, bool tell_tu = true);
   /// transmit() for bytes that are not kept (no retransmission will need them).
-  bool transmit_once(Transaction& t, std::string&& bytes, Instant now);
-  /// Counts a failed send, tells the TU and ends the transaction; false.
-  bool transport_failed(Transaction& t, Instant now);
+  bool transmit_once(Transaction& t, std::string&& bytes, Instant now, bool tell_tu);
+  /// Counts a failed send, tells the TU (when `tell_tu`) and ends the transaction; false.
+  bool transport_failed(Transaction& t, Instant now, bool tell_tu);
   void on_client_response(Transaction& t, const Message& response, Instant now);
   void on_server_retransmission(Transaction& t, const Message& request, const Endpoint& from, Instant now);
   Endpoint response_destination(const Message& request, const Endpoint& from) const;

@@ -82,7 +82,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         Message r = Message::request(byte() % 2 ? "INVITE" : "OPTIONS", "sip:x@192.0.2.9");
         r.add_header(HeaderId::Via, "SIP/2.0/UDP 192.0.2.100;branch=" + layer.make_branch());
         r.add_header(HeaderId::CSeq, std::string("1 ") + std::string(r.method()));
-        layer.send_request(r, peers[byte() % 3], now);
+        (void)layer.send_request(r, peers[byte() % 3], now);
         break;
       }
     }

@@ -50,8 +50,9 @@ class ChordNet {
   class Link : public dht::ChordTransport, public Environment {
    public:
     Link(ChordNet& net, std::size_t index) : net_(net), index_(index), rng_(index * 7919 + 17) {}
-    void send(dht::RequestId id, const dht::Peer& to, const dht::Request& r, Instant now) override {
+    bool send(dht::RequestId id, const dht::Peer& to, const dht::Request& r, Instant now) override {
       net_.deliver_request(index_, id, to, r, now);
+      return true;
     }
     void reply(dht::ReplyHandle h, const dht::Response& r, Instant now) override { net_.deliver_reply(h, r, now); }
     bool send(const Endpoint&, std::string_view) override { return false; }

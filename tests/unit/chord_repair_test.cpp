@@ -29,7 +29,10 @@ struct Sent {
 
 class ScriptedLink : public ChordTransport, public Environment {
  public:
-  void send(RequestId id, const Peer& to, const Request& r, Instant) override { sent.push_back({id, to, r}); }
+  bool send(RequestId id, const Peer& to, const Request& r, Instant) override {
+    sent.push_back({id, to, r});
+    return true;
+  }
   void reply(ReplyHandle h, const Response& r, Instant) override { replies.emplace_back(h, r); }
   bool send(const Endpoint&, std::string_view) override { return false; }
   std::uint64_t random() override { return 4; }

@@ -34,6 +34,9 @@ class OverlayNet {
   /// seeded one, and every draw is kept in `seeded_draws` or `secure_draws` (a test that no seeded
   /// value reaches the wire). False: one stream serves both, in the order tests always drew.
   bool separate_streams = false;
+  /// When it says so, a host's send is refused at once (Environment::send returns false): an
+  /// immediate transport error, as a runtime reports one for a connection it cannot open.
+  std::function<bool(const Endpoint& from, const Endpoint& to)> refuse;
   std::vector<std::uint64_t> seeded_draws, secure_draws;
 
   class Host : public Environment {
@@ -41,6 +44,7 @@ class OverlayNet {
     Host(OverlayNet& net, Endpoint self, std::uint64_t seed)
         : net_(net), self_(self), rng_(seed), secure_rng_(seed ^ 0x5ec0de5ec0de5ec0ULL) {}
     bool send(const Endpoint& to, std::string_view bytes) override {
+      if (net_.refuse && net_.refuse(self_, to)) return false;
       net_.deliver(self_, to, std::string(bytes));
       return true;
     }

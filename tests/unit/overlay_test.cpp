@@ -359,6 +359,51 @@ TEST(OverlaySip, RingFormsLookupsAndStorageWorkOverSip) {
   EXPECT_EQ(refused, 0u);
 }
 
+TEST(OverlaySip, ASendTheTransportRefusesIsReportedOnceAfterTheSendReturned) {
+  test::OverlayNet net;
+  net.config.chord.stabilize_interval = seconds(1);
+  std::mt19937_64 rng(17);
+  net.grow(8, rng, millis(300));
+  net.run_for(seconds(30));
+  ASSERT_EQ(net.ring_errors(), "");
+  // A key that node `from` routes through another peer: its first hop, refused once by the transport.
+  const std::vector<std::size_t> order = net.ring_order();
+  const std::size_t from = order[0];
+  auto& chord = net.nodes[from]->chord();
+  const dht::NodeId key = net.nodes[order[4]]->chord().table().self().id;
+  const dht::Peer hop = chord.table().next_hop(key, true, dht::Excluded{});
+  ASSERT_NE(hop.id, chord.table().self().id);
+  int refusals = 0;
+  net.refuse = [&](const Endpoint& src, const Endpoint& to) {
+    const bool refuse =
+        refusals == 0 && src == test::OverlayNet::addr_of(from) && to.ip == hop.addr.ip && to.port == hop.addr.port;
+    refusals += refuse ? 1 : 0;
+    return refuse;
+  };
+  const auto failures_before = chord.stats().failures;
+  const auto errors_before = net.nodes[from]->transactions().stats().transport_errors;
+  bool returned = false;
+  int calls = 0;
+  int status = 0;
+  chord.route(
+      dht::RouteOp::Lookup, key, std::nullopt,
+      [&](const dht::RouteResult& r) {
+        EXPECT_TRUE(returned) << "the outcome came back before route() returned";
+        ++calls;
+        status = r.status;
+      },
+      net.now);
+  returned = true;
+  EXPECT_EQ(refusals, 1);
+  EXPECT_EQ(calls, 0);
+  EXPECT_EQ(chord.stats().failures, failures_before);  // nothing reported during the send
+  net.run_for(seconds(5));
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(status, 200);  // routed around the refused hop
+  EXPECT_EQ(chord.stats().failures, failures_before + 1);
+  EXPECT_EQ(net.nodes[from]->transactions().stats().transport_errors, errors_before + 1);
+}
+
 TEST(OverlaySip, TcpLinksCarryEveryMessageAndFailuresAreStillDetected) {
   test::OverlayNet net;
   net.config.link_transport = Transport::Tcp;

@@ -70,7 +70,7 @@ TEST_F(TransactionTest, NonInviteTryingDeadlineIsSevenT1WithDefaults) {
 }
 
 TEST_F(TransactionTest, ClientInviteRetransmitsOnTimerAAndTimesOutOnTimerB) {
-  auto id = layer.send_request(request("INVITE"), udp("192.0.2.2", 5060), now);
+  auto id = *layer.send_request(request("INVITE"), udp("192.0.2.2", 5060), now);
   ASSERT_EQ(env.sent.size(), 1u);
   run_recording_sends(40000);
   // Timer A: T1, doubling, until Timer B at 64*T1 = 32 s (RFC 3261 §17.1.1.2).
@@ -84,7 +84,7 @@ TEST_F(TransactionTest, ClientInviteRetransmitsOnTimerAAndTimesOutOnTimerB) {
 
 TEST_F(TransactionTest, ClientInviteProvisionalStopsRetransmissionsAndNonSuccessIsAcked) {
   Message invite = request("INVITE");
-  auto id = layer.send_request(invite, udp("192.0.2.2", 5060), now);
+  auto id = *layer.send_request(invite, udp("192.0.2.2", 5060), now);
   run_until(600);  // one retransmission
   ASSERT_EQ(env.sent.size(), 2u);
   deliver(response_to(invite, 180));
@@ -113,7 +113,7 @@ TEST_F(TransactionTest, ClientInviteProvisionalStopsRetransmissionsAndNonSuccess
 
 TEST_F(TransactionTest, ClientInviteSilentAfterProvisionalEndsByTimerC) {
   Message invite = request("INVITE");
-  auto id = layer.send_request(invite, udp("192.0.2.2", 5060), now);
+  auto id = *layer.send_request(invite, udp("192.0.2.2", 5060), now);
   deliver(response_to(invite, 180));
   now = at_ms(100000);
   deliver(response_to(invite, 183));  // a provisional resets Timer C
@@ -130,7 +130,7 @@ TEST_F(TransactionTest, ClientInviteSilentAfterProvisionalEndsByTimerC) {
 
 TEST_F(TransactionTest, ClientInviteAcceptedPassesEvery2xxUntilTimerM) {
   Message invite = request("INVITE");
-  auto id = layer.send_request(invite, udp("192.0.2.2", 5060), now);
+  auto id = *layer.send_request(invite, udp("192.0.2.2", 5060), now);
   deliver(response_to(invite, 200, "fork1"));
   EXPECT_EQ(*layer.state_of(id), TransactionState::Accepted);
   deliver(response_to(invite, 200, "fork2"));  // RFC 6026 §8.4: another fork's 2xx reaches the TU
@@ -146,7 +146,7 @@ TEST_F(TransactionTest, ClientInviteAcceptedPassesEvery2xxUntilTimerM) {
 
 TEST_F(TransactionTest, ReliableTransportHasNoRetransmissionsAndZeroWaitTimers) {
   Message invite = parse_datagram(request_text("INVITE", "z9hG4bKtcp1", "TCP")).value();
-  auto id = layer.send_request(invite, tcp("192.0.2.2", 5060), now);
+  auto id = *layer.send_request(invite, tcp("192.0.2.2", 5060), now);
   run_until(10000);
   EXPECT_EQ(env.sent.size(), 1u);
   deliver(response_to(invite, 404), tcp("192.0.2.2", 5060));
@@ -156,7 +156,7 @@ TEST_F(TransactionTest, ReliableTransportHasNoRetransmissionsAndZeroWaitTimers) 
 
 TEST_F(TransactionTest, AClientTransactionMatchesByTheBranchItsSenderNamed) {
   Message options = parse_datagram(request_text("OPTIONS", "z9hG4bKnamed", "TCP")).value();
-  auto id = layer.send_request(options, tcp("192.0.2.2", 5060), now, "z9hG4bKnamed");
+  auto id = *layer.send_request(options, tcp("192.0.2.2", 5060), now, "z9hG4bKnamed");
   ASSERT_EQ(env.sent.size(), 1u);
   deliver(response_to(options, 200), tcp("192.0.2.2", 5060));
   ASSERT_EQ(tu.events.size(), 1u);
@@ -164,7 +164,7 @@ TEST_F(TransactionTest, AClientTransactionMatchesByTheBranchItsSenderNamed) {
   EXPECT_EQ(tu.events[0].id, id);
   // Matched as if the Via had been parsed: another branch is another transaction's.
   Message other = parse_datagram(request_text("OPTIONS", "z9hG4bKother", "TCP")).value();
-  layer.send_request(other, tcp("192.0.2.2", 5060), now, "z9hG4bKother");
+  (void)layer.send_request(other, tcp("192.0.2.2", 5060), now, "z9hG4bKother");
   deliver(response_to(parse_datagram(request_text("OPTIONS", "z9hG4bKnone", "TCP")).value(), 200),
           tcp("192.0.2.2", 5060));
   EXPECT_EQ(tu.events.back().kind, "stray");
@@ -173,7 +173,7 @@ TEST_F(TransactionTest, AClientTransactionMatchesByTheBranchItsSenderNamed) {
 }
 
 TEST_F(TransactionTest, ClientNonInviteTimerECapsAtT2AndTimerFTimesOut) {
-  auto id = layer.send_request(request("OPTIONS"), udp("192.0.2.2", 5060), now);
+  auto id = *layer.send_request(request("OPTIONS"), udp("192.0.2.2", 5060), now);
   run_recording_sends(40000);
   // RFC 3261 §17.1.2.2: 0.5, 1, 2, 4, then every T2=4 s until Timer F at 32 s.
   EXPECT_EQ(send_times_ms,
@@ -185,7 +185,7 @@ TEST_F(TransactionTest, ClientNonInviteTimerECapsAtT2AndTimerFTimesOut) {
 
 TEST_F(TransactionTest, ClientNonInviteProceedingRetransmitsEveryT2) {
   Message options = request("OPTIONS");
-  layer.send_request(options, udp("192.0.2.2", 5060), now);
+  (void)layer.send_request(options, udp("192.0.2.2", 5060), now);
   now = at_ms(100);
   deliver(response_to(options, 100));
   run_recording_sends(9000);
@@ -197,7 +197,7 @@ TEST_F(TransactionTest, LateResponseAfterTimerFIsStray) {
   // RFC 4321 §2.1: a final response arriving after the client gave up is dropped, never delivered
   // as if the transaction were alive.
   Message options = request("OPTIONS");
-  auto id = layer.send_request(options, udp("192.0.2.2", 5060), now);
+  auto id = *layer.send_request(options, udp("192.0.2.2", 5060), now);
   run_until(33000);
   EXPECT_EQ(tu.events.back().kind, "timeout");
   deliver(response_to(options, 200));
@@ -208,7 +208,7 @@ TEST_F(TransactionTest, LateResponseAfterTimerFIsStray) {
 
 TEST_F(TransactionTest, ClientNonInviteCompletedAbsorbsRetransmissionsUntilTimerK) {
   Message options = request("OPTIONS");
-  auto id = layer.send_request(options, udp("192.0.2.2", 5060), now);
+  auto id = *layer.send_request(options, udp("192.0.2.2", 5060), now);
   deliver(response_to(options, 200));
   deliver(response_to(options, 200));
   EXPECT_EQ(tu.events.size(), 1u);
@@ -309,9 +309,9 @@ TEST_F(TransactionTest, SilenceTimeoutEndsANonInviteThatHeardNothing) {
   TimerConfig timers;
   timers.non_invite_silence = millis(5500);
   TransactionLayer fast{env2, tu2, timers};
-  auto silent = fast.send_request(request("OPTIONS", "z9hG4bKsilent"), udp("192.0.2.2", 5060), now);
+  auto silent = *fast.send_request(request("OPTIONS", "z9hG4bKsilent"), udp("192.0.2.2", 5060), now);
   Message answered = request("OPTIONS", "z9hG4bKanswered");
-  auto live = fast.send_request(answered, udp("192.0.2.3", 5060), now);
+  auto live = *fast.send_request(answered, udp("192.0.2.3", 5060), now);
   fast.receive(response_to(answered, 100), udp("192.0.2.3", 5060), at_ms(3600));  // RFC 4320 §4.2's 100
   for (Instant t = now; t <= at_ms(5500); t = fast.next_wakeup()) fast.advance(t);
   auto timeouts = [&] {
@@ -396,7 +396,7 @@ TEST_F(TransactionTest, Rfc4321ProxyNeverSends408AndDropsLateResponses) {
   deliver(request("MESSAGE", "z9hG4bKupstream"));
   auto server = tu.events[0].id;
   Message downstream = request("MESSAGE", "z9hG4bKdownstream");
-  auto client = layer.send_request(downstream, udp("192.0.2.9", 5060), now);
+  auto client = *layer.send_request(downstream, udp("192.0.2.9", 5060), now);
   run_until(32000);
   ASSERT_EQ(tu.events.back().kind, "timeout");
   EXPECT_EQ(tu.events.back().id, client);
@@ -560,11 +560,38 @@ TEST_F(TransactionTest, OversizeDatagramIsAnswered513AndCounted) {
   EXPECT_EQ(small.stats().oversize, 1u);
 }
 
-TEST_F(TransactionTest, TransportErrorReachesTheTu) {
+TEST_F(TransactionTest, ASendTheTransportRefusesFailsByItsReturnValueAlone) {
+  // libuv's rule: a call that returns an error never calls back. The TU hears nothing during the
+  // send, and nothing later: the return value was the one report.
   env.fail_sends = true;
-  auto id = layer.send_request(request("OPTIONS"), udp("192.0.2.2", 5060), now);
+  auto sent = layer.send_request(request("OPTIONS"), udp("192.0.2.2", 5060), now);
+  ASSERT_FALSE(sent);
+  EXPECT_EQ(sent.error(), sip::SendError::TransportRefused);
+  EXPECT_TRUE(tu.events.empty());
+  EXPECT_EQ(layer.size(), 0u);
+  EXPECT_EQ(layer.stats().transport_errors, 1u);
+  run_until(64000);
+  EXPECT_TRUE(tu.events.empty());
+}
+
+TEST_F(TransactionTest, ARetransmissionTheTransportRefusesReachesTheTuOnce) {
+  auto id = *layer.send_request(request("OPTIONS"), udp("192.0.2.2", 5060), now);
+  EXPECT_TRUE(tu.events.empty());
+  env.fail_sends = true;  // Timer E's retransmission, 500 ms later, cannot leave
+  run_until(64000);
   ASSERT_EQ(tu.events.size(), 1u);
   EXPECT_EQ(tu.events[0].kind, "transport_error");
+  EXPECT_EQ(tu.events[0].id, id);
+  EXPECT_FALSE(layer.state_of(id));
+}
+
+TEST_F(TransactionTest, AResponseTheTransportRefusesFailsByItsReturnValueAlone) {
+  layer.receive_datagram(request_text("OPTIONS", "z9hG4bKrefused"), udp("192.0.2.1", 5060), now);
+  ASSERT_EQ(tu.events.size(), 1u);
+  const auto id = tu.events[0].id;
+  env.fail_sends = true;
+  EXPECT_FALSE(layer.respond(id, sip::make_response(*layer.request_of(id), 200), now));
+  EXPECT_EQ(tu.events.size(), 1u);  // no callback: the return value said it
   EXPECT_FALSE(layer.state_of(id));
 }
 
@@ -668,7 +695,7 @@ TEST_F(TransactionTest, StoppedTimersLeaveNothingToWakeFor) {
   cfg.non_invite_silence = seconds(5);
   TransactionLayer quiet(env, tu, cfg);
   Message options = request("OPTIONS", quiet.make_branch());
-  auto id = quiet.send_request(options, udp("192.0.2.2", 5060), now);
+  auto id = *quiet.send_request(options, udp("192.0.2.2", 5060), now);
   EXPECT_EQ(quiet.next_wakeup(), now + cfg.t1);  // Timer E
   ASSERT_TRUE(quiet.state_of(id));
   quiet.receive(parse_datagram(response_to(options, 200).serialize()).value(), udp("192.0.2.2", 5060), now);

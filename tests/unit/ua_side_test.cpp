@@ -463,6 +463,32 @@ TEST(UaSide, UnknownUserIs404AndADeadCalleeNodeIs480) {
   EXPECT_EQ(call.final_for("INVITE")->reason(), "Callee's Node Does Not Answer");
 }
 
+TEST(UaSide, ABranchTheTransportRefusesEndsTheCallOnceWith480) {
+  UaNet u;
+  u.build(4, 14);
+  u.attach(0);
+  u.attach(2);
+  u.callee("127.0.4.2", 5070);
+  Phone& reg = u.phone("127.0.4.9", 5070);
+  ASSERT_EQ(u.reg(reg, 2, "bob", "Contact: <sip:bob@127.0.4.2:5070>\r\n")->status(), 200);
+  // Node 0 cannot open a link to node 2 (its INVITE is refused at once), though node 2 lives.
+  u.net.refuse = [](const Endpoint& from, const Endpoint& to) {
+    return from == OverlayNet::addr_of(0) && to.transport == Transport::Udp && to.ip == OverlayNet::addr_of(2).ip &&
+           to.port == OverlayNet::addr_of(2).port;
+  };
+  Phone& alice = u.phone("127.0.4.1", 5070);
+  Caller call{u, alice, 0, "call-refused"};
+  call.invite();
+  u.net.run_for(seconds(3));  // at once, not after a hop timeout
+  EXPECT_EQ(call.statuses("INVITE"), std::vector<int>{480});
+  ASSERT_TRUE(call.final_for("INVITE"));
+  EXPECT_EQ(call.final_for("INVITE")->reason(), "Callee's Node Does Not Answer");
+  EXPECT_EQ(u.uas[0]->stats().lookups_failed, 0u);  // the lookup found bob's entry
+  EXPECT_EQ(u.uas[0]->stats().branches, 1u);        // and the one branch to his node was refused
+  EXPECT_EQ(u.uas[0]->stats().branch_timeouts, 1u);
+  EXPECT_EQ(u.uas[0]->calls(), 0u);
+}
+
 TEST(UaSide, CancelOfARingingCallReachesTheCallee) {
   UaNet u;
   u.build(4, 13);
