@@ -8,7 +8,7 @@ packages=(
   clang lld libclang-rt-dev clang-format clang-tidy
   libuv1-dev libsodium-dev libnice-dev libssl-dev libmsgpack-cxx-dev libmsgpack-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libcli11-dev libtomlplusplus-dev
+  libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
   libosip2-dev
   sip-tester baresip procps
   gnuplot-nox

@@ -5,6 +5,7 @@
 
 #include "node/overlay/codec.hpp"
 #include "node/overlay/peer_auth.hpp"
+#include "node/peer/peer.hpp"
 #include "security/certificate_cache.hpp"
 #include "security/record_policy.hpp"
 
@@ -48,21 +49,19 @@ class SimHost final : public Environment {
   Rng rng_;
 };
 
+/// A host's identity, made when the host is and handed to its peer when it starts.
 struct Simulator::NodeSecurity {
   security::KeyPair key;
   security::Certificate cert;
-  security::Writer writer;  // the node's records (NODE-MATCH: named by its Node-ID)
-  std::unique_ptr<security::RecordPolicy> policy;
-  std::unique_ptr<overlay::PeerAuthenticator> auth;
 };
 
 struct Simulator::Slot {
   Slot(Simulator& sim, std::uint32_t index, Rng rng) : host(sim, index, rng) {}
   SimHost host;
-  std::unique_ptr<NodeSecurity> sec;           // with [security]
-  bool malicious = false;                      // [attack]
-  bool forges = false;                         // a malicious node that forges (else it drops)
-  std::unique_ptr<overlay::OverlayNode> node;  // null once dead
+  std::unique_ptr<NodeSecurity> sec;  // with [security], until the peer starts
+  bool malicious = false;             // [attack]
+  bool forges = false;                // a malicious node that forges (else it drops)
+  std::unique_ptr<peer::Peer> node;   // null once dead
   dht::NodeId id;
   Instant scheduled = kInstantMax;  // the node's timer event in the queue, if any
   Instant born{}, died = kInstantMax, joined_at = kInstantMax;
@@ -188,7 +187,7 @@ void Simulator::prefetch(const Event* after_next, const Event* next) const {
     prefetch_range(bytes.data(), std::min<std::size_t>(bytes.size(), 2048));
   }
   if (const auto& node = slots_[next->node].node) {
-    prefetch_range(node.get(), sizeof(overlay::OverlayNode));
+    prefetch_range(node.get(), sizeof(peer::Peer));
   }
 }
 
@@ -325,10 +324,14 @@ void Simulator::deliver(std::uint64_t slot) {
   auto m = sip::parse_taking(f.bytes, config_.limits, f.transport != Transport::Udp);
   if (m) {
     // Over TLS the handshake would have proved who the sender is: the simulator knows.
-    const dht::NodeId* link_peer = f.transport == Transport::Tls ? &slots_[f.from_node].id : nullptr;
-    s.node->receive(std::move(*m), f.from, now_, link_peer);
+    if (f.transport == Transport::Tls) {
+      const LinkIdentity link = slots_[f.from_node].id.link_identity();
+      s.node->receive(peer::Face::Overlay, std::move(*m), f.from, now_, &link);
+    } else {
+      s.node->receive(peer::Face::Overlay, std::move(*m), f.from, now_);
+    }
   } else {
-    s.node->answer_malformed(f.bytes, m.error(), f.from);
+    s.node->answer_malformed(peer::Face::Overlay, f.bytes, m.error(), f.from);
   }
   touched(to);
 }
@@ -383,7 +386,6 @@ std::uint32_t Simulator::create_node(std::optional<dht::NodeId> id) {
     sec->key = key_from(keys);
     sec->cert = *security::issue_node(ca_key_, *root_, sec->key.public_key, 2 + index,
                                       {kEpochS - 86400, kEpochS + 10 * 365 * 86400});
-    sec->writer = security::Writer{sec->key, sec->cert.der(), crypto_.get()};
     s.id = *sec->cert.info().node_id;
     s.sec = std::move(sec);
   }
@@ -400,16 +402,23 @@ std::uint32_t Simulator::create_node(std::optional<dht::NodeId> id) {
 void Simulator::start_node(std::uint32_t node) {
   account_time();
   Slot& s = slots_[node];
-  s.node = std::make_unique<overlay::OverlayNode>(dht::Peer{s.id, address(node)}, config_, s.host);
+  // The very peer `p2psip node` runs, with the simulation's settings and (with [security]) the
+  // host's identity under the simulation's CA.
+  peer::PeerConfig pc;
+  pc.overlay = config_;
+  pc.id = s.id;
+  pc.address = address(node);
   if (s.sec) {
-    auto cache = std::make_shared<security::CertificateCache>(security::TrustAnchor::ca(*root_), 4096);
-    s.sec->policy = std::make_unique<security::RecordPolicy>(cache, *crypto_, s.host);
-    s.node->chord().set_guard(s.sec->policy.get());
-    if (sc_.sign_messages) {
-      s.sec->auth = std::make_unique<overlay::PeerAuthenticator>(s.sec->key, s.sec->cert, cache, *crypto_, s.host);
-      s.node->set_authenticator(s.sec->auth.get());
-    }
+    peer::PeerSecurity sec;
+    sec.crypto = crypto_.get();
+    sec.self = security::Identity{s.sec->key, std::move(s.sec->cert)};
+    sec.trust = security::TrustAnchor::ca(*root_);
+    sec.certificate_cache = 4096;
+    sec.sign_messages = sc_.sign_messages;
+    pc.security = std::move(sec);
+    s.sec.reset();
   }
+  s.node = std::make_unique<peer::Peer>(std::move(pc), s.host);
   s.born = now_;
   s.live_pos = static_cast<std::int32_t>(live_);
   ++live_;
@@ -451,7 +460,7 @@ void Simulator::kill(std::uint32_t node, bool graceful) {
   if (graceful) {
     // RFC 6940 §10.5-style graceful leave: the node hands over and tells its neighbours, then goes.
     s.leaving = true;
-    s.node->leave(now_);
+    s.node->overlay().leave(now_);
     ++results_.leaves;
     ++row_.departures;
     touched(node);
@@ -463,8 +472,8 @@ void Simulator::kill(std::uint32_t node, bool graceful) {
     ++row_.departures;
   }
   results_.abandoned += s.ops_pending;
-  results_.retransmissions += s.node->transactions().stats().retransmissions_sent;
-  results_.timeouts += s.node->transactions().stats().timeouts;
+  results_.retransmissions += s.node->overlay().transactions().stats().retransmissions_sent;
+  results_.timeouts += s.node->overlay().transactions().stats().timeouts;
   s.ops_pending = 0;
   s.node.reset();
   s.sec.reset();  // the dead keep their id, not their certificate
@@ -554,13 +563,15 @@ bool Simulator::attacked(std::uint32_t to, const InFlight& f) {
       forged.owner = s.id.hex();
       forged.lifetime_s = 3600;
       forged.stored_at_us = now_.time_since_epoch().count();
-      if (s.sec) s.sec->writer.sign(forged, s.host.unix_time_us(now_));
+      if (const auto* writer = s.node->writer()) writer->sign(forged, s.host.unix_time_us(now_));
       resp.records.push_back(std::move(forged));
     }
   }
   // The tag from the forger's own stream: attack_rng_ decides who is malicious, and nothing else.
   sip::Message out = overlay::encode_response(*m, resp, sc_.overlay, "f" + std::to_string(s.host.secure_random()));
-  if (s.sec && s.sec->auth && f.transport != Transport::Tls) s.sec->auth->sign_response(out, *m, now_);
+  if (auto* auth = s.node->overlay().authenticator(); auth != nullptr && f.transport != Transport::Tls) {
+    auth->sign_response(out, *m, now_);
+  }
   ++results_.attacks_forged;
   Endpoint back = f.from;
   back.transport = f.transport;
@@ -673,7 +684,7 @@ void Simulator::route(std::uint32_t from, dht::RouteOp op, const std::string& ke
     record->value = expect.value_or("");
     record->owner = s.id.hex();
     record->lifetime_s = 24 * 3600;
-    if (s.sec) s.sec->writer.sign(*record, s.host.unix_time_us(now_));
+    if (const auto* writer = s.node->writer()) writer->sign(*record, s.host.unix_time_us(now_));
     names_.emplace(id, key);
   }
   const Instant start = now_;
@@ -761,7 +772,7 @@ std::size_t Simulator::ring_errors(std::vector<std::string>* details) const {
 std::size_t Simulator::transactions() const {
   std::size_t n = 0;
   for (const auto& s : slots_) {
-    if (s.node) n += s.node->transactions().size();
+    if (s.node) n += s.node->overlay().transactions().size();
   }
   return n;
 }
@@ -771,8 +782,8 @@ std::pair<std::uint64_t, std::uint64_t> Simulator::retransmissions_and_timeouts(
   std::uint64_t t = results_.timeouts;
   for (const auto& s : slots_) {
     if (!s.node) continue;
-    r += s.node->transactions().stats().retransmissions_sent;
-    t += s.node->transactions().stats().timeouts;
+    r += s.node->overlay().transactions().stats().retransmissions_sent;
+    t += s.node->overlay().transactions().stats().timeouts;
   }
   return {r, t};
 }

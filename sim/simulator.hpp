@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "node/overlay/overlay_node.hpp"
+#include "node/peer/peer.hpp"
 #include "security/certificate.hpp"
 #include "security/crypto.hpp"
 #include "sim/event_queue.hpp"

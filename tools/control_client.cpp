@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sodium.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 #include "core/address.hpp"
 #include "node/runtime/control_server.hpp"
 #include "tools/node_command.hpp"
+#include "tools/node_status.hpp"
 
 namespace p2psip::tools {
 namespace {
@@ -95,37 +97,32 @@ HttpResult http(const ControlOptions& o, const std::string& method, const std::s
   return res;
 }
 
-/// The string value of "name" in a flat JSON object written by the node (no nesting needed here).
-std::string json_field(const std::string& json, const std::string& name) {
-  std::string pattern = "\"" + name + "\":";
-  std::size_t at = json.find(pattern);
-  if (at == std::string::npos) return {};
-  std::size_t i = at + pattern.size();
-  if (i >= json.size()) return {};
-  if (json[i] != '"') {
-    std::size_t end = json.find_first_of(",}", i);
-    return json.substr(i, end - i);
+/// The node's JSON answer; an empty object when the body is not JSON (an error says so elsewhere).
+Json parse_json(const std::string& body) {
+  Json j = Json::parse(body, nullptr, false);
+  return j.is_discarded() || !j.is_object() ? Json::object() : j;
+}
+
+/// A field of `j` as text: strings as they are, numbers and booleans as JSON writes them, "" when
+/// absent or null.
+std::string text_of(const Json& j, const std::string& name) {
+  auto it = j.find(name);
+  if (it == j.end() || it->is_null()) return {};
+  if (it->is_string()) return it->get<std::string>();
+  return it->dump();
+}
+
+/// A bytes field written by put_bytes: `name`, or `name`_base64 decoded.
+std::string bytes_of(const Json& j, const std::string& name) {
+  if (j.contains(name)) return text_of(j, name);
+  const std::string b64 = text_of(j, name + "_base64");
+  std::string out(b64.size(), '\0');
+  std::size_t len = 0;
+  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), b64.data(), b64.size(), nullptr, &len,
+                        nullptr, sodium_base64_VARIANT_ORIGINAL) != 0) {
+    return {};
   }
-  std::string out;
-  for (++i; i < json.size() && json[i] != '"'; ++i) {
-    if (json[i] == '\\' && i + 1 < json.size()) {
-      char e = json[++i];
-      switch (e) {
-        case 'n': out.push_back('\n'); break;
-        case 'r': out.push_back('\r'); break;
-        case 't': out.push_back('\t'); break;
-        case 'u':
-          if (i + 4 < json.size()) {
-            out.push_back(static_cast<char>(std::stoi(json.substr(i + 1, 4), nullptr, 16)));
-            i += 4;
-          }
-          break;
-        default: out.push_back(e);
-      }
-    } else {
-      out.push_back(json[i]);
-    }
-  }
+  out.resize(len);
   return out;
 }
 
@@ -133,7 +130,7 @@ int fail(const char* cmd, const HttpResult& r) {
   if (!r.error.empty()) {
     std::fprintf(stderr, "p2psip %s: %s\n", cmd, r.error.c_str());
   } else {
-    std::string msg = json_field(r.body, "error");
+    std::string msg = text_of(parse_json(r.body), "error");
     std::fprintf(stderr, "p2psip %s: the node answered %d: %s\n", cmd, r.status,
                  msg.empty() ? r.body.c_str() : msg.c_str());
   }
@@ -156,8 +153,11 @@ int control_put(const ControlOptions& o, const std::string& key, const std::stri
   if (o.json) {
     std::printf("%s\n", r.body.c_str());
   } else {
-    std::printf("stored '%s' at %s (%s hops)\n", key.c_str(), json_field(r.body, "addr").c_str(),
-                json_field(r.body, "hops").c_str());
+    const Json j = parse_json(r.body);
+    const Json responsible = j.value("responsible", Json::object());
+    std::printf("stored '%s' at %s (%s hops)\n", key.c_str(),
+                text_of(responsible.is_object() ? responsible : Json::object(), "addr").c_str(),
+                text_of(j, "hops").c_str());
   }
   return 0;
 }
@@ -172,7 +172,9 @@ int control_get(const ControlOptions& o, const std::string& key) {
   if (o.json) {
     std::printf("%s\n", r.body.c_str());
   } else {
-    std::printf("%s\n", json_field(r.body, "value").c_str());
+    const std::string value = bytes_of(parse_json(r.body), "value");
+    std::fwrite(value.data(), 1, value.size(), stdout);
+    std::fputc('\n', stdout);
   }
   return 0;
 }
@@ -183,13 +185,13 @@ int control_lookup(const ControlOptions& o, const std::string& key) {
   if (o.json) {
     std::printf("%s\n", r.body.c_str());
   } else {
-    std::printf("key %s (id %s): responsible node %s at %s, %s hops, %s ms\n", key.c_str(),
-                json_field(r.body, "id").c_str(),
-                json_field(r.body, "responsible").empty()
-                    ? "-"
-                    : json_field(r.body.substr(r.body.find("\"responsible\"")), "id").c_str(),
-                json_field(r.body, "addr").c_str(), json_field(r.body, "hops").c_str(),
-                json_field(r.body, "latency_ms").c_str());
+    const Json j = parse_json(r.body);
+    const Json responsible = j.value("responsible", Json::object());
+    const Json& who = responsible.is_object() ? responsible : Json::object();
+    const std::string id = text_of(who, "id");
+    std::printf("key %s (id %s): responsible node %s at %s, %s hops, %s ms\n", key.c_str(), text_of(j, "id").c_str(),
+                id.empty() ? "-" : id.c_str(), text_of(who, "addr").c_str(), text_of(j, "hops").c_str(),
+                text_of(j, "latency_ms").c_str());
   }
   return 0;
 }
@@ -205,16 +207,12 @@ int control_locate(const ControlOptions& o, const std::string& aor) {
     std::printf("%s\n", r.body.c_str());
     return 0;
   }
-  // One line per entry: {"node":"..","addr":"..","transport":"..","devices":N,"lifetime_s":N}
-  std::size_t pos = r.body.find("\"entries\"");
-  while ((pos = r.body.find('{', pos)) != std::string::npos) {
-    std::size_t end = r.body.find('}', pos);
-    std::string entry = r.body.substr(pos, end - pos + 1);
+  const Json j = parse_json(r.body);
+  for (const Json& entry : j.value("entries", Json::array())) {
+    if (!entry.is_object()) continue;
     std::printf("%s via node %s at %s/%s: %s device(s), entry lifetime %s s\n", aor.c_str(),
-                json_field(entry, "node").c_str(), json_field(entry, "addr").c_str(),
-                json_field(entry, "transport").c_str(), json_field(entry, "devices").c_str(),
-                json_field(entry, "lifetime_s").c_str());
-    pos = end;
+                text_of(entry, "node").c_str(), text_of(entry, "addr").c_str(), text_of(entry, "transport").c_str(),
+                text_of(entry, "devices").c_str(), text_of(entry, "lifetime_s").c_str());
   }
   return 0;
 }
@@ -238,17 +236,12 @@ int ring_check(const ControlOptions& o, const std::vector<std::string>& controls
     }
     NodeStatus n;
     n.control = c;
-    n.id = json_field(r.body, "node_id");
-    n.joined = json_field(r.body, "joined") == "true";
-    std::size_t p = r.body.find("\"predecessor\":{");
-    if (p != std::string::npos) n.pred = json_field(r.body.substr(p + 15), "id");
-    std::size_t s = r.body.find("\"successors\":[");
-    std::size_t e = s == std::string::npos ? s : r.body.find(']', s);
-    if (s != std::string::npos && e != std::string::npos) {
-      std::string list = r.body.substr(s, e - s);
-      for (std::size_t at = list.find("\"id\":"); at != std::string::npos; at = list.find("\"id\":", at + 1)) {
-        n.succs.push_back(json_field(list.substr(at), "id"));
-      }
+    const Json j = parse_json(r.body);
+    n.id = text_of(j, "node_id");
+    n.joined = j.value("joined", false);
+    if (auto pred = j.find("predecessor"); pred != j.end() && pred->is_object()) n.pred = text_of(*pred, "id");
+    for (const Json& succ : j.value("successors", Json::array())) {
+      if (succ.is_object()) n.succs.push_back(text_of(succ, "id"));
     }
     nodes.push_back(n);
   }

@@ -103,8 +103,44 @@ SipRuntime::SipRuntime(uv_loop_t* loop, RuntimeConfig config) : loop_(loop), cfg
 
 SipRuntime::~SipRuntime() = default;
 
-Instant SipRuntime::now() const {
+Instant monotonic_now() {
   return Instant(Duration(static_cast<std::int64_t>(uv_hrtime() / 1000)));
+}
+
+Wakeup::Wakeup(uv_loop_t* loop, PacketSink& core) : core_(core) {
+  uv_timer_init(loop, &timer_);
+  timer_.data = this;
+}
+
+Wakeup::~Wakeup() = default;
+
+void Wakeup::rearm() {
+  if (!open_) return;
+  const Instant next = core_.next_wakeup();
+  if (next == kInstantMax) {
+    uv_timer_stop(&timer_);
+    return;
+  }
+  const std::int64_t delay_us = (next - monotonic_now()).count();
+  const std::uint64_t delay_ms = delay_us <= 0 ? 0 : static_cast<std::uint64_t>((delay_us + 999) / 1000);
+  uv_timer_start(&timer_, on_timer, delay_ms, 0);
+}
+
+void Wakeup::close() {
+  if (!open_) return;
+  open_ = false;
+  uv_timer_stop(&timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+}
+
+void Wakeup::on_timer(uv_timer_t* t) {
+  auto* self = static_cast<Wakeup*>(t->data);
+  self->core_.advance(monotonic_now());
+  self->rearm();
+}
+
+Instant SipRuntime::now() const {
+  return monotonic_now();
 }
 
 void SipRuntime::log(LogLevel level, std::string_view text) {
@@ -112,7 +148,7 @@ void SipRuntime::log(LogLevel level, std::string_view text) {
   std::fprintf(stderr, "[%s] %.*s\n", level_name(level), static_cast<int>(text.size()), text.data());
 }
 
-bool SipRuntime::start(PacketSink& sink, std::string& error) {
+bool SipRuntime::start(PacketSink& sink, std::string& error, Wakeup* wakeup) {
   sink_ = &sink;
   if (cfg_.tls) {
     SSL_CTX* ctx = SSL_CTX_new(TLS_method());
@@ -147,8 +183,12 @@ bool SipRuntime::start(PacketSink& sink, std::string& error) {
     error = "invalid listen address " + local.host_port();
     return false;
   }
-  uv_timer_init(loop_, &wakeup_);
-  wakeup_.data = this;
+  if (wakeup != nullptr) {
+    wakeup_ = wakeup;
+  } else {
+    own_wakeup_ = std::make_unique<Wakeup>(loop_, sink);
+    wakeup_ = own_wakeup_.get();
+  }
   uv_timer_init(loop_, &sweep_);
   sweep_.data = this;
   started_ = true;
@@ -201,8 +241,7 @@ bool SipRuntime::start(PacketSink& sink, std::string& error) {
 void SipRuntime::stop() {
   if (!started_) return;
   started_ = false;
-  uv_timer_stop(&wakeup_);
-  uv_close(reinterpret_cast<uv_handle_t*>(&wakeup_), nullptr);
+  if (own_wakeup_) own_wakeup_->close();
   uv_close(reinterpret_cast<uv_handle_t*>(&sweep_), nullptr);
   if (udp_open_) uv_close(reinterpret_cast<uv_handle_t*>(&udp_), nullptr);
   if (tcp_open_) uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), nullptr);
@@ -213,21 +252,8 @@ void SipRuntime::stop() {
 }
 
 void SipRuntime::reschedule() {
-  if (!started_ || sink_ == nullptr) return;
-  Instant next = sink_->next_wakeup();
-  if (next == kInstantMax) {
-    uv_timer_stop(&wakeup_);
-    return;
-  }
-  std::int64_t delay_us = (next - now()).count();
-  std::uint64_t delay_ms = delay_us <= 0 ? 0 : static_cast<std::uint64_t>((delay_us + 999) / 1000);
-  uv_timer_start(&wakeup_, on_wakeup, delay_ms, 0);
-}
-
-void SipRuntime::on_wakeup(uv_timer_t* t) {
-  auto* self = static_cast<SipRuntime*>(t->data);
-  self->sink_->advance(self->now());
-  self->reschedule();
+  if (!started_ || wakeup_ == nullptr) return;
+  wakeup_->rearm();
 }
 
 void SipRuntime::on_sweep(uv_timer_t* t) {

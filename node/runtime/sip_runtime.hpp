@@ -19,6 +19,7 @@
 #include "core/environment.hpp"
 #include "core/link_identity.hpp"
 #include "core/time.hpp"
+#include "node/runtime/wakeup.hpp"
 #include "node/sip/message.hpp"
 #include "node/sip/stream_framer.hpp"
 
@@ -104,12 +105,14 @@ class SipRuntime : public Environment {
   SipRuntime(const SipRuntime&) = delete;
   SipRuntime& operator=(const SipRuntime&) = delete;
 
-  /// Binds the sockets and starts delivering to `sink`. False with `error` set when a bind fails or
-  /// the TLS key or certificate cannot be used.
-  bool start(PacketSink& sink, std::string& error);
-  /// Closes every handle; the loop then runs out.
+  /// Binds the sockets and starts delivering to `sink`. The sink is woken by `wakeup` when given
+  /// (shared with the other runtimes that feed the same core; it must outlive this runtime's
+  /// start and stop), by a wake-up of the runtime's own otherwise. False with `error` set when a
+  /// bind fails or the TLS key or certificate cannot be used.
+  bool start(PacketSink& sink, std::string& error, Wakeup* wakeup = nullptr);
+  /// Closes every handle (and the runtime's own wake-up); the loop then runs out.
   void stop();
-  /// Re-arms the wake-up timer from the sink's next_wakeup(); call after driving the sink from outside.
+  /// Re-arms the wake-up from the sink's next_wakeup(); call after driving the sink from outside.
   void reschedule();
 
   [[nodiscard]] Instant now() const;
@@ -140,7 +143,6 @@ class SipRuntime : public Environment {
   static void on_tcp_alloc(uv_handle_t* h, std::size_t suggested, uv_buf_t* buf);
   static void on_tcp_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
   static void on_connect(uv_connect_t* req, int status);
-  static void on_wakeup(uv_timer_t* t);
   static void on_sweep(uv_timer_t* t);
 
   std::unique_ptr<Connection> new_connection();
@@ -161,7 +163,8 @@ class SipRuntime : public Environment {
   PacketSink* sink_ = nullptr;
   uv_udp_t udp_{};
   uv_tcp_t tcp_{};
-  uv_timer_t wakeup_{};
+  Wakeup* wakeup_ = nullptr;  ///< the sink's wake-up: own_wakeup_, or one shared
+  std::unique_ptr<Wakeup> own_wakeup_;
   uv_timer_t sweep_{};
   bool udp_open_ = false, tcp_open_ = false, started_ = false;
   std::uint16_t udp_port_ = 0, tcp_port_ = 0;

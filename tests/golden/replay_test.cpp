@@ -1,7 +1,8 @@
 // Replays the golden captures (capture.hpp, recorded by golden_record from a known-good build)
-// against today's node: for every node of a capture, a fresh node with its identity and settings
-// is fed exactly what that node received, when it received it, and what it sends must be what the
-// capture says it sent, at the same times, with the same headers, bodies and status codes.
+// against today's node: for every node of a capture, a fresh assembled peer (node/peer) with its
+// identity and settings is fed exactly what that node received, when it received it, and what it
+// sends must be what the capture says it sent, at the same times, with the same headers, bodies
+// and status codes.
 // Tokens a node draws itself (branches, tags, Call-IDs: 16 hex digits) may differ: they are compared
 // masked, and the captured messages that name the recorded node's tokens are given the replayed
 // node's instead before it receives them.
@@ -12,8 +13,7 @@
 #include <random>
 
 #include "capture.hpp"
-#include "node/overlay/overlay_node.hpp"
-#include "node/proxy/ua_side.hpp"
+#include "node/peer/peer.hpp"
 
 namespace p2psip::golden {
 namespace {
@@ -81,73 +81,63 @@ class Face : public Environment {
   std::mt19937_64 rng_;
 };
 
-/// The node under replay: an overlay node and, where the capture's node had one, its UA side.
+/// The node under replay: the assembled peer, with a phone side where the capture's node had one.
 class Subject {
  public:
   Subject(const Capture& c, const NodeLine& n) : n_(n) {
     const auto quantum = static_cast<std::uint64_t>(c.param_int("random_quantum"));
     overlay_face_ = std::make_unique<Face>(out_, now_us_, n.overlay, quantum, 1000 + n.index);
-    overlay::OverlayConfig oc;
+    peer::PeerConfig pc;
+    pc.id = *dht::NodeId::from_hex(n.id_hex);
+    pc.address = n.overlay;
+    overlay::OverlayConfig& oc = pc.overlay;
     oc.overlay = c.param("overlay");
     oc.link_transport = *transport_from_name(c.param("link_transport"));
     oc.chord.iterative = c.param("iterative") == "1";
     oc.chord.stabilize_interval = millis(c.param_int("stabilize_ms"));
     oc.timers.t1 = millis(c.param_int("t1_ms"));
     limits_ = oc.limits;
-    node_ = std::make_unique<overlay::OverlayNode>(dht::Peer{*dht::NodeId::from_hex(n.id_hex), n.overlay}, oc,
-                                                   *overlay_face_);
     if (n.ua) {
       ua_face_ = std::make_unique<Face>(out_, now_us_, *n.ua, quantum, 2000 + n.index);
       proxy::UaSideConfig uc;
       uc.registrar.domain = oc.overlay;
       uc.ua_address = *n.ua;
-      ua_ = std::make_unique<proxy::UaSide>(*ua_face_, *node_, uc, nullptr);
+      pc.phones = uc;
     }
+    peer_ = std::make_unique<peer::Peer>(std::move(pc), *overlay_face_, ua_face_.get());
   }
 
   [[nodiscard]] bool owns(const Endpoint& e) const {
     return same_place(e, n_.overlay) || (n_.ua && same_place(e, *n_.ua));
   }
-  [[nodiscard]] Instant next_wakeup() const {
-    return ua_ ? std::min(node_->next_wakeup(), ua_->next_wakeup()) : node_->next_wakeup();
-  }
-  /// Fires what is due at `now` (the overlay node first, as the recording's network did).
+  [[nodiscard]] Instant next_wakeup() const { return peer_->next_wakeup(); }
   void advance(Instant now) {
     set_now(now);
-    if (node_->next_wakeup() <= now) node_->advance(now);
-    if (ua_ && ua_->next_wakeup() <= now) ua_->advance(now);
+    peer_->advance(now);
   }
   void deliver(const Endpoint& from, const Endpoint& to, const std::string& bytes, Instant now) {
     set_now(now);
-    const bool to_ua = n_.ua && same_place(to, *n_.ua);
+    const peer::Face face = n_.ua && same_place(to, *n_.ua) ? peer::Face::Phones : peer::Face::Overlay;
     if (to.transport == Transport::Udp) {
-      if (to_ua) {
-        ua_->receive_datagram(bytes, from, now);
-      } else {
-        node_->receive_datagram(bytes, from, now);
-      }
+      peer_->receive_datagram(face, bytes, from, now);
       return;
     }
     auto m = sip::parse_message(bytes, limits_, true, nullptr);
     if (!m) return;  // the recording's network dropped it too
-    if (to_ua) {
-      ua_->receive(*m, from, now);
-    } else {
-      node_->receive(*m, from, now);
-    }
+    peer_->receive(face, std::move(*m), from, now);
   }
   void start(const std::vector<Endpoint>& bootstrap, Instant now) {
     set_now(now);
-    node_->start(bootstrap, now);
+    peer_->start(bootstrap, now);
   }
   void leave(Instant now) {
     set_now(now);
-    node_->leave(now);
+    peer_->overlay().leave(now);
   }
   void route(dht::RouteOp op, const std::string& key, std::optional<dht::Record> record, dht::RouteCallback cb,
              Instant now) {
     set_now(now);
-    node_->chord().route(op, dht::NodeId::hash(key), std::move(record), std::move(cb), now);
+    peer_->chord().route(op, dht::NodeId::hash(key), std::move(record), std::move(cb), now);
   }
 
   std::vector<Output>& outputs() { return out_; }
@@ -160,8 +150,7 @@ class Subject {
   std::vector<Output> out_;
   sip::Limits limits_;
   std::unique_ptr<Face> overlay_face_, ua_face_;
-  std::unique_ptr<overlay::OverlayNode> node_;
-  std::unique_ptr<proxy::UaSide> ua_;
+  std::unique_ptr<peer::Peer> peer_;
 };
 
 /// Replays node `n` of capture `c`; returns the differences found (empty: none).

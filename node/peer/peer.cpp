@@ -1,0 +1,270 @@
+#include "node/peer/peer.hpp"
+
+#include <algorithm>
+
+#include "node/overlay/peer_auth.hpp"
+#include "node/proxy/registration.hpp"
+#include "security/certificate_cache.hpp"
+
+namespace p2psip::peer {
+
+struct Peer::Guard {
+  Guard(const PeerSecurity& s, Environment& env)
+      : crypto(*s.crypto),
+        development(s.development_users),
+        enrolled_users(s.users.size()),
+        writer{s.self.key, s.self.cert.der(), s.crypto} {
+    // One cache of checked certificates for records and messages alike: a peer's certificate
+    // checked for its messages is the one its node record is signed with.
+    auto certificates = std::make_shared<security::CertificateCache>(s.trust, s.certificate_cache);
+    policy = std::make_unique<security::RecordPolicy>(certificates, crypto, env);
+    if (s.sign_messages) {
+      auth = std::make_unique<overlay::PeerAuthenticator>(s.self.key, s.self.cert, certificates, crypto, env);
+    }
+  }
+  const security::CryptoProvider& crypto;
+  bool development;
+  std::size_t enrolled_users;
+  security::Writer writer;  ///< the node's own: records put by its application
+  std::unique_ptr<security::RecordPolicy> policy;
+  std::unique_ptr<overlay::PeerAuthenticator> auth;
+  std::unique_ptr<security::UserIdentities> users;
+};
+
+namespace {
+dht::Peer self_of(const PeerConfig& c) {
+  // With an identity the place on the ring follows from the key (docs/SECURITY.md).
+  if (c.security) return dht::Peer{*c.security->self.cert.info().node_id, c.address};
+  return dht::Peer{c.id, c.address};
+}
+}  // namespace
+
+Peer::Peer(PeerConfig config, Environment& overlay_env, Environment* phone_env)
+    : env_(overlay_env),
+      node_(self_of(config), std::move(config.overlay), overlay_env),
+      withdraw_time_(config.withdraw_time),
+      leave_time_(config.leave_time) {
+  if (config.security) {
+    const PeerSecurity& s = *config.security;
+    guard_ = std::make_unique<Guard>(s, overlay_env);
+    node_.chord().set_guard(guard_->policy.get());
+    node_.set_authenticator(guard_->auth.get());
+    if (s.development_users) {
+      guard_->users = std::make_unique<security::DevelopmentUsers>(node_.config().overlay, guard_->crypto, overlay_env,
+                                                                   s.max_users, guard_->policy.get());
+    } else {
+      auto enrolled = std::make_unique<security::EnrolledUsers>(guard_->crypto, guard_->policy.get());
+      for (const auto& u : s.users) enrolled->add(u);
+      guard_->users = std::move(enrolled);
+    }
+  }
+  if (config.phones) {
+    // A peer with phones needs the environment that sends from their address.
+    if (phone_env == nullptr) phone_env = &overlay_env;
+    ua_ = std::make_unique<proxy::UaSide>(*phone_env, node_, std::move(*config.phones),
+                                          guard_ ? guard_->users.get() : nullptr);
+  }
+}
+
+Peer::~Peer() = default;
+
+void Peer::start(const std::vector<Endpoint>& bootstrap, Instant now) {
+  started_ = now;
+  node_.start(bootstrap, now);
+}
+
+void Peer::shutdown(Instant now) {
+  if (phase_ != Phase::Running) return;
+  // First the registrations this node serves leave the overlay (callers get 404 rather than an
+  // unanswered node), then the node itself.
+  phase_ = Phase::Withdrawing;
+  deadline_ = now + withdraw_time_;
+  if (ua_) ua_->withdraw_all(now);
+  progress(now);
+}
+
+void Peer::progress(Instant now) {
+  if (phase_ == Phase::Withdrawing && (!ua_ || ua_->withdrawn() || now >= deadline_)) {
+    phase_ = Phase::Leaving;
+    deadline_ = now + leave_time_;
+    node_.leave(now);
+  }
+  if (phase_ == Phase::Leaving && (node_.chord().left() || now >= deadline_)) {
+    if (!node_.chord().left()) {
+      env_.log(LogLevel::Warn, "leave not acknowledged within " + std::to_string(to_millis(leave_time_) / 1000) +
+                                   " s; stopping anyway");
+    }
+    phase_ = Phase::Stopped;
+    deadline_ = kInstantMax;
+  }
+}
+
+// ---- bytes in -----------------------------------------------------------------------------------------
+
+void Peer::receive_datagram(Face face, std::string_view bytes, const Endpoint& from, Instant now) {
+  if (face == Face::Phones && ua_) {
+    ua_->receive_datagram(bytes, from, now);
+  } else if (face == Face::Overlay) {
+    node_.receive_datagram(bytes, from, now);
+  }
+  if (phase_ != Phase::Running) progress(now);
+}
+
+void Peer::receive(Face face, sip::Message&& m, const Endpoint& from, Instant now, const LinkIdentity* link) {
+  if (face == Face::Phones && ua_) {
+    ua_->receive(m, from, now);
+  } else if (face == Face::Overlay) {
+    const dht::NodeId peer = link != nullptr ? dht::NodeId::from_link_identity(*link) : dht::NodeId{};
+    node_.receive(std::move(m), from, now, link != nullptr ? &peer : nullptr);
+  }
+  if (phase_ != Phase::Running) progress(now);
+}
+
+void Peer::receive(Face face, const sip::Message& m, const Endpoint& from, Instant now, const LinkIdentity* link) {
+  if (face == Face::Phones && ua_) {
+    ua_->receive(m, from, now);
+  } else if (face == Face::Overlay) {
+    const dht::NodeId peer = link != nullptr ? dht::NodeId::from_link_identity(*link) : dht::NodeId{};
+    node_.receive(m, from, now, link != nullptr ? &peer : nullptr);
+  }
+  if (phase_ != Phase::Running) progress(now);
+}
+
+void Peer::answer_malformed(Face face, std::string_view raw, const sip::ParseError& e, const Endpoint& from) {
+  if (face == Face::Phones && ua_) {
+    ua_->answer_malformed(raw, e, from);
+  } else if (face == Face::Overlay) {
+    node_.answer_malformed(raw, e, from);
+  }
+}
+
+std::optional<LinkIdentity> Peer::check_link(std::string_view cert_der, const Endpoint& from, Instant now) {
+  auto id = node_.check_link(cert_der, from, now);
+  if (!id) return std::nullopt;
+  return id->link_identity();
+}
+
+// ---- time -----------------------------------------------------------------------------------------------
+
+void Peer::advance(Instant now) {
+  node_.advance(now);
+  if (ua_ && ua_->next_wakeup() <= now) ua_->advance(now);
+  if (phase_ != Phase::Running) progress(now);
+}
+
+Instant Peer::next_wakeup() const {
+  Instant next = std::min(node_.next_wakeup(), deadline_);
+  if (ua_) next = std::min(next, ua_->next_wakeup());
+  return next;
+}
+
+// ---- the application's operations --------------------------------------------------------------------
+
+void Peer::route(dht::RouteOp op, dht::NodeId target, std::optional<dht::Record> record, dht::RouteCallback done,
+                 Instant now) {
+  if (phase_ != Phase::Running) {
+    dht::RouteResult refused;
+    refused.status = 503;
+    refused.reason = "Node Is Leaving The Overlay";
+    done(refused);
+    return;
+  }
+  node_.chord().route(op, target, std::move(record), std::move(done), now);
+}
+
+void Peer::put(const std::string& key, std::string value, std::uint32_t lifetime_s, dht::RouteCallback done,
+               Instant now) {
+  dht::Record r;
+  r.key = dht::NodeId::hash(key);
+  r.name = key;
+  r.value = std::move(value);
+  r.owner = id().hex();
+  r.lifetime_s = lifetime_s;
+  store(std::move(r), std::move(done), now);
+}
+
+void Peer::store(dht::Record r, dht::RouteCallback done, Instant now) {
+  if (guard_) {
+    // Signed as this node (NODE-MATCH names it by its Node-ID): storing peers refuse unsigned
+    // records. Each is written later than the last, so that none is taken for a replay.
+    last_put_us_ = std::max(env_.unix_time_us(now), last_put_us_ + 1);
+    guard_->writer.sign(r, last_put_us_);
+  }
+  const dht::NodeId target = r.key;
+  route(dht::RouteOp::Store, target, std::move(r), std::move(done), now);
+}
+
+const security::Writer* Peer::writer() const {
+  return guard_ ? &guard_->writer : nullptr;
+}
+
+void Peer::get(const std::string& key, dht::RouteCallback done, Instant now) {
+  route(dht::RouteOp::Fetch, dht::NodeId::hash(key), std::nullopt, std::move(done), now);
+}
+
+void Peer::lookup(const std::string& key, dht::RouteCallback done, Instant now) {
+  route(dht::RouteOp::Lookup, dht::NodeId::hash(key), std::nullopt, std::move(done), now);
+}
+
+void Peer::locate(const std::string& aor, std::function<void(const Location&)> done, Instant now) {
+  route(
+      dht::RouteOp::Fetch, dht::NodeId::hash(aor), std::nullopt,
+      [done = std::move(done)](const dht::RouteResult& res) {
+        Location where;
+        where.status = res.status;
+        where.reason = res.reason;
+        where.hops = res.hops;
+        where.latency = res.latency;
+        for (const auto& rec : res.records) {
+          auto e = proxy::decode_registration(rec.value);
+          if (e) where.entries.push_back(Location::Entry{*e, rec.lifetime_s});  // others are not registrations
+        }
+        done(where);
+      },
+      now);
+}
+
+// ---- status -------------------------------------------------------------------------------------------
+
+PeerStatus Peer::status(Instant now) const {
+  const auto& chord = node_.chord();
+  const auto& table = chord.table();
+  PeerStatus s;
+  s.id = table.self().id;
+  s.overlay = node_.config().overlay;
+  s.address = table.self().addr;
+  s.joined = chord.joined();
+  s.stopping = stopping();
+  s.uptime = now - started_;
+  s.predecessors = table.predecessors();
+  s.successors = table.successors();
+  s.fingers = table.distinct_fingers();
+  s.records = chord.storage().size();
+  s.messages = node_.stats();
+  s.transactions = node_.transactions().stats();
+  s.chord = chord.stats();
+  if (guard_) {
+    PeerStatus::Security sec;
+    sec.development = guard_->development;
+    sec.users = guard_->enrolled_users;
+    sec.records = guard_->policy->stats();
+    if (guard_->auth) sec.messages = guard_->auth->stats();
+    s.security = sec;
+  }
+  if (ua_) {
+    PeerStatus::Phones p;
+    const auto& r = ua_->registrar();
+    p.address = ua_->config().ua_address;
+    p.users = r.aors();
+    p.bindings = r.size();
+    p.entries_in_overlay = ua_->published();
+    p.requests_in_progress = ua_->calls();
+    p.response_contexts = ua_->contexts();
+    p.stats = ua_->stats();
+    p.users_list = r.aor_list(100);
+    s.phones = std::move(p);
+  }
+  return s;
+}
+
+}  // namespace p2psip::peer

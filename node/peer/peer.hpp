@@ -1,0 +1,197 @@
+// The assembled peer: one object that is a whole p2psip node, sans-I/O. It owns the overlay node
+// (Chord carried in SIP), the phone side (registrar and proxy for the phones on its host), the
+// record policy, the peer authenticator, the certificate cache, the users it writes for and its own
+// identity, and it offers one face to whoever drives it:
+//
+//   bytes in   receive_datagram / receive / answer_malformed, on the overlay or the phone address
+//   time       advance(now) when next_wakeup() has come
+//   bytes out  through the two Environments it was given (one per address)
+//   status     status(now), a structure the control port renders
+//
+// The libuv daemon (`p2psip node`), the simulator and the tests build this same object.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/environment.hpp"
+#include "core/link_identity.hpp"
+#include "node/overlay/overlay_node.hpp"
+#include "node/proxy/ua_side.hpp"
+#include "security/crypto.hpp"
+#include "security/identities.hpp"
+#include "security/record_policy.hpp"
+
+namespace p2psip::peer {
+
+/// Which of the peer's addresses a message came to (or leaves from).
+enum class Face : std::uint8_t {
+  Overlay,  ///< other nodes: the overlay's own messages and calls between nodes
+  Phones,   ///< the phones this node serves
+};
+
+/// What the peer proves itself with and whom it trusts. Without it (PeerConfig::security unset) a
+/// peer signs and checks nothing: tests, and simulations that leave security out.
+struct PeerSecurity {
+  /// Signs and verifies; must outlive the peer (a simulation shares one among all its peers).
+  const security::CryptoProvider* crypto = nullptr;
+  /// The node's key and certificate; the certificate's Node-ID is the peer's place on the ring.
+  security::Identity self;
+  security::TrustAnchor trust;
+  std::size_t certificate_cache = 65536;  ///< checked certificates remembered
+  /// Sign every overlay message and check every one received (RFC 8224-style, PeerAuthenticator).
+  /// Off: only records are signed and checked (the simulator's [security] without message signing).
+  bool sign_messages = true;
+  /// The phones' users: development mode makes each a self-signed identity on first use (at most
+  /// max_users); otherwise only `users` (enrolled identities) may register.
+  bool development_users = false;
+  std::vector<security::Identity> users;
+  std::size_t max_users = 100000;
+};
+
+struct PeerConfig {
+  overlay::OverlayConfig overlay;
+  /// The peer's place and overlay address. With security the place is the certificate's Node-ID
+  /// and `id` is ignored.
+  dht::NodeId id;
+  Endpoint address;
+  /// The phone side (its ua_address is the phone face's address); unset: a node without phones.
+  std::optional<proxy::UaSideConfig> phones;
+  std::optional<PeerSecurity> security;
+  /// A graceful shutdown's two steps: the phones' registrations leave the overlay (at most this
+  /// long), then the node leaves the ring (at most this long).
+  Duration withdraw_time = seconds(1);
+  Duration leave_time = seconds(3);
+};
+
+/// Everything `p2psip status` shows, as values: a snapshot, rendered by whoever asks.
+struct PeerStatus {
+  dht::NodeId id;
+  std::string overlay;
+  Endpoint address;
+  bool joined = false;
+  bool stopping = false;
+  Duration uptime{};
+  std::vector<dht::Peer> predecessors, successors;
+  std::size_t fingers = 0;  ///< distinct peers among the fingers
+  std::size_t records = 0;
+  overlay::OverlayStats messages;
+  sip::TransactionStats transactions;
+  dht::ChordStats chord;
+  struct Security {
+    bool development = false;
+    std::size_t users = 0;  ///< enrolled users (development mode: 0, any user)
+    security::RecordPolicyStats records;
+    overlay::PeerAuthStats messages;
+  };
+  std::optional<Security> security;
+  struct Phones {
+    Endpoint address;
+    std::size_t users = 0, bindings = 0, entries_in_overlay = 0;
+    std::size_t requests_in_progress = 0, response_contexts = 0;
+    proxy::UaSideStats stats;
+    std::vector<std::string> users_list;  ///< the first 100 AORs
+  };
+  std::optional<Phones> phones;
+};
+
+/// The registration entries of one user, as a caller's node sees them (Peer::locate).
+struct Location {
+  int status = 0;
+  std::string reason;
+  std::uint32_t hops = 0;
+  Duration latency{};
+  struct Entry {
+    proxy::RegistrationEntry entry;
+    std::uint32_t lifetime_s = 0;
+  };
+  std::vector<Entry> entries;
+};
+
+class Peer {
+ public:
+  /// `overlay_env` sends from the overlay address and supplies time's wall clock, randomness and
+  /// the log; `phone_env` sends from the phone address (needed when config.phones is set). Both
+  /// must outlive the peer. With config.security, the security's crypto provider must too.
+  Peer(PeerConfig config, Environment& overlay_env, Environment* phone_env = nullptr);
+  ~Peer();
+  Peer(const Peer&) = delete;
+  Peer& operator=(const Peer&) = delete;
+
+  /// Starts a new ring (no bootstrap) or joins through any of `bootstrap` (addresses only).
+  void start(const std::vector<Endpoint>& bootstrap, Instant now);
+  /// A graceful shutdown: the phones' registrations leave the overlay (callers then hear 404, not
+  /// silence), then the node leaves the ring; stopped() turns true when both are done or their
+  /// time is up. Application operations are refused from now on.
+  void shutdown(Instant now);
+  [[nodiscard]] bool stopping() const { return phase_ != Phase::Running; }
+  [[nodiscard]] bool stopped() const { return phase_ == Phase::Stopped; }
+
+  // ---- bytes in ----
+  void receive_datagram(Face face, std::string_view bytes, const Endpoint& from, Instant now);
+  /// A message framed from a stream; `link` is what check_link said of a TLS link's peer (null on
+  /// plain TCP).
+  void receive(Face face, sip::Message&& m, const Endpoint& from, Instant now, const LinkIdentity* link = nullptr);
+  void receive(Face face, const sip::Message& m, const Endpoint& from, Instant now, const LinkIdentity* link = nullptr);
+  void answer_malformed(Face face, std::string_view raw, const sip::ParseError& e, const Endpoint& from);
+  /// A TLS peer's certificate on the overlay face: whom it proves (its Node-ID), or nullopt to
+  /// close the link (logged).
+  std::optional<LinkIdentity> check_link(std::string_view cert_der, const Endpoint& from, Instant now);
+
+  // ---- time ----
+  void advance(Instant now);
+  [[nodiscard]] Instant next_wakeup() const;
+
+  // ---- the application's operations (the control port, the simulator's workload) ----
+  /// Stores `value` under `key` for `lifetime_s`, signed as this node when it has an identity
+  /// (storing peers refuse unsigned records then). `done` runs once with the outcome; 503 at once
+  /// while stopping.
+  void put(const std::string& key, std::string value, std::uint32_t lifetime_s, dht::RouteCallback done, Instant now);
+  /// Stores `r` (its key, name, value, dictionary key, owner and lifetime as given), signed as this
+  /// node when it has an identity.
+  void store(dht::Record r, dht::RouteCallback done, Instant now);
+  /// Fetches the records under `key`.
+  void get(const std::string& key, dht::RouteCallback done, Instant now);
+  /// Finds the peer responsible for `key`.
+  void lookup(const std::string& key, dht::RouteCallback done, Instant now);
+  /// The registration entries of `aor` ("sip:user@overlay", canonical).
+  void locate(const std::string& aor, std::function<void(const Location&)> done, Instant now);
+
+  [[nodiscard]] PeerStatus status(Instant now) const;
+
+  [[nodiscard]] overlay::OverlayNode& overlay() { return node_; }
+  [[nodiscard]] const overlay::OverlayNode& overlay() const { return node_; }
+  [[nodiscard]] dht::ChordNode& chord() { return node_.chord(); }
+  [[nodiscard]] const dht::ChordNode& chord() const { return node_.chord(); }
+  /// The phone side; null without one.
+  [[nodiscard]] proxy::UaSide* phones() { return ua_.get(); }
+  [[nodiscard]] const proxy::UaSide* phones() const { return ua_.get(); }
+  [[nodiscard]] const dht::NodeId& id() const { return node_.chord().table().self().id; }
+  /// What the node signs its own records with; null without an identity.
+  [[nodiscard]] const security::Writer* writer() const;
+
+ private:
+  enum class Phase : std::uint8_t { Running, Withdrawing, Leaving, Stopped };
+  /// The security of a peer that has it (kept apart: most simulated peers have none).
+  struct Guard;
+  /// Moves a shutdown on when its step is done or its time is up.
+  void progress(Instant now);
+  void route(dht::RouteOp op, dht::NodeId target, std::optional<dht::Record> record, dht::RouteCallback done,
+             Instant now);
+
+  Environment& env_;
+  overlay::OverlayNode node_;
+  std::unique_ptr<Guard> guard_;
+  std::unique_ptr<proxy::UaSide> ua_;
+  Instant started_{};
+  Phase phase_ = Phase::Running;
+  Instant deadline_ = kInstantMax;  ///< the current shutdown step's
+  Duration withdraw_time_, leave_time_;
+  std::int64_t last_put_us_ = 0;  ///< each put's writer time is later than the last
+};
+
+}  // namespace p2psip::peer

@@ -1,0 +1,241 @@
+#include "tools/node_status.hpp"
+
+#include <sodium.h>
+
+namespace p2psip::tools {
+namespace {
+
+Json peer_json(const dht::Peer& p) {
+  return Json{{"id", p.id.hex()}, {"addr", p.addr.host_port()}};
+}
+
+Json peers_json(const std::vector<dht::Peer>& peers) {
+  Json out = Json::array();
+  for (const auto& p : peers) out.push_back(peer_json(p));
+  return out;
+}
+
+bool valid_utf8(const std::string& s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    std::size_t extra = 0;
+    std::uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    if ((c & 0xe0) == 0xc0) {
+      extra = 1;
+      cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      extra = 2;
+      cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      extra = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + extra >= s.size()) return false;  // cut short
+    for (std::size_t k = 1; k <= extra; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = cp << 6 | (cc & 0x3f);
+    }
+    // Overlong forms, surrogates and code points past U+10FFFF are not UTF-8.
+    const std::uint32_t least[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < least[extra] || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) return false;
+    i += extra + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string json_text(const Json& j) {
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+void put_bytes(Json& j, const std::string& name, const std::string& bytes) {
+  if (valid_utf8(bytes)) {
+    j[name] = bytes;
+    return;
+  }
+  std::string b64(sodium_base64_encoded_len(bytes.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
+  sodium_bin2base64(b64.data(), b64.size(), reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(),
+                    sodium_base64_VARIANT_ORIGINAL);
+  b64.resize(b64.size() - 1);  // the terminating NUL
+  j[name + "_base64"] = b64;
+}
+
+Json status_json(const peer::PeerStatus& s, const runtime::RuntimeStats& overlay, const runtime::RuntimeStats* phones) {
+  const auto& os = s.messages;
+  const auto& ts = s.transactions;
+  const auto& cs = s.chord;
+  Json j;
+  j["node_id"] = s.id.hex();
+  j["overlay"] = s.overlay;
+  j["listen"] = s.address.host_port();
+  j["joined"] = s.joined;
+  j["predecessor"] = s.predecessors.empty() ? Json(nullptr) : peer_json(s.predecessors.front());
+  j["predecessors"] = peers_json(s.predecessors);
+  j["successors"] = peers_json(s.successors);
+  j["fingers"] = s.fingers;
+  j["records"] = s.records;
+  j["uptime_s"] = to_millis(s.uptime) / 1000;
+  j["messages"] = Json{{"requests_sent", os.requests_sent},
+                       {"requests_received", os.requests_received},
+                       {"responses_sent", os.responses_sent},
+                       {"responses_received", os.responses_received},
+                       {"rejected", os.rejected},
+                       {"throttled", os.throttled},
+                       {"retransmissions", ts.retransmissions_sent},
+                       {"timeouts", ts.timeouts},
+                       {"malformed_dropped", ts.malformed_dropped},
+                       {"malformed_answered", ts.malformed_answered},
+                       {"datagrams_out", overlay.datagrams_out},
+                       {"stream_messages_out", overlay.stream_messages_out},
+                       {"bytes_in", overlay.bytes_in},
+                       {"bytes_out", overlay.bytes_out}};
+  j["chord"] = Json{{"routes_started", cs.routes_started},
+                    {"routes_ok", cs.routes_ok},
+                    {"routes_failed", cs.routes_failed},
+                    {"forwarded", cs.forwarded},
+                    {"peers_failed", cs.peers_failed},
+                    {"late_answers", cs.late_answers},
+                    {"stabilize_rounds", cs.stabilize_rounds},
+                    {"records_replicated", cs.records_replicated},
+                    {"records_refused", cs.records_refused},
+                    {"records_disbelieved", cs.records_disbelieved},
+                    {"records_over_quota", cs.records_over_quota}};
+  if (s.security) {
+    const auto& sec = *s.security;
+    j["security"] = Json{{"mode", sec.development ? "development" : "enrolled"},
+                         {"users", sec.users},
+                         {"signatures_checked", sec.records.signatures_checked},
+                         {"certificates_checked", sec.records.certificates_checked},
+                         {"messages_signed", sec.messages.signed_messages},
+                         {"messages_verified", sec.messages.verified},
+                         {"messages_refused", sec.messages.refused},
+                         {"certificates_sent", sec.messages.certificates_sent},
+                         {"certificates_learned", sec.messages.certificates_learned},
+                         {"tls_links_accepted", sec.messages.links_accepted},
+                         {"tls_links_refused", sec.messages.links_refused},
+                         {"unauthenticated", os.unauthenticated},
+                         {"resent_with_certificate", os.resent}};
+  } else {
+    j["security"] = nullptr;
+  }
+  if (s.phones) {
+    const auto& p = *s.phones;
+    const auto& st = p.stats;
+    j["ua"] = Json{{"listen", p.address.host_port()},
+                   {"domain", s.overlay},
+                   {"users", p.users},
+                   {"bindings", p.bindings},
+                   {"entries_in_overlay", p.entries_in_overlay},
+                   {"registers", st.registers},
+                   {"registers_ok", st.registers_ok},
+                   {"registers_rejected", st.registers_rejected},
+                   {"queries", st.queries},
+                   {"entries_stored", st.entries_stored},
+                   {"entries_kept", st.entries_kept},
+                   {"entry_refreshes", st.refreshes},
+                   {"entries_removed", st.entries_removed},
+                   {"store_failures", st.store_failures},
+                   {"requests_rejected", st.requests_rejected},
+                   {"proxied", st.proxied},
+                   {"lookups", st.lookups},
+                   {"lookups_not_found", st.lookups_not_found},
+                   {"lookups_failed", st.lookups_failed},
+                   {"branches", st.branches},
+                   {"calls_answered", st.calls_answered},
+                   {"cancels", st.cancels},
+                   {"challenges", st.challenges},
+                   {"auth_refused", st.auth_refused},
+                   {"acks_forwarded", st.acks_forwarded},
+                   {"branch_failures", st.branch_timeouts},
+                   {"requests_in_progress", p.requests_in_progress},
+                   {"response_contexts", p.response_contexts},
+                   {"users_list", p.users_list}};
+    if (phones != nullptr) {
+      j["ua"]["datagrams_out"] = phones->datagrams_out;
+      j["ua"]["bytes_in"] = phones->bytes_in;
+      j["ua"]["bytes_out"] = phones->bytes_out;
+    }
+  } else {
+    j["ua"] = nullptr;
+  }
+  return j;
+}
+
+std::string status_text(const peer::PeerStatus& s) {
+  std::string out;
+  auto line = [&out](const std::string& label, const std::string& value) {
+    out += label;
+    out.append(label.size() < 12 ? 12 - label.size() : 1, ' ');
+    out += value + "\n";
+  };
+  line("node", s.id.hex());
+  line("overlay", s.overlay + (s.joined ? "" : " (joining)"));
+  line("listen", s.address.host_port());
+  line("uptime", std::to_string(to_millis(s.uptime) / 1000) + " s");
+  line("predecessor",
+       s.predecessors.empty() ? "-" : s.predecessors.front().id.hex() + "  " + s.predecessors.front().addr.host_port());
+  for (std::size_t i = 0; i < s.successors.size(); ++i) {
+    line(i == 0 ? "successors" : "", s.successors[i].id.hex() + "  " + s.successors[i].addr.host_port());
+  }
+  if (s.successors.empty()) line("successors", "- (alone)");
+  line("fingers", std::to_string(s.fingers) + " distinct");
+  line("records", std::to_string(s.records));
+  line("softphones", s.phones ? s.phones->address.host_port() + ", " + std::to_string(s.phones->users) + " users, " +
+                                    std::to_string(s.phones->bindings) + " bindings"
+                              : std::string("off"));
+  line("messages", std::to_string(s.messages.requests_sent) + " requests sent, " +
+                       std::to_string(s.messages.requests_received) + " received, " +
+                       std::to_string(s.transactions.timeouts) + " timeouts");
+  return out;
+}
+
+Json route_json(const std::string& key, dht::RouteOp op, const dht::RouteResult& r, int& http) {
+  Json j;
+  j["key"] = key;
+  j["id"] = dht::NodeId::hash(key).hex();
+  j["status"] = r.status;
+  j["hops"] = r.hops;
+  j["latency_ms"] = static_cast<double>(r.latency.count()) / 1000.0;
+  j["responsible"] = r.responsible ? peer_json(*r.responsible) : Json(nullptr);
+  if (op == dht::RouteOp::Fetch && r.status == 200 && !r.records.empty()) {
+    const auto& rec = r.records[0];
+    put_bytes(j, "value", rec.value);
+    j["owner"] = rec.owner;
+    j["stored_at_us"] = rec.stored_at_us;
+    j["lifetime_s"] = rec.lifetime_s;
+  }
+  if (r.status != 200) j["error"] = r.reason;
+  http = r.status == 200 ? 200 : r.status == 404 ? 404 : r.status == 403 ? 403 : 503;
+  return j;
+}
+
+Json location_json(const std::string& aor, const peer::Location& where, int& http) {
+  Json j;
+  j["aor"] = aor;
+  j["status"] = where.status;
+  j["hops"] = where.hops;
+  j["latency_ms"] = static_cast<double>(where.latency.count()) / 1000.0;
+  Json entries = Json::array();
+  for (const auto& e : where.entries) {
+    entries.push_back(Json{{"node", e.entry.node.id.hex()},
+                           {"addr", e.entry.node.addr.host_port()},
+                           {"transport", std::string(transport_name(e.entry.node.addr.transport))},
+                           {"devices", e.entry.devices},
+                           {"lifetime_s", e.lifetime_s}});
+  }
+  j["entries"] = entries;
+  if (where.status != 200 && where.status != 404) j["error"] = where.reason;
+  http = !where.entries.empty() ? 200 : (where.status == 200 || where.status == 404) ? 404 : 503;
+  return j;
+}
+
+}  // namespace p2psip::tools
