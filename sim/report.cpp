@@ -1,14 +1,18 @@
 #include "sim/report.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 namespace p2psip::sim {
 
 namespace {
+
+using Json = nlohmann::ordered_json;
 
 std::string num(double v) {
   char buf[64];
@@ -16,21 +20,41 @@ std::string num(double v) {
   return buf;
 }
 
-std::string json_text(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += c;
+/// A number as summary.json writes it: six significant digits, integral values without a point.
+Json number(double v) {
+  if (!std::isfinite(v)) return Json(nullptr);
+  const double r = std::stod(num(v));
+  if (r == std::floor(r) && std::fabs(r) < 9e15) return Json(static_cast<std::int64_t>(r));
+  return Json(r);
+}
+
+/// `v` on one line, with ": " and ", " between (nested objects and arrays of summary.json).
+std::string one_line(const Json& v) {
+  if (v.is_object()) {
+    std::string out = "{";
+    bool first = true;
+    for (const auto& [key, value] : v.items()) {
+      out += (first ? "" : ", ") + Json(key).dump() + ": " + one_line(value);
+      first = false;
     }
+    return out + "}";
   }
-  return out + "\"";
+  if (v.is_array()) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + one_line(v[i]);
+    return out + "]";
+  }
+  return v.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+/// summary.json's layout: one key per line, each value on it.
+std::string layout(const Json& top) {
+  std::string out = "{\n";
+  std::size_t i = 0;
+  for (const auto& [key, value] : top.items()) {
+    out += "  " + Json(key).dump() + ": " + one_line(value) + (++i < top.size() ? ",\n" : "\n");
+  }
+  return out + "}\n";
 }
 
 /// The smallest hop count h with at least q of the histogram's mass at or below h.
@@ -92,102 +116,118 @@ std::string summary_json(const Simulator& sim, const HostFigures& host) {
   const Scenario& sc = sim.scenario();
   const Results& r = sim.results();
   const Summary s = summarize(sim);
-  std::ostringstream j;
-  auto counts = [&](const char* name, const OpCounts& c) {
-    j << "  " << json_text(name) << ": {\"issued\": " << c.issued << ", \"done\": " << c.done << ", \"ok\": " << c.ok
-      << ", \"wrong\": " << c.wrong << ", \"failed\": " << c.failed << "},\n";
+  auto counts = [](const OpCounts& c) {
+    return Json{{"issued", c.issued}, {"done", c.done}, {"ok", c.ok}, {"wrong", c.wrong}, {"failed", c.failed}};
   };
-  j << "{\n";
-  j << "  \"scenario\": " << json_text(sc.name) << ",\n";
-  j << "  \"nodes\": " << sc.nodes << ",\n";
-  j << "  \"duration_s\": " << num(sc.duration_s) << ",\n";
+  Json j;
+  j["scenario"] = sc.name;
+  j["nodes"] = sc.nodes;
+  j["duration_s"] = number(sc.duration_s);
   // Less than duration_s only where the run was stopped (SIGINT or SIGTERM to `p2psip sim`).
-  j << "  \"simulated_s\": " << num(sim.now_s()) << ",\n";
-  j << "  \"stopped_early\": " << (sim.stopped_early() ? "true" : "false") << ",\n";
-  j << "  \"seed\": " << sc.seed << ",\n";
-  j << "  \"lookups\": " << r.lookups.issued << ",\n";
-  j << "  \"lookup_success_rate\": " << num(s.lookup_success_rate) << ",\n";
-  j << "  \"hops_mean\": " << num(s.hops_mean) << ",\n";
-  j << "  \"hops_p50\": " << s.hops_p50 << ",\n";
-  j << "  \"hops_p99\": " << s.hops_p99 << ",\n";
-  j << "  \"latency_ms_p50\": " << num(s.latency_ms_p50) << ",\n";
-  j << "  \"latency_ms_p99\": " << num(s.latency_ms_p99) << ",\n";
-  j << "  \"messages\": " << r.messages << ",\n";
-  j << "  \"bytes\": " << r.bytes << ",\n";
-  j << "  \"bytes_per_node_per_s\": " << num(s.bytes_per_node_per_s) << ",\n";
-  j << "  \"messages_per_node_per_s\": " << num(s.messages_per_node_per_s) << ",\n";
-  j << "  \"events\": " << r.events << ",\n";
-  counts("lookup_outcomes", r.lookups);
-  counts("puts", r.puts);
-  counts("gets", r.gets);
-  j << "  \"abandoned\": " << r.abandoned << ",\n";
-  j << "  \"joins\": " << r.joins << ",\n";
-  j << "  \"join_s_p50\": " << num(s.join_s_p50) << ",\n";
-  j << "  \"join_s_p99\": " << num(s.join_s_p99) << ",\n";
-  j << "  \"failures\": " << r.failures << ",\n";
-  j << "  \"leaves\": " << r.leaves << ",\n";
-  j << "  \"live_at_end\": " << sim.live_nodes() << ",\n";
-  j << "  \"joined_at_end\": " << sim.joined_nodes() << ",\n";
-  j << "  \"peak_live\": " << r.peak_live << ",\n";
+  j["simulated_s"] = number(sim.now_s());
+  j["stopped_early"] = sim.stopped_early();
+  j["seed"] = sc.seed;
+  j["lookups"] = r.lookups.issued;
+  j["lookup_success_rate"] = number(s.lookup_success_rate);
+  j["hops_mean"] = number(s.hops_mean);
+  j["hops_p50"] = s.hops_p50;
+  j["hops_p99"] = s.hops_p99;
+  j["latency_ms_p50"] = number(s.latency_ms_p50);
+  j["latency_ms_p99"] = number(s.latency_ms_p99);
+  j["messages"] = r.messages;
+  j["bytes"] = r.bytes;
+  j["bytes_per_node_per_s"] = number(s.bytes_per_node_per_s);
+  j["messages_per_node_per_s"] = number(s.messages_per_node_per_s);
+  j["events"] = r.events;
+  j["lookup_outcomes"] = counts(r.lookups);
+  j["puts"] = counts(r.puts);
+  j["gets"] = counts(r.gets);
+  j["abandoned"] = r.abandoned;
+  j["joins"] = r.joins;
+  j["join_s_p50"] = number(s.join_s_p50);
+  j["join_s_p99"] = number(s.join_s_p99);
+  j["failures"] = r.failures;
+  j["leaves"] = r.leaves;
+  j["live_at_end"] = sim.live_nodes();
+  j["joined_at_end"] = sim.joined_nodes();
+  j["peak_live"] = r.peak_live;
   const auto [retransmissions, timeouts] = sim.retransmissions_and_timeouts();
-  j << "  \"retransmissions\": " << retransmissions << ",\n";
-  j << "  \"transaction_timeouts\": " << timeouts << ",\n";
-  j << "  \"transactions_at_end\": " << sim.transactions() << ",\n";
-  j << "  \"ring_errors_at_end\": " << sim.ring_errors() << ",\n";
-  j << "  \"messages_lost\": " << r.lost << ",\n";
-  j << "  \"messages_partitioned\": " << r.partitioned << ",\n";
-  j << "  \"messages_undeliverable\": " << r.undeliverable << ",\n";
-  j << "  \"node_seconds\": " << num(r.node_seconds) << ",\n";
-  j << "  \"network\": {\"propagation_ms\": " << num(sc.propagation_ms)
-    << ", \"access_ms\": " << json_text(sc.access_ms.describe()) << ", \"loss\": " << num(sc.loss)
-    << ", \"transport\": "
-    << json_text(sc.transport == Transport::Udp   ? "udp"
-                 : sc.transport == Transport::Tcp ? "tcp"
-                                                  : "tls")
-    << "},\n";
-  j << "  \"chord\": {\"stabilize_s\": " << num(static_cast<double>(sc.chord.stabilize_interval.count()) / 1e6)
-    << ", \"fingers_per_round\": " << sc.chord.fingers_per_round << ", \"finger_rounds\": " << sc.chord.finger_rounds
-    << ", \"successors\": " << sc.chord.successors << ", \"replicas\": " << sc.chord.replicas
-    << ", \"iterative\": " << (sc.chord.iterative ? "true" : "false")
-    << ", \"route_via_successor_list\": " << (sc.chord.route_via_successor_list ? "true" : "false")
-    << ", \"learn_fingers\": " << (sc.chord.learn_fingers ? "true" : "false") << ", \"t1_ms\": " << num(sc.t1_ms)
-    << ", \"hop_timeout_ms\": " << num(sim.hop_timeout_ms()) << "},\n";
-  j << "  \"churn\": " << (sc.session_s ? json_text(sc.session_s->describe()) : "null") << ",\n";
-  j << "  \"workload\": {\"start_s\": " << num(sc.workload_start_s) << ", \"drain_s\": " << num(sc.drain_s)
-    << ", \"lookups_per_s\": " << num(sc.lookups_per_s)
-    << ", \"lookups_per_node_per_s\": " << num(sc.lookups_per_node_per_s) << ", \"puts_per_s\": " << num(sc.puts_per_s)
-    << ", \"puts_per_node_per_s\": " << num(sc.puts_per_node_per_s) << ", \"gets_per_s\": " << num(sc.gets_per_s)
-    << ", \"gets_per_node_per_s\": " << num(sc.gets_per_node_per_s) << ", \"scripted\": " << sc.script.size() << "},\n";
-  j << "  \"security\": " << (sc.security ? "true" : "false") << ",\n";
-  j << "  \"crypto_provider\": "
-    << json_text(!sc.security ? "none (no identities: records and messages unsigned)"
-                 : sc.ed25519 ? "ed25519"
-                              : "fake-fast (simulation only: forgeable)")
-    << ",\n";
-  j << "  \"messages_signed\": "
-    << (sc.security && sc.sign_messages && sc.transport != Transport::Tls ? "true" : "false") << ",\n";
-  j << "  \"attack\": {\"fraction\": " << num(sc.malicious_fraction)
-    << ", \"mode\": " << json_text(std::string(attack_name(sc.attack)))
-    << ", \"malicious_nodes\": " << r.malicious_nodes << ", \"dropped\": " << r.attacks_dropped
-    << ", \"forged\": " << r.attacks_forged << "},\n";
-  j << "  \"get_success_rate\": "
-    << num(r.gets.done ? static_cast<double>(r.gets.ok) / static_cast<double>(r.gets.done) : 0) << ",\n";
-  j << "  \"get_attempts_mean\": "
-    << num(r.gets.done ? static_cast<double>(r.get_attempts) / static_cast<double>(r.gets.done) : 0) << ",\n";
-  j << "  \"encoding\": \"SIP (every message serialized and parsed)\",\n";
+  j["retransmissions"] = retransmissions;
+  j["transaction_timeouts"] = timeouts;
+  j["transactions_at_end"] = sim.transactions();
+  j["ring_errors_at_end"] = sim.ring_errors();
+  j["messages_lost"] = r.lost;
+  j["messages_partitioned"] = r.partitioned;
+  j["messages_undeliverable"] = r.undeliverable;
+  j["node_seconds"] = number(r.node_seconds);
+  j["network"] = Json{{"propagation_ms", number(sc.propagation_ms)},
+                      {"access_ms", sc.access_ms.describe()},
+                      {"loss", number(sc.loss)},
+                      {"transport", sc.transport == Transport::Udp   ? "udp"
+                                    : sc.transport == Transport::Tcp ? "tcp"
+                                                                     : "tls"}};
+  j["chord"] = Json{{"stabilize_s", number(static_cast<double>(sc.chord.stabilize_interval.count()) / 1e6)},
+                    {"fingers_per_round", sc.chord.fingers_per_round},
+                    {"finger_rounds", sc.chord.finger_rounds},
+                    {"successors", sc.chord.successors},
+                    {"replicas", sc.chord.replicas},
+                    {"iterative", sc.chord.iterative},
+                    {"route_via_successor_list", sc.chord.route_via_successor_list},
+                    {"learn_fingers", sc.chord.learn_fingers},
+                    {"t1_ms", number(sc.t1_ms)},
+                    {"hop_timeout_ms", number(sim.hop_timeout_ms())}};
+  j["churn"] = sc.session_s ? Json(sc.session_s->describe()) : Json(nullptr);
+  j["workload"] = Json{{"start_s", number(sc.workload_start_s)},
+                       {"drain_s", number(sc.drain_s)},
+                       {"lookups_per_s", number(sc.lookups_per_s)},
+                       {"lookups_per_node_per_s", number(sc.lookups_per_node_per_s)},
+                       {"puts_per_s", number(sc.puts_per_s)},
+                       {"puts_per_node_per_s", number(sc.puts_per_node_per_s)},
+                       {"gets_per_s", number(sc.gets_per_s)},
+                       {"gets_per_node_per_s", number(sc.gets_per_node_per_s)},
+                       {"scripted", sc.script.size()}};
+  j["security"] = sc.security;
+  j["crypto_provider"] = !sc.security ? "none (no identities: records and messages unsigned)"
+                         : sc.ed25519 ? "ed25519"
+                                      : "fake-fast (simulation only: forgeable)";
+  j["messages_signed"] = sc.security && sc.sign_messages && sc.transport != Transport::Tls;
+  j["attack"] = Json{{"fraction", number(sc.malicious_fraction)},
+                     {"mode", std::string(attack_name(sc.attack))},
+                     {"malicious_nodes", r.malicious_nodes},
+                     {"dropped", r.attacks_dropped},
+                     {"forged", r.attacks_forged}};
+  j["get_success_rate"] = number(r.gets.done ? static_cast<double>(r.gets.ok) / static_cast<double>(r.gets.done) : 0);
+  j["get_attempts_mean"] =
+      number(r.gets.done ? static_cast<double>(r.get_attempts) / static_cast<double>(r.gets.done) : 0);
+  // Calls between the simulated phones ([phones]), as their callers saw them.
+  const CallResults& c = r.calls;
+  Json by_status = Json::object();
+  for (const auto& [status, n] : c.failed_by_status) by_status[std::to_string(status)] = n;
+  std::vector<float> setup = c.setup_ms;
+  std::sort(setup.begin(), setup.end());
+  j["calls"] = Json{{"phones_fraction", number(sc.phones.fraction)},
+                    {"calls_per_phone_per_s", number(sc.phones.calls_per_phone_per_s)},
+                    {"registrations_ok", c.registrations_ok},
+                    {"registrations_failed", c.registrations_failed},
+                    {"attempted", c.attempted},
+                    {"answered", c.answered},
+                    {"failed", c.failed},
+                    {"unfinished", c.attempted - std::min(c.attempted, c.answered + c.failed)},
+                    {"failed_by_status", by_status},
+                    {"skipped_busy", c.skipped_busy},
+                    {"setup_ms_p50", number(quantile(setup, 0.5))},
+                    {"setup_ms_p99", number(quantile(setup, 0.99))}};
+  j["encoding"] = "SIP (every message serialized and parsed)";
   // Host figures: measured on the machine that ran it, so they differ from run to run.
-  j << "  \"wall_s\": " << num(host.wall_s) << ",\n";
-  j << "  \"events_per_wall_s\": " << num(host.wall_s > 0 ? static_cast<double>(r.events) / host.wall_s : 0) << ",\n";
-  j << "  \"messages_per_wall_s\": " << num(host.wall_s > 0 ? static_cast<double>(r.messages) / host.wall_s : 0)
-    << ",\n";
-  j << "  \"huge_pages\": " << json_text(host.huge_pages) << ",\n";
-  j << "  \"heap_bytes_at_end\": " << host.heap_bytes_at_end << ",\n";
-  j << "  \"heap_bytes_per_live_node_at_end\": "
-    << num(sim.live_nodes() ? static_cast<double>(host.heap_bytes_at_end) / static_cast<double>(sim.live_nodes()) : 0)
-    << ",\n";
-  j << "  \"peak_rss_bytes\": " << host.peak_rss_bytes << "\n";
-  j << "}\n";
-  return j.str();
+  j["wall_s"] = number(host.wall_s);
+  j["events_per_wall_s"] = number(host.wall_s > 0 ? static_cast<double>(r.events) / host.wall_s : 0);
+  j["messages_per_wall_s"] = number(host.wall_s > 0 ? static_cast<double>(r.messages) / host.wall_s : 0);
+  j["huge_pages"] = host.huge_pages;
+  j["heap_bytes_at_end"] = host.heap_bytes_at_end;
+  j["heap_bytes_per_live_node_at_end"] = number(
+      sim.live_nodes() ? static_cast<double>(host.heap_bytes_at_end) / static_cast<double>(sim.live_nodes()) : 0);
+  j["peak_rss_bytes"] = host.peak_rss_bytes;
+  return layout(j);
 }
 
 std::string timeseries_header() {

@@ -397,6 +397,24 @@ bool apply_table(const toml::table& t, Reader& rd, Scenario& s) {
         }
         if (!ok) return false;
       }
+    } else if (key == "phones") {
+      auto* t2 = v.as_table();
+      if (!t2) return rd.fail(key, "must be a table");
+      for (auto&& [pk, pv] : *t2) {
+        std::string name = "phones." + std::string(pk.str());
+        if (pk == "fraction") {
+          ok = rd.number(pv, name, 0, 1, s.phones.fraction);
+        } else if (pk == "calls_per_phone_per_s") {
+          ok = rd.number(pv, name, 0, 100, s.phones.calls_per_phone_per_s);
+        } else if (pk == "answer_delay") {
+          ok = rd.number(pv, name, 0, 600, s.phones.answer_delay_s);
+        } else if (pk == "call_duration") {
+          ok = rd.number(pv, name, 0, 86400, s.phones.call_duration_s);
+        } else {
+          ok = rd.fail(name, "is not a key (fraction, calls_per_phone_per_s, answer_delay, call_duration)");
+        }
+        if (!ok) return false;
+      }
     } else if (key == "event") {
       auto* arr = v.as_array();
       if (!arr) return rd.fail(key, "must be an array of tables ([[event]])");
@@ -434,7 +452,7 @@ bool apply_table(const toml::table& t, Reader& rd, Scenario& s) {
     } else {
       return rd.fail(key,
                      "is not a key (name, nodes, duration, seed, join_rate, interval, overlay, node_ids_file, "
-                     "[network], [chord], [churn], [workload], [security], [attack], [[event]])");
+                     "[network], [chord], [churn], [workload], [security], [attack], [phones], [[event]])");
     }
     if (!ok) return false;
   }

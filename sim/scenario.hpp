@@ -101,6 +101,19 @@ struct Scenario {
   enum class Attack : std::uint8_t { Drop, Forge, Mixed };
   double malicious_fraction = 0;
   Attack attack = Attack::Drop;
+
+  // Phones ([phones]): this fraction of the hosts (chosen at creation, on a stream of their own)
+  // serve a phone: the node's phone side (the registrar and proxy of `p2psip node`) and a softphone
+  // on the host, whose user (u<host index>) registers once the node has joined. Each registered
+  // phone calls a random registered user at calls_per_phone_per_s (Poisson, from workload.start
+  // until the drain); the callee rings (180) and answers after answer_delay_s, the caller hangs up
+  // call_duration_s later.
+  struct Phones {
+    double fraction = 0;
+    double calls_per_phone_per_s = 0;
+    double answer_delay_s = 1;
+    double call_duration_s = 30;
+  } phones;
 };
 std::string_view attack_name(Scenario::Attack a);
 

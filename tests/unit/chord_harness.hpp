@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "dht/chord_node.hpp"
+#include "sim/virtual_network.hpp"
 
 namespace p2psip::test {
 
@@ -93,25 +94,20 @@ class ChordNet {
   void kill(std::size_t i) { slots[i].alive = false; }
 
   void run_for(Duration d) {
-    Instant end = now + d;
-    for (;;) {
-      Instant next = kInstantMax;
-      for (auto& s : slots) {
-        if (s.alive) next = std::min(next, s.node->next_wakeup());
-      }
-      if (!events_.empty()) next = std::min(next, events_.top().at);
-      if (next > end) break;
-      now = std::max(now, next);
-      while (!events_.empty() && events_.top().at <= now) {
-        auto fn = events_.top().fn;
-        events_.pop();
-        fn();
-      }
-      for (auto& s : slots) {
-        if (s.alive && s.node->next_wakeup() <= now) s.node->advance(now);
-      }
-    }
-    now = end;
+    network_.run_for(
+        now, d,
+        [this] {
+          Instant next = kInstantMax;
+          for (auto& s : slots) {
+            if (s.alive) next = std::min(next, s.node->next_wakeup());
+          }
+          return next;
+        },
+        [this](Instant t) {
+          for (auto& s : slots) {
+            if (s.alive && s.node->next_wakeup() <= t) s.node->advance(t);
+          }
+        });
   }
 
   /// The live peers sorted by id: the ring as it should be.
@@ -181,15 +177,8 @@ class ChordNet {
   std::uint64_t messages = 0;
 
  private:
-  struct Event {
-    Instant at;
-    std::uint64_t seq;
-    std::function<void()> fn;
-    bool operator>(const Event& o) const { return at != o.at ? at > o.at : seq > o.seq; }
-  };
-  void schedule(Instant at, std::function<void()> fn) { events_.push(Event{at, seq_++, std::move(fn)}); }
-  std::priority_queue<Event, std::vector<Event>, std::greater<>> events_;
-  std::uint64_t seq_ = 0;
+  void schedule(Instant at, std::function<void()> fn) { network_.at(at, std::move(fn)); }
+  sim::VirtualNetwork network_;
   std::map<dht::ReplyHandle, std::pair<std::size_t, dht::RequestId>> replies_;
   dht::ReplyHandle next_handle_ = 1;
 };

@@ -13,6 +13,7 @@
 
 #include "chord_harness.hpp"
 #include "node/overlay/overlay_node.hpp"
+#include "sim/virtual_network.hpp"
 
 namespace p2psip::test {
 
@@ -122,8 +123,7 @@ class OverlayNet {
     if (on_send) on_send(now, source, to, bytes_out);
     for (std::size_t m = 0; m < members.size(); ++m) {
       if (members[m].addr.ip == to.ip && members[m].addr.port == to.port) {
-        events_.push(Event{now + latency, seq_++,
-                           [this, m, source, b = std::move(bytes_out)] { members[m].receive(b, source, now); }});
+        network_.at(now + latency, [this, m, source, b = std::move(bytes_out)] { members[m].receive(b, source, now); });
         return;
       }
     }
@@ -133,44 +133,39 @@ class OverlayNet {
     }
     if (!target) return;
     std::size_t t = *target;
-    events_.push(Event{now + latency, seq_++, [this, t, source, to, b = std::move(bytes_out)] {
-                         if (!alive[t]) return;
-                         if (to.transport == Transport::Udp) {
-                           ++datagrams;
-                           nodes[t]->receive_datagram(b, source, now);
-                         } else {
-                           ++stream_messages;
-                           std::size_t used = 0;
-                           auto m = sip::parse_message(b, config.limits, true, &used);
-                           if (m) nodes[t]->receive(*m, source, now);
-                         }
-                       }});
+    network_.at(now + latency, [this, t, source, to, b = std::move(bytes_out)] {
+      if (!alive[t]) return;
+      if (to.transport == Transport::Udp) {
+        ++datagrams;
+        nodes[t]->receive_datagram(b, source, now);
+      } else {
+        ++stream_messages;
+        std::size_t used = 0;
+        auto m = sip::parse_message(b, config.limits, true, &used);
+        if (m) nodes[t]->receive(*m, source, now);
+      }
+    });
   }
 
   void run_for(Duration d) {
-    Instant end = now + d;
-    for (;;) {
-      Instant next = kInstantMax;
-      for (std::size_t i = 0; i < nodes.size(); ++i) {
-        if (alive[i]) next = std::min(next, nodes[i]->next_wakeup());
-      }
-      for (const auto& m : members) next = std::min(next, m.next_wakeup());
-      if (!events_.empty()) next = std::min(next, events_.top().at);
-      if (next > end) break;
-      now = std::max(now, next);
-      while (!events_.empty() && events_.top().at <= now) {
-        auto fn = events_.top().fn;
-        events_.pop();
-        fn();
-      }
-      for (std::size_t i = 0; i < nodes.size(); ++i) {
-        if (alive[i] && nodes[i]->next_wakeup() <= now) nodes[i]->advance(now);
-      }
-      for (auto& m : members) {
-        if (m.next_wakeup() <= now) m.advance(now);
-      }
-    }
-    now = end;
+    network_.run_for(
+        now, d,
+        [this] {
+          Instant next = kInstantMax;
+          for (std::size_t i = 0; i < nodes.size(); ++i) {
+            if (alive[i]) next = std::min(next, nodes[i]->next_wakeup());
+          }
+          for (const auto& m : members) next = std::min(next, m.next_wakeup());
+          return next;
+        },
+        [this](Instant t) {
+          for (std::size_t i = 0; i < nodes.size(); ++i) {
+            if (alive[i] && nodes[i]->next_wakeup() <= t) nodes[i]->advance(t);
+          }
+          for (auto& m : members) {
+            if (m.next_wakeup() <= t) m.advance(t);
+          }
+        });
   }
 
   /// Adds `n` peers with random ids, each joining through the first one, `gap` apart.
@@ -201,14 +196,7 @@ class OverlayNet {
   }
 
  private:
-  struct Event {
-    Instant at;
-    std::uint64_t seq;
-    std::function<void()> fn;
-    bool operator>(const Event& o) const { return at != o.at ? at > o.at : seq > o.seq; }
-  };
-  std::priority_queue<Event, std::vector<Event>, std::greater<>> events_;
-  std::uint64_t seq_ = 0;
+  sim::VirtualNetwork network_;
 };
 
 }  // namespace p2psip::test

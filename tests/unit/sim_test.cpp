@@ -594,3 +594,84 @@ TEST(Simulator, DroppingNodesAreRoutedAround) {
 
 }  // namespace
 }  // namespace p2psip::sim
+
+namespace p2psip::sim {
+namespace {
+
+Scenario with_phones(std::size_t nodes, double duration) {
+  Scenario s = small(nodes, duration);
+  // Joins slow enough that each node's phone registers on a settled ring: a registration stored
+  // in the middle of a join storm can be left behind later joiners, out of a fetch's three tries'
+  // reach (docs/SIMULATION.md, "Phones"; sim/scenarios/calls.toml shows it).
+  s.join_rate = 2;
+  s.workload_start_s = 120;
+  s.lookups_per_s = 0;
+  s.phones.fraction = 0.5;
+  s.phones.calls_per_phone_per_s = 0.05;
+  s.phones.answer_delay_s = 1;
+  s.phones.call_duration_s = 5;
+  return s;
+}
+
+std::size_t hosts_with_phones(const Simulator& sim) {
+  // The model draws who has a phone on a stream of its own: count what it drew.
+  return static_cast<std::size_t>(sim.results().calls.registrations_ok + sim.results().calls.registrations_failed);
+}
+
+TEST(SimulatedPhones, RegisterAndCallEachOtherThroughThePeersPhoneSides) {
+  Simulator sim(with_phones(60, 500));
+  while (sim.run_until(sim.now_s() + 25)) {
+  }
+  const CallResults& c = sim.results().calls;
+  // About half of the 60 hosts serve a phone, and every one of those registered.
+  EXPECT_GE(hosts_with_phones(sim), 20u);
+  EXPECT_LE(hosts_with_phones(sim), 40u);
+  EXPECT_EQ(c.registrations_failed, 0u);
+  ASSERT_GT(c.attempted, 200u);
+  // On a stable ring every call is answered: looked up in the overlay, sent straight to the
+  // callee's node, rung there (180) and answered (200), then ACKed and hung up.
+  EXPECT_EQ(c.answered + c.failed, c.attempted);
+  EXPECT_EQ(c.failed, 0u) << (c.failed_by_status.empty() ? 0 : c.failed_by_status.begin()->first);
+  ASSERT_EQ(c.setup_ms.size(), c.attempted);
+  // The set-up takes a lookup across the overlay and one hop to the callee's node: more than two
+  // one-way delays, and far less than Timer B.
+  std::vector<float> setup = c.setup_ms;
+  std::sort(setup.begin(), setup.end());
+  EXPECT_GT(setup[setup.size() / 2], 20.0F);
+  EXPECT_LT(setup.back(), 5000.0F);
+  const std::string json = summary_json(sim, HostFigures{});
+  EXPECT_NE(json.find("\"calls\": {\"phones_fraction\": 0.5"), std::string::npos) << json;
+}
+
+TEST(SimulatedPhones, CallsToUsersWhoseHostsDiedFailWithTheirStatus) {
+  Scenario s = with_phones(60, 700);
+  s.session_s = Distribution{Distribution::Kind::Exponential, 400, 0};
+  s.churn_start_s = 150;
+  Simulator sim(s);
+  while (sim.run_until(sim.now_s() + 25)) {
+  }
+  const CallResults& c = sim.results().calls;
+  ASSERT_GT(c.attempted, 200u);
+  EXPECT_GT(c.answered, c.attempted / 2);
+  // A callee that died between the caller's choice and the call, or whose entry outlived its
+  // node, is a failed call with the status the caller heard (404, 408, 480), never a hang.
+  EXPECT_GT(c.failed, 0u);
+  for (const auto& [status, n] : c.failed_by_status) {
+    EXPECT_GE(status, 400) << n << " calls";
+    EXPECT_LT(status, 700) << n << " calls";
+  }
+  EXPECT_LE(c.answered + c.failed, c.attempted);
+}
+
+TEST(SimulatedPhones, SameSeedSameCalls) {
+  auto run = [] {
+    Simulator sim(with_phones(40, 300));
+    while (sim.run_until(sim.now_s() + 30)) {
+    }
+    return summary_json(sim, HostFigures{});
+  };
+  EXPECT_EQ(run(), run());
+}
+
+}  // namespace
+}  // namespace p2psip::sim

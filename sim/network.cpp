@@ -1,0 +1,102 @@
+#include "sim/network.hpp"
+
+#include <cmath>
+
+#include "sim/events.hpp"
+
+namespace p2psip::sim {
+
+void Network::place_host(Rng& place) {
+  Place& p = places_.emplace_back();
+  p.x = static_cast<float>(place.uniform());
+  p.y = static_cast<float>(place.uniform());
+  p.access_us = static_cast<std::int64_t>(sc_.access_ms.sample(place) * 1000.0);
+}
+
+Endpoint Network::address(std::uint32_t host, std::uint16_t port) {
+  Endpoint e;
+  e.transport = Transport::Udp;
+  const std::uint32_t n = host + 1;
+  e.ip.bytes[0] = 10;
+  e.ip.bytes[1] = static_cast<std::uint8_t>(n >> 16);
+  e.ip.bytes[2] = static_cast<std::uint8_t>(n >> 8);
+  e.ip.bytes[3] = static_cast<std::uint8_t>(n);
+  e.port = port;
+  return e;
+}
+
+std::optional<std::uint32_t> Network::host_at(const Endpoint& to, std::size_t hosts) {
+  const auto& ip = to.ip.bytes;
+  const std::uint32_t n = (std::uint32_t{ip[1]} << 16 | std::uint32_t{ip[2]} << 8 | ip[3]);
+  const bool port = to.port == kOverlayPort || to.port == kPhoneSidePort || to.port == kPhonePort;
+  if (to.ip.v6 || ip[0] != 10 || !port || n == 0 || n > hosts) return std::nullopt;
+  return n - 1;
+}
+
+Duration Network::delay(std::uint32_t from, std::uint32_t to) const {
+  const Place& a = places_[from];
+  const Place& b = places_[to];
+  const double dx = a.x - b.x;
+  const double dy = a.y - b.y;
+  const double prop_us = std::sqrt(dx * dx + dy * dy) * sc_.propagation_ms * 1000.0;
+  return Duration(static_cast<std::int64_t>(prop_us) + a.access_us + b.access_us + 1);
+}
+
+void Network::send(std::uint32_t from, std::uint16_t from_port, const Endpoint& to, std::optional<std::uint32_t> dest,
+                   std::string_view bytes, std::string* take) {
+  Results& r = metrics_.results;
+  IntervalRow& row = metrics_.row;
+  ++r.messages;
+  r.bytes += bytes.size();
+  ++row.messages;
+  row.bytes += bytes.size();
+  // Only the addresses of existing hosts lead anywhere; the rest vanish, as on a real network
+  // where nobody listens.
+  if (!dest) {
+    ++r.undeliverable;
+    return;
+  }
+  // A phone and its node's phone side talk over the host's own loopback.
+  const bool local = *dest == from && (from_port != kOverlayPort || to.port != kOverlayPort);
+  if (!local && partitioned_ && (places_[from].x < 0.5F) != (places_[*dest].x < 0.5F)) {
+    ++r.partitioned;
+    ++row.lost;
+    return;
+  }
+  // Loss applies to datagrams; a stream's transport retransmits for itself.
+  if (!local && to.transport == Transport::Udp && sc_.loss > 0 && loss_rng_.uniform() < sc_.loss) {
+    ++r.lost;
+    ++row.lost;
+    return;
+  }
+  std::uint64_t slot = 0;
+  if (!flight_free_.empty()) {
+    slot = flight_free_.back();
+    flight_free_.pop_back();
+  } else {
+    slot = flight_.size();
+    flight_.emplace_back();
+  }
+  InFlight& f = flight_[slot];
+  if (take != nullptr) {
+    f.bytes = std::move(*take);
+  } else {
+    f.bytes.assign(bytes.data(), bytes.size());
+  }
+  f.from = address(from, from_port);
+  f.from.transport = to.transport;
+  f.from_host = from;
+  f.to = *dest;
+  f.to_port = to.port;
+  f.transport = to.transport;
+  engine_.push(engine_.now() + (local ? kLocalDelay : delay(from, *dest)), kind(EventKind::Deliver), *dest, slot);
+}
+
+InFlight Network::arrive(std::uint64_t flight) {
+  // Moved out first: the receiving node's answers may grow flight_ while it handles this one.
+  InFlight f = std::move(flight_[flight]);
+  flight_free_.push_back(flight);
+  return f;
+}
+
+}  // namespace p2psip::sim

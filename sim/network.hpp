@@ -1,0 +1,88 @@
+// The network model: where each host is, how long a message takes between two hosts, which
+// messages are lost or cut off by a partition, and the messages in flight.
+//
+// Hosts lie uniformly on a unit square; a message takes propagation_ms times the distance plus both
+// ends' access-link delay (drawn once per host) and one microsecond, the model's minimum one-way
+// delay. Datagrams are lost with probability `loss` (a stream's transport retransmits for itself).
+// Addresses are 10.0.0.0/8, numbered by creation order: they exist only inside the simulation. A
+// host listens on three ports: its peer's overlay address, its peer's phone side, and the phone on
+// the host ([phones]); messages between the last two never leave the host (a fixed local delay, no
+// loss, no partition).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/address.hpp"
+#include "sim/engine.hpp"
+#include "sim/random.hpp"
+#include "sim/results.hpp"
+#include "sim/scenario.hpp"
+
+namespace p2psip::sim {
+
+/// A message between two hosts, from its sending to its delivery.
+struct InFlight {
+  std::string bytes;
+  Endpoint from;
+  std::uint32_t from_host = 0;
+  std::uint32_t to = 0;
+  std::uint16_t to_port = 0;
+  Transport transport = Transport::Udp;
+};
+
+class Network {
+ public:
+  static constexpr std::uint16_t kOverlayPort = 5060;
+  static constexpr std::uint16_t kPhoneSidePort = 5061;  ///< the peer's phone side
+  static constexpr std::uint16_t kPhonePort = 5062;      ///< the phone on the host
+  /// A message between two ports of one host: the host's own loopback.
+  static constexpr Duration kLocalDelay{100};
+
+  Network(const Scenario& sc, Engine& engine, Metrics& metrics)
+      : sc_(sc), engine_(engine), metrics_(metrics), loss_rng_(sc.seed, 1) {}
+
+  /// Places the next host (hosts are numbered by creation), its place and access delay drawn
+  /// from `place`.
+  void place_host(Rng& place);
+  /// Host `host`'s address at `port` (its overlay address by default).
+  [[nodiscard]] static Endpoint address(std::uint32_t host, std::uint16_t port = kOverlayPort);
+  /// The host whose address (at one of its three ports) `to` is, among the first `hosts`; nullopt
+  /// when it leads nowhere.
+  [[nodiscard]] static std::optional<std::uint32_t> host_at(const Endpoint& to, std::size_t hosts);
+  [[nodiscard]] Duration delay(std::uint32_t from, std::uint32_t to) const;
+
+  /// A message from host `from` to `to` (whose host is `dest`, nullopt when none): counted, then
+  /// lost, cut by a partition, or queued for delivery. `take`, when given, is the buffer `bytes`
+  /// views, which the flight takes instead of a copy.
+  void send(std::uint32_t from, std::uint16_t from_port, const Endpoint& to, std::optional<std::uint32_t> dest,
+            std::string_view bytes, std::string* take);
+  /// The message of a Deliver event, out of flight.
+  InFlight arrive(std::uint64_t flight);
+  [[nodiscard]] const InFlight& in_flight(std::uint64_t flight) const { return flight_[flight]; }
+
+  /// Cuts the network in two halves (by x coordinate) until heal().
+  void partition() { partitioned_ = true; }
+  void heal() { partitioned_ = false; }
+
+ private:
+  struct Place {
+    float x = 0, y = 0;  // on the unit square
+    std::int64_t access_us = 0;
+  };
+  const Scenario& sc_;
+  Engine& engine_;
+  Metrics& metrics_;
+  Rng loss_rng_;
+  /// Where each host is: every message reads both ends' places, so they are kept together, apart
+  /// from the rest of each host's state.
+  std::vector<Place> places_;
+  std::vector<InFlight> flight_;
+  std::vector<std::uint64_t> flight_free_;
+  bool partitioned_ = false;
+};
+
+}  // namespace p2psip::sim

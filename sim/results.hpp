@@ -1,0 +1,73 @@
+// What a run measures: outcome counts, histograms, per-interval rows and per-node figures. Every
+// model adds to one Metrics; the report (report.hpp) writes them out.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace p2psip::sim {
+
+/// One time-series row: what happened during (t_s - interval, t_s].
+struct IntervalRow {
+  double t_s = 0;
+  std::size_t live = 0, joined = 0;
+  std::uint64_t lookups = 0, lookups_ok = 0, hops_sum = 0;
+  std::uint64_t messages = 0, bytes = 0, lost = 0;
+  std::uint64_t joins = 0, departures = 0;
+  std::size_t transactions = 0;  ///< SIP transactions held by all nodes at t_s
+};
+
+/// Outcome counts of one kind of workload operation.
+struct OpCounts {
+  std::uint64_t issued = 0, done = 0, ok = 0, wrong = 0, failed = 0;
+};
+
+/// Calls between simulated phones ([phones]), as their callers saw them.
+struct CallResults {
+  std::uint64_t registrations_ok = 0, registrations_failed = 0;
+  std::uint64_t attempted = 0;     ///< INVITEs sent
+  std::uint64_t answered = 0;      ///< a 2xx came
+  std::uint64_t failed = 0;        ///< a final status >= 300 (408: no answer at all)
+  std::uint64_t skipped_busy = 0;  ///< a phone's turn to call came while it was still in a call
+  std::map<int, std::uint64_t> failed_by_status;
+  std::vector<float> setup_ms;  ///< INVITE sent -> first 180, for every call that rang
+};
+
+struct Results {
+  OpCounts lookups, puts, gets;
+  std::vector<std::uint64_t> hops_histogram;  ///< completed, correct lookups by overlay hops
+  std::vector<float> latency_ms;              ///< completed, correct lookups, in completion order
+  std::vector<float> join_s;                  ///< time from start to joined, per node that joined
+  std::uint64_t messages = 0, bytes = 0, lost = 0, partitioned = 0, undeliverable = 0;
+  std::uint64_t events = 0;
+  std::uint64_t abandoned = 0;  ///< operations whose initiating node died before they finished
+  double node_seconds = 0;      ///< integral of the live population over time
+  std::uint64_t joins = 0, failures = 0, leaves = 0;
+  std::size_t peak_live = 0;
+  /// Transaction-layer counters of nodes that have died (live ones are added by totals()).
+  std::uint64_t retransmissions = 0, timeouts = 0;
+  std::vector<IntervalRow> series;
+  // Attacks ([attack]): requests malicious nodes dropped or answered with forgeries, and the
+  // fetches' tries (ChordConfig::fetch_attempts) summed over the gets that finished.
+  std::uint64_t malicious_nodes = 0, attacks_dropped = 0, attacks_forged = 0, get_attempts = 0;
+  CallResults calls;
+};
+
+/// Per-node figures, in the order nodes were created.
+struct NodeReport {
+  std::string id_hex;
+  bool alive = false, joined = false;
+  std::uint64_t messages_sent = 0, bytes_sent = 0;
+  double alive_s = 0;
+  double join_s = -1;  ///< from start to joined (-1: never joined)
+};
+
+/// The run's results and the interval being filled.
+struct Metrics {
+  Results results;
+  IntervalRow row;
+};
+
+}  // namespace p2psip::sim
