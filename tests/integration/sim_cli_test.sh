@@ -42,6 +42,16 @@ grep -q '"lookups_per_s": 0, "lookups_per_node_per_s": 0.05,' "$WORK/per_node/su
 awk -F'": ' '/"lookups": / { exit !($2 + 0 > 0) }' "$WORK/per_node/summary.json" || fail "no lookups at 0.05 per node"
 grep -q '"lookups_per_node_per_s": 0,' "$WORK/a/summary.json" || fail "summary.json does not give the workload"
 
+# Phones (sim/scenarios/calls.toml): registered through their nodes' phone sides, calling each other.
+"$P2PSIP" sim "$SCENARIOS/calls.toml" --quiet --no-plots --out "$WORK/calls" >/dev/null
+python3 - "$WORK/calls/summary.json" <<'PY' || fail "calls.toml's phones did not register and call"
+import json, sys
+c = json.load(open(sys.argv[1]))["calls"]
+assert c["registrations_ok"] > 50 and c["registrations_failed"] == 0, c
+assert c["attempted"] > 100 and c["answered"] >= 0.95 * c["attempted"], c
+assert 0 < c["setup_ms_p50"] <= c["setup_ms_p99"] < 32000, c
+PY
+
 grep -q '^  "huge_pages": "asked (transparent_hugepage: ' "$WORK/a/summary.json" || fail "huge pages were not asked for"
 grep -q '^  "huge_pages": "not asked (' "$WORK/b/summary.json" || fail "--no-huge-pages still asked for huge pages"
 
