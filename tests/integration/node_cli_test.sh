@@ -59,7 +59,7 @@ ua-listen = "off"
 TOML
 "$P2PSIP" node --config "$WORK/a.toml" >"$WORK/a.log" 2>&1 &
 PIDS+=($!)
-sleep 0.3
+for _ in $(seq 100); do grep -q "started a new overlay" "$WORK/a.log" && break; sleep 0.1; done
 grep -q "started a new overlay 'cli.test' on udp+tcp+tls 127.0.0.1:$BASE (links over udp, every message signed)" "$WORK/a.log" || { cat "$WORK/a.log"; exit 1; }
 grep -q "^softphone settings: domain (realm) cli.test; registrar and outbound proxy 127.0.0.1:$((BASE + 4)) " "$WORK/a.log" \
   || { echo "no softphone settings printed:"; cat "$WORK/a.log"; exit 1; }

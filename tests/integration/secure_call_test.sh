@@ -98,7 +98,7 @@ mkdir -p bob-uas
   -trace_err >/dev/null 2>&1) &
 UAS=$!
 PIDS+=("$UAS")
-sleep 0.5
+for _ in $(seq 100); do ss -Hlun "sport = :$bob_port" | grep -q . && break; sleep 0.05; done  # bob's phone listens
 sipp_run call 0 call_uac_auth.xml -key user alice -key callee bob -au alice -ap alice-password \
   -auth_uri bob@secure.test -p "$alice_port" || { echo "the call failed"; cat call/*errors.log 2>/dev/null; tail node0.log node1.log; exit 1; }
 wait "$UAS" || { echo "bob's phone did not complete the call"; cat bob-uas/*errors.log 2>/dev/null; exit 1; }

@@ -96,7 +96,10 @@ callee_at() {
   sipp_check "reg-$name" 1
   sipp_run "uas-$name" "$scenario" "$count" -p "$port" -t "$transport" &
   UAS_PID=$!
-  sleep 0.3
+  # Until the phone listens (sipp has bound its port), for at most 5 s.
+  local proto=u
+  [ "$transport" = t1 ] && proto=t
+  for _ in $(seq 100); do ss -Hl"$proto"n "sport = :$port" | grep -q . && break; sleep 0.05; done
 }
 
 # locate_all PREFIX NODE-ID-OR-none FROM: every PREFIX<n> is (or, with none, is not) registered

@@ -70,7 +70,13 @@ echo "a signed-UDP node joined the TLS ring"
 # A node of another CA, over TLS and over UDP: refused both ways, never in anyone's table.
 start 3 stranger tls 0
 start 4 stranger udp 1
-sleep 6
+# Until both strangers have been refused (the positive signal), then check that neither joined.
+start_wait=$SECONDS
+until grep -q "TLS peer's certificate refused" node0.log &&
+  grep -q "437 Unsupported Credential (certificate not issued by the overlay root)" node1.log node0.log; do
+  [ $((SECONDS - start_wait)) -lt 30 ] || { echo "the strangers were not refused within 30 s"; tail node0.log node1.log; exit 1; }
+  sleep 0.2
+done
 for n in 3 4; do
   [ "$(status "$n" | field "['joined']")" = False ] || { echo "the stranger's node $n joined"; exit 1; }
 done

@@ -200,10 +200,16 @@ TEST(Message, LeadingCrlfIgnored) {
 }
 
 TEST(Message, GarbageNeverCrashes) {
-  for (std::string_view g : {"", "\r\n", "INVITE", "INVITE sip:a SIP/2.0", "SIP/2.0", "\0\0\0", "SIP/2.0 200 OK\r\n"}) {
+  using namespace std::string_view_literals;
+  // The literals' real lengths (sv): three NULs are three octets, not an empty string, and a NUL
+  // inside a start line ends nothing early.
+  for (std::string_view g :
+       {""sv, "\r\n"sv, "INVITE"sv, "INVITE sip:a SIP/2.0"sv, "SIP/2.0"sv, "\0\0\0"sv, "SIP/2.0 200 OK\r\n"sv,
+        "OPTIONS\0sip:a SIP/2.0\r\n\r\n"sv, "SIP/2.0 2\0\0 OK\r\n\r\n"sv}) {
     auto r = parse_datagram(g);
-    EXPECT_FALSE(r);
+    EXPECT_FALSE(r) << "accepted " << g.size() << " octets";
   }
+  EXPECT_EQ(("\0\0\0"sv).size(), 3u);
 }
 
 TEST(Message, MakeResponseFollowsRfc3261Section8_2_6) {
