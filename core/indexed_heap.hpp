@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <utility>
 
 #include "core/small_vector.hpp"
@@ -52,6 +53,15 @@ class IndexedHeap {
   [[nodiscard]] Instant next() const { return heap_.empty() ? kInstantMax : heap_.front().at; }
   /// The object with the earliest key. The heap must not be empty.
   [[nodiscard]] T& top() const { return *heap_.front().item; }
+  /// What is wrong with the heap: an entry earlier than its parent, or an object that does not
+  /// know its place; "" when nothing is (core/invariant.hpp).
+  [[nodiscard]] std::string violation() const {
+    for (std::size_t i = 0; i < heap_.size(); ++i) {
+      if (heap_[i].item->heap_pos != i) return "heap entry " + std::to_string(i) + " thinks it is elsewhere";
+      if (i > 0 && heap_[i] < heap_[(i - 1) / 2]) return "heap entry " + std::to_string(i) + " precedes its parent";
+    }
+    return {};
+  }
 
  private:
   struct Entry {

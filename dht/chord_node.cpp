@@ -1,8 +1,25 @@
 #include "dht/chord_node.hpp"
 
+#include "core/invariant.hpp"
+
 #include <algorithm>
 
 namespace p2psip::dht {
+
+namespace {
+/// Checks the routing table's invariants when a call into the node returns (core/invariant.hpp:
+/// compiled in with P2PSIP_INVARIANTS only).
+class TableChecked {
+ public:
+  explicit TableChecked(const RoutingTable& table) : table_(table) {}
+  ~TableChecked() { P2PSIP_CHECK_INVARIANT(table_.violation()); }
+  TableChecked(const TableChecked&) = delete;
+  TableChecked& operator=(const TableChecked&) = delete;
+
+ private:
+  const RoutingTable& table_;
+};
+}  // namespace
 
 namespace {
 /// Logs a change of the first successor made while it is alive, naming what caused it.
@@ -151,6 +168,7 @@ void ChordNode::peer_failed(const Peer& p, Instant now) {
 // ---- periodic work ---------------------------------------------------------------------------
 
 void ChordNode::advance(Instant now) {
+  const TableChecked checked(table_);
   if (!refused_.empty()) {  // requests that could not leave fail now, outside any send
     std::vector<RequestId> refused;
     refused.swap(refused_);
@@ -528,6 +546,7 @@ Response ChordNode::execute(const Request& r, Instant now, bool own) {
 // ---- incoming requests -------------------------------------------------------------------------
 
 void ChordNode::on_request(ReplyHandle handle, const Request& r, Instant now) {
+  const TableChecked checked(table_);
   SuccessorWatch watch(table_, env_, op_name(r.op).data());
   ++stats_.requests_in;
   Response resp;
@@ -700,6 +719,7 @@ void ChordNode::finish_route(Pending& p, const Response& r, Instant now) {
 }
 
 void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
+  const TableChecked checked(table_);
   auto* found = pending_.find(id);
   if (found == nullptr) return;
   SuccessorWatch watch(table_, env_, "a response");
@@ -707,143 +727,156 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
   pending_.erase(id);
   if (r.responder.id != NodeId{} && p.to.id == NodeId{}) p.to.id = r.responder.id;
   switch (p.kind) {
-    case Kind::Stabilize: {
-      stabilize_in_flight_ = false;
-      if (table_.alone() || table_.successor().id != p.to.id) return;  // the ring moved meanwhile
-      if (r.status != 200) return;  // alive, but it said nothing to learn from (an overload, a refusal)
-      Peer succ = table_.successor();
-      std::vector<Peer> rest;
-      for (const auto& s : r.successors) {
-        if (!recently_failed(s.id, now)) rest.push_back(s);
-      }
-      // Chord's stabilize: the successor's predecessor may be a closer successor. Its whole
-      // predecessor list is taken (nearest first), so that a successor pointer left far off by a
-      // join storm walks back as many peers per step as the list holds, not one.
-      const Peer* their_pred = r.predecessors.empty() ? nullptr : &r.predecessors.front();
-      for (const auto& q : r.predecessors) {
-        if (q.id == table_.self().id || recently_failed(q.id, now) || !in_open_open(q.id, table_.self().id, succ.id)) {
-          break;
-        }
-        rest.insert(rest.begin(), succ);
-        succ = q;
-      }
-      table_.set_successors(succ, rest);
-      if (succ.id != p.to.id && chained_stabilize_ < 16) {
-        // A closer successor: ask it at once rather than a round later, so that a far-off
-        // successor pointer converges in one round instead of one peer per round.
-        ++chained_stabilize_;
-        stabilize(now);
-        return;
-      }
-      if (!their_pred || their_pred->id != table_.self().id || succ.id != p.to.id) {
-        send(Kind::Notify, table_.successor(), make(Op::Notify, table_.successor().id), now);
-      }
-      return;
-    }
-    case Kind::JoinLookup: {
-      if (r.status == 302 && r.redirect) {  // iterative join lookup: follow the redirect
-        Request next = p.request;
-        next.hops = r.hops + 1;
-        next.final_hop = r.redirect_final;
-        send(Kind::JoinLookup, *r.redirect, std::move(next), now);
-        return;
-      }
-      if (r.status != 200 || !r.responsible || r.responsible->id == table_.self().id) {
-        next_join_attempt_ = now + std::min(cfg_.stabilize_interval, seconds(1));  // soon, via the next bootstrap
-        return;
-      }
-      send(Kind::Join, *r.responsible, make(Op::Join, r.responsible->id), now);
-      return;
-    }
-    case Kind::Join: {
-      if (r.status != 200) {
-        next_join_attempt_ = now + std::min(cfg_.stabilize_interval, seconds(1));
-        return;
-      }
-      Peer admitting = r.responder;
-      // The admitting peer should be the one responsible for our id: close past it. One far past
-      // it (ChordConfig::plausible_gaps, the gaps judged from its own successor list) was named by
-      // a forged lookup: look again, past it. Concurrent joins leave it a few gaps away at most.
-      // A young ring's short lists say nothing of the gaps: judged from 4 successors on.
-      if (cfg_.plausible_gaps > 0 && r.successors.size() >= 4) {
-        const double gap =
-            as_double(distance(admitting.id, r.successors.back().id)) / static_cast<double>(r.successors.size());
-        if (as_double(distance(table_.self().id, admitting.id)) > gap * cfg_.plausible_gaps) {
-          ++stats_.implausible;
-          env_.log(LogLevel::Info,
-                   "chord: " + admitting.id.short_hex() + " admitted us, far past our place: looking again past it");
-          if (join_exclude_.size() >= kMaxExcluded) join_exclude_.clear();
-          join_exclude_.push_back(admitting.id);
-          next_join_attempt_ = now + std::min(cfg_.stabilize_interval, seconds(1));
-          return;
-        }
-      }
-      join_exclude_.clear();
-      table_.set_successors(admitting, r.successors);
-      for (const auto& pred : r.predecessors) {
-        if (pred.id != table_.self().id) table_.offer_predecessor(pred);
-      }
-      for (const auto& rec : r.records) take(rec, now);
-      joined_ = true;
-      next_join_attempt_ = kInstantMax;
-      next_stabilize_ = now + cfg_.stabilize_interval / 4;
-      env_.log(LogLevel::Info, "chord: joined as " + table_.self().id.short_hex() + " before " +
-                                   admitting.id.short_hex() + " at " + admitting.addr.host_port());
-      if (table_.predecessor())
-        send(Kind::Notify, *table_.predecessor(), make(Op::Notify, table_.predecessor()->id), now);
-      return;
-    }
-    case Kind::ClientRoute: {
-      if (r.status == 302 && r.redirect) {
-        // Iterative routing: ask the peer we were sent to.
-        Request next = p.request;
-        next.hops = r.hops + 1;
-        next.final_hop = r.redirect_final;
-        table_.consider(*r.redirect);
-        p.to = *r.redirect;
-        p.request = std::move(next);
-        dispatch(std::make_unique<Pending>(std::move(p)), now);
-        return;
-      }
-      learn_responsible(p.request.target, r, now);
-      finish_route(p, r, now);
-      return;
-    }
-    case Kind::Forward:
-      // A relayed answer from a peer far past the key is forged (ChordConfig::plausible_gaps): the
-      // peer it names is routed around, here at the hop before it, as if it had not answered.
-      if ((r.status == 200 || r.status == 404) && r.responsible && !plausible(p.request.target, r.responsible->id)) {
-        ++stats_.implausible;
-        env_.log(LogLevel::Debug, "chord: " + r.responsible->id.short_hex() + " claims " +
-                                      p.request.target.short_hex() + ", far from it: routed around");
-        const Peer forger = *r.responsible;
-        const NodeId next_hop = p.to.id;
-        pending_[id] = std::make_unique<Pending>(std::move(p));  // back, for on_failure to route around its next hop
-        if (forger.id != next_hop) peer_failed(forger, now);
-        on_failure(id, now);
-        return;
-      }
-      learn_responsible(p.request.target, r, now);
-      transport_.reply(p.reply, r, now);
-      return;
+    case Kind::Stabilize: return on_stabilize_answer(p, r, now);
+    case Kind::JoinLookup: return on_join_lookup_answer(p, r, now);
+    case Kind::Join: return on_join_answer(r, now);
+    case Kind::ClientRoute: return on_route_answer(std::move(p), r, now);
+    case Kind::Forward: return on_forward_answer(id, std::move(p), r, now);
+    case Kind::PingPred: return on_ping_answer(p, r, now);
     case Kind::Leave: --leave_pending_; return;
-    case Kind::PingPred: {
-      // Our predecessor's predecessors follow it in our list.
-      auto pred = table_.predecessor();
-      if (!pred || pred->id != p.to.id || r.status != 200) return;
-      std::vector<Peer> rest;
-      for (const auto& q : r.predecessors) {
-        if (q.id != table_.self().id && !recently_failed(q.id, now)) rest.push_back(q);
-      }
-      table_.set_predecessors(*pred, rest);
-      return;
-    }
     case Kind::Notify:
-    case Kind::Replicate: return;
+    case Kind::Replicate: return;  // an acknowledgement: nothing in it to learn from
   }
 }
 
+void ChordNode::on_stabilize_answer(const Pending& p, const Response& r, Instant now) {
+  stabilize_in_flight_ = false;
+  if (table_.alone() || table_.successor().id != p.to.id) return;  // the ring moved meanwhile
+  if (r.status != 200) return;  // alive, but it said nothing to learn from (an overload, a refusal)
+  Peer succ = table_.successor();
+  std::vector<Peer> rest;
+  for (const auto& s : r.successors) {
+    if (!recently_failed(s.id, now)) rest.push_back(s);
+  }
+  // Chord's stabilize: the successor's predecessor may be a closer successor. Its whole
+  // predecessor list is taken (nearest first), so that a successor pointer left far off by a
+  // join storm walks back as many peers per step as the list holds, not one.
+  const Peer* their_pred = r.predecessors.empty() ? nullptr : &r.predecessors.front();
+  for (const auto& q : r.predecessors) {
+    if (q.id == table_.self().id || recently_failed(q.id, now) || !in_open_open(q.id, table_.self().id, succ.id)) {
+      break;
+    }
+    rest.insert(rest.begin(), succ);
+    succ = q;
+  }
+  table_.set_successors(succ, rest);
+  if (succ.id != p.to.id && chained_stabilize_ < 16) {
+    // A closer successor: ask it at once rather than a round later, so that a far-off
+    // successor pointer converges in one round instead of one peer per round.
+    ++chained_stabilize_;
+    stabilize(now);
+    return;
+  }
+  if (!their_pred || their_pred->id != table_.self().id || succ.id != p.to.id) {
+    send(Kind::Notify, table_.successor(), make(Op::Notify, table_.successor().id), now);
+  }
+  return;
+}
+
+void ChordNode::on_join_lookup_answer(const Pending& p, const Response& r, Instant now) {
+  if (r.status == 302 && r.redirect) {  // iterative join lookup: follow the redirect
+    Request next = p.request;
+    next.hops = r.hops + 1;
+    next.final_hop = r.redirect_final;
+    send(Kind::JoinLookup, *r.redirect, std::move(next), now);
+    return;
+  }
+  if (r.status != 200 || !r.responsible || r.responsible->id == table_.self().id) {
+    next_join_attempt_ = now + std::min(cfg_.stabilize_interval, seconds(1));  // soon, via the next bootstrap
+    return;
+  }
+  send(Kind::Join, *r.responsible, make(Op::Join, r.responsible->id), now);
+  return;
+}
+
+void ChordNode::on_join_answer(const Response& r, Instant now) {
+  if (r.status != 200) {
+    next_join_attempt_ = now + std::min(cfg_.stabilize_interval, seconds(1));
+    return;
+  }
+  Peer admitting = r.responder;
+  // The admitting peer should be the one responsible for our id: close past it. One far past
+  // it (ChordConfig::plausible_gaps, the gaps judged from its own successor list) was named by
+  // a forged lookup: look again, past it. Concurrent joins leave it a few gaps away at most.
+  // A young ring's short lists say nothing of the gaps: judged from 4 successors on.
+  if (cfg_.plausible_gaps > 0 && r.successors.size() >= 4) {
+    const double gap =
+        as_double(distance(admitting.id, r.successors.back().id)) / static_cast<double>(r.successors.size());
+    if (as_double(distance(table_.self().id, admitting.id)) > gap * cfg_.plausible_gaps) {
+      ++stats_.implausible;
+      env_.log(LogLevel::Info,
+               "chord: " + admitting.id.short_hex() + " admitted us, far past our place: looking again past it");
+      if (join_exclude_.size() >= kMaxExcluded) join_exclude_.clear();
+      join_exclude_.push_back(admitting.id);
+      next_join_attempt_ = now + std::min(cfg_.stabilize_interval, seconds(1));
+      return;
+    }
+  }
+  join_exclude_.clear();
+  table_.set_successors(admitting, r.successors);
+  for (const auto& pred : r.predecessors) {
+    if (pred.id != table_.self().id) table_.offer_predecessor(pred);
+  }
+  for (const auto& rec : r.records) take(rec, now);
+  joined_ = true;
+  next_join_attempt_ = kInstantMax;
+  next_stabilize_ = now + cfg_.stabilize_interval / 4;
+  env_.log(LogLevel::Info, "chord: joined as " + table_.self().id.short_hex() + " before " + admitting.id.short_hex() +
+                               " at " + admitting.addr.host_port());
+  if (table_.predecessor()) send(Kind::Notify, *table_.predecessor(), make(Op::Notify, table_.predecessor()->id), now);
+  return;
+}
+
+void ChordNode::on_route_answer(Pending p, const Response& r, Instant now) {
+  if (r.status == 302 && r.redirect) {
+    // Iterative routing: ask the peer we were sent to.
+    Request next = p.request;
+    next.hops = r.hops + 1;
+    next.final_hop = r.redirect_final;
+    table_.consider(*r.redirect);
+    p.to = *r.redirect;
+    p.request = std::move(next);
+    dispatch(std::make_unique<Pending>(std::move(p)), now);
+    return;
+  }
+  learn_responsible(p.request.target, r, now);
+  finish_route(p, r, now);
+  return;
+}
+
+void ChordNode::on_forward_answer(RequestId id, Pending p, const Response& r, Instant now) {
+  // A relayed answer from a peer far past the key is forged (ChordConfig::plausible_gaps): the
+  // peer it names is routed around, here at the hop before it, as if it had not answered.
+  if ((r.status == 200 || r.status == 404) && r.responsible && !plausible(p.request.target, r.responsible->id)) {
+    ++stats_.implausible;
+    env_.log(LogLevel::Debug, "chord: " + r.responsible->id.short_hex() + " claims " + p.request.target.short_hex() +
+                                  ", far from it: routed around");
+    const Peer forger = *r.responsible;
+    const NodeId next_hop = p.to.id;
+    pending_[id] = std::make_unique<Pending>(std::move(p));  // back, for on_failure to route around its next hop
+    if (forger.id != next_hop) peer_failed(forger, now);
+    on_failure(id, now);
+    return;
+  }
+  learn_responsible(p.request.target, r, now);
+  transport_.reply(p.reply, r, now);
+  return;
+}
+
+void ChordNode::on_ping_answer(const Pending& p, const Response& r, Instant now) {
+  // Our predecessor's predecessors follow it in our list.
+  auto pred = table_.predecessor();
+  if (!pred || pred->id != p.to.id || r.status != 200) return;
+  std::vector<Peer> rest;
+  for (const auto& q : r.predecessors) {
+    if (q.id != table_.self().id && !recently_failed(q.id, now)) rest.push_back(q);
+  }
+  table_.set_predecessors(*pred, rest);
+  return;
+}
+
 void ChordNode::on_failure(RequestId id, Instant now, bool hop_alive) {
+  const TableChecked checked(table_);
   auto* found = pending_.find(id);
   if (found == nullptr) return;
   SuccessorWatch watch(table_, env_, "a failure");

@@ -199,6 +199,13 @@ class ChordNode {
   void peer_failed(const Peer& p, Instant now);
   void attempt_join(Instant now);
   void finish_route(Pending& p, const Response& r, Instant now);
+  // The answers to our requests, one handler per kind of request (on_response dispatches).
+  void on_stabilize_answer(const Pending& p, const Response& r, Instant now);
+  void on_join_lookup_answer(const Pending& p, const Response& r, Instant now);
+  void on_join_answer(const Response& r, Instant now);
+  void on_route_answer(Pending p, const Response& r, Instant now);
+  void on_forward_answer(RequestId id, Pending p, const Response& r, Instant now);
+  void on_ping_answer(const Pending& p, const Response& r, Instant now);
   [[nodiscard]] bool recently_failed(NodeId id, Instant now) const;
   /// ChordConfig::plausible_gaps: whether `responsible` can be the peer responsible for `key`.
   [[nodiscard]] bool plausible(NodeId key, NodeId responsible) const;

@@ -1,5 +1,7 @@
 #include "dht/routing_table.hpp"
 
+#include <string>
+
 #include <algorithm>
 #include <bit>
 
@@ -184,6 +186,33 @@ std::vector<Peer> RoutingTable::known_peers() const {
   for (const auto& p : predecessors_) add(p);
   for (const auto& f : fingers_) add(f.second);
   return out;
+}
+
+std::string RoutingTable::violation() const {
+  auto check = [&](const std::vector<Peer>& list, std::size_t max, const char* name, auto dist) -> std::string {
+    if (list.size() > max) return std::string(name) + " list longer than " + std::to_string(max);
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      if (list[i].id == self_.id) return std::string(name) + " list holds self";
+      if (i > 0 && !(dist(list[i - 1].id) < dist(list[i].id))) {
+        return std::string(name) + " " + std::to_string(i) + " (" + list[i].id.short_hex() + ") is not past " +
+               list[i - 1].id.short_hex() + " in ring order";
+      }
+    }
+    return {};
+  };
+  if (auto v = check(successors_, max_successors_, "successor",
+                     [&](NodeId id) { return distance(self_.id, id); });
+      !v.empty())
+    return v;
+  if (auto v = check(predecessors_, max_predecessors_, "predecessor",
+                     [&](NodeId id) { return distance(id, self_.id); });
+      !v.empty())
+    return v;
+  for (std::size_t i = 0; i < fingers_.size(); ++i) {
+    if (fingers_[i].second.id == self_.id) return "finger " + std::to_string(fingers_[i].first) + " is self";
+    if (i > 0 && fingers_[i - 1].first >= fingers_[i].first) return "fingers out of index order";
+  }
+  return {};
 }
 
 }  // namespace p2psip::dht

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "dht/messages.hpp"
@@ -86,6 +87,9 @@ class RoutingTable {
   [[nodiscard]] std::size_t distinct_fingers() const;
   /// Every distinct peer known (successors, predecessors, fingers).
   [[nodiscard]] std::vector<Peer> known_peers() const;
+  /// What is wrong with the table: lists out of ring order, holding self or a peer twice, longer
+  /// than their bounds, fingers out of order; "" when nothing is (core/invariant.hpp).
+  [[nodiscard]] std::string violation() const;
 
  private:
   Peer self_;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up the machine, builds, and runs every test:
 #   1. the release build's ctest suite (unit, RFC 4475, transactions, CLI, sipp interop over UDP/TCP);
-#   2. the same suite built with AddressSanitizer and UndefinedBehaviorSanitizer;
+#   2. the same suite built with AddressSanitizer and UndefinedBehaviorSanitizer, invariants checked;
 #   3. the libFuzzer targets for a bounded time (FUZZ_SECONDS each, default 15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +16,8 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DP2PSIP_SHARED_D
 cmake --build build -j2
 (cd build && ctest --output-on-failure --timeout 600) | tee "$log"
 
-echo "== AddressSanitizer + UndefinedBehaviorSanitizer build"
-cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DP2PSIP_SANITIZE=ON -DP2PSIP_BENCH=OFF \
+echo "== AddressSanitizer + UndefinedBehaviorSanitizer build, invariants checked"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DP2PSIP_SANITIZE=ON -DP2PSIP_INVARIANTS=ON -DP2PSIP_BENCH=OFF \
   -DP2PSIP_SHARED_DIR="$P2PSIP_SHARED_DIR" >/dev/null
 cmake --build build-asan -j2
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure --timeout 900) \

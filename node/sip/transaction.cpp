@@ -226,7 +226,7 @@ void TransactionLayer::terminate(Transaction& t) {
 }
 
 void TransactionLayer::collect_garbage() {
-  if (depth_ != 0) return;
+  if (depth_ != 0) return;  // a callback up the stack may still hold a reference to an ended one
   for (auto id : dead_) pool_.release(id);
   dead_.clear();
 }
@@ -295,15 +295,13 @@ std::string TransactionLayer::build_ack(const Transaction& t, const Message& res
 }
 
 void TransactionLayer::receive_datagram(std::string_view bytes, const Endpoint& from, Instant now) {
-  ++depth_;
+  const Busy busy(*this);
   auto parsed = parse_datagram(bytes, limits_);
   if (parsed) {
     receive(*parsed, from, now);
   } else {
     answer_malformed(bytes, parsed.error(), from);
   }
-  --depth_;
-  collect_garbage();
 }
 
 void TransactionLayer::answer_malformed(std::string_view raw, const ParseError& error, const Endpoint& from) {
@@ -324,7 +322,7 @@ void TransactionLayer::answer_malformed(std::string_view raw, const ParseError& 
 }
 
 void TransactionLayer::receive(const Message& message, Message* take, const Endpoint& from, Instant now) {
-  ++depth_;
+  const Busy busy(*this);
   if (message.is_response()) {
     ++stats_.responses_in;
     std::optional<Via> via;
@@ -342,8 +340,6 @@ void TransactionLayer::receive(const Message& message, Message* take, const Endp
         on_client_response(*t, message, now);
       }
     }
-    --depth_;
-    collect_garbage();
     return;
   }
 
@@ -358,8 +354,6 @@ void TransactionLayer::receive(const Message& message, Message* take, const Endp
     } else {
       ++stats_.malformed_dropped;
     }
-    --depth_;
-    collect_garbage();
     return;
   }
 
@@ -385,8 +379,6 @@ void TransactionLayer::receive(const Message& message, Message* take, const Endp
     } else {
       ++stats_.retransmissions_absorbed;
     }
-    --depth_;
-    collect_garbage();
     return;
   }
 
@@ -394,8 +386,6 @@ void TransactionLayer::receive(const Message& message, Message* take, const Endp
   const std::uint64_t hash = side_hash(key.view(), false);  // for the lookup and the new transaction
   if (Transaction* existing = find_key(key.view(), hash)) {
     on_server_retransmission(*existing, message, from, now);
-    --depth_;
-    collect_garbage();
     return;
   }
 
@@ -448,8 +438,6 @@ void TransactionLayer::receive(const Message& message, Message* take, const Endp
     start_timer(t, Lifetime, cfg_.t1 * 64, now);
   }
   tu_.on_request(id, t.request, from, now);
-  --depth_;
-  collect_garbage();
 }
 
 void TransactionLayer::on_server_retransmission(Transaction& t, const Message& request, const Endpoint& from,
@@ -538,7 +526,7 @@ void TransactionLayer::on_client_response(Transaction& t, const Message& r, Inst
 
 Result<TransactionId, SendError> TransactionLayer::send_request(const Message& request, const Endpoint& to, Instant now,
                                                                 std::optional<std::string_view> branch) {
-  ++depth_;
+  const Busy busy(*this);
   Transaction& t = create(true, request, nullptr, to, is_reliable(to.transport), now);
   const TransactionId id = t.id;
   std::string bytes = request.serialize();
@@ -569,8 +557,6 @@ Result<TransactionId, SendError> TransactionLayer::send_request(const Message& r
     t.request_bytes = std::move(bytes);
     sent = transmit(t, t.request_bytes, now, false);
   }
-  --depth_;
-  collect_garbage();
   if (!sent) return unexpected(SendError::TransportRefused);
   return id;
 }
@@ -581,7 +567,7 @@ bool TransactionLayer::respond(TransactionId id, const Message& response, Instan
     ++stats_.refused_responses;  // RFC 4320 §4.4 (§4.3 of its text): no response without a live transaction
     return false;
   }
-  ++depth_;
+  const Busy busy(*this);
   Transaction& t = *found;
   const int code = response.status();
   using S = TransactionState;
@@ -613,12 +599,10 @@ bool TransactionLayer::respond(TransactionId id, const Message& response, Instan
   }
   if (!ok) {
     ++stats_.refused_responses;
-    --depth_;
     return false;
   }
   if (!t.reliable && forbidden_destination_via(response)) {
     ++stats_.forbidden_destinations;
-    --depth_;
     return false;
   }
   // A reliable non-INVITE transaction ends once its final response is sent (Timer J is zero):
@@ -648,8 +632,6 @@ bool TransactionLayer::respond(TransactionId id, const Message& response, Instan
   }
   bool sent = once ? transmit_once(t, std::move(bytes), now, false) : transmit(t, t.response_bytes, now, false);
   if (sent && once) terminate(t);  // Timer J is zero
-  --depth_;
-  collect_garbage();
   return sent;
 }
 
@@ -689,7 +671,7 @@ std::optional<TransactionState> TransactionLayer::state_of(TransactionId id) con
 }
 
 void TransactionLayer::advance(Instant now) {
-  ++depth_;
+  const Busy busy(*this);
   while (timer_queue_.next() <= now) {
     Transaction& t = timer_queue_.top();
     // The transaction's earliest timer (ties: in Timer order, which is deterministic).
@@ -704,8 +686,6 @@ void TransactionLayer::advance(Instant now) {
     requeue(t);
     fire(t, timer, at);
   }
-  --depth_;
-  collect_garbage();
 }
 
 Instant TransactionLayer::next_wakeup() const {

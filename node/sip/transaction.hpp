@@ -25,6 +25,7 @@
 #include "core/environment.hpp"
 #include "core/hash_index.hpp"
 #include "core/indexed_heap.hpp"
+#include "core/invariant.hpp"
 #include "core/result.hpp"
 #include "core/slot_pool.hpp"
 #include "core/small_vector.hpp"
@@ -256,6 +257,22 @@ class TransactionLayer {
   static Key client_key(std::string_view branch, std::string_view method);
   std::string build_ack(const Transaction& t, const Message& response) const;
   void collect_garbage();
+  /// Marks a call into the layer for its whole extent: transactions that end meanwhile are freed
+  /// when the outermost call returns (collect_garbage), never while a callback up the stack may
+  /// hold a reference to one.
+  class Busy {
+   public:
+    explicit Busy(TransactionLayer& layer) : layer_(layer) { ++layer_.depth_; }
+    ~Busy() {
+      if (--layer_.depth_ == 0) P2PSIP_CHECK_INVARIANT(layer_.timer_queue_.violation());
+      layer_.collect_garbage();
+    }
+    Busy(const Busy&) = delete;
+    Busy& operator=(const Busy&) = delete;
+
+   private:
+    TransactionLayer& layer_;
+  };
 
   Environment& env_;
   TransactionUser& tu_;
