@@ -153,7 +153,7 @@ void sign_registration(benchmark::State& state) {
   dht::Record r = fx().entry();
   std::int64_t t = kNow * 1000000;
   for (auto _ : state) {
-    w.sign(r, ++t);
+    w.sign(r, wall_from_unix_us(++t));
     benchmark::DoNotOptimize(r.signature);
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
@@ -166,9 +166,9 @@ void admit_registration(benchmark::State& state) {
   RecordPolicy policy(TrustAnchor::ca(fx().root), fx().ed, fx().env);
   Writer w{fx().alice_key, fx().alice.der(), &fx().ed};
   dht::Record held = fx().entry();
-  w.sign(held, kNow * 1000000);
+  w.sign(held, wall_from_unix_us(kNow * 1000000));
   dht::Record next = held;
-  w.sign(next, kNow * 1000000 + 1);
+  w.sign(next, wall_from_unix_us(kNow * 1000000 + 1));
   const Instant at = Instant(seconds(kNow));
   for (auto _ : state) benchmark::DoNotOptimize(policy.admit(next, &held, at, own));
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
@@ -178,7 +178,7 @@ void admit_registration(benchmark::State& state) {
 void admit_registration_new_signer(benchmark::State& state) {
   Writer w{fx().alice_key, fx().alice.der(), &fx().ed};
   dht::Record r = fx().entry();
-  w.sign(r, kNow * 1000000);
+  w.sign(r, wall_from_unix_us(kNow * 1000000));
   const Instant at = Instant(seconds(kNow));
   for (auto _ : state) {
     state.PauseTiming();

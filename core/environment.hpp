@@ -39,10 +39,10 @@ class Environment {
       for (std::size_t b = 0; b < 8 && i + b < n; ++b) out[i + b] = static_cast<std::uint8_t>(r >> (8 * b));
     }
   }
-  /// Wall-clock time at core time `now`, in microseconds since the Unix epoch: what certificates'
-  /// validity and signed records' writing times are measured in. The libuv runtime maps its
-  /// monotonic clock onto the system's; tests and the simulator take their virtual time as it is.
-  [[nodiscard]] virtual std::int64_t unix_time_us(Instant now) const { return now.time_since_epoch().count(); }
+  /// The wall clock at core time `now`: what certificates' validity and signed records' writing
+  /// times are measured in. The libuv runtime maps its monotonic clock onto the system's; tests
+  /// take their virtual time as it is, the simulator from a fixed date.
+  [[nodiscard]] virtual WallTime wall_time(Instant now) const { return wall_from_unix_us(now.time_since_epoch().count()); }
   /// A log line; the driver decides where it goes and what level it keeps.
   virtual void log(LogLevel level, std::string_view text) {
     (void)level;

@@ -184,7 +184,7 @@ void ChordNode::advance(Instant now) {
     ++stats_.stabilize_rounds;
     chained_stabilize_ = 0;
     std::erase_if(failed_, [&](const auto& kv) { return now - kv.second >= cfg_.stabilize_interval * 3; });
-    storage_.expire(now.time_since_epoch().count());
+    storage_.expire(now);
     if (!stabilize_in_flight_) stabilize(now);
     if (table_.predecessor())
       send(Kind::PingPred, *table_.predecessor(), make(Op::Ping, table_.predecessor()->id), now);
@@ -532,7 +532,7 @@ Response ChordNode::execute(const Request& r, Instant now, bool own) {
     }
     case RouteOp::Fetch: {
       // Every live dictionary entry under the key (one for single-valued data).
-      resp.records = storage_.entries(r.target, now.time_since_epoch().count());
+      resp.records = storage_.entries(r.target, now);
       if (resp.records.empty()) {
         resp.status = 404;
         resp.reason = "No Record For Key";
@@ -657,7 +657,7 @@ Refusal ChordNode::take(const Record& rec, Instant now, bool own) {
   }
   auto at_quota = [&] {
     if (storage_.held_for(rec) < cfg_.max_records_per_owner) return false;
-    storage_.expire(now.time_since_epoch().count());  // entries expired since the last round do not count
+    storage_.expire(now);  // entries expired since the last round do not count
     return storage_.held_for(rec) >= cfg_.max_records_per_owner;
   };
   if (rec.lifetime_s != 0 && storage_.get(rec.key, rec.dkey) == nullptr && at_quota()) {

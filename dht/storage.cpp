@@ -65,7 +65,8 @@ const Record* Storage::get(NodeId key, std::string_view dkey) const {
   return it == records_.end() ? nullptr : &it->second;
 }
 
-std::vector<Record> Storage::entries(NodeId key, std::int64_t now_us) const {
+std::vector<Record> Storage::entries(NodeId key, Instant now) const {
+  const std::int64_t now_us = now.time_since_epoch().count();
   std::vector<Record> out;
   for (auto it = records_.lower_bound(SlotView(key, {})); it != records_.end() && it->first.first == key; ++it) {
     if (expiry(it->second) > now_us) out.push_back(it->second);
@@ -73,7 +74,8 @@ std::vector<Record> Storage::entries(NodeId key, std::int64_t now_us) const {
   return out;
 }
 
-std::size_t Storage::expire(std::int64_t now_us) {
+std::size_t Storage::expire(Instant now) {
+  const std::int64_t now_us = now.time_since_epoch().count();
   std::size_t dropped = 0;
   while (!by_expiry_.empty() && by_expiry_.begin()->first <= now_us) {
     const Slot& slot = *by_expiry_.begin()->second;
@@ -86,8 +88,8 @@ std::size_t Storage::expire(std::int64_t now_us) {
   return dropped;
 }
 
-std::int64_t Storage::next_expiry_us() const {
-  return by_expiry_.empty() ? std::numeric_limits<std::int64_t>::max() : by_expiry_.begin()->first;
+Instant Storage::next_expiry() const {
+  return by_expiry_.empty() ? kInstantMax : Instant(Duration(by_expiry_.begin()->first));
 }
 
 Storage::Records::const_iterator Storage::after(NodeId key) const {

@@ -30,14 +30,15 @@ class Storage {
   bool put(const Record& r);
   /// The entry (key, dkey), or null.
   [[nodiscard]] const Record* get(NodeId key, std::string_view dkey = {}) const;
-  /// Every entry under `key` still alive at `now_us`, in dictionary-key order.
-  [[nodiscard]] std::vector<Record> entries(NodeId key, std::int64_t now_us) const;
-  /// Drops records whose lifetime has run out at `now_us`; returns how many. Costs the number
+  /// Every entry under `key` still alive at `now`, in dictionary-key order. (A record's
+  /// stored_at_us is the storing peer's clock: the instant it was stored, in µs.)
+  [[nodiscard]] std::vector<Record> entries(NodeId key, Instant now) const;
+  /// Drops records whose lifetime has run out at `now`; returns how many. Costs the number
   /// dropped (times log n), not a scan of every record: a node holding hundreds of thousands of
   /// registrations must not stall its event loop once per round.
-  std::size_t expire(std::int64_t now_us);
-  /// The earliest expiry time, INT64_MAX when empty. Constant time.
-  [[nodiscard]] std::int64_t next_expiry_us() const;
+  std::size_t expire(Instant now);
+  /// The earliest expiry, kInstantMax when empty. Constant time.
+  [[nodiscard]] Instant next_expiry() const;
   /// Records whose key lies in (from, to] (the whole ring when from == to), in key order.
   [[nodiscard]] std::vector<Record> range(NodeId from, NodeId to) const;
   [[nodiscard]] std::vector<Record> all() const;

@@ -47,7 +47,7 @@ const Writer* DevelopmentUsers::writer_for(std::string_view aor, Instant now) {
     return nullptr;
   }
   KeyPair key = key_from(env_);
-  const std::int64_t t = env_.unix_time_us(now) / 1000000;
+  const std::int64_t t = unix_seconds(env_.wall_time(now));
   auto cert = issue_raw(key, nullptr, key.public_key, std::string(aor) + " (self-signed, development)",
                         {std::string(aor)}, false, env_.secure_random() >> 1 | 1, {t - 300, t + 10 * 365 * 86400});
   if (!cert) return nullptr;

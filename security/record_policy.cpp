@@ -52,8 +52,8 @@ std::string record_signing_bytes(const dht::Record& r) {
   return out;
 }
 
-void Writer::sign(dht::Record& r, std::int64_t written_at_us) const {
-  r.written_at_us = written_at_us;
+void Writer::sign(dht::Record& r, WallTime written_at) const {
+  r.written_at_us = unix_us(written_at);
   r.signer = cert_der;
   const Signature sig = crypto->sign(key, record_signing_bytes(r));
   r.signature.assign(reinterpret_cast<const char*>(sig.data()), sig.size());
@@ -114,7 +114,7 @@ dht::Refusal RecordPolicy::admit(const dht::Record& r, const dht::Record* held, 
     ++stats_.admitted;
     return {};
   }
-  const std::int64_t now_s = env_.unix_time_us(now) / 1000000;
+  const std::int64_t now_s = unix_seconds(env_.wall_time(now));
   dht::Refusal no = check(r, now_s, own);
   if (!no && held != nullptr) {
     // Only a newer record replaces (or removes) an entry: an old one replayed is refused.
@@ -138,7 +138,7 @@ dht::Refusal RecordPolicy::admit(const dht::Record& r, const dht::Record* held, 
 }
 
 bool RecordPolicy::believe(const dht::Record& r, Instant now) {
-  dht::Refusal no = check(r, env_.unix_time_us(now) / 1000000);
+  dht::Refusal no = check(r, unix_seconds(env_.wall_time(now)));
   (no ? stats_.disbelieved : stats_.believed)++;
   if (no) env_.log(LogLevel::Warn, "security: a fetched record " + r.name + " is not believed: " + no.reason);
   return !no;

@@ -34,8 +34,8 @@ struct Writer {
   KeyPair key;
   std::string cert_der;
   const CryptoProvider* crypto = nullptr;
-  /// Signs `r` as written at `written_at_us` (wall clock, µs since the epoch).
-  void sign(dht::Record& r, std::int64_t written_at_us) const;
+  /// Signs `r` as written at `written_at` (its written_at_us field: µs since the epoch).
+  void sign(dht::Record& r, WallTime written_at) const;
 };
 
 struct RecordPolicyConfig {
@@ -52,7 +52,7 @@ struct RecordPolicyStats {
 
 class RecordPolicy final : public dht::RecordGuard {
  public:
-  /// `env` supplies the wall clock (unix_time_us) and takes log lines; both must outlive the policy.
+  /// `env` supplies the wall clock (wall_time) and takes log lines; both must outlive the policy.
   RecordPolicy(TrustAnchor trust, const CryptoProvider& crypto, Environment& env, RecordPolicyConfig config = {});
   /// The same, with a certificate cache shared with the node's other checks (its peers' messages).
   RecordPolicy(std::shared_ptr<CertificateCache> certificates, const CryptoProvider& crypto, Environment& env,

@@ -52,7 +52,7 @@ bool Adversary::intercept(std::uint32_t to, const InFlight& f) {
       forged.owner = h.id.hex();
       forged.lifetime_s = 3600;
       forged.stored_at_us = t.time_since_epoch().count();
-      if (const auto* writer = h.peer->writer()) writer->sign(forged, h.env.unix_time_us(t));
+      if (const auto* writer = h.peer->writer()) writer->sign(forged, h.env.wall_time(t));
       resp.records.push_back(std::move(forged));
     }
   }

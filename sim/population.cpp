@@ -37,8 +37,8 @@ bool SimHost::send_owned(const Endpoint& to, std::string&& bytes) {
 Host::Phone::Phone(Population& population, std::uint32_t index, const Scenario& sc)
     : side_env(population, index, Rng(sc.seed, (std::uint64_t{1} << 42) + index), Network::kPhoneSidePort),
       phone_env(population, index, Rng(sc.seed, (std::uint64_t{1} << 43) + index), Network::kPhonePort) {}
-std::int64_t SimHost::unix_time_us(Instant now) const {
-  return Population::kEpochS * 1000000 + now.time_since_epoch().count();
+WallTime SimHost::wall_time(Instant now) const {
+  return wall_from_unix_us(Population::kEpochS * 1000000 + now.time_since_epoch().count());
 }
 void SimHost::log(LogLevel level, std::string_view text) {
   population_.log(index_, level, text);

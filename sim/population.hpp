@@ -38,7 +38,7 @@ class SimHost final : public Environment {
   std::uint64_t random() override { return rng_.next(); }
   /// The same stream: a run repeats, and draws in the order it always did.
   std::uint64_t secure_random() override { return rng_.next(); }
-  [[nodiscard]] std::int64_t unix_time_us(Instant now) const override;
+  [[nodiscard]] WallTime wall_time(Instant now) const override;
   void log(LogLevel level, std::string_view text) override;
 
  private:

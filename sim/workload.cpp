@@ -152,7 +152,7 @@ void Workload::route(std::uint32_t from, dht::RouteOp op, const std::string& key
     record->value = expect.value_or("");
     record->owner = h.id.hex();
     record->lifetime_s = 24 * 3600;
-    if (const auto* writer = h.peer->writer()) writer->sign(*record, h.env.unix_time_us(now));
+    if (const auto* writer = h.peer->writer()) writer->sign(*record, h.env.wall_time(now));
     names_.emplace(id, key);
   }
   auto done = [this, from, op, id, key, dkey, start = now, expect, &counts](const dht::RouteResult& r) {

@@ -104,7 +104,7 @@ PeerAuthenticator::PeerAuthenticator(security::KeyPair key, const security::Cert
 void PeerAuthenticator::sign(sip::Message& m, Instant now, bool carry, bool want) {
   char tbuf[24];
   const std::string_view time(
-      tbuf, static_cast<std::size_t>(std::to_chars(tbuf, tbuf + sizeof tbuf, env_.unix_time_us(now)).ptr - tbuf));
+      tbuf, static_cast<std::size_t>(std::to_chars(tbuf, tbuf + sizeof tbuf, unix_us(env_.wall_time(now))).ptr - tbuf));
   const security::Signature sig = crypto_.sign(key_, message_signing_bytes(m, time));
   std::string value = "ed25519;t=";
   value.append(time).append(";sig=");
@@ -147,7 +147,7 @@ AuthVerdict PeerAuthenticator::check(const sip::Message& m, const dht::NodeId* s
     if (!field) return refuse(428, "Use Identity Header (Overlay Messages Must Carry DHT-Signature)");
     auto f = parse_signature(*field);
     if (!f) return refuse(438, "Invalid Identity Header (Malformed DHT-Signature)");
-    const std::int64_t now_us = env_.unix_time_us(now);
+    const std::int64_t now_us = unix_us(env_.wall_time(now));
     std::int64_t t = 0;
     std::from_chars(f->time.data(), f->time.data() + f->time.size(), t);
     const std::int64_t skew = cfg_.freshness.count();
@@ -189,7 +189,7 @@ AuthVerdict PeerAuthenticator::check(const sip::Message& m, const dht::NodeId* s
 }
 
 Result<dht::NodeId, AuthVerdict> PeerAuthenticator::check_link(std::string_view cert_der, Instant now) {
-  const std::int64_t now_s = env_.unix_time_us(now) / 1000000;
+  const std::int64_t now_s = unix_seconds(env_.wall_time(now));
   const security::CertificateCache::Entry& e = certs_->check(cert_der, now_s);
   AuthVerdict v;
   if (!e.readable) {

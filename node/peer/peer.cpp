@@ -187,8 +187,8 @@ void Peer::store(dht::Record r, dht::RouteCallback done, Instant now) {
   if (guard_) {
     // Signed as this node (NODE-MATCH names it by its Node-ID): storing peers refuse unsigned
     // records. Each is written later than the last, so that none is taken for a replay.
-    last_put_us_ = std::max(env_.unix_time_us(now), last_put_us_ + 1);
-    guard_->writer.sign(r, last_put_us_);
+    last_put_ = std::max(env_.wall_time(now), last_put_ + WallClock::duration(1));
+    guard_->writer.sign(r, last_put_);
   }
   const dht::NodeId target = r.key;
   route(dht::RouteOp::Store, target, std::move(r), std::move(done), now);

@@ -191,7 +191,7 @@ class Peer {
   Phase phase_ = Phase::Running;
   Instant deadline_ = kInstantMax;  ///< the current shutdown step's
   Duration withdraw_time_, leave_time_;
-  std::int64_t last_put_us_ = 0;  ///< each put's writer time is later than the last
+  WallTime last_put_{};  ///< each put's writer time is later than the last
 };
 
 }  // namespace p2psip::peer

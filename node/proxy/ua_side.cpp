@@ -275,8 +275,8 @@ bool UaSide::sign(dht::Record& r, Publication& p, Instant now) {
   const security::Writer* w = users_->writer_for(r.name, now);
   if (w == nullptr) return false;
   // Each entry must be newer than the last (storing peers refuse replays), even two in one µs.
-  p.last_written_us = std::max(env_.unix_time_us(now), p.last_written_us + 1);
-  w->sign(r, p.last_written_us);
+  p.last_written = std::max(env_.wall_time(now), p.last_written + WallClock::duration(1));
+  w->sign(r, p.last_written);
   return true;
 }
 

@@ -214,7 +214,7 @@ class UaSide : public sip::TransactionUser {
     bool running = false;    ///< run_jobs is working through `jobs`
     bool stored = false;     ///< an entry is in the overlay (as far as this node knows); see set_stored
     Instant refresh_at = kInstantMax;
-    std::int64_t last_written_us = 0;  ///< the last entry's writer time: each store's is later
+    WallTime last_written{};  ///< the last entry's writer time: each store's is later
     std::uint32_t stored_devices = 0;  ///< the device count of the entry last stored
     /// First in, first out; at most max_waiting_per_aor long (a deque would cost its 512-byte block
     /// for every registered user, even empty).

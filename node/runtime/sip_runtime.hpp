@@ -118,8 +118,8 @@ class SipRuntime : public Environment {
   [[nodiscard]] Instant now() const;
   /// The system clock at `now`: an offset from the monotonic clock, measured once at start, so that
   /// wall-clock steps do not move the core's timers.
-  [[nodiscard]] std::int64_t unix_time_us(Instant now) const override {
-    return now.time_since_epoch().count() + wall_offset_us_;
+  [[nodiscard]] WallTime wall_time(Instant now) const override {
+    return wall_from_unix_us(now.time_since_epoch().count() + wall_offset_us_);
   }
   [[nodiscard]] std::uint16_t udp_port() const { return udp_port_; }
   [[nodiscard]] std::uint16_t tcp_port() const { return tcp_port_; }

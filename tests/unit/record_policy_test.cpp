@@ -58,7 +58,7 @@ dht::Record record(std::string name, std::string value, std::string dkey = {}) {
 dht::Record signed_record(const Writer& w, std::string name, std::string value, std::int64_t written_s,
                           std::string dkey = {}) {
   dht::Record r = record(std::move(name), std::move(value), std::move(dkey));
-  w.sign(r, written_s * 1000000);
+  w.sign(r, wall_from_unix_us(written_s * 1000000));
   return r;
 }
 
@@ -122,7 +122,7 @@ TEST(RecordPolicy, ReplaysOfOlderRecordsAreRefused) {
   EXPECT_FALSE(policy.admit(v2, &v2, kAt));  // the same one again (replication): taken
   dht::Record removal = signed_record(alice, "sip:alice@demo.test", "", kNow + 1);
   removal.lifetime_s = 0;
-  alice.sign(removal, (kNow + 1) * 1000000);
+  alice.sign(removal, wall_from_unix_us((kNow + 1) * 1000000));
   EXPECT_FALSE(policy.admit(removal, &v2, kAt));  // a newer removal by the owner
   EXPECT_TRUE(policy.admit(signed_record(alice, "sip:alice@demo.test", "v9", kNow + 7200), nullptr, kAt));  // future
 }

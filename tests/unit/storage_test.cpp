@@ -12,6 +12,10 @@ namespace {
 
 constexpr std::int64_t kSecond = 1000000;
 
+Instant at_us(std::int64_t us) {
+  return Instant(Duration(us));
+}
+
 Record rec(NodeId key, std::string dkey, std::int64_t stored_s, std::uint32_t lifetime_s, std::string value = "v") {
   Record r;
   r.key = key;
@@ -33,11 +37,11 @@ TEST(Storage, OlderRecordsAreIgnoredAndLifetimeZeroRemoves) {
   EXPECT_FALSE(s.put(rec(id(5), "a", 99, 600, "old")));  // a late replica must not roll it back
   ASSERT_NE(s.get(id(5), "a"), nullptr);
   EXPECT_EQ(s.get(id(5), "a")->value, "new");
-  EXPECT_EQ(s.next_expiry_us(), 160 * kSecond);
+  EXPECT_EQ(s.next_expiry(), at_us(160 * kSecond));
   EXPECT_TRUE(s.put(rec(id(5), "a", 101, 0)));
   EXPECT_EQ(s.get(id(5), "a"), nullptr);
   EXPECT_EQ(s.size(), 0u);
-  EXPECT_EQ(s.next_expiry_us(), std::numeric_limits<std::int64_t>::max());
+  EXPECT_EQ(s.next_expiry(), kInstantMax);
 }
 
 TEST(Storage, AReplacedRecordExpiresByItsNewLifetimeOnly) {
@@ -45,13 +49,13 @@ TEST(Storage, AReplacedRecordExpiresByItsNewLifetimeOnly) {
   s.put(rec(id(1), "", 0, 10));
   s.put(rec(id(1), "", 5, 100));  // refreshed: now runs to 105 s
   s.put(rec(id(2), "x", 0, 20));
-  EXPECT_EQ(s.next_expiry_us(), 20 * kSecond);
-  EXPECT_EQ(s.expire(10 * kSecond), 0u);  // the first lifetime no longer counts
-  EXPECT_EQ(s.expire(20 * kSecond), 1u);
+  EXPECT_EQ(s.next_expiry(), at_us(20 * kSecond));
+  EXPECT_EQ(s.expire(at_us(10 * kSecond)), 0u);  // the first lifetime no longer counts
+  EXPECT_EQ(s.expire(at_us(20 * kSecond)), 1u);
   EXPECT_EQ(s.get(id(2), "x"), nullptr);
-  EXPECT_EQ(s.next_expiry_us(), 105 * kSecond);
-  EXPECT_EQ(s.expire(104 * kSecond), 0u);
-  EXPECT_EQ(s.expire(105 * kSecond), 1u);
+  EXPECT_EQ(s.next_expiry(), at_us(105 * kSecond));
+  EXPECT_EQ(s.expire(at_us(104 * kSecond)), 0u);
+  EXPECT_EQ(s.expire(at_us(105 * kSecond)), 1u);
   EXPECT_EQ(s.size(), 0u);
 }
 
@@ -79,12 +83,12 @@ TEST(Storage, ExpiryAgreesWithAScanOverManyRandomRecords) {
     if (step % 100 == 99) {
       now += 3 * kSecond;
       std::size_t want = std::erase_if(expected, [&](const auto& kv) { return kv.second <= now; });
-      ASSERT_EQ(s.expire(now), want) << "at step " << step;
+      ASSERT_EQ(s.expire(at_us(now)), want) << "at step " << step;
       ASSERT_EQ(s.size(), expected.size());
       ASSERT_EQ(s.held_for(rec(id(0), "", 0, 1)), expected.size());  // one owner wrote them all
       std::int64_t next = std::numeric_limits<std::int64_t>::max();
       for (const auto& [slot2, exp] : expected) next = std::min(next, exp);
-      ASSERT_EQ(s.next_expiry_us(), next);
+      ASSERT_EQ(s.next_expiry(), at_us(next));
     }
   }
 }
