@@ -42,7 +42,9 @@ class Environment {
   /// The wall clock at core time `now`: what certificates' validity and signed records' writing
   /// times are measured in. The libuv runtime maps its monotonic clock onto the system's; tests
   /// take their virtual time as it is, the simulator from a fixed date.
-  [[nodiscard]] virtual WallTime wall_time(Instant now) const { return wall_from_unix_us(now.time_since_epoch().count()); }
+  [[nodiscard]] virtual WallTime wall_time(Instant now) const {
+    return wall_from_unix_us(now.time_since_epoch().count());
+  }
   /// A log line; the driver decides where it goes and what level it keeps.
   virtual void log(LogLevel level, std::string_view text) {
     (void)level;

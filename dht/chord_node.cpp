@@ -1,8 +1,8 @@
 #include "dht/chord_node.hpp"
 
-#include "core/invariant.hpp"
-
 #include <algorithm>
+
+#include "core/invariant.hpp"
 
 namespace p2psip::dht {
 
@@ -242,7 +242,7 @@ void ChordNode::fix_fingers(Instant now) {
     route(
         RouteOp::Lookup, table_.self().id.plus_pow2(i), std::nullopt,
         [this, i](const RouteResult& res) {
-          if (res.status == 200 && res.responsible && res.responsible->id != table_.self().id) {
+          if (res.status == Status::Ok && res.responsible && res.responsible->id != table_.self().id) {
             table_.set_finger(i, *res.responsible);
           }
         },
@@ -286,7 +286,7 @@ void ChordNode::check_successor(Instant now) {
   r.iterative = cfg_.iterative;
   ++stats_.routes_started;
   send(Kind::ClientRoute, far, r, now, 0, [this](const RouteResult& res) {
-    if (res.status != 200 || !res.responsible || table_.alone()) return;
+    if (res.status != Status::Ok || !res.responsible || table_.alone()) return;
     const Peer& found = *res.responsible;
     if (found.id == table_.self().id || !in_open_open(found.id, table_.self().id, table_.successor().id)) return;
     ++stats_.successors_repaired;
@@ -365,13 +365,13 @@ void ChordNode::route_try(std::shared_ptr<RouteTries> t, Instant now) {
       [this, t](const RouteResult& res) {
         t->latency += res.latency;
         const bool fetch = t->op == RouteOp::Fetch;
-        const bool found = res.status == 200 && (!fetch || !res.records.empty());
+        const bool found = res.status == Status::Ok && (!fetch || !res.records.empty());
         const bool again = !found && t->attempt < cfg_.fetch_attempts && res.responsible &&
                            t->exclude.size() < kMaxExcluded && !is_excluded(t->exclude, res.responsible->id) &&
-                           ((fetch && res.status == 404) || res.status >= 500);
+                           ((fetch && res.status == Status::NotFound) || res.status >= Status::ServerError);
         // A "no such record" from any try is the answer when none finds one: later tries, with
         // more peers excluded, fail in other ways that say less.
-        if (!found && res.status == 404 && !t->not_found) t->not_found = res;
+        if (!found && res.status == Status::NotFound && !t->not_found) t->not_found = res;
         if (!again) {
           RouteResult out = !found && t->not_found ? *t->not_found : res;
           out.latency = t->latency;
@@ -398,14 +398,14 @@ void ChordNode::route_excluding(RouteOp op, NodeId target, std::optional<Record>
     // A peer still joining knows no ring yet: it would take every key for its own, and a record
     // stored here now would sit where no lookup will ever look.
     ++stats_.routes_failed;
-    cb(RouteResult{503, "Not Joined Yet", std::nullopt, 0, {}, Duration{0}});
+    cb(RouteResult{Status::Unavailable, "Not Joined Yet", std::nullopt, 0, {}, Duration{0}});
     return;
   }
   const Excluded ex(r.exclude);
   if (table_.responsible_for(target, false, ex)) {
     Response local = execute(r, now, true);
     RouteResult res{local.status, local.reason, local.responsible, 0, local.records, Duration{0}};
-    (local.status == 200 ? stats_.routes_ok : stats_.routes_failed)++;
+    (local.status == Status::Ok ? stats_.routes_ok : stats_.routes_failed)++;
     cb(res);
     return;
   }
@@ -414,7 +414,7 @@ void ChordNode::route_excluding(RouteOp op, NodeId target, std::optional<Record>
   Peer next = r.final_hop ? table_.successor(ex) : table_.next_hop(target, cfg_.route_via_successor_list, ex);
   if (next.id == table_.self().id) {  // everyone it knows is excluded
     ++stats_.routes_failed;
-    cb(RouteResult{503, "No Route To Responsible Peer", std::nullopt, 0, {}, Duration{0}});
+    cb(RouteResult{Status::Unavailable, "No Route To Responsible Peer", std::nullopt, 0, {}, Duration{0}});
     return;
   }
   send(Kind::ClientRoute, next, r, now, 0, std::move(cb));
@@ -423,7 +423,7 @@ void ChordNode::route_excluding(RouteOp op, NodeId target, std::optional<Record>
 void ChordNode::handle_route(ReplyHandle handle, const Request& r, Instant now) {
   if (r.hops > cfg_.max_hops) {
     Response resp;
-    resp.status = 483;
+    resp.status = Status::TooManyHops;
     resp.reason = "Too Many Overlay Hops";
     resp.responder = table_.self();
     transport_.reply(handle, resp, now);
@@ -457,7 +457,7 @@ void ChordNode::handle_route(ReplyHandle handle, const Request& r, Instant now) 
   if (r.iterative) {
     // RFC 3261 §21.3.3 in dSIP's use: 302 with the next hop to ask.
     Response resp;
-    resp.status = 302;
+    resp.status = Status::Redirect;
     resp.reason = final_hop ? "Responsible Peer" : "Closer Peer";
     resp.responder = table_.self();
     resp.redirect = next;
@@ -488,7 +488,7 @@ void ChordNode::learn_responsible(NodeId key, const Response& r, Instant now) {
   // every answer then teaches each peer on its way a finger (the finger lookups, one per round,
   // would take minutes). An answer naming a peer far past its key (taken for forged) teaches
   // nothing.
-  if (r.status != 200 || !r.responsible || table_.alone() || recently_failed(r.responsible->id, now)) return;
+  if (r.status != Status::Ok || !r.responsible || table_.alone() || recently_failed(r.responsible->id, now)) return;
   if (!plausible(key, r.responsible->id)) return;
   if (in_open_open(r.responsible->id, table_.self().id, table_.successor().id)) {
     ++stats_.successors_repaired;
@@ -511,7 +511,7 @@ Response ChordNode::execute(const Request& r, Instant now, bool own) {
     case RouteOp::Lookup: break;
     case RouteOp::Store: {
       if (r.records.size() != 1 || r.records[0].key != r.target) {
-        resp.status = 400;
+        resp.status = Status::BadRequest;
         resp.reason = "Store Needs One Record For Its Key";
         break;
       }
@@ -534,7 +534,7 @@ Response ChordNode::execute(const Request& r, Instant now, bool own) {
       // Every live dictionary entry under the key (one for single-valued data).
       resp.records = storage_.entries(r.target, now);
       if (resp.records.empty()) {
-        resp.status = 404;
+        resp.status = Status::NotFound;
         resp.reason = "No Record For Key";
       }
       break;
@@ -556,7 +556,7 @@ void ChordNode::on_request(ReplyHandle handle, const Request& r, Instant now) {
   // Until we are in the ring we know nothing of it: answering for keys or admitting joiners now
   // would build a second ring. The asker retries through another peer.
   if (!joined_ && (r.op == Op::Route || r.op == Op::Join)) {
-    resp.status = 503;
+    resp.status = Status::Unavailable;
     resp.reason = "Not Joined Yet";
     transport_.reply(handle, resp, now);
     return;
@@ -653,7 +653,8 @@ Refusal ChordNode::take(const Record& rec, Instant now, bool own) {
   // Limits first: they cost nothing to check, and a flood of records should not cost signatures.
   if (rec.value.size() > cfg_.max_value_bytes) {
     ++stats_.records_over_quota;
-    return Refusal{413, "Request Entity Too Large (Value Over " + std::to_string(cfg_.max_value_bytes) + " Octets)"};
+    return Refusal{Status::TooLarge,
+                   "Request Entity Too Large (Value Over " + std::to_string(cfg_.max_value_bytes) + " Octets)"};
   }
   auto at_quota = [&] {
     if (storage_.held_for(rec) < cfg_.max_records_per_owner) return false;
@@ -668,14 +669,14 @@ Refusal ChordNode::take(const Record& rec, Instant now, bool own) {
       env_.log(LogLevel::Warn, "chord: owner " + owner.short_hex() + " (" + rec.owner + ") is at its quota of " +
                                    std::to_string(cfg_.max_records_per_owner) + " records; refusing " + rec.name);
     }
-    return Refusal{413, "Request Entity Too Large (Storage Quota Of " + std::to_string(cfg_.max_records_per_owner) +
-                            " Records Per Owner)"};
+    return Refusal{Status::TooLarge, "Request Entity Too Large (Storage Quota Of " +
+                                         std::to_string(cfg_.max_records_per_owner) + " Records Per Owner)"};
   }
   if (guard_ != nullptr) {
     if (Refusal no = guard_->admit(rec, storage_.get(rec.key, rec.dkey), now, own)) {
       ++stats_.records_refused;
       env_.log(LogLevel::Debug,
-               "chord: record " + rec.name + " refused: " + std::to_string(no.status) + " " + no.reason);
+               "chord: record " + rec.name + " refused: " + std::to_string(code(no.status)) + " " + no.reason);
       return no;
     }
   }
@@ -698,23 +699,23 @@ void ChordNode::finish_route(Pending& p, const Response& r, Instant now) {
   res.latency = now - p.started;
   // An answer for a key from a peer far past it claims someone else's key (ChordConfig::
   // plausible_gaps): nothing of it is taken, and the route is tried again past that peer.
-  if ((res.status == 200 || res.status == 404) && res.responsible &&
+  if ((res.status == Status::Ok || res.status == Status::NotFound) && res.responsible &&
       !plausible(p.request.target, res.responsible->id)) {
     ++stats_.implausible;
     if (res.responsible->id != table_.self().id) peer_failed(*res.responsible, now);
-    res.status = 502;
+    res.status = Status::Implausible;
     res.reason = "Implausible Responsible Peer " + res.responsible->id.short_hex();
     res.records.clear();
   }
   if (p.request.route_op == RouteOp::Fetch && !res.records.empty()) {
     // A storing peer can withhold records but not forge them: what does not verify is dropped.
     sift(res.records, now);
-    if (res.records.empty() && res.status == 200) {
-      res.status = 404;
+    if (res.records.empty() && res.status == Status::Ok) {
+      res.status = Status::NotFound;
       res.reason = "No Verified Record";
     }
   }
-  (r.status == 200 || r.status == 404 ? stats_.routes_ok : stats_.routes_failed)++;
+  (r.status == Status::Ok || r.status == Status::NotFound ? stats_.routes_ok : stats_.routes_failed)++;
   if (p.cb) p.cb(res);
 }
 
@@ -742,7 +743,7 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
 void ChordNode::on_stabilize_answer(const Pending& p, const Response& r, Instant now) {
   stabilize_in_flight_ = false;
   if (table_.alone() || table_.successor().id != p.to.id) return;  // the ring moved meanwhile
-  if (r.status != 200) return;  // alive, but it said nothing to learn from (an overload, a refusal)
+  if (r.status != Status::Ok) return;  // alive, but it said nothing to learn from (an overload, a refusal)
   Peer succ = table_.successor();
   std::vector<Peer> rest;
   for (const auto& s : r.successors) {
@@ -774,14 +775,14 @@ void ChordNode::on_stabilize_answer(const Pending& p, const Response& r, Instant
 }
 
 void ChordNode::on_join_lookup_answer(const Pending& p, const Response& r, Instant now) {
-  if (r.status == 302 && r.redirect) {  // iterative join lookup: follow the redirect
+  if (r.status == Status::Redirect && r.redirect) {  // iterative join lookup: follow the redirect
     Request next = p.request;
     next.hops = r.hops + 1;
     next.final_hop = r.redirect_final;
     send(Kind::JoinLookup, *r.redirect, std::move(next), now);
     return;
   }
-  if (r.status != 200 || !r.responsible || r.responsible->id == table_.self().id) {
+  if (r.status != Status::Ok || !r.responsible || r.responsible->id == table_.self().id) {
     next_join_attempt_ = now + std::min(cfg_.stabilize_interval, seconds(1));  // soon, via the next bootstrap
     return;
   }
@@ -790,7 +791,7 @@ void ChordNode::on_join_lookup_answer(const Pending& p, const Response& r, Insta
 }
 
 void ChordNode::on_join_answer(const Response& r, Instant now) {
-  if (r.status != 200) {
+  if (r.status != Status::Ok) {
     next_join_attempt_ = now + std::min(cfg_.stabilize_interval, seconds(1));
     return;
   }
@@ -828,7 +829,7 @@ void ChordNode::on_join_answer(const Response& r, Instant now) {
 }
 
 void ChordNode::on_route_answer(Pending p, const Response& r, Instant now) {
-  if (r.status == 302 && r.redirect) {
+  if (r.status == Status::Redirect && r.redirect) {
     // Iterative routing: ask the peer we were sent to.
     Request next = p.request;
     next.hops = r.hops + 1;
@@ -847,7 +848,8 @@ void ChordNode::on_route_answer(Pending p, const Response& r, Instant now) {
 void ChordNode::on_forward_answer(RequestId id, Pending p, const Response& r, Instant now) {
   // A relayed answer from a peer far past the key is forged (ChordConfig::plausible_gaps): the
   // peer it names is routed around, here at the hop before it, as if it had not answered.
-  if ((r.status == 200 || r.status == 404) && r.responsible && !plausible(p.request.target, r.responsible->id)) {
+  if ((r.status == Status::Ok || r.status == Status::NotFound) && r.responsible &&
+      !plausible(p.request.target, r.responsible->id)) {
     ++stats_.implausible;
     env_.log(LogLevel::Debug, "chord: " + r.responsible->id.short_hex() + " claims " + p.request.target.short_hex() +
                                   ", far from it: routed around");
@@ -866,7 +868,7 @@ void ChordNode::on_forward_answer(RequestId id, Pending p, const Response& r, In
 void ChordNode::on_ping_answer(const Pending& p, const Response& r, Instant now) {
   // Our predecessor's predecessors follow it in our list.
   auto pred = table_.predecessor();
-  if (!pred || pred->id != p.to.id || r.status != 200) return;
+  if (!pred || pred->id != p.to.id || r.status != Status::Ok) return;
   std::vector<Peer> rest;
   for (const auto& q : r.predecessors) {
     if (q.id != table_.self().id && !recently_failed(q.id, now)) rest.push_back(q);
@@ -901,7 +903,7 @@ void ChordNode::on_failure(RequestId id, Instant now, bool hop_alive) {
       written_off();
       if (++p.tries >= cfg_.route_retries) {
         Response fail;
-        fail.status = 503;
+        fail.status = Status::Unavailable;
         fail.reason = "No Route To Responsible Peer";
         fail.responder = table_.self();
         if (p.kind == Kind::Forward) {

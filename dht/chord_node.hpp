@@ -88,7 +88,7 @@ struct ChordStats {
 };
 
 struct RouteResult {
-  int status = 200;
+  Status status = Status::Ok;
   std::string reason;
   std::optional<Peer> responsible;
   std::uint32_t hops = 0;

@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "dht/node_id.hpp"
 #include "core/address.hpp"
 #include "core/time.hpp"
+#include "dht/node_id.hpp"
 
 namespace p2psip::dht {
 
@@ -41,11 +41,35 @@ struct Record {
   friend bool operator==(const Record&, const Record&) = default;
 };
 
-/// A guard's refusal: a SIP status and reason (0: accepted).
+/// What an operation or an answer came to. The values are the SIP status codes the overlay carries
+/// them as (node/overlay/codec.hpp); the names say what they mean to the DHT. An answer from a peer
+/// may carry any other code (a SIP layer's or an authenticator's refusal): it keeps its number.
+enum class Status : std::uint16_t {
+  None = 0,           ///< no answer (a refusal that refused nothing)
+  Ok = 200,           ///< done: found, stored, answered
+  Redirect = 302,     ///< iterative routing: ask the peer named
+  BadRequest = 400,   ///< the request is not one this peer can carry out
+  Forbidden = 403,    ///< the record guard refused it (a signature, a write rule, a replay)
+  NotFound = 404,     ///< no record under the key
+  TooLarge = 413,     ///< a value over the size limit, or its owner over the quota
+  TooManyHops = 483,  ///< routed further than max_hops
+  ServerError = 500,  ///< the first code of the server errors
+  Implausible = 502,  ///< an answer naming a responsible peer far from the key (taken for forged)
+  Unavailable = 503,  ///< no route to the responsible peer, not joined yet, overloaded
+};
+/// The status's SIP code, and the status of a SIP code.
+[[nodiscard]] constexpr int code(Status s) {
+  return static_cast<int>(s);
+}
+[[nodiscard]] constexpr Status status_of(int sip_code) {
+  return static_cast<Status>(sip_code);
+}
+
+/// A guard's refusal: a status and reason (None: accepted).
 struct Refusal {
-  int status = 0;
+  Status status = Status::None;
   std::string reason;
-  explicit operator bool() const { return status != 0; }
+  explicit operator bool() const { return status != Status::None; }
 };
 
 /// Which records a peer takes into its storage and which fetched records it believes: the
@@ -91,7 +115,7 @@ struct Request {
 inline constexpr std::size_t kMaxExcluded = 4;
 
 struct Response {
-  int status = 200;  ///< SIP status semantics: 200, 302 (redirect), 404 (no record), 483, 503
+  Status status = Status::Ok;
   std::string reason;
   Peer responder;
   std::optional<Peer> responsible;  ///< Route: the peer that answered for the target

@@ -1,9 +1,8 @@
 #include "dht/routing_table.hpp"
 
-#include <string>
-
 #include <algorithm>
 #include <bit>
+#include <string>
 
 namespace p2psip::dht {
 
@@ -200,12 +199,11 @@ std::string RoutingTable::violation() const {
     }
     return {};
   };
-  if (auto v = check(successors_, max_successors_, "successor",
-                     [&](NodeId id) { return distance(self_.id, id); });
+  if (auto v = check(successors_, max_successors_, "successor", [&](NodeId id) { return distance(self_.id, id); });
       !v.empty())
     return v;
-  if (auto v = check(predecessors_, max_predecessors_, "predecessor",
-                     [&](NodeId id) { return distance(id, self_.id); });
+  if (auto v =
+          check(predecessors_, max_predecessors_, "predecessor", [&](NodeId id) { return distance(id, self_.id); });
       !v.empty())
     return v;
   for (std::size_t i = 0; i < fingers_.size(); ++i) {

@@ -17,7 +17,7 @@ void pack_str(msgpack_packer* pk, std::string_view s) {
 }
 
 dht::Refusal forbid(std::string reason) {
-  return dht::Refusal{403, "Forbidden (" + std::move(reason) + ")"};
+  return dht::Refusal{dht::Status::Forbidden, "Forbidden (" + std::move(reason) + ")"};
 }
 
 bool is_node_id_name(std::string_view name) {

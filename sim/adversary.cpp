@@ -41,7 +41,7 @@ bool Adversary::intercept(std::uint32_t to, const InFlight& f) {
   if (req->route_op == dht::RouteOp::Fetch) {
     const std::string* name = workload_.name_of(req->target);
     if (name == nullptr) {
-      resp.status = 404;
+      resp.status = dht::Status::NotFound;
       resp.reason = "No Record";
     } else {
       dht::Record forged;

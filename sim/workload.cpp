@@ -159,7 +159,7 @@ void Workload::route(std::uint32_t from, dht::RouteOp op, const std::string& key
     Results& res = metrics_.results;
     --population_.host(from).ops_pending;
     ++counts.done;
-    const bool answered = r.status == 200;
+    const bool answered = r.status == dht::Status::Ok;
     bool ok = false;
     switch (op) {
       case dht::RouteOp::Lookup: {

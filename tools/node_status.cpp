@@ -202,19 +202,22 @@ Json route_json(const std::string& key, dht::RouteOp op, const dht::RouteResult&
   Json j;
   j["key"] = key;
   j["id"] = dht::NodeId::hash(key).hex();
-  j["status"] = r.status;
+  j["status"] = dht::code(r.status);
   j["hops"] = r.hops;
   j["latency_ms"] = static_cast<double>(r.latency.count()) / 1000.0;
   j["responsible"] = r.responsible ? peer_json(*r.responsible) : Json(nullptr);
-  if (op == dht::RouteOp::Fetch && r.status == 200 && !r.records.empty()) {
+  if (op == dht::RouteOp::Fetch && r.status == dht::Status::Ok && !r.records.empty()) {
     const auto& rec = r.records[0];
     put_bytes(j, "value", rec.value);
     j["owner"] = rec.owner;
     j["stored_at_us"] = rec.stored_at_us;
     j["lifetime_s"] = rec.lifetime_s;
   }
-  if (r.status != 200) j["error"] = r.reason;
-  http = r.status == 200 ? 200 : r.status == 404 ? 404 : r.status == 403 ? 403 : 503;
+  if (r.status != dht::Status::Ok) j["error"] = r.reason;
+  http = r.status == dht::Status::Ok          ? 200
+         : r.status == dht::Status::NotFound  ? 404
+         : r.status == dht::Status::Forbidden ? 403
+                                              : 503;
   return j;
 }
 

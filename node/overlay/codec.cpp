@@ -552,9 +552,9 @@ Result<dht::Request, sip::Rejection> decode_request(const sip::Message& m, std::
 
 sip::Message encode_response(const sip::Message& request, const dht::Response& r, std::string_view overlay,
                              std::string_view to_tag) {
-  sip::Message m = sip::make_response(request, r.status, r.reason, to_tag);
+  sip::Message m = sip::make_response(request, dht::code(r.status), r.reason, to_tag);
   m.add_header_writing(kPeerId, [&](std::string& out) { append_peer_header(out, r.responder, overlay); });
-  if (r.status < 300 || r.status == 302) {
+  if (dht::code(r.status) < 300 || r.status == dht::Status::Redirect) {
     char num[12];
     m.add_header(
         kHops, std::string_view(num, static_cast<std::size_t>(std::to_chars(num, num + sizeof num, r.hops).ptr - num)));
@@ -576,7 +576,7 @@ sip::Message encode_response(const sip::Message& request, const dht::Response& r
 
 Result<dht::Response, std::string> decode_response(const sip::Message& m) {
   dht::Response r;
-  r.status = m.status();
+  r.status = dht::status_of(m.status());
   r.reason = std::string(m.reason());
   const DhtFields fields = dht_fields(m);
   if (auto p = fields.peer_id) {
@@ -592,7 +592,7 @@ Result<dht::Response, std::string> decode_response(const sip::Message& m) {
   if (!read_links(m, r.predecessors, r.successors, r.responsible)) {
     return unexpected(std::string("Malformed DHT-Link"));
   }
-  if (r.status == 302) {
+  if (r.status == dht::Status::Redirect) {
     auto contact = m.header(HeaderId::Contact);
     auto next = contact ? parse_peer(*contact) : std::nullopt;
     if (!next) return unexpected(std::string("302 Without A Peer Contact"));

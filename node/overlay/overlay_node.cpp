@@ -290,7 +290,7 @@ bool OverlayNode::accept_response(const Outgoing& out, const sip::Message& respo
     // authentic counts as the peer's failure.
     if (status == 400 || status == 413 || status == 500 || status == 503 || status == 513) {
       dht::Response bare;
-      bare.status = status;
+      bare.status = dht::status_of(status);
       bare.reason = "Unsigned Refusal: " + std::string(response.reason());
       bare.responder = dht::Peer{out.to, from_ != nullptr ? *from_ : Endpoint{}};
       chord_.on_response(out.rid, bare, now);

@@ -164,7 +164,7 @@ void Peer::route(dht::RouteOp op, dht::NodeId target, std::optional<dht::Record>
                  Instant now) {
   if (phase_ != Phase::Running) {
     dht::RouteResult refused;
-    refused.status = 503;
+    refused.status = dht::Status::Unavailable;
     refused.reason = "Node Is Leaving The Overlay";
     done(refused);
     return;
@@ -211,7 +211,7 @@ void Peer::locate(const std::string& aor, std::function<void(const Location&)> d
       dht::RouteOp::Fetch, dht::NodeId::hash(aor), std::nullopt,
       [done = std::move(done)](const dht::RouteResult& res) {
         Location where;
-        where.status = res.status;
+        where.status = dht::code(res.status);
         where.reason = res.reason;
         where.hops = res.hops;
         where.latency = res.latency;

@@ -210,7 +210,7 @@ void UaSide::lookup_done(std::uint64_t cid, const std::string& aor, const dht::R
   Call& call = it->second;
   call.looking_up = false;
   if (call.final_sent) return finish_if_done(cid, now);  // cancelled while looking up
-  if (res.status != 200 && res.status != 404) {
+  if (res.status != dht::Status::Ok && res.status != dht::Status::NotFound) {
     ++stats_.lookups_failed;
     return answer_call(cid, 480, "Temporarily Unavailable (Overlay Lookup Failed)", now);
   }

@@ -248,13 +248,13 @@ void UaSide::store(const std::string& aor, const std::vector<Binding>& bindings,
       [this, aor, now, lifetime, devices = static_cast<std::uint32_t>(bindings.size()),
        done = std::move(done)](const dht::RouteResult& res) {
         Instant t = now + res.latency;
-        if (res.status == 200 && lifetime > 0) {
+        if (res.status == dht::Status::Ok && lifetime > 0) {
           // Stored again at 80 % of its lifetime (RELOAD refreshes before expiry, RFC 6940 §7.2).
           auto& q = pubs_[aor];
           set_refresh(aor, q, t + Duration(std::int64_t{lifetime} * 800000));
           q.stored_devices = devices;
         }
-        done(res.status, res.reason, t);
+        done(dht::code(res.status), res.reason, t);
       },
       now);
 }

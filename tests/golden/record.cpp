@@ -126,7 +126,7 @@ struct Recorder {
     net.nodes[node]->chord().route(
         op, dht::NodeId::hash(key), rec,
         [this, node](const dht::RouteResult& r) {
-          std::string what = std::to_string(r.status) + " " + std::to_string(r.hops) + " " +
+          std::string what = std::to_string(dht::code(r.status)) + " " + std::to_string(r.hops) + " " +
                              (r.responsible ? r.responsible->id.hex() : "-") + " " + std::to_string(r.records.size());
           for (const auto& got : r.records) what += " " + (got.dkey.empty() ? "-" : got.dkey) + " " + hex_of(got.value);
           out->result(t(), node, what);

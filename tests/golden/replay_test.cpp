@@ -274,7 +274,7 @@ std::vector<std::string> replay(const Capture& c, const NodeLine& n) {
           [&results, &s, &in](const dht::RouteResult& r) {
             (void)s;
             (void)in;
-            std::string what = std::to_string(r.status) + " " + std::to_string(r.hops) + " " +
+            std::string what = std::to_string(dht::code(r.status)) + " " + std::to_string(r.hops) + " " +
                                (r.responsible ? r.responsible->id.hex() : "-") + " " + std::to_string(r.records.size());
             for (const auto& got : r.records)
               what += " " + (got.dkey.empty() ? "-" : got.dkey) + " " + hex_of(got.value);

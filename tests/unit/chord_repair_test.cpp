@@ -184,7 +184,7 @@ TEST(ChordRepair, AnAnswerRelayedBackNamesACloserSuccessor) {
   ASSERT_FALSE(j.link.replies.empty());
   EXPECT_EQ(j.link.replies.back().first, 7u);  // the answer still goes back to the asker
   // A failed answer (483) teaches nothing, and neither does a responsible peer past our successor.
-  r.status = 483;
+  r.status = Status::TooManyHops;
   r.responsible = peer(0x20);
   j.link.sent.clear();
   route.target = at(0x30);

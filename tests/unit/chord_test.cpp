@@ -77,22 +77,22 @@ TEST(Chord, ValuesAndOwnersAreHeldWithinTheirLimits) {
         dht::RouteOp::Store, r.key, r, [&](const dht::RouteResult& res) { out = res; }, net.now);
     return out;
   };
-  EXPECT_EQ(store("a", "mallory", 10).status, 200);
-  EXPECT_EQ(store("b", "mallory", 10).status, 200);
-  EXPECT_EQ(store("c", "mallory", 10).status, 200);
+  EXPECT_EQ(store("a", "mallory", 10).status, dht::Status::Ok);
+  EXPECT_EQ(store("b", "mallory", 10).status, dht::Status::Ok);
+  EXPECT_EQ(store("c", "mallory", 10).status, dht::Status::Ok);
   auto over = store("d", "mallory", 10);
-  EXPECT_EQ(over.status, 413);
+  EXPECT_EQ(over.status, dht::Status::TooLarge);
   EXPECT_NE(over.reason.find("Storage Quota Of 3 Records Per Owner"), std::string::npos) << over.reason;
-  EXPECT_EQ(store("a", "mallory", 20).status, 200);  // replacing an entry it has is no new entry
-  EXPECT_EQ(store("d", "alice", 10).status, 200);    // other owners are not affected
+  EXPECT_EQ(store("a", "mallory", 20).status, dht::Status::Ok);  // replacing an entry it has is no new entry
+  EXPECT_EQ(store("d", "alice", 10).status, dht::Status::Ok);    // other owners are not affected
   auto big = store("e", "alice", 101);
-  EXPECT_EQ(big.status, 413);
+  EXPECT_EQ(big.status, dht::Status::TooLarge);
   EXPECT_NE(big.reason.find("Value Over 100 Octets"), std::string::npos);
-  EXPECT_EQ(store("a", "mallory", 0, 0).status, 200);  // a removal frees a place
-  EXPECT_EQ(store("d2", "mallory", 10).status, 200);
+  EXPECT_EQ(store("a", "mallory", 0, 0).status, dht::Status::Ok);  // a removal frees a place
+  EXPECT_EQ(store("d2", "mallory", 10).status, dht::Status::Ok);
   // Expiry frees places too.
   net.run_for(seconds(120));
-  EXPECT_EQ(store("e", "mallory", 10).status, 200);
+  EXPECT_EQ(store("e", "mallory", 10).status, dht::Status::Ok);
   EXPECT_EQ(net.slots[0].node->stats().records_over_quota, 2u);
 }
 
@@ -102,7 +102,7 @@ TEST(Chord, AlonePeerIsResponsibleForEverything) {
   RouteResult got;
   net.slots[0].node->route(
       RouteOp::Lookup, NodeId{99, 99}, std::nullopt, [&](const RouteResult& r) { got = r; }, net.now);
-  EXPECT_EQ(got.status, 200);
+  EXPECT_EQ(got.status, dht::Status::Ok);
   EXPECT_EQ(got.hops, 0u);
   EXPECT_EQ(got.responsible->id, (NodeId{1, 1}));
 }
@@ -194,7 +194,7 @@ TEST_P(ChordLookups, EveryLookupFindsTheResponsiblePeer) {
     net.slots[from].node->route(
         RouteOp::Lookup, key, std::nullopt,
         [&, key](const RouteResult& r) {
-          EXPECT_EQ(r.status, 200);
+          EXPECT_EQ(r.status, dht::Status::Ok);
           ASSERT_TRUE(r.responsible);
           EXPECT_EQ(r.responsible->id, net.id(net.responsible(key)));
           hops += r.hops;
@@ -229,7 +229,7 @@ std::vector<std::string> store_records(ChordNet& net, int n, std::mt19937_64& rn
     names.push_back(name);
     Record r = record(name, "value-" + std::to_string(k));
     net.slots[rng() % net.slots.size()].node->route(
-        RouteOp::Store, r.key, r, [&](const RouteResult& res) { ok += res.status == 200; }, net.now);
+        RouteOp::Store, r.key, r, [&](const RouteResult& res) { ok += res.status == dht::Status::Ok; }, net.now);
   }
   net.run_for(seconds(3));
   EXPECT_EQ(ok, n);
@@ -244,7 +244,7 @@ int fetch_all(ChordNet& net, const std::vector<std::string>& names, std::mt19937
     net.slots[from].node->route(
         RouteOp::Fetch, NodeId::hash(name), std::nullopt,
         [&, name](const RouteResult& r) {
-          if (r.status == 200 && r.records.size() == 1 && r.records[0].name == name) ++found;
+          if (r.status == dht::Status::Ok && r.records.size() == 1 && r.records[0].name == name) ++found;
         },
         net.now);
   }
@@ -346,17 +346,17 @@ TEST(Chord, RecordsExpire) {
   Record r = record("short-lived", "v", 5);
   int stored = 0;
   net.slots[1].node->route(
-      RouteOp::Store, r.key, r, [&](const RouteResult& res) { stored = res.status; }, net.now);
+      RouteOp::Store, r.key, r, [&](const RouteResult& res) { stored = dht::code(res.status); }, net.now);
   net.run_for(seconds(1));
   ASSERT_EQ(stored, 200);
   int status = 0;
   net.slots[2].node->route(
-      RouteOp::Fetch, r.key, std::nullopt, [&](const RouteResult& res) { status = res.status; }, net.now);
+      RouteOp::Fetch, r.key, std::nullopt, [&](const RouteResult& res) { status = dht::code(res.status); }, net.now);
   net.run_for(seconds(1));
   EXPECT_EQ(status, 200);
   net.run_for(seconds(5));
   net.slots[2].node->route(
-      RouteOp::Fetch, r.key, std::nullopt, [&](const RouteResult& res) { status = res.status; }, net.now);
+      RouteOp::Fetch, r.key, std::nullopt, [&](const RouteResult& res) { status = dht::code(res.status); }, net.now);
   net.run_for(seconds(1));
   EXPECT_EQ(status, 404);
   for (const auto& s : net.slots) EXPECT_FALSE(s.node->storage().get(r.key));  // swept from every copy
@@ -372,7 +372,7 @@ TEST(Chord, DictionaryEntriesUnderOneKeyAreKeptApartAndRemovedOneByOne) {
     r.dkey = dkey;
     int status = 0;
     net.slots[from].node->route(
-        RouteOp::Store, r.key, r, [&](const RouteResult& res) { status = res.status; }, net.now);
+        RouteOp::Store, r.key, r, [&](const RouteResult& res) { status = dht::code(res.status); }, net.now);
     net.run_for(seconds(1));
     return status;
   };
@@ -382,7 +382,7 @@ TEST(Chord, DictionaryEntriesUnderOneKeyAreKeptApartAndRemovedOneByOne) {
     net.slots[from].node->route(
         RouteOp::Fetch, NodeId::hash("sip:alice@demo"), std::nullopt,
         [&](const RouteResult& res) {
-          status = res.status;
+          status = dht::code(res.status);
           got = res.records;
         },
         net.now);

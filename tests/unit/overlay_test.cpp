@@ -333,7 +333,8 @@ TEST(OverlaySip, RingFormsLookupsAndStorageWorkOverSip) {
     std::string value(static_cast<std::size_t>(k % 5 == 0 ? 3000 : 20), static_cast<char>('a' + k % 26));
     auto rec = record(name, value);
     net.nodes[rng() % net.nodes.size()]->chord().route(
-        dht::RouteOp::Store, rec.key, rec, [&](const dht::RouteResult& r) { stored += r.status == 200; }, net.now);
+        dht::RouteOp::Store, rec.key, rec, [&](const dht::RouteResult& r) { stored += r.status == dht::Status::Ok; },
+        net.now);
   }
   net.run_for(seconds(3));
   EXPECT_EQ(stored, 50);
@@ -350,7 +351,8 @@ TEST(OverlaySip, RingFormsLookupsAndStorageWorkOverSip) {
     std::size_t from = order[(k % 2 == 0) ? 0 : 5];
     net.nodes[from]->chord().route(
         dht::RouteOp::Fetch, dht::NodeId::hash(name), std::nullopt,
-        [&, name](const dht::RouteResult& r) { found += r.status == 200 && r.records.at(0).name == name; }, net.now);
+        [&, name](const dht::RouteResult& r) { found += r.status == dht::Status::Ok && r.records.at(0).name == name; },
+        net.now);
   }
   net.run_for(seconds(5));
   EXPECT_EQ(found, 50);
@@ -390,7 +392,7 @@ TEST(OverlaySip, ASendTheTransportRefusesIsReportedOnceAfterTheSendReturned) {
       [&](const dht::RouteResult& r) {
         EXPECT_TRUE(returned) << "the outcome came back before route() returned";
         ++calls;
-        status = r.status;
+        status = dht::code(r.status);
       },
       net.now);
   returned = true;
@@ -463,7 +465,10 @@ MassFailure kill_every_third(test::OverlayNet& net) {
   for (int k = 0; k < out.lookups; ++k) {
     net.nodes[live[static_cast<std::size_t>(k) % live.size()]]->chord().route(
         dht::RouteOp::Lookup, dht::NodeId{rng(), rng()}, std::nullopt,
-        [&](const dht::RouteResult& r) { out.answered += r.status == 200 || r.status == 404; }, net.now);
+        [&](const dht::RouteResult& r) {
+          out.answered += r.status == dht::Status::Ok || r.status == dht::Status::NotFound;
+        },
+        net.now);
   }
   net.run_for(seconds(10));
   out.ring_errors = net.ring_errors();  // successors, predecessors and whole successor lists
@@ -546,8 +551,8 @@ TEST(OverlaySip, HandOverAndReplicationOfSignedRecordsFitTheBodyLimit) {
     r.signer = std::string(420, 'c');  // about a certificate's DER
     r.signature = std::string(64, 's');
     net.nodes[0]->chord().route(
-        dht::RouteOp::Store, r.key, r, [&](const dht::RouteResult& res) { stored += res.status == 200 ? 1 : 0; },
-        net.now);
+        dht::RouteOp::Store, r.key, r,
+        [&](const dht::RouteResult& res) { stored += res.status == dht::Status::Ok ? 1 : 0; }, net.now);
   }
   ASSERT_EQ(stored, 400);
   net.add(dht::NodeId{1ull << 63, 1}, 0);

@@ -145,7 +145,7 @@ TEST(PeerAuth, ASignedRingJoinsAndRoutesWithCertificatesSentOncePerPeer) {
         dht::RouteOp::Lookup, dht::NodeId{rng(), rng()}, std::nullopt, [&](const dht::RouteResult& r) { out = r; },
         s.net.now);
     s.net.run_for(seconds(1));
-    ok += out.status == 200 ? 1 : 0;
+    ok += out.status == dht::Status::Ok ? 1 : 0;
   }
   EXPECT_EQ(ok, 40);
   std::uint64_t signed_messages = 0, sent = 0, refused = 0, unauthenticated = 0;
@@ -276,7 +276,7 @@ TEST(PeerAuth, APeerThatForgotOurCertificateIsSentItAgain) {
   s.net.nodes[0]->chord().route(
       dht::RouteOp::Lookup, s.ids[1].node_id(), std::nullopt, [&](const dht::RouteResult& r) { out = r; }, s.net.now);
   s.net.run_for(seconds(2));
-  EXPECT_EQ(out.status, 200);
+  EXPECT_EQ(out.status, dht::Status::Ok);
   EXPECT_EQ(s.net.nodes[0]->stats().resent, 1u);
   EXPECT_EQ(s.net.nodes[0]->stats().unauthenticated, 0u);
   EXPECT_EQ(s.net.ring_errors(), "");

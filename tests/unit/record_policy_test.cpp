@@ -75,7 +75,7 @@ TEST(RecordPolicy, OnlyTheUsersCertificateWritesTheUsersRegistrations) {
   // Mallory signs a registration for alice with her own (valid) certificate: refused, not believed.
   dht::Record forged = signed_record(mallory, "sip:alice@demo.test", "via mallory's node", kNow);
   dht::Refusal no = policy.admit(forged, nullptr, kAt);
-  EXPECT_EQ(no.status, 403);
+  EXPECT_EQ(no.status, dht::Status::Forbidden);
   EXPECT_NE(no.reason.find("USER-MATCH"), std::string::npos) << no.reason;
   EXPECT_FALSE(policy.believe(forged, kAt));
   // Nor may a node write a user's registration with its node certificate.
@@ -117,7 +117,7 @@ TEST(RecordPolicy, ReplaysOfOlderRecordsAreRefused) {
   dht::Record v2 = signed_record(alice, "sip:alice@demo.test", "v2", kNow);
   EXPECT_FALSE(policy.admit(v2, nullptr, kAt));
   dht::Refusal no = policy.admit(v1, &v2, kAt);  // the older one, replayed over the newer
-  EXPECT_EQ(no.status, 403);
+  EXPECT_EQ(no.status, dht::Status::Forbidden);
   EXPECT_NE(no.reason.find("Stale"), std::string::npos);
   EXPECT_FALSE(policy.admit(v2, &v2, kAt));  // the same one again (replication): taken
   dht::Record removal = signed_record(alice, "sip:alice@demo.test", "", kNow + 1);
@@ -194,7 +194,7 @@ struct GuardedRing {
     }
   }
   dht::RouteResult route(std::size_t from, dht::RouteOp op, dht::NodeId key, std::optional<dht::Record> r) {
-    dht::RouteResult out{0, "not answered", std::nullopt, 0, {}, Duration{0}};
+    dht::RouteResult out{dht::Status::None, "not answered", std::nullopt, 0, {}, Duration{0}};
     net.slots[from].node->route(
         op, key, std::move(r), [&](const dht::RouteResult& res) { out = res; }, net.now);
     net.run_for(seconds(5));
@@ -214,25 +214,25 @@ TEST(RecordPolicy, AMaliciousStoringPeerCanWithholdButNotForgeARegistration) {
 
   // Alice's registration is stored and fetched, signed and verified end to end.
   auto stored = ring.route(asker, dht::RouteOp::Store, key, signed_record(alice, aor, "alice via node 3", kNow));
-  ASSERT_EQ(stored.status, 200) << stored.reason;
+  ASSERT_EQ(stored.status, dht::Status::Ok) << stored.reason;
   auto fetched = ring.route(asker, dht::RouteOp::Fetch, key, std::nullopt);
-  ASSERT_EQ(fetched.status, 200);
+  ASSERT_EQ(fetched.status, dht::Status::Ok);
   ASSERT_EQ(fetched.records.size(), 1u);
   EXPECT_EQ(fetched.records[0].value, "alice via node 3");
 
   // An honest responsible peer refuses mallory's forgery outright.
   auto refused = ring.route(asker, dht::RouteOp::Store, key,
                             signed_record(mallory, aor, "alice via mallory", kNow + 1, "mallory's dkey"));
-  EXPECT_EQ(refused.status, 403) << refused.reason;
+  EXPECT_EQ(refused.status, dht::Status::Forbidden) << refused.reason;
   EXPECT_GE(ring.net.slots[evil].node->stats().records_refused, 1u);
 
   // Now the responsible peer turns malicious: it drops its guard, stores the forgery, and serves it.
   ring.net.slots[evil].node->set_guard(nullptr);
   auto planted = ring.route(asker, dht::RouteOp::Store, key,
                             signed_record(mallory, aor, "alice via mallory", kNow + 2, "mallory's dkey"));
-  ASSERT_EQ(planted.status, 200);
+  ASSERT_EQ(planted.status, dht::Status::Ok);
   auto answer = ring.route(asker, dht::RouteOp::Fetch, key, std::nullopt);
-  ASSERT_EQ(answer.status, 200);
+  ASSERT_EQ(answer.status, dht::Status::Ok);
   ASSERT_EQ(answer.records.size(), 1u) << "the forged entry must not reach the asker";
   EXPECT_EQ(answer.records[0].value, "alice via node 3");
   EXPECT_EQ(ring.net.slots[asker].node->stats().records_disbelieved, 1u);
@@ -241,16 +241,16 @@ TEST(RecordPolicy, AMaliciousStoringPeerCanWithholdButNotForgeARegistration) {
   dht::Record altered = signed_record(alice, aor, "alice via node 3", kNow + 3);
   altered.value = "alice via mallory";
   auto overwritten = ring.route(evil, dht::RouteOp::Store, key, altered);
-  ASSERT_EQ(overwritten.status, 200);
+  ASSERT_EQ(overwritten.status, dht::Status::Ok);
   auto recovered = ring.route(asker, dht::RouteOp::Fetch, key, std::nullopt);
-  ASSERT_EQ(recovered.status, 200) << recovered.reason;
+  ASSERT_EQ(recovered.status, dht::Status::Ok) << recovered.reason;
   EXPECT_EQ(recovered.attempts, 2);
   ASSERT_EQ(recovered.records.size(), 1u);
   EXPECT_EQ(recovered.records[0].value, "alice via node 3");
   // With one try only it would have said so (404) rather than return what alice did not sign.
   ring.net.slots[asker].node->set_fetch_attempts(1);
   auto withheld = ring.route(asker, dht::RouteOp::Fetch, key, std::nullopt);
-  EXPECT_EQ(withheld.status, 404) << withheld.reason;
+  EXPECT_EQ(withheld.status, dht::Status::NotFound) << withheld.reason;
   EXPECT_TRUE(withheld.records.empty());
   // The replicas at honest successors refused the forgery when it was replicated to them.
   std::uint64_t refused_at_replicas = 0;

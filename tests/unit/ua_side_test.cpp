@@ -126,7 +126,7 @@ struct UaNet {
     net.nodes[from]->chord().route(
         dht::RouteOp::Fetch, dht::NodeId::hash(aor), std::nullopt,
         [&](const dht::RouteResult& r) {
-          out.first = r.status;
+          out.first = dht::code(r.status);
           for (const auto& rec : r.records) {
             auto e = proxy::decode_registration(rec.value);
             EXPECT_TRUE(e) << "undecodable entry";
