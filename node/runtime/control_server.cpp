@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "node/runtime/sip_runtime.hpp"
 
@@ -43,6 +44,10 @@ const char* reason(int status) {
 }
 }  // namespace
 
+HttpResponse error_response(int status, const std::string& what) {
+  return HttpResponse{status, "application/json", nlohmann::json{{"error", what}}.dump()};
+}
+
 std::string url_decode(std::string_view s) {
   std::string out;
   for (std::size_t i = 0; i < s.size(); ++i) {
@@ -71,29 +76,6 @@ std::string url_encode(std::string_view s) {
       out.push_back(kHex[c & 15]);
     }
   }
-  return out;
-}
-
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out += "\"";
   return out;
 }
 
@@ -169,7 +151,7 @@ void ControlServer::on_bytes(Connection* c, std::string_view bytes) {
   c->in.append(bytes);
   std::size_t head_end = c->in.find("\r\n\r\n");
   if (head_end == std::string::npos) {
-    if (c->in.size() > 16384) finish(c->id, HttpResponse{413, "application/json", "{\"error\":\"header too large\"}"});
+    if (c->in.size() > 16384) finish(c->id, error_response(413, "header too large"));
     return;
   }
   std::string_view head(c->in.data(), head_end);
@@ -178,7 +160,7 @@ void ControlServer::on_bytes(Connection* c, std::string_view bytes) {
   std::size_t sp1 = line.find(' ');
   std::size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
   if (sp2 == std::string_view::npos) {
-    finish(c->id, HttpResponse{400, "application/json", "{\"error\":\"malformed request line\"}"});
+    finish(c->id, error_response(400, "malformed request line"));
     return;
   }
   std::size_t content_length = 0;
@@ -193,7 +175,7 @@ void ControlServer::on_bytes(Connection* c, std::string_view bytes) {
     pos = next;
   }
   if (content_length > max_body_) {
-    finish(c->id, HttpResponse{413, "application/json", "{\"error\":\"body too large\"}"});
+    finish(c->id, error_response(413, "body too large"));
     return;
   }
   if (c->in.size() < head_end + 4 + content_length) return;

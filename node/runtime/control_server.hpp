@@ -34,8 +34,8 @@ using HttpHandler = std::function<void(const HttpRequest&, HttpResponder)>;
 std::string url_decode(std::string_view s);
 /// Percent-encoding of everything but unreserved characters.
 std::string url_encode(std::string_view s);
-/// JSON string literal with escapes.
-std::string json_string(std::string_view s);
+/// A JSON answer {"error": what}.
+HttpResponse error_response(int status, const std::string& what);
 
 class ControlServer {
  public:
