@@ -1,0 +1,288 @@
+// The assembled peer (node/peer) through its one sans-I/O face: peers with phone sides on an
+// in-memory network (sim/virtual_network.hpp), driven only by bytes in on their two addresses,
+// advance(now) and next_wakeup(), as the daemon and the simulator drive them.
+#include "node/peer/peer.hpp"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <random>
+
+#include "node/sip/validate.hpp"
+#include "security/certificate.hpp"
+#include "sim/virtual_network.hpp"
+
+namespace p2psip::peer {
+namespace {
+
+constexpr std::int64_t kNow = 1796000000;  // Unix seconds: the network's clock starts there
+constexpr std::int64_t kYear = 365 * 86400;
+
+class PeerNet {
+ public:
+  Duration latency = millis(5);
+  Instant now = Instant(seconds(kNow));
+
+  /// One face of a peer (or a phone): what it sends goes on the network from its address.
+  class Face : public Environment {
+   public:
+    Face(PeerNet& net, Endpoint self, std::uint64_t seed) : net_(net), self_(self), rng_(seed) {}
+    bool send(const Endpoint& to, std::string_view bytes) override {
+      net_.send(self_, to, std::string(bytes));
+      return true;
+    }
+    std::uint64_t random() override { return rng_(); }
+    std::uint64_t secure_random() override { return rng_(); }
+    const Endpoint& address() const { return self_; }
+
+   private:
+    PeerNet& net_;
+    Endpoint self_;
+    std::mt19937_64 rng_;
+  };
+
+  struct Node {
+    std::unique_ptr<Face> overlay_face, phone_face;
+    std::unique_ptr<Peer> peer;
+    bool alive = true;
+  };
+  std::vector<Node> nodes;
+  /// Phones: what each receives, by address.
+  std::map<std::uint16_t, std::vector<sip::Message>> heard;
+  std::vector<std::unique_ptr<Face>> phones;
+
+  static Endpoint overlay_addr(std::size_t i) {
+    return Endpoint{Transport::Udp, *IpAddress::parse("127.0.6." + std::to_string(i + 1)), 5070};
+  }
+  static Endpoint phone_side_addr(std::size_t i) {
+    return Endpoint{Transport::Udp, *IpAddress::parse("127.0.6." + std::to_string(i + 1)), 5060};
+  }
+
+  Peer& add(PeerConfig config, bool phones_side, std::optional<std::size_t> bootstrap) {
+    const std::size_t i = nodes.size();
+    Node n;
+    n.overlay_face = std::make_unique<Face>(*this, overlay_addr(i), 100 + i);
+    config.address = overlay_addr(i);
+    if (phones_side) {
+      n.phone_face = std::make_unique<Face>(*this, phone_side_addr(i), 200 + i);
+      proxy::UaSideConfig ua;
+      ua.registrar.domain = config.overlay.overlay;
+      ua.ua_address = phone_side_addr(i);
+      config.phones = ua;
+    }
+    n.peer = std::make_unique<Peer>(std::move(config), *n.overlay_face, n.phone_face.get());
+    nodes.push_back(std::move(n));
+    std::vector<Endpoint> boot;
+    if (bootstrap) boot.push_back(overlay_addr(*bootstrap));
+    nodes.back().peer->start(boot, now);
+    return *nodes.back().peer;
+  }
+
+  Face& phone(std::uint16_t port) {
+    phones.push_back(
+        std::make_unique<Face>(*this, Endpoint{Transport::Udp, *IpAddress::parse("127.0.7.1"), port}, 300 + port));
+    return *phones.back();
+  }
+
+  void send(const Endpoint& from, const Endpoint& to, std::string bytes) {
+    network_.at(now + latency, [this, from, to, b = std::move(bytes)] {
+      for (auto& n : nodes) {
+        if (!n.alive) continue;
+        if (to.ip == n.overlay_face->address().ip && to.port == n.overlay_face->address().port) {
+          n.peer->receive_datagram(peer::Face::Overlay, b, from, now);
+        } else if (n.phone_face && to.ip == n.phone_face->address().ip && to.port == n.phone_face->address().port) {
+          n.peer->receive_datagram(peer::Face::Phones, b, from, now);
+        }
+      }
+      for (auto& p : phones) {
+        if (to.ip == p->address().ip && to.port == p->address().port) {
+          if (auto m = sip::parse_datagram(b)) heard[to.port].push_back(*m);
+        }
+      }
+    });
+  }
+
+  void run_for(Duration d) {
+    network_.run_for(
+        now, d,
+        [this] {
+          Instant next = kInstantMax;
+          for (auto& n : nodes) {
+            if (n.alive) next = std::min(next, n.peer->next_wakeup());
+          }
+          return next;
+        },
+        [this](Instant t) {
+          for (auto& n : nodes) {
+            if (n.alive && n.peer->next_wakeup() <= t) n.peer->advance(t);
+          }
+        });
+  }
+
+ private:
+  sim::VirtualNetwork network_;
+};
+
+PeerConfig plain(const std::string& id_hex) {
+  PeerConfig c;
+  c.overlay.overlay = "peer.test";
+  c.overlay.chord.stabilize_interval = seconds(2);
+  c.id = *dht::NodeId::from_hex(id_hex);
+  return c;
+}
+
+std::string request(const std::string& method, const Endpoint& from, const std::string& user, int cseq,
+                    const std::string& extra) {
+  return method + " sip:peer.test SIP/2.0\r\nVia: SIP/2.0/UDP " + from.host_port() + ";branch=z9hG4bK-" + user +
+         std::to_string(cseq) + ";rport\r\nMax-Forwards: 70\r\nFrom: <sip:" + user +
+         "@peer.test>;tag=1\r\nTo: <sip:" + user + "@peer.test>\r\nCall-ID: reg-" + user +
+         "\r\nCSeq: " + std::to_string(cseq) + " " + method + "\r\n" + extra + "Content-Length: 0\r\n\r\n";
+}
+
+TEST(Peer, ARingOfPeersStoresAndFindsAndReportsItsStatus) {
+  PeerNet net;
+  const char* ids[] = {"20000000000000000000000000000000", "60000000000000000000000000000000",
+                       "a0000000000000000000000000000000", "e0000000000000000000000000000000"};
+  for (std::size_t i = 0; i < 4; ++i) {
+    net.add(plain(ids[i]), false, i == 0 ? std::nullopt : std::optional<std::size_t>(0));
+    net.run_for(seconds(1));
+  }
+  net.run_for(seconds(20));
+  int stored = 0;
+  net.nodes[1].peer->put(
+      "k", "v", 600, [&](const dht::RouteResult& r) { stored += r.status == dht::Status::Ok; }, net.now);
+  net.run_for(seconds(1));
+  EXPECT_EQ(stored, 1);
+  std::string value;
+  net.nodes[3].peer->get(
+      "k", [&](const dht::RouteResult& r) { value = r.records.empty() ? "" : r.records[0].value; }, net.now);
+  net.run_for(seconds(1));
+  EXPECT_EQ(value, "v");
+  const PeerStatus s = net.nodes[2].peer->status(net.now);
+  EXPECT_EQ(s.id.hex(), ids[2]);
+  EXPECT_TRUE(s.joined);
+  ASSERT_FALSE(s.successors.empty());
+  EXPECT_EQ(s.successors.front().id.hex(), ids[3]);
+  ASSERT_FALSE(s.predecessors.empty());
+  EXPECT_EQ(s.predecessors.front().id.hex(), ids[1]);
+  EXPECT_GT(s.messages.requests_sent, 0u);
+  EXPECT_GE(s.uptime, seconds(20));
+  EXPECT_FALSE(s.security);  // this peer has no identity
+  EXPECT_FALSE(s.phones);
+}
+
+TEST(Peer, ShutdownWithdrawsThePhonesEntriesThenLeavesTheRing) {
+  PeerNet net;
+  net.add(plain("20000000000000000000000000000000"), false, std::nullopt);
+  net.run_for(seconds(1));
+  Peer& leaving = net.add(plain("a0000000000000000000000000000000"), true, 0);
+  net.run_for(seconds(10));
+  ASSERT_TRUE(leaving.chord().joined());
+  // A phone registers alice at the peer's phone side: her entry goes into the overlay.
+  auto& phone = net.phone(5090);
+  phone.send(PeerNet::phone_side_addr(1),
+             request("REGISTER", phone.address(), "alice", 1, "Contact: <sip:alice@127.0.7.1:5090>\r\n"));
+  net.run_for(seconds(2));
+  ASSERT_FALSE(net.heard[5090].empty());
+  EXPECT_EQ(net.heard[5090].back().status(), 200);
+  int found = -1;
+  net.nodes[0].peer->locate(
+      "sip:alice@peer.test", [&](const Location& l) { found = static_cast<int>(l.entries.size()); }, net.now);
+  net.run_for(seconds(1));
+  EXPECT_EQ(found, 1);
+  const PeerStatus before = leaving.status(net.now);
+  ASSERT_TRUE(before.phones);
+  EXPECT_EQ(before.phones->users, 1u);
+  EXPECT_EQ(before.phones->entries_in_overlay, 1u);
+
+  // Shutdown: first the entry leaves the overlay, then the peer the ring; operations are refused.
+  leaving.shutdown(net.now);
+  EXPECT_TRUE(leaving.stopping());
+  EXPECT_FALSE(leaving.stopped());
+  int refused = 0;
+  leaving.get(
+      "k", [&](const dht::RouteResult& r) { refused = dht::code(r.status); }, net.now);
+  EXPECT_EQ(refused, 503);
+  net.run_for(seconds(5));
+  EXPECT_TRUE(leaving.stopped());
+  EXPECT_TRUE(leaving.chord().left());
+  net.nodes[1].alive = false;
+  found = -1;
+  net.nodes[0].peer->locate(
+      "sip:alice@peer.test", [&](const Location& l) { found = static_cast<int>(l.entries.size()); }, net.now);
+  net.run_for(seconds(1));
+  EXPECT_EQ(found, 0);  // the entry was removed before the peer left: callers hear 404, not silence
+  EXPECT_TRUE(net.nodes[0].peer->chord().table().alone());  // and the ring knows it has gone
+}
+
+TEST(Peer, AShutdownWhoseLeaveIsNeverAnsweredStopsAtItsDeadline) {
+  PeerNet net;
+  net.add(plain("20000000000000000000000000000000"), false, std::nullopt);
+  net.run_for(seconds(1));
+  Peer& leaving = net.add(plain("a0000000000000000000000000000000"), false, 0);
+  net.run_for(seconds(10));
+  net.nodes[0].alive = false;  // its neighbour is gone: nobody answers the Leave
+  leaving.shutdown(net.now);
+  net.run_for(millis(2900));
+  EXPECT_FALSE(leaving.stopped());
+  net.run_for(millis(200));
+  EXPECT_TRUE(leaving.stopped());  // 3 s after the leave began (no phones: the leave began at once)
+}
+
+TEST(Peer, WithAnIdentityItsPlaceIsItsCertificatesAndItsPutsAreSigned) {
+  security::Ed25519Provider crypto;
+  auto key = [](std::uint8_t n) {
+    security::Seed s{};
+    s.fill(n);
+    return security::KeyPair::from_seed(s);
+  };
+  const security::KeyPair ca = key(1);
+  const security::Certificate root = *security::make_root(ca, "peer.test", 1, {kNow - kYear, kNow + kYear});
+  PeerNet net;
+  std::vector<dht::NodeId> ids;
+  for (std::uint8_t i = 0; i < 3; ++i) {
+    PeerConfig c = plain("00000000000000000000000000000001");  // ignored: the certificate decides
+    PeerSecurity sec;
+    sec.crypto = &crypto;
+    sec.self.key = key(static_cast<std::uint8_t>(10 + i));
+    sec.self.cert = *security::issue_node(ca, root, sec.self.key.public_key, 2 + i, {kNow - 86400, kNow + kYear});
+    sec.trust = security::TrustAnchor::ca(root);
+    ids.push_back(*sec.self.cert.info().node_id);
+    c.security = sec;
+    Peer& p = net.add(c, false, i == 0 ? std::nullopt : std::optional<std::size_t>(0));
+    EXPECT_EQ(p.id(), ids.back());
+    net.run_for(seconds(1));
+  }
+  net.run_for(seconds(10));
+  dht::RouteResult put, got;
+  net.nodes[1].peer->put(
+      "signed-key", "signed value", 600, [&](const dht::RouteResult& r) { put = r; }, net.now);
+  net.run_for(seconds(1));
+  ASSERT_EQ(put.status, dht::Status::Ok) << put.reason;
+  net.nodes[2].peer->get(
+      "signed-key", [&](const dht::RouteResult& r) { got = r; }, net.now);
+  net.run_for(seconds(1));
+  ASSERT_EQ(got.status, dht::Status::Ok) << got.reason;
+  ASSERT_EQ(got.records.size(), 1u);
+  EXPECT_EQ(got.records[0].signer, net.nodes[1].peer->writer()->cert_der);
+  EXPECT_EQ(got.records[0].signature.size(), 64u);
+  const PeerStatus s = net.nodes[2].peer->status(net.now);
+  ASSERT_TRUE(s.security);
+  EXPECT_GT(s.security->messages.verified, 0u);  // every overlay message checked
+  EXPECT_GT(s.security->records.signatures_checked, 0u);
+  // A TLS link's certificate: another overlay's node is refused, ours proves its Node-ID.
+  const security::KeyPair other_ca = key(2);
+  const security::Certificate other_root = *security::make_root(other_ca, "peer.test", 1, {kNow - kYear, kNow + kYear});
+  const security::KeyPair stranger = key(30);
+  const auto foreign =
+      *security::issue_node(other_ca, other_root, stranger.public_key, 9, {kNow - 86400, kNow + kYear});
+  EXPECT_FALSE(net.nodes[0].peer->check_link(foreign.der(), PeerNet::overlay_addr(9), net.now));
+  const security::KeyPair friend_key = key(31);
+  const auto ours = *security::issue_node(ca, root, friend_key.public_key, 10, {kNow - 86400, kNow + kYear});
+  auto link = net.nodes[0].peer->check_link(ours.der(), PeerNet::overlay_addr(9), net.now);
+  ASSERT_TRUE(link);
+  EXPECT_EQ(dht::NodeId::from_link_identity(*link), *ours.info().node_id);
+}
+
+}  // namespace
+}  // namespace p2psip::peer
