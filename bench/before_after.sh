@@ -3,9 +3,10 @@
 # in turn (before, after, before, after, ...) so that the machine's drift hits both alike.
 #  1. parser: build/bin/parser_bench's p2psip rows (parse, parse+serialize, parse+validate+serialize),
 #     messages per second.
-#  2. register: REGISTER/s at one node. sipp registers new users at each RATE for SECONDS against a
-#     node in development mode (every user a self-signed certificate, every entry signed), alone
-#     in its overlay; per run the registrations answered, failed and retransmitted, and the node's
+#  2. register: REGISTER/s at one node, as docs/PERFORMANCE.md's headline row measures it: USERS
+#     known users (certificates from a CA) registered in turn, again and again, at a node enrolled
+#     with that CA and those users (every entry signed with its user's key), alone in its overlay;
+#     at each RATE for SECONDS, the registrations answered, failed and retransmitted, and the node's
 #     CPU seconds per 1000 registrations. The node runs on CPU 0, sipp on CPU 1.
 #  3. sim: SimGrid's Chord scenario (sim/scenarios/simgrid-chord.toml) at SIM_NODES nodes over TCP
 #     links: wall seconds and messages per wall second.
@@ -13,12 +14,12 @@
 #     docs/PERFORMANCE.md use (the scenario with a finger every round, 30 lookups/s, 300 simulated
 #     seconds, TCP links) under valgrind --tool=callgrind (repeatable, whatever else the machine does).
 # Usage: bench/before_after.sh --before BUILD_DIR --after BUILD_DIR [--rounds N] [--rates "R1 R2"]
-#        [--seconds S] [--sim-nodes N] [--only parser|register|sim|callgrind]...
+#        [--seconds S] [--users N] [--sim-nodes N] [--only parser|register|sim|callgrind]...
 # Each BUILD_DIR holds bin/p2psip and bin/parser_bench. Heavy (about 30 minutes with the defaults);
 # keep it out of ctest. Everything runs on 127.0.0.1 and is stopped at the end.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
-before="" after="" rounds=3 rates="4000 8000" seconds=10 sim_nodes=10000 only=()
+before="" after="" rounds=3 rates="8000 16000" seconds=10 users=20000 sim_nodes=10000 only=()
 while (($#)); do
   case "$1" in
     --before) before="$2"; shift ;;
@@ -26,9 +27,10 @@ while (($#)); do
     --rounds) rounds="$2"; shift ;;
     --rates) rates="$2"; shift ;;
     --seconds) seconds="$2"; shift ;;
+    --users) users="$2"; shift ;;
     --sim-nodes) sim_nodes="$2"; shift ;;
     --only) only+=("$2"); shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "unknown argument $1"; exit 2 ;;
   esac
   shift
@@ -80,7 +82,13 @@ if wanted register; then
     header=$(head -n 1 "$1")
     tail -n 1 "$1" | cut -d';' -f"$(echo "$header" | tr ';' '\n' | grep -n -x "$2" | cut -d: -f1)"
   }
-  echo "## REGISTER/s at one node: new users at each rate for ${seconds} s (development mode, every entry signed)"
+  # The enrolled overlay: a CA, the node's identity, USERS user identities, and sipp's injection
+  # file naming the same users (read in turn).
+  "$after/bin/p2psip" ca init --overlay bench.test --out "$work/pki/ca" >/dev/null
+  "$after/bin/p2psip" ca issue --ca "$work/pki/ca" --node --out "$work/pki/node" >/dev/null
+  "$after/bin/p2psip" ca issue --ca "$work/pki/ca" --user k --count "$users" --out "$work/pki/users" >/dev/null
+  { echo SEQUENTIAL; for k in $(seq "$users"); do echo "k$k;"; done; } >"$work/users.csv"
+  echo "## REGISTER/s at one node: $users known users in turn for ${seconds} s at each rate (enrolled, every entry signed)"
   echo
   echo "| build | round | offered REGISTER/s | registered | failed | retransmissions | node CPU s per 1000 |"
   echo "|---|---:|---:|---:|---:|---:|---:|"
@@ -88,16 +96,17 @@ if wanted register; then
     for b in before after; do
       dir=${!b}
       for rate in $rates; do
-        "${on_server[@]}" "$dir/bin/p2psip" node --dev --listen 127.0.0.1:25170 --control 127.0.0.1:25180 \
-          --ua-listen 127.0.0.1:25160 --overlay bench.test --max-users 10000000 --log-level warn \
-          --data-dir "$work/node-$b" >"$work/server.log" 2>&1 &
+        "${on_server[@]}" "$dir/bin/p2psip" node --identity "$work/pki/node" --trust "$work/pki/ca/ca.crt" \
+          --users "$work/pki/users" --listen 127.0.0.1:25170 --control 127.0.0.1:25180 \
+          --ua-listen 127.0.0.1:25160 --max-users 10000000 --log-level warn >"$work/server.log" 2>&1 &
         server_pid=$!
-        for _ in $(seq 100); do "$dir/bin/p2psip" status --control 127.0.0.1:25180 >/dev/null 2>&1 && break; sleep 0.1; done
+        # An enrolled node reads and checks every user's certificate before it answers.
+        for _ in $(seq 600); do "$dir/bin/p2psip" status --control 127.0.0.1:25180 >/dev/null 2>&1 && break; sleep 0.1; done
         run="$work/reg-$b-$r-$rate"
         mkdir -p "$run"
         t0=$(cpu_ticks)
-        (cd "$run" && timeout $((seconds * 4 + 30)) "${on_load[@]}" sipp -sf "$here/bench/sipp/register_load.xml" \
-          -s bench.test -key prefix "r${r}x${rate}u" -m $((rate * seconds)) -r "$rate" -l $((rate * 4)) \
+        (cd "$run" && timeout $((seconds * 4 + 30)) "${on_load[@]}" sipp -sf "$here/bench/sipp/register_users.xml" \
+          -inf "$work/users.csv" -s bench.test -m $((rate * seconds)) -r "$rate" -l $((rate * 4)) \
           -timeout $((seconds * 3 + 20))s -buff_size 1048576 -nostdin -trace_stat -stf stats.csv -fd 1 \
           127.0.0.1:25160 >sipp.out 2>&1) || true
         t1=$(cpu_ticks)

@@ -79,6 +79,13 @@ for _ in $(seq 50); do "$P2PSIP" ring-check --quiet "127.0.0.1:$((BASE + 1))" "1
 "$P2PSIP" put "carol@cli.test" "sip:carol@127.0.0.1:5060" --control "127.0.0.1:$((BASE + 3))" | grep -q "^stored 'carol@cli.test'"
 [ "$("$P2PSIP" get "carol@cli.test" --control "127.0.0.1:$((BASE + 1))")" = "sip:carol@127.0.0.1:5060" ]
 "$P2PSIP" lookup "carol@cli.test" --control "127.0.0.1:$((BASE + 1))" | grep -q "responsible node"
+# A value that is not UTF-8 (JSON cannot hold it as a string) travels as value_base64 and comes
+# back byte for byte.
+"$P2PSIP" put "bytes@cli.test" $'\xff\xfe\x01bin' --control "127.0.0.1:$((BASE + 3))" >/dev/null
+[ "$("$P2PSIP" get "bytes@cli.test" --control "127.0.0.1:$((BASE + 1))" | od -An -tx1 | tr -d ' \n')" = "fffe0162696e0a" ] ||
+  { echo "a binary value did not come back byte for byte"; exit 1; }
+"$P2PSIP" get "bytes@cli.test" --json --control "127.0.0.1:$((BASE + 1))" | grep -q '"value_base64":"//4BYmlu"' ||
+  { echo "a binary value is not value_base64 in JSON"; exit 1; }
 expect_fail 1 "no record for key 'nobody@cli.test'" "$P2PSIP" get "nobody@cli.test" --control "127.0.0.1:$((BASE + 1))"
 expect_fail 1 "lifetime must be" "$P2PSIP" put k v --lifetime 0 --control "127.0.0.1:$((BASE + 1))"
 # A node may not write a user's registration (USER-MATCH): the storing peer refuses it.
