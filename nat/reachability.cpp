@@ -16,8 +16,13 @@ std::string_view nat_class_name(NatClass c) {
 }
 
 Reachability::Reachability(StunClient& client, Endpoint local, ReachabilityConfig cfg)
-    : client_(client), local_(local), cfg_(cfg) {
+    : client_(client), local_(local), cfg_(cfg), backoff_(cfg.retry) {
   if (cfg_.targets == 0) cfg_.targets = 1;
+}
+
+void Reachability::retry_later(Instant now) {
+  next_check_ = now + backoff_;
+  backoff_ = std::min(backoff_ * 2, std::max(cfg_.recheck, cfg_.retry));
 }
 
 Reachability::~Reachability() {
@@ -26,24 +31,33 @@ Reachability::~Reachability() {
 
 void Reachability::check(const std::vector<Endpoint>& candidates, Instant now) {
   if (checking_) return;
+  const std::size_t want = cfg_.targets + cfg_.spare;
   std::vector<Endpoint> chosen;
-  for (const auto& c : candidates) {
-    if (chosen.size() >= cfg_.targets) break;
-    if (c.ip == local_.ip) continue;  // ourselves, or a peer on our host: it sees the local address
-    const bool seen = std::any_of(chosen.begin(), chosen.end(), [&](const Endpoint& e) { return e.ip == c.ip; });
-    if (!seen) chosen.push_back(c);
+  const auto is_silent = [&](const Endpoint& c) {
+    return std::find(silent_.begin(), silent_.end(), c.ip) != silent_.end();
+  };
+  for (const bool second_pass : {false, true}) {
+    for (const auto& c : candidates) {
+      if (chosen.size() >= want) break;
+      if (c.ip == local_.ip || is_silent(c) != second_pass) continue;  // our own host sees the local address
+      const bool seen = std::any_of(chosen.begin(), chosen.end(), [&](const Endpoint& e) { return e.ip == c.ip; });
+      if (!seen) chosen.push_back(c);
+    }
   }
   const std::uint32_t gen = ++generation_;
   pending_.clear();
+  done_.clear();
   ids_.clear();
   waiting_ = 0;
+  answers_ = 0;
   for (const auto& c : chosen) {
     Endpoint to = c;
     to.transport = Transport::Udp;  // the mapping that matters is the overlay's UDP socket's
     const std::size_t slot = pending_.size();
-    pending_.push_back(Observation{to, std::nullopt, {}});
     auto r = client_.binding(to, now, [this, gen, slot](const StunOutcome& o) { answered(gen, slot, o); });
     if (r) {
+      pending_.push_back(Observation{to, std::nullopt, {}});
+      done_.push_back(false);
       ids_.push_back(*r);
       ++waiting_;
     }
@@ -51,7 +65,8 @@ void Reachability::check(const std::vector<Endpoint>& candidates, Instant now) {
   if (waiting_ == 0) {
     // Nobody to ask (or every send refused at once): no verdict; ask again later.
     pending_.clear();
-    next_check_ = now + cfg_.retry;
+    done_.clear();
+    retry_later(now);
     return;
   }
   checking_ = true;
@@ -59,16 +74,32 @@ void Reachability::check(const std::vector<Endpoint>& candidates, Instant now) {
 }
 
 void Reachability::answered(std::uint32_t generation, std::size_t slot, const StunOutcome& o) {
-  if (generation != generation_ || !checking_ || slot >= pending_.size()) return;
+  if (generation != generation_ || !checking_ || slot >= pending_.size() || done_[slot]) return;
+  done_[slot] = true;
   if (o.kind == StunOutcome::Kind::Success && o.mapped) {
     pending_[slot].mapped = o.mapped;
     pending_[slot].rtt = o.rtt;
+    ++answers_;
   }
   ids_.erase(std::remove(ids_.begin(), ids_.end(), o.id), ids_.end());
-  if (--waiting_ == 0) conclude(o.at);
+  --waiting_;
+  if (waiting_ == 0 || answers_ >= cfg_.targets) conclude(o.at);
 }
 
 void Reachability::conclude(Instant now) {
+  // Enough answers: those still asked are not waited for (and not reported).
+  for (const auto& id : ids_) client_.cancel(id);
+  ids_.clear();
+  std::vector<Observation> finished;
+  silent_.clear();
+  for (std::size_t i = 0; i < pending_.size(); ++i) {
+    if (!done_[i]) continue;
+    if (!pending_[i].mapped && silent_.size() < 16) silent_.push_back(pending_[i].peer.ip);
+    finished.push_back(pending_[i]);
+  }
+  pending_ = std::move(finished);
+  done_.clear();
+  waiting_ = 0;
   checking_ = false;
   status_.checking = false;
   ++status_.checks;
@@ -89,14 +120,22 @@ void Reachability::conclude(Instant now) {
   // A verdict that rests on fewer peers than wanted is checked again soon, when more may be known.
   const bool settled = verdict != NatClass::Unknown &&
                        (answers >= cfg_.targets || verdict == NatClass::Public || verdict == NatClass::Symmetric);
-  next_check_ = now + (settled ? cfg_.recheck : cfg_.retry);
+  if (settled) {
+    next_check_ = now + cfg_.recheck;
+    backoff_ = cfg_.retry;
+  } else {
+    retry_later(now);
+  }
 }
 
 void Reachability::address_changed(const Endpoint& local, Instant now) {
   for (const auto& id : ids_) client_.cancel(id);
   ids_.clear();
   pending_.clear();
+  done_.clear();
+  silent_.clear();
   waiting_ = 0;
+  answers_ = 0;
   ++generation_;
   checking_ = false;
   local_ = local;
@@ -105,6 +144,7 @@ void Reachability::address_changed(const Endpoint& local, Instant now) {
   status_.reflexive.reset();
   status_.observations.clear();
   next_check_ = now;
+  backoff_ = cfg_.retry;
 }
 
 NatClass Reachability::classify(const Endpoint& local, const std::vector<Observation>& answers, std::size_t wanted) {

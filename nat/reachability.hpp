@@ -29,9 +29,15 @@ enum class NatClass : std::uint8_t { Unknown, Public, Cone, Symmetric, UdpBlocke
 std::string_view nat_class_name(NatClass c);
 
 struct ReachabilityConfig {
-  std::size_t targets = 2;          ///< peers asked in one check, each at a different IP address
+  /// Answers that make a verdict: from this many peers, each at a different IP address.
+  std::size_t targets = 2;
+  /// Peers asked beyond `targets`, so that a silent one neither delays nor spoils the verdict; the
+  /// check ends as soon as `targets` have answered.
+  std::size_t spare = 1;
   Duration recheck = seconds(600);  ///< a check that reached a verdict is repeated this often
-  Duration retry = seconds(20);     ///< sooner when it could not (too few peers known or answering)
+  /// Sooner when it could not (too few peers known or answering): after `retry`, then twice as
+  /// long each time it still cannot, up to `recheck`.
+  Duration retry = seconds(5);
 };
 
 /// One peer's answer in the last check.
@@ -64,9 +70,10 @@ class Reachability {
   [[nodiscard]] bool due(Instant now) const { return !checking_ && now >= next_check_; }
   [[nodiscard]] Instant next_check() const { return checking_ ? kInstantMax : next_check_; }
 
-  /// Starts a check: asks the first `targets` of `candidates` whose IP addresses differ from each
-  /// other and from the local one. With none, tries again after `retry`. The verdict comes when
-  /// every asked peer has answered or timed out (from StunClient's callbacks).
+  /// Starts a check: asks the first `targets + spare` of `candidates` whose IP addresses differ
+  /// from each other and from the local one (those silent in the last check after the others). With none, tries again
+  /// later (`retry`, backing off). The verdict comes when every asked peer has answered or timed out (from StunClient's
+  /// callbacks).
   void check(const std::vector<Endpoint>& candidates, Instant now);
   /// The node's own address changed (or its network did): the verdict is dropped and a check is
   /// due at once.
@@ -83,17 +90,21 @@ class Reachability {
  private:
   void answered(std::uint32_t generation, std::size_t slot, const StunOutcome& o);
   void conclude(Instant now);
+  void retry_later(Instant now);
 
   StunClient& client_;
   Endpoint local_;
   ReachabilityConfig cfg_;
   ReachabilityStatus status_;
   std::vector<Observation> pending_;
+  std::vector<bool> done_;  ///< per pending_ slot: answered or given up
   std::vector<StunTransactionId> ids_;
-  std::size_t waiting_ = 0;
-  std::uint32_t generation_ = 0;  ///< answers of an abandoned check are ignored
+  std::size_t waiting_ = 0, answers_ = 0;
+  std::vector<IpAddress> silent_;  ///< peers that did not answer the last check: asked last
+  std::uint32_t generation_ = 0;   ///< answers of an abandoned check are ignored
   bool checking_ = false;
   Instant next_check_{};
+  Duration backoff_{};  ///< the next retry's wait
 };
 
 }  // namespace p2psip::nat

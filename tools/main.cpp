@@ -130,6 +130,11 @@ int run(int argc, char** argv) {
       ->add_option("--max-records-per-owner", node.max_records_per_owner,
                    "Records one owner may keep at this node (beyond: 413)")
       ->capture_default_str();
+  node_cmd
+      ->add_option("--nat-check-interval", node.nat_check_interval_s,
+                   "Seconds between asking two peers where they see this node (STUN) to tell public, cone, "
+                   "symmetric or UDP-blocked; 0: never ask")
+      ->capture_default_str();
 
   p2psip::tools::ControlOptions ctl;
   auto add_control = [&](CLI::App* cmd) {

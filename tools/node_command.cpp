@@ -162,6 +162,11 @@ int plan_node(const NodeOptions& o, NodePlan& plan) {
   oc.peer_rate = RateLimit{o.peer_rate, o.peer_burst};
   oc.chord.max_value_bytes = o.max_value_bytes;
   oc.chord.max_records_per_owner = o.max_records_per_owner;
+  if (o.nat_check_interval_s > 0) {
+    nat::ReachabilityConfig rc;
+    rc.recheck = seconds(o.nat_check_interval_s);
+    pc.reachability = rc;
+  }
 
   peer::PeerSecurity sec;
   sec.self = p.identity.self;

@@ -40,6 +40,7 @@ struct NodeOptions {
   double peer_burst = 400;                           ///< what a peer may send at once
   std::size_t max_value_bytes = 8192;                ///< largest record value stored
   std::size_t max_records_per_owner = 1000;          ///< entries one owner may have at this node
+  std::uint32_t nat_check_interval_s = 600;          ///< seconds between reachability checks (0: none)
 };
 /// Applies a TOML file's keys (the long flag names) to `o`, skipping those in `given` (flags set on
 /// the command line). False with `error` naming the file, key and problem.

@@ -102,6 +102,8 @@ bool apply_node_config(const std::string& path, const std::set<std::string>& giv
       ok = num(o.max_value_bytes, 1, 1000000);
     } else if (key == "max-records-per-owner") {
       ok = num(o.max_records_per_owner, 1, 100000000);
+    } else if (key == "nat-check-interval") {
+      ok = num(o.nat_check_interval_s, 0, 86400);
     } else if (key == "ua-digest-algorithms") {
       ok = str(o.ua_digest_algorithms);
     } else if (key == "ua-digest") {

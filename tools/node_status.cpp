@@ -167,6 +167,28 @@ Json status_json(const peer::PeerStatus& s, const runtime::RuntimeStats& overlay
   } else {
     j["ua"] = nullptr;
   }
+  const auto& n = s.nat;
+  Json nat;
+  nat["class"] = n.checked ? std::string(nat::nat_class_name(n.reach.nat_class)) : std::string("not checked");
+  nat["reflexive"] = n.reach.reflexive ? Json(n.reach.reflexive->host_port()) : Json(nullptr);
+  nat["checking"] = n.reach.checking;
+  nat["checks"] = n.reach.checks;
+  Json observed = Json::array();
+  for (const auto& o : n.reach.observations) {
+    observed.push_back(Json{{"peer", o.peer.host_port()},
+                            {"mapped", o.mapped ? Json(o.mapped->host_port()) : Json(nullptr)},
+                            {"rtt_ms", o.mapped ? Json(to_millis(o.rtt)) : Json(nullptr)}});
+  }
+  nat["observed"] = observed;
+  nat["stun"] = Json{{"bindings_answered", n.bindings_answered},
+                     {"indications", n.indications},
+                     {"dropped", n.dropped},
+                     {"requests", n.client.started},
+                     {"answered", n.client.succeeded},
+                     {"error_answers", n.client.error_responses},
+                     {"timeouts", n.client.timeouts},
+                     {"retransmissions", n.client.retransmissions}};
+  j["nat"] = nat;
   return j;
 }
 
@@ -188,6 +210,13 @@ std::string status_text(const peer::PeerStatus& s) {
   }
   if (s.successors.empty()) line("successors", "- (alone)");
   line("fingers", std::to_string(s.fingers) + " distinct");
+  {
+    const auto& r = s.nat.reach;
+    std::string nat = s.nat.checked ? std::string(nat::nat_class_name(r.nat_class)) : std::string("not checked");
+    if (r.reflexive) nat += ", seen at " + r.reflexive->host_port();
+    if (r.checking) nat += " (checking)";
+    line("nat", nat);
+  }
   line("records", std::to_string(s.records));
   line("softphones", s.phones ? s.phones->address.host_port() + ", " + std::to_string(s.phones->users) + " users, " +
                                     std::to_string(s.phones->bindings) + " bindings"

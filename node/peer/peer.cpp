@@ -43,7 +43,11 @@ Peer::Peer(PeerConfig config, Environment& overlay_env, Environment* phone_env)
     : env_(overlay_env),
       node_(self_of(config), std::move(config.overlay), overlay_env),
       withdraw_time_(config.withdraw_time),
-      leave_time_(config.leave_time) {
+      leave_time_(config.leave_time),
+      stun_(overlay_env, config.stun) {
+  if (config.reachability) {
+    reach_ = std::make_unique<nat::Reachability>(stun_, config.address, *config.reachability);
+  }
   if (config.security) {
     const PeerSecurity& s = *config.security;
     guard_ = std::make_unique<Guard>(s, overlay_env);
@@ -61,6 +65,7 @@ Peer::Peer(PeerConfig config, Environment& overlay_env, Environment* phone_env)
   if (config.phones) {
     // A peer with phones needs the environment that sends from their address.
     if (phone_env == nullptr) phone_env = &overlay_env;
+    phone_env_ = phone_env;
     ua_ = std::make_unique<proxy::UaSide>(*phone_env, node_, std::move(*config.phones),
                                           guard_ ? guard_->users.get() : nullptr);
   }
@@ -70,7 +75,9 @@ Peer::~Peer() = default;
 
 void Peer::start(const std::vector<Endpoint>& bootstrap, Instant now) {
   started_ = now;
+  bootstrap_ = bootstrap;
   node_.start(bootstrap, now);
+  check_reachability(now);
 }
 
 void Peer::shutdown(Instant now) {
@@ -102,7 +109,9 @@ void Peer::progress(Instant now) {
 // ---- bytes in -----------------------------------------------------------------------------------------
 
 void Peer::receive_datagram(Face face, std::string_view bytes, const Endpoint& from, Instant now) {
-  if (face == Face::Phones && ua_) {
+  if (nat::looks_like_stun(bytes)) {
+    receive_stun(face, bytes, from, now);
+  } else if (face == Face::Phones && ua_) {
     ua_->receive_datagram(bytes, from, now);
   } else if (face == Face::Overlay) {
     node_.receive_datagram(bytes, from, now);
@@ -144,10 +153,67 @@ std::optional<LinkIdentity> Peer::check_link(std::string_view cert_der, const En
   return id->link_identity();
 }
 
+void Peer::receive_stun(Face face, std::string_view bytes, const Endpoint& from, Instant now) {
+  auto m = nat::decode_stun(bytes);
+  if (!m) {
+    // RFC 8489 §6.3: what does not decode is discarded silently; nobody is answered.
+    ++nat_counts_.dropped;
+    env_.log(LogLevel::Debug, "stun from " + from.to_string() + " dropped: " + std::string(nat::describe(m.error())));
+    return;
+  }
+  switch (m->cls) {
+    case nat::StunClass::Request: {
+      Environment* env = face == Face::Phones ? phone_env_ : &env_;
+      if (m->method != nat::method::Binding || env == nullptr) {
+        ++nat_counts_.dropped;  // a TURN request, say: this port is no TURN server
+        return;
+      }
+      // RFC 8489 §6.3.1 and RFC 5626 §8.4: every node answers Binding requests on its ports, so
+      // that peers and phones learn their reflexive addresses and keep their NAT bindings.
+      if (env->send(from, nat::answer_binding(*m, from, ""))) ++nat_counts_.bindings_answered;
+      return;
+    }
+    case nat::StunClass::Indication:
+      ++nat_counts_.indications;  // keep-alives (RFC 8489 §6.3.2): nothing to do
+      return;
+    case nat::StunClass::Success:
+    case nat::StunClass::Error:
+      if (face != Face::Overlay || !stun_.receive(*m, from, now)) ++nat_counts_.dropped;
+      check_reachability(now);
+      return;
+  }
+}
+
+std::vector<Endpoint> Peer::stun_candidates() const {
+  std::vector<Endpoint> out = bootstrap_;
+  for (const auto& p : node_.chord().table().known_peers()) out.push_back(p.addr);
+  return out;
+}
+
+void Peer::check_reachability(Instant now) {
+  if (!reach_ || phase_ != Phase::Running) return;
+  if (reach_->due(now)) reach_->check(stun_candidates(), now);
+  const auto& st = reach_->status();
+  if (st.checks != logged_checks_) {
+    const bool changed = logged_checks_ == 0 || st.changes > 0;
+    logged_checks_ = st.checks;
+    if (changed) {
+      std::string text = "nat: " + std::string(nat::nat_class_name(st.nat_class));
+      if (st.reflexive) text += ", seen at " + st.reflexive->host_port();
+      std::size_t answered = 0;
+      for (const auto& o : st.observations) answered += o.mapped ? 1 : 0;
+      text += " (" + std::to_string(answered) + " of " + std::to_string(st.observations.size()) + " peers answered)";
+      env_.log(LogLevel::Info, text);
+    }
+  }
+}
+
 // ---- time -----------------------------------------------------------------------------------------------
 
 void Peer::advance(Instant now) {
   node_.advance(now);
+  if (stun_.next_wakeup() <= now) stun_.advance(now);
+  check_reachability(now);
   if (ua_ && ua_->next_wakeup() <= now) ua_->advance(now);
   if (phase_ != Phase::Running) progress(now);
 }
@@ -155,6 +221,8 @@ void Peer::advance(Instant now) {
 Instant Peer::next_wakeup() const {
   Instant next = std::min(node_.next_wakeup(), deadline_);
   if (ua_) next = std::min(next, ua_->next_wakeup());
+  next = std::min(next, stun_.next_wakeup());
+  if (reach_ && phase_ == Phase::Running) next = std::min(next, reach_->next_check());
   return next;
 }
 
@@ -264,6 +332,10 @@ PeerStatus Peer::status(Instant now) const {
     p.users_list = r.aor_list(100);
     s.phones = std::move(p);
   }
+  s.nat = nat_counts_;
+  s.nat.checked = reach_ != nullptr;
+  if (reach_) s.nat.reach = reach_->status();
+  s.nat.client = stun_.stats();
   return s;
 }
 

@@ -20,6 +20,8 @@
 
 #include "core/environment.hpp"
 #include "core/link_identity.hpp"
+#include "nat/reachability.hpp"
+#include "nat/stun_client.hpp"
 #include "node/overlay/overlay_node.hpp"
 #include "node/proxy/ua_side.hpp"
 #include "security/crypto.hpp"
@@ -66,6 +68,11 @@ struct PeerConfig {
   /// long), then the node leaves the ring (at most this long).
   Duration withdraw_time = seconds(1);
   Duration leave_time = seconds(3);
+  /// Where the node stands behind NATs (nat/reachability.hpp): it asks peers for its reflexive
+  /// address and classifies itself. Unset, it asks nobody (tests, and simulations without a NAT
+  /// model); either way it answers STUN Binding requests on both faces.
+  std::optional<nat::ReachabilityConfig> reachability;
+  nat::StunClientConfig stun;
 };
 
 /// Everything `p2psip status` shows, as values: a snapshot, rendered by whoever asks.
@@ -97,6 +104,15 @@ struct PeerStatus {
     std::vector<std::string> users_list;  ///< the first 100 AORs
   };
   std::optional<Phones> phones;
+  struct Nat {
+    bool checked = false;  ///< whether the peer classifies itself (PeerConfig::reachability)
+    nat::ReachabilityStatus reach;
+    nat::StunClientStats client;
+    std::uint64_t bindings_answered = 0;  ///< Binding requests answered, both faces
+    std::uint64_t indications = 0;        ///< STUN indications received (keep-alives)
+    std::uint64_t dropped = 0;            ///< STUN that did not decode, or that nothing here takes
+  };
+  Nat nat;
 };
 
 /// The registration entries of one user, as a caller's node sees them (Peer::locate).
@@ -182,8 +198,15 @@ class Peer {
   void progress(Instant now);
   void route(dht::RouteOp op, dht::NodeId target, std::optional<dht::Record> record, dht::RouteCallback done,
              Instant now);
+  /// A STUN datagram on either face (RFC 7983's first octet told it from SIP).
+  void receive_stun(Face face, std::string_view bytes, const Endpoint& from, Instant now);
+  /// The peers asked for the reflexive address: the bootstrap, then the ring's neighbours.
+  [[nodiscard]] std::vector<Endpoint> stun_candidates() const;
+  /// Starts a reachability check when one is due, and logs a verdict that changed.
+  void check_reachability(Instant now);
 
   Environment& env_;
+  Environment* phone_env_ = nullptr;
   overlay::OverlayNode node_;
   std::unique_ptr<Guard> guard_;
   std::unique_ptr<proxy::UaSide> ua_;
@@ -192,6 +215,11 @@ class Peer {
   Instant deadline_ = kInstantMax;  ///< the current shutdown step's
   Duration withdraw_time_, leave_time_;
   WallTime last_put_{};  ///< each put's writer time is later than the last
+  std::vector<Endpoint> bootstrap_;
+  nat::StunClient stun_;
+  std::unique_ptr<nat::Reachability> reach_;
+  std::uint32_t logged_checks_ = 0;
+  PeerStatus::Nat nat_counts_;
 };
 
 }  // namespace p2psip::peer

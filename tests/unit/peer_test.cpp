@@ -8,6 +8,7 @@
 #include <memory>
 #include <random>
 
+#include "nat/stun.hpp"
 #include "node/sip/validate.hpp"
 #include "security/certificate.hpp"
 #include "sim/virtual_network.hpp"
@@ -47,8 +48,17 @@ class PeerNet {
     bool alive = true;
   };
   std::vector<Node> nodes;
-  /// Phones: what each receives, by address.
+  /// Phones: what each receives, by address (SIP parsed, and every datagram raw).
   std::map<std::uint16_t, std::vector<sip::Message>> heard;
+  std::map<std::uint16_t, std::vector<std::string>> heard_raw;
+  /// A NAT in front of one peer's overlay address: what it sends to `to` leaves from map(to), and
+  /// what comes back to an address it handed out goes in (no filtering: the mapping is the point).
+  struct Nat {
+    Endpoint inside;
+    std::function<Endpoint(const Endpoint& to)> map;
+    std::map<std::string, Endpoint> handed_out;  ///< outside host:port -> inside
+  };
+  std::vector<Nat> nats;
   std::vector<std::unique_ptr<Face>> phones;
 
   static Endpoint overlay_addr(std::size_t i) {
@@ -84,8 +94,23 @@ class PeerNet {
     return *phones.back();
   }
 
-  void send(const Endpoint& from, const Endpoint& to, std::string bytes) {
-    network_.at(now + latency, [this, from, to, b = std::move(bytes)] {
+  void send(Endpoint from, Endpoint to, std::string bytes) {
+    for (auto& nat : nats) {
+      if (from.ip == nat.inside.ip && from.port == nat.inside.port) {
+        const Endpoint outside = nat.map(to);
+        nat.handed_out[outside.host_port()] = from;
+        from = outside;
+      }
+    }
+    network_.at(now + latency, [this, from, to, b = std::move(bytes)]() mutable {
+      for (auto& nat : nats) {
+        // A NATed peer's own address is private: nothing from outside reaches it directly.
+        if (to.ip == nat.inside.ip && to.port == nat.inside.port) return;
+      }
+      for (auto& nat : nats) {
+        auto in = nat.handed_out.find(to.host_port());
+        if (in != nat.handed_out.end()) to = in->second;
+      }
       for (auto& n : nodes) {
         if (!n.alive) continue;
         if (to.ip == n.overlay_face->address().ip && to.port == n.overlay_face->address().port) {
@@ -96,6 +121,7 @@ class PeerNet {
       }
       for (auto& p : phones) {
         if (to.ip == p->address().ip && to.port == p->address().port) {
+          heard_raw[to.port].push_back(b);
           if (auto m = sip::parse_datagram(b)) heard[to.port].push_back(*m);
         }
       }
@@ -282,6 +308,88 @@ TEST(Peer, WithAnIdentityItsPlaceIsItsCertificatesAndItsPutsAreSigned) {
   auto link = net.nodes[0].peer->check_link(ours.der(), PeerNet::overlay_addr(9), net.now);
   ASSERT_TRUE(link);
   EXPECT_EQ(dht::NodeId::from_link_identity(*link), *ours.info().node_id);
+}
+
+TEST(Peer, AnswersStunBindingRequestsOnBothFacesAndDropsBadStun) {
+  PeerNet net;
+  Peer& p = net.add(plain("20000000000000000000000000000000"), true, std::nullopt);
+  auto& phone = net.phone(5091);
+  // RFC 5626 keep-alive from a phone, on the phone face: answered with the phone's address.
+  const nat::StunTransactionId id{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+  phone.send(PeerNet::phone_side_addr(0),
+             nat::StunBuilder(nat::StunClass::Request, nat::method::Binding, id).add_fingerprint().bytes());
+  // The same on the overlay face.
+  phone.send(PeerNet::overlay_addr(0), nat::StunBuilder(nat::StunClass::Request, nat::method::Binding, id).bytes());
+  // A STUN message whose fingerprint is wrong, and a TURN Allocate: neither is answered, and
+  // neither reaches the SIP parser (which would answer 400).
+  std::string bad = nat::StunBuilder(nat::StunClass::Request, nat::method::Binding, id).add_fingerprint().bytes();
+  bad.back() = static_cast<char>(bad.back() ^ 1);
+  phone.send(PeerNet::overlay_addr(0), bad);
+  phone.send(PeerNet::overlay_addr(0), nat::StunBuilder(nat::StunClass::Request, nat::method::Allocate, id).bytes());
+  net.run_for(seconds(1));
+  ASSERT_EQ(net.heard_raw[5091].size(), 2u);
+  for (const auto& answer : net.heard_raw[5091]) {
+    auto a = nat::decode_stun(answer);
+    ASSERT_TRUE(a);
+    EXPECT_EQ(a->cls, nat::StunClass::Success);
+    EXPECT_EQ(a->id, id);
+    EXPECT_EQ(a->mapped_address(), phone.address());
+  }
+  EXPECT_TRUE(net.heard[5091].empty());  // no SIP answer to any of it
+  const PeerStatus s = p.status(net.now);
+  EXPECT_EQ(s.nat.bindings_answered, 2u);
+  EXPECT_EQ(s.nat.dropped, 2u);
+  EXPECT_FALSE(s.nat.checked);  // this peer was not asked to classify itself
+  EXPECT_EQ(s.messages.requests_received, 0u);
+}
+
+TEST(Peer, ClassifiesItselfFromWhereItsPeersSeeIt) {
+  PeerNet net;
+  const char* ids[] = {"20000000000000000000000000000000", "60000000000000000000000000000000",
+                       "a0000000000000000000000000000000", "e0000000000000000000000000000000"};
+  // Peer 2 is behind an endpoint-independent NAT (one outside address for every destination),
+  // peer 3 behind a symmetric one (a new outside port per destination).
+  net.nats.push_back({PeerNet::overlay_addr(2),
+                      [](const Endpoint&) {
+                        return Endpoint{Transport::Udp, *IpAddress::parse("203.0.113.2"), 7000};
+                      },
+                      {}});
+  std::uint16_t next_port = 40000;
+  std::map<std::string, std::uint16_t> per_destination;
+  net.nats.push_back({PeerNet::overlay_addr(3),
+                      [&](const Endpoint& to) {
+                        auto [it, fresh] = per_destination.try_emplace(to.host_port(), next_port);
+                        if (fresh) ++next_port;
+                        return Endpoint{Transport::Udp, *IpAddress::parse("203.0.113.3"), it->second};
+                      },
+                      {}});
+  for (std::size_t i = 0; i < 4; ++i) {
+    PeerConfig c = plain(ids[i]);
+    c.reachability = nat::ReachabilityConfig{};
+    net.add(c, false, i == 0 ? std::nullopt : std::optional<std::size_t>(0));
+    net.run_for(seconds(1));
+  }
+  net.run_for(seconds(60));
+  auto status = [&](std::size_t i) { return net.nodes[i].peer->status(net.now).nat; };
+  EXPECT_EQ(status(1).reach.nat_class, nat::NatClass::Public);
+  EXPECT_EQ(status(1).reach.reflexive, PeerNet::overlay_addr(1));
+  EXPECT_EQ(status(2).reach.nat_class, nat::NatClass::Cone);
+  EXPECT_EQ(status(2).reach.reflexive->host_port(), "203.0.113.2:7000");
+  EXPECT_EQ(status(3).reach.nat_class, nat::NatClass::Symmetric);
+  EXPECT_EQ(status(3).reach.reflexive->ip, *IpAddress::parse("203.0.113.3"));
+  // The NATed peers' verdicts rest on two peers at different addresses that saw them; a peer
+  // seen at its own address needs one (no NAT keeps an address and port unchanged).
+  for (std::size_t i = 2; i < 4; ++i) {
+    const auto st = status(i);
+    EXPECT_TRUE(st.checked);
+    ASSERT_EQ(st.reach.observations.size(), 2u) << i;
+    EXPECT_NE(st.reach.observations[0].peer.ip, st.reach.observations[1].peer.ip);
+    EXPECT_TRUE(st.reach.observations[0].mapped && st.reach.observations[1].mapped);
+  }
+  // Each peer answered others' Binding requests on its overlay address.
+  std::uint64_t answered = 0;
+  for (std::size_t i = 0; i < 4; ++i) answered += status(i).bindings_answered;
+  EXPECT_GE(answered, 6u);
 }
 
 }  // namespace

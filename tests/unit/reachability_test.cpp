@@ -52,9 +52,11 @@ TEST(Reachability, AsksPeersAtDifferentAddressesOnly) {
   std::vector<Endpoint> candidates = {ep("10.0.1.2", 5080)};  // on our own host: never asked
   candidates.insert(candidates.end(), kPeers.begin(), kPeers.end());
   p.reach.check(candidates, at(0));
-  ASSERT_EQ(p.env.sent.size(), 2U);
+  // Two to decide and one spare.
+  ASSERT_EQ(p.env.sent.size(), 3U);
   EXPECT_EQ(p.env.sent[0].to, ep("198.51.100.20", 5070));
   EXPECT_EQ(p.env.sent[1].to, ep("198.51.100.21", 5070));  // not .20:5071, the same address
+  EXPECT_EQ(p.env.sent[2].to, ep("198.51.100.22", 5070));
   EXPECT_FALSE(p.reach.due(at(0)));
   EXPECT_TRUE(p.reach.status().checking);
 }
@@ -101,9 +103,37 @@ TEST(Reachability, NoAnswerAtAllIsUdpBlockedAfterTheTransactionsTimeOut) {
   p.client.advance(at(39500));
   EXPECT_EQ(p.reach.nat_class(), NatClass::UdpBlocked);
   EXPECT_FALSE(p.reach.reflexive());
-  EXPECT_EQ(p.env.sent.size(), 14U);  // seven requests to each of two peers
+  EXPECT_EQ(p.env.sent.size(), 21U);  // seven requests to each of three peers
   // Not settled: asked again soon.
-  EXPECT_TRUE(p.reach.due(at(39500) + seconds(20)));
+  EXPECT_FALSE(p.reach.due(at(39500) + seconds(4)));
+  EXPECT_TRUE(p.reach.due(at(39500) + seconds(5)));
+}
+
+TEST(Reachability, ASilentPeerNeitherDelaysTheVerdictNorIsAskedFirstAgain) {
+  Probe p;
+  const std::vector<Endpoint> peers = {ep("198.51.100.20", 5070), ep("198.51.100.21", 5070), ep("198.51.100.22", 5070),
+                                       ep("198.51.100.23", 5070)};
+  p.reach.check(peers, at(0));
+  // .20 is gone; .21 and .22 answer within 50 ms: the verdict comes then, not 39.5 s later.
+  p.answer(
+      [](const Endpoint& to) {
+        return to.ip == *IpAddress::parse("198.51.100.20") ? std::nullopt
+                                                           : std::optional<Endpoint>(ep("203.0.113.7", 5070));
+      },
+      at(50));
+  EXPECT_EQ(p.reach.nat_class(), NatClass::Cone);
+  EXPECT_EQ(p.client.outstanding(), 0U);                // the question to .20 was withdrawn
+  EXPECT_EQ(p.reach.status().observations.size(), 2U);  // and is not reported as unanswered
+  // Next time, .20 timed out in no check, so it is asked again; a peer that did time out is asked last.
+  p.reach.address_changed(ep("10.0.1.2", 5070), at(100));
+  p.reach.check(peers, at(100));
+  const std::size_t first = p.env.sent.size() - 3;
+  EXPECT_EQ(p.env.sent[first].to, peers[0]);
+  for (std::int64_t t = 100; t <= 39600; t += 500) p.client.advance(at(t));  // nobody answers now
+  EXPECT_EQ(p.reach.nat_class(), NatClass::UdpBlocked);
+  p.reach.check(peers, at(60000));
+  ASSERT_GE(p.env.sent.size(), 3U);
+  EXPECT_EQ(p.env.sent[p.env.sent.size() - 3].to, peers[3]);  // .23, never asked, before the silent ones
 }
 
 TEST(Reachability, OnePeerCannotTellAConeFromASymmetricNat) {
@@ -112,21 +142,36 @@ TEST(Reachability, OnePeerCannotTellAConeFromASymmetricNat) {
   p.answer([](const Endpoint&) { return std::optional<Endpoint>(ep("203.0.113.7", 5070)); }, at(10));
   EXPECT_EQ(p.reach.nat_class(), NatClass::Unknown);
   EXPECT_EQ(p.reach.reflexive(), ep("203.0.113.7", 5070));  // but it knows where it is seen
-  EXPECT_TRUE(p.reach.due(at(10) + seconds(20)));
+  EXPECT_TRUE(p.reach.due(at(10) + seconds(5)));
   // With a second peer known, the next check decides.
-  p.reach.check(kPeers, at(10) + seconds(20));
-  p.answer([](const Endpoint&) { return std::optional<Endpoint>(ep("203.0.113.7", 5070)); }, at(20100));
+  p.reach.check(kPeers, at(10) + seconds(5));
+  p.answer([](const Endpoint&) { return std::optional<Endpoint>(ep("203.0.113.7", 5070)); }, at(5100));
   EXPECT_EQ(p.reach.nat_class(), NatClass::Cone);
   EXPECT_EQ(p.reach.status().changes, 1U);
 }
 
-TEST(Reachability, WithNobodyToAskItWaitsAndTriesAgain) {
+TEST(Reachability, WithNobodyToAskItTriesAgainLessAndLessOften) {
   Probe p;
   p.reach.check({}, at(0));
   EXPECT_TRUE(p.env.sent.empty());
   EXPECT_FALSE(p.reach.status().checking);
-  EXPECT_FALSE(p.reach.due(at(1000)));
-  EXPECT_TRUE(p.reach.due(at(20000)));
+  // 5 s, then 10, 20, ... up to the recheck interval (600 s).
+  std::vector<std::int64_t> waits;
+  Instant t = at(0);
+  for (int i = 0; i < 9; ++i) {
+    const Instant next = p.reach.next_check();
+    waits.push_back(to_millis(next - t) / 1000);
+    t = next;
+    p.reach.check({}, t);
+  }
+  EXPECT_EQ(waits, (std::vector<std::int64_t>{5, 10, 20, 40, 80, 160, 320, 600, 600}));
+  // An answer that settles it resets the back-off.
+  p.reach.check(kPeers, t);
+  p.answer([](const Endpoint&) { return std::optional<Endpoint>(ep("203.0.113.7", 5070)); }, t);
+  EXPECT_EQ(p.reach.next_check(), t + seconds(600));
+  p.reach.address_changed(ep("10.0.1.3", 5070), t);
+  p.reach.check({}, t);
+  EXPECT_EQ(p.reach.next_check(), t + seconds(5));
 }
 
 TEST(Reachability, AnAddressChangeDropsTheVerdictAndItsCheck) {
@@ -135,7 +180,7 @@ TEST(Reachability, AnAddressChangeDropsTheVerdictAndItsCheck) {
   p.answer([](const Endpoint&) { return std::optional<Endpoint>(ep("203.0.113.7", 5070)); }, at(40));
   ASSERT_EQ(p.reach.nat_class(), NatClass::Cone);
   p.reach.check(kPeers, at(0) + seconds(600));  // a recheck in flight
-  ASSERT_EQ(p.client.outstanding(), 2U);
+  ASSERT_EQ(p.client.outstanding(), 3U);
   p.reach.address_changed(ep("10.9.0.5", 5070), at(0) + seconds(601));
   EXPECT_EQ(p.client.outstanding(), 0U);  // the old check's transactions are gone
   EXPECT_EQ(p.reach.nat_class(), NatClass::Unknown);
