@@ -101,6 +101,29 @@ void ChordNode::start(const std::vector<Endpoint>& bootstrap, Instant now) {
   attempt_join(now);
 }
 
+void ChordNode::start_client(Instant now) {
+  started_ = true;
+  client_ = true;
+  env_.log(LogLevel::Info,
+           "chord: started as a client (" + table_.self().id.short_hex() + "): routes through relay peers");
+  (void)now;
+}
+
+void ChordNode::route_via_gateway(Request r, RouteCallback cb, Instant now) {
+  if (gateways_.empty()) {
+    ++stats_.routes_failed;
+    cb(RouteResult{Status::Unavailable, "No Relay Peer Yet", std::nullopt, 0, {}, Duration{0}});
+    return;
+  }
+  // The gateway routes it as the first hop of a recursive route: hops 1, and the sender is this
+  // client, which a hop-1 sender never makes anyone's neighbour (on_request).
+  r.hops = 1;
+  r.iterative = false;
+  r.final_hop = false;
+  const Peer gateway{NodeId{}, gateways_[next_gateway_ % gateways_.size()]};
+  send(Kind::Gateway, gateway, std::move(r), now, 0, std::move(cb));
+}
+
 void ChordNode::attempt_join(Instant now) {
   // RFC 6940 §10.3 in outline: find the admitting peer (the one responsible for our id), then join it.
   next_join_attempt_ = now + cfg_.stabilize_interval;  // the retry, should this attempt fail
@@ -394,6 +417,10 @@ void ChordNode::route_excluding(RouteOp op, NodeId target, std::optional<Record>
   r.iterative = cfg_.iterative;
   r.exclude = std::move(exclude);
   if (record) r.records.push_back(*record);
+  if (client_) {
+    route_via_gateway(std::move(r), std::move(cb), now);
+    return;
+  }
   if (!joined_) {
     // A peer still joining knows no ring yet: it would take every key for its own, and a record
     // stored here now would sit where no lookup will ever look.
@@ -732,6 +759,7 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
     case Kind::JoinLookup: return on_join_lookup_answer(p, r, now);
     case Kind::Join: return on_join_answer(r, now);
     case Kind::ClientRoute: return on_route_answer(std::move(p), r, now);
+    case Kind::Gateway: return finish_route(p, r, now);  // a client learns nothing of the ring
     case Kind::Forward: return on_forward_answer(id, std::move(p), r, now);
     case Kind::PingPred: return on_ping_answer(p, r, now);
     case Kind::Leave: --leave_pending_; return;
@@ -898,6 +926,21 @@ void ChordNode::on_failure(RequestId id, Instant now, bool hop_alive) {
     case Kind::Join:
       next_join_attempt_ = now + std::min(cfg_.stabilize_interval, seconds(1));  // try the next bootstrap soon
       return;
+    case Kind::Gateway: {
+      // The gateway did not answer: the next one (it is the relay's flow to fail, not a peer's).
+      ++next_gateway_;
+      if (++p.tries >= cfg_.route_retries || gateways_.size() < 2) {
+        Response fail;
+        fail.status = Status::Unavailable;
+        fail.reason = "Relay Peer Did Not Answer";
+        fail.responder = table_.self();
+        finish_route(p, fail, now);
+        return;
+      }
+      p.to = Peer{NodeId{}, gateways_[next_gateway_ % gateways_.size()]};
+      dispatch(std::make_unique<Pending>(std::move(p)), now);
+      return;
+    }
     case Kind::ClientRoute:
     case Kind::Forward: {
       written_off();

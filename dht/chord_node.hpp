@@ -104,6 +104,15 @@ class ChordNode {
 
   /// Starts a new ring (no bootstrap) or joins through any of `bootstrap` (addresses only).
   void start(const std::vector<Endpoint>& bootstrap, Instant now);
+  /// Starts as a client (RFC 6940 §3.2.1): the node never joins the ring, neither routes nor
+  /// stores, and answers no Chord request for the ring; its own operations (route) enter the
+  /// overlay through its gateways (set_gateways: its relay peers), which route them as they route
+  /// any request they are handed.
+  void start_client(Instant now);
+  /// A client's gateways, first preferred; a route tries the next when one does not answer.
+  void set_gateways(std::vector<Endpoint> gateways) { gateways_ = std::move(gateways); }
+  [[nodiscard]] bool client() const { return client_; }
+  [[nodiscard]] const std::vector<Endpoint>& gateways() const { return gateways_; }
   /// Graceful leave: records to the successor, neighbours to both sides. left() turns true once
   /// both answered or failed.
   void leave(Instant now);
@@ -153,6 +162,7 @@ class ChordNode {
     JoinLookup,
     Join,
     ClientRoute,
+    Gateway,  ///< a client's route, handed to a gateway
     Forward,
     Replicate,
     Leave
@@ -204,6 +214,8 @@ class ChordNode {
   void on_join_lookup_answer(const Pending& p, const Response& r, Instant now);
   void on_join_answer(const Response& r, Instant now);
   void on_route_answer(Pending p, const Response& r, Instant now);
+  /// A client's route through its gateways (start_client).
+  void route_via_gateway(Request r, RouteCallback cb, Instant now);
   void on_forward_answer(RequestId id, Pending p, const Response& r, Instant now);
   void on_ping_answer(const Pending& p, const Response& r, Instant now);
   [[nodiscard]] bool recently_failed(NodeId id, Instant now) const;
@@ -234,7 +246,9 @@ class ChordNode {
   Instant refused_at_ = kInstantMax;
   std::map<NodeId, Instant> failed_;  // recently failed peers, ignored when others still list them
 
-  bool started_ = false, joined_ = false, leaving_ = false;
+  bool started_ = false, joined_ = false, leaving_ = false, client_ = false;
+  std::vector<Endpoint> gateways_;
+  std::size_t next_gateway_ = 0;
   int leave_pending_ = 0;
   std::vector<Endpoint> bootstrap_;
   std::size_t bootstrap_index_ = 0;

@@ -118,9 +118,16 @@ void FlowSet::start_registration(std::size_t i, Instant now) {
 }
 
 void FlowSet::registered(std::uint32_t reg_id, const std::string& relay_id, const std::string& relay_uri,
-                         std::uint32_t expires_s, std::uint32_t flow_timer_s, Instant now) {
+                         std::uint32_t expires_s, std::uint32_t flow_timer_s, Instant now,
+                         const std::vector<Endpoint>& alternates) {
   const std::size_t i = index_of(reg_id);
   if (i == flows_.size()) return;
+  for (const auto& a : alternates) {
+    if (candidates_.size() >= 16) break;
+    if (std::none_of(candidates_.begin(), candidates_.end(), [&](const Endpoint& c) { return same_endpoint(c, a); })) {
+      candidates_.push_back(a);
+    }
+  }
   FlowStatus& f = flows_[i];
   Timing& t = timing_[i];
   const bool refresh = f.state == FlowState::Active && t.refresh_deadline != kInstantMax;

@@ -74,9 +74,11 @@ class FlowSet {
   void set_candidates(std::vector<Endpoint> relays, Instant now);
   /// The outcome of a registration sent for `reg_id` (ignored unless it is the one awaited).
   /// `relay_id`, `relay_uri`: who answered and the URI that names the flow; `expires_s`: granted;
-  /// `flow_timer_s`: the relay's Flow-Timer (0: none).
+  /// `flow_timer_s`: the relay's Flow-Timer (0: none); `alternates`: other peers the relay names
+  /// (its successors), kept as later candidates.
   void registered(std::uint32_t reg_id, const std::string& relay_id, const std::string& relay_uri,
-                  std::uint32_t expires_s, std::uint32_t flow_timer_s, Instant now);
+                  std::uint32_t expires_s, std::uint32_t flow_timer_s, Instant now,
+                  const std::vector<Endpoint>& alternates = {});
   /// Refused (503): that relay is not asked again for `retry_after_s`; another is tried at once.
   void refused(std::uint32_t reg_id, std::uint32_t retry_after_s, Instant now);
   /// No answer, or a failure answer: the flow has failed (§4.5 back-off).

@@ -131,6 +131,17 @@ int run(int argc, char** argv) {
                    "Records one owner may keep at this node (beyond: 413)")
       ->capture_default_str();
   node_cmd
+      ->add_option("--role", node.role,
+                   "auto: ask the bootstrap peers where they see this node, join the ring when public, be a client "
+                   "(flows to relay peers, no routing, no storage) behind a NAT; peer; client")
+      ->capture_default_str();
+  node_cmd->add_flag_callback(
+      "--client", [&node] { node.role = "client"; }, "The same as --role client");
+  node_cmd
+      ->add_option("--relay-max-clients", node.relay_max_clients,
+                   "Clients this node relays for when it is a peer (beyond: 503 with Retry-After); 0: none")
+      ->capture_default_str();
+  node_cmd
       ->add_option("--nat-check-interval", node.nat_check_interval_s,
                    "Seconds between asking two peers where they see this node (STUN) to tell public, cone, "
                    "symmetric or UDP-blocked; 0: never ask")

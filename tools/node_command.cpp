@@ -162,6 +162,25 @@ int plan_node(const NodeOptions& o, NodePlan& plan) {
   oc.peer_rate = RateLimit{o.peer_rate, o.peer_burst};
   oc.chord.max_value_bytes = o.max_value_bytes;
   oc.chord.max_records_per_owner = o.max_records_per_owner;
+  if (o.role == "auto") {
+    pc.role = peer::Role::Auto;
+  } else if (o.role == "peer") {
+    pc.role = peer::Role::Peer;
+  } else if (o.role == "client") {
+    pc.role = peer::Role::Client;
+  } else {
+    std::fprintf(stderr, "p2psip node: --role must be auto, peer or client (not %s)\n", o.role.c_str());
+    return 2;
+  }
+  if (pc.role == peer::Role::Client && o.bootstrap.empty()) {
+    std::fprintf(stderr, "p2psip node: a client needs --bootstrap: the peers it keeps its flows to\n");
+    return 2;
+  }
+  if (o.relay_max_clients > 0) {
+    nat::RelayConfig rc;
+    rc.max_clients = o.relay_max_clients;
+    pc.relay = rc;
+  }
   if (o.nat_check_interval_s > 0) {
     nat::ReachabilityConfig rc;
     rc.recheck = seconds(o.nat_check_interval_s);

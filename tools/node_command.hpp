@@ -41,6 +41,8 @@ struct NodeOptions {
   std::size_t max_value_bytes = 8192;                ///< largest record value stored
   std::size_t max_records_per_owner = 1000;          ///< entries one owner may have at this node
   std::uint32_t nat_check_interval_s = 600;          ///< seconds between reachability checks (0: none)
+  std::string role = "auto";                         ///< auto, peer or client (RFC 6940 §3.2.1)
+  std::size_t relay_max_clients = 200;               ///< clients this node relays for as a peer (0: none)
 };
 /// Applies a TOML file's keys (the long flag names) to `o`, skipping those in `given` (flags set on
 /// the command line). False with `error` naming the file, key and problem.

@@ -102,6 +102,10 @@ bool apply_node_config(const std::string& path, const std::set<std::string>& giv
       ok = num(o.max_value_bytes, 1, 1000000);
     } else if (key == "max-records-per-owner") {
       ok = num(o.max_records_per_owner, 1, 100000000);
+    } else if (key == "role") {
+      ok = str(o.role);
+    } else if (key == "relay-max-clients") {
+      ok = num(o.relay_max_clients, 0, 1000000);
     } else if (key == "nat-check-interval") {
       ok = num(o.nat_check_interval_s, 0, 86400);
     } else if (key == "ua-digest-algorithms") {

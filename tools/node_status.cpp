@@ -188,6 +188,27 @@ Json status_json(const peer::PeerStatus& s, const runtime::RuntimeStats& overlay
                      {"error_answers", n.client.error_responses},
                      {"timeouts", n.client.timeouts},
                      {"retransmissions", n.client.retransmissions}};
+  nat["role"] = n.role;
+  Json flows = Json::array();
+  for (const auto& f : n.flows) {
+    flows.push_back(Json{{"reg_id", f.reg_id},
+                         {"state", std::string(nat::flow_state_name(f.state))},
+                         {"relay", f.relay ? Json(f.relay->host_port()) : Json(nullptr)},
+                         {"relay_id", f.relay_id.empty() ? Json(nullptr) : Json(f.relay_id)},
+                         {"path", f.relay_uri.empty() ? Json(nullptr) : Json(f.relay_uri)},
+                         {"mapped", f.mapped ? Json(f.mapped->host_port()) : Json(nullptr)},
+                         {"failures", f.failures}});
+  }
+  nat["flows"] = flows;
+  if (n.relay) {
+    const auto& r = *n.relay;
+    nat["relay"] = Json{{"clients", r.clients},           {"flows", r.flows},
+                        {"max_clients", r.max_clients},   {"registrations", r.stats.registrations},
+                        {"refreshes", r.stats.refreshes}, {"refused_full", r.stats.refused_full},
+                        {"expired", r.stats.expired},     {"replaced", r.stats.replaced}};
+  } else {
+    nat["relay"] = nullptr;
+  }
   j["nat"] = nat;
   return j;
 }
@@ -216,6 +237,15 @@ std::string status_text(const peer::PeerStatus& s) {
     if (r.reflexive) nat += ", seen at " + r.reflexive->host_port();
     if (r.checking) nat += " (checking)";
     line("nat", nat);
+    std::string role = s.nat.role;
+    if (s.nat.relay) role += ", relaying for " + std::to_string(s.nat.relay->clients) + " clients";
+    line("role", role);
+    for (const auto& f : s.nat.flows) {
+      std::string text = "flow " + std::to_string(f.reg_id) + ": " + std::string(nat::flow_state_name(f.state));
+      if (f.relay) text += " via " + f.relay->host_port();
+      if (f.mapped) text += ", seen at " + f.mapped->host_port();
+      line(f.reg_id == 1 ? "flows" : "", text);
+    }
   }
   line("records", std::to_string(s.records));
   line("softphones", s.phones ? s.phones->address.host_port() + ", " + std::to_string(s.phones->users) + " users, " +

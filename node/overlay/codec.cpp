@@ -607,4 +607,155 @@ Result<dht::Response, std::string> decode_response(const sip::Message& m) {
   return r;
 }
 
+// ---- client flows -------------------------------------------------------------------------------
+
+namespace {
+constexpr std::string_view kFlowTimer = "Flow-Timer";
+constexpr std::string_view kPath = "Path";
+
+std::string_view unquote(std::string_view v) {
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+  if (v.size() >= 2 && v.front() == '<' && v.back() == '>') v = v.substr(1, v.size() - 2);
+  return v;
+}
+
+/// A +sip.instance value is a URN (RFC 5626 §4.1): "urn:" then letters, digits and URN punctuation.
+bool plausible_instance(std::string_view v) {
+  if (v.size() < 5 || v.size() > 128 || !sip::iequals(v.substr(0, 4), "urn:")) return false;
+  return std::all_of(v.begin(), v.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) ||
+           std::string_view(":-._~%+=@!$*,;/?").find(c) != std::string_view::npos;
+  });
+}
+
+std::string_view number_text(char (&buf)[12], std::uint32_t v) {
+  return std::string_view(buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, v).ptr - buf));
+}
+}  // namespace
+
+bool is_flow_request(const sip::Message& m) {
+  if (m.method_id() != sip::Method::Register) return false;
+  auto op = dht_fields(m).op;
+  return op && sip::iequals(*op, kFlowOp);
+}
+
+sip::Message encode_flow_request(const FlowRegistration& fr, const RequestFraming& f) {
+  auto overlay_uri = [&](std::string& out) { out.append("sip:").append(f.overlay); };
+  sip::Message m = sip::Message::request_writing("REGISTER", overlay_uri);
+  m.add_header_writing(HeaderId::Via, [&](std::string& out) {
+    out.append("SIP/2.0/").append(transport_name(f.transport)).append(1, ' ');
+    fr.client.addr.append_host_port(out);
+    out.append(";branch=").append(f.branch).append(";rport");
+  });
+  m.add_header(HeaderId::MaxForwards, "70");
+  m.add_header_writing(HeaderId::From, [&](std::string& out) {
+    out.append("<sip:");
+    fr.client.id.append_hex(out);
+    out.append(1, '@').append(f.overlay).append(">;tag=").append(f.from_tag);
+  });
+  m.add_header_writing(HeaderId::To, [&](std::string& out) {
+    out.append("<sip:");
+    fr.client.id.append_hex(out);
+    out.append(1, '@').append(f.overlay).append(">");
+  });
+  m.add_header(HeaderId::CallId, f.call_id);
+  m.add_header(HeaderId::CSeq, "1 REGISTER");
+  m.add_header_writing(kPeerId, [&](std::string& out) {
+    append_peer_header(out, fr.client, f.overlay);
+    out.append(";client");
+  });
+  m.add_header(kOp, kFlowOp);
+  m.add_header_writing(HeaderId::Contact, [&](std::string& out) {
+    out.append("<sip:");
+    fr.client.id.append_hex(out);
+    out.append(1, '@');
+    fr.client.addr.append_host_port(out);
+    out.append(";ob>;+sip.instance=\"<").append(fr.instance).append(">\";reg-id=");
+    char num[12];
+    out.append(number_text(num, fr.reg_id)).append(";expires=").append(number_text(num, fr.expires_s));
+  });
+  m.add_header(HeaderId::Supported, "outbound, path");
+  return m;
+}
+
+Result<FlowRegistration, sip::Rejection> decode_flow_request(const sip::Message& m, std::string_view overlay) {
+  auto bad = [](std::string reason) { return unexpected(sip::Rejection{400, std::move(reason), HeaderId::Other, {}}); };
+  FlowRegistration fr;
+  const DhtFields fields = dht_fields(m);
+  if (!fields.peer_id) return bad("Missing DHT-PeerID");
+  auto sender = read_peer_value(*fields.peer_id);
+  if (!sender) return bad("Malformed DHT-PeerID");
+  auto o = sender->params.get("overlay");
+  if (!o || *o != overlay) return unexpected(sip::Rejection{404, "Unknown Overlay", HeaderId::Other, {}});
+  fr.client = sender->peer;
+  auto contact = m.header(HeaderId::Contact);
+  if (!contact) return bad("Flow Registration Without Contact");
+  auto na = sip::parse_name_address(*contact);
+  if (!na) return bad("Malformed Contact");
+  auto instance = na->params.get("+sip.instance");
+  auto reg_id = na->params.get("reg-id");
+  auto expires = na->params.get("expires");
+  if (!instance || !plausible_instance(unquote(*instance))) return bad("Contact Without A +sip.instance URN");
+  auto reg = reg_id ? sip::parse_decimal(*reg_id, 1000000) : std::nullopt;
+  if (!reg || *reg == 0) return bad("Contact Without A reg-id");
+  auto exp = expires ? sip::parse_decimal(*expires, 86400 * 7) : std::nullopt;
+  if (!exp) return bad("Contact Without expires");
+  fr.instance = std::string(unquote(*instance));
+  fr.reg_id = static_cast<std::uint32_t>(*reg);
+  fr.expires_s = static_cast<std::uint32_t>(*exp);
+  return fr;
+}
+
+sip::Message encode_flow_response(const sip::Message& request, const FlowGrant& g, std::string_view overlay,
+                                  std::string_view to_tag) {
+  sip::Message m = sip::make_response(request, 200, "OK", to_tag);
+  m.add_header_writing(kPeerId, [&](std::string& out) { append_peer_header(out, g.relay, overlay); });
+  if (auto contact = request.header(HeaderId::Contact)) {
+    // The binding as the relay holds it, with the lifetime granted (RFC 3261 §10.3 step 8).
+    std::string c(*contact);
+    if (auto na = sip::parse_name_address(*contact)) {
+      c = std::string(contact->substr(0, static_cast<std::size_t>(na->params.raw.data() - contact->data())));
+      na->params.append_without(c, "expires");
+      char num[12];
+      c.append(";expires=").append(number_text(num, g.expires_s));
+    }
+    m.add_header(HeaderId::Contact, c);
+  }
+  m.add_header(kPath, g.path);
+  add_links(m, {}, g.alternates);
+  char num[12];
+  m.add_header(kFlowTimer, number_text(num, g.flow_timer_s));
+  m.add_header(HeaderId::Require, "outbound");
+  return m;
+}
+
+Result<FlowGrant, std::string> decode_flow_response(const sip::Message& m) {
+  if (m.status() < 200 || m.status() >= 300) return unexpected(std::string(m.reason()));
+  FlowGrant g;
+  const DhtFields fields = dht_fields(m);
+  if (!fields.peer_id) return unexpected(std::string("Missing DHT-PeerID"));
+  auto relay = parse_peer(*fields.peer_id);
+  if (!relay) return unexpected(std::string("Malformed DHT-PeerID"));
+  g.relay = *relay;
+  auto path = m.extension_header(kPath);
+  if (!path || !sip::parse_name_address(*path)) return unexpected(std::string("Missing Path"));
+  g.path = std::string(*path);
+  std::vector<dht::Peer> preds;
+  std::optional<dht::Peer> responsible;
+  if (!read_links(m, preds, g.alternates, responsible)) return unexpected(std::string("Malformed DHT-Link"));
+  if (auto ft = m.extension_header(kFlowTimer)) {
+    auto v = sip::parse_decimal(*ft, 86400);
+    if (!v) return unexpected(std::string("Malformed Flow-Timer"));
+    g.flow_timer_s = static_cast<std::uint32_t>(*v);
+  }
+  if (auto contact = m.header(HeaderId::Contact)) {
+    if (auto na = sip::parse_name_address(*contact)) {
+      if (auto e = na->params.get("expires")) {
+        if (auto v = sip::parse_decimal(*e, 86400 * 7)) g.expires_s = static_cast<std::uint32_t>(*v);
+      }
+    }
+  }
+  return g;
+}
+
 }  // namespace p2psip::overlay

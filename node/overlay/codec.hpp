@@ -11,8 +11,8 @@
 #include <string_view>
 #include <vector>
 
-#include "dht/messages.hpp"
 #include "core/result.hpp"
+#include "dht/messages.hpp"
 #include "node/sip/headers.hpp"
 #include "node/sip/message.hpp"
 #include "node/sip/validate.hpp"
@@ -39,6 +39,39 @@ sip::Message encode_response(const sip::Message& request, const dht::Response& r
                              std::string_view to_tag);
 /// Decodes a final response to an overlay request; the reason on failure.
 Result<dht::Response, std::string> decode_response(const sip::Message& m);
+
+// ---- client flows (docs/PROTOCOL.md, "Client flows") ----
+
+/// The DHT-Op of a client's flow registration at a relay peer.
+inline constexpr std::string_view kFlowOp = "flow";
+
+/// A client's flow registration (RFC 5626 on the overlay): a REGISTER to the relay with DHT-Op
+/// "flow", the client's DHT-PeerID (flagged `client`), and a Contact with +sip.instance, reg-id
+/// and expires.
+struct FlowRegistration {
+  dht::Peer client;      ///< its Node-ID, and its address as it knows it (behind a NAT: a private one)
+  std::string instance;  ///< the +sip.instance URN, without quotes or angle brackets
+  std::uint32_t reg_id = 0;
+  std::uint32_t expires_s = 0;  ///< 0: remove the flow
+};
+/// The relay's answer: who it is, the URI that names the flow (a Path, RFC 3327, with a flow
+/// token, RFC 5626 §5.2), the lifetime granted and its Flow-Timer (§5.4).
+struct FlowGrant {
+  dht::Peer relay;
+  std::string path;  ///< "<sip:TOKEN@IP:PORT;lr;ob>"
+  std::uint32_t expires_s = 0;
+  std::uint32_t flow_timer_s = 0;
+  std::vector<dht::Peer> alternates;  ///< the relay's successors (DHT-Link S1...): the next relays to try
+};
+sip::Message encode_flow_request(const FlowRegistration& f, const RequestFraming& framing);
+/// A flow registration read; a Rejection (400 with the reason, 404 for another overlay) otherwise.
+Result<FlowRegistration, sip::Rejection> decode_flow_request(const sip::Message& m, std::string_view overlay);
+sip::Message encode_flow_response(const sip::Message& request, const FlowGrant& g, std::string_view overlay,
+                                  std::string_view to_tag);
+/// A 2xx answer to a flow registration read; the reason otherwise.
+Result<FlowGrant, std::string> decode_flow_response(const sip::Message& m);
+/// Whether `m` is an overlay request with DHT-Op "flow".
+bool is_flow_request(const sip::Message& m);
 
 /// "<sip:HEX@IP:PORT>" for a peer, and back.
 std::string peer_uri(const dht::Peer& p);

@@ -5,6 +5,7 @@
 
 #include "core/hex.hpp"
 #include "node/overlay/codec.hpp"
+#include "node/sip/scanner.hpp"
 
 namespace p2psip::overlay {
 
@@ -203,6 +204,10 @@ void OverlayNode::on_request(sip::TransactionId id, const sip::Message& request,
     return;
   }
   ++stats_.requests_received;
+  if (is_flow_request(request)) {
+    handle_flow(id, request, from, now);
+    return;
+  }
   if (request.method_id() == sip::Method::Options) {
     layer_.respond(id, sip::make_response(request, 200, {}, token()), now);  // a liveness probe
     return;
@@ -237,6 +242,7 @@ void OverlayNode::on_request(sip::TransactionId id, const sip::Message& request,
 }
 
 void OverlayNode::on_response(sip::TransactionId id, const sip::Message& response, Instant now) {
+  if (response.status() >= 200 && flow_outcome(id, &response, now)) return;
   if (response.status() < 200) {
     if (delegate_ && !outstanding_.contains(id)) delegate_->on_response(id, response, now);
     return;
@@ -320,12 +326,14 @@ void OverlayNode::fail(sip::TransactionId id, Instant now, bool hop_alive) {
 }
 
 void OverlayNode::on_timeout(sip::TransactionId id, Instant now) {
+  if (flow_outcome(id, nullptr, now)) return;
   if (delegate_ && !outstanding_.contains(id)) return delegate_->on_timeout(id, now);
   // A timeout in Proceeding came after 100 Trying: the route failed past this peer (RFC 3261
   // §16.8: a proxy treats it as a 408), not this peer. A broken connection is this peer's.
   fail(id, now, layer_.state_of(id) == sip::TransactionState::Proceeding);
 }
 void OverlayNode::on_transport_error(sip::TransactionId id, Instant now) {
+  if (flow_outcome(id, nullptr, now)) return;
   if (delegate_ && !outstanding_.contains(id)) return delegate_->on_transport_error(id, now);
   fail(id, now, false);
 }
@@ -335,6 +343,136 @@ void OverlayNode::on_ack(sip::TransactionId id, const sip::Message& ack, const E
 }
 void OverlayNode::on_stray_response(const sip::Message& response, const Endpoint& from, Instant now) {
   if (delegate_) delegate_->on_stray_response(response, from, now);
+}
+
+// ---- client flows -------------------------------------------------------------------------------
+
+bool OverlayNode::register_flow(const Endpoint& relay, std::uint32_t reg_id, std::uint32_t expires_s, Instant now) {
+  RequestFraming f;
+  f.overlay = cfg_.overlay;
+  const sip::TransactionLayer::Branch branch = layer_.new_branch();
+  f.branch = branch.view();
+  const std::string call_id = std::string(token().view()) + "@" + cfg_.overlay;
+  f.call_id = call_id;
+  const Hex64 from_tag = token();
+  f.from_tag = from_tag.view();
+  f.transport = relay.transport;
+  FlowRegistration fr{chord_.table().self(), instance_, reg_id, expires_s};
+  sip::Message m = encode_flow_request(fr, f);
+  // Signed like every overlay request: the relay learns that the client holds its Node-ID.
+  if (auth_ != nullptr && relay.transport != Transport::Tls) (void)auth_->sign_request(m, nullptr, now);
+  ++stats_.requests_sent;
+  auto txn = layer_.send_request(m, relay, now, branch.view());
+  if (!txn) return false;
+  flow_out_[*txn] = reg_id;
+  return true;
+}
+
+bool OverlayNode::flow_outcome(sip::TransactionId id, const sip::Message* response, Instant now) {
+  const std::uint32_t* found = flow_out_.find(id);
+  if (found == nullptr) return false;
+  const std::uint32_t reg_id = *found;
+  flow_out_.erase(id);
+  if (flows_ == nullptr) return true;
+  if (response == nullptr) {
+    flows_->failed(reg_id, now);  // no answer: the relay is gone or unreachable
+    return true;
+  }
+  ++stats_.responses_received;
+  const int status = response->status();
+  if (status == 503) {
+    // A relay full of clients (or over a rate): RFC 3261 §21.5.4's Retry-After says when to come
+    // back; without one, the relay's usual wait.
+    std::uint32_t after = 300;
+    if (auto ra = response->header(sip::HeaderId::RetryAfter)) {
+      const std::string_view digits = ra->substr(0, ra->find_first_not_of("0123456789"));
+      if (auto v = sip::parse_decimal(digits, 86400)) after = static_cast<std::uint32_t>(*v);
+    }
+    flows_->refused(reg_id, after, now);
+    return true;
+  }
+  auto grant = decode_flow_response(*response);
+  if (!grant) {
+    env_.log(LogLevel::Info,
+             "nat: flow " + std::to_string(reg_id) + " refused: " + std::to_string(status) + " " + grant.error());
+    flows_->failed(reg_id, now);
+    return true;
+  }
+  if (auth_ != nullptr) {
+    dht::NodeId signer;
+    const AuthVerdict v = authenticate(*response, &grant->relay.id, now, &signer);
+    if (!v.ok()) {
+      ++stats_.unauthenticated;
+      auth_->log_refusal(grant->relay.id, from_ != nullptr ? *from_ : Endpoint{}, v, now);
+      flows_->failed(reg_id, now);
+      return true;
+    }
+  }
+  std::vector<Endpoint> alternates;
+  for (const auto& p : grant->alternates) {
+    Endpoint e = p.addr;
+    e.transport = Transport::Udp;
+    alternates.push_back(e);
+  }
+  flows_->registered(reg_id, grant->relay.id.hex(), grant->path, grant->expires_s, grant->flow_timer_s, now,
+                     alternates);
+  return true;
+}
+
+void OverlayNode::handle_flow(sip::TransactionId id, const sip::Message& request, const Endpoint& from, Instant now) {
+  auto refuse = [&](int status, std::string reason, sip::HeaderId header = sip::HeaderId::Other,
+                    std::string value = {}) {
+    ++stats_.rejected;
+    layer_.respond(
+        id, sip::make_rejection(request, sip::Rejection{status, std::move(reason), header, std::move(value)}, token()),
+        now);
+  };
+  if (relay_ == nullptr) return refuse(403, "Forbidden (This Node Relays No Clients)");
+  auto fr = decode_flow_request(request, cfg_.overlay);
+  if (!fr) {
+    ++stats_.rejected;
+    layer_.respond(id, sip::make_rejection(request, fr.error(), token()), now);
+    return;
+  }
+  // The client proves the Node-ID it registers: a flow is never held for a Node-ID by anyone else.
+  if (auth_ != nullptr) {
+    if (AuthVerdict v = authenticate(request, &fr->client.id, now); !v.ok()) {
+      ++stats_.unauthenticated;
+      auth_->log_refusal(fr->client.id, from, v, now);
+      return refuse(v.status, v.reason);
+    }
+  }
+  const std::string flow_token(token().view());
+  const auto admitted =
+      relay_->admit(fr->client.id.hex(), fr->instance, fr->reg_id, from, fr->expires_s, flow_token, now);
+  if (!admitted.accepted) {
+    ++stats_.flows_refused;
+    env_.log(LogLevel::Info, "nat: refused a flow from " + fr->client.id.short_hex() + " (" + from.to_string() +
+                                 "): " + std::to_string(relay_->clients()) + " clients already");
+    return refuse(503, "Service Unavailable (Relay Full)", sip::HeaderId::RetryAfter,
+                  std::to_string(admitted.retry_after_s));
+  }
+  ++stats_.flows_accepted;
+  ++stats_.responses_sent;
+  sip::Message m;
+  if (fr->expires_s == 0) {
+    m = sip::make_response(request, 200, "OK", token());
+  } else {
+    FlowGrant g;
+    g.relay = chord_.table().self();
+    std::string path = "<sip:" + admitted.flow->token + "@";
+    g.relay.addr.append_host_port(path);
+    path += ";lr;ob>";
+    g.path = std::move(path);
+    g.expires_s = admitted.expires_s;
+    g.flow_timer_s = relay_->config().flow_timer_s;
+    const auto& succ = chord_.table().successors();
+    g.alternates.assign(succ.begin(),
+                        succ.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(succ.size(), 4)));
+    m = encode_flow_response(request, g, cfg_.overlay, token());
+  }
+  if (auth_ != nullptr && !came_over_tls(request)) auth_->sign_response(m, request, now);
+  layer_.respond(id, m, now);
 }
 
 }  // namespace p2psip::overlay

@@ -14,6 +14,8 @@
 #include "core/rate_limiter.hpp"
 #include "core/small_map.hpp"
 #include "dht/chord_node.hpp"
+#include "nat/flows.hpp"
+#include "nat/relay.hpp"
 #include "node/overlay/peer_auth.hpp"
 #include "node/sip/transaction.hpp"
 
@@ -51,9 +53,10 @@ struct OverlayStats {
   std::uint64_t throttled = 0;        ///< requests answered 503 for their sender's rate
   std::uint64_t unauthenticated = 0;  ///< requests refused and responses dropped for their credentials
   std::uint64_t resent = 0;           ///< requests sent again with our certificate (436) or asking for the peer's
+  std::uint64_t flows_accepted = 0, flows_refused = 0;  ///< clients' flow registrations, as a relay
 };
 
-class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
+class OverlayNode : public sip::TransactionUser, public dht::ChordTransport, public nat::FlowTransport {
  public:
   OverlayNode(dht::Peer self, OverlayConfig config, Environment& env);
 
@@ -79,6 +82,18 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
   /// outcomes of client transactions the delegate started on transactions(). Without a delegate
   /// such requests are answered 405.
   void set_delegate(sip::TransactionUser* delegate) { delegate_ = delegate; }
+  /// As a client: the flows whose registrations this node sends (register_flow) and whose
+  /// outcomes it reports there; `instance` is the +sip.instance they carry (RFC 5626 §4.1). Null:
+  /// none. Must outlive the node.
+  void set_flows(nat::FlowSet* flows, std::string instance) {
+    flows_ = flows;
+    instance_ = std::move(instance);
+  }
+  /// As a relay peer: the table of clients' flows this node holds (null: it refuses clients, 403).
+  /// Must outlive the node.
+  void set_relay(nat::RelayTable* relay) { relay_ = relay; }
+  [[nodiscard]] nat::RelayTable* relay() const { return relay_; }
+
   /// Signs what this node sends and checks what it receives (null: neither, for tests and
   /// simulations without identities). Must outlive the node.
   void set_authenticator(PeerAuthenticator* auth) { auth_ = auth; }
@@ -104,6 +119,9 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
   bool send(dht::RequestId id, const dht::Peer& to, const dht::Request& r, Instant now) override;
   void reply(dht::ReplyHandle handle, const dht::Response& r, Instant now) override;
 
+  // nat::FlowTransport: a client's flow registration at a relay (docs/PROTOCOL.md, "Client flows").
+  bool register_flow(const Endpoint& relay, std::uint32_t reg_id, std::uint32_t expires_s, Instant now) override;
+
  private:
   /// A request of ours in flight: the Chord request behind it, whom it went to, and how.
   struct Outgoing {
@@ -128,6 +146,11 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
   /// certificate is sent again once; other failures count as the peer's (false either way).
   bool accept_response(const Outgoing& out, const sip::Message& response, const dht::Response& decoded, Instant now);
 
+  /// A client's flow registration arrived (as a relay).
+  void handle_flow(sip::TransactionId id, const sip::Message& request, const Endpoint& from, Instant now);
+  /// The outcome of one of our flow registrations (as a client); true when `id` was one.
+  bool flow_outcome(sip::TransactionId id, const sip::Message* response, Instant now);
+
   OverlayConfig cfg_;
   Environment& env_;
   sip::TransactionLayer layer_;
@@ -137,8 +160,12 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport {
   sip::TransactionUser* delegate_ = nullptr;
   RateLimiter<Endpoint, EndpointHash> peer_limits_;
   PeerAuthenticator* auth_ = nullptr;
-  const dht::NodeId* link_peer_ = nullptr;  ///< the TLS peer of the message being received
-  const Endpoint* from_ = nullptr;          ///< the sender of the message being received
+  nat::FlowSet* flows_ = nullptr;
+  std::string instance_;
+  nat::RelayTable* relay_ = nullptr;
+  SmallMap<sip::TransactionId, std::uint32_t, 4> flow_out_;  // our flow registrations: their reg-ids
+  const dht::NodeId* link_peer_ = nullptr;                   ///< the TLS peer of the message being received
+  const Endpoint* from_ = nullptr;                           ///< the sender of the message being received
   /// Names the sender of the message being received, and its TLS peer, while it is handled.
   class Receiving {
    public:

@@ -23,10 +23,10 @@
 #include <string_view>
 #include <unordered_set>
 
-#include "dht/node_id.hpp"
 #include "core/environment.hpp"
 #include "core/rate_limiter.hpp"
 #include "core/result.hpp"
+#include "dht/node_id.hpp"
 #include "node/sip/message.hpp"
 #include "security/certificate_cache.hpp"
 #include "security/crypto.hpp"

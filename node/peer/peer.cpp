@@ -44,10 +44,16 @@ Peer::Peer(PeerConfig config, Environment& overlay_env, Environment* phone_env)
       node_(self_of(config), std::move(config.overlay), overlay_env),
       withdraw_time_(config.withdraw_time),
       leave_time_(config.leave_time),
-      stun_(overlay_env, config.stun) {
+      stun_(overlay_env, config.stun),
+      role_(config.role),
+      flow_config_(config.flows),
+      relay_config_(config.relay) {
+  // Auto needs the verdict it decides by.
+  if (!config.reachability && config.role == Role::Auto) config.reachability = nat::ReachabilityConfig{};
   if (config.reachability) {
     reach_ = std::make_unique<nat::Reachability>(stun_, config.address, *config.reachability);
   }
+  decide_within_ = config.decide_within;
   if (config.security) {
     const PeerSecurity& s = *config.security;
     guard_ = std::make_unique<Guard>(s, overlay_env);
@@ -73,15 +79,92 @@ Peer::Peer(PeerConfig config, Environment& overlay_env, Environment* phone_env)
 
 Peer::~Peer() = default;
 
+bool Peer::on_this_host(const std::vector<Endpoint>& peers) const {
+  // Peers at our own address: nothing stands between them and us (others on loopback answer the
+  // check at once, and seen at our own address we join).
+  const Endpoint& self = node_.chord().table().self().addr;
+  return std::all_of(peers.begin(), peers.end(), [&](const Endpoint& e) { return e.ip == self.ip; });
+}
+
+std::string_view role_name(Role r) {
+  switch (r) {
+    case Role::Peer: return "peer";
+    case Role::Client: return "client";
+    case Role::Auto: return "deciding";
+  }
+  return "peer";
+}
+
 void Peer::start(const std::vector<Endpoint>& bootstrap, Instant now) {
   started_ = now;
   bootstrap_ = bootstrap;
-  node_.start(bootstrap, now);
+  if (role_ == Role::Client && !bootstrap.empty()) {
+    begin_client(now);
+  } else if (role_ == Role::Auto && !bootstrap.empty() && !on_this_host(bootstrap)) {
+    decide_by_ = now + decide_within_;  // the reachability check below asks the bootstrap peers
+  } else {
+    begin_peer(now);
+  }
   check_reachability(now);
+}
+
+void Peer::begin_peer(Instant now) {
+  role_ = Role::Peer;
+  decide_by_ = kInstantMax;
+  if (relay_config_) {
+    relay_ = std::make_unique<nat::RelayTable>(*relay_config_);
+    node_.set_relay(relay_.get());
+  }
+  node_.start(bootstrap_, now);
+}
+
+void Peer::begin_client(Instant now) {
+  role_ = Role::Client;
+  decide_by_ = kInstantMax;
+  node_.chord().start_client(now);
+  flows_ = std::make_unique<nat::FlowSet>(node_, stun_, env_, flow_config_);
+  // RFC 5626 §4.1: one instance URN for the node's whole life, here its Node-ID as a UUID's text.
+  const std::string hex = id().hex();
+  std::string urn = "urn:uuid:" + hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
+                    hex.substr(16, 4) + "-" + hex.substr(20, 12);
+  node_.set_flows(flows_.get(), std::move(urn));
+  flows_->set_candidates(relay_candidates(), now);
+  sync_gateways();
+}
+
+std::vector<Endpoint> Peer::relay_candidates() const {
+  std::vector<Endpoint> relays = bootstrap_;
+  for (auto& r : relays) r.transport = Transport::Udp;
+  relays.insert(relays.end(), learned_relays_.begin(), learned_relays_.end());
+  return relays;
+}
+
+void Peer::decide(Instant now) {
+  if (role_ != Role::Auto) return;
+  const auto& st = reach_->status();
+  const bool verdict = st.checks > 0 && !st.checking;
+  if (!verdict && now < decide_by_) return;
+  if (verdict && st.nat_class == nat::NatClass::Public) {
+    env_.log(LogLevel::Info, "peer: seen at its own address: joining the ring");
+    begin_peer(now);
+    return;
+  }
+  env_.log(LogLevel::Info, std::string("peer: ") +
+                               (verdict ? "behind a NAT (" + std::string(nat::nat_class_name(st.nat_class)) + ")"
+                                        : std::string("no verdict in time")) +
+                               ": a client through relay peers");
+  begin_client(now);
+}
+
+void Peer::sync_gateways() {
+  if (!flows_) return;
+  auto relays = flows_->relays();
+  if (relays != node_.chord().gateways()) node_.chord().set_gateways(std::move(relays));
 }
 
 void Peer::shutdown(Instant now) {
   if (phase_ != Phase::Running) return;
+  if (flows_) flows_->close(now);
   // First the registrations this node serves leave the overlay (callers get 404 rather than an
   // unanswered node), then the node itself.
   phase_ = Phase::Withdrawing;
@@ -180,6 +263,7 @@ void Peer::receive_stun(Face face, std::string_view bytes, const Endpoint& from,
     case nat::StunClass::Error:
       if (face != Face::Overlay || !stun_.receive(*m, from, now)) ++nat_counts_.dropped;
       check_reachability(now);
+      sync_gateways();
       return;
   }
 }
@@ -193,6 +277,7 @@ std::vector<Endpoint> Peer::stun_candidates() const {
 void Peer::check_reachability(Instant now) {
   if (!reach_ || phase_ != Phase::Running) return;
   if (reach_->due(now)) reach_->check(stun_candidates(), now);
+  if (role_ == Role::Auto) decide(now);
   const auto& st = reach_->status();
   if (st.checks != logged_checks_) {
     const bool changed = logged_checks_ == 0 || st.changes > 0;
@@ -213,7 +298,15 @@ void Peer::check_reachability(Instant now) {
 void Peer::advance(Instant now) {
   node_.advance(now);
   if (stun_.next_wakeup() <= now) stun_.advance(now);
+  if (flows_ && relays_changed_) {
+    relays_changed_ = false;
+    flows_->set_candidates(relay_candidates(), now);
+  }
+  if (flows_ && flows_->next_wakeup() <= now) flows_->advance(now);
+  if (relay_ && relay_->next_expiry() <= now) relay_->expire(now);
   check_reachability(now);
+  sync_gateways();
+  if (role_ == Role::Auto && now >= decide_by_) decide(now);
   if (ua_ && ua_->next_wakeup() <= now) ua_->advance(now);
   if (phase_ != Phase::Running) progress(now);
 }
@@ -223,6 +316,9 @@ Instant Peer::next_wakeup() const {
   if (ua_) next = std::min(next, ua_->next_wakeup());
   next = std::min(next, stun_.next_wakeup());
   if (reach_ && phase_ == Phase::Running) next = std::min(next, reach_->next_check());
+  if (flows_) next = std::min(next, flows_->next_wakeup());
+  if (relay_) next = std::min(next, relay_->next_expiry());
+  next = std::min(next, decide_by_);
   return next;
 }
 
@@ -237,7 +333,28 @@ void Peer::route(dht::RouteOp op, dht::NodeId target, std::optional<dht::Record>
     done(refused);
     return;
   }
+  if (flows_) {
+    // A client learns peers from the answers its relays bring back: the peers responsible for
+    // its keys are in the ring, and so candidates for its next relay.
+    done = [this, done = std::move(done)](const dht::RouteResult& res) {
+      if (res.status == dht::Status::Ok && res.responsible) learn_relay(res.responsible->addr);
+      done(res);
+    };
+  }
   node_.chord().route(op, target, std::move(record), std::move(done), now);
+}
+
+void Peer::learn_relay(const Endpoint& addr) {
+  if (!flows_ || learned_relays_.size() >= 8) return;
+  const auto same = [&](const Endpoint& e) { return e.ip == addr.ip && e.port == addr.port; };
+  if (std::any_of(bootstrap_.begin(), bootstrap_.end(), same) ||
+      std::any_of(learned_relays_.begin(), learned_relays_.end(), same)) {
+    return;
+  }
+  Endpoint e = addr;
+  e.transport = Transport::Udp;
+  learned_relays_.push_back(e);
+  relays_changed_ = true;
 }
 
 void Peer::put(const std::string& key, std::string value, std::uint32_t lifetime_s, dht::RouteCallback done,
@@ -333,6 +450,19 @@ PeerStatus Peer::status(Instant now) const {
     s.phones = std::move(p);
   }
   s.nat = nat_counts_;
+  s.nat.role = std::string(role_name(role_));
+  if (flows_) {
+    s.nat.flows = flows_->status();
+    s.nat.flow_stats = flows_->stats();
+  }
+  if (relay_) {
+    PeerStatus::Nat::Relay r;
+    r.clients = relay_->clients();
+    r.flows = relay_->flows();
+    r.max_clients = relay_->config().max_clients;
+    r.stats = relay_->stats();
+    s.nat.relay = r;
+  }
   s.nat.checked = reach_ != nullptr;
   if (reach_) s.nat.reach = reach_->status();
   s.nat.client = stun_.stats();

@@ -20,7 +20,9 @@
 
 #include "core/environment.hpp"
 #include "core/link_identity.hpp"
+#include "nat/flows.hpp"
 #include "nat/reachability.hpp"
+#include "nat/relay.hpp"
 #include "nat/stun_client.hpp"
 #include "node/overlay/overlay_node.hpp"
 #include "node/proxy/ua_side.hpp"
@@ -55,6 +57,17 @@ struct PeerSecurity {
   std::size_t max_users = 100000;
 };
 
+/// Whether a node joins the ring (RFC 6940 §3.2.1).
+enum class Role : std::uint8_t {
+  Peer,    ///< joins the ring: routes and stores
+  Client,  ///< never joins; keeps flows to relay peers, and its operations go through them
+  /// Asks its bootstrap peers where they see it first (STUN), then joins when it is public and
+  /// becomes a client otherwise (behind a NAT no peer could open a link to it). A node without a
+  /// bootstrap starts a ring: a peer.
+  Auto,
+};
+std::string_view role_name(Role r);
+
 struct PeerConfig {
   overlay::OverlayConfig overlay;
   /// The peer's place and overlay address. With security the place is the certificate's Node-ID
@@ -73,6 +86,14 @@ struct PeerConfig {
   /// model); either way it answers STUN Binding requests on both faces.
   std::optional<nat::ReachabilityConfig> reachability;
   nat::StunClientConfig stun;
+  Role role = Role::Peer;
+  /// A client's flows to its relay peers (the bootstrap peers are the first relays asked).
+  nat::FlowConfig flows;
+  /// Set: as a peer, this node relays for clients (up to its max_clients); unset: it refuses them.
+  std::optional<nat::RelayConfig> relay;
+  /// Auto: how long a node waits for its bootstrap peers' answers before it decides (no verdict
+  /// by then: a client).
+  Duration decide_within = seconds(45);
 };
 
 /// Everything `p2psip status` shows, as values: a snapshot, rendered by whoever asks.
@@ -105,7 +126,15 @@ struct PeerStatus {
   };
   std::optional<Phones> phones;
   struct Nat {
-    bool checked = false;  ///< whether the peer classifies itself (PeerConfig::reachability)
+    std::string role;                    ///< "peer", "client", or "deciding" (Role::Auto, before its verdict)
+    bool checked = false;                ///< whether the peer classifies itself (PeerConfig::reachability)
+    std::vector<nat::FlowStatus> flows;  ///< a client's
+    nat::FlowStats flow_stats;
+    struct Relay {
+      std::size_t clients = 0, flows = 0, max_clients = 0;
+      nat::RelayStats stats;
+    };
+    std::optional<Relay> relay;  ///< a relay peer's
     nat::ReachabilityStatus reach;
     nat::StunClientStats client;
     std::uint64_t bindings_answered = 0;  ///< Binding requests answered, both faces
@@ -192,6 +221,19 @@ class Peer {
 
  private:
   enum class Phase : std::uint8_t { Running, Withdrawing, Leaving, Stopped };
+  /// Joins the ring (and relays, when configured to).
+  void begin_peer(Instant now);
+  /// Starts as a client: flows to relay peers, operations through them.
+  void begin_client(Instant now);
+  /// Role::Auto: decides once the reachability check has a verdict (or its time is up).
+  void decide(Instant now);
+  /// Hands the client's live relays to the Chord core as its gateways.
+  void sync_gateways();
+  /// A client: a peer in the ring, a candidate for its next relay.
+  void learn_relay(const Endpoint& addr);
+  [[nodiscard]] std::vector<Endpoint> relay_candidates() const;
+  /// Whether every one of `peers` is at this node's IP address: Auto then needs no verdict to join.
+  [[nodiscard]] bool on_this_host(const std::vector<Endpoint>& peers) const;
   /// The security of a peer that has it (kept apart: most simulated peers have none).
   struct Guard;
   /// Moves a shutdown on when its step is done or its time is up.
@@ -220,6 +262,15 @@ class Peer {
   std::unique_ptr<nat::Reachability> reach_;
   std::uint32_t logged_checks_ = 0;
   PeerStatus::Nat nat_counts_;
+  Role role_ = Role::Peer;  ///< what the node is now (Auto while it decides)
+  Instant decide_by_ = kInstantMax;
+  Duration decide_within_{};
+  nat::FlowConfig flow_config_;
+  std::optional<nat::RelayConfig> relay_config_;
+  std::unique_ptr<nat::RelayTable> relay_;
+  std::unique_ptr<nat::FlowSet> flows_;
+  std::vector<Endpoint> learned_relays_;  ///< a client's relay candidates beyond the bootstrap
+  bool relays_changed_ = false;
 };
 
 }  // namespace p2psip::peer

@@ -392,5 +392,134 @@ TEST(Peer, ClassifiesItselfFromWhereItsPeersSeeIt) {
   EXPECT_GE(answered, 6u);
 }
 
+TEST(Peer, AClientBehindANatStoresAndFetchesThroughItsRelayPeersAndJoinsNoRing) {
+  PeerNet net;
+  const char* ids[] = {"20000000000000000000000000000000", "60000000000000000000000000000000",
+                       "a0000000000000000000000000000000", "e0000000000000000000000000000000"};
+  for (std::size_t i = 0; i < 3; ++i) {
+    PeerConfig c = plain(ids[i]);
+    c.relay = nat::RelayConfig{};
+    net.add(c, false, i == 0 ? std::nullopt : std::optional<std::size_t>(0));
+    net.run_for(seconds(1));
+  }
+  net.run_for(seconds(10));
+  // Peer 3 sits behind a NAT; started with Auto, it asks peers 0 and 1 where they see it.
+  net.nats.push_back({PeerNet::overlay_addr(3),
+                      [](const Endpoint&) {
+                        return Endpoint{Transport::Udp, *IpAddress::parse("203.0.113.3"), 7000};
+                      },
+                      {}});
+  PeerConfig c = plain(ids[3]);
+  c.role = Role::Auto;
+  const std::size_t ci = net.nodes.size();
+  PeerNet::Node& n = [&]() -> PeerNet::Node& {
+    PeerNet::Node node;
+    node.overlay_face = std::make_unique<PeerNet::Face>(net, PeerNet::overlay_addr(ci), 100 + ci);
+    c.address = PeerNet::overlay_addr(ci);
+    node.peer = std::make_unique<Peer>(c, *node.overlay_face);
+    net.nodes.push_back(std::move(node));
+    return net.nodes.back();
+  }();
+  n.peer->start({PeerNet::overlay_addr(0), PeerNet::overlay_addr(1)}, net.now);
+  Peer& client = *n.peer;
+  EXPECT_EQ(client.status(net.now).nat.role, "deciding");
+  net.run_for(seconds(5));
+  PeerStatus st = client.status(net.now);
+  EXPECT_EQ(st.nat.role, "client");
+  EXPECT_EQ(st.nat.reach.nat_class, nat::NatClass::Cone);
+  ASSERT_EQ(st.nat.flows.size(), 2u);
+  for (const auto& f : st.nat.flows) {
+    EXPECT_EQ(f.state, nat::FlowState::Active) << f.reg_id;
+    ASSERT_TRUE(f.mapped);
+    EXPECT_EQ(f.mapped->host_port(), "203.0.113.3:7000");
+    EXPECT_EQ(f.relay_uri.find("<sip:"), 0u);
+  }
+  EXPECT_NE(st.nat.flows[0].relay, st.nat.flows[1].relay);
+  EXPECT_FALSE(client.chord().joined());
+
+  // Its operations go through a relay: a put at the client is read at peer 2, and the reverse.
+  dht::RouteResult put, got;
+  client.put(
+      "from-the-client", "v1", 600, [&](const dht::RouteResult& r) { put = r; }, net.now);
+  net.run_for(seconds(1));
+  ASSERT_EQ(put.status, dht::Status::Ok) << put.reason;
+  net.nodes[2].peer->get(
+      "from-the-client", [&](const dht::RouteResult& r) { got = r; }, net.now);
+  net.run_for(seconds(1));
+  ASSERT_EQ(got.records.size(), 1u);
+  EXPECT_EQ(got.records[0].value, "v1");
+  net.nodes[1].peer->put(
+      "from-a-peer", "v2", 600, [](const dht::RouteResult&) {}, net.now);
+  net.run_for(seconds(1));
+  got = {};
+  client.get(
+      "from-a-peer", [&](const dht::RouteResult& r) { got = r; }, net.now);
+  net.run_for(seconds(1));
+  ASSERT_EQ(got.records.size(), 1u);
+  EXPECT_EQ(got.records[0].value, "v2");
+
+  // Nobody in the ring lists the client; the relays count it.
+  net.run_for(seconds(20));
+  std::size_t relayed = 0;
+  for (std::size_t i = 0; i < 3; ++i) {
+    for (const auto& p : net.nodes[i].peer->chord().table().known_peers()) {
+      EXPECT_NE(p.id.hex(), ids[3]) << "peer " << i << " lists the client";
+    }
+    const auto r = net.nodes[i].peer->status(net.now).nat.relay;
+    ASSERT_TRUE(r);
+    relayed += r->clients;
+  }
+  EXPECT_EQ(relayed, 2u);  // two flows, at two relays
+
+  // The first relay dies: the client's operations go through the other at once, and the failed
+  // flow re-forms at the third peer after RFC 5626's back-off.
+  const auto first = *client.status(net.now).nat.flows[0].relay;
+  const std::size_t dead = first == PeerNet::overlay_addr(0) ? 0 : 1;
+  net.nodes[dead].alive = false;
+  got = {};
+  client.get(
+      "from-a-peer", [&](const dht::RouteResult& r) { got = r; }, net.now);
+  net.run_for(seconds(40));
+  EXPECT_EQ(got.records.size(), 1u) << got.reason;
+  net.run_for(seconds(300));
+  st = client.status(net.now);
+  for (const auto& f : st.nat.flows) {
+    EXPECT_EQ(f.state, nat::FlowState::Active) << f.reg_id;
+    EXPECT_NE(*f.relay, PeerNet::overlay_addr(dead));
+  }
+}
+
+TEST(Peer, ARelayFullOfClientsRefusesTheNextWithRetryAfter) {
+  PeerNet net;
+  PeerConfig boot = plain("20000000000000000000000000000000");
+  nat::RelayConfig small;
+  small.max_clients = 1;
+  boot.relay = small;
+  net.add(boot, false, std::nullopt);
+  net.run_for(seconds(1));
+  std::vector<Peer*> clients;
+  for (std::size_t i = 0; i < 2; ++i) {
+    PeerConfig c = plain(i == 0 ? "60000000000000000000000000000000" : "a0000000000000000000000000000000");
+    c.role = Role::Client;
+    c.flows.flows = 1;
+    clients.push_back(&net.add(c, false, 0));
+    net.run_for(seconds(2));
+  }
+  EXPECT_EQ(clients[0]->status(net.now).nat.flows[0].state, nat::FlowState::Active);
+  const auto refused = clients[1]->status(net.now);
+  EXPECT_EQ(refused.nat.flows[0].state, nat::FlowState::Idle);  // nowhere else to go
+  EXPECT_EQ(refused.nat.flow_stats.refusals, 1u);
+  const auto relay = net.nodes[0].peer->status(net.now);
+  ASSERT_TRUE(relay.nat.relay);
+  EXPECT_EQ(relay.nat.relay->clients, 1u);
+  EXPECT_EQ(relay.nat.relay->stats.refused_full, 1u);
+  EXPECT_EQ(relay.messages.flows_refused, 1u);
+  // Its operations fail cleanly meanwhile: 503, no relay.
+  dht::RouteResult r;
+  clients[1]->get(
+      "k", [&](const dht::RouteResult& x) { r = x; }, net.now);
+  EXPECT_EQ(r.status, dht::Status::Unavailable);
+}
+
 }  // namespace
 }  // namespace p2psip::peer
