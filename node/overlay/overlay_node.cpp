@@ -427,6 +427,9 @@ void OverlayNode::handle_flow(sip::TransactionId id, const sip::Message& request
         id, sip::make_rejection(request, sip::Rejection{status, std::move(reason), header, std::move(value)}, token()),
         now);
   };
+  if ((relay_ == nullptr && relay_pending_) || (relay_ != nullptr && !chord_.joined())) {
+    return refuse(503, "Service Unavailable (Not In The Ring Yet)", sip::HeaderId::RetryAfter, "5");
+  }
   if (relay_ == nullptr) return refuse(403, "Forbidden (This Node Relays No Clients)");
   auto fr = decode_flow_request(request, cfg_.overlay);
   if (!fr) {

@@ -92,6 +92,10 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport, pub
   /// As a relay peer: the table of clients' flows this node holds (null: it refuses clients, 403).
   /// Must outlive the node.
   void set_relay(nat::RelayTable* relay) { relay_ = relay; }
+  /// Whether this node may relay soon (it is still finding out whether it is public): until it
+  /// does, or while it joins, clients are told to come back shortly (503, Retry-After) rather than
+  /// refused (403).
+  void set_relay_pending(bool pending) { relay_pending_ = pending; }
   [[nodiscard]] nat::RelayTable* relay() const { return relay_; }
 
   /// Signs what this node sends and checks what it receives (null: neither, for tests and
@@ -163,6 +167,7 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport, pub
   nat::FlowSet* flows_ = nullptr;
   std::string instance_;
   nat::RelayTable* relay_ = nullptr;
+  bool relay_pending_ = false;
   SmallMap<sip::TransactionId, std::uint32_t, 4> flow_out_;  // our flow registrations: their reg-ids
   const dht::NodeId* link_peer_ = nullptr;                   ///< the TLS peer of the message being received
   const Endpoint* from_ = nullptr;                           ///< the sender of the message being received

@@ -102,6 +102,7 @@ void Peer::start(const std::vector<Endpoint>& bootstrap, Instant now) {
     begin_client(now);
   } else if (role_ == Role::Auto && !bootstrap.empty() && !on_this_host(bootstrap)) {
     decide_by_ = now + decide_within_;  // the reachability check below asks the bootstrap peers
+    node_.set_relay_pending(relay_config_.has_value());
   } else {
     begin_peer(now);
   }
@@ -110,6 +111,7 @@ void Peer::start(const std::vector<Endpoint>& bootstrap, Instant now) {
 
 void Peer::begin_peer(Instant now) {
   role_ = Role::Peer;
+  node_.set_relay_pending(false);
   decide_by_ = kInstantMax;
   if (relay_config_) {
     relay_ = std::make_unique<nat::RelayTable>(*relay_config_);
@@ -120,6 +122,7 @@ void Peer::begin_peer(Instant now) {
 
 void Peer::begin_client(Instant now) {
   role_ = Role::Client;
+  node_.set_relay_pending(false);
   decide_by_ = kInstantMax;
   node_.chord().start_client(now);
   flows_ = std::make_unique<nat::FlowSet>(node_, stun_, env_, flow_config_);

@@ -10,6 +10,9 @@
 #                                  and a host NAME behind it at 10.0.X.2
 #   lab_exec NAME CMD...           runs CMD inside host NAME's namespace
 #   lab_spawn NAME LOG CMD...      starts CMD there in the background; its PID is remembered
+#   lab_node NAME ADDR [BOOT...]   starts `$P2PSIP node` in host NAME at ADDR:5070 (control
+#                                  127.0.0.1:8070 in its namespace), joining through BOOT:5070
+#   lab_ctl NAME CMD ARGS...       runs `$P2PSIP CMD ARGS` against NAME's node
 #   lab_verify_nat NAME TYPE       checks the router's behaviour from the host with coturn's
 #                                  turnutils_natdiscovery (needs lab_stun); fails on a mismatch
 #   lab_cleanup                    kills what lab_spawn started and deletes every namespace (and so
@@ -198,6 +201,21 @@ lab_spawn() {
   shift 2
   ip netns exec "${LAB_NS[$name]}" "$@" >"$log" 2>&1 &
   LAB_PIDS+=($!)
+}
+
+lab_node() {
+  local name=$1 addr=$2
+  shift 2
+  local boot=()
+  for b in "$@"; do boot+=(--bootstrap "$b:5070"); done
+  lab_spawn "$name" "${LAB_LOGDIR:-/tmp}/$name.log" "${P2PSIP:?}" node --dev --listen "$addr:5070" \
+    --control 127.0.0.1:8070 --ua-listen off --stabilize-interval 1 --overlay natlab ${LAB_NODE_ARGS:-} "${boot[@]}"
+}
+
+lab_ctl() {
+  local name=$1 cmd=$2
+  shift 2
+  lab_exec "$name" "${P2PSIP:?}" "$cmd" --control 127.0.0.1:8070 --timeout 5 "$@"
 }
 
 # What turnutils_natdiscovery must find behind each type: its mapping and filtering lines.
