@@ -139,15 +139,9 @@ void FlowSet::registered(std::uint32_t reg_id, const std::string& relay_id, cons
   f.relay_id = relay_id;
   f.relay_uri = relay_uri;
   if (fresh) f.since = now;
-  // §4.4.1: keep-alives at 80-100 % of the relay's Flow-Timer; without one, 24-29 s (§4.4.2).
-  if (flow_timer_s > 0) {
-    t.keepalive = seconds(flow_timer_s);
-  } else {
-    t.keepalive = cfg_.keepalive_max;
-  }
+  t.keepalive = flow_timer_s > 0 ? seconds(flow_timer_s) : Duration{};
   if (fresh) {
-    const Duration hi = flow_timer_s > 0 ? t.keepalive : cfg_.keepalive_max;
-    const Duration lo = flow_timer_s > 0 ? t.keepalive * 4 / 5 : cfg_.keepalive_min;
+    const auto [lo, hi] = keepalive_range(i);
     t.next = now + jitter(lo, hi);
     // The first keep-alive at once: it says where the relay sees us (and fails a flow that only
     // went one way).
@@ -192,6 +186,7 @@ void FlowSet::fail(std::size_t i, Instant now) {
   ++t.generation;
   if (t.probe) stun_.cancel(*t.probe);
   t.probe.reset();
+  t.stream_probe = false;
   t.refresh = kInstantMax;
   t.refresh_deadline = kInstantMax;
   // RFC 5626 §4.5: wait a uniform 50-100 % of min(max-time, base-time * 2^consecutive-failures),
@@ -204,12 +199,38 @@ void FlowSet::fail(std::size_t i, Instant now) {
   t.next = now + jitter(wait / 2, wait);
 }
 
+std::pair<Duration, Duration> FlowSet::keepalive_range(std::size_t i) const {
+  // §4.4.1: at 80-100 % of the relay's Flow-Timer when it gave one; otherwise 24-29 s on UDP
+  // (§4.4.2) and 95-120 s on streams (§4.4.1's defaults).
+  const Duration ft = timing_[i].keepalive;
+  if (ft > Duration{}) return {ft * 4 / 5, ft};
+  const bool stream = flows_[i].relay && is_reliable(flows_[i].relay->transport);
+  return stream ? std::pair{cfg_.stream_keepalive_min, cfg_.stream_keepalive_max}
+                : std::pair{cfg_.keepalive_min, cfg_.keepalive_max};
+}
+
+void FlowSet::probe_result(std::uint32_t reg_id, bool answered, Instant now) {
+  const std::size_t i = index_of(reg_id);
+  if (i == flows_.size() || !timing_[i].stream_probe) return;
+  timing_[i].stream_probe = false;
+  if (!answered && flows_[i].state == FlowState::Active) fail(i, now);
+}
+
 void FlowSet::keepalive(std::size_t i, Instant now) {
   FlowStatus& f = flows_[i];
   Timing& t = timing_[i];
   if (!f.relay) return;
-  if (t.probe) return;  // the last one is still out: its outcome decides
+  if (t.probe || t.stream_probe) return;  // the last one is still out: its outcome decides
   ++stats_.keepalives;
+  if (is_reliable(f.relay->transport)) {
+    // STUN cannot share a SIP stream here: the stream flow is kept alive with a request instead.
+    if (!transport_.probe_flow(*f.relay, f.reg_id, now)) {
+      fail(i, now);
+      return;
+    }
+    t.stream_probe = true;
+    return;
+  }
   const std::uint32_t gen = t.generation;
   const std::uint32_t reg_id = f.reg_id;
   auto r = stun_.binding(*f.relay, now, [this, gen, reg_id](const StunOutcome& o) {
@@ -284,8 +305,7 @@ void FlowSet::advance(Instant now) {
           }
         }
         if (t.next <= now) {
-          const Duration hi = t.keepalive;
-          const Duration lo = t.keepalive == cfg_.keepalive_max ? cfg_.keepalive_min : t.keepalive * 4 / 5;
+          const auto [lo, hi] = keepalive_range(i);
           t.next = now + jitter(lo, hi);
           keepalive(i, now);
         }

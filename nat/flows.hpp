@@ -23,6 +23,8 @@ struct FlowConfig {
   std::uint32_t expires_s = 600;         ///< the registration lifetime asked of a relay
   Duration keepalive_min = seconds(24);  ///< UDP: a STUN keep-alive every 24-29 s (§4.4.2)
   Duration keepalive_max = seconds(29);
+  Duration stream_keepalive_min = seconds(95);  ///< TCP and TLS: every 95-120 s (§4.4.1)
+  Duration stream_keepalive_max = seconds(120);
   Duration backoff_all_failed = seconds(30);   ///< §4.5: base time when every flow has failed
   Duration backoff_some_failed = seconds(90);  ///< §4.5: base time while some flow works
   Duration backoff_max = seconds(1800);        ///< §4.5: max-time
@@ -37,6 +39,9 @@ class FlowTransport {
   /// Registers flow `reg_id` at `relay` for `expires_s` (0: removes it). False when it could not
   /// be sent at all (nothing more is heard of it then).
   virtual bool register_flow(const Endpoint& relay, std::uint32_t reg_id, std::uint32_t expires_s, Instant now) = 0;
+  /// A keep-alive on a stream flow (TCP, TLS), where STUN cannot go: a request the relay answers,
+  /// reported through FlowSet::probe_result. False when it could not be sent.
+  virtual bool probe_flow(const Endpoint& relay, std::uint32_t reg_id, Instant now) = 0;
 };
 
 enum class FlowState : std::uint8_t {
@@ -79,6 +84,8 @@ class FlowSet {
   void registered(std::uint32_t reg_id, const std::string& relay_id, const std::string& relay_uri,
                   std::uint32_t expires_s, std::uint32_t flow_timer_s, Instant now,
                   const std::vector<Endpoint>& alternates = {});
+  /// The outcome of a stream flow's keep-alive (FlowTransport::probe_flow): no answer fails it.
+  void probe_result(std::uint32_t reg_id, bool answered, Instant now);
   /// Refused (503): that relay is not asked again for `retry_after_s`; another is tried at once.
   void refused(std::uint32_t reg_id, std::uint32_t retry_after_s, Instant now);
   /// No answer, or a failure answer: the flow has failed (§4.5 back-off).
@@ -107,11 +114,14 @@ class FlowSet {
     Instant refresh_deadline = kInstantMax;  ///< a refresh on its way: its answer is due by then
     Duration keepalive{};
     std::optional<StunTransactionId> probe;  ///< a keep-alive in flight
+    bool stream_probe = false;               ///< a stream flow's keep-alive in flight
     std::uint32_t generation = 0;
   };
   void start_registration(std::size_t i, Instant now);
   void fail(std::size_t i, Instant now);
   void keepalive(std::size_t i, Instant now);
+  /// The keep-alive interval's bounds for flow i (its relay's Flow-Timer, or the transport's).
+  [[nodiscard]] std::pair<Duration, Duration> keepalive_range(std::size_t i) const;
   std::optional<Endpoint> pick_relay(std::size_t i, Instant now) const;
   Duration jitter(Duration lo, Duration hi);
   std::size_t index_of(std::uint32_t reg_id) const;

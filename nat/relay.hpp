@@ -26,6 +26,8 @@ struct RelayConfig {
   /// The keep-alive interval the relay asks of its clients (RFC 5626 §5.4's Flow-Timer): STUN on
   /// UDP flows at 80-100 % of it.
   std::uint32_t flow_timer_s = 29;
+  /// The same for stream flows (TCP, TLS): RFC 5626 §4.4.1's 95-120 s.
+  std::uint32_t stream_flow_timer_s = 120;
 };
 
 /// One client flow: a client (its Node-ID in hex), the instance and reg-id it registered with, and

@@ -368,7 +368,45 @@ bool OverlayNode::register_flow(const Endpoint& relay, std::uint32_t reg_id, std
   return true;
 }
 
+bool OverlayNode::probe_flow(const Endpoint& relay, std::uint32_t reg_id, Instant now) {
+  const sip::TransactionLayer::Branch branch = layer_.new_branch();
+  const dht::Peer& self = chord_.table().self();
+  sip::Message m = sip::Message::request_writing("OPTIONS", [&](std::string& out) {
+    out.append("sip:");
+    relay.append_host_port(out);
+  });
+  m.add_header_writing(sip::HeaderId::Via, [&](std::string& out) {
+    out.append("SIP/2.0/").append(transport_name(relay.transport)).append(1, ' ');
+    self.addr.append_host_port(out);
+    out.append(";branch=").append(branch.view()).append(";rport");
+  });
+  m.add_header(sip::HeaderId::MaxForwards, "70");
+  m.add_header_writing(sip::HeaderId::From, [&](std::string& out) {
+    out.append("<sip:");
+    self.id.append_hex(out);
+    out.append(1, '@').append(cfg_.overlay).append(">;tag=").append(token().view());
+  });
+  m.add_header_writing(sip::HeaderId::To, [&](std::string& out) {
+    out.append("<sip:");
+    relay.append_host_port(out);
+    out.append(">");
+  });
+  m.add_header(sip::HeaderId::CallId, std::string(token().view()) + "@" + cfg_.overlay);
+  m.add_header(sip::HeaderId::CSeq, "1 OPTIONS");
+  auto txn = layer_.send_request(m, relay, now, branch.view());
+  if (!txn) return false;
+  probe_out_[*txn] = reg_id;
+  return true;
+}
+
 bool OverlayNode::flow_outcome(sip::TransactionId id, const sip::Message* response, Instant now) {
+  if (const std::uint32_t* probe = probe_out_.find(id)) {
+    const std::uint32_t reg_id = *probe;
+    probe_out_.erase(id);
+    // Any final answer shows the flow carries both ways; silence or a broken connection does not.
+    if (flows_ != nullptr) flows_->probe_result(reg_id, response != nullptr, now);
+    return true;
+  }
   const std::uint32_t* found = flow_out_.find(id);
   if (found == nullptr) return false;
   const std::uint32_t reg_id = *found;
@@ -411,7 +449,7 @@ bool OverlayNode::flow_outcome(sip::TransactionId id, const sip::Message* respon
   std::vector<Endpoint> alternates;
   for (const auto& p : grant->alternates) {
     Endpoint e = p.addr;
-    e.transport = Transport::Udp;
+    e.transport = cfg_.link_transport;  // the client's flows go as its other requests do
     alternates.push_back(e);
   }
   flows_->registered(reg_id, grant->relay.id.hex(), grant->path, grant->expires_s, grant->flow_timer_s, now,
@@ -468,7 +506,7 @@ void OverlayNode::handle_flow(sip::TransactionId id, const sip::Message& request
     path += ";lr;ob>";
     g.path = std::move(path);
     g.expires_s = admitted.expires_s;
-    g.flow_timer_s = relay_->config().flow_timer_s;
+    g.flow_timer_s = is_reliable(from.transport) ? relay_->config().stream_flow_timer_s : relay_->config().flow_timer_s;
     const auto& succ = chord_.table().successors();
     g.alternates.assign(succ.begin(),
                         succ.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(succ.size(), 4)));

@@ -125,6 +125,10 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport, pub
 
   // nat::FlowTransport: a client's flow registration at a relay (docs/PROTOCOL.md, "Client flows").
   bool register_flow(const Endpoint& relay, std::uint32_t reg_id, std::uint32_t expires_s, Instant now) override;
+  /// An OPTIONS to the relay (the overlay's liveness probe), over the stream flow.
+  bool probe_flow(const Endpoint& relay, std::uint32_t reg_id, Instant now) override;
+  /// How this node's own overlay requests travel (a client on a network that blocks UDP: TCP).
+  void set_link_transport(Transport t) { cfg_.link_transport = t; }
 
  private:
   /// A request of ours in flight: the Chord request behind it, whom it went to, and how.
@@ -168,9 +172,10 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport, pub
   std::string instance_;
   nat::RelayTable* relay_ = nullptr;
   bool relay_pending_ = false;
-  SmallMap<sip::TransactionId, std::uint32_t, 4> flow_out_;  // our flow registrations: their reg-ids
-  const dht::NodeId* link_peer_ = nullptr;                   ///< the TLS peer of the message being received
-  const Endpoint* from_ = nullptr;                           ///< the sender of the message being received
+  SmallMap<sip::TransactionId, std::uint32_t, 4> flow_out_;   // our flow registrations: their reg-ids
+  SmallMap<sip::TransactionId, std::uint32_t, 4> probe_out_;  // our stream flows' keep-alives
+  const dht::NodeId* link_peer_ = nullptr;                    ///< the TLS peer of the message being received
+  const Endpoint* from_ = nullptr;                            ///< the sender of the message being received
   /// Names the sender of the message being received, and its TLS peer, while it is handled.
   class Receiving {
    public:

@@ -125,6 +125,11 @@ void Peer::begin_client(Instant now) {
   node_.set_relay_pending(false);
   decide_by_ = kInstantMax;
   node_.chord().start_client(now);
+  // A network that lets no UDP out: the flows, and everything the client sends, go over TCP.
+  if (reach_ && reach_->nat_class() == nat::NatClass::UdpBlocked) {
+    flow_transport_ = Transport::Tcp;
+    node_.set_link_transport(Transport::Tcp);
+  }
   flows_ = std::make_unique<nat::FlowSet>(node_, stun_, env_, flow_config_);
   // RFC 5626 §4.1: one instance URN for the node's whole life, here its Node-ID as a UUID's text.
   const std::string hex = id().hex();
@@ -137,8 +142,8 @@ void Peer::begin_client(Instant now) {
 
 std::vector<Endpoint> Peer::relay_candidates() const {
   std::vector<Endpoint> relays = bootstrap_;
-  for (auto& r : relays) r.transport = Transport::Udp;
   relays.insert(relays.end(), learned_relays_.begin(), learned_relays_.end());
+  for (auto& r : relays) r.transport = flow_transport_;
   return relays;
 }
 
@@ -202,6 +207,7 @@ void Peer::receive_datagram(Face face, std::string_view bytes, const Endpoint& f
   } else if (face == Face::Overlay) {
     node_.receive_datagram(bytes, from, now);
   }
+  sync_gateways();
   if (phase_ != Phase::Running) progress(now);
 }
 
@@ -212,6 +218,7 @@ void Peer::receive(Face face, sip::Message&& m, const Endpoint& from, Instant no
     const dht::NodeId peer = link != nullptr ? dht::NodeId::from_link_identity(*link) : dht::NodeId{};
     node_.receive(std::move(m), from, now, link != nullptr ? &peer : nullptr);
   }
+  sync_gateways();
   if (phase_ != Phase::Running) progress(now);
 }
 
@@ -222,6 +229,7 @@ void Peer::receive(Face face, const sip::Message& m, const Endpoint& from, Insta
     const dht::NodeId peer = link != nullptr ? dht::NodeId::from_link_identity(*link) : dht::NodeId{};
     node_.receive(m, from, now, link != nullptr ? &peer : nullptr);
   }
+  sync_gateways();
   if (phase_ != Phase::Running) progress(now);
 }
 
@@ -311,6 +319,7 @@ void Peer::advance(Instant now) {
   sync_gateways();
   if (role_ == Role::Auto && now >= decide_by_) decide(now);
   if (ua_ && ua_->next_wakeup() <= now) ua_->advance(now);
+  sync_gateways();
   if (phase_ != Phase::Running) progress(now);
 }
 
@@ -337,6 +346,7 @@ void Peer::route(dht::RouteOp op, dht::NodeId target, std::optional<dht::Record>
     return;
   }
   if (flows_) {
+    sync_gateways();
     // A client learns peers from the answers its relays bring back: the peers responsible for
     // its keys are in the ring, and so candidates for its next relay.
     done = [this, done = std::move(done)](const dht::RouteResult& res) {
@@ -354,9 +364,7 @@ void Peer::learn_relay(const Endpoint& addr) {
       std::any_of(learned_relays_.begin(), learned_relays_.end(), same)) {
     return;
   }
-  Endpoint e = addr;
-  e.transport = Transport::Udp;
-  learned_relays_.push_back(e);
+  learned_relays_.push_back(addr);
   relays_changed_ = true;
 }
 

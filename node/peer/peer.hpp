@@ -271,6 +271,7 @@ class Peer {
   std::unique_ptr<nat::FlowSet> flows_;
   std::vector<Endpoint> learned_relays_;  ///< a client's relay candidates beyond the bootstrap
   bool relays_changed_ = false;
+  Transport flow_transport_ = Transport::Udp;  ///< a client's flows: TCP where UDP is blocked
 };
 
 }  // namespace p2psip::peer

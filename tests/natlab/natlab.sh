@@ -25,7 +25,8 @@
 LAB=${LAB:-nl$$}
 LAB_NAMESPACES=()
 LAB_PIDS=()
-declare -A LAB_NS  # host name -> namespace
+declare -A LAB_NS   # host name -> namespace
+declare -A LAB_PID  # host name -> the PID of what lab_spawn last started there
 
 lab_die() {
   echo "natlab: $*" >&2
@@ -201,6 +202,7 @@ lab_spawn() {
   shift 2
   ip netns exec "${LAB_NS[$name]}" "$@" >"$log" 2>&1 &
   LAB_PIDS+=($!)
+  LAB_PID[$name]=$!
 }
 
 lab_node() {
@@ -215,7 +217,7 @@ lab_node() {
 lab_ctl() {
   local name=$1 cmd=$2
   shift 2
-  lab_exec "$name" "${P2PSIP:?}" "$cmd" --control 127.0.0.1:8070 --timeout 5 "$@"
+  lab_exec "$name" "${P2PSIP:?}" "$cmd" --control 127.0.0.1:8070 --timeout "${LAB_CTL_TIMEOUT:-5}" "$@"
 }
 
 # What turnutils_natdiscovery must find behind each type: its mapping and filtering lines.

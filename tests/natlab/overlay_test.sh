@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The overlay behind NATs (issue 24), in the namespace lab: two public peers, and one node behind
-# each kind of NAT that lets UDP out (full cone, address-restricted, port-restricted, symmetric),
+# each kind of NAT (full cone, address-restricted, port-restricted, symmetric, and one that lets no
+# UDP out, whose client keeps its flows over TCP),
 # each NAT first checked with coturn's turnutils_natdiscovery. Every node starts with the default
 # role (auto): the public ones join the ring, the NATed ones find they are NATed and become clients
 # with two flows to the relay peers. Then every node puts a record and reads every other node's;
@@ -16,7 +17,7 @@ source "$HERE/natlab.sh"
 lab_init
 trap 'lab_cleanup; rm -rf "$WORK"' EXIT
 
-SITES=("1 full-cone" "2 addr-restricted" "3 port-restricted" "4 symmetric")
+SITES=("1 full-cone" "2 addr-restricted" "3 port-restricted" "4 symmetric" "5 udp-blocked")
 lab_stun
 lab_public p1 21
 lab_public p2 22
@@ -25,7 +26,7 @@ for s in "${SITES[@]}"; do
   lab_site "h$x" "$x" "$type"
   lab_verify_nat "h$x" "$type" || exit 1
 done
-NAMES=(p1 p2 h1 h2 h3 h4)
+NAMES=(p1 p2 h1 h2 h3 h4 h5)
 lab_node p1 198.51.100.21
 lab_node p2 198.51.100.22 198.51.100.21
 for s in "${SITES[@]}"; do
@@ -54,10 +55,11 @@ else:
     ok = n["role"] == "client" and len(flows) == 2 and len({f["relay"] for f in flows}) == 2
 sys.exit(0 if ok else 1)' "$j" "$n"
 }
-deadline=$((SECONDS + 90))
+# The UDP-blocked node decides when its STUN transactions time out (39.5 s).
+deadline=$((SECONDS + 120))
 for n in "${NAMES[@]}"; do
   until settled "$n"; do
-    if [ $SECONDS -ge $deadline ]; then echo "$n did not settle within 90 s"; show; exit 1; fi
+    if [ $SECONDS -ge $deadline ]; then echo "$n did not settle within 120 s"; show; exit 1; fi
     sleep 1
   done
   echo "$n settled after ${SECONDS}s"
@@ -76,7 +78,7 @@ relay = s["nat"]["relay"]
 print(sys.argv[2], "relays for", relay["clients"], "clients")' "$j" "$n" || { show; exit 1; }
 done
 clients=$(for n in p1 p2; do json "$n" | python3 -c 'import json,sys; print(json.load(sys.stdin)["nat"]["relay"]["clients"])'; done | paste -sd+ | bc)
-[ "$clients" -eq 8 ] || { echo "the relays hold $clients client flows, expected 8 (two per client)"; show; exit 1; }
+[ "$clients" -eq 10 ] || { echo "the relays hold $clients client flows, expected 10 (two per client)"; show; exit 1; }
 
 # Each node puts a record; each reads every other's.
 for n in "${NAMES[@]}"; do
@@ -88,4 +90,31 @@ for reader in "${NAMES[@]}"; do
     [ "$got" = "value from $writer" ] || { echo "$reader read '$got' for key-$writer"; show; exit 1; }
   done
 done
-echo "every node read every other node's record (6 x 6)"
+echo "every node read every other node's record (7 x 7)"
+
+# A relay killed with SIGKILL: each client's operations go through its other flow at once, and the
+# flow to the dead relay is found failed by its keep-alive (UDP: at most 29 s + 39.5 s; TCP: at the
+# next probe, 95-120 s, which finds the connection refused).
+kill -KILL "${LAB_PID[p1]}"
+killed_at=$SECONDS
+for n in h1 h2 h3 h4 h5; do
+  # The first try may go to the dead relay: the hop time-out (5.5 s) moves it to the other.
+  got=$(LAB_CTL_TIMEOUT=20 lab_ctl "$n" get key-p2) || { echo "$n could not read through its other relay"; show; exit 1; }
+  [ "$got" = "value from p2" ] || { echo "$n read '$got' after p1 died"; exit 1; }
+done
+echo "every client still reads after p1 was killed ($((SECONDS - killed_at))s)"
+failed_flow() {  # the client's flow to p1 is no longer active
+  json "$1" | python3 -c '
+import json, sys
+flows = json.load(sys.stdin)["nat"]["flows"]
+sys.exit(0 if all(f["state"] != "active" or f["relay"] != "198.51.100.21:5070" for f in flows) else 1)'
+}
+for n in h1 h2 h3 h4 h5; do
+  until failed_flow "$n"; do
+    # UDP flows: a keep-alive within 29 s, and its STUN transaction times out after 39.5 s. TCP:
+    # the broken connection, or the probe's transaction.
+    if [ $((SECONDS - killed_at)) -ge 160 ]; then echo "$n still holds a flow to the dead relay"; show; exit 1; fi
+    sleep 1
+  done
+done
+echo "every client found its flow to the dead relay failed within $((SECONDS - killed_at))s"
