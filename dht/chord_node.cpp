@@ -929,6 +929,7 @@ void ChordNode::on_failure(RequestId id, Instant now, bool hop_alive) {
     case Kind::Gateway: {
       // The gateway did not answer: the next one (it is the relay's flow to fail, not a peer's).
       ++next_gateway_;
+      if (!hop_alive && gateway_silent_) gateway_silent_(p.to.addr, now);
       if (++p.tries >= cfg_.route_retries || gateways_.size() < 2) {
         Response fail;
         fail.status = Status::Unavailable;

@@ -111,6 +111,9 @@ class ChordNode {
   void start_client(Instant now);
   /// A client's gateways, first preferred; a route tries the next when one does not answer.
   void set_gateways(std::vector<Endpoint> gateways) { gateways_ = std::move(gateways); }
+  /// Called (from on_failure) when a gateway left a client's request unanswered: whoever keeps
+  /// the flows may check that flow at once rather than at its next keep-alive.
+  void set_gateway_silent(std::function<void(const Endpoint&, Instant)> f) { gateway_silent_ = std::move(f); }
   [[nodiscard]] bool client() const { return client_; }
   [[nodiscard]] const std::vector<Endpoint>& gateways() const { return gateways_; }
   /// Graceful leave: records to the successor, neighbours to both sides. left() turns true once
@@ -249,6 +252,7 @@ class ChordNode {
   bool started_ = false, joined_ = false, leaving_ = false, client_ = false;
   std::vector<Endpoint> gateways_;
   std::size_t next_gateway_ = 0;
+  std::function<void(const Endpoint&, Instant)> gateway_silent_;
   int leave_pending_ = 0;
   std::vector<Endpoint> bootstrap_;
   std::size_t bootstrap_index_ = 0;

@@ -258,6 +258,14 @@ void FlowSet::keepalive(std::size_t i, Instant now) {
   t.probe = *r;
 }
 
+void FlowSet::suspect(const Endpoint& relay, Instant now) {
+  for (std::size_t i = 0; i < flows_.size(); ++i) {
+    if (flows_[i].state == FlowState::Active && flows_[i].relay && same_endpoint(*flows_[i].relay, relay)) {
+      keepalive(i, now);  // a no-op while one is already out
+    }
+  }
+}
+
 void FlowSet::network_changed(Instant now) {
   for (std::size_t i = 0; i < flows_.size(); ++i) {
     flows_[i].mapped.reset();

@@ -90,6 +90,9 @@ class FlowSet {
   void refused(std::uint32_t reg_id, std::uint32_t retry_after_s, Instant now);
   /// No answer, or a failure answer: the flow has failed (§4.5 back-off).
   void failed(std::uint32_t reg_id, Instant now);
+  /// `relay` left a request unanswered: its flow's keep-alive goes at once (a dead relay is found
+  /// in one keep-alive's time, not at the next one).
+  void suspect(const Endpoint& relay, Instant now);
   /// The network changed under us (address change): every flow is re-formed at once, with the
   /// same reg-ids (RFC 5626 §4.4's "re-register the flows").
   void network_changed(Instant now);

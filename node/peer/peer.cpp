@@ -136,6 +136,7 @@ void Peer::begin_client(Instant now) {
   std::string urn = "urn:uuid:" + hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
                     hex.substr(16, 4) + "-" + hex.substr(20, 12);
   node_.set_flows(flows_.get(), std::move(urn));
+  node_.chord().set_gateway_silent([this](const Endpoint& relay, Instant at) { flows_->suspect(relay, at); });
   flows_->set_candidates(relay_candidates(), now);
   sync_gateways();
 }

@@ -292,5 +292,21 @@ TEST(FlowSet, AStreamFlowIsKeptAliveWithARequestEvery95To120Seconds) {
   EXPECT_EQ(d.regs.probes.size(), 2U);
 }
 
+TEST(FlowSet, ASuspectedRelayIsCheckedAtOnce) {
+  Client c;
+  c.flows.set_candidates({R1, R2}, c.now);
+  c.flows.registered(1, "r1", "u1", 600, 0, c.now);
+  c.flows.registered(2, "r2", "u2", 600, 0, c.now);
+  c.run_to(at(5), {R1, R2}, kMapped);
+  const std::size_t before = c.env.sent.size();
+  c.flows.suspect(R1, c.now);  // a request through R1 went unanswered
+  ASSERT_EQ(c.env.sent.size(), before + 1);
+  EXPECT_EQ(c.env.sent.back().to, R1);
+  // R1 is dead: the flow fails when that keep-alive times out, 39.5 s later, not a keep-alive later.
+  c.run_to(at(5) + millis(39500), {R2}, kMapped);
+  EXPECT_EQ(c.flows.status()[0].state, FlowState::Idle);
+  EXPECT_EQ(c.flows.status()[1].state, FlowState::Active);
+}
+
 }  // namespace
 }  // namespace p2psip::test
