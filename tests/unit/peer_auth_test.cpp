@@ -348,5 +348,76 @@ TEST(PeerAuth, CallsFromOtherNodesComeOverTlsOnly) {
   s.net.nodes[0]->set_delegate(nullptr);
 }
 
+/// A flow registration from `claimed` (at kMallory) for reg-id `reg`, signed by `signer`.
+std::string flow_request(const dht::NodeId& claimed, PeerAuthenticator* signer, Instant now, int n,
+                         std::string instance = "urn:uuid:00000000-0000-0000-0000-0000000000aa", std::uint32_t reg = 1) {
+  FlowRegistration fr{dht::Peer{claimed, kMallory}, std::move(instance), reg, 600};
+  const std::string branch = "z9hG4bKflow" + std::to_string(n);
+  const std::string call_id = "f" + std::to_string(n);
+  RequestFraming f;
+  f.overlay = "p2psip.local";
+  f.branch = branch;
+  f.call_id = call_id;
+  f.from_tag = "ft";
+  sip::Message m = encode_flow_request(fr, f);
+  if (signer != nullptr) signer->sign_request(m, nullptr, now);
+  return m.serialize();
+}
+
+TEST(PeerAuth, ARelayHoldsAFlowOnlyForTheHolderOfItsNodeId) {
+  SignedNet s(3);
+  nat::RelayTable relay;
+  s.net.nodes[0]->set_relay(&relay);
+  auto& heard = s.listen(kMallory);
+  const Pki::Id mallory = s.pki.node(66);
+  PeerAuthenticator m_auth(mallory.key, mallory.cert, s.pki.cache(), s.pki.crypto, *s.net.hosts[0]);
+
+  // Its own Node-ID: held, and answered with a Path naming the flow, the Flow-Timer and the relay's
+  // successors.
+  s.net.nodes[0]->receive_datagram(flow_request(mallory.node_id(), &m_auth, s.net.now, 1), kMallory, s.net.now);
+  s.net.run_for(seconds(1));
+  ASSERT_EQ(final_status(heard), 200);
+  auto grant = decode_flow_response(heard.back());
+  ASSERT_TRUE(grant) << grant.error();
+  EXPECT_EQ(grant->relay.id, s.ids[0].node_id());
+  EXPECT_EQ(grant->flow_timer_s, 29u);
+  EXPECT_EQ(grant->expires_s, 600u);
+  EXPECT_FALSE(grant->alternates.empty());
+  ASSERT_EQ(relay.flows(), 1u);
+  EXPECT_EQ(relay.flows_of(mallory.node_id().hex())[0]->flow, kMallory);
+  EXPECT_NE(grant->path.find(relay.flows_of(mallory.node_id().hex())[0]->token), std::string::npos);
+
+  // Another node's Node-ID, signed with Mallory's key: refused, nothing held for the victim.
+  heard.clear();
+  const dht::NodeId victim = s.ids[2].node_id();
+  s.net.nodes[0]->receive_datagram(flow_request(victim, &m_auth, s.net.now, 2), kMallory, s.net.now);
+  s.net.run_for(seconds(1));
+  std::string reason;
+  const int refused = final_status(heard, &reason);
+  EXPECT_TRUE(refused == 403 || refused == 438) << refused << " " << reason;
+  EXPECT_TRUE(relay.flows_of(victim.hex()).empty());
+  // Unsigned: refused too.
+  heard.clear();
+  s.net.nodes[0]->receive_datagram(flow_request(mallory.node_id(), nullptr, s.net.now, 3, "urn:uuid:1", 2), kMallory,
+                                   s.net.now);
+  s.net.run_for(seconds(1));
+  EXPECT_GE(final_status(heard), 400);
+  EXPECT_EQ(relay.flows(), 1u);
+  // No instance URN: 400, whoever signs it.
+  heard.clear();
+  s.net.nodes[0]->receive_datagram(flow_request(mallory.node_id(), &m_auth, s.net.now, 4, "not-a-urn", 3), kMallory,
+                                   s.net.now);
+  s.net.run_for(seconds(1));
+  EXPECT_EQ(final_status(heard, &reason), 400);
+  EXPECT_EQ(reason, "Contact Without A +sip.instance URN");
+  // A node that relays nobody: 403.
+  heard.clear();
+  s.net.nodes[1]->receive_datagram(flow_request(mallory.node_id(), &m_auth, s.net.now, 5), kMallory, s.net.now);
+  s.net.run_for(seconds(1));
+  EXPECT_EQ(final_status(heard, &reason), 403);
+  EXPECT_EQ(reason, "Forbidden (This Node Relays No Clients)");
+  EXPECT_FALSE(anyone_knows(s, mallory.node_id()));  // a client is nobody's neighbour
+}
+
 }  // namespace
 }  // namespace p2psip::overlay

@@ -220,7 +220,8 @@ TEST(Stun, AnswersBindingRequestsAndRefusesUnknownRequiredAttributes) {
   const std::string change = StunBuilder(StunClass::Request, method::Binding, id).add_u32(0x0003, 6).bytes();
   auto c = decode_stun(change);
   ASSERT_TRUE(c);
-  auto refused = decode_stun(answer_binding(*c, from, "p2psip"));
+  const std::string refusal = answer_binding(*c, from, "p2psip");  // the decoded views point into it
+  auto refused = decode_stun(refusal);
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->cls, StunClass::Error);
   ASSERT_TRUE(refused->error_code());
