@@ -250,7 +250,7 @@ void FlowSet::keepalive(std::size_t i, Instant now) {
       return;
     }
     fl.mapped = o.mapped;
-  });
+  }, /*fingerprint=*/false);
   if (!r) {
     fail(i, now);
     return;

@@ -20,7 +20,9 @@ namespace p2psip::nat {
 
 struct FlowConfig {
   std::size_t flows = 2;                 ///< RFC 5626 §4.2: two flows, to two different peers
-  std::uint32_t expires_s = 600;         ///< the registration lifetime asked of a relay
+  /// The registration lifetime asked of a relay (refreshed at 80 %): the keep-alives hold the NAT
+  /// binding, so a long one costs nothing but a late cleanup at a relay that lost us.
+  std::uint32_t expires_s = 3600;
   Duration keepalive_min = seconds(24);  ///< UDP: a STUN keep-alive every 24-29 s (§4.4.2)
   Duration keepalive_max = seconds(29);
   Duration stream_keepalive_min = seconds(95);  ///< TCP and TLS: every 95-120 s (§4.4.1)

@@ -12,10 +12,11 @@ StunTransactionId StunClient::new_id() {
   return id;
 }
 
-Result<StunTransactionId, StunSendError> StunClient::binding(const Endpoint& to, Instant now, Done done) {
+Result<StunTransactionId, StunSendError> StunClient::binding(const Endpoint& to, Instant now, Done done,
+                                                             bool fingerprint) {
   const StunTransactionId id = new_id();
   StunBuilder b(StunClass::Request, method::Binding, id);
-  b.add_fingerprint();
+  if (fingerprint) b.add_fingerprint();
   return request(to, id, std::move(b).finish(), now, std::move(done));
 }
 

@@ -60,10 +60,12 @@ class StunClient {
 
   explicit StunClient(Environment& env, StunClientConfig cfg = {});
 
-  /// Sends a Binding request (with FINGERPRINT) to `to`. `done` runs exactly once, later, from
-  /// receive() or advance() — never before this returns: a send that fails at once is reported
-  /// by the return value alone, and no transaction remains (libuv's rule).
-  Result<StunTransactionId, StunSendError> binding(const Endpoint& to, Instant now, Done done);
+  /// Sends a Binding request to `to`, with FINGERPRINT unless `fingerprint` is false (an RFC 5626
+  /// keep-alive needs none: the magic cookie tells STUN from SIP, and every byte is paid for every
+  /// 25 s). `done` runs exactly once, later, from receive() or advance() — never before this
+  /// returns: a send that fails at once is reported by the return value alone, and no transaction
+  /// remains (libuv's rule).
+  Result<StunTransactionId, StunSendError> binding(const Endpoint& to, Instant now, Done done, bool fingerprint = true);
   /// Sends `request` (built with `id`) to `to`, as binding() does.
   Result<StunTransactionId, StunSendError> request(const Endpoint& to, const StunTransactionId& id, std::string request,
                                                    Instant now, Done done);

@@ -359,8 +359,15 @@ bool OverlayNode::register_flow(const Endpoint& relay, std::uint32_t reg_id, std
   f.transport = relay.transport;
   FlowRegistration fr{chord_.table().self(), instance_, reg_id, expires_s};
   sip::Message m = encode_flow_request(fr, f);
-  // Signed like every overlay request: the relay learns that the client holds its Node-ID.
-  if (auth_ != nullptr && relay.transport != Transport::Tls) (void)auth_->sign_request(m, nullptr, now);
+  // Signed like every overlay request: the relay learns that the client holds its Node-ID. A relay
+  // that granted a flow before holds our certificate, and we its: a refresh carries neither.
+  if (auth_ != nullptr && relay.transport != Transport::Tls) {
+    const dht::NodeId* known = nullptr;
+    for (const auto& r : relays_known_) {
+      if (r.addr.ip == relay.ip && r.addr.port == relay.port) known = &r.id;
+    }
+    (void)auth_->sign_request(m, known, now);
+  }
   ++stats_.requests_sent;
   auto txn = layer_.send_request(m, relay, now, branch.view());
   if (!txn) return false;
@@ -445,6 +452,10 @@ bool OverlayNode::flow_outcome(sip::TransactionId id, const sip::Message* respon
       flows_->failed(reg_id, now);
       return true;
     }
+  }
+  if (std::none_of(relays_known_.begin(), relays_known_.end(), [&](const dht::Peer& r) { return r == grant->relay; }) &&
+      relays_known_.size() < 16) {
+    relays_known_.push_back(grant->relay);
   }
   std::vector<Endpoint> alternates;
   for (const auto& p : grant->alternates) {

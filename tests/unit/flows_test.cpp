@@ -130,7 +130,7 @@ TEST(FlowSet, RegistersTwoFlowsAtTwoDifferentRelays) {
   EXPECT_EQ(c.regs.sent[0].reg_id, 1U);
   EXPECT_EQ(c.regs.sent[1].relay, R2);  // not R1 twice
   EXPECT_EQ(c.regs.sent[1].reg_id, 2U);
-  EXPECT_EQ(c.regs.sent[0].expires, 600U);
+  EXPECT_EQ(c.regs.sent[0].expires, 3600U);
   EXPECT_FALSE(c.flows.any_active());
   c.flows.registered(1, "r1", "<sip:tok1@198.51.100.21:5070;lr;ob>", 600, 0, c.now);
   c.flows.registered(2, "r2", "<sip:tok2@198.51.100.22:5070;lr;ob>", 600, 0, c.now);
