@@ -12,6 +12,24 @@
 namespace p2psip::runtime {
 
 namespace {
+/// A datagram as the debug log shows it: SIP as text; a binary one (STUN, whose first octet is
+/// 0-3, RFC 7983) as its length and first bytes in hex, which a terminal can show.
+std::string printable(std::string_view bytes) {
+  if (bytes.empty() || static_cast<unsigned char>(bytes[0]) >= 4) return std::string(bytes);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "(binary, " + std::to_string(bytes.size()) + " bytes:";
+  for (std::size_t i = 0; i < bytes.size() && i < 32; ++i) {
+    const auto b = static_cast<unsigned char>(bytes[i]);
+    out += ' ';
+    out += kHex[b >> 4];
+    out += kHex[b & 15];
+  }
+  out += bytes.size() > 32 ? " ...)" : ")";
+  return out;
+}
+}  // namespace
+
+namespace {
 struct SslFree {
   void operator()(SSL* s) const { SSL_free(s); }
 };
@@ -295,7 +313,7 @@ void SipRuntime::on_udp_read(uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const 
   self->stats_.bytes_in += static_cast<std::uint64_t>(n);
   if (self->log_level_ == LogLevel::Debug) {
     self->log(LogLevel::Debug, "recv from " + from_sockaddr(addr, Transport::Udp).to_string() + ":\n" +
-                                   std::string(buf->base, static_cast<std::size_t>(n)));
+                                   printable(std::string_view(buf->base, static_cast<std::size_t>(n))));
   }
   self->sink_->on_datagram(std::string_view(buf->base, static_cast<std::size_t>(n)),
                            from_sockaddr(addr, Transport::Udp), self->now());
@@ -593,7 +611,7 @@ std::uint64_t SipRuntime::secure_random() {
 
 bool SipRuntime::send(const Endpoint& to, std::string_view bytes) {
   if (!started_) return false;
-  if (log_level_ == LogLevel::Debug) log(LogLevel::Debug, "send to " + to.to_string() + ":\n" + std::string(bytes));
+  if (log_level_ == LogLevel::Debug) log(LogLevel::Debug, "send to " + to.to_string() + ":\n" + printable(bytes));
   if (to.transport == Transport::Udp) {
     if (!udp_open_) return false;
     sockaddr_storage addr;
