@@ -633,12 +633,6 @@ std::string_view number_text(char (&buf)[12], std::uint32_t v) {
 }
 }  // namespace
 
-bool is_flow_request(const sip::Message& m) {
-  if (m.method_id() != sip::Method::Register) return false;
-  auto op = dht_fields(m).op;
-  return op && sip::iequals(*op, kFlowOp);
-}
-
 sip::Message encode_flow_request(const FlowRegistration& fr, const RequestFraming& f) {
   auto overlay_uri = [&](std::string& out) { out.append("sip:").append(f.overlay); };
   sip::Message m = sip::Message::request_writing("REGISTER", overlay_uri);

@@ -70,8 +70,6 @@ sip::Message encode_flow_response(const sip::Message& request, const FlowGrant& 
                                   std::string_view to_tag);
 /// A 2xx answer to a flow registration read; the reason otherwise.
 Result<FlowGrant, std::string> decode_flow_response(const sip::Message& m);
-/// Whether `m` is an overlay request with DHT-Op "flow".
-bool is_flow_request(const sip::Message& m);
 
 /// "<sip:HEX@IP:PORT>" for a peer, and back.
 std::string peer_uri(const dht::Peer& p);

@@ -204,15 +204,17 @@ void OverlayNode::on_request(sip::TransactionId id, const sip::Message& request,
     return;
   }
   ++stats_.requests_received;
-  if (is_flow_request(request)) {
-    handle_flow(id, request, from, now);
-    return;
-  }
   if (request.method_id() == sip::Method::Options) {
     layer_.respond(id, sip::make_response(request, 200, {}, token()), now);  // a liveness probe
     return;
   }
-  if (request.method_id() != sip::Method::Register || !request.extension_header("DHT-Op")) {
+  // The DHT-Op is looked up once: it says whether this is a client's flow or a Chord operation.
+  const auto op = request.method_id() == sip::Method::Register ? request.extension_header("DHT-Op") : std::nullopt;
+  if (op && sip::iequals(*op, kFlowOp)) {
+    handle_flow(id, request, from, now);
+    return;
+  }
+  if (!op) {
     ++stats_.rejected;
     sip::Rejection r{405, "Method Not Allowed", sip::HeaderId::Allow, "REGISTER, OPTIONS"};
     if (request.method_id() == sip::Method::Register)

@@ -174,9 +174,9 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport, pub
   bool relay_pending_ = false;
   SmallMap<sip::TransactionId, std::uint32_t, 4> flow_out_;   // our flow registrations: their reg-ids
   SmallMap<sip::TransactionId, std::uint32_t, 4> probe_out_;  // our stream flows' keep-alives
-  std::vector<dht::Peer> relays_known_;  // relays that granted us a flow: refreshes carry no certificate
-  const dht::NodeId* link_peer_ = nullptr;                    ///< the TLS peer of the message being received
-  const Endpoint* from_ = nullptr;                            ///< the sender of the message being received
+  std::vector<dht::Peer> relays_known_;     // relays that granted us a flow: refreshes carry no certificate
+  const dht::NodeId* link_peer_ = nullptr;  ///< the TLS peer of the message being received
+  const Endpoint* from_ = nullptr;          ///< the sender of the message being received
   /// Names the sender of the message being received, and its TLS peer, while it is handled.
   class Receiving {
    public:
