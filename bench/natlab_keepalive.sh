@@ -9,12 +9,8 @@ set -euo pipefail
 P2PSIP=$(realpath "${1:-build/bin/p2psip}")
 TYPE=${2:-port-restricted}
 DURATION=${DURATION:-600}
-HERE=$(cd "$(dirname "$0")/.." && pwd)
-WORK=$(mktemp -d)
-LAB_LOGDIR=$WORK
-source "$HERE/tests/natlab/natlab.sh"
-lab_init
-trap 'lab_cleanup; rm -rf "$WORK"' EXIT
+source "$(cd "$(dirname "$0")/.." && pwd)/tests/natlab/natlab.sh"
+lab_begin
 lab_public p1 21
 lab_public p2 22
 lab_site h1 1 "$TYPE"

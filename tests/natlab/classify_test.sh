@@ -8,13 +8,8 @@
 # and nftables table it made on the way out, failure included.
 set -euo pipefail
 P2PSIP=${1:?usage: classify_test.sh PATH/TO/p2psip}
-HERE=$(cd "$(dirname "$0")" && pwd)
-WORK=$(mktemp -d)
-LAB_LOGDIR=$WORK
-source "$HERE/natlab.sh"
-trap 'lab_cleanup; rm -rf "$WORK"' EXIT
-lab_init
-trap 'lab_cleanup; rm -rf "$WORK"' EXIT
+source "$(cd "$(dirname "$0")" && pwd)/natlab.sh"
+lab_begin
 
 SITES=("1 full-cone" "2 addr-restricted" "3 port-restricted" "4 symmetric" "5 udp-blocked")
 lab_stun
@@ -30,19 +25,11 @@ for s in "${SITES[@]}"; do
   echo "h$x: a $type NAT, as natdiscovery finds"
 done
 
-node() {  # node NAME ADDRESS [BOOTSTRAP...]
-  local name=$1 addr=$2
-  shift 2
-  local boot=()
-  for b in "$@"; do boot+=(--bootstrap "$b:5070"); done
-  lab_spawn "$name" "$WORK/$name.log" "$P2PSIP" node --dev --listen "$addr:5070" --control 127.0.0.1:8070 \
-    --ua-listen off --stabilize-interval 1 --overlay natlab "${boot[@]}"
-}
-node p1 198.51.100.21
-node p2 198.51.100.22 198.51.100.21
+lab_node p1 198.51.100.21
+lab_node p2 198.51.100.22 198.51.100.21
 for s in "${SITES[@]}"; do
   read -r x type <<<"$s"
-  node "h$x" "10.0.$x.2" 198.51.100.21 198.51.100.22
+  lab_node "h$x" "10.0.$x.2" 198.51.100.21 198.51.100.22
 done
 
 # name -> "class reflexive" expected (reflexive "-": none; "IP:*": any port at that address).
@@ -52,7 +39,7 @@ declare -A WANT=(
   [h4]="symmetric 198.51.100.14:*" [h5]="udp-blocked -"
 )
 verdict() {  # the node's class and reflexive address, once a check has ended ("" before)
-  lab_exec "$1" "$P2PSIP" status --json --control 127.0.0.1:8070 --timeout 2 2>/dev/null | python3 -c '
+  LAB_CTL_TIMEOUT=2 lab_ctl "$1" status --json 2>/dev/null | python3 -c '
 import json, sys
 n = json.load(sys.stdin)["nat"]
 if n["checks"] > 0 and n["class"] != "unknown":
@@ -80,7 +67,7 @@ while [ ${#DONE[@]} -lt ${#WANT[@]} ]; do
       echo "$name: $got (after ${SECONDS}s)"
     elif [ "${got%% *}" != unknown ]; then
       echo "$name: classified itself '$got', expected '${WANT[$name]}'"
-      lab_exec "$name" "$P2PSIP" status --json --control 127.0.0.1:8070 || true
+      lab_ctl "$name" status --json || true
       tail -n 20 "$WORK/$name.log"
       exit 1
     fi
@@ -89,7 +76,7 @@ while [ ${#DONE[@]} -lt ${#WANT[@]} ]; do
     for name in "${!WANT[@]}"; do
       [ -n "${DONE[$name]:-}" ] && continue
       echo "$name: no verdict within 90 s (expected '${WANT[$name]}'); its status and log:"
-      lab_exec "$name" "$P2PSIP" status --json --control 127.0.0.1:8070 || true
+      lab_ctl "$name" status --json || true
       tail -n 20 "$WORK/$name.log"
     done
     exit 1
@@ -97,6 +84,6 @@ while [ ${#DONE[@]} -lt ${#WANT[@]} ]; do
   sleep 1
 done
 # The text status says it too.
-lab_exec h3 "$P2PSIP" status --control 127.0.0.1:8070 | grep -E '^nat +cone, seen at 198\.51\.100\.13:5070$' >/dev/null || {
-  echo "h3's status does not show its class:"; lab_exec h3 "$P2PSIP" status --control 127.0.0.1:8070; exit 1; }
+lab_ctl h3 status | grep -E '^nat +cone, seen at 198\.51\.100\.13:5070$' >/dev/null || {
+  echo "h3's status does not show its class:"; lab_ctl h3 status; exit 1; }
 echo "every node classified itself as its NAT predicts"

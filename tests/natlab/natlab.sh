@@ -2,6 +2,8 @@
 # bridge and nftables, for tests that need real NATs. Source this file from a bash script run as
 # root, then:
 #
+#   lab_begin                      a scratch folder $WORK (the logs go there), then lab_init, and one
+#                                  EXIT trap that removes both
 #   lab_init                       the "internet": namespace $LAB-inet with bridge br0, 198.51.100.0/24
 #   lab_public NAME OCTET          a public host NAME at 198.51.100.OCTET
 #   lab_stun                       coturn's host at 198.51.100.2 and .3 (RFC 5780 needs two addresses)
@@ -64,6 +66,13 @@ lab_init() {
   lab_ns_add "$LAB-inet"
   ip -n "$LAB-inet" link add br0 type bridge
   ip -n "$LAB-inet" link set br0 up
+}
+
+lab_begin() {
+  WORK=$(mktemp -d)
+  LAB_LOGDIR=$WORK
+  lab_init
+  trap 'lab_cleanup; rm -rf "$WORK"' EXIT
 }
 
 # lab_wire NS IFNAME PORTNAME: a veth from NS (named IFNAME there) to the bridge (PORTNAME there).

@@ -10,12 +10,8 @@
 # namespace, process and nftables table on the way out, failure included.
 set -euo pipefail
 P2PSIP=${1:?usage: overlay_test.sh PATH/TO/p2psip}
-HERE=$(cd "$(dirname "$0")" && pwd)
-WORK=$(mktemp -d)
-LAB_LOGDIR=$WORK
-source "$HERE/natlab.sh"
-lab_init
-trap 'lab_cleanup; rm -rf "$WORK"' EXIT
+source "$(cd "$(dirname "$0")" && pwd)/natlab.sh"
+lab_begin
 
 SITES=("1 full-cone" "2 addr-restricted" "3 port-restricted" "4 symmetric" "5 udp-blocked")
 lab_stun
