@@ -10,7 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
   libosip2-dev
-  sip-tester baresip procps iproute2 nftables coturn
+  sip-tester baresip procps iproute2 nftables coturn python3
   gnuplot-nox
 )
 

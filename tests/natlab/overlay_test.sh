@@ -73,7 +73,10 @@ if bad: print(sys.argv[2], "lists", bad); sys.exit(1)
 relay = s["nat"]["relay"]
 print(sys.argv[2], "relays for", relay["clients"], "clients")' "$j" "$n" || { show; exit 1; }
 done
-clients=$(for n in p1 p2; do json "$n" | python3 -c 'import json,sys; print(json.load(sys.stdin)["nat"]["relay"]["clients"])'; done | paste -sd+ | bc)
+clients=0
+for n in p1 p2; do
+  clients=$((clients + $(json "$n" | python3 -c 'import json,sys; print(json.load(sys.stdin)["nat"]["relay"]["clients"])')))
+done
 [ "$clients" -eq 10 ] || { echo "the relays hold $clients client flows, expected 10 (two per client)"; show; exit 1; }
 
 # Each node puts a record; each reads every other's.
