@@ -86,13 +86,40 @@ echo "killed $killed nodes with SIGKILL (every third in ring order)"
 # correct again after about 5 s. Allow 30 stabilization rounds (1 s each) in all.
 wait_ring 30
 
+# What every survivor is doing: alive or not, its CPU use, its view of the ring, its log's tail.
+# Printed when a phase takes far longer than it should, so that a stuck node names itself.
+dump_nodes() {
+  for i in $(seq 0 $((NODES - 1))); do
+    [ -n "${DEAD[$i]:-}" ] && continue
+    echo "--- node $i ($(control "$i")): $(ps -o stat=,pcpu=,etime= -p "${PIDS[$i]}" 2>/dev/null || echo 'not running')"
+    "$P2PSIP" status --control "$(control "$i")" --timeout 2 2>&1 | head -n 12 || true
+    tail -n 8 "$WORK/node$i.log"
+  done
+}
+
 echo "fetching every record again through the survivors.."
 missing=0
+slow=0
 live=($(all_controls))
+fetch_start=$SECONDS
 while read -r key value; do
-  got=$("$P2PSIP" get "$key" --control "${live[$((RANDOM % ${#live[@]}))]}" 2>/dev/null) || { missing=$((missing + 1)); continue; }
+  c=${live[$((RANDOM % ${#live[@]}))]}
+  t0=$SECONDS
+  got=$("$P2PSIP" get "$key" --control "$c" --timeout 5 2>"$WORK/get.err") || got=""
+  # A get takes tens of milliseconds once the ring is repaired; one that takes seconds is named.
+  if [ $((SECONDS - t0)) -ge 2 ]; then
+    slow=$((slow + 1))
+    echo "slow get: $key through $c took $((SECONDS - t0))s: ${got:-$(cat "$WORK/get.err")}"
+  fi
+  if [ "$slow" -ge 10 ] || [ $((SECONDS - fetch_start)) -ge 240 ]; then
+    echo "fetching stalled: $slow slow gets, $((SECONDS - fetch_start))s so far"
+    dump_nodes
+    exit 1
+  fi
+  [ -n "$got" ] || { echo "$key: not found: $(cat "$WORK/get.err")"; missing=$((missing + 1)); continue; }
   [ "$got" = "$value" ] || { echo "$key: got '$got', expected '$value'"; missing=$((missing + 1)); }
 done <"$WORK/expected"
+echo "fetched in $((SECONDS - fetch_start))s"
 [ "$missing" -eq 0 ] || { echo "$missing records lost or wrong after the failures"; exit 1; }
 echo "all $RECORDS records retrievable after the failures"
 
