@@ -470,6 +470,17 @@ bool OverlayNode::flow_outcome(sip::TransactionId id, const sip::Message* respon
   return true;
 }
 
+std::string OverlayNode::flow_uri(const nat::ClientFlow& flow) const {
+  std::string uri = "<sip:" + flow.token + "@";
+  chord_.table().self().addr.append_host_port(uri);
+  // Requests that follow it go where the flow is: a client without UDP (or with TLS flows in an
+  // overlay that authenticates its peers) is reached, and sends, over its connection.
+  if (flow.flow.transport == Transport::Tcp) uri += ";transport=tcp";
+  if (flow.flow.transport == Transport::Tls) uri += ";transport=tls";
+  uri += ";lr;ob>";
+  return uri;
+}
+
 void OverlayNode::handle_flow(sip::TransactionId id, const sip::Message& request, const Endpoint& from, Instant now) {
   auto refuse = [&](int status, std::string reason, sip::HeaderId header = sip::HeaderId::Other,
                     std::string value = {}) {
@@ -514,10 +525,7 @@ void OverlayNode::handle_flow(sip::TransactionId id, const sip::Message& request
   } else {
     FlowGrant g;
     g.relay = chord_.table().self();
-    std::string path = "<sip:" + admitted.flow->token + "@";
-    g.relay.addr.append_host_port(path);
-    path += ";lr;ob>";
-    g.path = std::move(path);
+    g.path = flow_uri(*admitted.flow);
     g.expires_s = admitted.expires_s;
     g.flow_timer_s = is_reliable(from.transport) ? relay_->config().stream_flow_timer_s : relay_->config().flow_timer_s;
     const auto& succ = chord_.table().successors();

@@ -97,6 +97,9 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport, pub
   /// refused (403).
   void set_relay_pending(bool pending) { relay_pending_ = pending; }
   [[nodiscard]] nat::RelayTable* relay() const { return relay_; }
+  /// The URI that names a client's flow here (RFC 3327 Path with an RFC 5626 flow token): this
+  /// node's overlay address, the flow's transport when it is a stream, "lr" and "ob".
+  [[nodiscard]] std::string flow_uri(const nat::ClientFlow& flow) const;
 
   /// Signs what this node sends and checks what it receives (null: neither, for tests and
   /// simulations without identities). Must outlive the node.

@@ -39,6 +39,21 @@ dht::Peer self_of(const PeerConfig& c) {
 }
 }  // namespace
 
+/// The phone face of a peer that serves no phones (a relay peer's proxy, which only carries its
+/// clients' calls): nothing is ever sent on it.
+class Peer::NoPhones : public Environment {
+ public:
+  explicit NoPhones(Environment& env) : env_(env) {}
+  bool send(const Endpoint&, std::string_view) override { return false; }
+  std::uint64_t random() override { return env_.random(); }
+  std::uint64_t secure_random() override { return env_.secure_random(); }
+  [[nodiscard]] WallTime wall_time(Instant now) const override { return env_.wall_time(now); }
+  void log(LogLevel level, std::string_view text) override { env_.log(level, text); }
+
+ private:
+  Environment& env_;
+};
+
 Peer::Peer(PeerConfig config, Environment& overlay_env, Environment* phone_env)
     : env_(overlay_env),
       node_(self_of(config), std::move(config.overlay), overlay_env),
@@ -72,8 +87,17 @@ Peer::Peer(PeerConfig config, Environment& overlay_env, Environment* phone_env)
     // A peer with phones needs the environment that sends from their address.
     if (phone_env == nullptr) phone_env = &overlay_env;
     phone_env_ = phone_env;
+    serves_phones_ = true;
     ua_ = std::make_unique<proxy::UaSide>(*phone_env, node_, std::move(*config.phones),
                                           guard_ ? guard_->users.get() : nullptr);
+  } else if (config.relay) {
+    // A relay peer without phones still proxies its clients' calls down their flows (RFC 5626
+    // §5.3.1): the same proxy, with a phone face that sends nothing and an address no URI names.
+    proxy::UaSideConfig relay_only;
+    relay_only.registrar.domain = node_.config().overlay;
+    relay_only.ua_address = Endpoint{Transport::Udp, config.address.ip, 0};
+    no_phones_ = std::make_unique<NoPhones>(overlay_env);
+    ua_ = std::make_unique<proxy::UaSide>(*no_phones_, node_, std::move(relay_only), nullptr);
   }
 }
 
@@ -125,8 +149,13 @@ void Peer::begin_client(Instant now) {
   node_.set_relay_pending(false);
   decide_by_ = kInstantMax;
   node_.chord().start_client(now);
-  // A network that lets no UDP out: the flows, and everything the client sends, go over TCP.
-  if (reach_ && reach_->nat_class() == nat::NatClass::UdpBlocked) {
+  if (node_.authenticator() != nullptr) {
+    // An overlay that authenticates its peers takes calls only over TLS links (UaSide): the flows,
+    // and everything the client sends, go over TLS, so that calls can come down them too.
+    flow_transport_ = Transport::Tls;
+    node_.set_link_transport(Transport::Tls);
+  } else if (reach_ && reach_->nat_class() == nat::NatClass::UdpBlocked) {
+    // A network that lets no UDP out: the flows, and everything the client sends, go over TCP.
     flow_transport_ = Transport::Tcp;
     node_.set_link_transport(Transport::Tcp);
   }
@@ -138,7 +167,7 @@ void Peer::begin_client(Instant now) {
   node_.set_flows(flows_.get(), std::move(urn));
   node_.chord().set_gateway_silent([this](const Endpoint& relay, Instant at) { flows_->suspect(relay, at); });
   flows_->set_candidates(relay_candidates(), now);
-  sync_gateways();
+  sync_gateways(now);
 }
 
 std::vector<Endpoint> Peer::relay_candidates() const {
@@ -165,10 +194,12 @@ void Peer::decide(Instant now) {
   begin_client(now);
 }
 
-void Peer::sync_gateways() {
+void Peer::sync_gateways(Instant now) {
   if (!flows_) return;
   auto relays = flows_->relays();
   if (relays != node_.chord().gateways()) node_.chord().set_gateways(std::move(relays));
+  // Callers reach this node's phones through its relays: its registration entries name them.
+  if (ua_ && phase_ == Phase::Running) ua_->set_via(flows_->relay_uris(), now);
 }
 
 void Peer::shutdown(Instant now) {
@@ -208,7 +239,7 @@ void Peer::receive_datagram(Face face, std::string_view bytes, const Endpoint& f
   } else if (face == Face::Overlay) {
     node_.receive_datagram(bytes, from, now);
   }
-  sync_gateways();
+  sync_gateways(now);
   if (phase_ != Phase::Running) progress(now);
 }
 
@@ -219,7 +250,7 @@ void Peer::receive(Face face, sip::Message&& m, const Endpoint& from, Instant no
     const dht::NodeId peer = link != nullptr ? dht::NodeId::from_link_identity(*link) : dht::NodeId{};
     node_.receive(std::move(m), from, now, link != nullptr ? &peer : nullptr);
   }
-  sync_gateways();
+  sync_gateways(now);
   if (phase_ != Phase::Running) progress(now);
 }
 
@@ -230,7 +261,7 @@ void Peer::receive(Face face, const sip::Message& m, const Endpoint& from, Insta
     const dht::NodeId peer = link != nullptr ? dht::NodeId::from_link_identity(*link) : dht::NodeId{};
     node_.receive(m, from, now, link != nullptr ? &peer : nullptr);
   }
-  sync_gateways();
+  sync_gateways(now);
   if (phase_ != Phase::Running) progress(now);
 }
 
@@ -275,7 +306,7 @@ void Peer::receive_stun(Face face, std::string_view bytes, const Endpoint& from,
     case nat::StunClass::Error:
       if (face != Face::Overlay || !stun_.receive(*m, from, now)) ++nat_counts_.dropped;
       check_reachability(now);
-      sync_gateways();
+      sync_gateways(now);
       return;
   }
 }
@@ -317,10 +348,10 @@ void Peer::advance(Instant now) {
   if (flows_ && flows_->next_wakeup() <= now) flows_->advance(now);
   if (relay_ && relay_->next_expiry() <= now) relay_->expire(now);
   check_reachability(now);
-  sync_gateways();
+  sync_gateways(now);
   if (role_ == Role::Auto && now >= decide_by_) decide(now);
   if (ua_ && ua_->next_wakeup() <= now) ua_->advance(now);
-  sync_gateways();
+  sync_gateways(now);
   if (phase_ != Phase::Running) progress(now);
 }
 
@@ -347,7 +378,7 @@ void Peer::route(dht::RouteOp op, dht::NodeId target, std::optional<dht::Record>
     return;
   }
   if (flows_) {
-    sync_gateways();
+    sync_gateways(now);
     // A client learns peers from the answers its relays bring back: the peers responsible for
     // its keys are in the ring, and so candidates for its next relay.
     done = [this, done = std::move(done)](const dht::RouteResult& res) {
@@ -448,7 +479,7 @@ PeerStatus Peer::status(Instant now) const {
     if (guard_->auth) sec.messages = guard_->auth->stats();
     s.security = sec;
   }
-  if (ua_) {
+  if (ua_ && serves_phones_) {
     PeerStatus::Phones p;
     const auto& r = ua_->registrar();
     p.address = ua_->config().ua_address;
@@ -473,6 +504,7 @@ PeerStatus Peer::status(Instant now) const {
     r.flows = relay_->flows();
     r.max_clients = relay_->config().max_clients;
     r.stats = relay_->stats();
+    if (ua_) r.calls_relayed = ua_->stats().relayed;
     s.nat.relay = r;
   }
   s.nat.checked = reach_ != nullptr;

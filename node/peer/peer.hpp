@@ -133,6 +133,7 @@ struct PeerStatus {
     struct Relay {
       std::size_t clients = 0, flows = 0, max_clients = 0;
       nat::RelayStats stats;
+      std::uint64_t calls_relayed = 0;  ///< call requests taken down a client's flow
     };
     std::optional<Relay> relay;  ///< a relay peer's
     nat::ReachabilityStatus reach;
@@ -213,8 +214,9 @@ class Peer {
   [[nodiscard]] dht::ChordNode& chord() { return node_.chord(); }
   [[nodiscard]] const dht::ChordNode& chord() const { return node_.chord(); }
   /// The phone side; null without one.
-  [[nodiscard]] proxy::UaSide* phones() { return ua_.get(); }
-  [[nodiscard]] const proxy::UaSide* phones() const { return ua_.get(); }
+  /// The phone side (null when this peer serves no phones, even where a relay's proxy runs).
+  [[nodiscard]] proxy::UaSide* phones() { return serves_phones_ ? ua_.get() : nullptr; }
+  [[nodiscard]] const proxy::UaSide* phones() const { return serves_phones_ ? ua_.get() : nullptr; }
   [[nodiscard]] const dht::NodeId& id() const { return node_.chord().table().self().id; }
   /// What the node signs its own records with; null without an identity.
   [[nodiscard]] const security::Writer* writer() const;
@@ -228,7 +230,7 @@ class Peer {
   /// Role::Auto: decides once the reachability check has a verdict (or its time is up).
   void decide(Instant now);
   /// Hands the client's live relays to the Chord core as its gateways.
-  void sync_gateways();
+  void sync_gateways(Instant now);
   /// A client: a peer in the ring, a candidate for its next relay.
   void learn_relay(const Endpoint& addr);
   [[nodiscard]] std::vector<Endpoint> relay_candidates() const;
@@ -251,7 +253,10 @@ class Peer {
   Environment* phone_env_ = nullptr;
   overlay::OverlayNode node_;
   std::unique_ptr<Guard> guard_;
+  class NoPhones;
+  std::unique_ptr<NoPhones> no_phones_;  ///< declared before ua_, which sends on it
   std::unique_ptr<proxy::UaSide> ua_;
+  bool serves_phones_ = false;  ///< ua_ serves phones (otherwise it is a relay's proxy only)
   Instant started_{};
   Phase phase_ = Phase::Running;
   Instant deadline_ = kInstantMax;  ///< the current shutdown step's

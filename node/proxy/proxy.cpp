@@ -15,18 +15,7 @@ using sip::Message;
 
 namespace {
 
-/// Where a sip: URI with an IP literal host points: its port (5060 when absent) and its transport
-/// parameter (UDP unless it says tcp or tls). Names are never resolved.
-std::optional<Endpoint> uri_endpoint(const sip::Uri& uri) {
-  if (!uri.is_sip()) return std::nullopt;
-  std::string_view host = uri.host;
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  auto ip = IpAddress::parse(host);
-  if (!ip) return std::nullopt;
-  Transport t = Transport::Udp;
-  if (auto p = uri.param("transport")) t = transport_from_name(*p).value_or(Transport::Udp);
-  return Endpoint{t, *ip, uri.port.value_or(5060)};
-}
+using sip::uri_endpoint;
 
 bool same_host_port(const Endpoint& a, const Endpoint& b) {
   return a.ip == b.ip && a.port == b.port;
@@ -117,7 +106,21 @@ void UaSide::request(Side side, sip::TransactionId id, const Message& req, const
   auto routes = take_routes(fwd);
   if (!routes) return reject(400, "Malformed Route");
   std::string storage;
-  const bool routed_here = drop_own_routes(*routes, storage);  // it follows a dialog's route set
+  // RFC 5626 §5.3.1: as a relay peer, a Route naming one of this node's client flows. From anyone
+  // but the client the request goes down the flow; from the client (over its flow) it goes on.
+  const nat::ClientFlow* flow = nullptr;
+  bool from_flow = false;
+  if (side == Side::Overlay && !routes->empty()) {
+    bool named = false;
+    flow = flow_of_route(routes->front(), storage, named);
+    if (named && flow == nullptr) return reject(430, "Flow Failed");
+    if (flow != nullptr) {
+      routes->erase(routes->begin());
+      from_flow = same_host_port(from, flow->flow);
+      if (from_flow) flow = nullptr;
+    }
+  }
+  const bool routed_here = drop_own_routes(*routes, storage) || from_flow;  // it follows a dialog's route set
   // Views into `req`, which stays as it is (fwd's buffer moves as headers are added to it).
   auto ruri = sip::parse_uri(req.request_uri());
   if (!ruri) return reject(400, "Malformed Request-URI");
@@ -164,14 +167,21 @@ void UaSide::request(Side side, sip::TransactionId id, const Message& req, const
   by_server_[{side, id}] = cid;
   ++stats_.proxied;
 
+  if (flow != nullptr) {
+    ++stats_.relayed;
+    return add_branch(cid, Side::Overlay, flow->flow, std::move(fwd), BranchKind{true, flow, {}}, now);
+  }
   if (!routes->empty()) {
     // A loose route beyond this node: another node, named in the dialog's route set. Only local
-    // phones may send through this node; from the overlay that would make it an open relay.
-    if (side == Side::Overlay) return answer_call(cid, 403, "Forbidden (No Relaying Through This Node)", now);
+    // phones (and a relay's clients over their flows) may send through this node; for anyone else
+    // in the overlay that would make it an open relay.
+    if (side == Side::Overlay && !from_flow) {
+      return answer_call(cid, 403, "Forbidden (No Relaying Through This Node)", now);
+    }
     auto next = route_uri(routes->front(), storage);
     auto ep = next ? uri_endpoint(*next) : std::nullopt;
     if (!ep) return answer_call(cid, 404, "Not Found (Route Is Not An Address)", now);
-    return add_branch(cid, Side::Overlay, *ep, std::move(fwd), true, now);
+    return add_branch(cid, Side::Overlay, *ep, std::move(fwd), BranchKind{true, nullptr, {}}, now);
   }
   if (auto aor = overlay_aor(*ruri)) {
     if (side == Side::Overlay) return fork_local(cid, *aor, std::move(fwd), now);  // "deliver to your devices"
@@ -186,7 +196,7 @@ void UaSide::request(Side side, sip::TransactionId id, const Message& req, const
   }
   // In a dialog, the Request-URI is a phone's contact: only phones this node serves are reached.
   auto ep = uri_endpoint(*ruri);
-  if (ep && phone_reachable(*ep)) return add_branch(cid, Side::Ua, *ep, std::move(fwd), false, now);
+  if (ep && phone_reachable(*ep)) return add_branch(cid, Side::Ua, *ep, std::move(fwd), BranchKind{}, now);
   answer_call(cid, 404, "Not Found (Not A User Of " + cfg_.registrar.domain + ")", now);
 }
 
@@ -222,20 +232,55 @@ void UaSide::lookup_done(std::uint64_t cid, const std::string& aor, const dht::R
     ++stats_.lookups_not_found;
     return answer_call(cid, 404, "Not Found (" + aor + " Is Not Registered)", now);
   }
-  Message fwd = call.request;  // rebuilt as request() prepared it: no Route left, Max-Forwards one less
-  fwd.remove_all(HeaderId::Route);
-  std::uint64_t mf = sip::parse_uint_header(fwd.header(HeaderId::MaxForwards).value_or("70"), 255).value_or(70);
-  fwd.set_header(HeaderId::MaxForwards, std::to_string(mf == 0 ? 0 : mf - 1));
+  Message fwd = lookup_request(call);
   const dht::NodeId self = overlay_.chord().table().self().id;
-  for (const auto& e : entries) {
+  for (auto& e : entries) {
     if (e.node.id == self) {
       fork_local(cid, aor, fwd, now);
-    } else {
-      add_branch(cid, Side::Overlay, e.node.addr, fwd, true, now);  // straight to the node (not along the ring)
+    } else if (e.via.empty() || !add_relay_branch(cid, fwd, std::move(e.via), now)) {
+      // Straight to the node (not along the ring).
+      add_branch(cid, Side::Overlay, e.node.addr, fwd, BranchKind{true, nullptr, {}}, now);
     }
     if (calls_.count(cid) == 0) return;
   }
   finish_if_done(cid, now);
+}
+
+Message UaSide::lookup_request(const Call& call) const {
+  Message fwd = call.request;  // rebuilt as request() prepared it: no Route left, Max-Forwards one less
+  fwd.remove_all(HeaderId::Route);
+  std::uint64_t mf = sip::parse_uint_header(fwd.header(HeaderId::MaxForwards).value_or("70"), 255).value_or(70);
+  fwd.set_header(HeaderId::MaxForwards, std::to_string(mf == 0 ? 0 : mf - 1));
+  return fwd;
+}
+
+bool UaSide::add_relay_branch(std::uint64_t cid, Message req, std::vector<std::string> via, Instant now) {
+  while (!via.empty()) {
+    std::string route = std::move(via.front());
+    via.erase(via.begin());
+    auto ep = via_endpoint(route);
+    if (!ep) continue;
+    // Calls between nodes go as they always do (TLS where peers are authenticated); the relay
+    // takes them on down the client's flow however that flow is made.
+    if (overlay_.authenticator() != nullptr) ep->transport = call_transport();
+    req.add_header_front(HeaderId::Route, route);
+    ++stats_.via_relay;
+    add_branch(cid, Side::Overlay, *ep, std::move(req), BranchKind{true, nullptr, std::move(via)}, now);
+    return true;
+  }
+  return false;
+}
+
+const nat::ClientFlow* UaSide::flow_of_route(const std::string& route, std::string& storage, bool& named) const {
+  named = false;
+  const nat::RelayTable* relay = overlay_.relay();
+  if (relay == nullptr) return nullptr;
+  auto uri = route_uri(route, storage);
+  if (!uri || uri->user.empty() || !uri->has_param("ob")) return nullptr;
+  auto ep = uri_endpoint(*uri);
+  if (!ep || !same_host_port(*ep, own_address(Side::Overlay))) return nullptr;
+  named = true;
+  return relay->by_token(std::string(uri->user));
 }
 
 void UaSide::fork_local(std::uint64_t cid, const std::string& aor, Message req, Instant now) {
@@ -252,7 +297,7 @@ void UaSide::fork_local(std::uint64_t cid, const std::string& aor, Message req, 
     }
     Message m = req;
     m.set_request_uri(b.contact);  // §16.5: the target's URI
-    add_branch(cid, Side::Ua, *ep, std::move(m), false, now);
+    add_branch(cid, Side::Ua, *ep, std::move(m), BranchKind{}, now);
     ++added;
     if (calls_.count(cid) == 0) return;
   }
@@ -264,7 +309,7 @@ void UaSide::fork_local(std::uint64_t cid, const std::string& aor, Message req, 
   }
 }
 
-void UaSide::add_branch(std::uint64_t cid, Side out, const Endpoint& dest, Message m, bool to_node, Instant now) {
+void UaSide::add_branch(std::uint64_t cid, Side out, const Endpoint& dest, Message m, BranchKind kind, Instant now) {
   Call& call = calls_.at(cid);
   // §16.6 step 4 with RFC 5658: one Record-Route per interface the request crosses, so that the
   // dialog's later requests come back the same way whichever side they start from.
@@ -278,8 +323,13 @@ void UaSide::add_branch(std::uint64_t cid, Side out, const Endpoint& dest, Messa
   // Dialog-creating requests only: in a dialog the route set is already fixed (§12.2).
   auto to = sip::parse_name_address(call.request.header(HeaderId::To).value_or(""));
   if (to && !to->params.has("tag")) {
-    m.add_header_front(HeaderId::RecordRoute, rr(own_address(call.side), call.from.transport));
-    if (out != call.side) m.add_header_front(HeaderId::RecordRoute, rr(own_address(out), dest.transport));
+    if (kind.flow != nullptr) {
+      // A relay names the flow: later requests of the dialog find it again, from either end.
+      m.add_header_front(HeaderId::RecordRoute, overlay_.flow_uri(*kind.flow));
+    } else {
+      m.add_header_front(HeaderId::RecordRoute, rr(own_address(call.side), call.from.transport));
+      if (out != call.side) m.add_header_front(HeaderId::RecordRoute, rr(own_address(out), dest.transport));
+    }
   }
   // §16.6 step 8: our Via, with a new branch, on top.
   Endpoint me = own_address(out);
@@ -290,7 +340,9 @@ void UaSide::add_branch(std::uint64_t cid, Side out, const Endpoint& dest, Messa
   Branch& b = call.branches.back();
   b.side = out;
   b.dest = dest;
-  b.to_node = to_node;
+  b.to_node = kind.to_node;
+  b.flow = kind.flow != nullptr;
+  b.via_left = std::move(kind.via_left);
   b.request = m;
   ++stats_.branches;
   auto sent = layer(out).send_request(m, dest, now);
@@ -301,7 +353,7 @@ void UaSide::add_branch(std::uint64_t cid, Side out, const Endpoint& dest, Messa
   const sip::TransactionId txn = *sent;
   calls_.at(cid).branches[index].txn = txn;
   by_client_[{out, txn}] = {cid, index};
-  if (to_node) {
+  if (kind.to_node) {
     // A live node answers at once (100 Trying within 200 ms, RFC 3261 §17.2.1): silence for the
     // overlay's hop timeout means it is gone, and the caller hears 480 in seconds, not after
     // Timer B's 32.
@@ -367,8 +419,8 @@ void UaSide::on_timeout(sip::TransactionId id, Instant now) {
 void UaSide::on_transport_error(sip::TransactionId id, Instant now) {
   branch_failed(Side::Ua, id, false, now);
 }
-void UaSide::on_ack(sip::TransactionId, const Message& ack, const Endpoint&, Instant now) {
-  forward_ack(Side::Ua, ack, now);
+void UaSide::on_ack(sip::TransactionId, const Message& ack, const Endpoint& from, Instant now) {
+  forward_ack(Side::Ua, ack, from, now);
 }
 
 void UaSide::response(Side side, sip::TransactionId id, const Message& resp, Instant now) {
@@ -418,7 +470,17 @@ void UaSide::response(Side side, sip::TransactionId id, const Message& resp, Ins
   if (b.done) return;
   b.status = st;
   b.done = true;
+  // The relay lost the client's flow (430), or cannot serve now (503): the next relay is asked.
+  if ((st == 430 || st == 503) && try_next_relay(cid, bi, now)) return;
   branch_final(cid, bi, up, now);
+}
+
+bool UaSide::try_next_relay(std::uint64_t cid, std::size_t bi, Instant now) {
+  Call& call = calls_.at(cid);
+  if (call.branches[bi].via_left.empty() || call.cancelled || call.final_sent) return false;
+  std::vector<std::string> via = std::move(call.branches[bi].via_left);
+  call.branches[bi].via_left.clear();
+  return add_relay_branch(cid, lookup_request(call), std::move(via), now);
 }
 
 void UaSide::branch_failed(Side side, sip::TransactionId id, bool timeout, Instant now) {
@@ -439,9 +501,13 @@ void UaSide::fail_branch(std::uint64_t cid, std::size_t bi, bool timeout, Instan
   }
   ++stats_.branch_timeouts;
   b.done = true;
+  if (try_next_relay(cid, bi, now)) return;
   int status = 480;
   std::string reason = "Callee's Node Does Not Answer";
-  if (!b.to_node) {
+  if (b.flow) {
+    status = 430;  // RFC 5626 §5.3.1: the caller's node tries the client's other relay
+    reason = "Flow Failed";
+  } else if (!b.to_node) {
     status = timeout ? 408 : 480;
     reason = timeout ? "Request Timeout" : "Callee Unreachable";
   }
@@ -476,6 +542,10 @@ void UaSide::finish_if_done(std::uint64_t cid, Instant now) {
       // §16.7 step 6: a 503 is not passed on (it would mean this proxy is overloaded).
       layer(call.side).respond(call.server, sip::make_response(call.request, 500, "Downstream Unavailable", tag()),
                                now);
+    } else if (call.best->status() == 430 && call.side == Side::Ua) {
+      // RFC 5626 §5.3.1: 430 is for the proxy that chose the flow; a phone hears 480.
+      layer(call.side).respond(
+          call.server, sip::make_response(call.request, 480, "Temporarily Unavailable (Flow Failed)", tag()), now);
     } else {
       layer(call.side).respond(call.server, *call.best, now);
     }
@@ -540,22 +610,35 @@ bool UaSide::drop_own_routes(std::vector<std::string>& routes, std::string& stor
   return any;
 }
 
-void UaSide::forward_ack(Side side, const Message& ack, Instant now) {
+void UaSide::forward_ack(Side side, const Message& ack, const Endpoint& from, Instant now) {
   // The ACK for a 2xx is a request of its own (§13.2.2.4, §16.11): forwarded statelessly along the
   // dialog's route set, and dropped when it has nowhere to go.
   Message m = ack;
   auto routes = take_routes(m);
   if (!routes) return;
   std::string storage;
+  std::optional<Endpoint> dest;
+  bool from_flow = false;
+  if (side == Side::Overlay && !routes->empty()) {  // as a relay peer: down a client's flow, or on from it
+    bool named = false;
+    const nat::ClientFlow* flow = flow_of_route(routes->front(), storage, named);
+    if (named && flow == nullptr) return;
+    if (flow != nullptr) {
+      routes->erase(routes->begin());
+      from_flow = same_host_port(from, flow->flow);
+      if (!from_flow) dest = flow->flow;
+    }
+  }
   drop_own_routes(*routes, storage);
   std::uint64_t mf = sip::parse_uint_header(m.header(HeaderId::MaxForwards).value_or("70"), 255).value_or(70);
   if (mf == 0) return;
   m.set_header(HeaderId::MaxForwards, std::to_string(mf - 1));
   for (const auto& r : *routes) m.add_header(HeaderId::Route, r);
-  std::optional<Endpoint> dest;
   Side out = Side::Ua;
-  if (!routes->empty()) {
-    if (side == Side::Overlay) return;  // no relaying for the overlay
+  if (dest) {
+    out = Side::Overlay;
+  } else if (!routes->empty()) {
+    if (side == Side::Overlay && !from_flow) return;  // no relaying for the overlay
     auto next = route_uri(routes->front(), storage);
     dest = next ? uri_endpoint(*next) : std::nullopt;
     out = Side::Overlay;

@@ -184,7 +184,8 @@ void UaSide::run_jobs(const std::string& aor, Instant now) {
       layer_.respond(job.txn, Registrar::make_ok(job.request, {}, now, tag()), now);
       continue;
     }
-    if (p.stored && !plan.after.empty() && plan.after.size() == p.stored_devices && p.refresh_at != kInstantMax) {
+    if (p.stored && !plan.after.empty() && plan.after.size() == p.stored_devices && p.stored_via == via_generation_ &&
+        p.refresh_at != kInstantMax) {
       // A refresh that leaves the entry as it is (reachable through this node, as many devices)
       // changes nothing in the overlay: the entry is stored again on its own schedule (80 % of its
       // lifetime, set_refresh), not at every REGISTER, and the answer needs no overlay round trip.
@@ -231,7 +232,7 @@ void UaSide::store(const std::string& aor, const std::vector<Binding>& bindings,
   if (!bindings.empty()) {
     dht::Peer reach = overlay_.chord().table().self();
     reach.addr.transport = call_transport();
-    r.value = encode_registration(RegistrationEntry{reach, static_cast<std::uint32_t>(bindings.size())});
+    r.value = encode_registration(RegistrationEntry{reach, static_cast<std::uint32_t>(bindings.size()), via_});
     // The entry lives no longer than the longest binding, and at most entry_lifetime_s.
     Instant last = now;
     for (const auto& b : bindings) last = std::max(last, b.expires);
@@ -245,14 +246,16 @@ void UaSide::store(const std::string& aor, const std::vector<Binding>& bindings,
   }
   overlay_.chord().route(
       dht::RouteOp::Store, r.key, std::move(r),
-      [this, aor, now, lifetime, devices = static_cast<std::uint32_t>(bindings.size()),
+      [this, aor, now, lifetime, devices = static_cast<std::uint32_t>(bindings.size()), via = via_generation_,
        done = std::move(done)](const dht::RouteResult& res) {
         Instant t = now + res.latency;
         if (res.status == dht::Status::Ok && lifetime > 0) {
           // Stored again at 80 % of its lifetime (RELOAD refreshes before expiry, RFC 6940 §7.2).
           auto& q = pubs_[aor];
-          set_refresh(aor, q, t + Duration(std::int64_t{lifetime} * 800000));
+          // Relays that changed while this store was under way: stored again at once.
+          set_refresh(aor, q, via == via_generation_ ? t + Duration(std::int64_t{lifetime} * 800000) : t);
           q.stored_devices = devices;
+          q.stored_via = via;
         }
         done(dht::code(res.status), res.reason, t);
       },
@@ -329,6 +332,17 @@ Instant UaSide::next_wakeup() const {
   if (!call_sweep_.empty()) next = std::min(next, call_sweep_.begin()->first);
   if (!silent_branches_.empty()) next = std::min(next, std::get<0>(*silent_branches_.begin()));
   return next;
+}
+
+void UaSide::set_via(std::vector<std::string> uris, Instant now) {
+  if (uris == via_) return;
+  via_ = std::move(uris);
+  ++via_generation_;
+  // Every entry in the overlay names the old relays: each is stored again now (by advance(), as a
+  // refresh), and a refresh already queued for later is brought forward.
+  for (auto& [aor, p] : pubs_) {
+    if (p.stored && p.refresh_at != kInstantMax) set_refresh(aor, p, now);
+  }
 }
 
 void UaSide::withdraw_all(Instant now) {

@@ -16,6 +16,13 @@
 // one URI per interface they use (RFC 5658), so in-dialog requests (ACK, BYE, re-INVITE, ...)
 // follow the same path. 404 when the user is registered nowhere, 480 when the callee's node does
 // not answer or has no binding left. Requests to phones go only to loopback addresses.
+//
+// Nodes behind NATs (docs/NAT.md): a client's entry names its relay peers' URIs ("via"); a caller's
+// node sends to the first relay with that URI as Route, and to the next when the relay answers 430
+// or nothing. A relay peer (RFC 5626 §5.3.1, as an edge proxy) takes a request whose Route names
+// one of its flows: from elsewhere it goes down the flow to the client; from the client itself it
+// goes on along the rest of the route set. It Record-Routes with the flow's URI, so that the dialog's
+// later requests pass the relay both ways; 430 Flow Failed when the flow is gone.
 #pragma once
 
 #include <cstddef>
@@ -75,6 +82,8 @@ struct UaSideStats {
   std::uint64_t requests_rejected = 0;
   std::uint64_t proxied = 0, lookups = 0, lookups_not_found = 0, lookups_failed = 0, branches = 0;
   std::uint64_t calls_answered = 0, cancels = 0, acks_forwarded = 0, branch_timeouts = 0;
+  std::uint64_t via_relay = 0;     ///< branches sent to a client through its relay peer
+  std::uint64_t relayed = 0;       ///< requests taken down a client's flow, as its relay peer
   std::uint64_t challenges = 0;    ///< 401/407 sent for missing or stale credentials
   std::uint64_t auth_refused = 0;  ///< credentials that were wrong, replayed, or another user's
 };
@@ -110,6 +119,12 @@ class UaSide : public sip::TransactionUser {
   /// AORs whose overlay entry a store has put in place and not yet removed.
   [[nodiscard]] std::size_t published() const { return published_; }
 
+  /// The relay URIs that reach this node (a client behind a NAT: its flows' Path values, best
+  /// first; empty: reached at its own address). A change stores every entry again at once, so
+  /// that callers find the node through its current relays.
+  void set_via(std::vector<std::string> uris, Instant now);
+  [[nodiscard]] const std::vector<std::string>& via() const { return via_; }
+
   /// Requests being proxied whose branches are not all done (bounded by `max_calls`).
   [[nodiscard]] std::size_t calls() const { return calls_.size() - call_sweep_.size(); }
   /// Response contexts kept (RFC 3261 §16): those in progress and finished INVITEs' contexts kept
@@ -133,9 +148,8 @@ class UaSide : public sip::TransactionUser {
       ua_.request(Side::Overlay, id, r, from, now);
     }
     void on_ack(sip::TransactionId id, const sip::Message& ack, const Endpoint& from, Instant now) override {
-      ua_.forward_ack(Side::Overlay, ack, now);
+      ua_.forward_ack(Side::Overlay, ack, from, now);
       (void)id;
-      (void)from;
     }
     void on_response(sip::TransactionId id, const sip::Message& r, Instant now) override {
       ua_.response(Side::Overlay, id, r, now);
@@ -160,7 +174,16 @@ class UaSide : public sip::TransactionUser {
     bool done = false;            ///< final response (or failure) received
     bool cancel_pending = false;  ///< cancel once a provisional response arrives (§9.1)
     bool cancelled = false;
+    bool flow = false;                   ///< down a client's flow, as its relay (failure: 430, RFC 5626 §5.3.1)
     Instant silent_after = kInstantMax;  ///< to a node: given up if nothing at all is heard by then
+    std::vector<std::string> via_left;   ///< to a client through a relay: the relays not tried yet
+  };
+  /// What a branch is besides its destination: to a node (silence means 480), down a client's flow
+  /// (as its relay), or to a client through a relay with others left to try.
+  struct BranchKind {
+    bool to_node = false;
+    const nat::ClientFlow* flow = nullptr;  ///< down this flow: Record-Routes with its URI
+    std::vector<std::string> via_left;
   };
   /// A response context (RFC 3261 §16): the server transaction and its branches.
   struct Call {
@@ -191,16 +214,26 @@ class UaSide : public sip::TransactionUser {
   void route_request(std::uint64_t cid, sip::Message req, Instant now);
   void lookup_done(std::uint64_t cid, const std::string& aor, const dht::RouteResult& res, Instant now);
   void fork_local(std::uint64_t cid, const std::string& aor, sip::Message req, Instant now);
-  void add_branch(std::uint64_t cid, Side out, const Endpoint& dest, sip::Message req, bool to_node, Instant now);
+  void add_branch(std::uint64_t cid, Side out, const Endpoint& dest, sip::Message req, BranchKind kind, Instant now);
+  /// The request as sent to the nodes an overlay lookup found (no Route; Max-Forwards one less).
+  [[nodiscard]] sip::Message lookup_request(const Call& call) const;
+  /// To a client through the first of `via` that names an address (Route: that URI); the others
+  /// are kept for a retry. False when none does.
+  bool add_relay_branch(std::uint64_t cid, sip::Message req, std::vector<std::string> via, Instant now);
+  /// As a relay peer: the flow a Route value names ("<sip:TOKEN@this node;...>"); `named` tells
+  /// whether the value names a flow of this node at all (a flow token at its overlay address).
+  const nat::ClientFlow* flow_of_route(const std::string& route, std::string& storage, bool& named) const;
   void response(Side side, sip::TransactionId id, const sip::Message& response, Instant now);
   void branch_failed(Side side, sip::TransactionId id, bool timeout, Instant now);
   /// Branch `bi` of call `cid` failed: timed out, or its transport failed (at once, or later).
   void fail_branch(std::uint64_t cid, std::size_t bi, bool timeout, Instant now);
+  /// Branch `bi` (done) went to a client's relay and has others left: the next is asked instead.
+  bool try_next_relay(std::uint64_t cid, std::size_t bi, Instant now);
   void branch_final(std::uint64_t cid, std::size_t b, const sip::Message& response, Instant now);
   void cancel_branch(Call& call, Branch& b, Instant now);
   void finish_if_done(std::uint64_t cid, Instant now);
   void answer_call(std::uint64_t cid, int status, const std::string& reason, Instant now);
-  void forward_ack(Side side, const sip::Message& ack, Instant now);
+  void forward_ack(Side side, const sip::Message& ack, const Endpoint& from, Instant now);
   void sweep_calls(Instant now);
   /// A REGISTER waiting for its turn (txn != 0), or a store of the current bindings (txn == 0:
   /// refresh, or removal once none is left).
@@ -214,8 +247,9 @@ class UaSide : public sip::TransactionUser {
     bool running = false;    ///< run_jobs is working through `jobs`
     bool stored = false;     ///< an entry is in the overlay (as far as this node knows); see set_stored
     Instant refresh_at = kInstantMax;
-    WallTime last_written{};  ///< the last entry's writer time: each store's is later
+    WallTime last_written{};           ///< the last entry's writer time: each store's is later
     std::uint32_t stored_devices = 0;  ///< the device count of the entry last stored
+    std::uint32_t stored_via = 0;      ///< the via_generation_ of the entry last stored
     /// First in, first out; at most max_waiting_per_aor long (a deque would cost its 512-byte block
     /// for every registered user, even empty).
     std::vector<Job> jobs;
@@ -256,6 +290,8 @@ class UaSide : public sip::TransactionUser {
   /// Hashed, and node-based: a Publication stays where it is while its entry lives.
   std::unordered_map<std::string, Publication, StringHash, std::equal_to<>> pubs_;
   std::size_t published_ = 0;  ///< Publications with `stored`
+  std::vector<std::string> via_;
+  std::uint32_t via_generation_ = 0;  ///< counts changes of via_
   std::set<std::pair<Instant, std::string>> refresh_queue_;
   std::size_t withdrawing_ = 0;
 

@@ -240,4 +240,15 @@ bool uri_equivalent(const Uri& a, const Uri& b) {
   return true;
 }
 
+std::optional<Endpoint> uri_endpoint(const Uri& uri) {
+  if (!uri.is_sip()) return std::nullopt;
+  std::string_view host = uri.host;
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  auto ip = IpAddress::parse(host);
+  if (!ip) return std::nullopt;
+  Transport t = Transport::Udp;
+  if (auto p = uri.param("transport")) t = transport_from_name(*p).value_or(Transport::Udp);
+  return Endpoint{t, *ip, uri.port.value_or(5060)};
+}
+
 }  // namespace p2psip::sip

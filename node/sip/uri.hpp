@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/address.hpp"
+
 namespace p2psip::sip {
 
 enum class UriScheme : std::uint8_t { Sip, Sips, Tel, Other };
@@ -38,6 +40,10 @@ struct Uri {
 std::optional<Uri> parse_uri(std::string_view text);
 /// The same into `out`; false (and `out` unspecified) when the text is not a valid URI.
 bool parse_uri_into(std::string_view text, Uri& out);
+
+/// Where a sip: URI with an IP literal host points: its port (5060 when absent) and its transport
+/// parameter (UDP unless it says tcp or tls). nullopt for a name: names are never resolved.
+std::optional<Endpoint> uri_endpoint(const Uri& uri);
 
 /// RFC 3261 §19.1.4 comparison of two sip/sips URIs: scheme, user and password case-sensitively after
 /// unescaping, host case-insensitively, port, and the transport/user/ttl/method/maddr parameters.

@@ -8,7 +8,9 @@
 #include <memory>
 #include <random>
 
+#include "caller.hpp"
 #include "nat/stun.hpp"
+#include "node/echo/echo_element.hpp"
 #include "node/sip/validate.hpp"
 #include "security/certificate.hpp"
 #include "sim/virtual_network.hpp"
@@ -60,6 +62,7 @@ class PeerNet {
   };
   std::vector<Nat> nats;
   std::vector<std::unique_ptr<Face>> phones;
+  std::map<std::uint16_t, std::unique_ptr<echo::EchoElement>> echoes;  ///< callees, by port
 
   static Endpoint overlay_addr(std::size_t i) {
     return Endpoint{Transport::Udp, *IpAddress::parse("127.0.6." + std::to_string(i + 1)), 5070};
@@ -93,6 +96,46 @@ class PeerNet {
         std::make_unique<Face>(*this, Endpoint{Transport::Udp, *IpAddress::parse("127.0.7.1"), port}, 300 + port));
     return *phones.back();
   }
+  /// A phone that answers calls (the sip-echo element: 180, then 200) at 127.0.7.1:`port`.
+  echo::EchoElement& callee(std::uint16_t port) {
+    Face& f = phone(port);
+    echo::EchoConfig ec;
+    ec.contact_host = "127.0.7.1";
+    ec.contact_port = port;
+    echoes[port] = std::make_unique<echo::EchoElement>(f, ec);
+    return *echoes[port];
+  }
+  /// A caller at phone `port`, whose node is peer `node`.
+  test::Caller caller(std::uint16_t port, std::size_t node, std::string call_id) {
+    Face& f = phone(port);
+    test::Caller c{[&f, node](const std::string& text) { f.send(phone_side_addr(node), text); }, f.address(),
+                   &heard[port], std::move(call_id)};
+    c.domain = "peer.test";
+    return c;
+  }
+  /// Peer `i`, started at `bootstrap`, behind a NAT that maps it to `outside` for every destination
+  /// (endpoint-independent mapping) and lets in whatever comes back to that address.
+  Peer& add_behind_nat(PeerConfig config, bool phones_side, const std::vector<std::size_t>& bootstrap,
+                       const Endpoint& outside) {
+    const std::size_t i = nodes.size();
+    nats.push_back({overlay_addr(i), [outside](const Endpoint&) { return outside; }, {}});
+    Node n;
+    n.overlay_face = std::make_unique<Face>(*this, overlay_addr(i), 100 + i);
+    config.address = overlay_addr(i);
+    if (phones_side) {
+      n.phone_face = std::make_unique<Face>(*this, phone_side_addr(i), 200 + i);
+      proxy::UaSideConfig ua;
+      ua.registrar.domain = config.overlay.overlay;
+      ua.ua_address = phone_side_addr(i);
+      config.phones = ua;
+    }
+    n.peer = std::make_unique<Peer>(std::move(config), *n.overlay_face, n.phone_face.get());
+    nodes.push_back(std::move(n));
+    std::vector<Endpoint> boot;
+    for (auto b : bootstrap) boot.push_back(overlay_addr(b));
+    nodes.back().peer->start(boot, now);
+    return *nodes.back().peer;
+  }
 
   void send(Endpoint from, Endpoint to, std::string bytes) {
     for (auto& nat : nats) {
@@ -123,6 +166,7 @@ class PeerNet {
         if (to.ip == p->address().ip && to.port == p->address().port) {
           heard_raw[to.port].push_back(b);
           if (auto m = sip::parse_datagram(b)) heard[to.port].push_back(*m);
+          if (auto e = echoes.find(to.port); e != echoes.end()) e->second->receive_datagram(b, from, now);
         }
       }
     });
@@ -136,11 +180,15 @@ class PeerNet {
           for (auto& n : nodes) {
             if (n.alive) next = std::min(next, n.peer->next_wakeup());
           }
+          for (auto& [port, e] : echoes) next = std::min(next, e->next_wakeup());
           return next;
         },
         [this](Instant t) {
           for (auto& n : nodes) {
             if (n.alive && n.peer->next_wakeup() <= t) n.peer->advance(t);
+          }
+          for (auto& [port, e] : echoes) {
+            if (e->next_wakeup() <= t) e->advance(t);
           }
         });
   }
@@ -404,24 +452,9 @@ TEST(Peer, AClientBehindANatStoresAndFetchesThroughItsRelayPeersAndJoinsNoRing) 
   }
   net.run_for(seconds(10));
   // Peer 3 sits behind a NAT; started with Auto, it asks peers 0 and 1 where they see it.
-  net.nats.push_back({PeerNet::overlay_addr(3),
-                      [](const Endpoint&) {
-                        return Endpoint{Transport::Udp, *IpAddress::parse("203.0.113.3"), 7000};
-                      },
-                      {}});
   PeerConfig c = plain(ids[3]);
   c.role = Role::Auto;
-  const std::size_t ci = net.nodes.size();
-  PeerNet::Node& n = [&]() -> PeerNet::Node& {
-    PeerNet::Node node;
-    node.overlay_face = std::make_unique<PeerNet::Face>(net, PeerNet::overlay_addr(ci), 100 + ci);
-    c.address = PeerNet::overlay_addr(ci);
-    node.peer = std::make_unique<Peer>(c, *node.overlay_face);
-    net.nodes.push_back(std::move(node));
-    return net.nodes.back();
-  }();
-  n.peer->start({PeerNet::overlay_addr(0), PeerNet::overlay_addr(1)}, net.now);
-  Peer& client = *n.peer;
+  Peer& client = net.add_behind_nat(c, false, {0, 1}, Endpoint{Transport::Udp, *IpAddress::parse("203.0.113.3"), 7000});
   EXPECT_EQ(client.status(net.now).nat.role, "deciding");
   net.run_for(seconds(5));
   PeerStatus st = client.status(net.now);
@@ -487,6 +520,124 @@ TEST(Peer, AClientBehindANatStoresAndFetchesThroughItsRelayPeersAndJoinsNoRing) 
     EXPECT_EQ(f.state, nat::FlowState::Active) << f.reg_id;
     EXPECT_NE(*f.relay, PeerNet::overlay_addr(dead));
   }
+}
+
+TEST(Peer, APhoneAtAClientBehindANatIsCalledThroughItsRelayPeersAndTheDialogKeepsThatPath) {
+  PeerNet net;
+  const char* ids[] = {"20000000000000000000000000000000", "60000000000000000000000000000000",
+                       "a0000000000000000000000000000000", "e0000000000000000000000000000000"};
+  for (std::size_t i = 0; i < 3; ++i) {
+    PeerConfig c = plain(ids[i]);
+    c.relay = nat::RelayConfig{};
+    net.add(c, i == 2, i == 0 ? std::nullopt : std::optional<std::size_t>(0));  // phones at peer 2 only
+    net.run_for(seconds(1));
+  }
+  net.run_for(seconds(10));
+  PeerConfig c = plain(ids[3]);
+  c.role = Role::Auto;
+  Peer& client = net.add_behind_nat(c, true, {0, 1}, Endpoint{Transport::Udp, *IpAddress::parse("203.0.113.3"), 7000});
+  net.run_for(seconds(5));
+  ASSERT_EQ(client.status(net.now).nat.role, "client");
+
+  // Bob's phone registers at the client: his entry names the client's two relays.
+  auto& bob = net.callee(5092);
+  auto& bob_reg = net.phone(5093);
+  bob_reg.send(PeerNet::phone_side_addr(3),
+               request("REGISTER", bob_reg.address(), "bob", 1, "Contact: <sip:echo@127.0.7.1:5092>\r\n"));
+  net.run_for(seconds(2));
+  ASSERT_FALSE(net.heard[5093].empty());
+  ASSERT_EQ(net.heard[5093].back().status(), 200);
+  std::vector<std::string> via;
+  net.nodes[2].peer->locate(
+      "sip:bob@peer.test",
+      [&](const Location& l) {
+        if (l.entries.size() == 1) via = l.entries[0].entry.via;
+      },
+      net.now);
+  net.run_for(seconds(1));
+  ASSERT_EQ(via.size(), 2u);
+  for (const auto& f : client.status(net.now).nat.flows) {
+    EXPECT_NE(std::find(via.begin(), via.end(), f.relay_uri), via.end()) << f.relay_uri;
+  }
+
+  // Alice at peer 2 calls bob: the INVITE goes to the first relay, down its flow to the client, and
+  // on to bob's phone; the dialog's route set names the flow, and ACK and BYE follow it.
+  test::Caller call = net.caller(5091, 2, "relay-call-1");
+  call.invite();
+  net.run_for(seconds(2));
+  EXPECT_EQ(call.statuses("INVITE"), (std::vector<int>{180, 200}));
+  const sip::Message* ok = call.final_for("INVITE");
+  ASSERT_TRUE(ok);
+  std::vector<std::string> rr;
+  ok->for_each(sip::HeaderId::RecordRoute, [&](std::string_view v) { rr.emplace_back(v); });
+  EXPECT_NE(std::find(rr.begin(), rr.end(), via[0]), rr.end()) << "no Record-Route names the flow";
+  call.learn(*ok);
+  call.in_dialog("ACK", 1);
+  net.run_for(seconds(1));
+  EXPECT_EQ(bob.stats().acks, 1u);
+  call.in_dialog("BYE", 2);
+  net.run_for(seconds(1));
+  EXPECT_EQ(call.statuses("BYE"), std::vector<int>{200});
+  EXPECT_EQ(bob.stats().byes, 1u);
+  std::uint64_t relayed = 0;
+  for (std::size_t i = 0; i < 2; ++i) relayed += net.nodes[i].peer->status(net.now).nat.relay->calls_relayed;
+  EXPECT_EQ(relayed, 2u);  // INVITE and BYE (the ACK goes statelessly)
+
+  // A second call, hung up from bob's side: his BYE follows the route set from the client, up the
+  // flow through the relay, to alice.
+  test::Caller second = net.caller(5094, 2, "relay-call-2");
+  second.invite();
+  net.run_for(seconds(2));
+  ASSERT_TRUE(second.final_for("INVITE"));
+  ASSERT_EQ(second.final_for("INVITE")->status(), 200);
+  second.learn(*second.final_for("INVITE"));
+  second.in_dialog("ACK", 1);
+  net.run_for(seconds(1));
+  const sip::Message* invite_at_bob = nullptr;
+  for (const auto& m : net.heard[5092]) {
+    if (m.is_request() && m.method() == "INVITE" && m.header(sip::HeaderId::CallId) == "relay-call-2")
+      invite_at_bob = &m;
+  }
+  ASSERT_TRUE(invite_at_bob);
+  std::string routes;
+  invite_at_bob->for_each(sip::HeaderId::RecordRoute, [&](std::string_view v) {
+    routes += "Route: " + std::string(v) + "\r\n";  // the callee's route set: Record-Route in order
+  });
+  const std::string to_tag = [&] {
+    auto to = sip::parse_name_address(second.final_for("INVITE")->header(sip::HeaderId::To).value_or(""));
+    return std::string(to->params.get("tag").value_or(""));
+  }();
+  bob_reg.send(PeerNet::phone_side_addr(3),
+               "BYE sip:alice@" + second.addr.host_port() +
+                   " SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.7.1:5092;branch=z9hG4bKbye-from-bob\r\nMax-Forwards: 70\r\n" +
+                   routes + "From: <sip:bob@peer.test>;tag=" + to_tag +
+                   "\r\nTo: <sip:alice@peer.test>;tag=caller1\r\nCall-ID: relay-call-2\r\nCSeq: 1 BYE\r\n"
+                   "Content-Length: 0\r\n\r\n");
+  net.run_for(seconds(1));
+  bool bye_at_alice = false;
+  for (const auto& m : net.heard[5094]) bye_at_alice |= m.is_request() && m.method() == "BYE";
+  EXPECT_TRUE(bye_at_alice) << "bob's BYE did not reach alice";
+
+  // The first relay dies: a call goes through the other relay, once the first has been silent for
+  // a hop's time-out; bob's entry then names the flow that replaced it.
+  const std::size_t dead = via[0].find(PeerNet::overlay_addr(0).host_port()) != std::string::npos ? 0 : 1;
+  net.nodes[dead].alive = false;
+  test::Caller third = net.caller(5095, 2, "relay-call-3");
+  third.invite();
+  net.run_for(seconds(20));  // the lookup, too, may first have to route around the dead peer
+  ASSERT_TRUE(third.final_for("INVITE"));
+  EXPECT_EQ(third.final_for("INVITE")->status(), 200);
+  net.run_for(seconds(300));  // RFC 5626 §4.5's back-off, then a new flow at peer 2
+  via.clear();
+  net.nodes[2].peer->locate(
+      "sip:bob@peer.test",
+      [&](const Location& l) {
+        if (l.entries.size() == 1) via = l.entries[0].entry.via;
+      },
+      net.now);
+  net.run_for(seconds(1));
+  ASSERT_EQ(via.size(), 2u);
+  for (const auto& v : via) EXPECT_EQ(v.find(PeerNet::overlay_addr(dead).host_port()), std::string::npos) << v;
 }
 
 TEST(Peer, ARelayFullOfClientsRefusesTheNextWithRetryAfter) {

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "caller.hpp"
 #include "node/echo/echo_element.hpp"
 #include "node/overlay/codec.hpp"
 #include "overlay_harness.hpp"
@@ -102,6 +103,11 @@ struct UaNet {
     return p;
   }
 
+  /// A caller at phone `p` whose node is `node`.
+  Caller caller(Phone& p, std::size_t node, std::string call_id) {
+    return Caller{[&p, node](const std::string& text) { p.send(ua_addr(node), text); }, p.addr, &p.received,
+                  std::move(call_id)};
+  }
   /// Sends a REGISTER from `p` for `user` to node `node`'s UA side; `extra` holds Contact/Expires
   /// lines. Returns the final answer.
   std::optional<sip::Message> reg(Phone& p, std::size_t node, const std::string& user, const std::string& extra,
@@ -310,78 +316,6 @@ TEST(UaSide, AStoreThatFailsIsAnswered503AndChangesNothing) {
 
 // ---- calls -------------------------------------------------------------------------------------
 
-/// A caller: writes INVITE, ACK, BYE and CANCEL as a phone would, following the dialog's route set.
-struct Caller {
-  UaNet& u;
-  Phone& p;
-  std::size_t node;
-  std::string call_id;
-  int cseq = 1;
-  std::string branch = {};
-  std::vector<std::string> route_set = {};  // from the 2xx's Record-Route, reversed (§12.1.2)
-  std::string remote_target = {}, to_tag = {};
-  std::string extra = {};  // more header lines for the INVITE (credentials)
-
-  std::string headers(const std::string& method, const std::string& ruri, int n, const std::string& br,
-                      bool with_routes) const {
-    std::string t = method + " " + ruri + " SIP/2.0\r\nVia: SIP/2.0/UDP " + p.addr.host_port() + ";branch=" + br +
-                    ";rport\r\nMax-Forwards: 70\r\nFrom: <sip:alice@demo>;tag=caller1\r\nTo: <sip:bob@demo>" +
-                    (to_tag.empty() ? "" : ";tag=" + to_tag) + "\r\nCall-ID: " + call_id +
-                    "\r\nCSeq: " + std::to_string(n) + " " + method + "\r\n";
-    if (with_routes) {
-      for (const auto& r : route_set) t += "Route: " + r + "\r\n";
-    }
-    return t;
-  }
-  void invite(const std::string& target = "sip:bob@demo") {
-    branch = "z9hG4bKinv" + call_id;
-    std::string sdp =
-        "v=0\r\no=- 1 1 IN IP4 127.0.4.1\r\ns=-\r\nc=IN IP4 127.0.4.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
-    p.send(UaNet::ua_addr(node), headers("INVITE", target, cseq, branch, false) + extra + "Contact: <sip:alice@" +
-                                     p.addr.host_port() + ">\r\nContent-Type: application/sdp\r\nContent-Length: " +
-                                     std::to_string(sdp.size()) + "\r\n\r\n" + sdp);
-  }
-  void cancel() {
-    p.send(UaNet::ua_addr(node), headers("CANCEL", "sip:bob@demo", cseq, branch, false) + "Content-Length: 0\r\n\r\n");
-  }
-  /// Takes the dialog from the 2xx: remote target, To tag, route set.
-  void learn(const sip::Message& ok) {
-    auto contact = sip::parse_name_address(ok.header(sip::HeaderId::Contact).value_or(""));
-    remote_target = contact ? std::string(contact->uri.text) : "";
-    auto to = sip::parse_name_address(ok.header(sip::HeaderId::To).value_or(""));
-    to_tag = to ? std::string(to->params.get("tag").value_or("")) : "";
-    std::vector<sip::NameAddress> rr;
-    ok.for_each(sip::HeaderId::RecordRoute, [&](std::string_view v) { sip::parse_name_address_list(v, rr, false); });
-    route_set.clear();
-    for (auto it = rr.rbegin(); it != rr.rend(); ++it) route_set.push_back("<" + std::string(it->uri.text) + ">");
-  }
-  /// In a dialog a phone sends to the first route (loose routing, §12.2.1.1).
-  void in_dialog(const std::string& method, int n) {
-    p.send(UaNet::ua_addr(node),
-           headers(method, remote_target, n, "z9hG4bK" + method + call_id, true) + "Content-Length: 0\r\n\r\n");
-  }
-  [[nodiscard]] bool ours(const sip::Message& m, const std::string& method) const {
-    auto cs = sip::parse_cseq(m.header(sip::HeaderId::CSeq).value_or(""));
-    return m.is_response() && cs && cs->method == method && m.header(sip::HeaderId::CallId) == call_id;
-  }
-  /// Statuses of this call's responses to `method`, in order, without 100 Trying (hop by hop,
-  /// and optional when a provisional follows quickly) and without retransmissions (this caller
-  /// does not ACK, so the final response repeats).
-  std::vector<int> statuses(const std::string& method) const {
-    std::vector<int> out;
-    for (const auto& m : p.received) {
-      if (ours(m, method) && m.status() != 100 && (out.empty() || out.back() != m.status())) out.push_back(m.status());
-    }
-    return out;
-  }
-  const sip::Message* final_for(const std::string& method) const {
-    for (const auto& m : p.received) {
-      if (ours(m, method) && m.status() >= 200) return &m;
-    }
-    return nullptr;
-  }
-};
-
 TEST(UaSide, ACallBetweenPhonesAtTwoNodesGoesStraightToTheCalleesNodeAndKeepsItsPath) {
   UaNet u;
   u.build(6, 11);
@@ -391,7 +325,7 @@ TEST(UaSide, ACallBetweenPhonesAtTwoNodesGoesStraightToTheCalleesNodeAndKeepsIts
   Phone& bob_reg = u.phone("127.0.4.9", 5070);  // registers bob's contact (the echo element cannot)
   ASSERT_EQ(u.reg(bob_reg, 4, "bob", "Contact: <sip:bob@127.0.4.2:5070>\r\n")->status(), 200);
   Phone& alice = u.phone("127.0.4.1", 5070);
-  Caller call{u, alice, 1, "call-1"};
+  Caller call = u.caller(alice, 1, "call-1");
   std::uint64_t overlay_hops_before = 0;
   for (auto& n : u.net.nodes) overlay_hops_before += n->chord().stats().forwarded;
   call.invite();
@@ -436,7 +370,7 @@ TEST(UaSide, UnknownUserIs404AndADeadCalleeNodeIs480) {
   u.attach(0);
   u.attach(2);
   Phone& alice = u.phone("127.0.4.1", 5070);
-  Caller nobody{u, alice, 0, "call-404"};
+  Caller nobody = u.caller(alice, 0, "call-404");
   nobody.invite("sip:nobody@demo");
   u.net.run_for(seconds(2));
   ASSERT_TRUE(nobody.final_for("INVITE"));
@@ -450,7 +384,7 @@ TEST(UaSide, UnknownUserIs404AndADeadCalleeNodeIs480) {
   for (auto& m : u.net.members) {  // node 2's UA side dies with it
     if (m.addr == UaNet::ua_addr(2)) m.receive = [](std::string_view, const Endpoint&, Instant) {};
   }
-  Caller call{u, alice, 0, "call-480"};
+  Caller call = u.caller(alice, 0, "call-480");
   call.invite();
   // The lookup routes around the dead node (it held bob's entry: two hop timeouts of 5.5 s), then
   // the INVITE to it hears nothing, not even 100 Trying, for one more: 480 in about 17 s, well
@@ -477,7 +411,7 @@ TEST(UaSide, ABranchTheTransportRefusesEndsTheCallOnceWith480) {
            to.port == OverlayNet::addr_of(2).port;
   };
   Phone& alice = u.phone("127.0.4.1", 5070);
-  Caller call{u, alice, 0, "call-refused"};
+  Caller call = u.caller(alice, 0, "call-refused");
   call.invite();
   u.net.run_for(seconds(3));  // at once, not after a hop timeout
   EXPECT_EQ(call.statuses("INVITE"), std::vector<int>{480});
@@ -498,7 +432,7 @@ TEST(UaSide, CancelOfARingingCallReachesTheCallee) {
   Phone& reg = u.phone("127.0.4.9", 5070);
   ASSERT_EQ(u.reg(reg, 3, "bob", "Contact: <sip:bob@127.0.4.2:5070>\r\n")->status(), 200);
   Phone& alice = u.phone("127.0.4.1", 5070);
-  Caller call{u, alice, 0, "call-cancel"};
+  Caller call = u.caller(alice, 0, "call-cancel");
   call.invite();
   u.net.run_for(seconds(2));
   EXPECT_EQ(call.statuses("INVITE"), (std::vector<int>{180}));
@@ -523,7 +457,7 @@ TEST(UaSide, ForkingToDevicesAtTwoNodesTheFirst2xxWinsAndTheOtherIsCancelled) {
   Phone& reg2 = u.phone("127.0.4.8", 5070);
   ASSERT_EQ(u.reg(reg2, 5, "bob", "Contact: <sip:bob@127.0.4.3:5070>\r\n")->status(), 200);
   Phone& alice = u.phone("127.0.4.1", 5070);
-  Caller call{u, alice, 0, "call-fork"};
+  Caller call = u.caller(alice, 0, "call-fork");
   call.invite();
   u.net.run_for(seconds(4));
   EXPECT_EQ(call.statuses("INVITE"), (std::vector<int>{180, 200}));
@@ -586,11 +520,11 @@ TEST(UaSide, RequestsBeyondTheLimitInProgressGet503WithRetryAfter) {
   Phone& reg = u.phone("127.0.4.9", 5070);
   ASSERT_EQ(u.reg(reg, 1, "bob", "Contact: <sip:bob@127.0.4.2:5070>\r\n")->status(), 200);
   Phone& alice = u.phone("127.0.4.1", 5070);
-  Caller first{u, alice, 0, "call-first"};
+  Caller first = u.caller(alice, 0, "call-first");
   first.invite();
   u.net.run_for(seconds(1));
   EXPECT_EQ(first.statuses("INVITE"), std::vector<int>{180});
-  Caller second{u, alice, 0, "call-second"};
+  Caller second = u.caller(alice, 0, "call-second");
   second.invite();
   u.net.run_for(seconds(1));
   ASSERT_TRUE(second.final_for("INVITE"));
@@ -603,7 +537,7 @@ TEST(UaSide, RequestsBeyondTheLimitInProgressGet503WithRetryAfter) {
   EXPECT_EQ(first.final_for("INVITE")->status(), 200);
   EXPECT_EQ(u.uas[0]->calls(), 0u);
   EXPECT_EQ(u.uas[0]->contexts(), 1u);  // the answered call's (the 503 made none)
-  Caller third{u, alice, 0, "call-third"};
+  Caller third = u.caller(alice, 0, "call-third");
   third.invite();
   u.net.run_for(seconds(1));
   EXPECT_EQ(third.statuses("INVITE"), std::vector<int>{180});
@@ -726,19 +660,19 @@ TEST(UaSide, PhonesAuthenticateWithDigestWhenTheNodeAsksForIt) {
                 ->status(),
             200);
   // A "BYE" with a To tag but no Route naming the node is no dialog's: challenged, not delivered.
-  Caller forged{u, p, 0, "auth-forged"};
+  Caller forged = u.caller(p, 0, "auth-forged");
   forged.to_tag = "made-up";
   forged.remote_target = "sip:bob@demo";
   forged.in_dialog("BYE", 5);
   u.net.run_for(seconds(2));
   EXPECT_EQ(forged.statuses("BYE"), std::vector<int>{407});
   EXPECT_EQ(bob.stats().byes, 0u);
-  Caller call{u, p, 0, "auth-call-1"};
+  Caller call = u.caller(p, 0, "auth-call-1");
   call.invite();
   u.net.run_for(seconds(2));
   ASSERT_EQ(call.statuses("INVITE"), std::vector<int>{407});
   EXPECT_EQ(u.uas[0]->stats().proxied, 0u);
-  Caller again{u, p, 0, "auth-call-2"};
+  Caller again = u.caller(p, 0, "auth-call-2");
   again.extra = credentials(*call.final_for("INVITE"), "alice", "wonderland", "INVITE", "sip:bob@demo", "00000001");
   again.invite();
   u.net.run_for(seconds(2));
@@ -756,13 +690,47 @@ TEST(UaSide, OffLoopbackPhonesAreReachedWhereTheyRegisteredFromNotWhereContactsP
   Phone& bob = u.phone("127.0.4.9", 5070);
   ASSERT_EQ(u.reg(bob, 0, "bob", "Contact: <sip:bob@127.0.4.2:5070>\r\n")->status(), 200);
   Phone& alice = u.phone("127.0.4.1", 5070);
-  Caller call{u, alice, 0, "reach-1"};
+  Caller call = u.caller(alice, 0, "reach-1");
   call.invite();
   u.net.run_for(seconds(1));
   EXPECT_EQ(echo.stats().invites, 0u);
   bool bob_rang = false;
   for (const auto& m : bob.received) bob_rang = bob_rang || (m.is_request() && m.method_id() == sip::Method::Invite);
   EXPECT_TRUE(bob_rang);
+}
+
+}  // namespace
+}  // namespace p2psip::test
+
+namespace p2psip::test {
+namespace {
+
+TEST(RegistrationEntry, AClientsEntryNamesItsRelaysAndAMalformedOneIsRefused) {
+  proxy::RegistrationEntry e;
+  e.node = dht::Peer{*dht::NodeId::from_hex("e0000000000000000000000000000000"),
+                     Endpoint{Transport::Tls, *IpAddress::parse("10.2.0.2"), 5070}};
+  e.devices = 1;
+  // Without relays the entry is the four fields nodes have always written.
+  auto plain = proxy::encode_registration(e);
+  EXPECT_EQ(proxy::decode_registration(plain), e);
+  e.via = {"<sip:0a1b2c3d@192.0.2.10:5070;transport=tls;lr;ob>", "<sip:99ff@192.0.2.11:5070;lr;ob>"};
+  auto with_via = proxy::encode_registration(e);
+  EXPECT_GT(with_via.size(), plain.size());
+  EXPECT_EQ(proxy::decode_registration(with_via), e);
+  auto ep = proxy::via_endpoint(e.via[0]);
+  ASSERT_TRUE(ep);
+  EXPECT_EQ(ep->to_string(), "tls:192.0.2.10:5070");
+  EXPECT_EQ(proxy::via_endpoint(e.via[1])->to_string(), "udp:192.0.2.11:5070");
+  // A relay named by a host name (never resolved), not loose-routing, unbracketed, or too many.
+  for (const std::string bad :
+       {"<sip:t@relay.example;lr;ob>", "<sip:t@192.0.2.10:5070;ob>", "sip:t@192.0.2.10:5070;lr", "not a uri"}) {
+    auto b = e;
+    b.via = {bad};
+    EXPECT_FALSE(proxy::decode_registration(proxy::encode_registration(b))) << bad;
+  }
+  auto many = e;
+  many.via.assign(proxy::kMaxVia + 1, e.via[1]);
+  EXPECT_FALSE(proxy::decode_registration(proxy::encode_registration(many)));
 }
 
 }  // namespace
