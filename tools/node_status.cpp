@@ -2,6 +2,8 @@
 
 #include <sodium.h>
 
+#include <map>
+
 namespace p2psip::tools {
 namespace {
 
@@ -156,6 +158,7 @@ Json status_json(const peer::PeerStatus& s, const runtime::RuntimeStats& overlay
                    {"auth_refused", st.auth_refused},
                    {"acks_forwarded", st.acks_forwarded},
                    {"branch_failures", st.branch_timeouts},
+                   {"branches_via_relay", st.via_relay},
                    {"requests_in_progress", p.requests_in_progress},
                    {"response_contexts", p.response_contexts},
                    {"users_list", p.users_list}};
@@ -200,12 +203,23 @@ Json status_json(const peer::PeerStatus& s, const runtime::RuntimeStats& overlay
                          {"failures", f.failures}});
   }
   nat["flows"] = flows;
+  nat["reached"] = Json{{"how", n.reached}, {"via", n.reached_via}};
+  Json links = Json::array();
+  for (const auto& l : n.links) {
+    links.push_back(Json{{"peer", l.peer.id.hex()}, {"addr", l.peer.addr.host_port()}, {"how", l.how}});
+  }
+  nat["links"] = links;
   if (n.relay) {
     const auto& r = *n.relay;
-    nat["relay"] = Json{{"clients", r.clients},           {"flows", r.flows},
-                        {"max_clients", r.max_clients},   {"registrations", r.stats.registrations},
-                        {"refreshes", r.stats.refreshes}, {"refused_full", r.stats.refused_full},
-                        {"expired", r.stats.expired},     {"replaced", r.stats.replaced}};
+    nat["relay"] = Json{{"clients", r.clients},
+                        {"flows", r.flows},
+                        {"max_clients", r.max_clients},
+                        {"registrations", r.stats.registrations},
+                        {"refreshes", r.stats.refreshes},
+                        {"refused_full", r.stats.refused_full},
+                        {"expired", r.stats.expired},
+                        {"replaced", r.stats.replaced},
+                        {"calls_relayed", r.calls_relayed}};
   } else {
     nat["relay"] = nullptr;
   }
@@ -246,6 +260,17 @@ std::string status_text(const peer::PeerStatus& s) {
       if (f.mapped) text += ", seen at " + f.mapped->host_port();
       line(f.reg_id == 1 ? "flows" : "", text);
     }
+    std::string reached = "directly at " + s.address.host_port();
+    if (s.nat.reached == "relay") {
+      reached = s.nat.reached_via.empty() ? std::string("through relay peers (none yet)") : "through relay peers";
+      for (const auto& v : s.nat.reached_via) reached += " " + v;
+    }
+    line("reached", reached);
+    std::map<std::string, std::size_t> hows;
+    for (const auto& l : s.nat.links) ++hows[l.how];
+    std::string links;
+    for (const auto& [how, count] : hows) links += (links.empty() ? "" : ", ") + std::to_string(count) + " " + how;
+    line("links", links.empty() ? std::string("none") : links);
   }
   line("records", std::to_string(s.records));
   line("softphones", s.phones ? s.phones->address.host_port() + ", " + std::to_string(s.phones->users) + " users, " +

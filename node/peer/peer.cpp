@@ -497,6 +497,15 @@ PeerStatus Peer::status(Instant now) const {
   if (flows_) {
     s.nat.flows = flows_->status();
     s.nat.flow_stats = flows_->stats();
+    s.nat.reached = "relay";
+    s.nat.reached_via = flows_->relay_uris();
+    for (const auto& f : s.nat.flows) {
+      if (f.state == nat::FlowState::Active && f.relay) {
+        s.nat.links.push_back({dht::Peer{dht::NodeId::from_hex(f.relay_id).value_or(dht::NodeId{}), *f.relay}, "flow"});
+      }
+    }
+  } else {
+    for (const auto& p : table.known_peers()) s.nat.links.push_back({p, "direct"});
   }
   if (relay_) {
     PeerStatus::Nat::Relay r;

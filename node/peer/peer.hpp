@@ -141,6 +141,17 @@ struct PeerStatus {
     std::uint64_t bindings_answered = 0;  ///< Binding requests answered, both faces
     std::uint64_t indications = 0;        ///< STUN indications received (keep-alives)
     std::uint64_t dropped = 0;            ///< STUN that did not decode, or that nothing here takes
+    /// How others reach this node: "direct" (at its own address), or "relay" (a client: through
+    /// the relay peers' URIs in `reached_via`, which its registration entries name).
+    std::string reached = "direct";
+    std::vector<std::string> reached_via;
+    /// How each of its links goes: "direct" to the peers in its routing table; a client's to its
+    /// relay peers "flow" (an outbound flow it keeps open, RFC 5626).
+    struct Link {
+      dht::Peer peer;
+      std::string how;
+    };
+    std::vector<Link> links;
   };
   Nat nat;
 };

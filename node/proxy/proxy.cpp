@@ -106,21 +106,25 @@ void UaSide::request(Side side, sip::TransactionId id, const Message& req, const
   auto routes = take_routes(fwd);
   if (!routes) return reject(400, "Malformed Route");
   std::string storage;
+  bool routed_here = drop_own_routes(*routes, storage);  // it follows a dialog's route set
   // RFC 5626 §5.3.1: as a relay peer, a Route naming one of this node's client flows. From anyone
   // but the client the request goes down the flow; from the client (over its flow) it goes on.
   const nat::ClientFlow* flow = nullptr;
   bool from_flow = false;
-  if (side == Side::Overlay && !routes->empty()) {
+  if (!routes->empty()) {
     bool named = false;
     flow = flow_of_route(routes->front(), storage, named);
     if (named && flow == nullptr) return reject(430, "Flow Failed");
     if (flow != nullptr) {
       routes->erase(routes->begin());
-      from_flow = same_host_port(from, flow->flow);
-      if (from_flow) flow = nullptr;
+      routed_here = true;
+      from_flow = side == Side::Overlay && same_host_port(from, flow->flow);
+      if (from_flow) {
+        flow = nullptr;
+        drop_own_routes(*routes, storage);  // the rest of the route set may name this node again
+      }
     }
   }
-  const bool routed_here = drop_own_routes(*routes, storage) || from_flow;  // it follows a dialog's route set
   // Views into `req`, which stays as it is (fwd's buffer moves as headers are added to it).
   auto ruri = sip::parse_uri(req.request_uri());
   if (!ruri) return reject(400, "Malformed Request-URI");
@@ -260,6 +264,16 @@ bool UaSide::add_relay_branch(std::uint64_t cid, Message req, std::vector<std::s
     via.erase(via.begin());
     auto ep = via_endpoint(route);
     if (!ep) continue;
+    if (same_host_port(*ep, own_address(Side::Overlay))) {
+      // The client's relay is this node: down the flow from here.
+      std::string storage;
+      bool named = false;
+      const nat::ClientFlow* flow = flow_of_route(route, storage, named);
+      if (flow == nullptr) continue;  // gone here (what a relay would answer 430): the next
+      ++stats_.relayed;
+      add_branch(cid, Side::Overlay, flow->flow, std::move(req), BranchKind{true, flow, std::move(via)}, now);
+      return true;
+    }
     // Calls between nodes go as they always do (TLS where peers are authenticated); the relay
     // takes them on down the client's flow however that flow is made.
     if (overlay_.authenticator() != nullptr) ep->transport = call_transport();
@@ -324,7 +338,10 @@ void UaSide::add_branch(std::uint64_t cid, Side out, const Endpoint& dest, Messa
   auto to = sip::parse_name_address(call.request.header(HeaderId::To).value_or(""));
   if (to && !to->params.has("tag")) {
     if (kind.flow != nullptr) {
-      // A relay names the flow: later requests of the dialog find it again, from either end.
+      // A relay names the flow: later requests of the dialog find it again, from either end (and
+      // its own phone's side too, when the caller is one of its phones).
+      if (call.side == Side::Ua)
+        m.add_header_front(HeaderId::RecordRoute, rr(own_address(Side::Ua), call.from.transport));
       m.add_header_front(HeaderId::RecordRoute, overlay_.flow_uri(*kind.flow));
     } else {
       m.add_header_front(HeaderId::RecordRoute, rr(own_address(call.side), call.from.transport));
@@ -602,6 +619,9 @@ bool UaSide::drop_own_routes(std::vector<std::string>& routes, std::string& stor
   // §16.4: the Route values that name this node are used up.
   bool any = false;
   while (!routes.empty()) {
+    bool flow = false;
+    (void)flow_of_route(routes.front(), storage, flow);
+    if (flow) break;  // a client's flow here: the caller decides where it leads
     auto uri = route_uri(routes.front(), storage);
     if (!uri || !is_own(*uri)) break;
     routes.erase(routes.begin());
@@ -619,17 +639,18 @@ void UaSide::forward_ack(Side side, const Message& ack, const Endpoint& from, In
   std::string storage;
   std::optional<Endpoint> dest;
   bool from_flow = false;
-  if (side == Side::Overlay && !routes->empty()) {  // as a relay peer: down a client's flow, or on from it
+  drop_own_routes(*routes, storage);
+  if (!routes->empty()) {  // as a relay peer: down a client's flow, or on from it
     bool named = false;
     const nat::ClientFlow* flow = flow_of_route(routes->front(), storage, named);
     if (named && flow == nullptr) return;
     if (flow != nullptr) {
       routes->erase(routes->begin());
-      from_flow = same_host_port(from, flow->flow);
+      from_flow = side == Side::Overlay && same_host_port(from, flow->flow);
       if (!from_flow) dest = flow->flow;
+      drop_own_routes(*routes, storage);
     }
   }
-  drop_own_routes(*routes, storage);
   std::uint64_t mf = sip::parse_uint_header(m.header(HeaderId::MaxForwards).value_or("70"), 255).value_or(70);
   if (mf == 0) return;
   m.set_header(HeaderId::MaxForwards, std::to_string(mf - 1));

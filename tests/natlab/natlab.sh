@@ -13,7 +13,8 @@
 #   lab_exec NAME CMD...           runs CMD inside host NAME's namespace
 #   lab_spawn NAME LOG CMD...      starts CMD there in the background; its PID is remembered
 #   lab_node NAME ADDR [BOOT...]   starts `$P2PSIP node` in host NAME at ADDR:5070 (control
-#                                  127.0.0.1:8070 in its namespace), joining through BOOT:5070
+#                                  127.0.0.1:8070 in its namespace, phones at $LAB_UA if set, e.g.
+#                                  127.0.0.1:5060), joining through BOOT:5070
 #   lab_ctl NAME CMD ARGS...       runs `$P2PSIP CMD ARGS` against NAME's node
 #   lab_verify_nat NAME TYPE       checks the router's behaviour from the host with coturn's
 #                                  turnutils_natdiscovery (needs lab_stun); fails on a mismatch
@@ -220,7 +221,8 @@ lab_node() {
   local boot=()
   for b in "$@"; do boot+=(--bootstrap "$b:5070"); done
   lab_spawn "$name" "${LAB_LOGDIR:-/tmp}/$name.log" "${P2PSIP:?}" node --dev --listen "$addr:5070" \
-    --control 127.0.0.1:8070 --ua-listen off --stabilize-interval 1 --overlay natlab ${LAB_NODE_ARGS:-} "${boot[@]}"
+    --control 127.0.0.1:8070 --ua-listen "${LAB_UA:-off}" --stabilize-interval 1 --overlay natlab ${LAB_NODE_ARGS:-} \
+    "${boot[@]}"
 }
 
 lab_ctl() {

@@ -1,33 +1,47 @@
 #!/usr/bin/env bash
-# The overlay behind NATs (issue 24), in the namespace lab: two public peers, and one node behind
-# each kind of NAT (full cone, address-restricted, port-restricted, symmetric, and one that lets no
-# UDP out, whose client keeps its flows over TCP),
-# each NAT first checked with coturn's turnutils_natdiscovery. Every node starts with the default
-# role (auto): the public ones join the ring, the NATed ones find they are NATed and become clients
-# with two flows to the relay peers. Then every node puts a record and reads every other node's;
-# the ring holds the public peers only (no private address anywhere in it); each client's flows are
-# active at two different relays, and the relays count them. Bounded in time; the lab removes every
-# namespace, process and nftables table on the way out, failure included.
+# The overlay behind NATs (issue 24), in the namespace lab: two public peers, and two nodes behind
+# each of full cone, port-restricted cone, symmetric and UDP-blocked NATs (each its own router), and
+# one behind an address-restricted cone; every router is first checked with coturn's
+# turnutils_natdiscovery. Every node starts with the default role (auto): the public ones join the
+# ring, the NATed ones find they are NATed and become clients with two flows to the relay peers.
+#  - Each node puts a record and reads every other node's (11 x 11); the ring holds the public
+#    peers only; each client's flows are active at two relays, which count them; every node's status
+#    says how it is reached (directly, or through which relay peers) and how each link goes.
+#  - A sipp phone registers at every node; for each pair of NAT types among public, full cone,
+#    port-restricted, symmetric and UDP-blocked (15 pairs, and the address-restricted node with two
+#    of them), a phone at one calls the phone at the other through INVITE, 200, ACK and BYE.
+#  - A relay peer killed with SIGKILL: every client still reads through its other flow, is still
+#    called through it, and finds the dead flow failed.
+# Bounded in time; the lab removes every namespace, process and nftables table on the way out,
+# failure included.
 set -euo pipefail
 P2PSIP=${1:?usage: overlay_test.sh PATH/TO/p2psip}
-source "$(cd "$(dirname "$0")" && pwd)/natlab.sh"
+HERE=$(cd "$(dirname "$0")" && pwd)
+SIPP_DIR=$HERE/../integration/sipp
+source "$HERE/natlab.sh"
+command -v sipp >/dev/null || lab_die "needs sipp (package sip-tester)"
 lab_begin
 
-SITES=("1 full-cone" "2 addr-restricted" "3 port-restricted" "4 symmetric" "5 udp-blocked")
+# NAME X TYPE: the node NAME behind router X.
+SITES=("fa 1 full-cone" "fb 2 full-cone" "aa 3 addr-restricted" "ra 4 port-restricted" "rb 5 port-restricted"
+  "sa 6 symmetric" "sb 7 symmetric" "ua 8 udp-blocked" "ub 9 udp-blocked")
+CLIENTS=()
 lab_stun
 lab_public p1 21
 lab_public p2 22
 for s in "${SITES[@]}"; do
-  read -r x type <<<"$s"
-  lab_site "h$x" "$x" "$type"
-  lab_verify_nat "h$x" "$type" || exit 1
+  read -r name x type <<<"$s"
+  lab_site "$name" "$x" "$type"
+  lab_verify_nat "$name" "$type" || exit 1
+  CLIENTS+=("$name")
 done
-NAMES=(p1 p2 h1 h2 h3 h4 h5)
+NAMES=(p1 p2 "${CLIENTS[@]}")
+export LAB_UA=127.0.0.1:5060
 lab_node p1 198.51.100.21
 lab_node p2 198.51.100.22 198.51.100.21
 for s in "${SITES[@]}"; do
-  read -r x _ <<<"$s"
-  lab_node "h$x" "10.0.$x.2" 198.51.100.21 198.51.100.22
+  read -r name x _ <<<"$s"
+  lab_node "$name" "10.0.$x.2" 198.51.100.21 198.51.100.22
 done
 
 json() { lab_ctl "$1" status --json 2>/dev/null || true; }
@@ -36,7 +50,8 @@ show() {
     echo "--- $n"; lab_ctl "$n" status || true; tail -n 15 "$WORK/$n.log"
   done
 }
-# Every node settled: the public ones joined with a successor, the clients with two active flows.
+# Every node settled: the public ones joined with a successor, the clients with two active flows,
+# their phones reached through the two relays (their entries will name them).
 settled() {
   local n="$1" j
   j=$(json "$n")
@@ -48,10 +63,11 @@ if sys.argv[2].startswith("p"):
     ok = n["role"] == "peer" and s["joined"] and len(s["successors"]) > 0
 else:
     flows = [f for f in n["flows"] if f["state"] == "active"]
-    ok = n["role"] == "client" and len(flows) == 2 and len({f["relay"] for f in flows}) == 2
+    ok = (n["role"] == "client" and len(flows) == 2 and len({f["relay"] for f in flows}) == 2
+          and n["reached"]["how"] == "relay" and len(n["reached"]["via"]) == 2)
 sys.exit(0 if ok else 1)' "$j" "$n"
 }
-# The UDP-blocked node decides when its STUN transactions time out (39.5 s).
+# The UDP-blocked nodes decide when their STUN transactions time out (39.5 s).
 deadline=$((SECONDS + 120))
 for n in "${NAMES[@]}"; do
   until settled "$n"; do
@@ -61,23 +77,30 @@ for n in "${NAMES[@]}"; do
   echo "$n settled after ${SECONDS}s"
 done
 
-# The ring is the two public peers: nobody lists a private address, nobody lists a client.
-for n in p1 p2; do
-  j=$(json "$n")
-  python3 -c '
+# The ring is the two public peers: nobody lists a private address, nobody lists a client. Each
+# node's status says how it is reached and how its links go: the peers directly, the clients by
+# flows to their relays.
+for n in "${NAMES[@]}"; do
+  json "$n" | python3 -c '
 import json, sys
-s = json.loads(sys.argv[1])
+s = json.load(sys.stdin); n = s["nat"]; name = sys.argv[1]
 addrs = [p["addr"] for p in s["predecessors"] + s["successors"]]
 bad = [a for a in addrs if not a.startswith("198.51.100.")]
-if bad: print(sys.argv[2], "lists", bad); sys.exit(1)
-relay = s["nat"]["relay"]
-print(sys.argv[2], "relays for", relay["clients"], "clients")' "$j" "$n" || { show; exit 1; }
+if bad: print(name, "lists", bad); sys.exit(1)
+hows = sorted({l["how"] for l in n["links"]})
+if name.startswith("p"):
+    if n["reached"]["how"] != "direct" or hows != ["direct"]: print(name, n["reached"], hows); sys.exit(1)
+    print(name, "reached directly; links:", len(n["links"]), "direct; relays for", n["relay"]["clients"], "clients")
+else:
+    relays = sorted(l["addr"] for l in n["links"])
+    if hows != ["flow"] or relays != ["198.51.100.21:5070", "198.51.100.22:5070"]: print(name, n["links"]); sys.exit(1)
+    print(name, "reached through", " ".join(n["reached"]["via"]))' "$n" || { show; exit 1; }
 done
 clients=0
 for n in p1 p2; do
   clients=$((clients + $(json "$n" | python3 -c 'import json,sys; print(json.load(sys.stdin)["nat"]["relay"]["clients"])')))
 done
-[ "$clients" -eq 10 ] || { echo "the relays hold $clients client flows, expected 10 (two per client)"; show; exit 1; }
+[ "$clients" -eq 18 ] || { echo "the relays hold $clients client flows, expected 18 (two per client)"; show; exit 1; }
 
 # Each node puts a record; each reads every other's.
 for n in "${NAMES[@]}"; do
@@ -89,29 +112,114 @@ for reader in "${NAMES[@]}"; do
     [ "$got" = "value from $writer" ] || { echo "$reader read '$got' for key-$writer"; show; exit 1; }
   done
 done
-echo "every node read every other node's record (7 x 7)"
+echo "every node read every other node's record (${#NAMES[@]} x ${#NAMES[@]})"
 
+# ---- calls ------------------------------------------------------------------------------------
+# sipp_in NAME LABEL ARGS...: sipp in NAME's namespace against its node's phone side, bounded in
+# time; its output in $WORK/LABEL.out, its exit status the function's.
+sipp_in() {
+  local name=$1 label=$2
+  shift 2
+  lab_exec "$name" timeout 90 sipp -s natlab -nostdin -timeout 60s -timeout_error -trace_err \
+    -error_file "$WORK/$label.err" "$@" >"$WORK/$label.out" 2>&1
+}
+# The callee phone at each node: user NAME1 (sipp's register.xml: prefix and call number).
+for n in "${NAMES[@]}"; do
+  sipp_in "$n" "reg-$n" -sf "$SIPP_DIR/register.xml" -key prefix "$n" -m 1 -p 5090 127.0.0.1:5060 ||
+    { echo "the phone at $n could not register"; cat "$WORK/reg-$n.out" "$WORK/reg-$n.err" 2>/dev/null | tail -20; show; exit 1; }
+done
+echo "a phone registered at each of the ${#NAMES[@]} nodes"
+
+# The pairs: for types T[i] <= T[j], a phone at CALLER[T[i]] calls the one at CALLEE[T[j]]; same
+# types go between the two nodes behind two different routers of that type.
+TYPES=(public full-cone port-restricted symmetric udp-blocked)
+declare -A CALLER=([public]=p2 [full-cone]=fa [port-restricted]=ra [symmetric]=sa [udp-blocked]=ua)
+declare -A CALLEE=([public]=p1 [full-cone]=fb [port-restricted]=rb [symmetric]=sb [udp-blocked]=ub)
+PAIRS=()
+for i in "${!TYPES[@]}"; do
+  for j in "${!TYPES[@]}"; do
+    [ "$i" -le "$j" ] && PAIRS+=("${CALLER[${TYPES[$i]}]} ${CALLEE[${TYPES[$j]}]}")
+  done
+done
+PAIRS+=("aa p1" "sa aa")  # address-restricted, calling out and called
+declare -A EXPECTED=()
+for pair in "${PAIRS[@]}"; do
+  read -r _ callee <<<"$pair"
+  EXPECTED[$callee]=$((${EXPECTED[$callee]:-0} + 1))
+done
+# start_callees: every callee's phone answers its expected number of calls in the background.
+declare -A UAS=()
+start_callees() {
+  local n
+  for n in "${!EXPECTED[@]}"; do
+    LAB_NS[uas-$n]=${LAB_NS[$n]}
+    lab_spawn "uas-$n" "$WORK/uas-$n.out" timeout 200 sipp -sf "$SIPP_DIR/call_uas.xml" -nostdin -m "${EXPECTED[$n]}" \
+      -p 5090 -timeout 180s -timeout_error -trace_err -error_file "$WORK/uas-$n.err"
+    UAS[$n]=${LAB_PID[uas-$n]}
+  done
+  for n in "${!EXPECTED[@]}"; do  # until each phone listens, for at most 5 s
+    for _ in $(seq 100); do lab_exec "$n" ss -Hlun "sport = :5090" | grep -q . && break; sleep 0.05; done
+  done
+}
+# wait_callees: every callee's phone answered all its calls (sipp exits 0 after -m calls).
+wait_callees() {
+  local n rc
+  for n in "${!UAS[@]}"; do
+    rc=0
+    wait "${UAS[$n]}" || rc=$?
+    [ "$rc" -eq 0 ] || { echo "the phone at $n: exit $rc"; tail -n 20 "$WORK/uas-$n.out"; cat "$WORK/uas-$n.err" 2>/dev/null | head -20; exit 1; }
+  done
+  UAS=()
+}
+start_callees
+for pair in "${PAIRS[@]}"; do
+  read -r caller callee <<<"$pair"
+  t0=$SECONDS
+  sipp_in "$caller" "call-$caller-$callee" -sf "$SIPP_DIR/call_uac.xml" -key callee "${callee}1" -m 1 -p 5091 \
+    127.0.0.1:5060 || { echo "call $caller -> $callee failed"; tail -n 30 "$WORK/call-$caller-$callee.out";
+    cat "$WORK/call-$caller-$callee.err" 2>/dev/null | head -40; show; exit 1; }
+  echo "call $caller -> $callee: 200, ACK, BYE ($((SECONDS - t0))s)"
+done
+wait_callees
+echo "${#PAIRS[@]} calls across every pair of NAT types set up and ended"
+relayed=0
+for n in p1 p2; do
+  relayed=$((relayed + $(json "$n" | python3 -c 'import json,sys; print(json.load(sys.stdin)["nat"]["relay"]["calls_relayed"])')))
+done
+echo "the relay peers took $relayed requests down their clients' flows"
+[ "$relayed" -gt 0 ] || { echo "no call went through a relay peer"; exit 1; }
+
+# ---- a relay peer dies ----------------------------------------------------------------------------
 # A relay killed with SIGKILL: each client's operations go through its other flow at once, and the
-# flow to the dead relay is found failed by its keep-alive (UDP: at most 29 s + 39.5 s; TCP: at the
-# next probe, 95-120 s, which finds the connection refused).
+# flow to the dead relay is found failed by its keep-alive (UDP: at most 29 s + 39.5 s; TCP and TLS:
+# at the next probe, 95-120 s, which finds the connection refused).
 kill -KILL "${LAB_PID[p1]}"
 killed_at=$SECONDS
-for n in h1 h2 h3 h4 h5; do
+NAMES=(p2 "${CLIENTS[@]}")
+for n in "${CLIENTS[@]}"; do
   # The first try may go to the dead relay: the hop time-out (5.5 s) moves it to the other.
   got=$(LAB_CTL_TIMEOUT=20 lab_ctl "$n" get key-p2) || { echo "$n could not read through its other relay"; show; exit 1; }
   [ "$got" = "value from p2" ] || { echo "$n read '$got' after p1 died"; exit 1; }
 done
 echo "every client still reads after p1 was killed ($((SECONDS - killed_at))s)"
+# And is still called: a phone at p2 calls each client's phone, through its relay at p2.
+EXPECTED=()
+for n in "${CLIENTS[@]}"; do EXPECTED[$n]=1; done
+start_callees
+for n in "${CLIENTS[@]}"; do
+  sipp_in p2 "after-$n" -sf "$SIPP_DIR/call_uac.xml" -key callee "${n}1" -m 1 -p 5091 127.0.0.1:5060 ||
+    { echo "call p2 -> $n failed after p1 died"; tail -n 30 "$WORK/after-$n.out"; show; exit 1; }
+done
+wait_callees
+echo "every client is still called after p1 was killed ($((SECONDS - killed_at))s)"
 failed_flow() {  # the client's flow to p1 is no longer active
   json "$1" | python3 -c '
 import json, sys
 flows = json.load(sys.stdin)["nat"]["flows"]
 sys.exit(0 if all(f["state"] != "active" or f["relay"] != "198.51.100.21:5070" for f in flows) else 1)'
 }
-for n in h1 h2 h3 h4 h5; do
+for n in "${CLIENTS[@]}"; do
   until failed_flow "$n"; do
-    # UDP flows: a keep-alive within 29 s, and its STUN transaction times out after 39.5 s. TCP:
-    # the broken connection, or the probe's transaction.
     if [ $((SECONDS - killed_at)) -ge 160 ]; then echo "$n still holds a flow to the dead relay"; show; exit 1; fi
     sleep 1
   done

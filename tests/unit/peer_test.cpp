@@ -529,7 +529,7 @@ TEST(Peer, APhoneAtAClientBehindANatIsCalledThroughItsRelayPeersAndTheDialogKeep
   for (std::size_t i = 0; i < 3; ++i) {
     PeerConfig c = plain(ids[i]);
     c.relay = nat::RelayConfig{};
-    net.add(c, i == 2, i == 0 ? std::nullopt : std::optional<std::size_t>(0));  // phones at peer 2 only
+    net.add(c, true, i == 0 ? std::nullopt : std::optional<std::size_t>(0));
     net.run_for(seconds(1));
   }
   net.run_for(seconds(10));
@@ -618,9 +618,25 @@ TEST(Peer, APhoneAtAClientBehindANatIsCalledThroughItsRelayPeersAndTheDialogKeep
   for (const auto& m : net.heard[5094]) bye_at_alice |= m.is_request() && m.method() == "BYE";
   EXPECT_TRUE(bye_at_alice) << "bob's BYE did not reach alice";
 
+  // A phone at the first relay itself calls bob: the call goes down the flow from there, and so do
+  // the ACK and BYE, which the relay's phone side and the flow's URI Record-Routed.
+  const std::size_t dead = via[0].find(PeerNet::overlay_addr(0).host_port()) != std::string::npos ? 0 : 1;
+  test::Caller local = net.caller(5096, dead, "relay-call-local");
+  local.invite();
+  net.run_for(seconds(2));
+  EXPECT_EQ(local.statuses("INVITE"), (std::vector<int>{180, 200}));
+  ASSERT_TRUE(local.final_for("INVITE"));
+  local.learn(*local.final_for("INVITE"));
+  EXPECT_EQ(local.route_set.front(), "<sip:" + PeerNet::phone_side_addr(dead).host_port() + ";lr>");
+  local.in_dialog("ACK", 1);
+  local.in_dialog("BYE", 2);
+  net.run_for(seconds(1));
+  EXPECT_EQ(local.statuses("BYE"), std::vector<int>{200});
+  EXPECT_EQ(bob.stats().acks, 3u);
+  EXPECT_EQ(bob.stats().byes, 2u);
+
   // The first relay dies: a call goes through the other relay, once the first has been silent for
   // a hop's time-out; bob's entry then names the flow that replaced it.
-  const std::size_t dead = via[0].find(PeerNet::overlay_addr(0).host_port()) != std::string::npos ? 0 : 1;
   net.nodes[dead].alive = false;
   test::Caller third = net.caller(5095, 2, "relay-call-3");
   third.invite();
