@@ -64,6 +64,13 @@ class SlotPool {
     }
   }
   [[nodiscard]] std::size_t size() const { return live_; }
+  /// Calls f(id, object) for every live object, in slot order. `f` must not create or release.
+  template <class F>
+  void for_each(F&& f) const {
+    for (std::uint32_t i = 0; i < slots_.size(); ++i) {
+      if (slots_[i].item) f((PoolId{slots_[i].generation} << 32) | i, *slots_[i].item);
+    }
+  }
   [[nodiscard]] bool in_place() const { return slots_.in_place(); }
 
  private:

@@ -173,6 +173,14 @@ void FlowSet::failed(std::uint32_t reg_id, Instant now) {
   fail(i, now);
 }
 
+void FlowSet::connection_lost(const Endpoint& relay, Instant now) {
+  if (!is_reliable(relay.transport)) return;
+  for (std::size_t i = 0; i < flows_.size(); ++i) {
+    const FlowStatus& f = flows_[i];
+    if (f.state != FlowState::Idle && f.relay && *f.relay == relay) fail(i, now);
+  }
+}
+
 void FlowSet::fail(std::size_t i, Instant now) {
   FlowStatus& f = flows_[i];
   Timing& t = timing_[i];
@@ -233,24 +241,27 @@ void FlowSet::keepalive(std::size_t i, Instant now) {
   }
   const std::uint32_t gen = t.generation;
   const std::uint32_t reg_id = f.reg_id;
-  auto r = stun_.binding(*f.relay, now, [this, gen, reg_id](const StunOutcome& o) {
-    const std::size_t k = index_of(reg_id);
-    if (k == flows_.size() || timing_[k].generation != gen) return;
-    timing_[k].probe.reset();
-    if (o.kind == StunOutcome::Kind::Timeout || o.kind == StunOutcome::Kind::TransportError) {
-      fail(k, o.at);  // §4.4.2: the flow has failed
-      return;
-    }
-    if (o.kind != StunOutcome::Kind::Success || !o.mapped) return;
-    FlowStatus& fl = flows_[k];
-    if (fl.mapped && !(*fl.mapped == *o.mapped)) {
-      // §4.4.2: a changed XOR-MAPPED-ADDRESS means the NAT binding was lost: the flow has failed.
-      ++stats_.mapping_changes;
-      fail(k, o.at);
-      return;
-    }
-    fl.mapped = o.mapped;
-  }, /*fingerprint=*/false);
+  auto r = stun_.binding(
+      *f.relay, now,
+      [this, gen, reg_id](const StunOutcome& o) {
+        const std::size_t k = index_of(reg_id);
+        if (k == flows_.size() || timing_[k].generation != gen) return;
+        timing_[k].probe.reset();
+        if (o.kind == StunOutcome::Kind::Timeout || o.kind == StunOutcome::Kind::TransportError) {
+          fail(k, o.at);  // §4.4.2: the flow has failed
+          return;
+        }
+        if (o.kind != StunOutcome::Kind::Success || !o.mapped) return;
+        FlowStatus& fl = flows_[k];
+        if (fl.mapped && !(*fl.mapped == *o.mapped)) {
+          // §4.4.2: a changed XOR-MAPPED-ADDRESS means the NAT binding was lost: the flow has failed.
+          ++stats_.mapping_changes;
+          fail(k, o.at);
+          return;
+        }
+        fl.mapped = o.mapped;
+      },
+      /*fingerprint=*/false);
   if (!r) {
     fail(i, now);
     return;

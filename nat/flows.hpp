@@ -19,7 +19,7 @@
 namespace p2psip::nat {
 
 struct FlowConfig {
-  std::size_t flows = 2;                 ///< RFC 5626 §4.2: two flows, to two different peers
+  std::size_t flows = 2;  ///< RFC 5626 §4.2: two flows, to two different peers
   /// The registration lifetime asked of a relay (refreshed at 80 %): the keep-alives hold the NAT
   /// binding, so a long one costs nothing but a late cleanup at a relay that lost us.
   std::uint32_t expires_s = 3600;
@@ -95,6 +95,9 @@ class FlowSet {
   /// `relay` left a request unanswered: its flow's keep-alive goes at once (a dead relay is found
   /// in one keep-alive's time, not at the next one).
   void suspect(const Endpoint& relay, Instant now);
+  /// The connection to `relay` closed (a stream flow): that flow has failed at once (RFC 5626
+  /// §4.4.1: a flow over TCP or TLS fails when its connection does).
+  void connection_lost(const Endpoint& relay, Instant now);
   /// The network changed under us (address change): every flow is re-formed at once, with the
   /// same reg-ids (RFC 5626 §4.4's "re-register the flows").
   void network_changed(Instant now);

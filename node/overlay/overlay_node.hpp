@@ -132,6 +132,9 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport, pub
   bool probe_flow(const Endpoint& relay, std::uint32_t reg_id, Instant now) override;
   /// How this node's own overlay requests travel (a client on a network that blocks UDP: TCP).
   void set_link_transport(Transport t) { cfg_.link_transport = t; }
+  /// The driver lost its connection to `peer`: requests in flight over it fail now (the Chord core
+  /// routes around the peer, a client's flow fails) instead of at their time-out.
+  void connection_lost(const Endpoint& peer, Instant now) { layer_.connection_lost(peer, now); }
 
  private:
   /// A request of ours in flight: the Chord request behind it, whom it went to, and how.

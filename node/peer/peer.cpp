@@ -338,6 +338,16 @@ void Peer::check_reachability(Instant now) {
 
 // ---- time -----------------------------------------------------------------------------------------------
 
+void Peer::connection_lost(Face face, const Endpoint& remote, Instant now) {
+  if (face == Face::Phones) {
+    if (ua_) ua_->connection_lost(remote, now);
+    return;
+  }
+  if (flows_) flows_->connection_lost(remote, now);
+  node_.connection_lost(remote, now);
+  sync_gateways(now);
+}
+
 void Peer::advance(Instant now) {
   node_.advance(now);
   if (stun_.next_wakeup() <= now) stun_.advance(now);

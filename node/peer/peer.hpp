@@ -195,6 +195,9 @@ class Peer {
   void receive(Face face, sip::Message&& m, const Endpoint& from, Instant now, const LinkIdentity* link = nullptr);
   void receive(Face face, const sip::Message& m, const Endpoint& from, Instant now, const LinkIdentity* link = nullptr);
   void answer_malformed(Face face, std::string_view raw, const sip::ParseError& e, const Endpoint& from);
+  /// The driver's connection to `remote` on `face` closed, was reset, or could not be made: what was
+  /// in flight over it fails now, and a client's flow over it has failed (RFC 5626 §4.4.1).
+  void connection_lost(Face face, const Endpoint& remote, Instant now);
   /// A TLS peer's certificate on the overlay face: whom it proves (its Node-ID), or nullopt to
   /// close the link (logged).
   std::optional<LinkIdentity> check_link(std::string_view cert_der, const Endpoint& from, Instant now);

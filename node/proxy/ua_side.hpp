@@ -106,6 +106,8 @@ class UaSide : public sip::TransactionUser {
   void answer_malformed(std::string_view raw, const sip::ParseError& e, const Endpoint& from);
   void advance(Instant now);
   [[nodiscard]] Instant next_wakeup() const;
+  /// The driver lost its connection to a phone: requests in flight to it fail now.
+  void connection_lost(const Endpoint& phone, Instant now) { layer_.connection_lost(phone, now); }
 
   /// Removes every entry this node has in the overlay (before a graceful leave); bindings stay.
   /// withdrawn() turns true once every removal has been answered or has failed.

@@ -293,8 +293,19 @@ void SipRuntime::on_sweep(uv_timer_t* t) {
   for (auto* c : stalled) {
     ++self->stats_.tls_refused;
     self->log(LogLevel::Warn, "closing " + c->remote.to_string() + ": TLS handshake not finished in time");
-    self->close_connection(c);
+    self->close_connection(c, true);
   }
+  self->report_lost();
+}
+
+void SipRuntime::report_lost() {
+  if (lost_.empty()) return;
+  // Outside every other call into the sink: the core may send (and so connect) from here.
+  std::vector<Endpoint> lost = std::move(lost_);
+  lost_.clear();
+  const Instant t = now();
+  for (const auto& r : lost) sink_->on_connection_lost(r, t);
+  reschedule();
 }
 
 void SipRuntime::on_udp_alloc(uv_handle_t* h, std::size_t, uv_buf_t* buf) {
@@ -342,9 +353,10 @@ SipRuntime::Connection* SipRuntime::add_connection(const Endpoint& remote) {
   return raw;
 }
 
-void SipRuntime::close_connection(Connection* c) {
+void SipRuntime::close_connection(Connection* c, bool lost) {
   if (c->closing) return;
   c->closing = true;
+  if (lost && started_) lost_.push_back(c->remote);
   auto it = connections_.find(c->remote);
   if (it != connections_.end() && it->second.get() == c) {
     closing_[c] = std::move(it->second);
@@ -396,7 +408,8 @@ void SipRuntime::on_tcp_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   auto* c = static_cast<Connection*>(s->data);
   SipRuntime* self = c->owner;
   if (n < 0) {
-    self->close_connection(c);
+    self->close_connection(c, true);  // closed or reset by the peer
+    self->report_lost();
     return;
   }
   if (n == 0) return;
@@ -423,6 +436,7 @@ void SipRuntime::on_tcp_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   } else {
     self->handle_stream_bytes(c, bytes);
   }
+  self->report_lost();
   self->reschedule();
 }
 
@@ -466,7 +480,7 @@ bool SipRuntime::finish_handshake(Connection* c) {
   if (!c->peer) {
     ++stats_.tls_refused;
     log(LogLevel::Warn, "closing " + c->remote.to_string() + ": TLS peer's certificate refused");
-    close_connection(c);
+    close_connection(c, true);
     return false;
   }
   ++stats_.tls_handshakes;
@@ -491,7 +505,7 @@ bool SipRuntime::feed_tls(Connection* c, std::string_view bytes) {
       log(LogLevel::Warn, "closing " + c->remote.to_string() + ": TLS " + what + " failed: " + openssl_error());
     }
     flush_tls(c);  // an alert, if OpenSSL wrote one
-    close_connection(c);
+    close_connection(c, true);
     return true;
   };
   if (!c->tls_ready) {
@@ -540,7 +554,7 @@ void SipRuntime::handle_stream_bytes(Connection* c, std::string_view bytes) {
     if (c->closing) return;
     if (c->framer.failed()) {
       log(LogLevel::Info, "closing tcp connection from " + c->remote.host_port() + ": framing lost");
-      close_connection(c);
+      close_connection(c, true);
       return;
     }
   }
@@ -553,7 +567,8 @@ void SipRuntime::on_connect(uv_connect_t* req, int status) {
   if (status != 0) {
     ++self->stats_.send_errors;
     self->log(LogLevel::Warn, "tcp connect to " + c->remote.host_port() + " failed: " + uv_strerror(status));
-    self->close_connection(c);
+    self->close_connection(c, true);
+    self->report_lost();
     return;
   }
   c->connected = true;

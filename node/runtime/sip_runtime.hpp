@@ -36,6 +36,12 @@ class PacketSink {
   virtual void on_malformed(std::string_view raw, const sip::ParseError& e, const Endpoint& from, Instant now) = 0;
   virtual void advance(Instant now) = 0;
   [[nodiscard]] virtual Instant next_wakeup() const = 0;
+  /// A stream connection to `remote` closed, was reset or refused, or failed its TLS handshake (not
+  /// one this runtime closed itself). By default nothing is done.
+  virtual void on_connection_lost(const Endpoint& remote, Instant now) {
+    (void)remote;
+    (void)now;
+  }
   /// A TLS connection's peer presented `cert_der` and proved it holds its key: whom it speaks
   /// for (opaque to the runtime), or nullopt to close the connection (the sink logs why). By
   /// default every TLS peer is refused.
@@ -147,7 +153,11 @@ class SipRuntime : public Environment {
 
   std::unique_ptr<Connection> new_connection();
   Connection* add_connection(const Endpoint& remote);
-  void close_connection(Connection* c);
+  /// Closes `c`; `lost`: not this runtime's own decision (the peer closed or reset it, it could not
+  /// be made, its TLS failed), so the sink hears of it at report_lost().
+  void close_connection(Connection* c, bool lost = false);
+  /// Tells the sink of the connections lost since the last report.
+  void report_lost();
   bool write_stream(Connection* c, std::string_view bytes);
   bool write_raw(Connection* c, std::string_view bytes);
   void handle_stream_bytes(Connection* c, std::string_view bytes);
@@ -168,6 +178,7 @@ class SipRuntime : public Environment {
   uv_timer_t sweep_{};
   bool udp_open_ = false, tcp_open_ = false, started_ = false;
   std::uint16_t udp_port_ = 0, tcp_port_ = 0;
+  std::vector<Endpoint> lost_;  // connections lost, not yet reported (report_lost)
   std::unordered_map<Endpoint, std::unique_ptr<Connection>, EndpointHash> connections_;
   std::unordered_map<Connection*, std::unique_ptr<Connection>> closing_;
   std::mt19937_64 rng_;

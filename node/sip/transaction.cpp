@@ -204,6 +204,21 @@ bool TransactionLayer::transmit(Transaction& t, const std::string& bytes, Instan
   return env_.send(t.peer, bytes) || transport_failed(t, now, tell_tu);
 }
 
+void TransactionLayer::connection_lost(const Endpoint& peer, Instant now) {
+  if (!is_reliable(peer.transport)) return;
+  Busy busy(*this);
+  // Ids first: the TU may start new transactions from its callbacks.
+  SmallVector<TransactionId, 8> hit;
+  pool_.for_each([&](TransactionId id, const Transaction& t) {
+    if (t.client && t.reliable && t.state != TransactionState::Terminated && t.peer == peer) hit.push_back(id);
+  });
+  for (const TransactionId id : hit) {
+    if (Transaction* t = find(id); t != nullptr && t->state != TransactionState::Terminated) {
+      transport_failed(*t, now, true);
+    }
+  }
+}
+
 bool TransactionLayer::transport_failed(Transaction& t, Instant now, bool tell_tu) {
   // RFC 3261 §17.1.4, §17.2.4: the TU hears of it and the transaction ends. A send the TU asked
   // for reports it by its return value instead, after which the TU is never called about it.

@@ -156,6 +156,10 @@ class TransactionLayer {
 
   /// Fires every timer due at or before `now`.
   void advance(Instant now);
+  /// The driver lost its connection to `peer` (a stream: closed, reset, or never made): each client
+  /// transaction whose request went there over it has a transport error (RFC 3261 §17.1.4, §18.4),
+  /// reported to the TU now rather than at its time-out.
+  void connection_lost(const Endpoint& peer, Instant now);
   /// The earliest time advance() has work; kInstantMax when none.
   [[nodiscard]] Instant next_wakeup() const;
 

@@ -308,5 +308,22 @@ TEST(FlowSet, ASuspectedRelayIsCheckedAtOnce) {
   EXPECT_EQ(c.flows.status()[1].state, FlowState::Active);
 }
 
+TEST(FlowSet, AStreamFlowWhoseConnectionClosesHasFailedAtOnce) {
+  // RFC 5626 §4.4.1: a TCP or TLS flow fails with its connection, without waiting for a probe.
+  Client c;
+  Endpoint t1 = R1, t2 = R2;
+  t1.transport = t2.transport = Transport::Tls;
+  c.flows.set_candidates({t1, t2}, c.now);
+  c.flows.registered(1, "r1", "u1", 600, 0, c.now);
+  c.flows.registered(2, "r2", "u2", 600, 0, c.now);
+  c.flows.connection_lost(R1, c.now);  // UDP to the same address: not the flow's connection
+  EXPECT_EQ(c.flows.status()[0].state, FlowState::Active);
+  c.flows.connection_lost(t1, c.now);
+  EXPECT_EQ(c.flows.status()[0].state, FlowState::Idle);
+  EXPECT_EQ(c.flows.status()[1].state, FlowState::Active);
+  EXPECT_EQ(c.flows.relays(), std::vector<Endpoint>{t2});
+  EXPECT_EQ(c.flows.stats().failures, 1U);
+}
+
 }  // namespace
 }  // namespace p2psip::test

@@ -585,6 +585,34 @@ TEST_F(TransactionTest, ARetransmissionTheTransportRefusesReachesTheTuOnce) {
   EXPECT_FALSE(layer.state_of(id));
 }
 
+TEST_F(TransactionTest, ALostConnectionFailsTheClientTransactionsOverItAtOnce) {
+  // RFC 3261 §18.4: the driver reports a connection that closed; what went over it fails now, not
+  // at Timer F. Transactions over UDP, or over another connection, are not touched.
+  Message over_tcp = parse_datagram(request_text("OPTIONS", "z9hG4bKlost1", "TCP")).value();
+  Message invite_tcp = parse_datagram(request_text("INVITE", "z9hG4bKlost2", "TCP")).value();
+  Message elsewhere = parse_datagram(request_text("OPTIONS", "z9hG4bKlost3", "TCP")).value();
+  auto a = *layer.send_request(over_tcp, tcp("192.0.2.2", 5060), now);
+  auto b = *layer.send_request(invite_tcp, tcp("192.0.2.2", 5060), now);
+  auto c = *layer.send_request(elsewhere, tcp("192.0.2.3", 5060), now);
+  auto d = *layer.send_request(request("OPTIONS", "z9hG4bKlost4"), udp("192.0.2.2", 5060), now);
+  layer.connection_lost(udp("192.0.2.2", 5060), now);  // no connection: nothing happens
+  EXPECT_TRUE(tu.events.empty());
+  layer.connection_lost(tcp("192.0.2.2", 5060), now);
+  ASSERT_EQ(tu.events.size(), 2u);
+  std::set<TransactionId> failed;
+  for (const auto& e : tu.events) {
+    EXPECT_EQ(e.kind, "transport_error");
+    failed.insert(e.id);
+  }
+  EXPECT_EQ(failed, (std::set<TransactionId>{a, b}));
+  EXPECT_FALSE(layer.state_of(a));
+  EXPECT_FALSE(layer.state_of(b));
+  EXPECT_TRUE(layer.state_of(c));
+  EXPECT_TRUE(layer.state_of(d));
+  layer.connection_lost(tcp("192.0.2.2", 5060), now);  // again: nothing more
+  EXPECT_EQ(tu.events.size(), 2u);
+}
+
 TEST_F(TransactionTest, AResponseTheTransportRefusesFailsByItsReturnValueAlone) {
   layer.receive_datagram(request_text("OPTIONS", "z9hG4bKrefused"), udp("192.0.2.1", 5060), now);
   ASSERT_EQ(tu.events.size(), 1u);
