@@ -3,7 +3,9 @@
 # interface (issue 24's benchmark: goal at most 16 KB/h per client flow on UDP). In the namespace
 # lab (tests/natlab): two public peers and one client behind a port-restricted NAT (or the NAT
 # given), left idle for DURATION seconds once its two flows are up. Counts IP bytes both ways
-# (headers included): STUN keep-alives, their answers, registration refreshes. Needs root.
+# (headers included): the keep-alives and their answers (STUN on UDP flows, CRLF ping and pong on
+# TLS flows, which the `p2psip` command's authenticated overlays use), TCP acknowledgements,
+# registration refreshes. Needs root.
 #   bash bench/natlab_keepalive.sh [build/bin/p2psip] [NAT-TYPE]      DURATION=600 by default
 set -euo pipefail
 P2PSIP=$(realpath "${1:-build/bin/p2psip}")
@@ -57,4 +59,8 @@ P
 lab_ctl h1 status --json | python3 -c '
 import json, sys
 s = json.load(sys.stdin)["nat"]
-print("keep-alives sent:", s["stun"]["requests"], "answered:", s["stun"]["answered"], "flow failures:", sum(f["failures"] for f in s["flows"]))'
+f = s["flow_stats"]
+via = " ".join(s["reached"]["via"])
+how = "tls" if "transport=tls" in via else "tcp" if "transport=tcp" in via else "udp"
+print("flows over", how, "- keep-alives sent:", f["keepalives"], "pongs:", f["pongs"], "STUN answered:", s["stun"]["answered"],
+      "flow failures:", f["failures"])'

@@ -195,6 +195,7 @@ void FlowSet::fail(std::size_t i, Instant now) {
   if (t.probe) stun_.cancel(*t.probe);
   t.probe.reset();
   t.stream_probe = false;
+  t.pong_due = kInstantMax;
   t.refresh = kInstantMax;
   t.refresh_deadline = kInstantMax;
   // RFC 5626 §4.5: wait a uniform 50-100 % of min(max-time, base-time * 2^consecutive-failures),
@@ -217,11 +218,16 @@ std::pair<Duration, Duration> FlowSet::keepalive_range(std::size_t i) const {
                 : std::pair{cfg_.keepalive_min, cfg_.keepalive_max};
 }
 
-void FlowSet::probe_result(std::uint32_t reg_id, bool answered, Instant now) {
-  const std::size_t i = index_of(reg_id);
-  if (i == flows_.size() || !timing_[i].stream_probe) return;
-  timing_[i].stream_probe = false;
-  if (!answered && flows_[i].state == FlowState::Active) fail(i, now);
+void FlowSet::pong(const Endpoint& relay, Instant now) {
+  for (std::size_t i = 0; i < flows_.size(); ++i) {
+    Timing& t = timing_[i];
+    if (t.stream_probe && flows_[i].relay && *flows_[i].relay == relay) {
+      ++stats_.pongs;
+      t.stream_probe = false;
+      t.pong_due = kInstantMax;
+    }
+  }
+  (void)now;
 }
 
 void FlowSet::keepalive(std::size_t i, Instant now) {
@@ -231,12 +237,13 @@ void FlowSet::keepalive(std::size_t i, Instant now) {
   if (t.probe || t.stream_probe) return;  // the last one is still out: its outcome decides
   ++stats_.keepalives;
   if (is_reliable(f.relay->transport)) {
-    // STUN cannot share a SIP stream here: the stream flow is kept alive with a request instead.
-    if (!transport_.probe_flow(*f.relay, f.reg_id, now)) {
+    // §4.4.1: STUN cannot share a SIP stream here; a CRLFCRLF ping, answered by a CRLF pong.
+    if (!transport_.ping_flow(*f.relay, now)) {
       fail(i, now);
       return;
     }
     t.stream_probe = true;
+    t.pong_due = now + cfg_.pong_timeout;
     return;
   }
   const std::uint32_t gen = t.generation;
@@ -312,8 +319,8 @@ void FlowSet::advance(Instant now) {
         if (t.next <= now) fail(i, now);  // unanswered
         break;
       case FlowState::Active:
-        if (t.refresh_deadline <= now) {
-          fail(i, now);  // the refresh went unanswered
+        if (t.refresh_deadline <= now || t.pong_due <= now) {
+          fail(i, now);  // the refresh went unanswered, or the ping (§4.4.1)
           break;
         }
         if (t.refresh <= now && t.refresh_deadline == kInstantMax) {
@@ -341,6 +348,7 @@ Instant FlowSet::next_wakeup() const {
     n = std::min(n, t.next);
     if (flows_[i].state == FlowState::Active) {
       n = std::min(n, t.refresh_deadline == kInstantMax ? t.refresh : t.refresh_deadline);
+      n = std::min(n, t.pong_due);
     }
   }
   return n;

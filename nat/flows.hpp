@@ -27,6 +27,7 @@ struct FlowConfig {
   Duration keepalive_max = seconds(29);
   Duration stream_keepalive_min = seconds(95);  ///< TCP and TLS: every 95-120 s (§4.4.1)
   Duration stream_keepalive_max = seconds(120);
+  Duration pong_timeout = seconds(10);         ///< §4.4.1: a ping's pong is due within 10 s
   Duration backoff_all_failed = seconds(30);   ///< §4.5: base time when every flow has failed
   Duration backoff_some_failed = seconds(90);  ///< §4.5: base time while some flow works
   Duration backoff_max = seconds(1800);        ///< §4.5: max-time
@@ -41,9 +42,10 @@ class FlowTransport {
   /// Registers flow `reg_id` at `relay` for `expires_s` (0: removes it). False when it could not
   /// be sent at all (nothing more is heard of it then).
   virtual bool register_flow(const Endpoint& relay, std::uint32_t reg_id, std::uint32_t expires_s, Instant now) = 0;
-  /// A keep-alive on a stream flow (TCP, TLS), where STUN cannot go: a request the relay answers,
+  /// A keep-alive on a stream flow (TCP, TLS), where STUN cannot go: RFC 5626 §4.4.1's CRLFCRLF
+  /// ping down the flow's connection; the relay's CRLF pong comes back as FlowSet::pong().
   /// reported through FlowSet::probe_result. False when it could not be sent.
-  virtual bool probe_flow(const Endpoint& relay, std::uint32_t reg_id, Instant now) = 0;
+  virtual bool ping_flow(const Endpoint& relay, Instant now) = 0;
 };
 
 enum class FlowState : std::uint8_t {
@@ -66,6 +68,7 @@ struct FlowStatus {
 
 struct FlowStats {
   std::uint64_t registrations = 0, refusals = 0, failures = 0, keepalives = 0, mapping_changes = 0;
+  std::uint64_t pongs = 0;  ///< stream flows' pings answered
 };
 
 class FlowSet {
@@ -86,8 +89,9 @@ class FlowSet {
   void registered(std::uint32_t reg_id, const std::string& relay_id, const std::string& relay_uri,
                   std::uint32_t expires_s, std::uint32_t flow_timer_s, Instant now,
                   const std::vector<Endpoint>& alternates = {});
-  /// The outcome of a stream flow's keep-alive (FlowTransport::probe_flow): no answer fails it.
-  void probe_result(std::uint32_t reg_id, bool answered, Instant now);
+  /// A pong came back on the connection to `relay` (the answer to FlowTransport::ping_flow); a
+  /// ping without one within pong_timeout fails its flow.
+  void pong(const Endpoint& relay, Instant now);
   /// Refused (503): that relay is not asked again for `retry_after_s`; another is tried at once.
   void refused(std::uint32_t reg_id, std::uint32_t retry_after_s, Instant now);
   /// No answer, or a failure answer: the flow has failed (§4.5 back-off).
@@ -122,7 +126,8 @@ class FlowSet {
     Instant refresh_deadline = kInstantMax;  ///< a refresh on its way: its answer is due by then
     Duration keepalive{};
     std::optional<StunTransactionId> probe;  ///< a keep-alive in flight
-    bool stream_probe = false;               ///< a stream flow's keep-alive in flight
+    bool stream_probe = false;               ///< a stream flow's ping in flight
+    Instant pong_due = kInstantMax;          ///< ...whose pong is due by then
     std::uint32_t generation = 0;
   };
   void start_registration(std::size_t i, Instant now);

@@ -238,6 +238,7 @@ class FaceSink : public runtime::PacketSink {
   void advance(Instant now) override { peer_.advance(now); }
   [[nodiscard]] Instant next_wakeup() const override { return peer_.next_wakeup(); }
   void on_connection_lost(const Endpoint& remote, Instant now) override { peer_.connection_lost(face_, remote, now); }
+  void on_pong(const Endpoint& remote, Instant now) override { peer_.pong(face_, remote, now); }
 
  private:
   peer::Peer& peer_;

@@ -203,6 +203,10 @@ Json status_json(const peer::PeerStatus& s, const runtime::RuntimeStats& overlay
                          {"failures", f.failures}});
   }
   nat["flows"] = flows;
+  const auto& fs = n.flow_stats;
+  nat["flow_stats"] = Json{{"registrations", fs.registrations}, {"refusals", fs.refusals},
+                           {"failures", fs.failures},           {"keepalives", fs.keepalives},
+                           {"pongs", fs.pongs},                 {"mapping_changes", fs.mapping_changes}};
   nat["reached"] = Json{{"how", n.reached}, {"via", n.reached_via}};
   Json links = Json::array();
   for (const auto& l : n.links) {

@@ -377,45 +377,14 @@ bool OverlayNode::register_flow(const Endpoint& relay, std::uint32_t reg_id, std
   return true;
 }
 
-bool OverlayNode::probe_flow(const Endpoint& relay, std::uint32_t reg_id, Instant now) {
-  const sip::TransactionLayer::Branch branch = layer_.new_branch();
-  const dht::Peer& self = chord_.table().self();
-  sip::Message m = sip::Message::request_writing("OPTIONS", [&](std::string& out) {
-    out.append("sip:");
-    relay.append_host_port(out);
-  });
-  m.add_header_writing(sip::HeaderId::Via, [&](std::string& out) {
-    out.append("SIP/2.0/").append(transport_name(relay.transport)).append(1, ' ');
-    self.addr.append_host_port(out);
-    out.append(";branch=").append(branch.view()).append(";rport");
-  });
-  m.add_header(sip::HeaderId::MaxForwards, "70");
-  m.add_header_writing(sip::HeaderId::From, [&](std::string& out) {
-    out.append("<sip:");
-    self.id.append_hex(out);
-    out.append(1, '@').append(cfg_.overlay).append(">;tag=").append(token().view());
-  });
-  m.add_header_writing(sip::HeaderId::To, [&](std::string& out) {
-    out.append("<sip:");
-    relay.append_host_port(out);
-    out.append(">");
-  });
-  m.add_header(sip::HeaderId::CallId, std::string(token().view()) + "@" + cfg_.overlay);
-  m.add_header(sip::HeaderId::CSeq, "1 OPTIONS");
-  auto txn = layer_.send_request(m, relay, now, branch.view());
-  if (!txn) return false;
-  probe_out_[*txn] = reg_id;
-  return true;
+bool OverlayNode::ping_flow(const Endpoint& relay, Instant now) {
+  // RFC 5626 §4.4.1 (RFC 5626 §3.5.1's framing): a double CRLF between messages on the stream;
+  // the runtime hands the relay's single-CRLF pong to the peer, which tells the flows.
+  (void)now;
+  return env_.send(relay, "\r\n\r\n");
 }
 
 bool OverlayNode::flow_outcome(sip::TransactionId id, const sip::Message* response, Instant now) {
-  if (const std::uint32_t* probe = probe_out_.find(id)) {
-    const std::uint32_t reg_id = *probe;
-    probe_out_.erase(id);
-    // Any final answer shows the flow carries both ways; silence or a broken connection does not.
-    if (flows_ != nullptr) flows_->probe_result(reg_id, response != nullptr, now);
-    return true;
-  }
   const std::uint32_t* found = flow_out_.find(id);
   if (found == nullptr) return false;
   const std::uint32_t reg_id = *found;

@@ -128,8 +128,8 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport, pub
 
   // nat::FlowTransport: a client's flow registration at a relay (docs/PROTOCOL.md, "Client flows").
   bool register_flow(const Endpoint& relay, std::uint32_t reg_id, std::uint32_t expires_s, Instant now) override;
-  /// An OPTIONS to the relay (the overlay's liveness probe), over the stream flow.
-  bool probe_flow(const Endpoint& relay, std::uint32_t reg_id, Instant now) override;
+  /// A CRLFCRLF ping down the stream flow (RFC 5626 §4.4.1).
+  bool ping_flow(const Endpoint& relay, Instant now) override;
   /// How this node's own overlay requests travel (a client on a network that blocks UDP: TCP).
   void set_link_transport(Transport t) { cfg_.link_transport = t; }
   /// The driver lost its connection to `peer`: requests in flight over it fail now (the Chord core
@@ -178,8 +178,7 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport, pub
   std::string instance_;
   nat::RelayTable* relay_ = nullptr;
   bool relay_pending_ = false;
-  SmallMap<sip::TransactionId, std::uint32_t, 4> flow_out_;   // our flow registrations: their reg-ids
-  SmallMap<sip::TransactionId, std::uint32_t, 4> probe_out_;  // our stream flows' keep-alives
+  SmallMap<sip::TransactionId, std::uint32_t, 4> flow_out_;  // our flow registrations: their reg-ids
   std::vector<dht::Peer> relays_known_;     // relays that granted us a flow: refreshes carry no certificate
   const dht::NodeId* link_peer_ = nullptr;  ///< the TLS peer of the message being received
   const Endpoint* from_ = nullptr;          ///< the sender of the message being received

@@ -348,6 +348,10 @@ void Peer::connection_lost(Face face, const Endpoint& remote, Instant now) {
   sync_gateways(now);
 }
 
+void Peer::pong(Face face, const Endpoint& remote, Instant now) {
+  if (face == Face::Overlay && flows_) flows_->pong(remote, now);
+}
+
 void Peer::advance(Instant now) {
   node_.advance(now);
   if (stun_.next_wakeup() <= now) stun_.advance(now);

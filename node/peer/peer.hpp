@@ -198,6 +198,8 @@ class Peer {
   /// The driver's connection to `remote` on `face` closed, was reset, or could not be made: what was
   /// in flight over it fails now, and a client's flow over it has failed (RFC 5626 §4.4.1).
   void connection_lost(Face face, const Endpoint& remote, Instant now);
+  /// A pong (RFC 5626 §4.4.1) came back on the stream to `remote`: a client's flow there lives.
+  void pong(Face face, const Endpoint& remote, Instant now);
   /// A TLS peer's certificate on the overlay face: whom it proves (its Node-ID), or nullopt to
   /// close the link (logged).
   std::optional<LinkIdentity> check_link(std::string_view cert_der, const Endpoint& from, Instant now);

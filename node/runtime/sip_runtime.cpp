@@ -541,6 +541,10 @@ void SipRuntime::handle_stream_bytes(Connection* c, std::string_view bytes) {
         ++stats_.pings;
         write_stream(c, "\r\n");  // RFC 5626 §3.5.1 pong
         continue;
+      case sip::StreamFramer::Kind::Pong:
+        ++stats_.pongs;
+        sink_->on_pong(c->remote, now());
+        break;
       case sip::StreamFramer::Kind::Message:
         if (log_level_ == LogLevel::Debug)
           log(LogLevel::Debug, "recv from " + c->remote.to_string() + ":\n" + item.message->serialize());
@@ -669,6 +673,10 @@ bool SipRuntime::send(const Endpoint& to, std::string_view bytes) {
     ++stats_.connections_opened;
   }
   if (!write_stream(c, bytes)) return false;
+  if (bytes == "\r\n\r\n") {
+    c->framer.expect_pong();  // a keep-alive ping of the core's (RFC 5626 §4.4.1): its pong is reported
+    return true;
+  }
   ++stats_.stream_messages_out;
   return true;
 }

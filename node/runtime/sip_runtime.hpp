@@ -42,6 +42,11 @@ class PacketSink {
     (void)remote;
     (void)now;
   }
+  /// The pong (a lone CRLF) to a ping the core sent down the stream to `remote` (RFC 5626 §4.4.1).
+  virtual void on_pong(const Endpoint& remote, Instant now) {
+    (void)remote;
+    (void)now;
+  }
   /// A TLS connection's peer presented `cert_der` and proved it holds its key: whom it speaks
   /// for (opaque to the runtime), or nullopt to close the connection (the sink logs why). By
   /// default every TLS peer is refused.
@@ -100,6 +105,7 @@ struct RuntimeStats {
   std::uint64_t stream_messages_out = 0;  ///< messages handed to TCP connections
   std::uint64_t connections_accepted = 0, connections_opened = 0, connections_refused = 0;
   std::uint64_t connections_idle_closed = 0, framing_errors = 0, send_errors = 0, pings = 0;
+  std::uint64_t pongs = 0;           ///< pongs to our own pings (RFC 5626 §4.4.1)
   std::uint64_t tls_handshakes = 0;  ///< completed, and the peer accepted
   std::uint64_t tls_refused = 0;     ///< handshakes that failed, timed out, or whose peer the sink refused
 };

@@ -46,8 +46,15 @@ StreamFramer::Item StreamFramer::next() {
   Item item;
   if (failed_) return item;
   std::string_view in(buf_.data() + off_, buf_.size() - off_);
-  // Keep-alives: CRLFCRLF is a ping; a lone CRLF (a pong, or padding) is skipped (RFC 5626 §3.5.1).
+  // Keep-alives: CRLFCRLF is a ping; a lone CRLF (a pong, or padding) is skipped (RFC 5626 §3.5.1),
+  // or, while a ping of ours waits, reported as its pong.
   while (in.size() >= 2 && in[0] == '\r' && in[1] == '\n') {
+    if (pongs_due_ && !(in.size() >= 4 && in[2] == '\r' && in[3] == '\n')) {
+      off_ += 2;
+      pongs_due_ = false;
+      item.kind = Kind::Pong;
+      return item;
+    }
     if (in.size() >= 4 && in[2] == '\r' && in[3] == '\n') {
       off_ += 4;
       item.kind = Kind::Ping;

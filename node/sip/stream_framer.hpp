@@ -18,6 +18,7 @@ class StreamFramer {
     Message,   ///< `message` holds a parsed message
     Error,     ///< `error` says why; `raw` holds the offending bytes (to answer a request)
     Ping,      ///< a CRLFCRLF keep-alive arrived: answer with "\r\n"
+    Pong,      ///< a lone CRLF arrived while a ping of ours waited for it (expect_pong)
   };
   struct Item {
     Kind kind = Kind::NeedMore;
@@ -35,12 +36,16 @@ class StreamFramer {
   /// True once framing is lost (no or bad Content-Length, oversize): the connection must be closed.
   [[nodiscard]] bool failed() const { return failed_; }
   [[nodiscard]] std::size_t buffered() const { return buf_.size() - off_; }
+  /// We sent a ping on this stream: the next lone CRLF is its pong (RFC 5626 §4.4.1), reported as
+  /// Kind::Pong, rather than padding or the start of a ping.
+  void expect_pong() { pongs_due_ = true; }
 
  private:
   Limits limits_;
   std::string buf_;
   std::size_t off_ = 0;
   bool failed_ = false;
+  bool pongs_due_ = false;
 };
 
 }  // namespace p2psip::sip

@@ -84,8 +84,8 @@ struct Registrations : FlowTransport {
     sent.push_back({relay, reg_id, expires_s, now});
     return true;
   }
-  bool probe_flow(const Endpoint& relay, std::uint32_t reg_id, Instant now) override {
-    probes.push_back({relay, reg_id, 0, now});
+  bool ping_flow(const Endpoint& relay, Instant now) override {
+    probes.push_back({relay, 0, 0, now});
     return true;
   }
   std::vector<Sent> sent, probes;
@@ -260,8 +260,9 @@ TEST(FlowSet, ANetworkChangeReRegistersAtOnceAndCloseRemovesTheRegistrations) {
   EXPECT_EQ(c.flows.next_wakeup(), kInstantMax);
 }
 
-TEST(FlowSet, AStreamFlowIsKeptAliveWithARequestEvery95To120Seconds) {
-  // Where UDP is blocked the flows go over TCP, and STUN cannot share the SIP stream.
+TEST(FlowSet, AStreamFlowIsKeptAliveWithACrlfPingEvery95To120SecondsAndFailsWithoutItsPong) {
+  // Where UDP is blocked, or calls need TLS, the flows are streams, and STUN cannot share them: RFC
+  // 5626 §4.4.1's CRLFCRLF ping, whose CRLF pong is due within 10 s.
   Client c;
   Endpoint t1 = R1, t2 = R2;
   t1.transport = t2.transport = Transport::Tcp;
@@ -270,22 +271,30 @@ TEST(FlowSet, AStreamFlowIsKeptAliveWithARequestEvery95To120Seconds) {
   c.flows.registered(2, "r2", "u2", 600, 0, c.now);
   EXPECT_TRUE(c.env.sent.empty());      // no STUN on a stream
   ASSERT_EQ(c.regs.probes.size(), 2U);  // one at once per flow
-  c.flows.probe_result(1, true, c.now);
-  c.flows.probe_result(2, true, c.now);
+  c.flows.pong(t1, c.now);
+  c.flows.pong(t2, c.now);
   c.run_to(at(94), {}, kMapped);
   EXPECT_EQ(c.regs.probes.size(), 2U);
   c.run_to(at(121), {}, kMapped);
   ASSERT_EQ(c.regs.probes.size(), 4U);
-  // An unanswered one fails its flow; an answered one keeps it.
-  c.flows.probe_result(1, false, c.now);
-  c.flows.probe_result(2, true, c.now);
+  // A pong within 10 s keeps its flow; a ping left unanswered for 10 s fails it.
+  c.flows.pong(t2, c.now);
+  Instant pinged{};
+  for (const auto& p : c.regs.probes) {
+    if (p.relay == t1) pinged = p.at;
+  }
+  c.run_to(pinged + seconds(9), {}, kMapped);
+  EXPECT_EQ(c.flows.status()[0].state, FlowState::Active);
+  c.run_to(pinged + seconds(11), {}, kMapped);
   EXPECT_EQ(c.flows.status()[0].state, FlowState::Idle);
   EXPECT_EQ(c.flows.status()[1].state, FlowState::Active);
+  // A pong from elsewhere (UDP to the same address, say) answers nothing.
+  c.flows.pong(R2, c.now);
   // A relay's Flow-Timer overrides the default: 80-100 % of it.
   Client d;
   d.flows.set_candidates({t1, t2}, d.now);
   d.flows.registered(1, "r1", "u1", 600, 50, d.now);
-  d.flows.probe_result(1, true, d.now);
+  d.flows.pong(t1, d.now);
   d.run_to(at(39), {}, kMapped);
   EXPECT_EQ(d.regs.probes.size(), 1U);
   d.run_to(at(51), {}, kMapped);

@@ -47,6 +47,29 @@ TEST(StreamFramer, EveryChunkingGivesTheSameMessages) {
   }
 }
 
+TEST(StreamFramer, ALoneCrlfIsThePongOnlyWhileOurPingWaits) {
+  StreamFramer f;
+  f.feed("\r\n");  // padding, or the start of a ping: nothing yet
+  EXPECT_TRUE(drain(f).empty());
+  f.expect_pong();  // we sent a ping: the lone CRLF is its pong (RFC 5626 §4.4.1)
+  auto items = drain(f);
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(items[0].kind, StreamFramer::Kind::Pong);
+  f.feed("\r\n");  // no ping of ours waits: skipped as padding once more bytes come
+  f.feed(kTwo);
+  items = drain(f);
+  ASSERT_EQ(items.size(), 3u);
+  EXPECT_EQ(items[0].kind, StreamFramer::Kind::Message);
+  EXPECT_EQ(items[1].kind, StreamFramer::Kind::Ping);
+  // A ping from the peer while ours waits is still a ping; the pong after it is ours.
+  f.expect_pong();
+  f.feed("\r\n\r\n\r\n");
+  items = drain(f);
+  ASSERT_EQ(items.size(), 2u);
+  EXPECT_EQ(items[0].kind, StreamFramer::Kind::Ping);
+  EXPECT_EQ(items[1].kind, StreamFramer::Kind::Pong);
+}
+
 TEST(StreamFramer, MissingContentLengthLosesFraming) {
   StreamFramer f;
   f.feed("OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h\r\n\r\n");
