@@ -108,9 +108,12 @@ dht::Refusal RecordPolicy::check(const dht::Record& r, std::int64_t now_s, bool 
 
 dht::Refusal RecordPolicy::admit(const dht::Record& r, const dht::Record* held, Instant now, bool own) {
   // Replication sends the same record again and again: the one already held, byte for byte, is
-  // taken without a second check.
-  if (held != nullptr && held->signature == r.signature && held->written_at_us == r.written_at_us &&
-      !r.signature.empty()) {
+  // taken without a second check. Every signed field must be the same, not the signature alone: a
+  // held signature copied onto another value is a forgery, and goes through the full check.
+  if (held != nullptr && !r.signature.empty() && held->signature == r.signature &&
+      held->written_at_us == r.written_at_us && held->value == r.value && held->lifetime_s == r.lifetime_s &&
+      held->signer == r.signer && held->owner == r.owner && held->name == r.name && held->dkey == r.dkey &&
+      held->key == r.key) {
     ++stats_.admitted;
     return {};
   }

@@ -120,6 +120,16 @@ TEST(RecordPolicy, ReplaysOfOlderRecordsAreRefused) {
   EXPECT_EQ(no.status, dht::Status::Forbidden);
   EXPECT_NE(no.reason.find("Stale"), std::string::npos);
   EXPECT_FALSE(policy.admit(v2, &v2, kAt));  // the same one again (replication): taken
+  // The held record's signature on another value (or lifetime) is no replication: it is checked,
+  // and fails. (The shortcut once compared the signature and time alone.)
+  dht::Record forged = v2;
+  forged.value = "v2 with a relay of the forger's choosing";
+  no = policy.admit(forged, &v2, kAt);
+  EXPECT_EQ(no.status, dht::Status::Forbidden);
+  EXPECT_NE(no.reason.find("Signature Does Not Verify"), std::string::npos) << no.reason;
+  forged = v2;
+  forged.lifetime_s = 31536000;
+  EXPECT_TRUE(policy.admit(forged, &v2, kAt));
   dht::Record removal = signed_record(alice, "sip:alice@demo.test", "", kNow + 1);
   removal.lifetime_s = 0;
   alice.sign(removal, wall_from_unix_us((kNow + 1) * 1000000));

@@ -584,6 +584,29 @@ TEST(UaSide, RegistrationsAreSignedByTheUserAndOnlyEnrolledUsersRegister) {
   std::uint64_t admitted = 0;
   for (const auto& g : guards) admitted += g->stats().admitted;
   EXPECT_GE(admitted, 3u);  // the responsible peer and its two replicas
+  // Another node cannot point alice's entry at a relay of its choosing (issue 24: a forged record
+  // naming a foreign relay): her signed entry with a "via" added fails its signature, and one
+  // signed by that node's own key fails USER-MATCH. The entry stays as alice's node stored it.
+  auto entry = proxy::decode_registration(fetched[0].value);
+  ASSERT_TRUE(entry);
+  EXPECT_TRUE(entry->via.empty());
+  entry->via = {"<sip:0123456789abcdef@192.0.2.66:5070;transport=tls;lr;ob>"};
+  dht::Record tampered = fetched[0];
+  tampered.value = proxy::encode_registration(*entry);
+  dht::Record unsigned_one = tampered;
+  unsigned_one.signer.clear();
+  unsigned_one.signature.clear();
+  for (const dht::Record& forged : {tampered, unsigned_one}) {
+    int status = 0;
+    u.net.nodes[3]->chord().route(
+        dht::RouteOp::Store, forged.key, forged, [&](const dht::RouteResult& r) { status = dht::code(r.status); },
+        u.net.now);
+    u.net.run_for(seconds(2));
+    EXPECT_GE(status, 400) << "a forged entry was stored";
+  }
+  auto after = u.fetch(2, "sip:alice@demo");
+  ASSERT_EQ(after.second.size(), 1u);
+  EXPECT_TRUE(after.second[0].via.empty());
   // Carol has no certificate at this node: refused, and nothing reaches the overlay.
   Phone& other = u.phone("127.0.4.2", 5070);
   auto no = u.reg(other, 1, "carol", "Contact: <sip:carol@127.0.4.2:5070>\r\n");
