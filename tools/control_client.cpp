@@ -210,9 +210,14 @@ int control_locate(const ControlOptions& o, const std::string& aor) {
   const Json j = parse_json(r.body);
   for (const Json& entry : j.value("entries", Json::array())) {
     if (!entry.is_object()) continue;
-    std::printf("%s via node %s at %s/%s: %s device(s), entry lifetime %s s\n", aor.c_str(),
+    std::string relays;
+    for (const Json& v : entry.value("via", Json::array())) {
+      if (v.is_string()) relays += " " + v.get<std::string>();
+    }
+    std::printf("%s via node %s at %s/%s: %s device(s), entry lifetime %s s%s\n", aor.c_str(),
                 text_of(entry, "node").c_str(), text_of(entry, "addr").c_str(), text_of(entry, "transport").c_str(),
-                text_of(entry, "devices").c_str(), text_of(entry, "lifetime_s").c_str());
+                text_of(entry, "devices").c_str(), text_of(entry, "lifetime_s").c_str(),
+                relays.empty() ? "" : ("; reached through relay peers" + relays).c_str());
   }
   return 0;
 }

@@ -204,9 +204,9 @@ Json status_json(const peer::PeerStatus& s, const runtime::RuntimeStats& overlay
   }
   nat["flows"] = flows;
   const auto& fs = n.flow_stats;
-  nat["flow_stats"] = Json{{"registrations", fs.registrations}, {"refusals", fs.refusals},
-                           {"failures", fs.failures},           {"keepalives", fs.keepalives},
-                           {"pongs", fs.pongs},                 {"mapping_changes", fs.mapping_changes}};
+  nat["flow_stats"] =
+      Json{{"registrations", fs.registrations}, {"refusals", fs.refusals}, {"failures", fs.failures},
+           {"keepalives", fs.keepalives},       {"pongs", fs.pongs},       {"mapping_changes", fs.mapping_changes}};
   nat["reached"] = Json{{"how", n.reached}, {"via", n.reached_via}};
   Json links = Json::array();
   for (const auto& l : n.links) {
@@ -239,7 +239,7 @@ std::string status_text(const peer::PeerStatus& s) {
     out += value + "\n";
   };
   line("node", s.id.hex());
-  line("overlay", s.overlay + (s.joined ? "" : " (joining)"));
+  line("overlay", s.overlay + (s.joined ? "" : s.nat.role == "client" ? " (a client: not in the ring)" : " (joining)"));
   line("listen", s.address.host_port());
   line("uptime", std::to_string(to_millis(s.uptime) / 1000) + " s");
   line("predecessor",
@@ -321,6 +321,7 @@ Json location_json(const std::string& aor, const peer::Location& where, int& htt
                            {"addr", e.entry.node.addr.host_port()},
                            {"transport", std::string(transport_name(e.entry.node.addr.transport))},
                            {"devices", e.entry.devices},
+                           {"via", e.entry.via},
                            {"lifetime_s", e.lifetime_s}});
   }
   j["entries"] = entries;
