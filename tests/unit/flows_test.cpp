@@ -99,6 +99,12 @@ struct Client {
   Instant now = at(0);
   std::size_t stun_answered = 0;
 
+  /// Both flows registered at once, at `a` and `b`, without a Flow-Timer from the relays.
+  void register_both(const Endpoint& a, const Endpoint& b) {
+    flows.set_candidates({a, b}, now);
+    flows.registered(1, "r1", "u1", 600, 0, now);
+    flows.registered(2, "r2", "u2", 600, 0, now);
+  }
   /// Runs to `until` a second at a time (STUN answered by the relays named in `alive`, which see
   /// the client at `mapped`).
   void run_to(Instant until, const std::vector<Endpoint>& alive, const Endpoint& mapped) {
@@ -121,6 +127,11 @@ struct Client {
 
 const Endpoint R1 = ep("198.51.100.21", 5070), R2 = ep("198.51.100.22", 5070), R3 = ep("198.51.100.23", 5070);
 const Endpoint kMapped = ep("203.0.113.50", 40000);
+
+Endpoint over(Endpoint e, Transport t) {
+  e.transport = t;
+  return e;
+}
 
 TEST(FlowSet, RegistersTwoFlowsAtTwoDifferentRelays) {
   Client c;
@@ -264,11 +275,8 @@ TEST(FlowSet, AStreamFlowIsKeptAliveWithACrlfPingEvery95To120SecondsAndFailsWith
   // Where UDP is blocked, or calls need TLS, the flows are streams, and STUN cannot share them: RFC
   // 5626 §4.4.1's CRLFCRLF ping, whose CRLF pong is due within 10 s.
   Client c;
-  Endpoint t1 = R1, t2 = R2;
-  t1.transport = t2.transport = Transport::Tcp;
-  c.flows.set_candidates({t1, t2}, c.now);
-  c.flows.registered(1, "r1", "u1", 600, 0, c.now);
-  c.flows.registered(2, "r2", "u2", 600, 0, c.now);
+  const Endpoint t1 = over(R1, Transport::Tcp), t2 = over(R2, Transport::Tcp);
+  c.register_both(t1, t2);
   EXPECT_TRUE(c.env.sent.empty());      // no STUN on a stream
   ASSERT_EQ(c.regs.probes.size(), 2U);  // one at once per flow
   c.flows.pong(t1, c.now);
@@ -320,11 +328,8 @@ TEST(FlowSet, ASuspectedRelayIsCheckedAtOnce) {
 TEST(FlowSet, AStreamFlowWhoseConnectionClosesHasFailedAtOnce) {
   // RFC 5626 §4.4.1: a TCP or TLS flow fails with its connection, without waiting for a probe.
   Client c;
-  Endpoint t1 = R1, t2 = R2;
-  t1.transport = t2.transport = Transport::Tls;
-  c.flows.set_candidates({t1, t2}, c.now);
-  c.flows.registered(1, "r1", "u1", 600, 0, c.now);
-  c.flows.registered(2, "r2", "u2", 600, 0, c.now);
+  const Endpoint t1 = over(R1, Transport::Tls), t2 = over(R2, Transport::Tls);
+  c.register_both(t1, t2);
   c.flows.connection_lost(R1, c.now);  // UDP to the same address: not the flow's connection
   EXPECT_EQ(c.flows.status()[0].state, FlowState::Active);
   c.flows.connection_lost(t1, c.now);

@@ -72,6 +72,12 @@ class PeerNet {
   }
 
   Peer& add(PeerConfig config, bool phones_side, std::optional<std::size_t> bootstrap) {
+    std::vector<std::size_t> boot;
+    if (bootstrap) boot.push_back(*bootstrap);
+    return add_at(std::move(config), phones_side, boot);
+  }
+  /// Peer `i` (the next), started at the peers `bootstrap`, with a phone side when asked.
+  Peer& add_at(PeerConfig config, bool phones_side, const std::vector<std::size_t>& bootstrap) {
     const std::size_t i = nodes.size();
     Node n;
     n.overlay_face = std::make_unique<Face>(*this, overlay_addr(i), 100 + i);
@@ -86,7 +92,7 @@ class PeerNet {
     n.peer = std::make_unique<Peer>(std::move(config), *n.overlay_face, n.phone_face.get());
     nodes.push_back(std::move(n));
     std::vector<Endpoint> boot;
-    if (bootstrap) boot.push_back(overlay_addr(*bootstrap));
+    for (auto b : bootstrap) boot.push_back(overlay_addr(b));
     nodes.back().peer->start(boot, now);
     return *nodes.back().peer;
   }
@@ -117,24 +123,8 @@ class PeerNet {
   /// (endpoint-independent mapping) and lets in whatever comes back to that address.
   Peer& add_behind_nat(PeerConfig config, bool phones_side, const std::vector<std::size_t>& bootstrap,
                        const Endpoint& outside) {
-    const std::size_t i = nodes.size();
-    nats.push_back({overlay_addr(i), [outside](const Endpoint&) { return outside; }, {}});
-    Node n;
-    n.overlay_face = std::make_unique<Face>(*this, overlay_addr(i), 100 + i);
-    config.address = overlay_addr(i);
-    if (phones_side) {
-      n.phone_face = std::make_unique<Face>(*this, phone_side_addr(i), 200 + i);
-      proxy::UaSideConfig ua;
-      ua.registrar.domain = config.overlay.overlay;
-      ua.ua_address = phone_side_addr(i);
-      config.phones = ua;
-    }
-    n.peer = std::make_unique<Peer>(std::move(config), *n.overlay_face, n.phone_face.get());
-    nodes.push_back(std::move(n));
-    std::vector<Endpoint> boot;
-    for (auto b : bootstrap) boot.push_back(overlay_addr(b));
-    nodes.back().peer->start(boot, now);
-    return *nodes.back().peer;
+    nats.push_back({overlay_addr(nodes.size()), [outside](const Endpoint&) { return outside; }, {}});
+    return add_at(std::move(config), phones_side, bootstrap);
   }
 
   void send(Endpoint from, Endpoint to, std::string bytes) {
@@ -440,21 +430,28 @@ TEST(Peer, ClassifiesItselfFromWhereItsPeersSeeIt) {
   EXPECT_GE(answered, 6u);
 }
 
-TEST(Peer, AClientBehindANatStoresAndFetchesThroughItsRelayPeersAndJoinsNoRing) {
-  PeerNet net;
-  const char* ids[] = {"20000000000000000000000000000000", "60000000000000000000000000000000",
-                       "a0000000000000000000000000000000", "e0000000000000000000000000000000"};
+/// Three public peers that relay (0, 1, 2) and, started with Auto at peers 0 and 1, peer 3 behind a
+/// NAT (it asks them where they see it, and becomes their client); `phones`: every one has a phone
+/// side. Returns peer 3, just started.
+const char* const kNatIds[] = {"20000000000000000000000000000000", "60000000000000000000000000000000",
+                               "a0000000000000000000000000000000", "e0000000000000000000000000000000"};
+Peer& three_relays_and_a_client(PeerNet& net, bool phones) {
   for (std::size_t i = 0; i < 3; ++i) {
-    PeerConfig c = plain(ids[i]);
+    PeerConfig c = plain(kNatIds[i]);
     c.relay = nat::RelayConfig{};
-    net.add(c, false, i == 0 ? std::nullopt : std::optional<std::size_t>(0));
+    net.add(c, phones, i == 0 ? std::nullopt : std::optional<std::size_t>(0));
     net.run_for(seconds(1));
   }
   net.run_for(seconds(10));
-  // Peer 3 sits behind a NAT; started with Auto, it asks peers 0 and 1 where they see it.
-  PeerConfig c = plain(ids[3]);
+  PeerConfig c = plain(kNatIds[3]);
   c.role = Role::Auto;
-  Peer& client = net.add_behind_nat(c, false, {0, 1}, Endpoint{Transport::Udp, *IpAddress::parse("203.0.113.3"), 7000});
+  return net.add_behind_nat(c, phones, {0, 1}, Endpoint{Transport::Udp, *IpAddress::parse("203.0.113.3"), 7000});
+}
+
+TEST(Peer, AClientBehindANatStoresAndFetchesThroughItsRelayPeersAndJoinsNoRing) {
+  PeerNet net;
+  const auto& ids = kNatIds;
+  Peer& client = three_relays_and_a_client(net, false);
   EXPECT_EQ(client.status(net.now).nat.role, "deciding");
   net.run_for(seconds(5));
   PeerStatus st = client.status(net.now);
@@ -524,18 +521,7 @@ TEST(Peer, AClientBehindANatStoresAndFetchesThroughItsRelayPeersAndJoinsNoRing) 
 
 TEST(Peer, APhoneAtAClientBehindANatIsCalledThroughItsRelayPeersAndTheDialogKeepsThatPath) {
   PeerNet net;
-  const char* ids[] = {"20000000000000000000000000000000", "60000000000000000000000000000000",
-                       "a0000000000000000000000000000000", "e0000000000000000000000000000000"};
-  for (std::size_t i = 0; i < 3; ++i) {
-    PeerConfig c = plain(ids[i]);
-    c.relay = nat::RelayConfig{};
-    net.add(c, true, i == 0 ? std::nullopt : std::optional<std::size_t>(0));
-    net.run_for(seconds(1));
-  }
-  net.run_for(seconds(10));
-  PeerConfig c = plain(ids[3]);
-  c.role = Role::Auto;
-  Peer& client = net.add_behind_nat(c, true, {0, 1}, Endpoint{Transport::Udp, *IpAddress::parse("203.0.113.3"), 7000});
+  Peer& client = three_relays_and_a_client(net, true);
   net.run_for(seconds(5));
   ASSERT_EQ(client.status(net.now).nat.role, "client");
 
@@ -547,14 +533,19 @@ TEST(Peer, APhoneAtAClientBehindANatIsCalledThroughItsRelayPeersAndTheDialogKeep
   net.run_for(seconds(2));
   ASSERT_FALSE(net.heard[5093].empty());
   ASSERT_EQ(net.heard[5093].back().status(), 200);
-  std::vector<std::string> via;
-  net.nodes[2].peer->locate(
-      "sip:bob@peer.test",
-      [&](const Location& l) {
-        if (l.entries.size() == 1) via = l.entries[0].entry.via;
-      },
-      net.now);
-  net.run_for(seconds(1));
+  // The relays bob's entry names, as peer 2 finds it.
+  const auto relays_of_bob = [&net] {
+    std::vector<std::string> found;
+    net.nodes[2].peer->locate(
+        "sip:bob@peer.test",
+        [&](const Location& l) {
+          if (l.entries.size() == 1) found = l.entries[0].entry.via;
+        },
+        net.now);
+    net.run_for(seconds(1));
+    return found;
+  };
+  std::vector<std::string> via = relays_of_bob();
   ASSERT_EQ(via.size(), 2u);
   for (const auto& f : client.status(net.now).nat.flows) {
     EXPECT_NE(std::find(via.begin(), via.end(), f.relay_uri), via.end()) << f.relay_uri;
@@ -644,14 +635,7 @@ TEST(Peer, APhoneAtAClientBehindANatIsCalledThroughItsRelayPeersAndTheDialogKeep
   ASSERT_TRUE(third.final_for("INVITE"));
   EXPECT_EQ(third.final_for("INVITE")->status(), 200);
   net.run_for(seconds(300));  // RFC 5626 §4.5's back-off, then a new flow at peer 2
-  via.clear();
-  net.nodes[2].peer->locate(
-      "sip:bob@peer.test",
-      [&](const Location& l) {
-        if (l.entries.size() == 1) via = l.entries[0].entry.via;
-      },
-      net.now);
-  net.run_for(seconds(1));
+  via = relays_of_bob();
   ASSERT_EQ(via.size(), 2u);
   for (const auto& v : via) EXPECT_EQ(v.find(PeerNet::overlay_addr(dead).host_port()), std::string::npos) << v;
 }
