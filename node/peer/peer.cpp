@@ -506,7 +506,9 @@ PeerStatus Peer::status(Instant now) const {
     p.users_list = r.aor_list(100);
     s.phones = std::move(p);
   }
-  s.nat = nat_counts_;
+  s.nat.bindings_answered = nat_counts_.bindings_answered;
+  s.nat.indications = nat_counts_.indications;
+  s.nat.dropped = nat_counts_.dropped;
   s.nat.role = std::string(role_name(role_));
   if (flows_) {
     s.nat.flows = flows_->status();
