@@ -26,6 +26,10 @@ export LAB_UA=127.0.0.1:5060
 LAB_NODE_ARGS="--peer-rate 1000000 --peer-burst 1000000" lab_node p1 198.51.100.21
 LAB_NODE_ARGS="--peer-rate 1000000 --peer-burst 1000000" lab_node p2 198.51.100.22 198.51.100.21
 LAB_NODE_ARGS="--relay-max-clients 0" lab_node p3 198.51.100.23 198.51.100.21
+joined() { lab_ctl "$1" status --json 2>/dev/null | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["joined"] else 1)' 2>/dev/null; }
+for n in p2 p3; do  # the relays in the ring first: a relay still joining sends the client elsewhere
+  for _ in $(seq 1 60); do joined "$n" && break; sleep 0.5; done
+done
 lab_node h1 10.0.1.2 198.51.100.21 198.51.100.22
 ready() {
   lab_ctl h1 status --json 2>/dev/null | python3 -c '
