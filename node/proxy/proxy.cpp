@@ -285,16 +285,18 @@ bool UaSide::add_relay_branch(std::uint64_t cid, Message req, std::vector<std::s
   return false;
 }
 
+bool UaSide::names_own_flow(const sip::Uri& uri) const {
+  if (overlay_.relay() == nullptr || uri.user.empty() || !uri.has_param("ob")) return false;
+  auto ep = uri_endpoint(uri);
+  return ep && same_host_port(*ep, own_address(Side::Overlay));
+}
+
 const nat::ClientFlow* UaSide::flow_of_route(const std::string& route, std::string& storage, bool& named) const {
   named = false;
-  const nat::RelayTable* relay = overlay_.relay();
-  if (relay == nullptr) return nullptr;
+  if (overlay_.relay() == nullptr) return nullptr;  // no parse where no flow can be named
   auto uri = route_uri(route, storage);
-  if (!uri || uri->user.empty() || !uri->has_param("ob")) return nullptr;
-  auto ep = uri_endpoint(*uri);
-  if (!ep || !same_host_port(*ep, own_address(Side::Overlay))) return nullptr;
-  named = true;
-  return relay->by_token(std::string(uri->user));
+  named = uri && names_own_flow(*uri);
+  return named ? overlay_.relay()->by_token(std::string(uri->user)) : nullptr;
 }
 
 void UaSide::fork_local(std::uint64_t cid, const std::string& aor, Message req, Instant now) {
@@ -619,11 +621,9 @@ bool UaSide::drop_own_routes(std::vector<std::string>& routes, std::string& stor
   // §16.4: the Route values that name this node are used up.
   bool any = false;
   while (!routes.empty()) {
-    bool flow = false;
-    (void)flow_of_route(routes.front(), storage, flow);
-    if (flow) break;  // a client's flow here: the caller decides where it leads
     auto uri = route_uri(routes.front(), storage);
-    if (!uri || !is_own(*uri)) break;
+    // A client's flow here is no route used up: the caller decides where it leads.
+    if (!uri || names_own_flow(*uri) || !is_own(*uri)) break;
     routes.erase(routes.begin());
     any = true;
   }

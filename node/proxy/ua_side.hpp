@@ -225,6 +225,8 @@ class UaSide : public sip::TransactionUser {
   /// As a relay peer: the flow a Route value names ("<sip:TOKEN@this node;...>"); `named` tells
   /// whether the value names a flow of this node at all (a flow token at its overlay address).
   const nat::ClientFlow* flow_of_route(const std::string& route, std::string& storage, bool& named) const;
+  /// Whether `uri` is a flow URI of this relay (a token at its overlay address, with "ob").
+  [[nodiscard]] bool names_own_flow(const sip::Uri& uri) const;
   void response(Side side, sip::TransactionId id, const sip::Message& response, Instant now);
   void branch_failed(Side side, sip::TransactionId id, bool timeout, Instant now);
   /// Branch `bi` of call `cid` failed: timed out, or its transport failed (at once, or later).
