@@ -88,13 +88,19 @@ std::optional<Endpoint> FlowSet::pick_relay(std::size_t i, Instant now) const {
   return fallback;
 }
 
+void FlowSet::set_state(FlowStatus& f, FlowState s) {
+  if (f.state == s) return;
+  f.state = s;
+  ++version_;
+}
+
 void FlowSet::start_registration(std::size_t i, Instant now) {
   FlowStatus& f = flows_[i];
   Timing& t = timing_[i];
   const auto relay = pick_relay(i, now);
   if (!relay) {
     // Nobody to ask: wait for candidates, or for the first refusal to lapse.
-    f.state = FlowState::Idle;
+    set_state(f, FlowState::Idle);
     t.next = kInstantMax;
     for (const auto& r : refused_until_) {
       if (r.second > now) t.next = std::min(t.next, r.second);
@@ -104,7 +110,7 @@ void FlowSet::start_registration(std::size_t i, Instant now) {
   f.relay = relay;
   f.relay_id.clear();
   f.relay_uri.clear();
-  f.state = FlowState::Registering;
+  set_state(f, FlowState::Registering);
   f.since = now;
   ++t.generation;
   if (t.probe) stun_.cancel(*t.probe);
@@ -134,9 +140,10 @@ void FlowSet::registered(std::uint32_t reg_id, const std::string& relay_id, cons
   if (f.state != FlowState::Registering && !refresh) return;
   ++stats_.registrations;
   const bool fresh = f.state == FlowState::Registering;
-  f.state = FlowState::Active;
+  set_state(f, FlowState::Active);
   f.failures = 0;
   f.relay_id = relay_id;
+  if (f.relay_uri != relay_uri) ++version_;
   f.relay_uri = relay_uri;
   if (fresh) f.since = now;
   t.keepalive = flow_timer_s > 0 ? seconds(flow_timer_s) : Duration{};
@@ -162,7 +169,7 @@ void FlowSet::refused(std::uint32_t reg_id, std::uint32_t retry_after_s, Instant
       refused_until_.end());
   refused_until_.emplace_back(*flows_[i].relay, now + seconds(std::max<std::uint32_t>(retry_after_s, 1)));
   // Another relay at once (RFC 5626 §4.5 applies to failures; a refusal names its own wait).
-  flows_[i].state = FlowState::Idle;
+  set_state(flows_[i], FlowState::Idle);
   start_registration(i, now);
 }
 
@@ -186,7 +193,7 @@ void FlowSet::fail(std::size_t i, Instant now) {
   Timing& t = timing_[i];
   ++stats_.failures;
   ++f.failures;
-  f.state = FlowState::Idle;
+  set_state(f, FlowState::Idle);
   f.relay_id.clear();
   f.relay_uri.clear();
   f.mapped.reset();
@@ -287,7 +294,7 @@ void FlowSet::suspect(const Endpoint& relay, Instant now) {
 void FlowSet::network_changed(Instant now) {
   for (std::size_t i = 0; i < flows_.size(); ++i) {
     flows_[i].mapped.reset();
-    flows_[i].state = FlowState::Idle;
+    set_state(flows_[i], FlowState::Idle);
     start_registration(i, now);
   }
 }
@@ -297,7 +304,7 @@ void FlowSet::close(Instant now) {
     FlowStatus& f = flows_[i];
     Timing& t = timing_[i];
     if (f.state == FlowState::Active && f.relay) (void)transport_.register_flow(*f.relay, f.reg_id, 0, now);
-    f.state = FlowState::Idle;
+    set_state(f, FlowState::Idle);
     ++t.generation;
     if (t.probe) stun_.cancel(*t.probe);
     t.probe.reset();

@@ -117,6 +117,8 @@ class FlowSet {
   /// The active flows' relays (where this client's own requests go).
   [[nodiscard]] std::vector<Endpoint> relays() const;
   [[nodiscard]] bool any_active() const;
+  /// Changes whenever relays() or relay_uris() may have: a flow came up or went, or its URI changed.
+  [[nodiscard]] std::uint64_t version() const { return version_; }
   [[nodiscard]] const FlowStats& stats() const { return stats_; }
 
  private:
@@ -131,6 +133,7 @@ class FlowSet {
     std::uint32_t generation = 0;
   };
   void start_registration(std::size_t i, Instant now);
+  void set_state(FlowStatus& f, FlowState s);  ///< counts the change in version_
   void fail(std::size_t i, Instant now);
   void keepalive(std::size_t i, Instant now);
   /// The keep-alive interval's bounds for flow i (its relay's Flow-Timer, or the transport's).
@@ -149,6 +152,7 @@ class FlowSet {
   std::vector<std::pair<Endpoint, Instant>> refused_until_;
   FlowStats stats_;
   bool closed_ = false;
+  std::uint64_t version_ = 0;
 };
 
 }  // namespace p2psip::nat

@@ -195,7 +195,10 @@ void Peer::decide(Instant now) {
 }
 
 void Peer::sync_gateways(Instant now) {
-  if (!flows_) return;
+  // Called after every event: the relays are looked at again only when a flow came, went or moved.
+  if (!flows_ || (flows_->version() == synced_flows_ && synced_phase_ == phase_)) return;
+  synced_flows_ = flows_->version();
+  synced_phase_ = phase_;
   auto relays = flows_->relays();
   if (relays != node_.chord().gateways()) node_.chord().set_gateways(std::move(relays));
   // Callers reach this node's phones through its relays: its registration entries name them.

@@ -297,6 +297,8 @@ class Peer {
   std::unique_ptr<nat::FlowSet> flows_;
   std::vector<Endpoint> learned_relays_;  ///< a client's relay candidates beyond the bootstrap
   bool relays_changed_ = false;
+  std::uint64_t synced_flows_ = UINT64_MAX;  ///< the flows' version sync_gateways last handed on
+  Phase synced_phase_ = Phase::Stopped;
   Transport flow_transport_ = Transport::Udp;  ///< a client's flows: TCP where UDP is blocked
 };
 
