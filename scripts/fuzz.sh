@@ -13,7 +13,7 @@ root=$(pwd)
 SHARED=$(cd "$SHARED" 2>/dev/null && pwd || echo "$SHARED")
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-for target in fuzz_parser fuzz_stream fuzz_transaction fuzz_overlay fuzz_stun; do
+for target in fuzz_parser fuzz_stream fuzz_transaction fuzz_overlay fuzz_stun fuzz_ice; do
   name=${target#fuzz_}
   mkdir -p "$scratch/$name"
   seeds=("$root/tests/fuzz/corpus/$name")
