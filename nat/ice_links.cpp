@@ -230,7 +230,10 @@ void IceLinks::maybe_describe(Link& l, Instant now) {
     srflx = srflx || c.type == CandidateType::ServerReflexive;
     relay = relay || c.type == CandidateType::Relayed;
   }
-  const bool enough = l.gathered || now >= l.gather_until || (srflx && (!cfg_.turn || relay));
+  // With TURN the relayed candidate comes last (an Allocate takes two round trips, the STUN answer
+  // one): once it is here, a server-reflexive one that is not here will not come (a public host's
+  // equals its host candidate). Without TURN the server-reflexive one is the last worth waiting for.
+  const bool enough = l.gathered || now >= l.gather_until || (cfg_.turn ? relay : srflx);
   if (!enough) return;
   l.described = true;
   l.local.end_of_candidates = l.gathered;
@@ -247,7 +250,18 @@ void IceLinks::maybe_describe(Link& l, Instant now) {
 
 void IceLinks::connected(IceSessionId id, CandidateType local, CandidateType remote, Instant now) {
   Link* l = by_session(id);
-  if (!l || l->st.state == LinkState::Up) return;
+  if (!l) return;
+  if (l->st.state == LinkState::Up) {
+    // The agent moved the link to a better pair (a direct one succeeded after a relayed one).
+    if (l->st.local_type == local && l->st.remote_type == remote) return;
+    ++stats_.pair_changes;
+    l->st.local_type = local;
+    l->st.remote_type = remote;
+    l->st.relayed = local == CandidateType::Relayed || remote == CandidateType::Relayed;
+    env_.log(LogLevel::Info, "ice: link to " + l->st.peer.host_port() + " now " + std::string(candidate_type_name(local)) +
+                                 " - " + std::string(candidate_type_name(remote)));
+    return;
+  }
   if (l->st.state == LinkState::Answering) {
     // Checks can succeed before the answer went (the offerer's checks arrive first): answer now.
     l->described = false;

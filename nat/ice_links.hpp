@@ -27,8 +27,8 @@ using IceSessionId = std::uint64_t;
 struct IceLinkConfig {
   std::size_t max_links = 256;  ///< sessions at once (up or being set up); offers beyond are refused
   /// How long an Attach waits for local candidates before it goes with what it has (trickle ICE:
-  /// never for gathering-done, which waits for the slowest server). It goes sooner once a
-  /// server-reflexive candidate (and with `turn`, a relayed one) is there.
+  /// never for gathering-done, which waits for the slowest server). It goes sooner once the last
+  /// candidate worth waiting for is there: the relayed one with `turn`, else the server-reflexive one.
   Duration gather_budget = millis(800);
   bool turn = false;  ///< a TURN server is configured: a relayed candidate is worth waiting for
   /// From the first step (Attach sent, or an offer taken) to a usable link: no link by then is a
@@ -106,7 +106,8 @@ struct IceLinkStatus {
 struct IceLinkStats {
   std::uint64_t attaches_sent = 0, offers_taken = 0;
   std::uint64_t offers_refused_rate = 0, offers_refused_full = 0, glare = 0;
-  std::uint64_t up_direct = 0, up_relayed = 0;
+  std::uint64_t up_direct = 0, up_relayed = 0;  ///< by the first pair selected
+  std::uint64_t pair_changes = 0;               ///< an up link moved to another pair (a better one)
   std::uint64_t failed_attach = 0;   ///< the Attach was refused or unanswered
   std::uint64_t failed_checks = 0;   ///< no pair worked (or nothing within setup_timeout)
   std::uint64_t lost = 0;            ///< an up link's agent gave up (consent lost)
@@ -148,6 +149,7 @@ class IceLinks {
   void local_credentials(IceSessionId id, const IceCredentials& c, Instant now);
   void local_candidate(IceSessionId id, const IceCandidate& c, Instant now);
   void gathering_done(IceSessionId id, Instant now);
+  /// The agent selected a pair: the link is up (or, when it was, now goes over this pair).
   void connected(IceSessionId id, CandidateType local, CandidateType remote, Instant now);
   void failed(IceSessionId id, Instant now);
   /// A datagram on session `id`: the peer it came from, or nullopt for a session no longer here.

@@ -109,9 +109,11 @@ struct NiceIce::Agent {
 
   /// On the GLib thread: the agent, its stream, its servers; gathering starts.
   bool start(GMainContext* ctx, const NiceConfig& cfg, bool controlling) {
-    agent = nice_agent_new_full(ctx, NICE_COMPATIBILITY_RFC5245,
-                                static_cast<NiceAgentOption>(NICE_AGENT_OPTION_REGULAR_NOMINATION |
-                                                             NICE_AGENT_OPTION_ICE_TRICKLE));
+    // Aggressive nomination (libnice's default): every check of the controlling agent nominates,
+    // so a better pair that succeeds later (a hole punched on a retransmission) replaces the first
+    // one selected (new-selected-pair again). libnice's regular nomination settles on the first
+    // pair once two are valid and never moves: a relayed pair where a direct one works.
+    agent = nice_agent_new_full(ctx, NICE_COMPATIBILITY_RFC5245, NICE_AGENT_OPTION_ICE_TRICKLE);
     if (agent == nullptr) return false;
     // Properties before gathering, on this thread (NAT-NOTES §3: set from another they deadlocked).
     // keepalive-conncheck: keep-alives are checks, so that a peer gone silent fails the link.
@@ -134,7 +136,8 @@ struct NiceIce::Agent {
     if (cfg.port_min != 0) nice_agent_set_port_range(agent, stream, 1, cfg.port_min, cfg.port_max);
     if (cfg.turn) {
       nice_agent_set_relay_info(agent, stream, 1, cfg.turn->server.ip.to_string().c_str(), cfg.turn->server.port,
-                                cfg.turn->user.c_str(), cfg.turn->password.c_str(), NICE_RELAY_TYPE_TURN_UDP);
+                                cfg.turn->user.c_str(), cfg.turn->password.c_str(),
+                                cfg.turn->tcp ? NICE_RELAY_TYPE_TURN_TCP : NICE_RELAY_TYPE_TURN_UDP);
     }
     nice_agent_attach_recv(agent, stream, 1, ctx, on_recv, this);
     gchar* ufrag = nullptr;

@@ -46,6 +46,7 @@ struct NiceConfig {
   struct Turn {
     Endpoint server;
     std::string user, password;  ///< long-term credentials (RFC 8489 §9.2); never logged
+    bool tcp = false;            ///< reach the server over TCP (UDP blocked); the relay is UDP still
   };
   std::optional<Turn> turn;
   std::uint16_t port_min = 0, port_max = 0;  ///< the agents' local ports (0: any)

@@ -16,6 +16,8 @@
 #                                  127.0.0.1:8070 in its namespace, phones at $LAB_UA if set, e.g.
 #                                  127.0.0.1:5060), joining through BOOT:5070
 #   lab_ctl NAME CMD ARGS...       runs `$P2PSIP CMD ARGS` against NAME's node
+#   lab_netem NAME MS              delays everything into and out of site NAME (its router's WAN, both
+#                                  ways) by MS milliseconds with tc netem
 #   lab_verify_nat NAME TYPE       checks the router's behaviour from the host with coturn's
 #                                  turnutils_natdiscovery (needs lab_stun); fails on a mismatch
 #   lab_cleanup                    kills what lab_spawn started and deletes every namespace (and so
@@ -26,10 +28,13 @@
 # routed out of the lab: the bridge has no uplink.
 
 LAB=${LAB:-nl$$}
+LAB_TURN_USER=natlab
+LAB_TURN_PASSWORD=natlab-turn-$$
 LAB_NAMESPACES=()
 LAB_PIDS=()
 declare -A LAB_NS   # host name -> namespace
 declare -A LAB_PID  # host name -> the PID of what lab_spawn last started there
+declare -A LAB_WAN_NS LAB_PORT  # host name -> the namespace holding its "wan" link, and its bridge port
 
 lab_die() {
   echo "natlab: $*" >&2
@@ -73,7 +78,7 @@ lab_begin() {
   WORK=$(mktemp -d)
   LAB_LOGDIR=$WORK
   lab_init
-  trap 'lab_cleanup; rm -rf "$WORK"' EXIT
+  trap 'lab_cleanup; [ -n "${LAB_KEEP:-}" ] || rm -rf "$WORK"' EXIT
 }
 
 # lab_wire NS IFNAME PORTNAME: a veth from NS (named IFNAME there) to the bridge (PORTNAME there).
@@ -91,23 +96,47 @@ lab_public() {
   lab_ns_add "$ns"
   lab_wire "$ns" wan "p$octet"
   ip -n "$ns" addr add "198.51.100.$octet/24" dev wan
+  # A default route to a gateway that is not there (198.51.100.1 answers no ARP): what is sent to
+  # an address outside the lab (a private candidate of another site) goes nowhere and the sender
+  # hears nothing, as on the internet. Without one it would get ENETUNREACH, and coturn closes a
+  # whole allocation on that error.
+  ip -n "$ns" route add default via 198.51.100.1 dev wan
   LAB_NS[$name]=$ns
+  LAB_WAN_NS[$name]=$ns
+  LAB_PORT[$name]="p$octet"
 }
 
 lab_stun() {
   command -v turnserver >/dev/null || lab_die "needs turnserver (package coturn)"
   lab_public stun 2
   ip -n "$LAB-stun" addr add 198.51.100.3/24 dev wan
-  # RFC 5780 discovery needs both addresses; no TLS, no DTLS, no CLI, no config file.
+  # RFC 5780 discovery needs both addresses; no TLS, no DTLS, no CLI, no config file. TURN allocations
+  # take the long-term credentials $LAB_TURN_USER / $LAB_TURN_PASSWORD (Binding requests need none).
   lab_spawn stun "${LAB_LOGDIR:-/tmp}/$LAB-coturn.log" turnserver -n --listening-ip=198.51.100.2 \
     --listening-ip=198.51.100.3 --relay-ip=198.51.100.2 --listening-port=3478 --no-tls --no-dtls --no-cli \
-    --log-file=stdout --simple-log --no-software-attribute --realm=natlab.test
+    --log-file=stdout --simple-log ${LAB_COTURN_VERBOSE:-} --no-software-attribute --realm=natlab.test \
+    --lt-cred-mech --user="$LAB_TURN_USER:$LAB_TURN_PASSWORD"
   local i
   for i in $(seq 1 50); do
     ip netns exec "$LAB-stun" ss -uln 2>/dev/null | grep -q '198.51.100.3:3478' && return 0
     sleep 0.1
   done
   lab_die "coturn did not start (see ${LAB_LOGDIR:-/tmp}/$LAB-coturn.log)"
+}
+
+# The router itself takes nothing new from outside. Without this, a datagram that reaches the WAN
+# address before the inside host has sent to its source (one half of a simultaneous open) would be
+# taken by the router's own stack: answered with ICMP port unreachable, and its conntrack entry
+# confirmed, which makes the NAT pick another port for the host's own datagram to that source a
+# moment later and breaks the endpoint-independent mapping that hole punching relies on (RFC 4787
+# REQ-1; RFC 5128 §3.3). Dropped in the input hook, the entry is never confirmed.
+lab_router_input() {
+  cat <<E
+  chain input {
+    type filter hook input priority filter; policy accept;
+    iifname "wan" ct state new drop
+  }
+E
 }
 
 # The rules of each NAT type (../shared/NAT-NOTES.md §4, RFC 4787's terms), for a router whose WAN
@@ -120,6 +149,7 @@ lab_nat_rules() {
       # filtering: any UDP to the WAN address goes to the host at the same port.
       cat <<E
 table ip natlab {
+$(lab_router_input)
   chain pre {
     type nat hook prerouting priority dstnat;
     iifname "wan" ip daddr $wan meta l4proto udp dnat to $host
@@ -166,6 +196,7 @@ E
       [ "$type" = udp-blocked ] && block='    iifname "lan" meta l4proto udp drop'
       cat <<E
 table ip natlab {
+$(lab_router_input)
   chain post {
     type nat hook postrouting priority srcnat;
     oifname "wan" $masq
@@ -199,6 +230,14 @@ lab_site() {
   ip netns exec "$router" sysctl -qw net.ipv4.ip_forward=1
   lab_nat_rules "$type" "$wan" "$host" | ip netns exec "$router" nft -f - || lab_die "nft rules for $type refused"
   LAB_NS[$name]=$ns
+  LAB_WAN_NS[$name]=$router
+  LAB_PORT[$name]="r$x"
+}
+
+lab_netem() {
+  local name=$1 ms=$2
+  tc -n "${LAB_WAN_NS[$name]}" qdisc add dev wan root netem delay "${ms}ms" || lab_die "netem refused (module sch_netem?)"
+  tc -n "$LAB-inet" qdisc add dev "${LAB_PORT[$name]}" root netem delay "${ms}ms" || lab_die "netem refused"
 }
 
 lab_exec() {

@@ -239,6 +239,14 @@ TEST(IceLinks, AnAttachGoesWithWhatWasGatheredWhenTheBudgetIsSpentAndWaitsForARe
   t.links.local_candidate(ts, cand(CandidateType::Relayed, "198.51.100.2", 50000), at_ms(70));
   ASSERT_EQ(t.overlay.attaches.size(), 1U);
   EXPECT_EQ(t.overlay.attaches[0].offer.candidates.size(), 3U);
+  // A public host's server-reflexive candidate is its host candidate: the relayed one is enough.
+  Side pub(kA, turn);
+  pub.links.connect(kB, at_ms(0));
+  const IceSessionId ps = pub.port.opened.at(0).first;
+  pub.gather(ps, at_ms(10), /*srflx=*/false);
+  EXPECT_TRUE(pub.overlay.attaches.empty());
+  pub.links.local_candidate(ps, cand(CandidateType::Relayed, "198.51.100.2", 50002), at_ms(30));
+  EXPECT_EQ(pub.overlay.attaches.size(), 1U);
   // Gathering done before any of that sends at once, marked as complete.
   Side g(kA);
   g.links.connect(kB, at_ms(0));
@@ -383,6 +391,11 @@ TEST(IceLinks, ALostLinkIsAttachedAgainAtOnceAndAnIdleOneIsClosed) {
   a.links.connected(s, CandidateType::Relayed, CandidateType::ServerReflexive, at_ms(3));
   EXPECT_TRUE(a.links.status()[0].relayed);
   EXPECT_EQ(a.links.stats().up_relayed, 1U);
+  // The agent moves it to a direct pair that succeeded later: still up, no longer relayed.
+  a.links.connected(s, CandidateType::ServerReflexive, CandidateType::ServerReflexive, at_ms(600));
+  EXPECT_FALSE(a.links.status()[0].relayed);
+  EXPECT_EQ(a.links.stats().pair_changes, 1U);
+  EXPECT_EQ(a.overlay.ups.size(), 1U);
   a.links.failed(s, at_ms(5000));  // consent lost
   EXPECT_EQ(a.overlay.downs, std::vector<Endpoint>{kB});
   EXPECT_EQ(a.links.stats().lost, 1U);
