@@ -7,6 +7,14 @@
 namespace p2psip::dht {
 
 namespace {
+
+/// An answer that came from no peer: its status and reason, nothing else.
+RouteResult route_failure(Status status, std::string reason) {
+  RouteResult r;
+  r.status = status;
+  r.reason = std::move(reason);
+  return r;
+}
 /// Checks the routing table's invariants when a call into the node returns (core/invariant.hpp:
 /// compiled in with P2PSIP_INVARIANTS only).
 class TableChecked {
@@ -112,7 +120,7 @@ void ChordNode::start_client(Instant now) {
 void ChordNode::route_via_gateway(Request r, RouteCallback cb, Instant now) {
   if (gateways_.empty()) {
     ++stats_.routes_failed;
-    cb(RouteResult{Status::Unavailable, "No Relay Peer Yet", std::nullopt, 0, {}, Duration{0}});
+    cb(route_failure(Status::Unavailable, "No Relay Peer Yet"));
     return;
   }
   // The gateway routes it as the first hop of a recursive route: hops 1, and the sender is this
@@ -411,12 +419,47 @@ void ChordNode::route_try(std::shared_ptr<RouteTries> t, Instant now) {
 
 void ChordNode::route_excluding(RouteOp op, NodeId target, std::optional<Record> record, std::vector<NodeId> exclude,
                                 RouteCallback cb, Instant now) {
-  ++stats_.routes_started;
   Request r = make(Op::Route, target);
   r.route_op = op;
   r.iterative = cfg_.iterative;
   r.exclude = std::move(exclude);
   if (record) r.records.push_back(*record);
+  start_route(std::move(r), std::move(cb), now);
+}
+
+void ChordNode::attach(NodeId peer, std::string payload, RouteCallback cb, Instant now) {
+  Request r = make(Op::Route, peer);
+  r.route_op = RouteOp::Attach;
+  r.iterative = false;  // its answer comes back along the path: the target may be reachable no other way
+  r.payload = std::move(payload);
+  r.origin = table_.self();
+  start_route(std::move(r), std::move(cb), now);
+}
+
+void ChordNode::answer_attach(const AttachRequest& a, Status status, std::string reason, std::string payload,
+                              std::uint32_t retry_after_s, Instant now) {
+  Response resp;
+  resp.status = status;
+  resp.reason = std::move(reason);
+  resp.responder = table_.self();
+  resp.responsible = table_.self();
+  resp.hops = a.hops;
+  resp.payload = std::move(payload);
+  resp.retry_after_s = retry_after_s;
+  transport_.reply(a.handle, resp, now);
+}
+
+void ChordNode::answer_here(ReplyHandle handle, const Request& r, Instant now) {
+  if (r.route_op == RouteOp::Attach && r.target == table_.self().id && attach_handler_ != nullptr) {
+    attach_handler_->on_attach(AttachRequest{handle, r.origin.value_or(r.sender), r.hops, r.payload}, now);
+    return;
+  }
+  transport_.reply(handle, execute(r, now), now);
+}
+
+void ChordNode::start_route(Request r, RouteCallback cb, Instant now) {
+  ++stats_.routes_started;
+  const NodeId target = r.target;
   if (client_) {
     route_via_gateway(std::move(r), std::move(cb), now);
     return;
@@ -425,13 +468,15 @@ void ChordNode::route_excluding(RouteOp op, NodeId target, std::optional<Record>
     // A peer still joining knows no ring yet: it would take every key for its own, and a record
     // stored here now would sit where no lookup will ever look.
     ++stats_.routes_failed;
-    cb(RouteResult{Status::Unavailable, "Not Joined Yet", std::nullopt, 0, {}, Duration{0}});
+    cb(route_failure(Status::Unavailable, "Not Joined Yet"));
     return;
   }
   const Excluded ex(r.exclude);
   if (table_.responsible_for(target, false, ex)) {
     Response local = execute(r, now, true);
-    RouteResult res{local.status, local.reason, local.responsible, 0, local.records, Duration{0}};
+    RouteResult res = route_failure(local.status, local.reason);
+    res.responsible = local.responsible;
+    res.records = std::move(local.records);
     (local.status == Status::Ok ? stats_.routes_ok : stats_.routes_failed)++;
     cb(res);
     return;
@@ -441,7 +486,7 @@ void ChordNode::route_excluding(RouteOp op, NodeId target, std::optional<Record>
   Peer next = r.final_hop ? table_.successor(ex) : table_.next_hop(target, cfg_.route_via_successor_list, ex);
   if (next.id == table_.self().id) {  // everyone it knows is excluded
     ++stats_.routes_failed;
-    cb(RouteResult{Status::Unavailable, "No Route To Responsible Peer", std::nullopt, 0, {}, Duration{0}});
+    cb(route_failure(Status::Unavailable, "No Route To Responsible Peer"));
     return;
   }
   send(Kind::ClientRoute, next, r, now, 0, std::move(cb));
@@ -458,7 +503,7 @@ void ChordNode::handle_route(ReplyHandle handle, const Request& r, Instant now) 
   }
   const Excluded ex(r.exclude);
   if (table_.responsible_for(r.target, r.final_hop, ex)) {
-    transport_.reply(handle, execute(r, now), now);
+    answer_here(handle, r, now);
     return;
   }
   bool final_hop = table_.successor_responsible(r.target, ex);
@@ -478,7 +523,7 @@ void ChordNode::handle_route(ReplyHandle handle, const Request& r, Instant now) 
     }
   }
   if (next.id == table_.self().id) {
-    transport_.reply(handle, execute(r, now), now);
+    answer_here(handle, r, now);
     return;
   }
   if (r.iterative) {
@@ -557,6 +602,12 @@ Response ChordNode::execute(const Request& r, Instant now, bool own) {
       replicate({rec}, targets, now);
       break;
     }
+    case RouteOp::Attach:
+      // Here only when no handler took it: the key is not this peer's own Node-ID, or nothing here
+      // sets up links.
+      resp.status = r.target == table_.self().id ? status_of(501) : Status::NotFound;
+      resp.reason = r.target == table_.self().id ? "Attach Not Supported" : "No Such Peer";
+      break;
     case RouteOp::Fetch: {
       // Every live dictionary entry under the key (one for single-valued data).
       resp.records = storage_.entries(r.target, now);
@@ -723,6 +774,8 @@ void ChordNode::finish_route(Pending& p, const Response& r, Instant now) {
   res.responsible = r.responsible;
   res.hops = r.hops;
   res.records = r.records;
+  res.payload = r.payload;
+  res.retry_after_s = r.retry_after_s;
   res.latency = now - p.started;
   // An answer for a key from a peer far past it claims someone else's key (ChordConfig::
   // plausible_gaps): nothing of it is taken, and the route is tried again past that peer.

@@ -94,9 +94,26 @@ struct RouteResult {
   std::uint32_t hops = 0;
   std::vector<Record> records;
   Duration latency{};
-  int attempts = 1;  ///< fetches: the tries made (ChordConfig::fetch_attempts)
+  int attempts = 1;     ///< fetches: the tries made (ChordConfig::fetch_attempts)
+  std::string payload;  ///< Attach: the answer's
+  std::uint32_t retry_after_s = 0;  ///< a refusal's Retry-After (0: none)
 };
 using RouteCallback = std::function<void(const RouteResult&)>;
+
+/// An Attach that reached the peer it names, to be answered (ChordNode::answer_attach) now or later.
+struct AttachRequest {
+  ReplyHandle handle{};
+  Peer sender;  ///< the peer that sent it first (the request's origin)
+  std::uint32_t hops = 0;
+  std::string payload;
+};
+/// Who answers Attaches addressed to this peer (the link logic, nat/ice_links.hpp, through the
+/// assembled peer). Without one they are answered 501.
+class AttachHandler {
+ public:
+  virtual ~AttachHandler() = default;
+  virtual void on_attach(const AttachRequest& a, Instant now) = 0;
+};
 
 class ChordNode {
  public:
@@ -145,6 +162,15 @@ class ChordNode {
   /// The same with peers to route around (Excluded); `route` calls it for a fetch's later tries.
   void route_excluding(RouteOp op, NodeId target, std::optional<Record> record, std::vector<NodeId> exclude,
                        RouteCallback cb, Instant now);
+  /// Sends an Attach with `payload` to the peer whose Node-ID is `peer` (routed recursively; a
+  /// client's through its gateways). The answer's payload comes back in the RouteResult; a key with
+  /// no peer of that Node-ID is answered 404 by the peer responsible for it.
+  void attach(NodeId peer, std::string payload, RouteCallback cb, Instant now);
+  /// Answers an Attach given to the AttachHandler: 200 with `payload`, or a refusal (status, reason,
+  /// and for 503 a Retry-After).
+  void answer_attach(const AttachRequest& a, Status status, std::string reason, std::string payload,
+                     std::uint32_t retry_after_s, Instant now);
+  void set_attach_handler(AttachHandler* h) { attach_handler_ = h; }
 
   /// Access control for what this peer stores and believes (null: everything; see RecordGuard).
   /// The guard must outlive the node.
@@ -204,6 +230,10 @@ class ChordNode {
   void maintain_replicas(Instant now);
   void replicate(const std::vector<Record>& records, const std::vector<Peer>& targets, Instant now);
   void handle_route(ReplyHandle handle, const Request& r, Instant now);
+  /// A route request this peer answers: an Attach for its own Node-ID goes to the AttachHandler.
+  void answer_here(ReplyHandle handle, const Request& r, Instant now);
+  /// A route of this peer's own (built by route_excluding or attach) on its way.
+  void start_route(Request r, RouteCallback cb, Instant now);
   /// Runs a routed operation here, the responsible peer. `own`: the request comes from this node's
   /// own application (route() called here), not from the network.
   Response execute(const Request& r, Instant now, bool own = false);
@@ -239,6 +269,7 @@ class ChordNode {
   Storage storage_;
   ChordStats stats_;
   RecordGuard* guard_ = nullptr;
+  AttachHandler* attach_handler_ = nullptr;
   LogOnce<NodeId, NodeIdHash> quota_logged_{seconds(60)};  // owners over quota, when last logged
   // Requests in flight: a few at a time, 8 in place (4 spilled often enough in join storms to cost
   // 4 % at 100 000 nodes). Each Pending on its own allocation, so that a reference to one stays

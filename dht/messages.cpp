@@ -27,12 +27,13 @@ std::string_view route_op_name(RouteOp op) {
     case RouteOp::Lookup: return "lookup";
     case RouteOp::Store: return "store";
     case RouteOp::Fetch: return "fetch";
+    case RouteOp::Attach: return "attach";
   }
   return "lookup";
 }
 
 std::optional<RouteOp> route_op_from_name(std::string_view n) {
-  for (RouteOp op : {RouteOp::Lookup, RouteOp::Store, RouteOp::Fetch}) {
+  for (RouteOp op : {RouteOp::Lookup, RouteOp::Store, RouteOp::Fetch, RouteOp::Attach}) {
     if (route_op_name(op) == n) return op;
   }
   return std::nullopt;

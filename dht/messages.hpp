@@ -96,7 +96,9 @@ enum class Op : std::uint8_t {
   Replicate,  ///< copies of a responsible peer's records for its successors
   Route,      ///< routed to the peer responsible for `target`: lookup, store or fetch
 };
-enum class RouteOp : std::uint8_t { Lookup, Store, Fetch };
+/// Attach (RFC 6940 §6.5.1): routed to a peer's own Node-ID and answered by that peer only, with
+/// an opaque payload each way (the ICE descriptions of nat/ice.hpp); always routed recursively.
+enum class RouteOp : std::uint8_t { Lookup, Store, Fetch, Attach };
 
 struct Request {
   Op op = Op::Ping;
@@ -111,6 +113,9 @@ struct Request {
   std::vector<Peer> successors;    ///< Leave: the leaver's successors
   /// Lookup and Fetch: peers to route around as if they had left (at most kMaxExcluded).
   std::vector<NodeId> exclude;
+  std::string payload;  ///< Attach: the sender's description (opaque here)
+  /// Attach: the peer that sent it first (`sender` is the last hop's), kept by every hop.
+  std::optional<Peer> origin;
 };
 inline constexpr std::size_t kMaxExcluded = 4;
 
@@ -125,6 +130,8 @@ struct Response {
   std::vector<Record> records;
   std::optional<Peer> redirect;  ///< 302: where to ask next (iterative routing)
   bool redirect_final = false;   ///< 302: the redirect target is responsible for the key
+  std::string payload;           ///< Attach: the answerer's description
+  std::uint32_t retry_after_s = 0;  ///< a 503's Retry-After (0: none)
 };
 
 std::string_view op_name(Op op);

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "nat/ice.hpp"
 #include "node/sip/headers.hpp"
 #include "node/sip/scanner.hpp"
 
@@ -20,6 +21,7 @@ constexpr std::string_view kHops = "DHT-Hops";
 constexpr std::string_view kRouting = "DHT-Routing";
 constexpr std::string_view kFinal = "DHT-Final";
 constexpr std::string_view kLink = "DHT-Link";
+constexpr std::string_view kOrigin = "DHT-Origin";
 constexpr std::string_view kExclude = "DHT-Exclude";
 
 /// Appends "<sip:HEX@IP:PORT>" (one string grown in place: every overlay message carries several).
@@ -485,8 +487,10 @@ sip::Message encode_request(const dht::Request& r, const RequestFraming& f) {
       });
     }
   }
+  if (r.origin) m.add_header_writing(kOrigin, [&](std::string& out) { append_peer_uri(out, *r.origin); });
   add_links(m, r.predecessors, r.successors);
   if (!r.records.empty()) m.set_body(kRecordsType, encode_records(r.records));
+  if (!r.payload.empty()) m.set_body(nat::kIceContentType, r.payload);
   return m;
 }
 
@@ -538,7 +542,19 @@ Result<dht::Request, sip::Rejection> decode_request(const sip::Message& m, std::
   }
   std::optional<dht::Peer> responsible;
   if (!read_links(m, r.predecessors, r.successors, responsible)) return bad("Malformed DHT-Link");
-  if (!m.body().empty()) {
+  const bool attach = r.op == dht::Op::Route && r.route_op == dht::RouteOp::Attach;
+  if (attach) {
+    // An Attach carries its sender's ICE description, and nothing else (RFC 6940 §6.5.1.1).
+    auto ct = m.header(HeaderId::ContentType);
+    if (m.body().empty()) return bad("Attach Without An ICE Description");
+    auto origin = m.extension_header(kOrigin);
+    r.origin = origin ? parse_peer(*origin) : std::nullopt;
+    if (!r.origin) return bad(origin ? "Malformed DHT-Origin" : "Attach Without DHT-Origin");
+    if (!ct || !sip::iequals(*ct, nat::kIceContentType)) {
+      return unexpected(sip::Rejection{415, "Unsupported Media Type", HeaderId::Accept, std::string(nat::kIceContentType)});
+    }
+    r.payload = std::string(m.body());
+  } else if (!m.body().empty()) {
     auto ct = m.header(HeaderId::ContentType);
     if (!ct || !sip::iequals(*ct, kRecordsType)) {
       return unexpected(sip::Rejection{415, "Unsupported Media Type", HeaderId::Accept, std::string(kRecordsType)});
@@ -571,6 +587,8 @@ sip::Message encode_response(const sip::Message& request, const dht::Response& r
     if (r.redirect_final) m.add_header(kFinal, "yes");
   }
   if (!r.records.empty()) m.set_body(kRecordsType, encode_records(r.records));
+  if (!r.payload.empty()) m.set_body(nat::kIceContentType, r.payload);
+  if (r.retry_after_s > 0) m.add_header(HeaderId::RetryAfter, std::to_string(r.retry_after_s));
   return m;
 }
 
@@ -599,7 +617,17 @@ Result<dht::Response, std::string> decode_response(const sip::Message& m) {
     r.redirect = next;
     r.redirect_final = fields.final_hop.has_value();
   }
+  if (auto ra = m.header(HeaderId::RetryAfter)) {
+    // RFC 3261 §20.33: delta-seconds, perhaps with a comment or parameters after it.
+    const auto digits = ra->substr(0, ra->find_first_not_of("0123456789"));
+    if (auto s = sip::parse_decimal(digits, 86400)) r.retry_after_s = static_cast<std::uint32_t>(*s);
+  }
   if (!m.body().empty()) {
+    auto ct = m.header(HeaderId::ContentType);
+    if (ct && sip::iequals(*ct, nat::kIceContentType)) {
+      r.payload = std::string(m.body());
+      return r;
+    }
     auto records = decode_records(m.body());
     if (!records) return unexpected(std::string("Malformed Records"));
     r.records = std::move(*records);

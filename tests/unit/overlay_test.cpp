@@ -614,3 +614,142 @@ TEST(OverlaySip, AFloodingPeerIsThrottledWhileOtherPeersAreServed) {
 
 }  // namespace
 }  // namespace p2psip::overlay
+
+namespace p2psip::test {
+namespace {
+
+/// Answers every Attach for its node: now, later, or with a refusal.
+struct AttachAnswerer : dht::AttachHandler {
+  explicit AttachAnswerer(dht::ChordNode& n) : node(n) {}
+  void on_attach(const dht::AttachRequest& a, Instant now) override {
+    seen.push_back(a);
+    if (refuse) {
+      node.answer_attach(a, dht::Status::Unavailable, "Service Unavailable (Attach Rate)", "", 7, now);
+    } else if (!later) {
+      node.answer_attach(a, dht::Status::Ok, "OK", "answer to " + a.payload, 0, now);
+    }
+  }
+  dht::ChordNode& node;
+  bool refuse = false, later = false;
+  std::vector<dht::AttachRequest> seen;
+};
+
+TEST(OverlaySip, AnAttachIsRoutedToThePeerItNamesAndItsAnswerComesBackAlongThePath) {
+  test::OverlayNet net;
+  net.config.chord.stabilize_interval = seconds(1);
+  net.config.timers.t1 = millis(50);
+  std::mt19937_64 rng(5);
+  net.grow(12, rng, millis(300));
+  net.run_for(seconds(20));
+  ASSERT_EQ(net.ring_errors(), "");
+  const auto order = net.ring_order();
+  const std::size_t from = order[0], to = order[6];
+  AttachAnswerer answerer(net.nodes[to]->chord());
+  net.nodes[to]->chord().set_attach_handler(&answerer);
+  const std::string offer = "a=ice-ufrag:abcd\r\na=ice-pwd:0123456789012345678901\r\n";
+  std::optional<dht::RouteResult> got;
+  net.nodes[from]->chord().attach(net.nodes[to]->chord().table().self().id, offer,
+                                  [&](const dht::RouteResult& r) { got = r; }, net.now);
+  net.run_for(seconds(2));
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->status, dht::Status::Ok) << got->reason;
+  EXPECT_EQ(got->payload, "answer to " + offer);
+  EXPECT_GE(got->hops, 1U);
+  ASSERT_EQ(answerer.seen.size(), 1U);
+  EXPECT_EQ(answerer.seen[0].sender.id, net.nodes[from]->chord().table().self().id);
+  EXPECT_EQ(answerer.seen[0].payload, offer);
+
+  // Answered later (the answerer gathers its candidates first): the transaction waits for it.
+  answerer.later = true;
+  got.reset();
+  net.nodes[order[3]]->chord().attach(net.nodes[to]->chord().table().self().id, offer,
+                                      [&](const dht::RouteResult& r) { got = r; }, net.now);
+  net.run_for(millis(500));
+  ASSERT_EQ(answerer.seen.size(), 2U);
+  EXPECT_FALSE(got);
+  net.nodes[to]->chord().answer_attach(answerer.seen[1], dht::Status::Ok, "OK", "late answer", 0, net.now);
+  net.run_for(millis(500));
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->payload, "late answer");
+
+  // A refusal keeps its Retry-After; a key that is no peer's own Node-ID is answered 404 by the
+  // peer responsible for it; a peer that takes no Attaches answers 501.
+  answerer.later = false;
+  answerer.refuse = true;
+  got.reset();
+  net.nodes[from]->chord().attach(net.nodes[to]->chord().table().self().id, offer,
+                                  [&](const dht::RouteResult& r) { got = r; }, net.now);
+  net.run_for(seconds(1));
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->status, dht::Status::Unavailable);
+  EXPECT_EQ(got->retry_after_s, 7U);
+  got.reset();
+  dht::NodeId nobody = net.nodes[to]->chord().table().self().id;
+  nobody = nobody.plus_pow2(0);
+  net.nodes[from]->chord().attach(nobody, offer, [&](const dht::RouteResult& r) { got = r; }, net.now);
+  net.run_for(seconds(1));
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->status, dht::Status::NotFound);
+  EXPECT_EQ(got->reason, "No Such Peer");
+  got.reset();
+  net.nodes[from]->chord().attach(net.nodes[order[9]]->chord().table().self().id, offer,
+                                  [&](const dht::RouteResult& r) { got = r; }, net.now);
+  net.run_for(seconds(1));
+  ASSERT_TRUE(got);
+  EXPECT_EQ(dht::code(got->status), 501);
+}
+
+TEST(OverlayCodec, AnAttachCarriesAnIceDescriptionAndNothingElse) {
+  dht::Request r;
+  r.op = dht::Op::Route;
+  r.route_op = dht::RouteOp::Attach;
+  r.sender = dht::Peer{dht::NodeId::hash("a"), Endpoint{Transport::Udp, *IpAddress::parse("198.51.100.13"), 5070}};
+  r.target = dht::NodeId::hash("b");
+  r.hops = 1;
+  r.payload = "a=ice-ufrag:abcd\r\na=ice-pwd:0123456789012345678901\r\n";
+  r.origin = dht::Peer{dht::NodeId::hash("o"), Endpoint{Transport::Udp, *IpAddress::parse("198.51.100.15"), 5070}};
+  overlay::RequestFraming f{"demo", Transport::Udp, "z9hG4bK1", "c1", "tag1"};
+  sip::Message m = overlay::encode_request(r, f);
+  EXPECT_EQ(m.header(sip::HeaderId::ContentType), "application/trickle-ice-sdpfrag");
+  auto back = overlay::decode_request(sip::parse_datagram(m.serialize()).value(), "demo");
+  ASSERT_TRUE(back) << back.error().reason;
+  EXPECT_EQ(back->route_op, dht::RouteOp::Attach);
+  EXPECT_EQ(back->payload, r.payload);
+  EXPECT_EQ(back->origin, r.origin);
+  // Without a description, or an origin, or with records instead: refused with a reason.
+  dht::Request anonymous = r;
+  anonymous.origin.reset();
+  auto no_origin = overlay::decode_request(sip::parse_datagram(overlay::encode_request(anonymous, f).serialize()).value(), "demo");
+  ASSERT_FALSE(no_origin);
+  EXPECT_EQ(no_origin.error().reason, "Attach Without DHT-Origin");
+  std::string wire = m.serialize();
+  auto no_body = sip::parse_datagram(wire.substr(0, wire.find("Content-Type")) + "Content-Length: 0\r\n\r\n").value();
+  auto refused = overlay::decode_request(no_body, "demo");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().reason, "Attach Without An ICE Description");
+  dht::Request with_records = r;
+  with_records.payload.clear();
+  with_records.records.push_back(dht::Record{});
+  auto wrong = overlay::decode_request(sip::parse_datagram(overlay::encode_request(with_records, f).serialize()).value(), "demo");
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().status, 415);
+
+  dht::Response answer;
+  answer.responder = dht::Peer{r.target, Endpoint{Transport::Udp, *IpAddress::parse("198.51.100.14"), 5070}};
+  answer.responsible = answer.responder;
+  answer.payload = "a=ice-ufrag:efgh\r\na=ice-pwd:0123456789012345678901\r\n";
+  auto resp = overlay::decode_response(sip::parse_datagram(overlay::encode_response(m, answer, "demo", "t").serialize()).value());
+  ASSERT_TRUE(resp) << resp.error();
+  EXPECT_EQ(resp->payload, answer.payload);
+  dht::Response busy;
+  busy.status = dht::Status::Unavailable;
+  busy.reason = "Busy";
+  busy.responder = answer.responder;
+  busy.retry_after_s = 30;
+  auto b = overlay::decode_response(sip::parse_datagram(overlay::encode_response(m, busy, "demo", "t").serialize()).value());
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->retry_after_s, 30U);
+}
+
+}  // namespace
+}  // namespace p2psip::test

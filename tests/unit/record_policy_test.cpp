@@ -204,7 +204,9 @@ struct GuardedRing {
     }
   }
   dht::RouteResult route(std::size_t from, dht::RouteOp op, dht::NodeId key, std::optional<dht::Record> r) {
-    dht::RouteResult out{dht::Status::None, "not answered", std::nullopt, 0, {}, Duration{0}};
+    dht::RouteResult out;
+    out.status = dht::Status::None;
+    out.reason = "not answered";
     net.slots[from].node->route(
         op, key, std::move(r), [&](const dht::RouteResult& res) { out = res; }, net.now);
     net.run_for(seconds(5));
