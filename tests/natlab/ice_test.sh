@@ -7,11 +7,10 @@
 # and UDP-blocked NATs, one behind an address-restricted cone, each router checked first with
 # turnutils_natdiscovery. For each pair of the five types (15 pairs) and the address-restricted
 # host with each type (5 more), the link must come up, carry a ping and its pong, and have the
-# disposition RFC 4787 predicts:
-#   relayed (TURN) when either side's UDP is blocked, or both map per destination (symmetric), or one
-#   maps per destination and the other filters by port (symmetric x port-restricted);
-#   direct otherwise (host, server- or peer-reflexive candidates on both sides).
-# And one pair that needs a relay, tried without TURN: no link, and the verdict within 10 s.
+# disposition RFC 4787 predicts (tests/natlab/dispositions.txt, which the simulator's model must find
+# too): relayed (TURN) when either side's UDP is blocked, or both map per destination (symmetric), or
+# one maps per destination and the other filters by port (symmetric x port-restricted); direct
+# otherwise. And one pair that needs a relay, tried without TURN: no link, the verdict within 10 s.
 # RUNS=N repeats every pair (bench/natlab_ice.sh: 20, with NETEM_MS=50); TABLE=FILE writes one
 # line per run. Bounded: every probe has a time-out; the lab removes every namespace, process and
 # nftables table on the way out, failure included.
@@ -42,14 +41,15 @@ if [ "$NETEM_MS" -gt 0 ]; then
 fi
 printf '%s' "$LAB_TURN_PASSWORD" >"$WORK/turn-password"
 
-# What RFC 4787 predicts for a pair of types.
+# What RFC 4787 predicts for a pair of kinds (tests/natlab/dispositions.txt, which the simulator's
+# NAT model is held to as well): $3 is "turn" or "noturn".
 predict() {
-  local a=$1 b=$2
-  case "$a $b" in
-    *udp-blocked*) echo relayed ;;
-    "symmetric symmetric" | "symmetric port-restricted" | "port-restricted symmetric") echo relayed ;;
-    *) echo direct ;;
-  esac
+  local a=$1 b=$2 turn=$3 line
+  line=$(awk -v a="$a" -v b="$b" '!/^#/ && (($1 == a && $2 == b) || ($1 == b && $2 == a)) {print; exit}' \
+    "$HERE/dispositions.txt")
+  [ -n "$line" ] || lab_die "no disposition for $a $b"
+  set -- $line
+  if [ "$turn" = turn ]; then echo "$3"; else echo "$4"; fi
 }
 
 probe_args() {
@@ -80,9 +80,8 @@ for run in $(seq 1 "$RUNS"); do
     # shellcheck disable=SC2046
     lab_exec "$a" "$PROBE" --side offer --dir "$dir" $(probe_args "$a" "$turn") >"$dir/offer.json" 2>"$dir/offer.log" || true
     wait "$answer_pid" || true
-    expected=$(predict "${TYPE[$a]}" "${TYPE[$b]}")
     # Without TURN a pair that needs a relay has no link: its verdict must come within 10 s.
-    [ "$turn" = noturn ] && [ "$expected" = relayed ] && expected=no-link
+    expected=$(predict "${TYPE[$a]}" "${TYPE[$b]}" "$turn")
     verdict=$(python3 - "$dir/offer.json" "$expected" <<'EOF'
 import json, sys
 try:
