@@ -2,11 +2,14 @@
 
 #include <cmath>
 
+#include "nat/stun.hpp"
 #include "sim/events.hpp"
 
 namespace p2psip::sim {
 
-void Network::place_host(Rng& place) {
+void Network::place_host(Rng& place, std::optional<NatBehavior> nat) {
+  const auto host = static_cast<std::uint32_t>(places_.size());
+  nats_.push_back(nat ? std::make_unique<NatBox>(*nat, outside_address(host).ip, host + 1) : nullptr);
   Place& p = places_.emplace_back();
   p.x = static_cast<float>(place.uniform());
   p.y = static_cast<float>(place.uniform());
@@ -25,11 +28,19 @@ Endpoint Network::address(std::uint32_t host, std::uint16_t port) {
   return e;
 }
 
+Endpoint Network::outside_address(std::uint32_t host, std::uint16_t port) {
+  Endpoint e = address(host, port);
+  e.ip.bytes[0] = 100;
+  return e;
+}
+
 std::optional<std::uint32_t> Network::host_at(const Endpoint& to, std::size_t hosts) {
   const auto& ip = to.ip.bytes;
   const std::uint32_t n = (std::uint32_t{ip[1]} << 16 | std::uint32_t{ip[2]} << 8 | ip[3]);
+  if (to.ip.v6 || n == 0 || n > hosts) return std::nullopt;
+  if (ip[0] == 100) return n - 1;  // a NAT's outside address: any port may be a mapping
   const bool port = to.port == kOverlayPort || to.port == kPhoneSidePort || to.port == kPhonePort;
-  if (to.ip.v6 || ip[0] != 10 || !port || n == 0 || n > hosts) return std::nullopt;
+  if (ip[0] != 10 || !port) return std::nullopt;
   return n - 1;
 }
 
@@ -58,6 +69,29 @@ void Network::send(std::uint32_t from, std::uint16_t from_port, const Endpoint& 
   }
   // A phone and its node's phone side talk over the host's own loopback.
   const bool local = *dest == from && (from_port != kOverlayPort || to.port != kOverlayPort);
+  Endpoint source = address(from, from_port);
+  source.transport = to.transport;
+  const bool via_nat = to.ip.bytes[0] == 100;
+  if (!local) {
+    if (via_nat ? nats_[*dest] == nullptr : nats_[*dest] != nullptr) {
+      // A private address of another host's, or an outside address where there is no NAT.
+      ++r.to_private;
+      ++r.undeliverable;
+      return;
+    }
+    if (NatBox* nat = nats_[from].get()) {
+      auto out = nat->out(source, to, engine_.now());
+      if (!out) {
+        ++r.nat_blocked;
+        return;
+      }
+      source = *out;
+    }
+  }
+  if (p2psip::nat::looks_like_stun(bytes)) {
+    ++r.stun_messages;
+    r.stun_bytes += bytes.size();
+  }
   if (!local && partitioned_ && (places_[from].x < 0.5F) != (places_[*dest].x < 0.5F)) {
     ++r.partitioned;
     ++row.lost;
@@ -83,12 +117,13 @@ void Network::send(std::uint32_t from, std::uint16_t from_port, const Endpoint& 
   } else {
     f.bytes.assign(bytes.data(), bytes.size());
   }
-  f.from = address(from, from_port);
-  f.from.transport = to.transport;
+  f.from = source;
   f.from_host = from;
   f.to = *dest;
   f.to_port = to.port;
   f.transport = to.transport;
+  f.via_nat = via_nat && !local;
+  f.dropped = false;
   engine_.push(engine_.now() + (local ? kLocalDelay : delay(from, *dest)), kind(EventKind::Deliver), *dest, slot);
 }
 
@@ -96,6 +131,16 @@ InFlight Network::arrive(std::uint64_t flight) {
   // Moved out first: the receiving node's answers may grow flight_ while it handles this one.
   InFlight f = std::move(flight_[flight]);
   flight_free_.push_back(flight);
+  if (f.via_nat) {
+    // The router lets it in to the mapping's inside endpoint, or keeps it out (RFC 4787 §5).
+    auto inside = nats_[f.to]->in(Endpoint{f.transport, outside_address(f.to).ip, f.to_port}, f.from, engine_.now());
+    if (inside) {
+      f.to_port = inside->port;
+    } else {
+      f.dropped = true;
+      ++metrics_.results.nat_filtered;
+    }
+  }
   return f;
 }
 

@@ -4,13 +4,17 @@
 // Hosts lie uniformly on a unit square; a message takes propagation_ms times the distance plus both
 // ends' access-link delay (drawn once per host) and one microsecond, the model's minimum one-way
 // delay. Datagrams are lost with probability `loss` (a stream's transport retransmits for itself).
-// Addresses are 10.0.0.0/8, numbered by creation order: they exist only inside the simulation. A
-// host listens on three ports: its peer's overlay address, its peer's phone side, and the phone on
+// Addresses are 10.0.0.0/8, numbered by creation order: they exist only inside the simulation.
+// With [nat] a host may sit behind a NAT router of its own (sim/nat_model.hpp) whose outside address
+// is 100.0.0.0/8 with the same number: what the host sends leaves from a mapping there, what others
+// send to it arrives there and is let in or not by the router's filtering, and its 10/8 address is
+// private (no other host reaches it). A host listens on three ports: its peer's overlay address, its peer's phone side, and the phone on
 // the host ([phones]); messages between the last two never leave the host (a fixed local delay, no
 // loss, no partition).
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,6 +22,7 @@
 
 #include "core/address.hpp"
 #include "sim/engine.hpp"
+#include "sim/nat_model.hpp"
 #include "sim/random.hpp"
 #include "sim/results.hpp"
 #include "sim/scenario.hpp"
@@ -32,6 +37,8 @@ struct InFlight {
   std::uint32_t to = 0;
   std::uint16_t to_port = 0;
   Transport transport = Transport::Udp;
+  bool via_nat = false;  ///< sent to the destination's NAT (its outside address): filtered on arrival
+  bool dropped = false;  ///< arrive(): the NAT kept it out
 };
 
 class Network {
@@ -46,8 +53,12 @@ class Network {
       : sc_(sc), engine_(engine), metrics_(metrics), loss_rng_(sc.seed, 1) {}
 
   /// Places the next host (hosts are numbered by creation), its place and access delay drawn
-  /// from `place`.
-  void place_host(Rng& place);
+  /// from `place`; with `nat`, behind a router of that behaviour.
+  void place_host(Rng& place, std::optional<NatBehavior> nat = std::nullopt);
+  /// Host `host`'s NAT router's outside address at `port`.
+  [[nodiscard]] static Endpoint outside_address(std::uint32_t host, std::uint16_t port = kOverlayPort);
+  /// Host `host`'s NAT router (null: the host is public).
+  [[nodiscard]] const NatBox* nat(std::uint32_t host) const { return host < nats_.size() ? nats_[host].get() : nullptr; }
   /// Host `host`'s address at `port` (its overlay address by default).
   [[nodiscard]] static Endpoint address(std::uint32_t host, std::uint16_t port = kOverlayPort);
   /// The host whose address (at one of its three ports) `to` is, among the first `hosts`; nullopt
@@ -60,7 +71,8 @@ class Network {
   /// views, which the flight takes instead of a copy.
   void send(std::uint32_t from, std::uint16_t from_port, const Endpoint& to, std::optional<std::uint32_t> dest,
             std::string_view bytes, std::string* take);
-  /// The message of a Deliver event, out of flight.
+  /// The message of a Deliver event, out of flight; `dropped` when the destination's NAT keeps it
+  /// out, else `to_port` is the inside port it goes to.
   InFlight arrive(std::uint64_t flight);
   [[nodiscard]] const InFlight& in_flight(std::uint64_t flight) const { return flight_[flight]; }
 
@@ -80,6 +92,7 @@ class Network {
   /// Where each host is: every message reads both ends' places, so they are kept together, apart
   /// from the rest of each host's state.
   std::vector<Place> places_;
+  std::vector<std::unique_ptr<NatBox>> nats_;  ///< per host; null: public
   std::vector<InFlight> flight_;
   std::vector<std::uint64_t> flight_free_;
   bool partitioned_ = false;

@@ -145,7 +145,28 @@ std::uint32_t Population::create(std::optional<dht::NodeId> id) {
   hosts_.emplace_back(*this, index, Rng(sc_.seed, 1000 + std::uint64_t{index}));
   Host& h = hosts_.back();
   Rng place(sc_.seed, (std::uint64_t{1} << 40) + index);
-  network_.place_host(place);
+  std::optional<NatBehavior> nat;
+  if (sc_.nat.any() && index > 0) {
+    // The first host starts the ring and stays public; the others draw their router on a stream of
+    // their own (the same hosts are NATed whatever else the scenario changes).
+    Rng draw(sc_.seed, (std::uint64_t{1} << 45) + index);
+    double u = draw.uniform();
+    const std::pair<const char*, double> shares[] = {{"full-cone", sc_.nat.full_cone},
+                                                     {"addr-restricted", sc_.nat.addr_restricted},
+                                                     {"port-restricted", sc_.nat.port_restricted},
+                                                     {"symmetric", sc_.nat.symmetric},
+                                                     {"udp-blocked", sc_.nat.udp_blocked}};
+    for (const auto& [kind, share] : shares) {
+      if (u < share) {
+        h.nat_kind = kind;
+        nat = nat_kind(kind);
+        nat->binding_timeout = Duration(static_cast<std::int64_t>(sc_.nat.binding_timeout_s * 1e6));
+        break;
+      }
+      u -= share;
+    }
+  }
+  network_.place_host(place, nat);
   if (id) {
     h.id = *id;
   } else {
@@ -188,6 +209,15 @@ void Population::start(std::uint32_t host) {
   pc.overlay = peers_;
   pc.id = h.id;
   pc.address = Network::address(host);
+  if (sc_.nat.any()) {
+    // As `p2psip node` starts by default: find out where it stands, then a peer (and a relay for
+    // clients) when public, a client with flows to two relay peers when NATed.
+    pc.role = peer::Role::Auto;
+    pc.reachability = nat::ReachabilityConfig{};
+    nat::RelayConfig relay;
+    relay.max_clients = sc_.nat.relay_max_clients;
+    pc.relay = relay;
+  }
   if (h.identity) {
     peer::PeerSecurity sec;
     sec.crypto = crypto_.get();
@@ -369,6 +399,29 @@ std::pair<std::uint64_t, std::uint64_t> Population::retransmissions_and_timeouts
     t += h.peer->overlay().transactions().stats().timeouts;
   }
   return {r, t};
+}
+
+NatReport Population::nat_report() const {
+  NatReport out;
+  for (const auto& h : hosts_) {
+    if (!h.peer) continue;
+    NatReport::Kind& k = out.by_kind[h.nat_kind];
+    ++k.live;
+    switch (h.peer->role()) {
+      case peer::Role::Peer: ++k.peers; break;
+      case peer::Role::Client: ++k.clients; break;
+      case peer::Role::Auto: ++k.deciding; break;
+    }
+    if (const auto* flows = h.peer->flows(); flows && h.peer->role() == peer::Role::Client) {
+      std::size_t active = 0;
+      for (const auto& f : flows->status()) active += f.state == nat::FlowState::Active;
+      if (active >= 2) ++k.clients_two_flows;
+    }
+    if (const auto* relay = h.peer->relay_table(); relay && h.peer->role() == peer::Role::Peer) {
+      out.relay_clients.push_back(relay->clients());
+    }
+  }
+  return out;
 }
 
 std::vector<NodeReport> Population::node_reports(Instant now) const {

@@ -67,6 +67,7 @@ struct Host {
     std::optional<Host::Identity> user;  ///< with [security]: the phone's user's, from the simulation's CA
   };
   std::unique_ptr<Phone> phone;
+  const char* nat_kind = "public";   ///< [nat]: the kind of its NAT router (sim/nat_model.hpp's names)
   bool malicious = false;            ///< [attack]
   bool forges = false;               ///< a malicious host that forges (else it drops)
   std::unique_ptr<peer::Peer> peer;  ///< null once dead
@@ -123,6 +124,7 @@ class Population {
   [[nodiscard]] std::size_t created() const { return hosts_.size(); }
   [[nodiscard]] std::size_t live() const { return live_; }
   [[nodiscard]] std::size_t joined() const { return joined_list_.size(); }
+  [[nodiscard]] NatReport nat_report() const;
   /// A random joined host, drawn from `rng`; nullopt when none has joined.
   [[nodiscard]] std::optional<std::uint32_t> random_joined(Rng& rng) const;
   /// The oracle: the joined live node responsible for `key`.

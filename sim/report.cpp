@@ -5,8 +5,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
+
+#include "sim/nat_model.hpp"
 
 namespace p2psip::sim {
 
@@ -196,6 +199,80 @@ std::string summary_json(const Simulator& sim, const HostFigures& host) {
                      {"malicious_nodes", r.malicious_nodes},
                      {"dropped", r.attacks_dropped},
                      {"forged", r.attacks_forged}};
+  if (sc.nat.any()) {
+    // Where the live nodes stand at the end: peers (in the ring) and clients (reached through relay
+    // peers) by NAT kind; the relays' load; the share of node pairs a call between them would go
+    // through a relay (either end a client); the STUN the nodes sent and answered.
+    const NatReport nr = sim.nat_report();
+    Json kinds = Json::object();
+    std::uint64_t live = 0, clients = 0;
+    for (const auto& [name, k] : nr.by_kind) {
+      kinds[name] = Json{{"live", k.live},
+                         {"peers", k.peers},
+                         {"clients", k.clients},
+                         {"deciding", k.deciding},
+                         {"clients_with_two_flows", k.clients_two_flows}};
+      live += k.live;
+      clients += k.clients;
+    }
+    std::vector<std::uint64_t> load = nr.relay_clients;
+    std::sort(load.begin(), load.end());
+    const auto at = [&](double q) -> std::uint64_t {
+      return load.empty() ? 0 : load[std::min(load.size() - 1, static_cast<std::size_t>(q * static_cast<double>(load.size() - 1) + 0.5))];
+    };
+    const double client_share = live ? static_cast<double>(clients) / static_cast<double>(live) : 0;
+    // What ICE links between every two nodes would give instead (sim/nat_model.hpp, held to the
+    // lab's dispositions): the share of pairs of the scenario's mix that need a TURN relay.
+    const std::pair<const char*, double> mix[] = {
+        {"public", 1 - sc.nat.natted()},         {"full-cone", sc.nat.full_cone},
+        {"addr-restricted", sc.nat.addr_restricted}, {"port-restricted", sc.nat.port_restricted},
+        {"symmetric", sc.nat.symmetric},         {"udp-blocked", sc.nat.udp_blocked}};
+    double ice_relayed = 0;
+    for (const auto& [ka, sa] : mix) {
+      for (const auto& [kb, sb] : mix) {
+        if (sa <= 0 || sb <= 0) continue;
+        auto site = [](const char* kind, int x, std::unique_ptr<NatBox>& box) {
+          IceHost h;
+          Endpoint e;
+          e.ip = *IpAddress::parse(std::string(kind) == "public" ? "198.51.100.2" + std::to_string(x)
+                                                                   : "10.0." + std::to_string(x) + ".2");
+          e.port = 5070;
+          h.host = e;
+          if (auto b = nat_kind(kind)) {
+            box = std::make_unique<NatBox>(*b, *IpAddress::parse("198.51.100.1" + std::to_string(x)),
+                                           static_cast<std::uint64_t>(x));
+            h.nat = box.get();
+          }
+          return h;
+        };
+        std::unique_ptr<NatBox> ba, bb;
+        const IceHost a = site(ka, 1, ba), b = site(kb, 2, bb);
+        const Endpoint stun{Transport::Udp, *IpAddress::parse("198.51.100.2"), 3478};
+        if (ice_disposition(a, b, stun, true, Instant{}) == Disposition::Relayed) ice_relayed += sa * sb;
+      }
+    }
+    const double node_hours = r.node_seconds / 3600.0;
+    j["nat"] = Json{{"shares", Json{{"full_cone", number(sc.nat.full_cone)},
+                                    {"addr_restricted", number(sc.nat.addr_restricted)},
+                                    {"port_restricted", number(sc.nat.port_restricted)},
+                                    {"symmetric", number(sc.nat.symmetric)},
+                                    {"udp_blocked", number(sc.nat.udp_blocked)}}},
+                    {"binding_timeout_s", number(sc.nat.binding_timeout_s)},
+                    {"by_kind", kinds},
+                    {"client_share", number(client_share)},
+                    {"relayed_pair_share", number(1 - (1 - client_share) * (1 - client_share))},
+                    {"ice_turn_pair_share", number(ice_relayed)},
+                    {"relay_peers", load.size()},
+                    {"relay_clients_max", load.empty() ? 0 : load.back()},
+                    {"relay_clients_p99", at(0.99)},
+                    {"relay_clients_p50", at(0.5)},
+                    {"relay_max_clients", sc.nat.relay_max_clients},
+                    {"stun_messages", r.stun_messages},
+                    {"stun_bytes_per_node_per_hour", number(node_hours > 0 ? static_cast<double>(r.stun_bytes) / node_hours : 0)},
+                    {"nat_blocked", r.nat_blocked},
+                    {"nat_filtered", r.nat_filtered},
+                    {"sent_to_private", r.to_private}};
+  }
   j["get_success_rate"] = number(r.gets.done ? static_cast<double>(r.gets.ok) / static_cast<double>(r.gets.done) : 0);
   j["get_attempts_mean"] =
       number(r.gets.done ? static_cast<double>(r.get_attempts) / static_cast<double>(r.gets.done) : 0);

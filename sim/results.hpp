@@ -53,6 +53,11 @@ struct Results {
   // fetches' tries (ChordConfig::fetch_attempts) summed over the gets that finished.
   std::uint64_t malicious_nodes = 0, attacks_dropped = 0, attacks_forged = 0, get_attempts = 0;
   CallResults calls;
+  // NATs ([nat]): datagrams a NAT kept from going out (UDP blocked) or from coming in (no mapping,
+  // or its filtering), messages sent to another host's private address, and the STUN sent (the
+  // nodes' reachability checks, a client's keep-alives, and their answers).
+  std::uint64_t nat_blocked = 0, nat_filtered = 0, to_private = 0;
+  std::uint64_t stun_messages = 0, stun_bytes = 0;
 };
 
 /// Per-node figures, in the order nodes were created.
@@ -62,6 +67,16 @@ struct NodeReport {
   std::uint64_t messages_sent = 0, bytes_sent = 0;
   double alive_s = 0;
   double join_s = -1;  ///< from start to joined (-1: never joined)
+};
+
+/// Where the live nodes stand behind their NATs at the end of a run ([nat]).
+struct NatReport {
+  struct Kind {
+    std::uint64_t live = 0, peers = 0, clients = 0, deciding = 0;
+    std::uint64_t clients_two_flows = 0;  ///< clients with both flows active
+  };
+  std::map<std::string, Kind> by_kind;       ///< by NAT kind ("public", "full-cone", ...)
+  std::vector<std::uint64_t> relay_clients;  ///< per live relay peer: the clients it holds flows for
 };
 
 /// The run's results and the interval being filled.

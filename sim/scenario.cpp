@@ -415,6 +415,35 @@ bool apply_table(const toml::table& t, Reader& rd, Scenario& s) {
         }
         if (!ok) return false;
       }
+    } else if (key == "nat") {
+      auto* t2 = v.as_table();
+      if (!t2) return rd.fail(key, "must be a table");
+      for (auto&& [nk, nv] : *t2) {
+        std::string name = "nat." + std::string(nk.str());
+        if (nk == "full_cone") {
+          ok = rd.number(nv, name, 0, 1, s.nat.full_cone);
+        } else if (nk == "addr_restricted") {
+          ok = rd.number(nv, name, 0, 1, s.nat.addr_restricted);
+        } else if (nk == "port_restricted") {
+          ok = rd.number(nv, name, 0, 1, s.nat.port_restricted);
+        } else if (nk == "symmetric") {
+          ok = rd.number(nv, name, 0, 1, s.nat.symmetric);
+        } else if (nk == "udp_blocked") {
+          ok = rd.number(nv, name, 0, 1, s.nat.udp_blocked);
+        } else if (nk == "binding_timeout") {
+          ok = rd.number(nv, name, 30, 86400, s.nat.binding_timeout_s);
+        } else if (nk == "relay_max_clients") {
+          double n = 0;
+          ok = rd.number(nv, name, 1, 100000, n);
+          s.nat.relay_max_clients = static_cast<std::uint32_t>(n);
+        } else {
+          ok = rd.fail(name,
+                       "is not a key (full_cone, addr_restricted, port_restricted, symmetric, udp_blocked, "
+                       "binding_timeout, relay_max_clients)");
+        }
+        if (!ok) return false;
+      }
+      if (s.nat.natted() > 1 + 1e-9) return rd.fail(key, "shares add up to more than 1 (the rest are public)");
     } else if (key == "event") {
       auto* arr = v.as_array();
       if (!arr) return rd.fail(key, "must be an array of tables ([[event]])");
@@ -452,7 +481,7 @@ bool apply_table(const toml::table& t, Reader& rd, Scenario& s) {
     } else {
       return rd.fail(key,
                      "is not a key (name, nodes, duration, seed, join_rate, interval, overlay, node_ids_file, "
-                     "[network], [chord], [churn], [workload], [security], [attack], [phones], [[event]])");
+                     "[network], [chord], [churn], [workload], [security], [attack], [phones], [nat], [[event]])");
     }
     if (!ok) return false;
   }

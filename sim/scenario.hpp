@@ -114,6 +114,19 @@ struct Scenario {
     double answer_delay_s = 1;
     double call_duration_s = 30;
   } phones;
+
+  // NATs ([nat]): each host but the first (which starts the ring) is put behind a NAT router of its
+  // own with this probability per kind (RFC 4787 behaviours, sim/nat_model.hpp; the rest are
+  // public), drawn at creation on a stream of its own. With any NAT, every node starts as
+  // `p2psip node` does by default: it asks its bootstrap peers where they see it and decides (public:
+  // a peer and a relay for clients; behind a NAT: a client with two flows to relay peers).
+  struct Nat {
+    double full_cone = 0, addr_restricted = 0, port_restricted = 0, symmetric = 0, udp_blocked = 0;
+    double binding_timeout_s = 120;  ///< a mapping unused this long is gone (RFC 4787 REQ-5: >= 120)
+    std::uint32_t relay_max_clients = 200;
+    [[nodiscard]] double natted() const { return full_cone + addr_restricted + port_restricted + symmetric + udp_blocked; }
+    [[nodiscard]] bool any() const { return natted() > 0; }
+  } nat;
 };
 std::string_view attack_name(Scenario::Attack a);
 

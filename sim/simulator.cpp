@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "nat/stun.hpp"
 #include "sim/events.hpp"
 
 namespace p2psip::sim {
@@ -136,6 +137,7 @@ void Simulator::process(const Event& e) {
 
 void Simulator::deliver(std::uint64_t flight) {
   InFlight f = network_.arrive(flight);
+  if (f.dropped) return;  // its NAT kept it out (counted there)
   const std::uint32_t to = f.to;
   Host& h = population_.host(to);
   if (!h.peer) {
@@ -158,6 +160,24 @@ void Simulator::deliver(std::uint64_t flight) {
     return;
   }
   if (h.malicious && adversary_.intercept(to, f)) return;
+  if (f.transport == Transport::Udp && nat::looks_like_stun(f.bytes)) {
+    // STUN on the overlay port (reachability checks, a client's keep-alives): the peer tells it
+    // from SIP as the daemon's socket does.
+    h.peer->receive_datagram(peer::Face::Overlay, f.bytes, f.from, engine_.now());
+    population_.touched(to);
+    return;
+  }
+  if (f.transport != Transport::Udp && (f.bytes == "\r\n\r\n" || f.bytes == "\r\n")) {
+    // RFC 5626 §4.4.1 on a stream flow: the relay's stack answers a CRLFCRLF ping with a CRLF pong,
+    // as the daemon's runtime does, and the client's peer hears the pong.
+    if (f.bytes.size() == 4) {
+      population_.transmit(to, Network::kOverlayPort, f.from, "\r\n", nullptr);
+    } else {
+      h.peer->pong(peer::Face::Overlay, f.from, engine_.now());
+    }
+    population_.touched(to);
+    return;
+  }
   // The message takes the bytes' buffer (one message per flight: a datagram, or one framed from a stream).
   auto m = sip::parse_taking(f.bytes, config_.limits, f.transport != Transport::Udp);
   if (m) {

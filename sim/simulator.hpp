@@ -63,6 +63,7 @@ class Simulator {
   [[nodiscard]] std::size_t joined_nodes() const { return population_.joined(); }
   [[nodiscard]] std::size_t nodes_created() const { return population_.created(); }
   [[nodiscard]] std::vector<NodeReport> node_reports() const { return population_.node_reports(engine_.now()); }
+  [[nodiscard]] NatReport nat_report() const { return population_.nat_report(); }
   /// SIP transactions held by all live nodes now (their state is most of a node's memory).
   [[nodiscard]] std::size_t transactions() const { return population_.transactions(); }
   /// Retransmissions sent and transaction timeouts, over all nodes that ever ran.

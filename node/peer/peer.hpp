@@ -234,6 +234,11 @@ class Peer {
   [[nodiscard]] proxy::UaSide* phones() { return serves_phones_ ? ua_.get() : nullptr; }
   [[nodiscard]] const proxy::UaSide* phones() const { return serves_phones_ ? ua_.get() : nullptr; }
   [[nodiscard]] const dht::NodeId& id() const { return node_.chord().table().self().id; }
+  /// What the node is now (Role::Auto while it decides).
+  [[nodiscard]] Role role() const { return role_; }
+  /// A client's flows (null for a peer); a relay peer's table of clients (null when it relays none).
+  [[nodiscard]] const nat::FlowSet* flows() const { return flows_.get(); }
+  [[nodiscard]] const nat::RelayTable* relay_table() const { return relay_.get(); }
   /// What the node signs its own records with; null without an identity.
   [[nodiscard]] const security::Writer* writer() const;
 

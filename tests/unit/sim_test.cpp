@@ -603,3 +603,78 @@ TEST(SimulatedPhones, SameSeedSameCalls) {
 
 }  // namespace
 }  // namespace p2psip::sim
+
+namespace p2psip::sim {
+namespace {
+
+TEST(SimulatedNats, PublicNodesFormTheRingAndNatedOnesBecomeClientsWithTwoFlows) {
+  Scenario s = small(80, 400);
+  s.workload_start_s = 250;
+  s.nat.full_cone = 0.1;
+  s.nat.port_restricted = 0.2;
+  s.nat.symmetric = 0.2;
+  s.nat.udp_blocked = 0.1;
+  Simulator sim(s);
+  while (sim.run_until(sim.now_s() + 50)) {
+  }
+  const NatReport nr = sim.nat_report();
+  std::uint64_t natted = 0, clients = 0, two_flows = 0;
+  for (const auto& [kind, k] : nr.by_kind) {
+    EXPECT_EQ(k.deciding, 0u) << kind;
+    if (kind == "public") {
+      EXPECT_EQ(k.peers, k.live) << "a public node joins the ring";
+      EXPECT_EQ(k.clients, 0u);
+    } else {
+      EXPECT_EQ(k.peers, 0u) << kind << ": no NATed node enters the ring";
+      natted += k.live;
+      clients += k.clients;
+      two_flows += k.clients_two_flows;
+    }
+  }
+  EXPECT_GT(natted, 30u);
+  EXPECT_EQ(clients, natted);
+  EXPECT_GE(two_flows * 100, clients * 95) << "clients keep two flows to relay peers";
+  EXPECT_EQ(nr.by_kind.count("udp-blocked"), 1u);
+  // The ring is the public peers, and it is right; lookups through it are.
+  EXPECT_EQ(sim.joined_nodes(), nr.by_kind.at("public").live);
+  EXPECT_EQ(sim.ring_errors(), 0u);
+  const Results& r = sim.results();
+  ASSERT_GT(r.lookups.done, 100u);
+  EXPECT_EQ(r.lookups.ok, r.lookups.done);
+  // The NATs did their work: UDP-blocked hosts' datagrams stopped, nothing sent to a private
+  // address, the STUN checks and keep-alives counted; relays within their limit.
+  EXPECT_GT(r.nat_blocked, 0u);
+  EXPECT_EQ(r.to_private, 0u);
+  EXPECT_GT(r.stun_messages, 0u);
+  std::uint64_t held = 0;
+  for (auto n : nr.relay_clients) {
+    EXPECT_LE(n, s.nat.relay_max_clients);
+    held += n;
+  }
+  // Each client is held at the relay of each of its active flows: two relays for most.
+  EXPECT_GE(held, 2 * two_flows);
+  EXPECT_LE(held, 2 * clients);
+  const std::string json = summary_json(sim, HostFigures{});
+  EXPECT_NE(json.find("\"ice_turn_pair_share\""), std::string::npos);
+}
+
+TEST(SimulatedNats, TheNatSectionIsReadAndCheckedAndTheSameSeedGivesTheSameHosts) {
+  Scenario s;
+  std::string error;
+  ASSERT_TRUE(apply_toml("[nat]\nsymmetric = 0.25\nudp_blocked = 0.05\nbinding_timeout = 300\nrelay_max_clients = 20",
+                         "nat.toml", ".", s, error))
+      << error;
+  EXPECT_DOUBLE_EQ(s.nat.natted(), 0.3);
+  EXPECT_DOUBLE_EQ(s.nat.binding_timeout_s, 300);
+  EXPECT_EQ(s.nat.relay_max_clients, 20u);
+  for (const char* bad : {"[nat]\nsymmetric = 0.7\nudp_blocked = 0.5", "[nat]\ncgn = 0.1", "[nat]\nbinding_timeout = 10",
+                          "[nat]\nfull_cone = -0.1"}) {
+    Scenario t;
+    std::string why;
+    EXPECT_FALSE(apply_toml(bad, "bad.toml", ".", t, why)) << bad;
+    EXPECT_NE(why.find("nat"), std::string::npos) << why;
+  }
+}
+
+}  // namespace
+}  // namespace p2psip::sim
