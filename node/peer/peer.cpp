@@ -95,6 +95,7 @@ Peer::Peer(PeerConfig config, Environment& overlay_env, Environment* phone_env)
     // §5.3.1): the same proxy, with a phone face that sends nothing and an address no URI names.
     proxy::UaSideConfig relay_only;
     relay_only.registrar.domain = node_.config().overlay;
+    relay_only.registrar.max_aors = 1;  // it registers no phone: no table presized for 100 000 (1.7 MB)
     relay_only.ua_address = Endpoint{Transport::Udp, config.address.ip, 0};
     no_phones_ = std::make_unique<NoPhones>(overlay_env);
     ua_ = std::make_unique<proxy::UaSide>(*no_phones_, node_, std::move(relay_only), nullptr);
