@@ -94,8 +94,8 @@ struct RouteResult {
   std::uint32_t hops = 0;
   std::vector<Record> records;
   Duration latency{};
-  int attempts = 1;     ///< fetches: the tries made (ChordConfig::fetch_attempts)
-  std::string payload;  ///< Attach: the answer's
+  int attempts = 1;                 ///< fetches: the tries made (ChordConfig::fetch_attempts)
+  std::string payload;              ///< Attach: the answer's
   std::uint32_t retry_after_s = 0;  ///< a refusal's Retry-After (0: none)
 };
 using RouteCallback = std::function<void(const RouteResult&)>;

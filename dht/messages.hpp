@@ -128,9 +128,9 @@ struct Response {
   std::vector<Peer> predecessors;  ///< nearest first (P1, P2, ...)
   std::vector<Peer> successors;
   std::vector<Record> records;
-  std::optional<Peer> redirect;  ///< 302: where to ask next (iterative routing)
-  bool redirect_final = false;   ///< 302: the redirect target is responsible for the key
-  std::string payload;           ///< Attach: the answerer's description
+  std::optional<Peer> redirect;     ///< 302: where to ask next (iterative routing)
+  bool redirect_final = false;      ///< 302: the redirect target is responsible for the key
+  std::string payload;              ///< Attach: the answerer's description
   std::uint32_t retry_after_s = 0;  ///< a 503's Retry-After (0: none)
 };
 

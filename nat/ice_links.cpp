@@ -146,7 +146,8 @@ void IceLinks::offered(const Endpoint& peer, const IceDescription& offer, std::u
   auto it = links_.find(peer);
   if (it != links_.end()) {
     Link& l = it->second;
-    const bool ours_pending = l.st.initiated && (l.st.state == LinkState::Gathering || l.st.state == LinkState::Offered);
+    const bool ours_pending =
+        l.st.initiated && (l.st.state == LinkState::Gathering || l.st.state == LinkState::Offered);
     if (ours_pending && wins_glare(peer)) {
       ++stats_.glare;
       overlay_.refuse_attach(token, 491, 0);
@@ -258,8 +259,9 @@ void IceLinks::connected(IceSessionId id, CandidateType local, CandidateType rem
     l->st.local_type = local;
     l->st.remote_type = remote;
     l->st.relayed = local == CandidateType::Relayed || remote == CandidateType::Relayed;
-    env_.log(LogLevel::Info, "ice: link to " + l->st.peer.host_port() + " now " + std::string(candidate_type_name(local)) +
-                                 " - " + std::string(candidate_type_name(remote)));
+    env_.log(LogLevel::Info, "ice: link to " + l->st.peer.host_port() + " now " +
+                                 std::string(candidate_type_name(local)) + " - " +
+                                 std::string(candidate_type_name(remote)));
     return;
   }
   if (l->st.state == LinkState::Answering) {
@@ -278,8 +280,9 @@ void IceLinks::connected(IceSessionId id, CandidateType local, CandidateType rem
   l->deadline = kInstantMax;
   l->last_used = now;
   ++(l->st.relayed ? stats_.up_relayed : stats_.up_direct);
-  env_.log(LogLevel::Info, "ice: link to " + l->st.peer.host_port() + " up (" + std::string(candidate_type_name(local)) +
-                               " - " + std::string(candidate_type_name(remote)) + ")");
+  env_.log(LogLevel::Info, "ice: link to " + l->st.peer.host_port() + " up (" +
+                               std::string(candidate_type_name(local)) + " - " +
+                               std::string(candidate_type_name(remote)) + ")");
   auto queue = std::move(l->queue);
   l->queue.clear();
   l->queued_bytes = 0;
@@ -322,7 +325,8 @@ void IceLinks::fail(Link& l, Instant now, bool checks) {
   for (std::uint32_t i = 1; i < l.st.failures && wait < cfg_.retry_max; ++i) wait *= 2;
   l.retry_at = now + std::min(wait, cfg_.retry_max);
   l.deadline = l.gather_until = kInstantMax;
-  env_.log(LogLevel::Info, "ice: no link to " + l.st.peer.host_port() + (checks ? " (checks failed)" : " (Attach failed)"));
+  env_.log(LogLevel::Info,
+           "ice: no link to " + l.st.peer.host_port() + (checks ? " (checks failed)" : " (Attach failed)"));
   overlay_.link_down(l.st.peer, now);
 }
 
@@ -359,20 +363,14 @@ void IceLinks::advance(Instant now) {
           maybe_describe(l, now);
         }
         break;
-      case LinkState::Offered:
-        fail(l, now, false);
-        break;
-      case LinkState::Checking:
-        fail(l, now, true);
-        break;
+      case LinkState::Offered: fail(l, now, false); break;
+      case LinkState::Checking: fail(l, now, true); break;
       case LinkState::Up:
         ++stats_.closed_idle;
         close_session(l);
         drop.push_back(peer);
         break;
-      case LinkState::Failed:
-        drop.push_back(peer);
-        break;
+      case LinkState::Failed: drop.push_back(peer); break;
     }
   }
   for (const auto& p : drop) links_.erase(p);
@@ -388,9 +386,8 @@ std::vector<IceLinkStatus> IceLinks::status() const {
   std::vector<IceLinkStatus> out;
   out.reserve(links_.size());
   for (const auto& [peer, l] : links_) out.push_back(l.st);
-  std::sort(out.begin(), out.end(), [](const IceLinkStatus& a, const IceLinkStatus& b) {
-    return a.peer.host_port() < b.peer.host_port();
-  });
+  std::sort(out.begin(), out.end(),
+            [](const IceLinkStatus& a, const IceLinkStatus& b) { return a.peer.host_port() < b.peer.host_port(); });
   return out;
 }
 

@@ -39,7 +39,7 @@ struct IceLinkConfig {
   /// up to retry_max; meanwhile messages for it fail at once.
   Duration retry_min = seconds(5);
   Duration retry_max = seconds(300);
-  std::size_t queue_messages = 32;      ///< held per link while it is set up
+  std::size_t queue_messages = 32;       ///< held per link while it is set up
   std::size_t queue_bytes = 128 * 1024;  ///< ...and bytes
   /// Offers taken from one peer: an Attach flood from one peer is refused (503) while others are
   /// still served.
@@ -108,11 +108,11 @@ struct IceLinkStats {
   std::uint64_t offers_refused_rate = 0, offers_refused_full = 0, glare = 0;
   std::uint64_t up_direct = 0, up_relayed = 0;  ///< by the first pair selected
   std::uint64_t pair_changes = 0;               ///< an up link moved to another pair (a better one)
-  std::uint64_t failed_attach = 0;   ///< the Attach was refused or unanswered
-  std::uint64_t failed_checks = 0;   ///< no pair worked (or nothing within setup_timeout)
-  std::uint64_t lost = 0;            ///< an up link's agent gave up (consent lost)
+  std::uint64_t failed_attach = 0;              ///< the Attach was refused or unanswered
+  std::uint64_t failed_checks = 0;              ///< no pair worked (or nothing within setup_timeout)
+  std::uint64_t lost = 0;                       ///< an up link's agent gave up (consent lost)
   std::uint64_t closed_idle = 0, closed_evicted = 0;
-  std::uint64_t queue_dropped = 0;   ///< messages held for a link that never came, or over the bounds
+  std::uint64_t queue_dropped = 0;  ///< messages held for a link that never came, or over the bounds
   std::uint64_t sent = 0, received = 0;
 };
 

@@ -135,7 +135,8 @@ bool check(const IceHost& a, const Endpoint& cand, const IceHost& b, Instant now
   if (!there) return false;
   // b answers to the source it saw (RFC 8445 §7.3: to the check's source), and learns it as a
   // peer-reflexive candidate of a's for its own triggered checks.
-  if (std::find(b_learnt.begin(), b_learnt.end(), there->seen_from) == b_learnt.end()) b_learnt.push_back(there->seen_from);
+  if (std::find(b_learnt.begin(), b_learnt.end(), there->seen_from) == b_learnt.end())
+    b_learnt.push_back(there->seen_from);
   return send(b, there->seen_from, a, now).has_value();
 }
 

@@ -21,9 +21,9 @@ namespace p2psip::sim {
 
 /// RFC 4787 §4.1: how a NAT maps an inside endpoint to outside ones.
 enum class Mapping : std::uint8_t {
-  EndpointIndependent,  ///< one outside port per inside endpoint, whatever the destination (REQ-1)
-  AddressDependent,     ///< one per destination address
-  AddressPortDependent, ///< one per destination address and port ("symmetric")
+  EndpointIndependent,   ///< one outside port per inside endpoint, whatever the destination (REQ-1)
+  AddressDependent,      ///< one per destination address
+  AddressPortDependent,  ///< one per destination address and port ("symmetric")
 };
 /// RFC 4787 §5: what a NAT lets in to a mapping.
 enum class Filtering : std::uint8_t {
@@ -35,8 +35,8 @@ enum class Filtering : std::uint8_t {
 struct NatBehavior {
   Mapping mapping = Mapping::EndpointIndependent;
   Filtering filtering = Filtering::AddressPortDependent;
-  bool port_preserving = true;      ///< an endpoint-independent mapping keeps the inside port when free
-  bool udp_blocked = false;         ///< no UDP goes out at all (TCP does)
+  bool port_preserving = true;              ///< an endpoint-independent mapping keeps the inside port when free
+  bool udp_blocked = false;                 ///< no UDP goes out at all (TCP does)
   Duration binding_timeout = seconds(120);  ///< RFC 4787 REQ-5: at least 2 minutes
 };
 

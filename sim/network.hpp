@@ -8,8 +8,8 @@
 // With [nat] a host may sit behind a NAT router of its own (sim/nat_model.hpp) whose outside address
 // is 100.0.0.0/8 with the same number: what the host sends leaves from a mapping there, what others
 // send to it arrives there and is let in or not by the router's filtering, and its 10/8 address is
-// private (no other host reaches it). A host listens on three ports: its peer's overlay address, its peer's phone side, and the phone on
-// the host ([phones]); messages between the last two never leave the host (a fixed local delay, no
+// private (no other host reaches it). A host listens on three ports: its peer's overlay address, its peer's phone side,
+// and the phone on the host ([phones]); messages between the last two never leave the host (a fixed local delay, no
 // loss, no partition).
 #pragma once
 
@@ -58,7 +58,9 @@ class Network {
   /// Host `host`'s NAT router's outside address at `port`.
   [[nodiscard]] static Endpoint outside_address(std::uint32_t host, std::uint16_t port = kOverlayPort);
   /// Host `host`'s NAT router (null: the host is public).
-  [[nodiscard]] const NatBox* nat(std::uint32_t host) const { return host < nats_.size() ? nats_[host].get() : nullptr; }
+  [[nodiscard]] const NatBox* nat(std::uint32_t host) const {
+    return host < nats_.size() ? nats_[host].get() : nullptr;
+  }
   /// Host `host`'s address at `port` (its overlay address by default).
   [[nodiscard]] static Endpoint address(std::uint32_t host, std::uint16_t port = kOverlayPort);
   /// The host whose address (at one of its three ports) `to` is, among the first `hosts`; nullopt

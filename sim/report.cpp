@@ -218,15 +218,19 @@ std::string summary_json(const Simulator& sim, const HostFigures& host) {
     std::vector<std::uint64_t> load = nr.relay_clients;
     std::sort(load.begin(), load.end());
     const auto at = [&](double q) -> std::uint64_t {
-      return load.empty() ? 0 : load[std::min(load.size() - 1, static_cast<std::size_t>(q * static_cast<double>(load.size() - 1) + 0.5))];
+      return load.empty() ? 0
+                          : load[std::min(load.size() - 1,
+                                          static_cast<std::size_t>(q * static_cast<double>(load.size() - 1) + 0.5))];
     };
     const double client_share = live ? static_cast<double>(clients) / static_cast<double>(live) : 0;
     // What ICE links between every two nodes would give instead (sim/nat_model.hpp, held to the
     // lab's dispositions): the share of pairs of the scenario's mix that need a TURN relay.
-    const std::pair<const char*, double> mix[] = {
-        {"public", 1 - sc.nat.natted()},         {"full-cone", sc.nat.full_cone},
-        {"addr-restricted", sc.nat.addr_restricted}, {"port-restricted", sc.nat.port_restricted},
-        {"symmetric", sc.nat.symmetric},         {"udp-blocked", sc.nat.udp_blocked}};
+    const std::pair<const char*, double> mix[] = {{"public", 1 - sc.nat.natted()},
+                                                  {"full-cone", sc.nat.full_cone},
+                                                  {"addr-restricted", sc.nat.addr_restricted},
+                                                  {"port-restricted", sc.nat.port_restricted},
+                                                  {"symmetric", sc.nat.symmetric},
+                                                  {"udp-blocked", sc.nat.udp_blocked}};
     double ice_relayed = 0;
     for (const auto& [ka, sa] : mix) {
       for (const auto& [kb, sb] : mix) {
@@ -235,7 +239,7 @@ std::string summary_json(const Simulator& sim, const HostFigures& host) {
           IceHost h;
           Endpoint e;
           e.ip = *IpAddress::parse(std::string(kind) == "public" ? "198.51.100.2" + std::to_string(x)
-                                                                   : "10.0." + std::to_string(x) + ".2");
+                                                                 : "10.0." + std::to_string(x) + ".2");
           e.port = 5070;
           h.host = e;
           if (auto b = nat_kind(kind)) {
@@ -252,26 +256,27 @@ std::string summary_json(const Simulator& sim, const HostFigures& host) {
       }
     }
     const double node_hours = r.node_seconds / 3600.0;
-    j["nat"] = Json{{"shares", Json{{"full_cone", number(sc.nat.full_cone)},
-                                    {"addr_restricted", number(sc.nat.addr_restricted)},
-                                    {"port_restricted", number(sc.nat.port_restricted)},
-                                    {"symmetric", number(sc.nat.symmetric)},
-                                    {"udp_blocked", number(sc.nat.udp_blocked)}}},
-                    {"binding_timeout_s", number(sc.nat.binding_timeout_s)},
-                    {"by_kind", kinds},
-                    {"client_share", number(client_share)},
-                    {"relayed_pair_share", number(1 - (1 - client_share) * (1 - client_share))},
-                    {"ice_turn_pair_share", number(ice_relayed)},
-                    {"relay_peers", load.size()},
-                    {"relay_clients_max", load.empty() ? 0 : load.back()},
-                    {"relay_clients_p99", at(0.99)},
-                    {"relay_clients_p50", at(0.5)},
-                    {"relay_max_clients", sc.nat.relay_max_clients},
-                    {"stun_messages", r.stun_messages},
-                    {"stun_bytes_per_node_per_hour", number(node_hours > 0 ? static_cast<double>(r.stun_bytes) / node_hours : 0)},
-                    {"nat_blocked", r.nat_blocked},
-                    {"nat_filtered", r.nat_filtered},
-                    {"sent_to_private", r.to_private}};
+    j["nat"] = Json{
+        {"shares", Json{{"full_cone", number(sc.nat.full_cone)},
+                        {"addr_restricted", number(sc.nat.addr_restricted)},
+                        {"port_restricted", number(sc.nat.port_restricted)},
+                        {"symmetric", number(sc.nat.symmetric)},
+                        {"udp_blocked", number(sc.nat.udp_blocked)}}},
+        {"binding_timeout_s", number(sc.nat.binding_timeout_s)},
+        {"by_kind", kinds},
+        {"client_share", number(client_share)},
+        {"relayed_pair_share", number(1 - (1 - client_share) * (1 - client_share))},
+        {"ice_turn_pair_share", number(ice_relayed)},
+        {"relay_peers", load.size()},
+        {"relay_clients_max", load.empty() ? 0 : load.back()},
+        {"relay_clients_p99", at(0.99)},
+        {"relay_clients_p50", at(0.5)},
+        {"relay_max_clients", sc.nat.relay_max_clients},
+        {"stun_messages", r.stun_messages},
+        {"stun_bytes_per_node_per_hour", number(node_hours > 0 ? static_cast<double>(r.stun_bytes) / node_hours : 0)},
+        {"nat_blocked", r.nat_blocked},
+        {"nat_filtered", r.nat_filtered},
+        {"sent_to_private", r.to_private}};
   }
   j["get_success_rate"] = number(r.gets.done ? static_cast<double>(r.gets.ok) / static_cast<double>(r.gets.done) : 0);
   j["get_attempts_mean"] =

@@ -124,7 +124,9 @@ struct Scenario {
     double full_cone = 0, addr_restricted = 0, port_restricted = 0, symmetric = 0, udp_blocked = 0;
     double binding_timeout_s = 120;  ///< a mapping unused this long is gone (RFC 4787 REQ-5: >= 120)
     std::uint32_t relay_max_clients = 200;
-    [[nodiscard]] double natted() const { return full_cone + addr_restricted + port_restricted + symmetric + udp_blocked; }
+    [[nodiscard]] double natted() const {
+      return full_cone + addr_restricted + port_restricted + symmetric + udp_blocked;
+    }
     [[nodiscard]] bool any() const { return natted() > 0; }
   } nat;
 };

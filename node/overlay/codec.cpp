@@ -551,7 +551,8 @@ Result<dht::Request, sip::Rejection> decode_request(const sip::Message& m, std::
     r.origin = origin ? parse_peer(*origin) : std::nullopt;
     if (!r.origin) return bad(origin ? "Malformed DHT-Origin" : "Attach Without DHT-Origin");
     if (!ct || !sip::iequals(*ct, nat::kIceContentType)) {
-      return unexpected(sip::Rejection{415, "Unsupported Media Type", HeaderId::Accept, std::string(nat::kIceContentType)});
+      return unexpected(
+          sip::Rejection{415, "Unsupported Media Type", HeaderId::Accept, std::string(nat::kIceContentType)});
     }
     r.payload = std::string(m.body());
   } else if (!m.body().empty()) {

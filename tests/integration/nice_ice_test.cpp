@@ -3,6 +3,8 @@
 // in process, libnice's checks select a pair, and datagrams cross the link both ways; a side whose
 // answer names a port that never answers gets its failure verdict within the set-up time. Bounded:
 // every loop run stops by itself.
+#include "node/runtime/nice_ice.hpp"
+
 #include <gtest/gtest.h>
 #include <uv.h>
 
@@ -12,7 +14,6 @@
 #include <vector>
 
 #include "nat/ice_links.hpp"
-#include "node/runtime/nice_ice.hpp"
 
 namespace p2psip::test {
 namespace {
@@ -35,7 +36,8 @@ class QuietEnv : public Environment {
 /// One side: its IceLinks on a libnice agent; its overlay hands Attaches to `other` directly.
 struct Side : AttachTransport, runtime::IceEvents {
   Side(uv_loop_t* loop, Endpoint me, IceLinkConfig cfg)
-      : self(me), nice(loop, runtime::NiceConfig{{*IpAddress::parse("127.0.0.1")}, {}, {}, 0, 0}, *this),
+      : self(me),
+        nice(loop, runtime::NiceConfig{{*IpAddress::parse("127.0.0.1")}, {}, {}, 0, 0}, *this),
         links(nice, *this, env, me, cfg) {}
 
   // AttachTransport
@@ -59,7 +61,9 @@ struct Side : AttachTransport, runtime::IceEvents {
   void on_credentials(IceSessionId id, const IceCredentials& c) override { links.local_credentials(id, c, mono_now()); }
   void on_candidate(IceSessionId id, const IceCandidate& c) override { links.local_candidate(id, c, mono_now()); }
   void on_gathering_done(IceSessionId id) override { links.gathering_done(id, mono_now()); }
-  void on_connected(IceSessionId id, CandidateType l, CandidateType r) override { links.connected(id, l, r, mono_now()); }
+  void on_connected(IceSessionId id, CandidateType l, CandidateType r) override {
+    links.connected(id, l, r, mono_now());
+  }
   void on_failed(IceSessionId id) override { links.failed(id, mono_now()); }
   void on_datagram(IceSessionId id, std::string_view bytes) override {
     if (auto from = links.received(id, mono_now())) got.emplace_back(from->host_port() + " " + std::string(bytes));
@@ -106,13 +110,15 @@ TEST(NiceIce, TwoAgentsOnLoopbackSetUpALinkThroughAnAttachAndCarryDatagramsBothW
     b.other = &a;
     const Instant t0 = mono_now();
     ASSERT_TRUE(a.links.send(kB, "hello", t0));
-    const bool ok = run_until(&loop, {&a, &b}, [&] { return !b.got.empty(); }, seconds(10));
+    const bool ok = run_until(
+        &loop, {&a, &b}, [&] { return !b.got.empty(); }, seconds(10));
     EXPECT_TRUE(ok) << "no datagram over the link within 10 s";
     ASSERT_EQ(b.got.size(), 1U);
     EXPECT_EQ(b.got[0], kA.host_port() + " hello");
     EXPECT_TRUE(a.links.is_up(kB));
     ASSERT_TRUE(b.links.send(kA, "world", mono_now()));
-    EXPECT_TRUE(run_until(&loop, {&a, &b}, [&] { return !a.got.empty(); }, seconds(5)));
+    EXPECT_TRUE(run_until(
+        &loop, {&a, &b}, [&] { return !a.got.empty(); }, seconds(5)));
     ASSERT_EQ(a.got.size(), 1U);
     EXPECT_EQ(a.got[0], kB.host_port() + " world");
     const auto st = a.links.status().at(0);
@@ -142,7 +148,8 @@ TEST(NiceIce, AnAnswerWithWrongCredentialsGivesAFailureVerdictWithinTheSetUpTime
     b.break_answers = true;
     const Instant t0 = mono_now();
     ASSERT_TRUE(a.links.send(kB, "lost", t0));
-    EXPECT_TRUE(run_until(&loop, {&a, &b}, [&] { return a.downs > 0; }, seconds(6)));
+    EXPECT_TRUE(run_until(
+        &loop, {&a, &b}, [&] { return a.downs > 0; }, seconds(6)));
     EXPECT_LT(mono_now() - t0, millis(3500));
     EXPECT_FALSE(a.links.is_up(kB));
     EXPECT_EQ(a.links.stats().queue_dropped, 1U);

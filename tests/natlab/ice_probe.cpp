@@ -7,9 +7,12 @@
 //   {"side":"offer","connected":true,"local":"srflx","remote":"prflx","relayed":false,"setup_ms":212,"exchange_ms":240}
 //
 // Exit status: 0 the link carried the exchange; 1 no link (the JSON says when the verdict came);
-// 2 bad arguments. Bounded by --timeout (default 15 s).
+// 2 bad arguments. Bounded by --timeout (default 15 s). With --hold S the link is kept S seconds
+// more after the exchange, idle but for the agents' keep-alives (bench/natlab_ice_keepalive.sh
+// counts their bytes), and the JSON says whether it was still up at the end.
 #include <uv.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -70,7 +73,9 @@ struct Probe : AttachTransport, runtime::IceEvents {
     attach = id;
     return write_file(dir + "/offer", encode_ice(offer));
   }
-  void answer_attach(std::uint64_t, const IceDescription& answer) override { write_file(dir + "/answer", encode_ice(answer)); }
+  void answer_attach(std::uint64_t, const IceDescription& answer) override {
+    write_file(dir + "/answer", encode_ice(answer));
+  }
   void refuse_attach(std::uint64_t, int status, std::uint32_t) override {
     write_file(dir + "/answer", "refused " + std::to_string(status));
   }
@@ -82,7 +87,9 @@ struct Probe : AttachTransport, runtime::IceEvents {
   void on_credentials(IceSessionId id, const IceCredentials& c) override { links.local_credentials(id, c, mono_now()); }
   void on_candidate(IceSessionId id, const IceCandidate& c) override { links.local_candidate(id, c, mono_now()); }
   void on_gathering_done(IceSessionId id) override { links.gathering_done(id, mono_now()); }
-  void on_connected(IceSessionId id, CandidateType l, CandidateType r) override { links.connected(id, l, r, mono_now()); }
+  void on_connected(IceSessionId id, CandidateType l, CandidateType r) override {
+    links.connected(id, l, r, mono_now());
+  }
   void on_failed(IceSessionId id) override { links.failed(id, mono_now()); }
   void on_datagram(IceSessionId id, std::string_view bytes) override {
     if (!links.received(id, mono_now())) return;
@@ -143,12 +150,14 @@ struct Args {
   std::string dir;
   runtime::NiceConfig nice;
   double timeout_s = 15;
+  double hold_s = 0;
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::cerr << "ice_probe: " << why << "\n"
             << "usage: ice_probe --side offer|answer --dir DIR [--bind IP] [--stun IP:PORT]\n"
-               "                 [--turn IP:PORT --turn-user U --turn-password-file F [--turn-tcp]] [--timeout S]\n";
+               "                 [--turn IP:PORT --turn-user U --turn-password-file F [--turn-tcp]] [--timeout S] "
+               "[--hold S]\n";
   std::exit(2);
 }
 
@@ -187,6 +196,9 @@ Args parse(int argc, char** argv) {
       turn_pwfile = val();
     } else if (k == "--turn-tcp") {
       turn_tcp = true;
+    } else if (k == "--hold") {
+      a.hold_s = std::atof(val().c_str());
+      if (a.hold_s < 0 || a.hold_s > 7200) usage("--hold is 0-7200 seconds");
     } else if (k == "--timeout") {
       a.timeout_s = std::atof(val().c_str());
       if (a.timeout_s <= 0 || a.timeout_s > 120) usage("--timeout is 0-120 seconds");
@@ -212,8 +224,12 @@ int main(int argc, char** argv) {
   uv_loop_init(&loop);
   IceLinkConfig lcfg;
   lcfg.turn = args.nice.turn.has_value();
+  // Held idle: only the agents' keep-alives cross the link, which the link logic must not close.
+  lcfg.idle_timeout = std::max(lcfg.idle_timeout, seconds(static_cast<std::int64_t>(args.hold_s) + 60));
   const Instant start = mono_now();
-  const Instant end = start + std::chrono::duration_cast<Duration>(std::chrono::duration<double>(args.timeout_s));
+  const Duration hold = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(args.hold_s));
+  const Instant end =
+      start + std::chrono::duration_cast<Duration>(std::chrono::duration<double>(args.timeout_s)) + hold;
   int rc = 1;
   std::string json;
   {
@@ -229,11 +245,13 @@ int main(int argc, char** argv) {
       // (aggressive nomination): the disposition is the pair it settles on, given 2 s to do so.
       if (p.offerer && p.exchanged) {
         const auto st = p.links.status();
-        if (st.empty() || !st[0].relayed || now - *p.exchanged > seconds(2)) break;
+        const bool settled = st.empty() || !st[0].relayed || now - *p.exchanged > seconds(2);
+        if (settled && now - *p.exchanged >= hold) break;
       }
       // The answerer stays until the offerer is done (its checks may still move the link).
       if (!p.offerer && p.got_ping && answered_pong == Instant{}) answered_pong = now;
-      if (!p.offerer && answered_pong != Instant{} && now - answered_pong > millis(100) && read_file(p.dir + "/done")) break;
+      if (!p.offerer && answered_pong != Instant{} && now - answered_pong > millis(100) && read_file(p.dir + "/done"))
+        break;
       if (!p.offerer && p.down) break;
       uv_sleep(5);
     }
@@ -241,12 +259,13 @@ int main(int argc, char** argv) {
     const auto st = p.links.status();
     const bool connected = !st.empty() && st[0].state == LinkState::Up;
     const bool ok = p.offerer ? p.exchanged.has_value() : p.got_ping;
-    json = std::string("{\"side\":\"") + (p.offerer ? "offer" : "answer") + "\",\"connected\":" +
-           (connected ? "true" : "false") + ",\"exchanged\":" + (ok ? "true" : "false");
+    json = std::string("{\"side\":\"") + (p.offerer ? "offer" : "answer") +
+           "\",\"connected\":" + (connected ? "true" : "false") + ",\"exchanged\":" + (ok ? "true" : "false");
     if (connected) {
       json += ",\"local\":\"" + std::string(candidate_type_name(*st[0].local_type)) + "\",\"remote\":\"" +
-              std::string(candidate_type_name(*st[0].remote_type)) + "\",\"relayed\":" +
-              (st[0].relayed ? "true" : "false") + ",\"setup_ms\":" + std::to_string(to_millis(st[0].setup)) +
+              std::string(candidate_type_name(*st[0].remote_type)) +
+              "\",\"relayed\":" + (st[0].relayed ? "true" : "false") +
+              ",\"setup_ms\":" + std::to_string(to_millis(st[0].setup)) +
               ",\"pair_changes\":" + std::to_string(p.links.stats().pair_changes);
     }
     if (p.exchanged) json += ",\"exchange_ms\":" + ms(*p.exchanged);

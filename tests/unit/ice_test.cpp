@@ -1,12 +1,13 @@
 // ICE descriptions (nat/ice.hpp) and links set up with Attach (nat/ice_links.hpp), on virtual time:
 // two IceLinks wired through a fake overlay and fake agents offer, answer, hold messages until the
 // link is up, fail within the set-up time, back off, settle crossing Attaches, and refuse floods.
+#include "nat/ice.hpp"
+
 #include <gtest/gtest.h>
 
 #include <deque>
 #include <map>
 
-#include "nat/ice.hpp"
 #include "nat/ice_links.hpp"
 #include "sip_harness.hpp"
 
@@ -37,12 +38,14 @@ IceCandidate cand(CandidateType t, const char* ip, std::uint16_t port) {
 TEST(IceCodec, ReadsWhatItWritesAndTheRfcExamples) {
   IceDescription d;
   d.credentials = {"8hhY", "asd88fgpdd777uzjYhagZg"};
-  d.candidates = {cand(CandidateType::Host, "10.0.3.2", 40000), cand(CandidateType::ServerReflexive, "198.51.100.13", 40000),
+  d.candidates = {cand(CandidateType::Host, "10.0.3.2", 40000),
+                  cand(CandidateType::ServerReflexive, "198.51.100.13", 40000),
                   cand(CandidateType::Relayed, "198.51.100.2", 50001)};
   d.end_of_candidates = true;
   const std::string body = encode_ice(d);
-  EXPECT_NE(body.find("a=candidate:srflx1 1 UDP 1694498815 198.51.100.13 40000 typ srflx raddr 10.0.3.2 rport 40000\r\n"),
-            std::string::npos)
+  EXPECT_NE(
+      body.find("a=candidate:srflx1 1 UDP 1694498815 198.51.100.13 40000 typ srflx raddr 10.0.3.2 rport 40000\r\n"),
+      std::string::npos)
       << body;
   auto back = parse_ice(body);
   ASSERT_TRUE(back) << back.error();
@@ -52,11 +55,14 @@ TEST(IceCodec, ReadsWhatItWritesAndTheRfcExamples) {
   auto v4 = parse_candidate("a=candidate:1 1 UDP 2130706431 203.0.113.141 8998 typ host");
   ASSERT_TRUE(v4 && v4.value());
   EXPECT_EQ(v4.value()->address, ep("203.0.113.141", 8998));
-  auto v6 = parse_candidate("candidate:2 1 UDP 1694498815 2001:db8:a0b:12f0::3 45664 typ srflx raddr 2001:db8:a0b:12f0::1 rport 8998");
+  auto v6 = parse_candidate(
+      "candidate:2 1 UDP 1694498815 2001:db8:a0b:12f0::3 45664 typ srflx raddr 2001:db8:a0b:12f0::1 rport 8998");
   ASSERT_TRUE(v6 && v6.value());
   EXPECT_TRUE(v6.value()->address.ip.v6);
   EXPECT_EQ(v6.value()->related->port, 8998);
-  auto lf = parse_ice("v=0\na=ice-ufrag:abcd\na=ice-pwd:0123456789012345678901\na=mid:0\na=candidate:x 1 udp 1 192.0.2.1 9 typ host generation 0\n");
+  auto lf = parse_ice(
+      "v=0\na=ice-ufrag:abcd\na=ice-pwd:0123456789012345678901\na=mid:0\na=candidate:x 1 udp 1 192.0.2.1 9 typ host "
+      "generation 0\n");
   ASSERT_TRUE(lf) << lf.error();
   EXPECT_EQ(lf.value().candidates.size(), 1U);
   EXPECT_FALSE(lf.value().end_of_candidates);
@@ -127,7 +133,9 @@ class FakeOverlay : public AttachTransport {
     attaches.push_back({id, peer, offer});
     return true;
   }
-  void answer_attach(std::uint64_t token, const IceDescription& answer) override { answers.emplace_back(token, answer); }
+  void answer_attach(std::uint64_t token, const IceDescription& answer) override {
+    answers.emplace_back(token, answer);
+  }
   void refuse_attach(std::uint64_t token, int status, std::uint32_t retry_after_s) override {
     refusals.push_back({token, status, retry_after_s});
   }

@@ -648,8 +648,8 @@ TEST(OverlaySip, AnAttachIsRoutedToThePeerItNamesAndItsAnswerComesBackAlongThePa
   net.nodes[to]->chord().set_attach_handler(&answerer);
   const std::string offer = "a=ice-ufrag:abcd\r\na=ice-pwd:0123456789012345678901\r\n";
   std::optional<dht::RouteResult> got;
-  net.nodes[from]->chord().attach(net.nodes[to]->chord().table().self().id, offer,
-                                  [&](const dht::RouteResult& r) { got = r; }, net.now);
+  net.nodes[from]->chord().attach(
+      net.nodes[to]->chord().table().self().id, offer, [&](const dht::RouteResult& r) { got = r; }, net.now);
   net.run_for(seconds(2));
   ASSERT_TRUE(got);
   EXPECT_EQ(got->status, dht::Status::Ok) << got->reason;
@@ -662,8 +662,8 @@ TEST(OverlaySip, AnAttachIsRoutedToThePeerItNamesAndItsAnswerComesBackAlongThePa
   // Answered later (the answerer gathers its candidates first): the transaction waits for it.
   answerer.later = true;
   got.reset();
-  net.nodes[order[3]]->chord().attach(net.nodes[to]->chord().table().self().id, offer,
-                                      [&](const dht::RouteResult& r) { got = r; }, net.now);
+  net.nodes[order[3]]->chord().attach(
+      net.nodes[to]->chord().table().self().id, offer, [&](const dht::RouteResult& r) { got = r; }, net.now);
   net.run_for(millis(500));
   ASSERT_EQ(answerer.seen.size(), 2U);
   EXPECT_FALSE(got);
@@ -677,8 +677,8 @@ TEST(OverlaySip, AnAttachIsRoutedToThePeerItNamesAndItsAnswerComesBackAlongThePa
   answerer.later = false;
   answerer.refuse = true;
   got.reset();
-  net.nodes[from]->chord().attach(net.nodes[to]->chord().table().self().id, offer,
-                                  [&](const dht::RouteResult& r) { got = r; }, net.now);
+  net.nodes[from]->chord().attach(
+      net.nodes[to]->chord().table().self().id, offer, [&](const dht::RouteResult& r) { got = r; }, net.now);
   net.run_for(seconds(1));
   ASSERT_TRUE(got);
   EXPECT_EQ(got->status, dht::Status::Unavailable);
@@ -686,14 +686,15 @@ TEST(OverlaySip, AnAttachIsRoutedToThePeerItNamesAndItsAnswerComesBackAlongThePa
   got.reset();
   dht::NodeId nobody = net.nodes[to]->chord().table().self().id;
   nobody = nobody.plus_pow2(0);
-  net.nodes[from]->chord().attach(nobody, offer, [&](const dht::RouteResult& r) { got = r; }, net.now);
+  net.nodes[from]->chord().attach(
+      nobody, offer, [&](const dht::RouteResult& r) { got = r; }, net.now);
   net.run_for(seconds(1));
   ASSERT_TRUE(got);
   EXPECT_EQ(got->status, dht::Status::NotFound);
   EXPECT_EQ(got->reason, "No Such Peer");
   got.reset();
-  net.nodes[from]->chord().attach(net.nodes[order[9]]->chord().table().self().id, offer,
-                                  [&](const dht::RouteResult& r) { got = r; }, net.now);
+  net.nodes[from]->chord().attach(
+      net.nodes[order[9]]->chord().table().self().id, offer, [&](const dht::RouteResult& r) { got = r; }, net.now);
   net.run_for(seconds(1));
   ASSERT_TRUE(got);
   EXPECT_EQ(dht::code(got->status), 501);
@@ -719,7 +720,8 @@ TEST(OverlayCodec, AnAttachCarriesAnIceDescriptionAndNothingElse) {
   // Without a description, or an origin, or with records instead: refused with a reason.
   dht::Request anonymous = r;
   anonymous.origin.reset();
-  auto no_origin = overlay::decode_request(sip::parse_datagram(overlay::encode_request(anonymous, f).serialize()).value(), "demo");
+  auto no_origin =
+      overlay::decode_request(sip::parse_datagram(overlay::encode_request(anonymous, f).serialize()).value(), "demo");
   ASSERT_FALSE(no_origin);
   EXPECT_EQ(no_origin.error().reason, "Attach Without DHT-Origin");
   std::string wire = m.serialize();
@@ -730,7 +732,8 @@ TEST(OverlayCodec, AnAttachCarriesAnIceDescriptionAndNothingElse) {
   dht::Request with_records = r;
   with_records.payload.clear();
   with_records.records.push_back(dht::Record{});
-  auto wrong = overlay::decode_request(sip::parse_datagram(overlay::encode_request(with_records, f).serialize()).value(), "demo");
+  auto wrong = overlay::decode_request(
+      sip::parse_datagram(overlay::encode_request(with_records, f).serialize()).value(), "demo");
   ASSERT_FALSE(wrong);
   EXPECT_EQ(wrong.error().status, 415);
 
@@ -738,7 +741,8 @@ TEST(OverlayCodec, AnAttachCarriesAnIceDescriptionAndNothingElse) {
   answer.responder = dht::Peer{r.target, Endpoint{Transport::Udp, *IpAddress::parse("198.51.100.14"), 5070}};
   answer.responsible = answer.responder;
   answer.payload = "a=ice-ufrag:efgh\r\na=ice-pwd:0123456789012345678901\r\n";
-  auto resp = overlay::decode_response(sip::parse_datagram(overlay::encode_response(m, answer, "demo", "t").serialize()).value());
+  auto resp = overlay::decode_response(
+      sip::parse_datagram(overlay::encode_response(m, answer, "demo", "t").serialize()).value());
   ASSERT_TRUE(resp) << resp.error();
   EXPECT_EQ(resp->payload, answer.payload);
   dht::Response busy;
@@ -746,7 +750,8 @@ TEST(OverlayCodec, AnAttachCarriesAnIceDescriptionAndNothingElse) {
   busy.reason = "Busy";
   busy.responder = answer.responder;
   busy.retry_after_s = 30;
-  auto b = overlay::decode_response(sip::parse_datagram(overlay::encode_response(m, busy, "demo", "t").serialize()).value());
+  auto b =
+      overlay::decode_response(sip::parse_datagram(overlay::encode_response(m, busy, "demo", "t").serialize()).value());
   ASSERT_TRUE(b);
   EXPECT_EQ(b->retry_after_s, 30U);
 }

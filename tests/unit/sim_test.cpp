@@ -667,8 +667,8 @@ TEST(SimulatedNats, TheNatSectionIsReadAndCheckedAndTheSameSeedGivesTheSameHosts
   EXPECT_DOUBLE_EQ(s.nat.natted(), 0.3);
   EXPECT_DOUBLE_EQ(s.nat.binding_timeout_s, 300);
   EXPECT_EQ(s.nat.relay_max_clients, 20u);
-  for (const char* bad : {"[nat]\nsymmetric = 0.7\nudp_blocked = 0.5", "[nat]\ncgn = 0.1", "[nat]\nbinding_timeout = 10",
-                          "[nat]\nfull_cone = -0.1"}) {
+  for (const char* bad : {"[nat]\nsymmetric = 0.7\nudp_blocked = 0.5", "[nat]\ncgn = 0.1",
+                          "[nat]\nbinding_timeout = 10", "[nat]\nfull_cone = -0.1"}) {
     Scenario t;
     std::string why;
     EXPECT_FALSE(apply_toml(bad, "bad.toml", ".", t, why)) << bad;
