@@ -38,6 +38,41 @@ class IceEvents {
   virtual void on_datagram(nat::IceSessionId id, std::string_view bytes) = 0;
 };
 
+/// IceEvents that hand libnice's reports to an IceLinks at the time `now` gives, and what arrives on
+/// a link to `deliver` with the peer it came from: how a driver puts NiceIce under IceLinks (the
+/// links are made after the agent, which takes these events: set_links joins them).
+class IceLinksEvents : public IceEvents {
+ public:
+  using Deliver = std::function<void(const Endpoint& peer, std::string_view bytes)>;
+  IceLinksEvents(std::function<Instant()> now, Deliver deliver) : now_(std::move(now)), deliver_(std::move(deliver)) {}
+  void set_links(nat::IceLinks* links) { links_ = links; }
+
+  void on_credentials(nat::IceSessionId id, const nat::IceCredentials& c) override {
+    if (links_) links_->local_credentials(id, c, now_());
+  }
+  void on_candidate(nat::IceSessionId id, const nat::IceCandidate& c) override {
+    if (links_) links_->local_candidate(id, c, now_());
+  }
+  void on_gathering_done(nat::IceSessionId id) override {
+    if (links_) links_->gathering_done(id, now_());
+  }
+  void on_connected(nat::IceSessionId id, nat::CandidateType local, nat::CandidateType remote) override {
+    if (links_) links_->connected(id, local, remote, now_());
+  }
+  void on_failed(nat::IceSessionId id) override {
+    if (links_) links_->failed(id, now_());
+  }
+  void on_datagram(nat::IceSessionId id, std::string_view bytes) override {
+    if (!links_) return;
+    if (auto peer = links_->received(id, now_())) deliver_(*peer, bytes);
+  }
+
+ private:
+  std::function<Instant()> now_;
+  Deliver deliver_;
+  nat::IceLinks* links_ = nullptr;
+};
+
 struct NiceConfig {
   /// Host candidates only from these addresses (the node's own, when it listens on one); empty: every
   /// interface's.

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "nat/ice_links.hpp"
+#include "node/runtime/wakeup.hpp"
 
 namespace p2psip::test {
 namespace {
@@ -21,7 +22,7 @@ namespace {
 using namespace p2psip::nat;
 
 Instant mono_now() {
-  return Instant{} + std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now().time_since_epoch());
+  return runtime::monotonic_now();
 }
 
 class QuietEnv : public Environment {
@@ -34,11 +35,17 @@ class QuietEnv : public Environment {
 };
 
 /// One side: its IceLinks on a libnice agent; its overlay hands Attaches to `other` directly.
-struct Side : AttachTransport, runtime::IceEvents {
+struct Side : AttachTransport {
   Side(uv_loop_t* loop, Endpoint me, IceLinkConfig cfg)
       : self(me),
-        nice(loop, runtime::NiceConfig{{*IpAddress::parse("127.0.0.1")}, {}, {}, 0, 0}, *this),
-        links(nice, *this, env, me, cfg) {}
+        events(mono_now,
+               [this](const Endpoint& from, std::string_view bytes) {
+                 got.emplace_back(from.host_port() + " " + std::string(bytes));
+               }),
+        nice(loop, runtime::NiceConfig{{*IpAddress::parse("127.0.0.1")}, {}, {}, 0, 0}, events),
+        links(nice, *this, env, me, cfg) {
+    events.set_links(&links);
+  }
 
   // AttachTransport
   bool send_attach(IceSessionId id, const Endpoint&, const IceDescription& offer, Instant now) override {
@@ -57,21 +64,10 @@ struct Side : AttachTransport, runtime::IceEvents {
   void link_up(const Endpoint&, Instant) override { ++ups; }
   void link_down(const Endpoint&, Instant) override { ++downs; }
 
-  // IceEvents
-  void on_credentials(IceSessionId id, const IceCredentials& c) override { links.local_credentials(id, c, mono_now()); }
-  void on_candidate(IceSessionId id, const IceCandidate& c) override { links.local_candidate(id, c, mono_now()); }
-  void on_gathering_done(IceSessionId id) override { links.gathering_done(id, mono_now()); }
-  void on_connected(IceSessionId id, CandidateType l, CandidateType r) override {
-    links.connected(id, l, r, mono_now());
-  }
-  void on_failed(IceSessionId id) override { links.failed(id, mono_now()); }
-  void on_datagram(IceSessionId id, std::string_view bytes) override {
-    if (auto from = links.received(id, mono_now())) got.emplace_back(from->host_port() + " " + std::string(bytes));
-  }
-
   Endpoint self;
   Side* other = nullptr;
   QuietEnv env;
+  runtime::IceLinksEvents events;
   runtime::NiceIce nice;
   IceLinks links;
   IceSessionId pending_attach = 0;

@@ -23,6 +23,7 @@
 
 #include "nat/ice_links.hpp"
 #include "node/runtime/nice_ice.hpp"
+#include "node/runtime/wakeup.hpp"
 
 using namespace p2psip;
 using namespace p2psip::nat;
@@ -30,7 +31,7 @@ using namespace p2psip::nat;
 namespace {
 
 Instant mono_now() {
-  return Instant{} + std::chrono::duration_cast<Duration>(std::chrono::steady_clock::now().time_since_epoch());
+  return runtime::monotonic_now();
 }
 
 class LogEnv : public Environment {
@@ -59,14 +60,17 @@ bool write_file(const std::string& path, const std::string& body) {
   return std::rename(tmp.c_str(), path.c_str()) == 0;  // whole or nothing to the reader
 }
 
-struct Probe : AttachTransport, runtime::IceEvents {
+struct Probe : AttachTransport {
   Probe(uv_loop_t* loop, bool is_offerer, std::string folder, runtime::NiceConfig cfg, IceLinkConfig lcfg)
       : offerer(is_offerer),
         dir(std::move(folder)),
         self{Transport::Udp, *IpAddress::parse(is_offerer ? "192.0.2.1" : "192.0.2.2"), 1},
         peer{Transport::Udp, *IpAddress::parse(is_offerer ? "192.0.2.2" : "192.0.2.1"), 1},
-        nice(loop, std::move(cfg), *this),
-        links(nice, *this, env, self, lcfg) {}
+        events(runtime::monotonic_now, [this](const Endpoint&, std::string_view bytes) { heard(bytes); }),
+        nice(loop, std::move(cfg), events),
+        links(nice, *this, env, self, lcfg) {
+    events.set_links(&links);
+  }
 
   // The Attach, through files: the offer, then the answer.
   bool send_attach(IceSessionId id, const Endpoint&, const IceDescription& offer, Instant) override {
@@ -84,15 +88,7 @@ struct Probe : AttachTransport, runtime::IceEvents {
     if (!down) down = now;
   }
 
-  void on_credentials(IceSessionId id, const IceCredentials& c) override { links.local_credentials(id, c, mono_now()); }
-  void on_candidate(IceSessionId id, const IceCandidate& c) override { links.local_candidate(id, c, mono_now()); }
-  void on_gathering_done(IceSessionId id) override { links.gathering_done(id, mono_now()); }
-  void on_connected(IceSessionId id, CandidateType l, CandidateType r) override {
-    links.connected(id, l, r, mono_now());
-  }
-  void on_failed(IceSessionId id) override { links.failed(id, mono_now()); }
-  void on_datagram(IceSessionId id, std::string_view bytes) override {
-    if (!links.received(id, mono_now())) return;
+  void heard(std::string_view bytes) {
     if (!offerer && bytes == "ping") {
       got_ping = true;
       links.send(peer, "pong", mono_now());
@@ -137,6 +133,7 @@ struct Probe : AttachTransport, runtime::IceEvents {
   std::string dir;
   Endpoint self, peer;
   LogEnv env;
+  runtime::IceLinksEvents events;
   runtime::NiceIce nice;
   IceLinks links;
   IceSessionId attach = 0;
