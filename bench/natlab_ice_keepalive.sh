@@ -37,6 +37,7 @@ dir="$WORK/link"
 mkdir -p "$dir"
 lab_exec hb "$PROBE" --side answer --dir "$dir" --bind 10.0.2.2 --stun 198.51.100.2:3478 --timeout 30 \
   --hold $((DURATION + 30)) >"$dir/answer.json" 2>"$dir/answer.log" &
+answer_pid=$!
 lab_exec ha "$PROBE" --side offer --dir "$dir" --bind 10.0.1.2 --stun 198.51.100.2:3478 --timeout 30 \
   --hold $((DURATION + 20)) >"$dir/offer.json" 2>"$dir/offer.log" &
 offer_pid=$!
@@ -47,7 +48,7 @@ echo "ICE link between hosts behind $A and $B NATs, up; idle for $DURATION s..."
 sleep "$DURATION"
 end=$(bytes)
 wait "$offer_pid" || true
-wait || true
+wait "$answer_pid" || true  # (not a bare wait: coturn runs in the background too)
 cat "$dir/offer.json"
 grep -q '"connected":true' "$dir/offer.json" || { echo "the link was not up at the end"; tail "$dir/offer.log"; exit 1; }
 python3 - "$((end - start))" "$DURATION" <<'P'

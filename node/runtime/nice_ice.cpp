@@ -116,9 +116,12 @@ struct NiceIce::Agent {
     agent = nice_agent_new_full(ctx, NICE_COMPATIBILITY_RFC5245, NICE_AGENT_OPTION_ICE_TRICKLE);
     if (agent == nullptr) return false;
     // Properties before gathering, on this thread (NAT-NOTES §3: set from another they deadlocked).
-    // keepalive-conncheck: keep-alives are checks, so that a peer gone silent fails the link.
+    // keepalive-conncheck off: keep-alives are Binding indications every 25 s (libnice's fixed Tr),
+    // not checks answered every few seconds, which cost 325 KB/h per idle link in the lab
+    // (bench/natlab_ice_keepalive.sh). A peer gone silent is found by the overlay's hop time-outs,
+    // and the link logic closes a link nothing uses.
     g_object_set(G_OBJECT(agent), "controlling-mode", controlling ? TRUE : FALSE, "ice-tcp", FALSE, "upnp", FALSE,
-                 "keepalive-conncheck", TRUE, nullptr);
+                 "keepalive-conncheck", FALSE, nullptr);
     if (cfg.stun) {
       g_object_set(G_OBJECT(agent), "stun-server", cfg.stun->ip.to_string().c_str(), "stun-server-port",
                    static_cast<guint>(cfg.stun->port), nullptr);
