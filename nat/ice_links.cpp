@@ -351,9 +351,16 @@ Instant IceLinks::link_wakeup(const Link& l) const {
 }
 
 void IceLinks::advance(Instant now) {
-  std::vector<Endpoint> drop;
-  for (auto& [peer, l] : links_) {
-    if (link_wakeup(l) > now) continue;
+  // What is due is gathered first: failing a link tells the overlay, which may send (and so add a
+  // link) before this returns, and the table must not change under a walk through it.
+  std::vector<Endpoint> due;
+  for (const auto& [peer, l] : links_) {
+    if (link_wakeup(l) <= now) due.push_back(peer);
+  }
+  for (const auto& peer : due) {
+    auto it = links_.find(peer);
+    if (it == links_.end() || link_wakeup(it->second) > now) continue;
+    Link& l = it->second;
     switch (l.st.state) {
       case LinkState::Gathering:
       case LinkState::Answering:
@@ -368,12 +375,11 @@ void IceLinks::advance(Instant now) {
       case LinkState::Up:
         ++stats_.closed_idle;
         close_session(l);
-        drop.push_back(peer);
+        links_.erase(it);
         break;
-      case LinkState::Failed: drop.push_back(peer); break;
+      case LinkState::Failed: links_.erase(it); break;
     }
   }
-  for (const auto& p : drop) links_.erase(p);
 }
 
 Instant IceLinks::next_wakeup() const {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <functional>
 #include <map>
 
 #include "nat/ice_links.hpp"
@@ -140,7 +141,12 @@ class FakeOverlay : public AttachTransport {
     refusals.push_back({token, status, retry_after_s});
   }
   void link_up(const Endpoint& peer, Instant) override { ups.push_back(peer); }
-  void link_down(const Endpoint& peer, Instant) override { downs.push_back(peer); }
+  void link_down(const Endpoint& peer, Instant now) override {
+    downs.push_back(peer);
+    if (on_down) on_down(peer, now);
+  }
+  /// What the overlay does when a link goes (fail the peer's transactions, and send elsewhere).
+  std::function<void(const Endpoint&, Instant)> on_down;
 
   struct Attach {
     IceSessionId id;
@@ -421,6 +427,25 @@ TEST(IceLinks, ALostLinkIsAttachedAgainAtOnceAndAnIdleOneIsClosed) {
   EXPECT_FALSE(a.links.has_link(kB));
   EXPECT_EQ(a.links.stats().closed_idle, 1U);
   EXPECT_EQ(a.links.next_wakeup(), kInstantMax);
+}
+
+TEST(IceLinks, AnOverlayThatSendsWhenALinkFailsDoesNotUpsetTheTimers) {
+  // Links failing at one advance(): the overlay hears of each and sends to other peers meanwhile,
+  // which sets up new links while the due ones are still being handled.
+  Side a(kA);
+  std::vector<Endpoint> peers;
+  for (int i = 0; i < 40; ++i) peers.push_back(ep(("198.51.100." + std::to_string(100 + i)).c_str(), 5070));
+  for (const auto& p : peers) a.links.connect(p, at_ms(0));
+  int sent = 0;
+  a.overlay.on_down = [&](const Endpoint&, Instant now) {
+    a.links.send(ep(("203.0.113." + std::to_string(1 + sent % 200)).c_str(), 5070), "elsewhere", now);
+    ++sent;
+  };
+  a.links.advance(at_ms(10000));  // every Attach went unanswered (none was even sent: no candidates)
+  EXPECT_EQ(a.overlay.downs.size(), 40U);
+  EXPECT_EQ(sent, 40);
+  EXPECT_EQ(a.links.stats().failed_checks, 40U);
+  EXPECT_EQ(a.links.sessions(), 40U);  // the new links, to the other peers
 }
 
 TEST(IceLinks, AnAgentThatOpensNothingFailsTheSendAndAQueueHasBounds) {
