@@ -9,7 +9,9 @@ namespace p2psip::sim {
 
 void Network::place_host(Rng& place, std::optional<NatBehavior> nat) {
   const auto host = static_cast<std::uint32_t>(places_.size());
-  nats_.push_back(nat ? std::make_unique<NatBox>(*nat, outside_address(host).ip, host + 1) : nullptr);
+  // Only a scenario with NATs keeps a router slot per host: without, no message reads one.
+  if (sc_.nat.any())
+    nats_.push_back(nat ? std::make_unique<NatBox>(*nat, outside_address(host).ip, host + 1) : nullptr);
   Place& p = places_.emplace_back();
   p.x = static_cast<float>(place.uniform());
   p.y = static_cast<float>(place.uniform());
@@ -72,7 +74,12 @@ void Network::send(std::uint32_t from, std::uint16_t from_port, const Endpoint& 
   Endpoint source = address(from, from_port);
   source.transport = to.transport;
   const bool via_nat = to.ip.bytes[0] == 100;
-  if (!local) {
+  if (!local && nats_.empty() && via_nat) {  // an outside address in a scenario without NATs
+    ++r.to_private;
+    ++r.undeliverable;
+    return;
+  }
+  if (!local && !nats_.empty()) {
     if (via_nat ? nats_[*dest] == nullptr : nats_[*dest] != nullptr) {
       // A private address of another host's, or an outside address where there is no NAT.
       ++r.to_private;
@@ -88,7 +95,7 @@ void Network::send(std::uint32_t from, std::uint16_t from_port, const Endpoint& 
       source = *out;
     }
   }
-  if (p2psip::nat::looks_like_stun(bytes)) {
+  if (!nats_.empty() && p2psip::nat::looks_like_stun(bytes)) {  // STUN is sent only where NATs are
     ++r.stun_messages;
     r.stun_bytes += bytes.size();
   }

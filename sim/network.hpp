@@ -94,7 +94,7 @@ class Network {
   /// Where each host is: every message reads both ends' places, so they are kept together, apart
   /// from the rest of each host's state.
   std::vector<Place> places_;
-  std::vector<std::unique_ptr<NatBox>> nats_;  ///< per host; null: public
+  std::vector<std::unique_ptr<NatBox>> nats_;  ///< per host with [nat] (null: public); empty without
   std::vector<InFlight> flight_;
   std::vector<std::uint64_t> flight_free_;
   bool partitioned_ = false;
