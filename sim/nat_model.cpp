@@ -1,6 +1,7 @@
 #include "sim/nat_model.hpp"
 
 #include <algorithm>
+#include <memory>
 
 namespace p2psip::sim {
 
@@ -181,6 +182,24 @@ Disposition ice_disposition(IceHost a, IceHost b, const Endpoint& stun, bool tur
   // there; the other host's checks to it open its own NAT to the relay, and TURN permissions are
   // per address (RFC 8656 §9), so the relayed pair always completes.
   return turn ? Disposition::Relayed : Disposition::None;
+}
+
+Disposition kinds_disposition(std::string_view a, std::string_view b, bool turn) {
+  std::unique_ptr<NatBox> boxes[2];
+  const auto site = [&](std::string_view kind, int x) {
+    IceHost h;
+    const auto behavior = nat_kind(kind);
+    const std::string ip = behavior ? "10.0." + std::to_string(x) + ".2" : "198.51.100.2" + std::to_string(x);
+    h.host = Endpoint{Transport::Udp, *IpAddress::parse(ip), 5070};
+    if (behavior) {
+      boxes[x - 1] = std::make_unique<NatBox>(*behavior, *IpAddress::parse("198.51.100.1" + std::to_string(x)),
+                                              static_cast<std::uint64_t>(x));
+      h.nat = boxes[x - 1].get();
+    }
+    return h;
+  };
+  const IceHost ha = site(a, 1), hb = site(b, 2);
+  return ice_disposition(ha, hb, Endpoint{Transport::Udp, *IpAddress::parse("198.51.100.2"), 3478}, turn, Instant{});
 }
 
 }  // namespace p2psip::sim

@@ -98,4 +98,10 @@ struct IceHost {
 /// None without.
 Disposition ice_disposition(IceHost a, IceHost b, const Endpoint& stun, bool turn, Instant now);
 
+/// ice_disposition for a host of kind `a` and one of kind `b` (nat_kind's names, or "public"), each
+/// at a lab site of its own (public hosts at 198.51.100.2x, site x's router at 198.51.100.(10+x) and
+/// its host at 10.0.x.2), with a STUN server at 198.51.100.2: what tests/natlab/dispositions.txt
+/// gives for the pair. Unknown kinds count as public.
+Disposition kinds_disposition(std::string_view a, std::string_view b, bool turn);
+
 }  // namespace p2psip::sim

@@ -234,25 +234,7 @@ std::string summary_json(const Simulator& sim, const HostFigures& host) {
     double ice_relayed = 0;
     for (const auto& [ka, sa] : mix) {
       for (const auto& [kb, sb] : mix) {
-        if (sa <= 0 || sb <= 0) continue;
-        auto site = [](const char* kind, int x, std::unique_ptr<NatBox>& box) {
-          IceHost h;
-          Endpoint e;
-          e.ip = *IpAddress::parse(std::string(kind) == "public" ? "198.51.100.2" + std::to_string(x)
-                                                                 : "10.0." + std::to_string(x) + ".2");
-          e.port = 5070;
-          h.host = e;
-          if (auto b = nat_kind(kind)) {
-            box = std::make_unique<NatBox>(*b, *IpAddress::parse("198.51.100.1" + std::to_string(x)),
-                                           static_cast<std::uint64_t>(x));
-            h.nat = box.get();
-          }
-          return h;
-        };
-        std::unique_ptr<NatBox> ba, bb;
-        const IceHost a = site(ka, 1, ba), b = site(kb, 2, bb);
-        const Endpoint stun{Transport::Udp, *IpAddress::parse("198.51.100.2"), 3478};
-        if (ice_disposition(a, b, stun, true, Instant{}) == Disposition::Relayed) ice_relayed += sa * sb;
+        if (sa > 0 && sb > 0 && kinds_disposition(ka, kb, true) == Disposition::Relayed) ice_relayed += sa * sb;
       }
     }
     const double node_hours = r.node_seconds / 3600.0;
