@@ -85,6 +85,7 @@ void ChordNode::dispatch(std::unique_ptr<Pending> p, Instant now) {
   const Pending& sent = *p;  // stays where it is: pending_ holds the pointer
   pending_[id] = std::move(p);
   ++stats_.requests_out;
+  if (sent.to.attach && links_ != nullptr) links_->sending_to(sent.to);
   if (!transport_.send(id, sent.to, sent.request, now)) {
     refused_.push_back(id);
     refused_at_ = std::min(refused_at_, now);
@@ -489,7 +490,35 @@ void ChordNode::start_route(Request r, RouteCallback cb, Instant now) {
     cb(route_failure(Status::Unavailable, "No Route To Responsible Peer"));
     return;
   }
+  if (links_ != nullptr && r.route_op == RouteOp::Attach && !links_->reachable(next)) {
+    if (auto detour = attach_detour(r, next, ex)) {
+      r.final_hop = false;
+      next = *detour;
+    } else if (!bootstrap_.empty()) {
+      // Nobody here is linked to the target yet (a peer that has just joined, attaching to its
+      // new neighbours): the bootstrap peer routes it as a first hop, along the ring to a
+      // neighbour of the target (NAT.md, "Peers behind cone NATs").
+      r.final_hop = false;
+      const Peer boot{NodeId{}, bootstrap_[bootstrap_index_++ % bootstrap_.size()]};
+      send(Kind::Gateway, boot, std::move(r), now, 0, std::move(cb));
+      return;
+    }
+  }
   send(Kind::ClientRoute, next, r, now, 0, std::move(cb));
+}
+
+std::optional<Peer> ChordNode::attach_detour(const Request& r, const Peer& next, Excluded ex) const {
+  if (links_ == nullptr || r.route_op != RouteOp::Attach || links_->reachable(next)) return std::nullopt;
+  // The peers a message does not reach now are left out, as excluded ones are.
+  std::vector<NodeId> out(ex.begin(), ex.end());
+  for (const auto& p : table_.known_peers()) {
+    if (!links_->reachable(p)) out.push_back(p.id);
+  }
+  const Peer hop = table_.next_hop(r.target, true, Excluded(out));
+  if (hop.id == table_.self().id || !in_open_open(hop.id, table_.self().id, r.target) || !links_->reachable(hop)) {
+    return std::nullopt;
+  }
+  return hop;
 }
 
 void ChordNode::handle_route(ReplyHandle handle, const Request& r, Instant now) {
@@ -525,6 +554,10 @@ void ChordNode::handle_route(ReplyHandle handle, const Request& r, Instant now) 
   if (next.id == table_.self().id) {
     answer_here(handle, r, now);
     return;
+  }
+  if (auto detour = attach_detour(r, next, ex)) {
+    next = *detour;
+    final_hop = false;
   }
   if (r.iterative) {
     // RFC 3261 §21.3.3 in dSIP's use: 302 with the next hop to ask.
@@ -1025,6 +1058,10 @@ void ChordNode::on_failure(RequestId id, Instant now, bool hop_alive) {
       p.request.final_hop = table_.successor_responsible(p.request.target, ex);
       p.to = p.request.final_hop ? table_.successor(ex)
                                  : table_.next_hop(p.request.target, cfg_.route_via_successor_list, ex);
+      if (auto detour = attach_detour(p.request, p.to, ex); detour && p.to.id != table_.self().id) {
+        p.to = *detour;
+        p.request.final_hop = false;
+      }
       if (p.to.id == table_.self().id) {
         Response local = execute(p.request, now, p.kind != Kind::Forward);
         if (p.kind == Kind::Forward) {

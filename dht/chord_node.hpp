@@ -115,6 +115,19 @@ class AttachHandler {
   virtual void on_attach(const AttachRequest& a, Instant now) = 0;
 };
 
+/// How this peer reaches peers behind cone NATs (Peer::attach): over links that an Attach sets up
+/// (nat/ice_links.hpp, through the assembled peer). The core asks before an Attach takes a hop: an
+/// Attach must never wait for a link it is itself setting up.
+class PeerLinks {
+ public:
+  virtual ~PeerLinks() = default;
+  /// Whether a message to `p` goes out now: `p` is not reached by Attach, or a link to it is up.
+  [[nodiscard]] virtual bool reachable(const Peer& p) const = 0;
+  /// A request is about to leave for `p`, a peer reached by Attach: whoever sends it learns that
+  /// its address is reached over a link (and the Node-ID an Attach to it is routed to).
+  virtual void sending_to(const Peer& p) = 0;
+};
+
 class ChordNode {
  public:
   ChordNode(Peer self, ChordConfig config, ChordTransport& transport, Environment& env);
@@ -171,6 +184,11 @@ class ChordNode {
   void answer_attach(const AttachRequest& a, Status status, std::string reason, std::string payload,
                      std::uint32_t retry_after_s, Instant now);
   void set_attach_handler(AttachHandler* h) { attach_handler_ = h; }
+  /// What says which peers a message reaches now (null: every peer, as without NATs). Must outlive
+  /// the node.
+  void set_links(PeerLinks* links) { links_ = links; }
+  /// Where this peer is reached (before it joins): see RoutingTable::set_self_address.
+  void set_self_address(const Endpoint& addr, bool attach) { table_.set_self_address(addr, attach); }
 
   /// Access control for what this peer stores and believes (null: everything; see RecordGuard).
   /// The guard must outlive the node.
@@ -230,6 +248,10 @@ class ChordNode {
   void maintain_replicas(Instant now);
   void replicate(const std::vector<Record>& records, const std::vector<Peer>& targets, Instant now);
   void handle_route(ReplyHandle handle, const Request& r, Instant now);
+  /// For an Attach whose next hop `next` is reached by Attach and has no link up: the closest peer
+  /// before the target that a message reaches now (the ring carries the Attach to a peer linked to
+  /// the target: its neighbours keep links to it). Nullopt: no such peer, or no detour needed.
+  [[nodiscard]] std::optional<Peer> attach_detour(const Request& r, const Peer& next, Excluded ex) const;
   /// A route request this peer answers: an Attach for its own Node-ID goes to the AttachHandler.
   void answer_here(ReplyHandle handle, const Request& r, Instant now);
   /// A route of this peer's own (built by route_excluding or attach) on its way.
@@ -270,6 +292,7 @@ class ChordNode {
   ChordStats stats_;
   RecordGuard* guard_ = nullptr;
   AttachHandler* attach_handler_ = nullptr;
+  PeerLinks* links_ = nullptr;
   LogOnce<NodeId, NodeIdHash> quota_logged_{seconds(60)};  // owners over quota, when last logged
   // Requests in flight: a few at a time, 8 in place (4 spilled often enough in join storms to cost
   // 4 % at 100 000 nodes). Each Pending on its own allocation, so that a reference to one stays

@@ -16,6 +16,10 @@ namespace p2psip::dht {
 struct Peer {
   NodeId id;
   Endpoint addr;
+  /// Reached by Attach: behind a NAT that lets in only what answers its own traffic (a cone NAT),
+  /// so messages to it go over a link set up with ICE (nat/ice_links.hpp); `addr` is its
+  /// server-reflexive address, which names the peer and keys the link. Not part of equality.
+  bool attach = false;
   friend bool operator==(const Peer& a, const Peer& b) { return a.id == b.id && a.addr == b.addr; }
 };
 

@@ -28,6 +28,12 @@ class RoutingTable {
       : self_(std::move(self)), max_successors_(successor_count), max_predecessors_(predecessor_count) {}
 
   [[nodiscard]] const Peer& self() const { return self_; }
+  /// Where this peer is reached, once it knows (before it joins): a peer behind a cone NAT is
+  /// named by its server-reflexive address and reached by Attach.
+  void set_self_address(const Endpoint& addr, bool attach) {
+    self_.addr = addr;
+    self_.attach = attach;
+  }
   /// The nearest predecessor, if one is known.
   [[nodiscard]] std::optional<Peer> predecessor() const {
     return predecessors_.empty() ? std::nullopt : std::optional<Peer>(predecessors_.front());

@@ -24,12 +24,14 @@ constexpr std::string_view kLink = "DHT-Link";
 constexpr std::string_view kOrigin = "DHT-Origin";
 constexpr std::string_view kExclude = "DHT-Exclude";
 
-/// Appends "<sip:HEX@IP:PORT>" (one string grown in place: every overlay message carries several).
+/// Appends "<sip:HEX@IP:PORT>" (one string grown in place: every overlay message carries several),
+/// with the URI parameter "attach" for a peer reached by Attach ("<sip:HEX@IP:PORT;attach>").
 void append_peer_uri(std::string& out, const dht::Peer& p) {
   out += "<sip:";
   p.id.append_hex(out);
   out += '@';
   p.addr.append_host_port(out);
+  if (p.attach) out += ";attach";
   out += '>';
 }
 
@@ -256,10 +258,14 @@ std::optional<PeerValue> read_canonical(std::string_view v) {
   const std::size_t port_at = ++i;
   unsigned port = 0;
   while (i < v.size() && sip::is_digit(v[i]) && i - port_at < 5) port = port * 10 + static_cast<unsigned>(v[i++] - '0');
-  if (i == port_at || v[port_at] == '0' || port > 65535 || i >= v.size() || v[i] != '>') return std::nullopt;
+  if (i == port_at || v[port_at] == '0' || port > 65535) return std::nullopt;
+  constexpr std::string_view kAttach = ";attach";
+  const bool attach = v.substr(i, kAttach.size()) == kAttach;
+  if (attach) i += kAttach.size();
+  if (i >= v.size() || v[i] != '>') return std::nullopt;
   const std::string_view params = v.substr(i + 1);
   if (!sip::plain_params(params)) return std::nullopt;
-  return PeerValue{dht::Peer{*id, Endpoint{Transport::Udp, *ip, static_cast<std::uint16_t>(port)}},
+  return PeerValue{dht::Peer{*id, Endpoint{Transport::Udp, *ip, static_cast<std::uint16_t>(port)}, attach},
                    sip::HeaderParams{params}};
 }
 }  // namespace
@@ -279,7 +285,7 @@ std::optional<dht::Peer> peer_of(const sip::NameAddress& na) {
   if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
   auto ip = IpAddress::parse(host);
   if (!id || !ip) return std::nullopt;
-  return dht::Peer{*id, Endpoint{Transport::Udp, *ip, *na.uri.port}};
+  return dht::Peer{*id, Endpoint{Transport::Udp, *ip, *na.uri.port}, na.uri.has_param("attach")};
 }
 
 std::string encode_records(const std::vector<dht::Record>& records) {

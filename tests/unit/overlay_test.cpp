@@ -118,6 +118,12 @@ TEST(OverlayCodec, PeerValuesReadAsTheGeneralParserReadsThem) {
       "<sip:" + hex + "@127.0.0.1:5072>;=S1",
       "<sip:" + hex + "@127.0.0.1:5072>;link=S1;",
       "<sip:" + hex + "@127.0.0.1:5072>;link=S1,<sip:" + hex + "@127.0.0.1:5073>",
+      "<sip:" + hex + "@203.0.113.7:40001;attach>;link=S1",
+      "<sip:" + hex + "@203.0.113.7:40001;attach>",
+      "<sip:" + hex + "@203.0.113.7:40001;ATTACH>;link=P1",
+      "<sip:" + hex + "@203.0.113.7:40001;attach;lr>",
+      "<sip:" + hex + "@203.0.113.7:40001;attachment>",
+      "<sip:" + hex + "@203.0.113.7:40001>;attach",
   };
   auto general = [](std::string_view v) -> std::optional<PeerValue> {
     auto na = sip::parse_name_address(v);
@@ -131,6 +137,7 @@ TEST(OverlayCodec, PeerValuesReadAsTheGeneralParserReadsThem) {
     ASSERT_EQ(got.has_value(), want.has_value()) << v;
     if (!got) return;
     EXPECT_EQ(got->peer, want->peer) << v;
+    EXPECT_EQ(got->peer.attach, want->peer.attach) << v;
     EXPECT_EQ(got->params.raw, want->params.raw) << v;
   };
   for (const auto& v : seeds) same(v);
@@ -143,6 +150,26 @@ TEST(OverlayCodec, PeerValuesReadAsTheGeneralParserReadsThem) {
     read += read_peer_value(v).has_value() ? 1 : 0;
   }
   EXPECT_GT(read, 2000) << "too few edited values still name a peer to compare";
+}
+
+// A peer reached by Attach carries the mark in its URI wherever the codec names it.
+TEST(OverlayCodec, APeerReachedByAttachKeepsItsMarkThroughTheCodec) {
+  dht::Peer p{dht::NodeId{7, 7}, *parse_host_port("203.0.113.7:40001", Transport::Udp), true};
+  EXPECT_EQ(peer_uri(p), "<sip:" + p.id.hex() + "@203.0.113.7:40001;attach>");
+  auto back = parse_peer(peer_uri(p));
+  ASSERT_TRUE(back);
+  EXPECT_TRUE(back->attach);
+  EXPECT_EQ(back->addr, p.addr);
+  p.attach = false;
+  back = parse_peer(peer_uri(p));
+  ASSERT_TRUE(back);
+  EXPECT_FALSE(back->attach);
+  for (std::string_view v : {"<sip:" + p.id.hex() + "@203.0.113.7:40001;attach>;link=S1",
+                             "<sip:" + p.id.hex() + "@203.0.113.7:40001;lr;attach>"}) {
+    auto pv = read_peer_value(v);
+    ASSERT_TRUE(pv) << v;
+    EXPECT_TRUE(pv->peer.attach) << v;
+  }
 }
 
 TEST(OverlayCodec, OverlayHeaderNamesAreExtensionsInAnyCase) {
