@@ -431,7 +431,7 @@ bool OverlayNode::flow_outcome(sip::TransactionId id, const sip::Message* respon
   std::vector<Endpoint> alternates;
   for (const auto& p : grant->alternates) {
     Endpoint e = p.addr;
-    e.transport = cfg_.link_transport;  // the client's flows go as its other requests do
+    e.transport = flow_transport_;  // the client's flows all go the same way
     alternates.push_back(e);
   }
   flows_->registered(reg_id, grant->relay.id.hex(), grant->path, grant->expires_s, grant->flow_timer_s, now,

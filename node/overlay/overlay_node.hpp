@@ -85,9 +85,11 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport, pub
   /// As a client: the flows whose registrations this node sends (register_flow) and whose
   /// outcomes it reports there; `instance` is the +sip.instance they carry (RFC 5626 §4.1). Null:
   /// none. Must outlive the node.
-  void set_flows(nat::FlowSet* flows, std::string instance) {
+  /// `transport`: how the flows go (their relays' alternates are named with it).
+  void set_flows(nat::FlowSet* flows, std::string instance, Transport transport) {
     flows_ = flows;
     instance_ = std::move(instance);
+    flow_transport_ = transport;
   }
   /// As a relay peer: the table of clients' flows this node holds (null: it refuses clients, 403).
   /// Must outlive the node.
@@ -176,6 +178,7 @@ class OverlayNode : public sip::TransactionUser, public dht::ChordTransport, pub
   PeerAuthenticator* auth_ = nullptr;
   nat::FlowSet* flows_ = nullptr;
   std::string instance_;
+  Transport flow_transport_ = Transport::Udp;
   nat::RelayTable* relay_ = nullptr;
   bool relay_pending_ = false;
   SmallMap<sip::TransactionId, std::uint32_t, 4> flow_out_;  // our flow registrations: their reg-ids

@@ -1,7 +1,12 @@
 #include "node/peer/peer.hpp"
 
 #include <algorithm>
+#include <deque>
+#include <functional>
+#include <map>
+#include <unordered_map>
 
+#include "nat/ice.hpp"
 #include "node/overlay/peer_auth.hpp"
 #include "node/proxy/registration.hpp"
 #include "security/certificate_cache.hpp"
@@ -54,15 +59,168 @@ class Peer::NoPhones : public Environment {
   Environment& env_;
 };
 
+/// The overlay's environment for a peer with ICE links: what goes to a peer reached by Attach (or
+/// one a link is up to) goes over the link; everything else, and everything until the links
+/// begin, goes as the driver sends it.
+class Peer::LinkedEnv : public Environment {
+ public:
+  explicit LinkedEnv(Environment& env) : env_(env) {}
+  bool send(const Endpoint& to, std::string_view bytes) override;
+  std::uint64_t random() override { return env_.random(); }
+  std::uint64_t secure_random() override { return env_.secure_random(); }
+  [[nodiscard]] WallTime wall_time(Instant now) const override { return env_.wall_time(now); }
+  void log(LogLevel level, std::string_view text) override { env_.log(level, text); }
+  Links* links = nullptr;
+
+ private:
+  Environment& env_;
+};
+
+/// The ICE side of a peer: its IceLinks, the Attaches they send (routed by the Chord core to the
+/// peer's Node-ID) and answer (as the AttachHandler), and which peers are reached by Attach. The
+/// links and the overlay never call each other directly: each hands the other work through
+/// `later`, which the peer runs once the call that queued it has returned (IceLinks's calls into
+/// the overlay may send, and a send may open a link).
+class Peer::Links : public nat::AttachTransport, public dht::AttachHandler, public dht::PeerLinks {
+ public:
+  Links(Peer& peer, nat::IcePort& port, Environment& env, Endpoint self, nat::IceLinkConfig cfg)
+      : peer_(peer), env_(env), ice(port, *this, env, self, cfg), limits_(cfg.limits) {}
+
+  /// LinkedEnv::send for a UDP destination.
+  bool send(const Endpoint& to, std::string_view bytes) {
+    if (ice.is_up(to)) return ice.send(to, bytes, now);
+    // A response goes back the way its request came: a request that came over a link finds it up,
+    // and one that came straight from a NATed peer opened that peer's NAT to us. An Attach never
+    // waits for the link it sets up (the Chord core routes it to a peer it reaches now, or, with
+    // nobody nearer, straight to its target, whose NAT may be open to us).
+    if (bytes.starts_with("SIP/2.0 ") || bytes.find("\r\nDHT-Op: attach\r\n") != std::string_view::npos) {
+      return env_.send(to, bytes);
+    }
+    if (ice.has_link(to) || ids_.contains(to)) return ice.send(to, bytes, now);
+    return env_.send(to, bytes);
+  }
+
+  // dht::PeerLinks
+  [[nodiscard]] bool reachable(const dht::Peer& p) const override { return !p.attach || ice.is_up(p.addr); }
+  void sending_to(const dht::Peer& p) override { learn(p); }
+  void learn(const dht::Peer& p) {
+    if (ids_.size() >= kMaxKnown && !ids_.contains(p.addr)) ids_.clear();  // bounded; relearned as sent to
+    ids_[p.addr] = p.id;
+  }
+
+  // nat::AttachTransport
+  bool send_attach(nat::IceSessionId id, const Endpoint& to, const nat::IceDescription& offer, Instant) override {
+    auto known = ids_.find(to);
+    if (known == ids_.end()) return false;
+    later_.push_back([this, id, target = known->second, body = nat::encode_ice(offer)](Instant at) mutable {
+      peer_.chord().attach(
+          target, std::move(body),
+          [this, id](const dht::RouteResult& res) {
+            // Possibly within attach() itself: handed to the links once it has returned.
+            later_.push_back([this, id, res](Instant t) {
+              if (res.status == dht::Status::Ok) {
+                auto answer = nat::parse_ice(res.payload, limits_);
+                if (answer) {
+                  ice.answered(id, *answer, t);
+                } else {
+                  env_.log(LogLevel::Info, "ice: an Attach's answer has no usable description: " + answer.error());
+                  ice.attach_failed(id, 400, 0, t);
+                }
+              } else {
+                ice.attach_failed(id, dht::code(res.status), res.retry_after_s, t);
+              }
+            });
+          },
+          at);
+    });
+    return true;
+  }
+  void answer_attach(std::uint64_t token, const nat::IceDescription& answer) override {
+    later_.push_back([this, token, body = nat::encode_ice(answer)](Instant at) mutable {
+      auto it = offers_.find(token);
+      if (it == offers_.end()) return;
+      peer_.chord().answer_attach(it->second, dht::Status::Ok, "OK", std::move(body), 0, at);
+      offers_.erase(it);
+    });
+  }
+  void refuse_attach(std::uint64_t token, int status, std::uint32_t retry_after_s) override {
+    later_.push_back([this, token, status, retry_after_s](Instant at) {
+      auto it = offers_.find(token);
+      if (it == offers_.end()) return;
+      const char* reason = status == 491 ? "Attach Crossed Ours" : "Too Many Links Or Attaches";
+      peer_.chord().answer_attach(it->second, dht::status_of(status), reason, "", retry_after_s, at);
+      offers_.erase(it);
+    });
+  }
+  void link_up(const Endpoint& to, Instant) override { env_.log(LogLevel::Debug, "ice: link up to " + to.host_port()); }
+  void link_down(const Endpoint& to, Instant) override {
+    // What was held for it is gone: its requests fail now rather than at their time-outs.
+    later_.push_back([this, to](Instant at) { peer_.node_.connection_lost(to, at); });
+  }
+
+  // dht::AttachHandler
+  void on_attach(const dht::AttachRequest& a, Instant at) override {
+    auto offer = nat::parse_ice(a.payload, limits_);
+    if (!offer) {
+      peer_.chord().answer_attach(a, dht::Status::BadRequest, "Bad ICE Description: " + offer.error(), "", 0, at);
+      return;
+    }
+    // Bounded: the links answer or refuse every offer they take, but one whose answer never
+    // came (its link closed first) must not stay for ever.
+    if (offers_.size() >= kMaxOffers) offers_.erase(offers_.begin());
+    learn(a.sender);
+    const std::uint64_t token = next_token_++;
+    offers_.emplace(token, a);
+    // Within the Chord core's call: the links take it once that has returned.
+    later_.push_back([this, token, from = a.sender.addr, offer = std::move(*offer)](Instant t) {
+      ice.offered(from, offer, token, t);
+    });
+  }
+
+  /// Runs what was handed over, in order, until nothing is left.
+  void settle(Instant at) {
+    now = at;
+    while (!later_.empty()) {
+      auto f = std::move(later_.front());
+      later_.pop_front();
+      f(at);
+    }
+  }
+  [[nodiscard]] bool idle() const { return later_.empty(); }
+  Instant now{};
+  bool behind_nat = false;  ///< this peer is reached by Attach: it keeps links to its neighbours
+  Instant next_neighbours{};
+  Peer& peer_;
+  Environment& env_;
+  nat::IceLinks ice;
+
+ private:
+  static constexpr std::size_t kMaxKnown = 4096;
+  static constexpr std::size_t kMaxOffers = 512;
+  nat::IceLimits limits_;
+  std::unordered_map<Endpoint, dht::NodeId, EndpointHash> ids_;  ///< peers reached by Attach: their Node-IDs
+  std::map<std::uint64_t, dht::AttachRequest> offers_;           ///< taken, not yet answered: oldest first
+  std::uint64_t next_token_ = 1;
+  std::deque<std::function<void(Instant)>> later_;
+};
+
+bool Peer::LinkedEnv::send(const Endpoint& to, std::string_view bytes) {
+  if (links == nullptr || to.transport != Transport::Udp) return env_.send(to, bytes);
+  return links->send(to, bytes);
+}
+
 Peer::Peer(PeerConfig config, Environment& overlay_env, Environment* phone_env)
     : env_(overlay_env),
-      node_(self_of(config), std::move(config.overlay), overlay_env),
+      linked_env_(config.ice != nullptr ? std::make_unique<LinkedEnv>(overlay_env) : nullptr),
+      node_(self_of(config), std::move(config.overlay), linked_env_ ? *linked_env_ : overlay_env),
       withdraw_time_(config.withdraw_time),
       leave_time_(config.leave_time),
       stun_(overlay_env, config.stun),
       role_(config.role),
       flow_config_(config.flows),
-      relay_config_(config.relay) {
+      relay_config_(config.relay),
+      ice_port_(config.ice),
+      link_config_(config.ice != nullptr ? std::make_unique<nat::IceLinkConfig>(config.links) : nullptr) {
   // Auto needs the verdict it decides by.
   if (!config.reachability && config.role == Role::Auto) config.reachability = nat::ReachabilityConfig{};
   if (config.reachability) {
@@ -142,7 +300,49 @@ void Peer::begin_peer(Instant now) {
     relay_ = std::make_unique<nat::RelayTable>(*relay_config_);
     node_.set_relay(relay_.get());
   }
+  if (ice_port_ != nullptr && !links_) begin_links(false, now);
   node_.start(bootstrap_, now);
+}
+
+void Peer::begin_links(bool attach, Instant now) {
+  const Endpoint self = node_.chord().table().self().addr;
+  links_ = std::make_unique<Links>(*this, *ice_port_, env_, self, *link_config_);
+  links_->now = now;
+  links_->behind_nat = attach;
+  linked_env_->links = links_.get();
+  node_.chord().set_attach_handler(links_.get());
+  node_.chord().set_links(links_.get());
+}
+
+void Peer::begin_flows(Instant now) {
+  flows_ = std::make_unique<nat::FlowSet>(node_, stun_, env_, flow_config_);
+  // RFC 5626 §4.1: one instance URN for the node's whole life, here its Node-ID as a UUID's text.
+  const std::string hex = id().hex();
+  std::string urn = "urn:uuid:" + hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
+                    hex.substr(16, 4) + "-" + hex.substr(20, 12);
+  node_.set_flows(flows_.get(), std::move(urn), flow_transport_);
+  flows_->set_candidates(relay_candidates(), now);
+  sync_gateways(now);
+}
+
+void Peer::settle_links(Instant now) {
+  if (!links_) return;
+  links_->settle(now);
+  // A peer behind a NAT keeps links to its neighbours (RFC 6940 §6.5.1's joining peer attaches to
+  // them), so that each of them reaches it, and carries to it the Attaches of peers that know it
+  // only as a finger (NAT.md, "Peers behind cone NATs").
+  if (links_->behind_nat && node_.chord().joined() && now >= links_->next_neighbours && phase_ == Phase::Running) {
+    links_->next_neighbours = now + seconds(1);
+    const auto& table = node_.chord().table();
+    auto keep = [&](const dht::Peer& p) {
+      if (links_->ice.has_link(p.addr)) return;
+      links_->learn(p);
+      links_->ice.connect(p.addr, now);
+    };
+    for (const auto& p : table.predecessors()) keep(p);
+    for (const auto& p : table.successors()) keep(p);
+    links_->settle(now);
+  }
 }
 
 void Peer::begin_client(Instant now) {
@@ -160,15 +360,8 @@ void Peer::begin_client(Instant now) {
     flow_transport_ = Transport::Tcp;
     node_.set_link_transport(Transport::Tcp);
   }
-  flows_ = std::make_unique<nat::FlowSet>(node_, stun_, env_, flow_config_);
-  // RFC 5626 §4.1: one instance URN for the node's whole life, here its Node-ID as a UUID's text.
-  const std::string hex = id().hex();
-  std::string urn = "urn:uuid:" + hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
-                    hex.substr(16, 4) + "-" + hex.substr(20, 12);
-  node_.set_flows(flows_.get(), std::move(urn));
   node_.chord().set_gateway_silent([this](const Endpoint& relay, Instant at) { flows_->suspect(relay, at); });
-  flows_->set_candidates(relay_candidates(), now);
-  sync_gateways(now);
+  begin_flows(now);
 }
 
 std::vector<Endpoint> Peer::relay_candidates() const {
@@ -188,6 +381,24 @@ void Peer::decide(Instant now) {
     begin_peer(now);
     return;
   }
+  if (verdict && st.nat_class == nat::NatClass::Cone && ice_port_ != nullptr && st.reflexive) {
+    // Behind a NAT that maps endpoint-independently (RFC 4787 §4.1): peers reach it over ICE links,
+    // which an Attach routed to its Node-ID sets up. It is named by its reflexive address, marked.
+    Endpoint reflexive = *st.reflexive;
+    reflexive.transport = Transport::Udp;
+    env_.log(LogLevel::Info, "peer: behind a cone NAT, seen at " + reflexive.host_port() +
+                                 ": joining the ring, reached by Attach over ICE links");
+    node_.chord().set_self_address(reflexive, true);
+    begin_links(true, now);
+    begin_peer(now);
+    if (ua_ && serves_phones_) {
+      // Calls between nodes go over TLS (or TCP), which a link does not carry: its phones are
+      // reached through relay peers' flows, as a client's are.
+      if (node_.authenticator() != nullptr) flow_transport_ = Transport::Tls;
+      begin_flows(now);
+    }
+    return;
+  }
   env_.log(LogLevel::Info, std::string("peer: ") +
                                (verdict ? "behind a NAT (" + std::string(nat::nat_class_name(st.nat_class)) + ")"
                                         : std::string("no verdict in time")) +
@@ -196,17 +407,20 @@ void Peer::decide(Instant now) {
 }
 
 void Peer::sync_gateways(Instant now) {
+  settle_links(now);
   // Called after every event: the relays are looked at again only when a flow came, went or moved.
   if (!flows_ || (flows_->version() == synced_flows_ && synced_phase_ == phase_)) return;
   synced_flows_ = flows_->version();
   synced_phase_ = phase_;
   auto relays = flows_->relays();
-  if (relays != node_.chord().gateways()) node_.chord().set_gateways(std::move(relays));
+  // A peer's flows serve its phones only: its own operations take the ring.
+  if (role_ == Role::Client && relays != node_.chord().gateways()) node_.chord().set_gateways(std::move(relays));
   // Callers reach this node's phones through its relays: its registration entries name them.
   if (ua_ && phase_ == Phase::Running) ua_->set_via(flows_->relay_uris(), now);
 }
 
 void Peer::shutdown(Instant now) {
+  if (links_) links_->now = now;
   if (phase_ != Phase::Running) return;
   if (flows_) flows_->close(now);
   // First the registrations this node serves leave the overlay (callers get 404 rather than an
@@ -236,6 +450,7 @@ void Peer::progress(Instant now) {
 // ---- bytes in -----------------------------------------------------------------------------------------
 
 void Peer::receive_datagram(Face face, std::string_view bytes, const Endpoint& from, Instant now) {
+  if (links_) links_->now = now;
   if (nat::looks_like_stun(bytes)) {
     receive_stun(face, bytes, from, now);
   } else if (face == Face::Phones && ua_) {
@@ -248,6 +463,7 @@ void Peer::receive_datagram(Face face, std::string_view bytes, const Endpoint& f
 }
 
 void Peer::receive(Face face, sip::Message&& m, const Endpoint& from, Instant now, const LinkIdentity* link) {
+  if (links_) links_->now = now;
   if (face == Face::Phones && ua_) {
     ua_->receive(m, from, now);
   } else if (face == Face::Overlay) {
@@ -259,6 +475,7 @@ void Peer::receive(Face face, sip::Message&& m, const Endpoint& from, Instant no
 }
 
 void Peer::receive(Face face, const sip::Message& m, const Endpoint& from, Instant now, const LinkIdentity* link) {
+  if (links_) links_->now = now;
   if (face == Face::Phones && ua_) {
     ua_->receive(m, from, now);
   } else if (face == Face::Overlay) {
@@ -343,6 +560,7 @@ void Peer::check_reachability(Instant now) {
 // ---- time -----------------------------------------------------------------------------------------------
 
 void Peer::connection_lost(Face face, const Endpoint& remote, Instant now) {
+  if (links_) links_->now = now;
   if (face == Face::Phones) {
     if (ua_) ua_->connection_lost(remote, now);
     return;
@@ -357,7 +575,9 @@ void Peer::pong(Face face, const Endpoint& remote, Instant now) {
 }
 
 void Peer::advance(Instant now) {
+  if (links_) links_->now = now;
   node_.advance(now);
+  if (links_ && links_->ice.next_wakeup() <= now) links_->ice.advance(now);
   if (stun_.next_wakeup() <= now) stun_.advance(now);
   if (flows_ && relays_changed_) {
     relays_changed_ = false;
@@ -381,13 +601,71 @@ Instant Peer::next_wakeup() const {
   if (flows_) next = std::min(next, flows_->next_wakeup());
   if (relay_) next = std::min(next, relay_->next_expiry());
   next = std::min(next, decide_by_);
+  if (links_) {
+    next = std::min(next, links_->ice.next_wakeup());
+    if (links_->behind_nat && node_.chord().joined()) next = std::min(next, links_->next_neighbours);
+    if (!links_->idle()) next = std::min(next, links_->now);
+  }
   return next;
+}
+
+// ---- the ICE agent's reports ----------------------------------------------------------------------------
+
+void Peer::ice_credentials(nat::IceSessionId id, const nat::IceCredentials& c, Instant now) {
+  if (!links_) return;
+  links_->now = now;
+  links_->ice.local_credentials(id, c, now);
+  sync_gateways(now);
+}
+
+void Peer::ice_candidate(nat::IceSessionId id, const nat::IceCandidate& c, Instant now) {
+  if (!links_) return;
+  links_->now = now;
+  links_->ice.local_candidate(id, c, now);
+  sync_gateways(now);
+}
+
+void Peer::ice_gathering_done(nat::IceSessionId id, Instant now) {
+  if (!links_) return;
+  links_->now = now;
+  links_->ice.gathering_done(id, now);
+  sync_gateways(now);
+}
+
+void Peer::ice_connected(nat::IceSessionId id, nat::CandidateType local, nat::CandidateType remote, Instant now) {
+  if (!links_) return;
+  links_->now = now;
+  links_->ice.connected(id, local, remote, now);
+  sync_gateways(now);
+}
+
+void Peer::ice_failed(nat::IceSessionId id, Instant now) {
+  if (!links_) return;
+  links_->now = now;
+  links_->ice.failed(id, now);
+  sync_gateways(now);
+}
+
+void Peer::ice_datagram(nat::IceSessionId id, std::string_view bytes, Instant now) {
+  if (!links_) return;
+  links_->now = now;
+  auto from = links_->ice.received(id, now);
+  if (!from) return;
+  // Only overlay messages ride a link (the agent keeps its own STUN).
+  node_.receive_datagram(bytes, *from, now);
+  sync_gateways(now);
+  if (phase_ != Phase::Running) progress(now);
+}
+
+const nat::IceLinks* Peer::ice_links() const {
+  return links_ ? &links_->ice : nullptr;
 }
 
 // ---- the application's operations --------------------------------------------------------------------
 
 void Peer::route(dht::RouteOp op, dht::NodeId target, std::optional<dht::Record> record, dht::RouteCallback done,
                  Instant now) {
+  if (links_) links_->now = now;
   if (phase_ != Phase::Running) {
     dht::RouteResult refused;
     refused.status = dht::Status::Unavailable;
@@ -515,17 +793,35 @@ PeerStatus Peer::status(Instant now) const {
   s.nat.dropped = nat_counts_.dropped;
   s.nat.role = std::string(role_name(role_));
   if (flows_) {
+    // A client's flows, or those of a peer behind a NAT for its phones.
     s.nat.flows = flows_->status();
     s.nat.flow_stats = flows_->stats();
     s.nat.reached = "relay";
     s.nat.reached_via = flows_->relay_uris();
+  }
+  if (role_ == Role::Client) {
     for (const auto& f : s.nat.flows) {
       if (f.state == nat::FlowState::Active && f.relay) {
         s.nat.links.push_back({dht::Peer{dht::NodeId::from_hex(f.relay_id).value_or(dht::NodeId{}), *f.relay}, "flow"});
       }
     }
   } else {
-    for (const auto& p : table.known_peers()) s.nat.links.push_back({p, "direct"});
+    std::vector<nat::IceLinkStatus> ice;
+    if (links_) {
+      ice = links_->ice.status();
+      s.nat.ice_stats = links_->ice.stats();
+      // Behind a NAT: peers reach it by Attach, and its phones' callers through its relays.
+      if (links_->behind_nat) s.nat.reached = "attach";
+    }
+    for (const auto& p : table.known_peers()) {
+      auto l = std::find_if(ice.begin(), ice.end(), [&](const nat::IceLinkStatus& x) { return x.peer == p.addr; });
+      if (l != ice.end() && l->state == nat::LinkState::Up) {
+        s.nat.links.push_back({p, l->relayed ? "ice-relayed" : "ice-direct"});
+      } else {
+        s.nat.links.push_back({p, p.attach ? "attach" : "direct"});
+      }
+    }
+    s.nat.ice = std::move(ice);
   }
   if (relay_) {
     PeerStatus::Nat::Relay r;

@@ -21,6 +21,7 @@
 #include "core/environment.hpp"
 #include "core/link_identity.hpp"
 #include "nat/flows.hpp"
+#include "nat/ice_links.hpp"
 #include "nat/reachability.hpp"
 #include "nat/relay.hpp"
 #include "nat/stun_client.hpp"
@@ -94,6 +95,14 @@ struct PeerConfig {
   /// Auto: how long a node waits for its bootstrap peers' answers before it decides (no verdict
   /// by then: a client).
   Duration decide_within = seconds(45);
+  /// The ICE agent of links to peers behind cone NATs (nat/ice_links.hpp; docs/NAT.md, "Peers
+  /// behind cone NATs"). Set: this peer answers Attaches, reaches peers marked `attach` over links
+  /// it sets up, and with Role::Auto a node that finds itself behind a cone NAT joins the ring as
+  /// such a peer, named by its server-reflexive address (its phones are still reached through relay
+  /// peers' flows: calls between nodes go over TLS, which a link does not carry). Null: no links,
+  /// and a NATed node is a client. Its reports come back through Peer::ice_*. Must outlive the peer.
+  nat::IcePort* ice = nullptr;
+  nat::IceLinkConfig links;
 };
 
 /// Everything `p2psip status` shows, as values: a snapshot, rendered by whoever asks.
@@ -145,13 +154,16 @@ struct PeerStatus {
     /// the relay peers' URIs in `reached_via`, which its registration entries name).
     std::string reached = "direct";
     std::vector<std::string> reached_via;
-    /// How each of its links goes: "direct" to the peers in its routing table; a client's to its
-    /// relay peers "flow" (an outbound flow it keeps open, RFC 5626).
+    /// How each of its links goes: "direct" to the peers in its routing table, "ice-direct" or
+    /// "ice-relayed" (TURN) over an ICE link, "attach" to a peer behind a NAT while no link is up;
+    /// a client's to its relay peers "flow" (an outbound flow it keeps open, RFC 5626).
     struct Link {
       dht::Peer peer;
       std::string how;
     };
     std::vector<Link> links;
+    std::vector<nat::IceLinkStatus> ice;  ///< the ICE links (PeerConfig::ice)
+    nat::IceLinkStats ice_stats;
   };
   Nat nat;
 };
@@ -200,6 +212,15 @@ class Peer {
   void connection_lost(Face face, const Endpoint& remote, Instant now);
   /// A pong (RFC 5626 §4.4.1) came back on the stream to `remote`: a client's flow there lives.
   void pong(Face face, const Endpoint& remote, Instant now);
+
+  // ---- the ICE agent's reports (PeerConfig::ice), as nat::IceLinks takes them ----
+  void ice_credentials(nat::IceSessionId id, const nat::IceCredentials& c, Instant now);
+  void ice_candidate(nat::IceSessionId id, const nat::IceCandidate& c, Instant now);
+  void ice_gathering_done(nat::IceSessionId id, Instant now);
+  void ice_connected(nat::IceSessionId id, nat::CandidateType local, nat::CandidateType remote, Instant now);
+  void ice_failed(nat::IceSessionId id, Instant now);
+  /// A datagram that came over session `id`'s link: an overlay message from the linked peer.
+  void ice_datagram(nat::IceSessionId id, std::string_view bytes, Instant now);
   /// A TLS peer's certificate on the overlay face: whom it proves (its Node-ID), or nullopt to
   /// close the link (logged).
   std::optional<LinkIdentity> check_link(std::string_view cert_der, const Endpoint& from, Instant now);
@@ -241,6 +262,8 @@ class Peer {
   [[nodiscard]] const nat::RelayTable* relay_table() const { return relay_.get(); }
   /// What the node signs its own records with; null without an identity.
   [[nodiscard]] const security::Writer* writer() const;
+  /// The links to peers behind NATs (null without PeerConfig::ice, or before the peer begins).
+  [[nodiscard]] const nat::IceLinks* ice_links() const;
 
  private:
   enum class Phase : std::uint8_t { Running, Withdrawing, Leaving, Stopped };
@@ -270,8 +293,13 @@ class Peer {
   /// Starts a reachability check when one is due, and logs a verdict that changed.
   void check_reachability(Instant now);
 
+  /// Sends overlay messages over links where they go to peers reached by Attach (PeerConfig::ice).
+  class LinkedEnv;
+  /// The ICE side: the links, the Attaches they send and answer, what waits to cross between them.
+  class Links;
   Environment& env_;
   Environment* phone_env_ = nullptr;
+  std::unique_ptr<LinkedEnv> linked_env_;  ///< declared before node_, which sends through it
   overlay::OverlayNode node_;
   std::unique_ptr<Guard> guard_;
   class NoPhones;
@@ -305,6 +333,17 @@ class Peer {
   std::uint64_t synced_flows_ = UINT64_MAX;  ///< the flows' version sync_gateways last handed on
   Phase synced_phase_ = Phase::Stopped;
   Transport flow_transport_ = Transport::Udp;  ///< a client's flows: TCP where UDP is blocked
+  nat::IcePort* ice_port_ = nullptr;
+  std::unique_ptr<nat::IceLinkConfig> link_config_;  ///< with ice_port_ only (a simulated peer has none)
+  std::unique_ptr<Links> links_;                     ///< made when the peer begins (its address is then known)
+  /// Begins the ICE side (a peer with PeerConfig::ice); `attach`: this peer is behind a cone NAT.
+  void begin_links(bool attach, Instant now);
+  /// Runs what the links and the overlay handed each other (kept apart so neither re-enters the
+  /// other), and keeps links to a NATed peer's neighbours.
+  void settle_links(Instant now);
+  /// Flows for the phones of a peer behind a NAT (it is in the ring, its phones are reached
+  /// through relay peers).
+  void begin_flows(Instant now);
 };
 
 }  // namespace p2psip::peer

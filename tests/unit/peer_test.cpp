@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <random>
+#include <set>
 
 #include "caller.hpp"
 #include "nat/stun.hpp"
@@ -44,8 +45,83 @@ class PeerNet {
     std::mt19937_64 rng_;
   };
 
+  /// An ICE agent for peer `node`: sessions pair up by the credentials each side was given, and a
+  /// pair connects (host to host: the point is the link logic, not the NATs) one round trip after
+  /// both sides know each other; datagrams then go between the two sessions, past every NAT.
+  class FakeIce : public nat::IcePort {
+   public:
+    FakeIce(PeerNet& net, std::size_t node) : net_(net), node_(node) {}
+    bool open(nat::IceSessionId id, bool) override {
+      Session& s = sessions_[id];
+      s.ufrag = "n" + std::to_string(node_) + "s" + std::to_string(id);
+      net_.ice_sessions[s.ufrag] = {node_, id};
+      const Endpoint host{Transport::Udp, *IpAddress::parse("127.0.9." + std::to_string(node_ + 1)),
+                          static_cast<std::uint16_t>(10000 + id)};
+      net_.network_.at(net_.now + millis(1), [this, id, ufrag = s.ufrag, host] {
+        Peer& p = *net_.nodes[node_].peer;
+        p.ice_credentials(id, nat::IceCredentials{ufrag, "0123456789abcdefghijkl"}, net_.now);
+        p.ice_candidate(id, nat::IceCandidate{"1", 1, 2130706431, host, nat::CandidateType::Host, std::nullopt},
+                        net_.now);
+        p.ice_gathering_done(id, net_.now);
+      });
+      ++opened;
+      return true;
+    }
+    void remote(nat::IceSessionId id, const nat::IceDescription& d) override {
+      auto it = sessions_.find(id);
+      if (it == sessions_.end()) return;
+      it->second.remote = d.credentials.ufrag;
+      auto other = net_.ice_sessions.find(d.credentials.ufrag);
+      if (other == net_.ice_sessions.end()) return;
+      FakeIce& them = *net_.nodes[other->second.first].ice;
+      auto t = them.sessions_.find(other->second.second);
+      if (t == them.sessions_.end() || t->second.remote != it->second.ufrag) return;
+      // Both know each other: the checks take a round trip.
+      it->second.peer = other->second;
+      t->second.peer = {node_, id};
+      const auto a = std::make_pair(node_, id);
+      const auto b = other->second;
+      net_.network_.at(net_.now + 2 * net_.latency, [this, a, b] {
+        for (const auto& [n, sid] : {a, b}) {
+          if (net_.nodes[n].alive && net_.nodes[n].ice->sessions_.contains(sid)) {
+            net_.nodes[n].peer->ice_connected(sid, nat::CandidateType::Host, nat::CandidateType::Host, net_.now);
+          }
+        }
+      });
+    }
+    bool send(nat::IceSessionId id, std::string_view bytes) override {
+      auto it = sessions_.find(id);
+      if (it == sessions_.end() || !it->second.peer) return false;
+      ++sent;
+      const auto to = *it->second.peer;
+      net_.network_.at(net_.now + net_.latency, [this, to, b = std::string(bytes)] {
+        auto& n = net_.nodes[to.first];
+        if (n.alive && n.ice->sessions_.contains(to.second)) n.peer->ice_datagram(to.second, b, net_.now);
+      });
+      return true;
+    }
+    void close(nat::IceSessionId id) override {
+      auto it = sessions_.find(id);
+      if (it == sessions_.end()) return;
+      net_.ice_sessions.erase(it->second.ufrag);
+      sessions_.erase(it);
+    }
+    std::size_t opened = 0, sent = 0;
+
+   private:
+    struct Session {
+      std::string ufrag, remote;
+      std::optional<std::pair<std::size_t, nat::IceSessionId>> peer;
+    };
+    PeerNet& net_;
+    std::size_t node_;
+    std::map<nat::IceSessionId, Session> sessions_;
+  };
+  std::map<std::string, std::pair<std::size_t, nat::IceSessionId>> ice_sessions;  ///< by ufrag
+
   struct Node {
     std::unique_ptr<Face> overlay_face, phone_face;
+    std::unique_ptr<FakeIce> ice;
     std::unique_ptr<Peer> peer;
     bool alive = true;
   };
@@ -59,7 +135,13 @@ class PeerNet {
     Endpoint inside;
     std::function<Endpoint(const Endpoint& to)> map;
     std::map<std::string, Endpoint> handed_out;  ///< outside host:port -> inside
+    /// Port-restricted filtering (RFC 4787 §5): only what comes from where the inside sent goes in.
+    bool filter = false;
+    std::set<std::string> sent_to;
+    std::size_t filtered = 0;
   };
+  /// Peers made from now on get an ICE agent (FakeIce).
+  bool with_ice = false;
   std::vector<Nat> nats;
   std::vector<std::unique_ptr<Face>> phones;
   std::map<std::uint16_t, std::unique_ptr<echo::EchoElement>> echoes;  ///< callees, by port
@@ -88,6 +170,10 @@ class PeerNet {
       ua.registrar.domain = config.overlay.overlay;
       ua.ua_address = phone_side_addr(i);
       config.phones = ua;
+    }
+    if (with_ice) {
+      n.ice = std::make_unique<FakeIce>(*this, i);
+      config.ice = n.ice.get();
     }
     n.peer = std::make_unique<Peer>(std::move(config), *n.overlay_face, n.phone_face.get());
     nodes.push_back(std::move(n));
@@ -132,6 +218,7 @@ class PeerNet {
       if (from.ip == nat.inside.ip && from.port == nat.inside.port) {
         const Endpoint outside = nat.map(to);
         nat.handed_out[outside.host_port()] = from;
+        nat.sent_to.insert(to.host_port());
         from = outside;
       }
     }
@@ -142,7 +229,12 @@ class PeerNet {
       }
       for (auto& nat : nats) {
         auto in = nat.handed_out.find(to.host_port());
-        if (in != nat.handed_out.end()) to = in->second;
+        if (in == nat.handed_out.end()) continue;
+        if (nat.filter && !nat.sent_to.contains(from.host_port())) {
+          ++nat.filtered;
+          return;
+        }
+        to = in->second;
       }
       for (auto& n : nodes) {
         if (!n.alive) continue;
@@ -446,6 +538,94 @@ Peer& three_relays_and_a_client(PeerNet& net, bool phones) {
   PeerConfig c = plain(kNatIds[3]);
   c.role = Role::Auto;
   return net.add_behind_nat(c, phones, {0, 1}, Endpoint{Transport::Udp, *IpAddress::parse("203.0.113.3"), 7000});
+}
+
+// Peers behind cone NATs that filter by port (RFC 4787 §5: nothing gets in that does not answer
+// what went out) join the ring when they have ICE links: named by their reflexive addresses,
+// marked "attach", and reached over links that Attaches set up (the joiner's through its bootstrap
+// peer, others' carried by the ring to a neighbour of the target).
+TEST(Peer, PeersBehindConeNatsJoinTheRingOverIceLinksAndEveryPeerReadsEveryOnesRecords) {
+  PeerNet net;
+  net.with_ice = true;
+  const char* const ids[] = {"10000000000000000000000000000000", "50000000000000000000000000000000",
+                             "30000000000000000000000000000000", "70000000000000000000000000000000",
+                             "b0000000000000000000000000000000", "d0000000000000000000000000000000"};
+  for (std::size_t k = 0; k < 2; ++k) {
+    PeerConfig c = plain(ids[k]);
+    c.relay = nat::RelayConfig{};
+    net.add(c, false, k == 0 ? std::nullopt : std::optional<std::size_t>(0));
+    net.run_for(seconds(3));
+  }
+  for (std::size_t k = 2; k < 6; ++k) {
+    PeerConfig c = plain(ids[k]);
+    c.role = Role::Auto;
+    const Endpoint outside{Transport::Udp, *IpAddress::parse("203.0.113." + std::to_string(10 + k)), 7000};
+    net.add_behind_nat(c, k == 2, {0, 1}, outside);
+    net.nats.back().filter = true;
+    net.run_for(seconds(3));
+  }
+  net.run_for(seconds(40));
+
+  // Every peer is in one ring, in Node-ID order; the NATed ones by their reflexive addresses.
+  std::vector<std::size_t> order = {0, 2, 1, 3, 4, 5};
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    Peer& p = *net.nodes[order[k]].peer;
+    const PeerStatus st = p.status(net.now);
+    ASSERT_TRUE(st.joined) << ids[order[k]];
+    EXPECT_EQ(st.nat.role, "peer");
+    ASSERT_FALSE(st.successors.empty());
+    EXPECT_EQ(st.successors[0].id.hex(), ids[order[(k + 1) % order.size()]]) << "successor of " << ids[order[k]];
+    ASSERT_FALSE(st.predecessors.empty());
+    EXPECT_EQ(st.predecessors[0].id.hex(), ids[order[(k + order.size() - 1) % order.size()]]);
+    if (order[k] >= 2) {
+      EXPECT_EQ(st.nat.reached, "attach");
+      EXPECT_EQ(p.chord().table().self().addr.host_port(), "203.0.113." + std::to_string(10 + order[k]) + ":7000");
+      EXPECT_TRUE(p.chord().table().self().attach);
+    }
+    for (const auto& l : st.nat.links) {
+      // A NATed peer is reached over a link; a public one directly, or over a link one side made.
+      if (l.peer.attach) EXPECT_EQ(l.how, "ice-direct") << ids[order[k]] << " to " << l.peer.id.hex();
+    }
+  }
+  // The NATed peer with phones keeps two flows to the relay peers for them (calls between nodes go
+  // over TLS, which no link carries): its phones' entries name the relays.
+  const PeerStatus with_phones = net.nodes[2].peer->status(net.now);
+  ASSERT_EQ(with_phones.nat.flows.size(), 2u);
+  for (const auto& f : with_phones.nat.flows) EXPECT_EQ(f.state, nat::FlowState::Active) << f.reg_id;
+  EXPECT_EQ(with_phones.nat.reached_via.size(), 2u);
+  EXPECT_TRUE(net.nodes[2].peer->chord().gateways().empty()) << "its own operations take the ring";
+  EXPECT_FALSE(net.nodes[3].peer->flows()) << "no phones, no flows";
+
+  // Links carried all the traffic for the NATed peers (their NATs filtered nothing), and the NATs
+  // do filter: a datagram from an address that the NATed one never sent to is dropped.
+  for (auto& nat : net.nats) {
+    EXPECT_EQ(nat.filtered, 0u);
+    net.send(PeerNet::overlay_addr(40), nat.map(PeerNet::overlay_addr(40)), "OPTIONS sip:x SIP/2.0\r\n\r\n");
+  }
+  net.run_for(millis(100));
+  for (const auto& nat : net.nats) EXPECT_EQ(nat.filtered, 1u);
+  std::size_t over_links = 0;
+  for (const auto& n : net.nodes) over_links += n.ice->sent;
+  EXPECT_GT(over_links, 100u);
+
+  // Each peer stores a record; each reads every other's.
+  for (std::size_t i = 0; i < 6; ++i) {
+    dht::RouteResult put;
+    net.nodes[i].peer->put(
+        "key-" + std::to_string(i), "v" + std::to_string(i), 600, [&](const dht::RouteResult& r) { put = r; }, net.now);
+    net.run_for(seconds(2));
+    ASSERT_EQ(put.status, dht::Status::Ok) << i << ": " << put.reason;
+  }
+  for (std::size_t i = 0; i < 6; ++i) {
+    for (std::size_t j = 0; j < 6; ++j) {
+      dht::RouteResult got;
+      net.nodes[i].peer->get(
+          "key-" + std::to_string(j), [&](const dht::RouteResult& r) { got = r; }, net.now);
+      net.run_for(seconds(2));
+      ASSERT_EQ(got.records.size(), 1u) << i << " reads " << j << ": " << got.reason;
+      EXPECT_EQ(got.records[0].value, "v" + std::to_string(j));
+    }
+  }
 }
 
 TEST(Peer, AClientBehindANatStoresAndFetchesThroughItsRelayPeersAndJoinsNoRing) {
