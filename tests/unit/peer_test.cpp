@@ -626,6 +626,25 @@ TEST(Peer, PeersBehindConeNatsJoinTheRingOverIceLinksAndEveryPeerReadsEveryOnesR
       EXPECT_EQ(got.records[0].value, "v" + std::to_string(j));
     }
   }
+
+  // A NATed peer dies: its neighbours find each other (linking first), the ring closes around it,
+  // and its records are read from their replicas.
+  net.nodes[3].alive = false;
+  net.run_for(seconds(40));
+  order = {0, 2, 1, 4, 5};
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    const PeerStatus st = net.nodes[order[k]].peer->status(net.now);
+    ASSERT_FALSE(st.successors.empty());
+    EXPECT_EQ(st.successors[0].id.hex(), ids[order[(k + 1) % order.size()]]) << "successor of " << ids[order[k]];
+  }
+  for (std::size_t i : {std::size_t{0}, std::size_t{4}}) {
+    for (std::size_t j = 0; j < 6; ++j) {
+      dht::RouteResult got;
+      net.nodes[i].peer->get("key-" + std::to_string(j), [&](const dht::RouteResult& r) { got = r; }, net.now);
+      net.run_for(seconds(12));
+      ASSERT_EQ(got.records.size(), 1u) << i << " reads " << j << " after the death: " << got.reason;
+    }
+  }
 }
 
 TEST(Peer, AClientBehindANatStoresAndFetchesThroughItsRelayPeersAndJoinsNoRing) {
