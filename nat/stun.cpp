@@ -97,6 +97,36 @@ bool looks_like_stun(std::string_view bytes) {
   return bytes.size() >= kStunHeaderSize && static_cast<std::uint8_t>(bytes[0]) < 4 && get32(bytes, 4) == kMagicCookie;
 }
 
+bool is_classic_binding_request(std::string_view bytes) {
+  if (bytes.size() < kStunHeaderSize || get16(bytes, 0) != 0x0001 || get32(bytes, 4) == kMagicCookie) return false;
+  const std::size_t length = get16(bytes, 2);
+  if (length % 4 != 0 || kStunHeaderSize + length != bytes.size()) return false;
+  for (std::size_t at = kStunHeaderSize; at < bytes.size();) {
+    if (bytes.size() - at < 4) return false;
+    const std::uint16_t type = get16(bytes, at);
+    const std::size_t len = get16(bytes, at + 2);
+    if (type < 0x8000) return false;  // comprehension-required: nothing a classic request needs here
+    at += 4 + (len + 3) / 4 * 4;
+    if (at > bytes.size()) return false;
+  }
+  return true;
+}
+
+std::string answer_classic_binding(std::string_view request, const Endpoint& from) {
+  std::string out;
+  const std::size_t addr_len = from.ip.v6 ? 20 : 8;
+  put16(out, 0x0101);  // Binding success
+  put16(out, static_cast<std::uint16_t>(4 + addr_len));
+  out.append(request.substr(4, 16));  // the 128-bit transaction ID
+  put16(out, attr::MappedAddress);
+  put16(out, static_cast<std::uint16_t>(addr_len));
+  out.push_back('\0');
+  out.push_back(from.ip.v6 ? '\x02' : '\x01');
+  put16(out, from.port);
+  out.append(reinterpret_cast<const char*>(from.ip.bytes.data()), from.ip.v6 ? 16 : 4);
+  return out;
+}
+
 Result<StunMessage, StunError> decode_stun(std::string_view bytes) {
   if (!looks_like_stun(bytes)) return unexpected(StunError::NotStun);
   const std::size_t length = get16(bytes, 2);

@@ -168,4 +168,13 @@ class StunBuilder {
 /// ports, RFC 5626 keep-alives).
 std::string answer_binding(const StunMessage& request, const Endpoint& from, std::string_view software);
 
+/// An RFC 3489 ("classic STUN") Binding request: the first octet below 4 (RFC 7983), no magic
+/// cookie, a 128-bit transaction ID in octets 4-19, and no attribute that must be understood
+/// (CHANGE-REQUEST, say, which one address cannot honour). libnice's agents ask their STUN server
+/// this way for their server-reflexive candidates.
+bool is_classic_binding_request(std::string_view bytes);
+/// RFC 8489 §12.2: its answer is a Binding success with the request's 128-bit transaction ID and
+/// MAPPED-ADDRESS (a classic client knows no XOR-MAPPED-ADDRESS), and nothing else.
+std::string answer_classic_binding(std::string_view request, const Endpoint& from);
+
 }  // namespace p2psip::nat

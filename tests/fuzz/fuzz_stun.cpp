@@ -13,6 +13,12 @@ using namespace p2psip::nat;
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string_view bytes(reinterpret_cast<const char*>(data), size);
   (void)looks_like_stun(bytes);
+  if (is_classic_binding_request(bytes)) {
+    // The classic answer: the request's 128-bit transaction ID, and the sender in MAPPED-ADDRESS.
+    const Endpoint from{Transport::Udp, *IpAddress::parse("2001:db8::7"), 5070};
+    const std::string answer = answer_classic_binding(bytes, from);
+    if (answer.size() != 44 || answer.compare(4, 16, bytes.substr(4, 16)) != 0) std::abort();
+  }
   auto m = decode_stun(bytes);
   if (!m) return 0;
   (void)m->mapped_address();

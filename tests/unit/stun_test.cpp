@@ -235,6 +235,39 @@ Instant at(std::int64_t ms) {
   return Instant{} + millis(ms);
 }
 
+// RFC 8489 §12.2: a classic (RFC 3489) Binding request, as libnice's agents send one to find their
+// server-reflexive candidates, is answered with its 128-bit transaction ID and MAPPED-ADDRESS.
+TEST(Stun, AnswersClassicRfc3489BindingRequestsWithMappedAddress) {
+  std::string req("\x00\x01\x00\x00", 4);
+  req += std::string("\x7c\x99\x21\x40\xd1\xd7\x07\xef\x53\x54\x2d\x61\xc3\x99\xd7\xa1", 16);
+  ASSERT_TRUE(is_classic_binding_request(req));
+  EXPECT_FALSE(looks_like_stun(req));
+  const Endpoint from{Transport::Udp, *IpAddress::parse("198.51.100.14"), 40001};
+  const std::string a = answer_classic_binding(req, from);
+  const std::string want = std::string("\x01\x01\x00\x0c", 4) + req.substr(4, 16) +
+                           std::string("\x00\x01\x00\x08\x00\x01\x9c\x41\xc6\x33\x64\x0e", 12);
+  EXPECT_EQ(a, want);
+  // Not classic: the magic cookie (RFC 5389 and later), a response, a bad length, an attribute
+  // that must be understood (CHANGE-REQUEST); optional attributes are passed over.
+  StunBuilder b(StunClass::Request, method::Binding, StunTransactionId{});
+  EXPECT_FALSE(is_classic_binding_request(std::move(b).finish()));
+  std::string response = req;
+  response[1] = '\x01';
+  response[0] = '\x01';
+  EXPECT_FALSE(is_classic_binding_request(response));
+  EXPECT_FALSE(is_classic_binding_request(req + std::string(4, '\0'))) << "its length says 0";
+  std::string change = req + std::string("\x00\x03\x00\x04\x00\x00\x00\x06", 8);
+  change[3] = 8;
+  EXPECT_FALSE(is_classic_binding_request(change));
+  std::string optional = req + std::string(
+                                   "\x80\x22\x00\x03"
+                                   "abc\x00",
+                                   8);
+  optional[3] = 8;
+  EXPECT_TRUE(is_classic_binding_request(optional));
+  EXPECT_FALSE(is_classic_binding_request(req.substr(0, 19)));
+}
+
 TEST(StunClient, RetransmitsAtDoublingIntervalsAndTimesOutAt39500ms) {
   RecordingEnvironment env;
   StunClient client(env);
