@@ -465,6 +465,12 @@ void ChordNode::start_route(Request r, RouteCallback cb, Instant now) {
     route_via_gateway(std::move(r), std::move(cb), now);
     return;
   }
+  if (!joined_ && r.route_op == RouteOp::Attach && !bootstrap_.empty()) {
+    // A peer joining behind a NAT links to the peer that admits it (reached by Attach) before it
+    // is in the ring: the bootstrap peer routes its Attach as a first hop.
+    route_via_bootstrap(std::move(r), std::move(cb), now);
+    return;
+  }
   if (!joined_) {
     // A peer still joining knows no ring yet: it would take every key for its own, and a record
     // stored here now would sit where no lookup will ever look.
@@ -496,15 +502,20 @@ void ChordNode::start_route(Request r, RouteCallback cb, Instant now) {
       next = *detour;
     } else if (!bootstrap_.empty()) {
       // Nobody here is linked to the target yet (a peer that has just joined, attaching to its
-      // new neighbours): the bootstrap peer routes it as a first hop, along the ring to a
-      // neighbour of the target (NAT.md, "Peers behind cone NATs").
-      r.final_hop = false;
-      const Peer boot{NodeId{}, bootstrap_[bootstrap_index_++ % bootstrap_.size()]};
-      send(Kind::Gateway, boot, std::move(r), now, 0, std::move(cb));
+      // new neighbours): the bootstrap peer routes it along the ring to a neighbour of the target
+      // (NAT.md, "Peers behind cone NATs").
+      route_via_bootstrap(std::move(r), std::move(cb), now);
       return;
     }
   }
   send(Kind::ClientRoute, next, r, now, 0, std::move(cb));
+}
+
+void ChordNode::route_via_bootstrap(Request r, RouteCallback cb, Instant now) {
+  r.hops = 1;
+  r.final_hop = false;
+  const Peer boot{NodeId{}, bootstrap_[bootstrap_index_++ % bootstrap_.size()]};
+  send(Kind::Gateway, boot, std::move(r), now, 0, std::move(cb));
 }
 
 std::optional<Peer> ChordNode::attach_detour(const Request& r, const Peer& next, Excluded ex) const {

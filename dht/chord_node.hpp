@@ -252,6 +252,8 @@ class ChordNode {
   /// before the target that a message reaches now (the ring carries the Attach to a peer linked to
   /// the target: its neighbours keep links to it). Nullopt: no such peer, or no detour needed.
   [[nodiscard]] std::optional<Peer> attach_detour(const Request& r, const Peer& next, Excluded ex) const;
+  /// An Attach of ours handed to a bootstrap peer, which routes it as a first hop.
+  void route_via_bootstrap(Request r, RouteCallback cb, Instant now);
   /// A route request this peer answers: an Attach for its own Node-ID goes to the AttachHandler.
   void answer_here(ReplyHandle handle, const Request& r, Instant now);
   /// A route of this peer's own (built by route_excluding or attach) on its way.

@@ -451,7 +451,7 @@ void Peer::progress(Instant now) {
 
 void Peer::receive_datagram(Face face, std::string_view bytes, const Endpoint& from, Instant now) {
   if (links_) links_->now = now;
-  if (nat::looks_like_stun(bytes)) {
+  if (nat::looks_like_stun(bytes) || nat::is_classic_binding_request(bytes)) {
     receive_stun(face, bytes, from, now);
   } else if (face == Face::Phones && ua_) {
     ua_->receive_datagram(bytes, from, now);
@@ -501,6 +501,13 @@ std::optional<LinkIdentity> Peer::check_link(std::string_view cert_der, const En
 }
 
 void Peer::receive_stun(Face face, std::string_view bytes, const Endpoint& from, Instant now) {
+  if (nat::is_classic_binding_request(bytes)) {
+    // RFC 8489 §12.2: a classic (RFC 3489) client, such as libnice's agents finding their
+    // server-reflexive candidates, is answered too.
+    Environment* env = face == Face::Phones ? phone_env_ : &env_;
+    if (env != nullptr && env->send(from, nat::answer_classic_binding(bytes, from))) ++nat_counts_.bindings_answered;
+    return;
+  }
   auto m = nat::decode_stun(bytes);
   if (!m) {
     // RFC 8489 §6.3: what does not decode is discarded silently; nobody is answered.

@@ -132,6 +132,7 @@ class PeerNet {
   /// A NAT in front of one peer's overlay address: what it sends to `to` leaves from map(to), and
   /// what comes back to an address it handed out goes in (no filtering: the mapping is the point).
   struct Nat {
+    Nat(Endpoint in, std::function<Endpoint(const Endpoint& to)> m) : inside(in), map(std::move(m)) {}
     Endpoint inside;
     std::function<Endpoint(const Endpoint& to)> map;
     std::map<std::string, Endpoint> handed_out;  ///< outside host:port -> inside
@@ -209,7 +210,7 @@ class PeerNet {
   /// (endpoint-independent mapping) and lets in whatever comes back to that address.
   Peer& add_behind_nat(PeerConfig config, bool phones_side, const std::vector<std::size_t>& bootstrap,
                        const Endpoint& outside) {
-    nats.push_back({overlay_addr(nodes.size()), [outside](const Endpoint&) { return outside; }, {}});
+    nats.emplace_back(overlay_addr(nodes.size()), [outside](const Endpoint&) { return outside; });
     return add_at(std::move(config), phones_side, bootstrap);
   }
 
@@ -479,20 +480,16 @@ TEST(Peer, ClassifiesItselfFromWhereItsPeersSeeIt) {
                        "a0000000000000000000000000000000", "e0000000000000000000000000000000"};
   // Peer 2 is behind an endpoint-independent NAT (one outside address for every destination),
   // peer 3 behind a symmetric one (a new outside port per destination).
-  net.nats.push_back({PeerNet::overlay_addr(2),
-                      [](const Endpoint&) {
-                        return Endpoint{Transport::Udp, *IpAddress::parse("203.0.113.2"), 7000};
-                      },
-                      {}});
+  net.nats.emplace_back(PeerNet::overlay_addr(2), [](const Endpoint&) {
+    return Endpoint{Transport::Udp, *IpAddress::parse("203.0.113.2"), 7000};
+  });
   std::uint16_t next_port = 40000;
   std::map<std::string, std::uint16_t> per_destination;
-  net.nats.push_back({PeerNet::overlay_addr(3),
-                      [&](const Endpoint& to) {
-                        auto [it, fresh] = per_destination.try_emplace(to.host_port(), next_port);
-                        if (fresh) ++next_port;
-                        return Endpoint{Transport::Udp, *IpAddress::parse("203.0.113.3"), it->second};
-                      },
-                      {}});
+  net.nats.emplace_back(PeerNet::overlay_addr(3), [&](const Endpoint& to) {
+    auto [it, fresh] = per_destination.try_emplace(to.host_port(), next_port);
+    if (fresh) ++next_port;
+    return Endpoint{Transport::Udp, *IpAddress::parse("203.0.113.3"), it->second};
+  });
   for (std::size_t i = 0; i < 4; ++i) {
     PeerConfig c = plain(ids[i]);
     c.reachability = nat::ReachabilityConfig{};
@@ -584,7 +581,9 @@ TEST(Peer, PeersBehindConeNatsJoinTheRingOverIceLinksAndEveryPeerReadsEveryOnesR
     }
     for (const auto& l : st.nat.links) {
       // A NATed peer is reached over a link; a public one directly, or over a link one side made.
-      if (l.peer.attach) EXPECT_EQ(l.how, "ice-direct") << ids[order[k]] << " to " << l.peer.id.hex();
+      if (l.peer.attach) {
+        EXPECT_EQ(l.how, "ice-direct") << ids[order[k]] << " to " << l.peer.id.hex();
+      }
     }
   }
   // The NATed peer with phones keeps two flows to the relay peers for them (calls between nodes go
@@ -640,7 +639,8 @@ TEST(Peer, PeersBehindConeNatsJoinTheRingOverIceLinksAndEveryPeerReadsEveryOnesR
   for (std::size_t i : {std::size_t{0}, std::size_t{4}}) {
     for (std::size_t j = 0; j < 6; ++j) {
       dht::RouteResult got;
-      net.nodes[i].peer->get("key-" + std::to_string(j), [&](const dht::RouteResult& r) { got = r; }, net.now);
+      net.nodes[i].peer->get(
+          "key-" + std::to_string(j), [&](const dht::RouteResult& r) { got = r; }, net.now);
       net.run_for(seconds(12));
       ASSERT_EQ(got.records.size(), 1u) << i << " reads " << j << " after the death: " << got.reason;
     }
