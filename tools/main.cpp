@@ -142,6 +142,17 @@ int run(int argc, char** argv) {
                    "Clients this node relays for when it is a peer (beyond: 503 with Retry-After); 0: none")
       ->capture_default_str();
   node_cmd
+      ->add_option("--ice", node.ice,
+                   "on: a node behind a cone NAT joins the ring, reached over ICE links (libnice) that Attaches "
+                   "set up, and every peer answers Attaches; off: no links (a NATed node is a client)")
+      ->capture_default_str();
+  node_cmd->add_option("--turn", node.turn,
+                       "A TURN server for relayed ICE candidates: turn:HOST:PORT, or turn:HOST:PORT?transport=tcp "
+                       "where UDP is blocked (HOST an IP address); needs --turn-user and --turn-password-file");
+  node_cmd->add_option("--turn-user", node.turn_user, "The TURN server's user name (long-term credentials)");
+  node_cmd->add_option("--turn-password-file", node.turn_password_file,
+                       "A file whose first line is the TURN password (never logged)");
+  node_cmd
       ->add_option("--nat-check-interval", node.nat_check_interval_s,
                    "Seconds between asking two peers where they see this node (STUN) to tell public, cone, "
                    "symmetric or UDP-blocked; 0: never ask")

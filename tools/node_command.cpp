@@ -3,12 +3,14 @@
 #include <uv.h>
 
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <string>
 
 #include "node/peer/peer.hpp"
 #include "node/proxy/registrar.hpp"
 #include "node/runtime/control_server.hpp"
+#include "node/runtime/nice_ice.hpp"
 #include "node/runtime/sip_runtime.hpp"
 #include "security/crypto.hpp"
 #include "tools/node_identity.hpp"
@@ -35,7 +37,59 @@ struct NodePlan {
   std::vector<Endpoint> bootstrap;
   LogLevel level = LogLevel::Info;
   bool ua_digest = false;
+  std::optional<runtime::NiceConfig> ice;  ///< --ice on: the agent of the peer's links
 };
+
+/// --turn, --turn-user and --turn-password-file into the agent's TURN settings; false with `error`
+/// naming the flag and the problem (never the password).
+bool plan_turn(const NodeOptions& o, runtime::NiceConfig& ice, std::string& error) {
+  if (o.turn.empty()) {
+    if (!o.turn_user.empty() || !o.turn_password_file.empty()) {
+      error = "--turn-user and --turn-password-file need --turn";
+      return false;
+    }
+    return true;
+  }
+  std::string_view t = o.turn;
+  constexpr std::string_view kScheme = "turn:", kTcp = "?transport=tcp", kUdp = "?transport=udp";
+  if (!t.starts_with(kScheme)) {
+    error = "--turn " + o.turn + " is not turn:HOST:PORT (RFC 7065's form, HOST an IP address)";
+    return false;
+  }
+  t.remove_prefix(kScheme.size());
+  runtime::NiceConfig::Turn turn;
+  if (t.ends_with(kTcp)) {
+    turn.tcp = true;
+    t.remove_suffix(kTcp.size());
+  } else if (t.ends_with(kUdp)) {
+    t.remove_suffix(kUdp.size());
+  }
+  auto server = parse_host_port(t, Transport::Udp);
+  if (!server || server->port == 0) {
+    error = "--turn " + o.turn + " is not turn:HOST:PORT (RFC 7065's form, HOST an IP address)";
+    return false;
+  }
+  turn.server = *server;
+  if (o.turn_user.empty() || o.turn_password_file.empty()) {
+    error = "--turn needs --turn-user and --turn-password-file (long-term credentials)";
+    return false;
+  }
+  turn.user = o.turn_user;
+  std::ifstream f(o.turn_password_file);
+  if (!f || !std::getline(f, turn.password)) {
+    error = "--turn-password-file " + o.turn_password_file + " cannot be read";
+    return false;
+  }
+  while (!turn.password.empty() && (turn.password.back() == '\r' || turn.password.back() == ' ')) {
+    turn.password.pop_back();
+  }
+  if (turn.password.empty()) {
+    error = "--turn-password-file " + o.turn_password_file + ": its first line (the password) is empty";
+    return false;
+  }
+  ice.turn = std::move(turn);
+  return true;
+}
 
 /// Flags to configuration: the peer's, the runtimes', and the daemon's own. 0, or 2 with the problem
 /// printed (naming the flag).
@@ -181,6 +235,29 @@ int plan_node(const NodeOptions& o, NodePlan& plan) {
     rc.max_clients = o.relay_max_clients;
     pc.relay = rc;
   }
+  if (o.ice != "on" && o.ice != "off") {
+    std::fprintf(stderr, "p2psip node: --ice must be on or off (not %s)\n", o.ice.c_str());
+    return 2;
+  }
+  if (o.ice == "on" && pc.role != peer::Role::Client) {
+    runtime::NiceConfig ice;
+    ice.local_addresses = {listen->ip};
+    // Every peer answers STUN Binding requests on its overlay port: a bootstrap peer is the agent's
+    // STUN server (its server-reflexive candidates).
+    if (!bootstrap.empty()) {
+      ice.stun = bootstrap.front();
+      ice.more_stun.assign(bootstrap.begin() + 1, bootstrap.end());
+    }
+    if (!plan_turn(o, ice, error)) {
+      std::fprintf(stderr, "p2psip node: %s\n", error.c_str());
+      return 2;
+    }
+    pc.links.turn = ice.turn.has_value();
+    p.ice = std::move(ice);
+  } else if (!o.turn.empty()) {
+    std::fprintf(stderr, "p2psip node: --turn needs --ice on (and not --role client)\n");
+    return 2;
+  }
   if (o.nat_check_interval_s > 0) {
     nat::ReachabilityConfig rc;
     rc.recheck = seconds(o.nat_check_interval_s);
@@ -245,13 +322,58 @@ class FaceSink : public runtime::PacketSink {
   peer::Face face_;
 };
 
+/// What the ICE agent reports, handed to the peer on the libuv loop (then its wake-up is re-armed:
+/// the links may have set a time of their own).
+class PeerIce : public runtime::IceEvents {
+ public:
+  explicit PeerIce(runtime::SipRuntime& rt) : rt_(rt) {}
+  void bind(peer::Peer* peer, runtime::Wakeup* wakeup) {
+    peer_ = peer;
+    wakeup_ = wakeup;
+  }
+  void on_credentials(nat::IceSessionId id, const nat::IceCredentials& c) override {
+    if (peer_) peer_->ice_credentials(id, c, rt_.now());
+    rearm();
+  }
+  void on_candidate(nat::IceSessionId id, const nat::IceCandidate& c) override {
+    if (peer_) peer_->ice_candidate(id, c, rt_.now());
+    rearm();
+  }
+  void on_gathering_done(nat::IceSessionId id) override {
+    if (peer_) peer_->ice_gathering_done(id, rt_.now());
+    rearm();
+  }
+  void on_connected(nat::IceSessionId id, nat::CandidateType local, nat::CandidateType remote) override {
+    if (peer_) peer_->ice_connected(id, local, remote, rt_.now());
+    rearm();
+  }
+  void on_failed(nat::IceSessionId id) override {
+    if (peer_) peer_->ice_failed(id, rt_.now());
+    rearm();
+  }
+  void on_datagram(nat::IceSessionId id, std::string_view bytes) override {
+    if (peer_) peer_->ice_datagram(id, bytes, rt_.now());
+    rearm();
+  }
+
+ private:
+  void rearm() {
+    if (wakeup_) wakeup_->rearm();
+  }
+  runtime::SipRuntime& rt_;
+  peer::Peer* peer_ = nullptr;
+  runtime::Wakeup* wakeup_ = nullptr;
+};
+
 /// The running daemon: a peer, the runtimes of its two addresses on one loop, one wake-up for the
-/// peer, the control port and the signals.
+/// peer, the ICE agent of its links, the control port and the signals.
 struct Daemon {
   security::Ed25519Provider crypto;
   uv_loop_t loop{};
   std::unique_ptr<runtime::SipRuntime> rt;
   std::unique_ptr<runtime::SipRuntime> ua_rt;  // null with --ua-listen off
+  std::unique_ptr<PeerIce> ice_events;         // the agent and its events outlive the peer, whose
+  std::unique_ptr<runtime::NiceIce> ice;       // links close their sessions when it goes (null: --ice off)
   std::unique_ptr<peer::Peer> peer;
   std::unique_ptr<FaceSink> overlay_sink, phone_sink;
   std::unique_ptr<runtime::Wakeup> wakeup;
@@ -331,6 +453,7 @@ struct Daemon {
     if (control) control->stop();
     rt->stop();
     if (ua_rt) ua_rt->stop();
+    if (ice) ice->stop();
     wakeup->close();
     uv_close(reinterpret_cast<uv_handle_t*>(&sigint), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&sigterm), nullptr);
@@ -379,10 +502,16 @@ int run_node(const NodeOptions& o) {
   const Transport links = plan.peer.overlay.link_transport;
   std::optional<Endpoint> ua_listen;
   if (plan.peer.phones) ua_listen = plan.peer.phones->ua_address;
+  if (plan.ice) {
+    d.ice_events = std::make_unique<PeerIce>(*d.rt);
+    d.ice = std::make_unique<runtime::NiceIce>(&d.loop, *plan.ice, *d.ice_events);
+    plan.peer.ice = d.ice.get();
+  }
   d.peer = std::make_unique<peer::Peer>(plan.peer, *d.rt, d.ua_rt.get());
   d.overlay_sink = std::make_unique<FaceSink>(*d.peer, peer::Face::Overlay);
   if (d.ua_rt) d.phone_sink = std::make_unique<FaceSink>(*d.peer, peer::Face::Phones);
   d.wakeup = std::make_unique<runtime::Wakeup>(&d.loop, *d.overlay_sink);
+  if (d.ice_events) d.ice_events->bind(d.peer.get(), d.wakeup.get());
   std::string error;
   bool started = d.rt->start(*d.overlay_sink, error, d.wakeup.get());
   if (started && d.ua_rt && !d.ua_rt->start(*d.phone_sink, error, d.wakeup.get())) {
@@ -400,6 +529,7 @@ int run_node(const NodeOptions& o) {
     if (d.control) d.control->stop();
     d.rt->stop();
     if (d.ua_rt) d.ua_rt->stop();
+    if (d.ice) d.ice->stop();
     d.wakeup->close();
     uv_run(&d.loop, UV_RUN_DEFAULT);
     return 1;

@@ -43,6 +43,10 @@ struct NodeOptions {
   std::uint32_t nat_check_interval_s = 600;          ///< seconds between reachability checks (0: none)
   std::string role = "auto";                         ///< auto, peer or client (RFC 6940 §3.2.1)
   std::size_t relay_max_clients = 200;               ///< clients this node relays for as a peer (0: none)
+  std::string ice = "on";                            ///< ICE links to peers behind cone NATs: on or off
+  std::string turn;                ///< turn:HOST:PORT[?transport=tcp], relayed candidates for the links
+  std::string turn_user;           ///< the TURN server's long-term credentials (RFC 8489 §9.2)
+  std::string turn_password_file;  ///< a file whose first line is the password (never logged)
 };
 /// Applies a TOML file's keys (the long flag names) to `o`, skipping those in `given` (flags set on
 /// the command line). False with `error` naming the file, key and problem.

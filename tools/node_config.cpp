@@ -106,6 +106,15 @@ bool apply_node_config(const std::string& path, const std::set<std::string>& giv
       ok = str(o.role);
     } else if (key == "relay-max-clients") {
       ok = num(o.relay_max_clients, 0, 1000000);
+    } else if (key == "ice") {
+      ok = str(o.ice);
+      if (ok && o.ice != "on" && o.ice != "off") return wrong(key, "\"on\" or \"off\"");
+    } else if (key == "turn") {
+      ok = str(o.turn);
+    } else if (key == "turn-user") {
+      ok = str(o.turn_user);
+    } else if (key == "turn-password-file") {
+      ok = str(o.turn_password_file);
     } else if (key == "nat-check-interval") {
       ok = num(o.nat_check_interval_s, 0, 86400);
     } else if (key == "ua-digest-algorithms") {

@@ -213,6 +213,33 @@ Json status_json(const peer::PeerStatus& s, const runtime::RuntimeStats& overlay
     links.push_back(Json{{"peer", l.peer.id.hex()}, {"addr", l.peer.addr.host_port()}, {"how", l.how}});
   }
   nat["links"] = links;
+  Json ice = Json::array();
+  for (const auto& l : n.ice) {
+    Json one{{"peer", l.peer.host_port()},
+             {"state", std::string(nat::link_state_name(l.state))},
+             {"initiated", l.initiated},
+             {"relayed", l.relayed},
+             {"failures", l.failures}};
+    if (l.state == nat::LinkState::Up) one["setup_ms"] = to_millis(l.setup);
+    if (l.local_type) one["local"] = std::string(nat::candidate_type_name(*l.local_type));
+    if (l.remote_type) one["remote"] = std::string(nat::candidate_type_name(*l.remote_type));
+    ice.push_back(std::move(one));
+  }
+  nat["ice"] = ice;
+  const auto& is = n.ice_stats;
+  nat["ice_stats"] = Json{{"attaches_sent", is.attaches_sent},
+                          {"offers_taken", is.offers_taken},
+                          {"refused_rate", is.offers_refused_rate},
+                          {"refused_full", is.offers_refused_full},
+                          {"glare", is.glare},
+                          {"up_direct", is.up_direct},
+                          {"up_relayed", is.up_relayed},
+                          {"failed_attach", is.failed_attach},
+                          {"failed_checks", is.failed_checks},
+                          {"lost", is.lost},
+                          {"closed_idle", is.closed_idle},
+                          {"sent", is.sent},
+                          {"received", is.received}};
   if (n.relay) {
     const auto& r = *n.relay;
     nat["relay"] = Json{{"clients", r.clients},
@@ -265,7 +292,10 @@ std::string status_text(const peer::PeerStatus& s) {
       line(f.reg_id == 1 ? "flows" : "", text);
     }
     std::string reached = "directly at " + s.address.host_port();
-    if (s.nat.reached == "relay") {
+    if (s.nat.reached == "attach") {
+      reached = "by Attach over ICE links at " + s.address.host_port() + "; its phones through relay peers";
+      for (const auto& v : s.nat.reached_via) reached += " " + v;
+    } else if (s.nat.reached == "relay") {
       reached = s.nat.reached_via.empty() ? std::string("through relay peers (none yet)") : "through relay peers";
       for (const auto& v : s.nat.reached_via) reached += " " + v;
     }

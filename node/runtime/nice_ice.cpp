@@ -287,8 +287,13 @@ bool NiceIce::open(nat::IceSessionId id, bool controlling) {
     if (agents_.count(id)) return false;
     agents_.emplace(id, a);
   }
-  run_on_glib([this, a, controlling] {
-    if (!a->start(glib_->ctx, cfg_, controlling)) post(Event{a->id, Event::Kind::Failed, {}, {}, {}, {}, {}});
+  NiceConfig cfg = cfg_;
+  if (cfg_.stun && !cfg_.more_stun.empty()) {
+    const std::size_t n = next_stun_++ % (cfg_.more_stun.size() + 1);
+    if (n > 0) cfg.stun = cfg_.more_stun[n - 1];
+  }
+  run_on_glib([this, a, controlling, cfg = std::move(cfg)] {
+    if (!a->start(glib_->ctx, cfg, controlling)) post(Event{a->id, Event::Kind::Failed, {}, {}, {}, {}, {}});
   });
   return true;
 }

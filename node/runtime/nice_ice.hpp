@@ -78,6 +78,9 @@ struct NiceConfig {
   /// interface's.
   std::vector<IpAddress> local_addresses;
   std::optional<Endpoint> stun;  ///< a STUN server for server-reflexive candidates (a public peer)
+  /// More STUN servers: each new agent takes the next of `stun` and these in turn, so that one
+  /// server gone away (a bootstrap peer that died) costs a link one try, not every link.
+  std::vector<Endpoint> more_stun;
   struct Turn {
     Endpoint server;
     std::string user, password;  ///< long-term credentials (RFC 8489 §9.2); never logged
@@ -123,6 +126,7 @@ class NiceIce : public nat::IcePort {
   void drain_commands();  ///< on the GLib thread
 
   NiceConfig cfg_;
+  std::size_t next_stun_ = 0;  ///< the STUN server the next agent takes (NiceConfig::more_stun)
   IceEvents& events_;
   uv_async_t async_{};
   bool async_open_ = false;

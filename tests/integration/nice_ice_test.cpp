@@ -42,7 +42,7 @@ struct Side : AttachTransport {
                [this](const Endpoint& from, std::string_view bytes) {
                  got.emplace_back(from.host_port() + " " + std::string(bytes));
                }),
-        nice(loop, runtime::NiceConfig{{*IpAddress::parse("127.0.0.1")}, {}, {}, 0, 0}, events),
+        nice(loop, runtime::NiceConfig{{*IpAddress::parse("127.0.0.1")}, {}, {}, {}, 0, 0}, events),
         links(nice, *this, env, me, cfg) {
     events.set_links(&links);
   }
