@@ -2,16 +2,19 @@
 # The overlay behind NATs (issue 24), in the namespace lab: two public peers, and two nodes behind
 # each of full cone, port-restricted cone, symmetric and UDP-blocked NATs (each its own router), and
 # one behind an address-restricted cone; every router is first checked with coturn's
-# turnutils_natdiscovery. Every node starts with the default role (auto): the public ones join the
-# ring, the NATed ones find they are NATed and become clients with two flows to the relay peers.
-#  - Each node puts a record and reads every other node's (11 x 11); the ring holds the public
-#    peers only; each client's flows are active at two relays, which count them; every node's status
-#    says how it is reached (directly, or through which relay peers) and how each link goes.
+# turnutils_natdiscovery. Every node starts with the default role (auto) and ICE links on: the public
+# ones join the ring; the cone-NATed ones join it too, under their reflexive addresses, reached over
+# ICE links (libnice) that Attaches set up, with two flows to relay peers for their phones; the
+# symmetric and UDP-blocked ones become clients with two flows to the relay peers.
+#  - Each node puts a record and reads every other node's (11 x 11); the ring holds the public and
+#    cone-NATed peers in Node-ID order and no client; every flow is active at two relays, which count
+#    them; every node's status says how it is reached (directly, by Attach, or through which relay
+#    peers) and how each link goes (direct, ice-direct, ice-relayed, flow).
 #  - A sipp phone registers at every node; for each pair of NAT types among public, full cone,
 #    port-restricted, symmetric and UDP-blocked (15 pairs, and the address-restricted node with two
 #    of them), a phone at one calls the phone at the other through INVITE, 200, ACK and BYE.
-#  - A relay peer killed with SIGKILL: every client still reads through its other flow, is still
-#    called through it, and finds the dead flow failed.
+#  - A relay peer killed with SIGKILL: every NATed node still reads through the ring or its other
+#    flow, is still called through it, and finds the dead flow failed.
 # Bounded in time; the lab removes every namespace, process and nftables table on the way out,
 # failure included.
 set -euo pipefail
@@ -25,7 +28,8 @@ lab_begin
 # NAME X TYPE: the node NAME behind router X.
 SITES=("fa 1 full-cone" "fb 2 full-cone" "aa 3 addr-restricted" "ra 4 port-restricted" "rb 5 port-restricted"
   "sa 6 symmetric" "sb 7 symmetric" "ua 8 udp-blocked" "ub 9 udp-blocked")
-CLIENTS=()
+CONE=(fa fb aa ra rb)     # peers behind cone NATs, reached by Attach
+CLIENTS=()                # every NATed node: each keeps two flows to the relay peers (for its phones)
 lab_stun
 lab_public p1 21
 lab_public p2 22
@@ -59,13 +63,17 @@ settled() {
   python3 -c '
 import json, sys
 s = json.loads(sys.argv[1]); n = s["nat"]
-if sys.argv[2].startswith("p"):
+name = sys.argv[2]
+if name.startswith("p"):
     ok = n["role"] == "peer" and s["joined"] and len(s["successors"]) > 0
 else:
     flows = [f for f in n["flows"] if f["state"] == "active"]
-    ok = (n["role"] == "client" and len(flows) == 2 and len({f["relay"] for f in flows}) == 2
-          and n["reached"]["how"] == "relay" and len(n["reached"]["via"]) == 2)
-sys.exit(0 if ok else 1)' "$j" "$n"
+    ok = len(flows) == 2 and len({f["relay"] for f in flows}) == 2 and len(n["reached"]["via"]) == 2
+    if name in sys.argv[3].split():
+        ok = ok and n["role"] == "peer" and s["joined"] and n["reached"]["how"] == "attach"
+    else:
+        ok = ok and n["role"] == "client" and n["reached"]["how"] == "relay"
+sys.exit(0 if ok else 1)' "$j" "$n" "${CONE[*]}"
 }
 # The UDP-blocked nodes decide when their STUN transactions time out (39.5 s).
 deadline=$((SECONDS + 120))
@@ -77,30 +85,67 @@ for n in "${NAMES[@]}"; do
   echo "$n settled after ${SECONDS}s"
 done
 
-# The ring is the two public peers: nobody lists a private address, nobody lists a client. Each
-# node's status says how it is reached and how its links go: the peers directly, the clients by
-# flows to their relays.
-for n in "${NAMES[@]}"; do
-  json "$n" | python3 -c '
+# The ring is the public and the cone-NATed peers, in Node-ID order: nobody lists a private address
+# or a client. Each node's status says how it is reached and how its links go: the public peers
+# directly, the cone-NATed ones by Attach over ICE links, the clients by flows to their relays.
+ALL_JSON=$WORK/all-status.json
+# ring_settled: every status taken afresh, checked (the last check's complaint in $WORK/ring.err).
+ring_settled() {
+{
+  echo "{"
+  for n in "${NAMES[@]}"; do echo "\"$n\": $(json "$n"),"; done
+  echo "\"-\": null}"
+} >"$ALL_JSON"
+python3 - "$ALL_JSON" "${CONE[*]}" >"$WORK/ring.out" 2>"$WORK/ring.err" <<'PY'
 import json, sys
-s = json.load(sys.stdin); n = s["nat"]; name = sys.argv[1]
-addrs = [p["addr"] for p in s["predecessors"] + s["successors"]]
-bad = [a for a in addrs if not a.startswith("198.51.100.")]
-if bad: print(name, "lists", bad); sys.exit(1)
-hows = sorted({l["how"] for l in n["links"]})
-if name.startswith("p"):
-    if n["reached"]["how"] != "direct" or hows != ["direct"]: print(name, n["reached"], hows); sys.exit(1)
-    print(name, "reached directly; links:", len(n["links"]), "direct; relays for", n["relay"]["clients"], "clients")
-else:
-    relays = sorted(l["addr"] for l in n["links"])
-    if hows != ["flow"] or relays != ["198.51.100.21:5070", "198.51.100.22:5070"]: print(name, n["links"]); sys.exit(1)
-    print(name, "reached through", " ".join(n["reached"]["via"]))' "$n" || { show; exit 1; }
+st = json.load(open(sys.argv[1])); st.pop("-")
+cone = sys.argv[2].split()
+peers = {n: s for n, s in st.items() if n.startswith("p") or n in cone}
+clients = {n: s for n, s in st.items() if n not in peers}
+ring = sorted(peers, key=lambda n: st[n]["node_id"])
+client_ids = {s["node_id"] for s in clients.values()}
+for i, n in enumerate(ring):
+    s = st[n]; nat = s["nat"]
+    succ = [p["id"] for p in s["successors"]]; pred = [p["id"] for p in s["predecessors"]]
+    want_succ = st[ring[(i + 1) % len(ring)]]["node_id"]; want_pred = st[ring[i - 1]]["node_id"]
+    if not succ or succ[0] != want_succ or not pred or pred[0] != want_pred:
+        sys.exit(f"{n}: successor {succ[:1]} predecessor {pred[:1]}, expected {want_succ} and {want_pred}")
+    addrs = [p["addr"] for p in s["predecessors"] + s["successors"]]
+    bad = [a for a in addrs if not a.startswith("198.51.100.")]
+    if bad: sys.exit(f"{n} lists private addresses {bad}")
+    listed = client_ids.intersection(pred + succ)
+    if listed: sys.exit(f"{n} lists clients {listed}")
+    hows = sorted({l["how"] for l in nat["links"] if l["peer"] in pred[:1] + succ[:1]})
+    if n in cone:
+        if nat["reached"]["how"] != "attach" or not set(hows) <= {"ice-direct", "ice-relayed"}:
+            sys.exit(f"{n}: reached {nat['reached']}, links to its neighbours {hows}")
+        print(n, "in the ring at", s["listen"], "reached by Attach; neighbours over", hows,
+              "; phones through", " ".join(nat["reached"]["via"]))
+    else:
+        if nat["reached"]["how"] != "direct" or not set(hows) <= {"direct", "ice-direct", "ice-relayed"}:
+            sys.exit(f"{n}: reached {nat['reached']}, links to its neighbours {hows}")
+        print(n, "in the ring, reached directly; neighbours", hows, "; relays for", nat["relay"]["clients"], "flows")
+for n, s in clients.items():
+    nat = s["nat"]
+    hows = sorted({l["how"] for l in nat["links"]})
+    relays = sorted(l["addr"] for l in nat["links"])
+    if nat["role"] != "client" or hows != ["flow"] or relays != ["198.51.100.21:5070", "198.51.100.22:5070"]:
+        sys.exit(f"{n}: {nat['role']} {nat['links']}")
+    print(n, "a client, reached through", " ".join(nat["reached"]["via"]))
+print("ring of", len(ring), "peers in Node-ID order:", " ".join(ring))
+PY
+}
+# Stabilization settles the last pointers (a predecessor learned one round late) within seconds.
+until ring_settled; do
+  if [ $SECONDS -ge $((deadline + 60)) ]; then cat "$WORK/ring.out" "$WORK/ring.err"; show; exit 1; fi
+  sleep 1
 done
+cat "$WORK/ring.out"
 clients=0
 for n in p1 p2; do
   clients=$((clients + $(json "$n" | python3 -c 'import json,sys; print(json.load(sys.stdin)["nat"]["relay"]["clients"])')))
 done
-[ "$clients" -eq 18 ] || { echo "the relays hold $clients client flows, expected 18 (two per client)"; show; exit 1; }
+[ "$clients" -eq 18 ] || { echo "the relays hold $clients flows, expected 18 (two per NATed node)"; show; exit 1; }
 
 # Each node puts a record; each reads every other's.
 for n in "${NAMES[@]}"; do
@@ -200,8 +245,25 @@ for n in "${CLIENTS[@]}"; do
   got=$(LAB_CTL_TIMEOUT=20 lab_ctl "$n" get key-p2) || { echo "$n could not read through its other relay"; show; exit 1; }
   [ "$got" = "value from p2" ] || { echo "$n read '$got' after p1 died"; exit 1; }
 done
-echo "every client still reads after p1 was killed ($((SECONDS - killed_at))s)"
-# And is still called: a phone at p2 calls each client's phone, through its relay at p2.
+echo "every NATed node still reads after p1 was killed ($((SECONDS - killed_at))s)"
+# The ring closes around p1: p2 and the cone-NATed peers, in Node-ID order, over their links.
+ring_closed() {
+  local n
+  for n in p2 "${CONE[@]}"; do echo "$(json "$n")"; done | python3 -c '
+import json, sys
+st = [json.loads(line) for line in sys.stdin if line.strip()]
+if len(st) != int(sys.argv[1]): sys.exit(1)
+ids = sorted(s["node_id"] for s in st)
+for s in st:
+    i = ids.index(s["node_id"])
+    if not s["successors"] or s["successors"][0]["id"] != ids[(i + 1) % len(ids)]: sys.exit(1)' $((1 + ${#CONE[@]}))
+}
+until ring_closed; do
+  if [ $((SECONDS - killed_at)) -ge 60 ]; then echo "the ring did not close around p1 within 60 s"; show; exit 1; fi
+  sleep 1
+done
+echo "the ring closed around p1: p2 and the ${#CONE[@]} cone-NATed peers in Node-ID order ($((SECONDS - killed_at))s)"
+# And is still called: a phone at p2 calls the phone at each NATed node, through its relay at p2.
 EXPECTED=()
 for n in "${CLIENTS[@]}"; do EXPECTED[$n]=1; done
 start_callees
@@ -210,7 +272,7 @@ for n in "${CLIENTS[@]}"; do
     { echo "call p2 -> $n failed after p1 died"; tail -n 30 "$WORK/after-$n.out"; show; exit 1; }
 done
 wait_callees
-echo "every client is still called after p1 was killed ($((SECONDS - killed_at))s)"
+echo "every NATed node's phone is still called after p1 was killed ($((SECONDS - killed_at))s)"
 failed_flow() {  # the client's flow to p1 is no longer active
   json "$1" | python3 -c '
 import json, sys
@@ -223,4 +285,4 @@ for n in "${CLIENTS[@]}"; do
     sleep 1
   done
 done
-echo "every client found its flow to the dead relay failed within $((SECONDS - killed_at))s"
+echo "every NATed node found its flow to the dead relay failed within $((SECONDS - killed_at))s"
