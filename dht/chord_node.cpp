@@ -190,6 +190,7 @@ void ChordNode::peer_failed(const Peer& p, Instant now) {
   failed_[p.id] = now;
   bool was_successor = table_.remove(p.id);
   env_.log(LogLevel::Info, "chord: peer " + p.id.short_hex() + " at " + p.addr.host_port() + " failed");
+  if (links_ != nullptr && p.attach) links_->failed(p);
   if (table_.alone()) {
     // Rebuild a successor from whatever else we know (fingers).
     for (const auto& q : table_.known_peers()) table_.consider(q);
@@ -479,6 +480,26 @@ void ChordNode::start_route(Request r, RouteCallback cb, Instant now) {
     return;
   }
   const Excluded ex(r.exclude);
+  if (links_ != nullptr && r.route_op == RouteOp::Attach) {
+    if (auto known = table_.find(target)) {
+      // An Attach goes to a peer, not to whoever is responsible for its key: one we know goes its
+      // way even when our pointers, stale for want of that very link, make its key look ours.
+      r.hops = 1;
+      r.final_hop = true;
+      Peer next = *known;
+      if (!links_->reachable(next)) {
+        if (auto detour = attach_detour(r, next, ex)) {
+          r.final_hop = false;
+          next = *detour;
+        } else if (!bootstrap_.empty()) {
+          route_via_bootstrap(std::move(r), std::move(cb), now);
+          return;
+        }
+      }
+      send(Kind::ClientRoute, next, r, now, 0, std::move(cb));
+      return;
+    }
+  }
   if (table_.responsible_for(target, false, ex)) {
     Response local = execute(r, now, true);
     RouteResult res = route_failure(local.status, local.reason);
@@ -542,19 +563,27 @@ void ChordNode::handle_route(ReplyHandle handle, const Request& r, Instant now) 
     return;
   }
   const Excluded ex(r.exclude);
-  if (table_.responsible_for(r.target, r.final_hop, ex)) {
+  std::optional<Peer> known;
+  if (links_ != nullptr && r.route_op == RouteOp::Attach && r.target != table_.self().id) known = table_.find(r.target);
+  if (!known && table_.responsible_for(r.target, r.final_hop, ex)) {
     answer_here(handle, r, now);
     return;
   }
   bool final_hop = table_.successor_responsible(r.target, ex);
   Peer next = final_hop ? table_.successor(ex) : table_.next_hop(r.target, cfg_.route_via_successor_list, ex);
+  if (known) {
+    // An Attach for a peer we know goes to it (or, not reached yet, toward it: attach_detour below).
+    next = *known;
+    final_hop = true;
+  }
   // The sender routed the key here as ours, but it lies behind our predecessor: a peer joined
   // between the sender and us that the sender has not learned of yet. Clockwise routing would send
   // it back to the sender; walk it back toward the sender instead, stopping at the responsible
   // peer. Each step goes as far back as our predecessor list reaches while staying at or past the
   // key (a walk of hundreds of peers, left by a join storm, would otherwise outrun max_hops).
   const auto pred = table_.predecessor(ex);
-  if (r.final_hop && pred && r.sender.id != table_.self().id && in_open_open(pred->id, r.sender.id, table_.self().id)) {
+  if (!known && r.final_hop && pred && r.sender.id != table_.self().id &&
+      in_open_open(pred->id, r.sender.id, table_.self().id)) {
     next = *pred;
     final_hop = true;
     for (const auto& q : table_.predecessors()) {

@@ -126,6 +126,9 @@ class PeerLinks {
   /// A request is about to leave for `p`, a peer reached by Attach: whoever sends it learns that
   /// its address is reached over a link (and the Node-ID an Attach to it is routed to).
   virtual void sending_to(const Peer& p) = 0;
+  /// `p`, reached by Attach, left requests unanswered: a link to it that looks up may be dead on
+  /// the other side (nothing checks an idle link's consent), so the next message sets up a new one.
+  virtual void failed(const Peer& p) = 0;
 };
 
 class ChordNode {

@@ -187,6 +187,16 @@ std::vector<Peer> RoutingTable::known_peers() const {
   return out;
 }
 
+std::optional<Peer> RoutingTable::find(NodeId id) const {
+  auto same = [&](const Peer& p) { return p.id == id; };
+  if (auto it = std::find_if(successors_.begin(), successors_.end(), same); it != successors_.end()) return *it;
+  if (auto it = std::find_if(predecessors_.begin(), predecessors_.end(), same); it != predecessors_.end()) return *it;
+  for (const auto& f : fingers_) {
+    if (f.second.id == id) return f.second;
+  }
+  return std::nullopt;
+}
+
 std::string RoutingTable::violation() const {
   auto check = [&](const std::vector<Peer>& list, std::size_t max, const char* name, auto dist) -> std::string {
     if (list.size() > max) return std::string(name) + " list longer than " + std::to_string(max);

@@ -93,6 +93,8 @@ class RoutingTable {
   [[nodiscard]] std::size_t distinct_fingers() const;
   /// Every distinct peer known (successors, predecessors, fingers).
   [[nodiscard]] std::vector<Peer> known_peers() const;
+  /// The peer with Node-ID `id` among the successors, predecessors and fingers, if known.
+  [[nodiscard]] std::optional<Peer> find(NodeId id) const;
   /// What is wrong with the table: lists out of ring order, holding self or a peer twice, longer
   /// than their bounds, fingers out of order; "" when nothing is (core/invariant.hpp).
   [[nodiscard]] std::string violation() const;

@@ -430,6 +430,7 @@ bool OverlayNode::flow_outcome(sip::TransactionId id, const sip::Message* respon
   }
   std::vector<Endpoint> alternates;
   for (const auto& p : grant->alternates) {
+    if (p.attach) continue;  // behind a NAT: no relay (nobody opens a flow to it)
     Endpoint e = p.addr;
     e.transport = flow_transport_;  // the client's flows all go the same way
     alternates.push_back(e);

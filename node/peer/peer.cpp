@@ -103,6 +103,13 @@ class Peer::Links : public nat::AttachTransport, public dht::AttachHandler, publ
   // dht::PeerLinks
   [[nodiscard]] bool reachable(const dht::Peer& p) const override { return !p.attach || ice.is_up(p.addr); }
   void sending_to(const dht::Peer& p) override { learn(p); }
+  void failed(const dht::Peer& p) override {
+    later_.push_back([this, addr = p.addr](Instant at) {
+      if (!ice.is_up(addr)) return;  // one being set up has its own verdict coming
+      env_.log(LogLevel::Info, "ice: link to " + addr.host_port() + " closed: its peer did not answer over it");
+      ice.forget(addr, at);
+    });
+  }
   void learn(const dht::Peer& p) {
     if (ids_.size() >= kMaxKnown && !ids_.contains(p.addr)) ids_.clear();  // bounded; relearned as sent to
     ids_[p.addr] = p.id;
@@ -389,6 +396,8 @@ void Peer::decide(Instant now) {
     env_.log(LogLevel::Info, "peer: behind a cone NAT, seen at " + reflexive.host_port() +
                                  ": joining the ring, reached by Attach over ICE links");
     node_.chord().set_self_address(reflexive, true);
+    // Relaying needs connections others can open (a client's TLS flow): not behind a NAT.
+    relay_config_.reset();
     begin_links(true, now);
     begin_peer(now);
     if (ua_ && serves_phones_) {
@@ -685,7 +694,10 @@ void Peer::route(dht::RouteOp op, dht::NodeId target, std::optional<dht::Record>
     // A client learns peers from the answers its relays bring back: the peers responsible for
     // its keys are in the ring, and so candidates for its next relay.
     done = [this, done = std::move(done)](const dht::RouteResult& res) {
-      if (res.status == dht::Status::Ok && res.responsible) learn_relay(res.responsible->addr);
+      // (Not one behind a NAT: nobody opens a flow to it.)
+      if (res.status == dht::Status::Ok && res.responsible && !res.responsible->attach) {
+        learn_relay(res.responsible->addr);
+      }
       done(res);
     };
   }
