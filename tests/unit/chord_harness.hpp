@@ -79,12 +79,13 @@ class ChordNet {
                     static_cast<std::uint16_t>(20000 + i)};
   }
 
-  /// Adds a peer with the given id; it joins through `bootstrap` (none: starts a ring).
-  std::size_t add(dht::NodeId id, std::optional<std::size_t> bootstrap) {
+  /// Adds a peer with the given id; it joins through `bootstrap` (none: starts a ring). `attach`:
+  /// it is a peer reached by Attach (behind a cone NAT), as dht::Peer::attach says.
+  std::size_t add(dht::NodeId id, std::optional<std::size_t> bootstrap, bool attach = false) {
     std::size_t i = slots.size();
     Slot s;
     s.link = std::make_unique<Link>(*this, i);
-    s.node = std::make_unique<dht::ChordNode>(dht::Peer{id, addr_of(i)}, config, *s.link, *s.link);
+    s.node = std::make_unique<dht::ChordNode>(dht::Peer{id, addr_of(i), attach}, config, *s.link, *s.link);
     slots.push_back(std::move(s));
     std::vector<Endpoint> boot;
     if (bootstrap) boot.push_back(addr_of(*bootstrap));

@@ -425,4 +425,96 @@ TEST(Chord, JoinThroughADeadBootstrapRetriesTheNext) {
 }
 
 }  // namespace
+// Links as a test sets them: a marked peer is reached only where a link to it is up; every Attach
+// that reaches the peer it names is answered at once.
+struct TestLinks : PeerLinks, AttachHandler {
+  ChordNet* net = nullptr;
+  std::size_t self = 0;
+  std::set<std::pair<std::size_t, std::size_t>>* up = nullptr;  ///< linked pairs (both orders)
+  std::vector<Peer> failed_peers;
+  std::size_t answered = 0;
+  [[nodiscard]] std::size_t index(const Peer& p) const {
+    for (std::size_t i = 0; i < net->slots.size(); ++i) {
+      if (ChordNet::addr_of(i) == p.addr) return i;
+    }
+    return SIZE_MAX;
+  }
+  [[nodiscard]] bool reachable(const Peer& p) const override { return !p.attach || up->count({self, index(p)}) > 0; }
+  void sending_to(const Peer&) override {}
+  void failed(const Peer& p) override { failed_peers.push_back(p); }
+  void on_attach(const AttachRequest& a, Instant now) override {
+    ++answered;
+    net->slots[self].node->answer_attach(a, Status::Ok, "OK", "answer of " + std::to_string(self), 0, now);
+  }
+};
+
+// An Attach takes no hop to a peer reached by Attach that is not linked to the hop (it would wait
+// for the link it is setting up): the ring carries it to a neighbour of the target, linked to it.
+// A peer not yet in the ring sends it through its bootstrap peer.
+TEST(Chord, AnAttachTakesNoHopToAMarkedPeerWithoutALinkAndReachesItsTargetThroughANeighbour) {
+  ChordNet net;
+  net.config.stabilize_interval = seconds(1);
+  // Public peers at 0x10, 0x70, 0x90, 0xb0; peers behind cone NATs (marked) at 0x30 and 0x50.
+  const std::uint64_t ids[] = {0x10, 0x30, 0x50, 0x70, 0x90, 0xb0};
+  const bool marked[] = {false, true, true, false, false, false};
+  for (std::size_t i = 0; i < 6; ++i) {
+    net.add(NodeId{ids[i] << 56, 0}, i == 0 ? std::nullopt : std::optional<std::size_t>(0), marked[i]);
+    net.run_for(seconds(1));
+  }
+  net.run_for(seconds(30));
+  ASSERT_EQ(net.ring_errors(), "");
+  // Links: each marked peer with its two neighbours.
+  std::set<std::pair<std::size_t, std::size_t>> up;
+  for (auto [a, b] : {std::pair<std::size_t, std::size_t>{0, 1}, {1, 2}, {2, 3}}) {
+    up.insert({a, b});
+    up.insert({b, a});
+  }
+  std::vector<std::unique_ptr<TestLinks>> links;
+  for (std::size_t i = 0; i < 6; ++i) {
+    links.push_back(std::make_unique<TestLinks>());
+    links.back()->net = &net;
+    links.back()->self = i;
+    links.back()->up = &up;
+    net.slots[i].node->set_links(links.back().get());
+    net.slots[i].node->set_attach_handler(links.back().get());
+  }
+  // Every hop an Attach takes is to a peer reached now from the hop.
+  std::vector<std::pair<std::size_t, std::size_t>> hops;
+  net.trace_request = [&](std::size_t from, const Peer& to, const Request& r) {
+    if (r.route_op != RouteOp::Attach) return;
+    hops.emplace_back(from, links[from]->index(to));
+    EXPECT_TRUE(links[from]->reachable(to)) << from << " sent an Attach to " << links[from]->index(to);
+  };
+  // From every public peer to each marked one.
+  for (std::size_t from : {0, 3, 4, 5}) {
+    for (std::size_t target : {1, 2}) {
+      RouteResult res;
+      hops.clear();
+      net.slots[from].node->attach(
+          net.id(target), "offer", [&](const RouteResult& r) { res = r; }, net.now);
+      net.run_for(seconds(1));
+      ASSERT_EQ(res.status, Status::Ok) << from << " -> " << target << ": " << res.reason;
+      EXPECT_EQ(res.payload, "answer of " + std::to_string(target));
+      ASSERT_FALSE(hops.empty());
+      EXPECT_EQ(hops.back().second, target);
+      EXPECT_TRUE(up.count(hops.back())) << "the last hop to " << target << " came over a link";
+    }
+  }
+  // A peer joining behind a NAT: before it is in the ring, its Attach goes through its bootstrap.
+  const std::size_t joiner = net.add(NodeId{std::uint64_t{0x40} << 56, 0}, 4, true);
+  links.push_back(std::make_unique<TestLinks>());
+  links.back()->net = &net;
+  links.back()->self = joiner;
+  links.back()->up = &up;
+  net.slots[joiner].node->set_links(links.back().get());
+  RouteResult res;
+  hops.clear();
+  net.slots[joiner].node->attach(
+      net.id(2), "offer", [&](const RouteResult& r) { res = r; }, net.now);
+  net.run_for(seconds(1));
+  ASSERT_EQ(res.status, Status::Ok) << res.reason;
+  ASSERT_FALSE(hops.empty());
+  EXPECT_EQ(hops.front(), (std::pair<std::size_t, std::size_t>{joiner, 4}));
+}
+
 }  // namespace p2psip::dht
