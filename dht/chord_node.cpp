@@ -486,17 +486,7 @@ void ChordNode::start_route(Request r, RouteCallback cb, Instant now) {
       // way even when our pointers, stale for want of that very link, make its key look ours.
       r.hops = 1;
       r.final_hop = true;
-      Peer next = *known;
-      if (!links_->reachable(next)) {
-        if (auto detour = attach_detour(r, next, ex)) {
-          r.final_hop = false;
-          next = *detour;
-        } else if (!bootstrap_.empty()) {
-          route_via_bootstrap(std::move(r), std::move(cb), now);
-          return;
-        }
-      }
-      send(Kind::ClientRoute, next, r, now, 0, std::move(cb));
+      send_first_hop(std::move(r), *known, std::move(cb), now);
       return;
     }
   }
@@ -517,8 +507,12 @@ void ChordNode::start_route(Request r, RouteCallback cb, Instant now) {
     cb(route_failure(Status::Unavailable, "No Route To Responsible Peer"));
     return;
   }
+  send_first_hop(std::move(r), next, std::move(cb), now);
+}
+
+void ChordNode::send_first_hop(Request r, Peer next, RouteCallback cb, Instant now) {
   if (links_ != nullptr && r.route_op == RouteOp::Attach && !links_->reachable(next)) {
-    if (auto detour = attach_detour(r, next, ex)) {
+    if (auto detour = attach_detour(r, next, Excluded(r.exclude))) {
       r.final_hop = false;
       next = *detour;
     } else if (!bootstrap_.empty()) {
@@ -529,7 +523,7 @@ void ChordNode::start_route(Request r, RouteCallback cb, Instant now) {
       return;
     }
   }
-  send(Kind::ClientRoute, next, r, now, 0, std::move(cb));
+  send(Kind::ClientRoute, next, std::move(r), now, 0, std::move(cb));
 }
 
 void ChordNode::route_via_bootstrap(Request r, RouteCallback cb, Instant now) {

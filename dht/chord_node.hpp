@@ -257,6 +257,9 @@ class ChordNode {
   [[nodiscard]] std::optional<Peer> attach_detour(const Request& r, const Peer& next, Excluded ex) const;
   /// An Attach of ours handed to a bootstrap peer, which routes it as a first hop.
   void route_via_bootstrap(Request r, RouteCallback cb, Instant now);
+  /// Sends a route of ours to `next`; an Attach for a peer not reached yet goes around it instead
+  /// (attach_detour), or through a bootstrap peer when nobody nearer is reached.
+  void send_first_hop(Request r, Peer next, RouteCallback cb, Instant now);
   /// A route request this peer answers: an Attach for its own Node-ID goes to the AttachHandler.
   void answer_here(ReplyHandle handle, const Request& r, Instant now);
   /// A route of this peer's own (built by route_excluding or attach) on its way.
