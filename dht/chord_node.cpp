@@ -563,13 +563,11 @@ void ChordNode::handle_route(ReplyHandle handle, const Request& r, Instant now) 
     answer_here(handle, r, now);
     return;
   }
-  bool final_hop = table_.successor_responsible(r.target, ex);
-  Peer next = final_hop ? table_.successor(ex) : table_.next_hop(r.target, cfg_.route_via_successor_list, ex);
-  if (known) {
-    // An Attach for a peer we know goes to it (or, not reached yet, toward it: attach_detour below).
-    next = *known;
-    final_hop = true;
-  }
+  // An Attach for a peer we know goes to it (or, not reached yet, toward it: attach_detour below).
+  bool final_hop = known || table_.successor_responsible(r.target, ex);
+  Peer next = known       ? *known
+              : final_hop ? table_.successor(ex)
+                          : table_.next_hop(r.target, cfg_.route_via_successor_list, ex);
   // The sender routed the key here as ours, but it lies behind our predecessor: a peer joined
   // between the sender and us that the sender has not learned of yet. Clockwise routing would send
   // it back to the sender; walk it back toward the sender instead, stopping at the responsible

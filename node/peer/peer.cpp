@@ -89,6 +89,8 @@ class Peer::Links : public nat::AttachTransport, public dht::AttachHandler, publ
   /// LinkedEnv::send for a UDP destination.
   bool send(const Endpoint& to, std::string_view bytes) {
     if (ice.is_up(to)) return ice.send(to, bytes, now);
+    // Most sends (to public peers, without a link) end here, before any look at the bytes.
+    if (!ice.has_link(to) && !ids_.contains(to)) return env_.send(to, bytes);
     // A response goes back the way its request came: a request that came over a link finds it up,
     // and one that came straight from a NATed peer opened that peer's NAT to us. An Attach never
     // waits for the link it sets up (the Chord core routes it to a peer it reaches now, or, with
@@ -96,8 +98,7 @@ class Peer::Links : public nat::AttachTransport, public dht::AttachHandler, publ
     if (bytes.starts_with("SIP/2.0 ") || bytes.find("\r\nDHT-Op: attach\r\n") != std::string_view::npos) {
       return env_.send(to, bytes);
     }
-    if (ice.has_link(to) || ids_.contains(to)) return ice.send(to, bytes, now);
-    return env_.send(to, bytes);
+    return ice.send(to, bytes, now);
   }
 
   // dht::PeerLinks
