@@ -341,7 +341,9 @@ std::optional<Endpoint> IceLinks::received(IceSessionId id, Instant now) {
 Instant IceLinks::link_wakeup(const Link& l) const {
   switch (l.st.state) {
     case LinkState::Gathering:
-    case LinkState::Answering: return std::min(l.described ? kInstantMax : l.gather_until, l.deadline);
+    case LinkState::Answering:
+      // Without credentials nothing can go, whatever the budget: their coming describes the link.
+      return std::min(l.described || !l.have_credentials ? kInstantMax : l.gather_until, l.deadline);
     case LinkState::Offered:
     case LinkState::Checking: return l.deadline;
     case LinkState::Up: return l.last_used + cfg_.idle_timeout;

@@ -271,6 +271,25 @@ TEST(IceLinks, AnAttachGoesWithWhatWasGatheredWhenTheBudgetIsSpentAndWaitsForARe
   EXPECT_TRUE(g.overlay.attaches[0].offer.end_of_candidates);
 }
 
+TEST(IceLinks, AnAgentWhoseCredentialsComeAfterTheGatheringBudgetIsWaitedForWithoutSpinning) {
+  // The budget is spent before the agent has said anything: nothing can go yet, so the next
+  // wake-up is the set-up deadline, not the spent budget (which would call advance again and again
+  // at the same instant: the simulator's first agents, slower than the budget, spun there).
+  Side a(kA);
+  a.links.connect(kB, at_ms(0));
+  const IceSessionId s = a.port.opened.at(0).first;
+  a.links.advance(at_ms(800));
+  EXPECT_TRUE(a.overlay.attaches.empty());
+  EXPECT_EQ(a.links.next_wakeup(), at_ms(10000));
+  // The credentials and a host candidate come late: the Attach goes with them at once.
+  a.links.local_candidate(s, cand(CandidateType::Host, "10.0.3.2", 40000), at_ms(900));
+  EXPECT_TRUE(a.overlay.attaches.empty());
+  a.links.local_credentials(s, {"late0001", "pwd0123456789012345678901"}, at_ms(950));
+  ASSERT_EQ(a.overlay.attaches.size(), 1U);
+  EXPECT_EQ(a.overlay.attaches[0].offer.candidates.size(), 1U);
+  EXPECT_EQ(a.links.next_wakeup(), at_ms(10000));
+}
+
 TEST(IceLinks, NoLinkWithinTheSetUpTimeIsAFailureAndThePeerIsLeftAloneForABackOffThatDoubles) {
   Side a(kA);
   ASSERT_TRUE(a.links.send(kB, "m", at_ms(0)));
