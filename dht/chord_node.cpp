@@ -541,10 +541,19 @@ std::optional<Peer> ChordNode::attach_detour(const Request& r, const Peer& next,
     if (!links_->reachable(p)) out.push_back(p.id);
   }
   const Peer hop = table_.next_hop(r.target, true, Excluded(out));
-  if (hop.id == table_.self().id || !in_open_open(hop.id, table_.self().id, r.target) || !links_->reachable(hop)) {
-    return std::nullopt;
+  if (hop.id != table_.self().id && in_open_open(hop.id, table_.self().id, r.target) && links_->reachable(hop)) {
+    return hop;
   }
-  return hop;
+  // Nobody we reach lies between us and the target: we are the last before it (the ring routes its
+  // key back to us). Its successors keep links to it, and it knows them even when it does not know
+  // us yet: the nearest one we reach past it carries it (it knows the target, and sends it there).
+  for (const auto& s : table_.successors()) {
+    if (s.id != r.target && in_open_open(s.id, r.target, table_.self().id) && !is_excluded(ex, s.id) &&
+        links_->reachable(s)) {
+      return s;
+    }
+  }
+  return std::nullopt;
 }
 
 void ChordNode::handle_route(ReplyHandle handle, const Request& r, Instant now) {

@@ -517,4 +517,49 @@ TEST(Chord, AnAttachTakesNoHopToAMarkedPeerWithoutALinkAndReachesItsTargetThroug
   EXPECT_EQ(hops.front(), (std::pair<std::size_t, std::size_t>{joiner, 4}));
 }
 
+TEST(Chord, TwoAdjacentMarkedPeersWithoutALinkReachEachOtherThroughTheirOtherNeighbours) {
+  // Seen in the simulator: a marked peer whose marked successor has no link to it yet, and does not
+  // know it (its predecessor pointer is stale). The ring routes the Attach's key back to the
+  // sender itself, and straight to the target the NAT keeps it out: it must go to the target's own
+  // successor, which the target keeps a link to.
+  ChordNet net;
+  net.config.stabilize_interval = seconds(1);
+  const std::uint64_t ids[] = {0x10, 0x30, 0x50, 0x70, 0x90};
+  const bool marked[] = {false, true, true, false, false};
+  for (std::size_t i = 0; i < 5; ++i) {
+    net.add(NodeId{ids[i] << 56, 0}, i == 0 ? std::nullopt : std::optional<std::size_t>(0), marked[i]);
+    net.run_for(seconds(1));
+  }
+  net.run_for(seconds(30));
+  ASSERT_EQ(net.ring_errors(), "");
+  // Each marked peer is linked with its other neighbour only.
+  std::set<std::pair<std::size_t, std::size_t>> up{{0, 1}, {1, 0}, {2, 3}, {3, 2}};
+  std::vector<std::unique_ptr<TestLinks>> links;
+  for (std::size_t i = 0; i < 5; ++i) {
+    links.push_back(std::make_unique<TestLinks>());
+    links.back()->net = &net;
+    links.back()->self = i;
+    links.back()->up = &up;
+    net.slots[i].node->set_links(links.back().get());
+    net.slots[i].node->set_attach_handler(links.back().get());
+  }
+  std::vector<std::pair<std::size_t, std::size_t>> hops;
+  net.trace_request = [&](std::size_t from, const Peer& to, const Request& r) {
+    if (r.route_op != RouteOp::Attach) return;
+    hops.emplace_back(from, links[from]->index(to));
+    EXPECT_TRUE(links[from]->reachable(to)) << from << " sent an Attach to " << links[from]->index(to);
+  };
+  for (auto [from, target, via] : {std::tuple<std::size_t, std::size_t, std::size_t>{1, 2, 3}, {2, 1, 0}}) {
+    RouteResult res;
+    hops.clear();
+    net.slots[from].node->attach(
+        net.id(target), "offer", [&](const RouteResult& r) { res = r; }, net.now);
+    net.run_for(seconds(1));
+    ASSERT_EQ(res.status, Status::Ok) << from << " -> " << target << ": " << res.reason;
+    EXPECT_EQ(res.payload, "answer of " + std::to_string(target));
+    const std::vector<std::pair<std::size_t, std::size_t>> expected{{from, via}, {via, target}};
+    EXPECT_EQ(hops, expected) << from << " -> " << target;
+  }
+}
+
 }  // namespace p2psip::dht
