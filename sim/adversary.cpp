@@ -62,6 +62,10 @@ bool Adversary::intercept(std::uint32_t to, const InFlight& f) {
     auth->sign_response(out, *m, t);
   }
   ++r.attacks_forged;
+  if (f.link != 0) {
+    ice_.send(to, f.link, out.serialize());
+    return true;
+  }
   Endpoint back = f.from;
   back.transport = f.transport;
   population_.transmit(to, Network::kOverlayPort, back, out.serialize(), nullptr);

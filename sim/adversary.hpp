@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "sim/ice_model.hpp"
 #include "sim/network.hpp"
 #include "sim/population.hpp"
 #include "sim/results.hpp"
@@ -17,8 +18,15 @@ namespace p2psip::sim {
 
 class Adversary {
  public:
-  Adversary(const Scenario& sc, Engine& engine, Population& population, const Workload& workload, Metrics& metrics)
-      : sc_(sc), engine_(engine), population_(population), workload_(workload), metrics_(metrics), rng_(sc.seed, 4) {}
+  Adversary(const Scenario& sc, Engine& engine, Population& population, const Workload& workload, Metrics& metrics,
+            IceModel& ice)
+      : sc_(sc),
+        engine_(engine),
+        population_(population),
+        workload_(workload),
+        metrics_(metrics),
+        ice_(ice),
+        rng_(sc.seed, 4) {}
 
   /// Host `index`, just made, becomes malicious or not (the one that starts the ring, its
   /// operator's, is honest).
@@ -33,7 +41,8 @@ class Adversary {
   Population& population_;
   const Workload& workload_;
   Metrics& metrics_;
-  Rng rng_;  // who is malicious, and nothing else
+  IceModel& ice_;  ///< a forgery for a request that came over an ICE link goes back over it
+  Rng rng_;        // who is malicious, and nothing else
 };
 
 }  // namespace p2psip::sim

@@ -17,6 +17,7 @@ enum class EventKind : std::uint8_t {
   NodeWork,  ///< workload: a joined node's own next operation (arg: kind)
   Sample,    ///< metrics: the end of a time-series interval
   Call,      ///< telephony: a phone's next call (host: its host)
+  Ice,       ///< ICE model: a host's agent reports on a session (arg: the report's slot)
 };
 
 constexpr std::uint8_t kind(EventKind k) {

@@ -55,14 +55,62 @@ Duration Network::delay(std::uint32_t from, std::uint32_t to) const {
   return Duration(static_cast<std::int64_t>(prop_us) + a.access_us + b.access_us + 1);
 }
 
+void Network::count(std::string_view bytes) {
+  ++metrics_.results.messages;
+  metrics_.results.bytes += bytes.size();
+  ++metrics_.row.messages;
+  metrics_.row.bytes += bytes.size();
+}
+
+bool Network::cut_or_lost(std::uint32_t from, std::uint32_t to, bool datagram) {
+  Results& r = metrics_.results;
+  if (partitioned_ && (places_[from].x < 0.5F) != (places_[to].x < 0.5F)) {
+    ++r.partitioned;
+    ++metrics_.row.lost;
+    return true;
+  }
+  // Loss applies to datagrams; a stream's transport retransmits for itself.
+  if (datagram && sc_.loss > 0 && loss_rng_.uniform() < sc_.loss) {
+    ++r.lost;
+    ++metrics_.row.lost;
+    return true;
+  }
+  return false;
+}
+
+std::pair<InFlight&, std::uint64_t> Network::new_flight() {
+  std::uint64_t slot = 0;
+  if (!flight_free_.empty()) {
+    slot = flight_free_.back();
+    flight_free_.pop_back();
+  } else {
+    slot = flight_.size();
+    flight_.emplace_back();
+  }
+  return {flight_[slot], slot};
+}
+
+void Network::send_over_link(std::uint32_t from, std::uint32_t to, std::uint64_t session, Duration extra,
+                             std::string_view bytes) {
+  count(bytes);
+  if (cut_or_lost(from, to, true)) return;
+  auto [f, slot] = new_flight();
+  f.bytes.assign(bytes.data(), bytes.size());
+  f.from = address(from);
+  f.from_host = from;
+  f.to = to;
+  f.to_port = kOverlayPort;
+  f.transport = Transport::Udp;
+  f.via_nat = false;
+  f.link = session;
+  f.dropped = false;
+  engine_.push(engine_.now() + delay(from, to) + extra, kind(EventKind::Deliver), to, slot);
+}
+
 void Network::send(std::uint32_t from, std::uint16_t from_port, const Endpoint& to, std::optional<std::uint32_t> dest,
                    std::string_view bytes, std::string* take) {
   Results& r = metrics_.results;
-  IntervalRow& row = metrics_.row;
-  ++r.messages;
-  r.bytes += bytes.size();
-  ++row.messages;
-  row.bytes += bytes.size();
+  count(bytes);
   // Only the addresses of existing hosts lead anywhere; the rest vanish, as on a real network
   // where nobody listens.
   if (!dest) {
@@ -99,26 +147,8 @@ void Network::send(std::uint32_t from, std::uint16_t from_port, const Endpoint& 
     ++r.stun_messages;
     r.stun_bytes += bytes.size();
   }
-  if (!local && partitioned_ && (places_[from].x < 0.5F) != (places_[*dest].x < 0.5F)) {
-    ++r.partitioned;
-    ++row.lost;
-    return;
-  }
-  // Loss applies to datagrams; a stream's transport retransmits for itself.
-  if (!local && to.transport == Transport::Udp && sc_.loss > 0 && loss_rng_.uniform() < sc_.loss) {
-    ++r.lost;
-    ++row.lost;
-    return;
-  }
-  std::uint64_t slot = 0;
-  if (!flight_free_.empty()) {
-    slot = flight_free_.back();
-    flight_free_.pop_back();
-  } else {
-    slot = flight_.size();
-    flight_.emplace_back();
-  }
-  InFlight& f = flight_[slot];
+  if (!local && cut_or_lost(from, *dest, to.transport == Transport::Udp)) return;
+  auto [f, slot] = new_flight();
   if (take != nullptr) {
     f.bytes = std::move(*take);
   } else {
@@ -130,6 +160,7 @@ void Network::send(std::uint32_t from, std::uint16_t from_port, const Endpoint& 
   f.to_port = to.port;
   f.transport = to.transport;
   f.via_nat = via_nat && !local;
+  f.link = 0;
   f.dropped = false;
   engine_.push(engine_.now() + (local ? kLocalDelay : delay(from, *dest)), kind(EventKind::Deliver), *dest, slot);
 }

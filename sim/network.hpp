@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/address.hpp"
@@ -37,8 +38,9 @@ struct InFlight {
   std::uint32_t to = 0;
   std::uint16_t to_port = 0;
   Transport transport = Transport::Udp;
-  bool via_nat = false;  ///< sent to the destination's NAT (its outside address): filtered on arrival
-  bool dropped = false;  ///< arrive(): the NAT kept it out
+  bool via_nat = false;    ///< sent to the destination's NAT (its outside address): filtered on arrival
+  std::uint64_t link = 0;  ///< over an ICE link (sim/ice_model.hpp): the destination's session (0: not)
+  bool dropped = false;    ///< arrive(): the NAT kept it out
 };
 
 class Network {
@@ -61,6 +63,8 @@ class Network {
   [[nodiscard]] const NatBox* nat(std::uint32_t host) const {
     return host < nats_.size() ? nats_[host].get() : nullptr;
   }
+  /// The same, for the ICE model, whose checks and gathering make mappings in it.
+  [[nodiscard]] NatBox* nat_box(std::uint32_t host) const { return host < nats_.size() ? nats_[host].get() : nullptr; }
   /// Host `host`'s address at `port` (its overlay address by default).
   [[nodiscard]] static Endpoint address(std::uint32_t host, std::uint16_t port = kOverlayPort);
   /// The host whose address (at one of its three ports) `to` is, among the first `hosts`; nullopt
@@ -73,6 +77,11 @@ class Network {
   /// views, which the flight takes instead of a copy.
   void send(std::uint32_t from, std::uint16_t from_port, const Endpoint& to, std::optional<std::uint32_t> dest,
             std::string_view bytes, std::string* take);
+  /// A message over an ICE link from host `from` to host `to`'s session `session` (the pair was
+  /// found by the ICE model, which the NATs let through): counted, then lost or cut by a partition
+  /// as any datagram, or queued for delivery `extra` later than the direct path takes (a TURN relay).
+  void send_over_link(std::uint32_t from, std::uint32_t to, std::uint64_t session, Duration extra,
+                      std::string_view bytes);
   /// The message of a Deliver event, out of flight; `dropped` when the destination's NAT keeps it
   /// out, else `to_port` is the inside port it goes to.
   InFlight arrive(std::uint64_t flight);
@@ -83,6 +92,10 @@ class Network {
   void heal() { partitioned_ = false; }
 
  private:
+  void count(std::string_view bytes);
+  /// Whether a message from host `from` to host `to` is cut by the partition or (a datagram) lost.
+  bool cut_or_lost(std::uint32_t from, std::uint32_t to, bool datagram);
+  std::pair<InFlight&, std::uint64_t> new_flight();
   struct Place {
     float x = 0, y = 0;  // on the unit square
     std::int64_t access_us = 0;

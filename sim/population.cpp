@@ -47,8 +47,8 @@ void SimHost::log(LogLevel level, std::string_view text) {
 // ---- the population ----------------------------------------------------------------------------------
 
 Population::Population(const Scenario& sc, const overlay::OverlayConfig& peers, Engine& engine, Network& network,
-                       Metrics& metrics)
-    : sc_(sc), peers_(peers), engine_(engine), network_(network), metrics_(metrics), churn_rng_(sc.seed, 2) {
+                       Metrics& metrics, IceModel* ice)
+    : sc_(sc), peers_(peers), engine_(engine), network_(network), metrics_(metrics), ice_(ice), churn_rng_(sc.seed, 2) {
   if (sc_.security) {
     if (sc_.ed25519) {
       crypto_ = std::make_unique<security::Ed25519Provider>();
@@ -135,6 +135,10 @@ void Population::touched(std::uint32_t host) {
     h.joined_at = now;
     metrics_.results.join_s.push_back(static_cast<float>(static_cast<double>((now - h.born).count()) / 1e6));
     joined_list_.push_back(host);
+    if (network_.nat(host) == nullptr) {
+      h.boot_pos = static_cast<std::int32_t>(boot_list_.size());
+      boot_list_.push_back(host);
+    }
     ring_[h.id] = host;
     if (on_joined) on_joined(host);
   }
@@ -217,6 +221,11 @@ void Population::start(std::uint32_t host) {
     nat::RelayConfig relay;
     relay.max_clients = sc_.nat.relay_max_clients;
     pc.relay = relay;
+    if (ice_ != nullptr) {
+      // `--ice on`: behind a cone NAT it is a peer reached over ICE links.
+      h.ice = ice_->agent(host);
+      pc.ice = h.ice.get();
+    }
   }
   if (h.identity) {
     peer::PeerSecurity sec;
@@ -258,10 +267,10 @@ void Population::start(std::uint32_t host) {
   r.peak_live = std::max(r.peak_live, live_);
   ++r.joins;
   ++metrics_.row.joins;
-  // Bootstrap through up to three random joined hosts; none: a new ring.
+  // Bootstrap through up to three random joined hosts that anyone reaches; none: a new ring.
   std::vector<Endpoint> boot;
-  for (int i = 0; i < 3 && !joined_list_.empty(); ++i) {
-    boot.push_back(Network::address(joined_list_[churn_rng_.below(joined_list_.size())]));
+  for (int i = 0; i < 3 && !boot_list_.empty(); ++i) {
+    boot.push_back(Network::address(boot_list_[churn_rng_.below(boot_list_.size())]));
   }
   h.peer->start(boot, engine_.now());
   touched(host);
@@ -290,6 +299,13 @@ void Population::kill(std::uint32_t host, bool graceful) {
     hosts_[last].joined_pos = h.joined_pos;
     joined_list_.pop_back();
     h.joined_pos = -1;
+    if (h.boot_pos >= 0) {
+      const std::uint32_t last_boot = boot_list_.back();
+      boot_list_[static_cast<std::size_t>(h.boot_pos)] = last_boot;
+      hosts_[last_boot].boot_pos = h.boot_pos;
+      boot_list_.pop_back();
+      h.boot_pos = -1;
+    }
     ring_.erase(h.id);
   }
   if (graceful) {
@@ -311,6 +327,7 @@ void Population::kill(std::uint32_t host, bool graceful) {
   r.timeouts += h.peer->overlay().transactions().stats().timeouts;
   h.ops_pending = 0;
   h.peer.reset();
+  h.ice.reset();  // after its peer: the agent's sessions close with it
   if (h.phone) {
     h.phone.reset();  // the phone dies with its host
     if (on_died) on_died(host);

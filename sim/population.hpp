@@ -18,6 +18,7 @@
 #include "security/certificate.hpp"
 #include "security/crypto.hpp"
 #include "sim/engine.hpp"
+#include "sim/ice_model.hpp"
 #include "sim/network.hpp"
 #include "sim/phones.hpp"
 #include "sim/results.hpp"
@@ -67,14 +68,16 @@ struct Host {
     std::optional<Host::Identity> user;  ///< with [security]: the phone's user's, from the simulation's CA
   };
   std::unique_ptr<Phone> phone;
-  const char* nat_kind = "public";   ///< [nat]: the kind of its NAT router (sim/nat_model.hpp's names)
-  bool malicious = false;            ///< [attack]
-  bool forges = false;               ///< a malicious host that forges (else it drops)
-  std::unique_ptr<peer::Peer> peer;  ///< null once dead
+  const char* nat_kind = "public";    ///< [nat]: the kind of its NAT router (sim/nat_model.hpp's names)
+  bool malicious = false;             ///< [attack]
+  bool forges = false;                ///< a malicious host that forges (else it drops)
+  std::unique_ptr<nat::IcePort> ice;  ///< its peer's ICE agent ([nat] ice); outlives the peer
+  std::unique_ptr<peer::Peer> peer;   ///< null once dead
   dht::NodeId id;
   Instant scheduled = kInstantMax;  ///< the host's Timer event in the queue, if any
   Instant born{}, died = kInstantMax, joined_at = kInstantMax;
   std::int32_t live_pos = -1, joined_pos = -1;
+  std::int32_t boot_pos = -1;  ///< its place among the bootstrap candidates (joined, not behind a NAT)
   bool leaving = false;
   std::uint32_t ops_pending = 0;  ///< workload operations it started that have not ended
   std::uint64_t messages_sent = 0, bytes_sent = 0;
@@ -86,8 +89,9 @@ class Population {
   /// (2026-01-01 00:00 UTC): a run is dated the same whenever it runs.
   static constexpr std::int64_t kEpochS = 1767225600;
 
+  /// `ice`: the simulation's ICE agents, one for each peer (null: the peers have none).
   Population(const Scenario& sc, const overlay::OverlayConfig& peers, Engine& engine, Network& network,
-             Metrics& metrics);
+             Metrics& metrics, IceModel* ice);
   ~Population();
 
   /// Told of each host as it is made (the adversary decides whether it is malicious; true when the
@@ -150,10 +154,15 @@ class Population {
   Engine& engine_;
   Network& network_;
   Metrics& metrics_;
+  IceModel* ice_;
   Rng churn_rng_;  // sessions, failures, bootstrap choice
   std::deque<Host> hosts_;
   std::size_t live_ = 0;
   std::vector<std::uint32_t> joined_list_;
+  /// The joined hosts a newcomer may bootstrap through: those not behind a NAT, whose address
+  /// anyone reaches (a peer behind a cone NAT is in the ring, but lets in only what it answers).
+  /// The same list as joined_list_, in the same order, without [nat].
+  std::vector<std::uint32_t> boot_list_;
   std::map<dht::NodeId, std::uint32_t> ring_;  // joined live hosts by id: the oracle for correctness
   Instant last_account_{};
   // [security]: the simulation's CA and the provider every node signs with.

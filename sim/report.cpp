@@ -238,6 +238,20 @@ std::string summary_json(const Simulator& sim, const HostFigures& host) {
       }
     }
     const double node_hours = r.node_seconds / 3600.0;
+    // The peers' ICE links (sim/ice_model.hpp), per side: how the pairs went, what they carried.
+    std::vector<float> checks = r.ice.checks_ms;
+    std::sort(checks.begin(), checks.end());
+    const Json ice{{"enabled", sc.nat.ice},
+                   {"turn", sc.nat.turn},
+                   {"sessions", r.ice.sessions},
+                   {"up_direct", r.ice.up_direct},
+                   {"up_relayed", r.ice.up_relayed},
+                   {"failed", r.ice.failed},
+                   {"checks_ms_p50", number(quantile(checks, 0.5))},
+                   {"checks_ms_p99", number(quantile(checks, 0.99))},
+                   {"link_messages", r.ice.link_messages},
+                   {"keepalive_bytes_per_node_per_hour",
+                    number(node_hours > 0 ? static_cast<double>(r.ice.keepalive_bytes) / node_hours : 0)}};
     j["nat"] = Json{
         {"shares", Json{{"full_cone", number(sc.nat.full_cone)},
                         {"addr_restricted", number(sc.nat.addr_restricted)},
@@ -258,7 +272,8 @@ std::string summary_json(const Simulator& sim, const HostFigures& host) {
         {"stun_bytes_per_node_per_hour", number(node_hours > 0 ? static_cast<double>(r.stun_bytes) / node_hours : 0)},
         {"nat_blocked", r.nat_blocked},
         {"nat_filtered", r.nat_filtered},
-        {"sent_to_private", r.to_private}};
+        {"sent_to_private", r.to_private},
+        {"ice", ice}};
   }
   j["get_success_rate"] = number(r.gets.done ? static_cast<double>(r.gets.ok) / static_cast<double>(r.gets.done) : 0);
   j["get_attempts_mean"] =

@@ -35,6 +35,15 @@ struct CallResults {
   std::vector<float> setup_ms;  ///< INVITE sent -> first 180, for every call that rang
 };
 
+/// The simulated ICE agents ([nat] ice, sim/ice_model.hpp), counted per side of a link: sessions
+/// opened, pairs up (direct or through TURN) and failed, messages carried over links, the
+/// keep-alive bytes of up links, and each up pair's time from the start of its checks.
+struct IceResults {
+  std::uint64_t sessions = 0, up_direct = 0, up_relayed = 0, failed = 0;
+  std::uint64_t link_messages = 0, keepalive_bytes = 0;
+  std::vector<float> checks_ms;
+};
+
 struct Results {
   OpCounts lookups, puts, gets;
   std::vector<std::uint64_t> hops_histogram;  ///< completed, correct lookups by overlay hops
@@ -58,6 +67,7 @@ struct Results {
   // nodes' reachability checks, a client's keep-alives, and their answers).
   std::uint64_t nat_blocked = 0, nat_filtered = 0, to_private = 0;
   std::uint64_t stun_messages = 0, stun_bytes = 0;
+  IceResults ice;
 };
 
 /// Per-node figures, in the order nodes were created.

@@ -436,10 +436,14 @@ bool apply_table(const toml::table& t, Reader& rd, Scenario& s) {
           double n = 0;
           ok = rd.number(nv, name, 1, 100000, n);
           s.nat.relay_max_clients = static_cast<std::uint32_t>(n);
+        } else if (nk == "ice") {
+          ok = rd.boolean(nv, name, s.nat.ice);
+        } else if (nk == "turn") {
+          ok = rd.boolean(nv, name, s.nat.turn);
         } else {
           ok = rd.fail(name,
                        "is not a key (full_cone, addr_restricted, port_restricted, symmetric, udp_blocked, "
-                       "binding_timeout, relay_max_clients)");
+                       "binding_timeout, relay_max_clients, ice, turn)");
         }
         if (!ok) return false;
       }

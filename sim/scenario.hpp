@@ -119,11 +119,14 @@ struct Scenario {
   // own with this probability per kind (RFC 4787 behaviours, sim/nat_model.hpp; the rest are
   // public), drawn at creation on a stream of its own. With any NAT, every node starts as
   // `p2psip node` does by default: it asks its bootstrap peers where they see it and decides (public:
-  // a peer and a relay for clients; behind a NAT: a client with two flows to relay peers).
+  // a peer and a relay for clients; behind a cone NAT, with `ice`: a peer reached over ICE links;
+  // otherwise a client with two flows to relay peers).
   struct Nat {
     double full_cone = 0, addr_restricted = 0, port_restricted = 0, symmetric = 0, udp_blocked = 0;
     double binding_timeout_s = 120;  ///< a mapping unused this long is gone (RFC 4787 REQ-5: >= 120)
     std::uint32_t relay_max_clients = 200;
+    bool ice = true;    ///< every peer has an ICE agent (sim/ice_model.hpp), as `--ice on`, the daemon's default
+    bool turn = false;  ///< the agents have a TURN server (`--turn`; the daemon has none unless told)
     [[nodiscard]] double natted() const {
       return full_cone + addr_restricted + port_restricted + symmetric + udp_blocked;
     }

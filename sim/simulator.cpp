@@ -21,9 +21,10 @@ Simulator::Simulator(Scenario scenario)
     : sc_(std::move(scenario)),
       config_(peer_settings(sc_)),
       network_(sc_, engine_, metrics_),
-      population_(sc_, config_, engine_, network_, metrics_),
+      ice_(sc_, engine_, network_, metrics_),
+      population_(sc_, config_, engine_, network_, metrics_, sc_.nat.any() && sc_.nat.ice ? &ice_ : nullptr),
       workload_(sc_, engine_, population_, metrics_),
-      adversary_(sc_, engine_, population_, workload_, metrics_),
+      adversary_(sc_, engine_, population_, workload_, metrics_, ice_),
       telephony_(sc_, engine_, metrics_),
       end_(at_s(sc_.duration_s)) {
   population_.on_created = [this](Host& host, std::uint32_t index) {
@@ -70,6 +71,7 @@ bool Simulator::run_until(double until_s) {
 
 void Simulator::finish() {
   population_.account_time();
+  ice_.finish(engine_.now());
   if (metrics_.results.series.empty() || metrics_.results.series.back().t_s < now_s()) sample();
   finished_ = true;
 }
@@ -128,6 +130,7 @@ void Simulator::process(const Event& e) {
       population_.touched(e.host);
       return;
     }
+    case EventKind::Ice: ice_report(e.arg); return;
     case EventKind::Sample:
       sample();
       engine_.push(engine_.now() + Duration(static_cast<std::int64_t>(sc_.interval_s * 1e6)), kind(EventKind::Sample));
@@ -156,6 +159,16 @@ void Simulator::deliver(std::uint64_t flight) {
     } else {
       h.peer->answer_malformed(peer::Face::Phones, f.bytes, m.error(), f.from);
     }
+    population_.touched(to);
+    return;
+  }
+  if (f.link != 0) {  // over an ICE link: to the session it came for, if still open
+    if (!ice_.is_open(to, f.link)) {
+      ++metrics_.results.undeliverable;
+      return;
+    }
+    if (h.malicious && adversary_.intercept(to, f)) return;
+    h.peer->ice_datagram(f.link, f.bytes, engine_.now());
     population_.touched(to);
     return;
   }
@@ -192,6 +205,27 @@ void Simulator::deliver(std::uint64_t flight) {
     h.peer->answer_malformed(peer::Face::Overlay, f.bytes, m.error(), f.from);
   }
   population_.touched(to);
+}
+
+void Simulator::ice_report(std::uint64_t slot) {
+  auto r = ice_.take(slot);
+  if (!r) return;  // its session closed meanwhile
+  Host& h = population_.host(r->host);
+  if (!h.peer) return;
+  const Instant now = engine_.now();
+  switch (r->kind) {
+    case IceModel::Report::Kind::Started:
+      h.peer->ice_credentials(r->session, r->credentials, now);
+      for (const auto& c : r->candidates) h.peer->ice_candidate(r->session, c, now);
+      break;
+    case IceModel::Report::Kind::Gathered:
+      for (const auto& c : r->candidates) h.peer->ice_candidate(r->session, c, now);
+      h.peer->ice_gathering_done(r->session, now);
+      break;
+    case IceModel::Report::Kind::Connected: h.peer->ice_connected(r->session, r->local, r->remote, now); break;
+    case IceModel::Report::Kind::Failed: h.peer->ice_failed(r->session, now); break;
+  }
+  population_.touched(r->host);
 }
 
 void Simulator::scripted(const ScriptedEvent& ev) {

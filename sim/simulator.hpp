@@ -5,6 +5,8 @@
 //
 //   engine.hpp      virtual time and the pending events, in (time, sequence) order
 //   network.hpp     places, delays, loss, partitions, messages in flight
+//   nat_model.hpp   NAT routers (RFC 4787) and what ICE finds through two of them
+//   ice_model.hpp   the peers' ICE agents, whose links carry messages to peers behind cone NATs
 //   population.hpp  the hosts and their peers, joins, churn, scripted failures, identities, the ring oracle
 //   workload.hpp    lookups, puts and gets, and the oracle that judges them
 //   adversary.hpp   malicious hosts that drop or forge
@@ -23,6 +25,7 @@
 
 #include "sim/adversary.hpp"
 #include "sim/engine.hpp"
+#include "sim/ice_model.hpp"
 #include "sim/network.hpp"
 #include "sim/phones.hpp"
 #include "sim/population.hpp"
@@ -83,6 +86,7 @@ class Simulator {
   static overlay::OverlayConfig peer_settings(const Scenario& sc);
   void process(const Event& e);
   void deliver(std::uint64_t flight);
+  void ice_report(std::uint64_t slot);
   /// Asks for the memory the next events will touch (see simulator.cpp).
   void prefetch(const Event* after_next, const Event* next) const;
   void scripted(const ScriptedEvent& ev);
@@ -95,6 +99,7 @@ class Simulator {
   Engine engine_;
   Metrics metrics_;
   Network network_;
+  IceModel ice_;
   Population population_;
   Workload workload_;
   Adversary adversary_;
