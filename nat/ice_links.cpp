@@ -25,9 +25,7 @@ IceLinks::~IceLinks() {
 
 IceLinks::Link* IceLinks::by_session(IceSessionId id) {
   auto it = by_id_.find(id);
-  if (it == by_id_.end()) return nullptr;
-  auto l = links_.find(it->second);
-  return l == links_.end() ? nullptr : &l->second;
+  return it == by_id_.end() ? nullptr : it->second;
 }
 
 bool IceLinks::is_up(const Endpoint& peer) const {
@@ -58,7 +56,7 @@ bool IceLinks::make_room(Instant now) {
   ++stats_.closed_evicted;
   const Endpoint peer = lru->st.peer;
   close_session(*lru);
-  links_.erase(peer);
+  erase(peer);
   overlay_.link_down(peer, now);
   return true;
 }
@@ -79,7 +77,7 @@ bool IceLinks::open(Link& l, const Endpoint& peer, bool controlling, Instant now
   l.deadline = now + cfg_.setup_timeout;
   l.retry_at = kInstantMax;
   l.last_used = now;
-  by_id_.emplace(id, peer);
+  by_id_.emplace(id, &l);
   if (!port_.open(id, controlling)) {
     env_.log(LogLevel::Warn, "ice: the agent opened no session for " + peer.host_port());
     by_id_.erase(id);
@@ -115,6 +113,7 @@ void IceLinks::connect(const Endpoint& peer, Instant now) {
   Link& l = links_[peer];
   l.st.state = LinkState::Gathering;
   if (!open(l, peer, true, now)) fail(l, now, false);
+  touch(l);
 }
 
 bool IceLinks::send(const Endpoint& peer, std::string_view bytes, Instant now) {
@@ -172,6 +171,7 @@ void IceLinks::offered(const Endpoint& peer, const IceDescription& offer, std::u
     return;
   }
   l.token = token;
+  touch(l);
   port_.remote(l.id, offer);
 }
 
@@ -199,6 +199,7 @@ void IceLinks::forget(const Endpoint& peer, Instant now) {
   close_session(it->second);
   stats_.queue_dropped += it->second.queue.size();
   links_.erase(it);
+  ++changes_;
 }
 
 void IceLinks::local_credentials(IceSessionId id, const IceCredentials& c, Instant now) {
@@ -207,6 +208,7 @@ void IceLinks::local_credentials(IceSessionId id, const IceCredentials& c, Insta
   l->local.credentials = c;
   l->have_credentials = true;
   maybe_describe(*l, now);
+  touch(*l);
 }
 
 void IceLinks::local_candidate(IceSessionId id, const IceCandidate& c, Instant now) {
@@ -214,6 +216,7 @@ void IceLinks::local_candidate(IceSessionId id, const IceCandidate& c, Instant n
   if (!l || l->described) return;  // later candidates are not trickled: peer-reflexive ones stand in
   if (l->local.candidates.size() < cfg_.limits.max_candidates) l->local.candidates.push_back(c);
   maybe_describe(*l, now);
+  touch(*l);
 }
 
 void IceLinks::gathering_done(IceSessionId id, Instant now) {
@@ -221,6 +224,7 @@ void IceLinks::gathering_done(IceSessionId id, Instant now) {
   if (!l) return;
   l->gathered = true;
   maybe_describe(*l, now);
+  touch(*l);
 }
 
 void IceLinks::maybe_describe(Link& l, Instant now) {
@@ -279,6 +283,7 @@ void IceLinks::connected(IceSessionId id, CandidateType local, CandidateType rem
   l->st.failures = 0;
   l->deadline = kInstantMax;
   l->last_used = now;
+  touch(*l);
   ++(l->st.relayed ? stats_.up_relayed : stats_.up_direct);
   env_.log(LogLevel::Info, "ice: link to " + l->st.peer.host_port() + " up (" +
                                std::string(candidate_type_name(local)) + " - " +
@@ -301,7 +306,7 @@ void IceLinks::failed(IceSessionId id, Instant now) {
     env_.log(LogLevel::Info, "ice: link to " + l->st.peer.host_port() + " lost");
     const Endpoint peer = l->st.peer;
     close_session(*l);
-    links_.erase(peer);  // attached again at the next message, without a back-off
+    erase(peer);  // attached again at the next message, without a back-off
     overlay_.link_down(peer, now);
     return;
   }
@@ -325,6 +330,8 @@ void IceLinks::fail(Link& l, Instant now, bool checks) {
   for (std::uint32_t i = 1; i < l.st.failures && wait < cfg_.retry_max; ++i) wait *= 2;
   l.retry_at = now + std::min(wait, cfg_.retry_max);
   l.deadline = l.gather_until = kInstantMax;
+  ++changes_;
+  touch(l);
   env_.log(LogLevel::Info,
            "ice: no link to " + l.st.peer.host_port() + (checks ? " (checks failed)" : " (Attach failed)"));
   overlay_.link_down(l.st.peer, now);
@@ -378,16 +385,16 @@ void IceLinks::advance(Instant now) {
         ++stats_.closed_idle;
         close_session(l);
         links_.erase(it);
+        ++changes_;
         break;
-      case LinkState::Failed: links_.erase(it); break;
+      case LinkState::Failed:
+        links_.erase(it);
+        ++changes_;
+        break;
     }
   }
-}
-
-Instant IceLinks::next_wakeup() const {
-  Instant t = kInstantMax;
-  for (const auto& [peer, l] : links_) t = std::min(t, link_wakeup(l));
-  return t;
+  wake_ = kInstantMax;
+  for (const auto& [peer, l] : links_) wake_ = std::min(wake_, link_wakeup(l));
 }
 
 std::vector<IceLinkStatus> IceLinks::status() const {

@@ -134,6 +134,11 @@ class IceLinks {
   [[nodiscard]] bool is_up(const Endpoint& peer) const;
   /// Whether this peer has a link in any state but Failed.
   [[nodiscard]] bool has_link(const Endpoint& peer) const;
+  /// The state of the link to `peer`, or null when there is none (one look-up for all of the above).
+  [[nodiscard]] const LinkState* state_of(const Endpoint& peer) const {
+    auto it = links_.find(peer);
+    return it == links_.end() ? nullptr : &it->second.st.state;
+  }
 
   // ---- from the overlay ----
   /// An Attach from `peer` with its offer; answered or refused later through `token`.
@@ -156,7 +161,12 @@ class IceLinks {
   std::optional<Endpoint> received(IceSessionId id, Instant now);
 
   void advance(Instant now);
-  [[nodiscard]] Instant next_wakeup() const;
+  /// When advance is next due: never later than the first link's own time, possibly earlier (a
+  /// link used since has moved its idle time-out on; advance then finds nothing and recomputes).
+  /// Constant time: the peer asks after every event.
+  [[nodiscard]] Instant next_wakeup() const { return wake_; }
+  /// Changes whenever a link is dropped or fails: whoever keeps links to a set of peers looks again.
+  [[nodiscard]] std::uint64_t changes() const { return changes_; }
 
   [[nodiscard]] std::vector<IceLinkStatus> status() const;
   [[nodiscard]] const IceLinkStats& stats() const { return stats_; }
@@ -183,6 +193,12 @@ class IceLinks {
   bool make_room(Instant now);  ///< closes the least recently used up link when at max_links
   [[nodiscard]] bool wins_glare(const Endpoint& peer) const;
   [[nodiscard]] Instant link_wakeup(const Link& l) const;
+  /// After a change that may bring `l`'s time forward: next_wakeup keeps a lower bound.
+  void touch(const Link& l) { wake_ = std::min(wake_, link_wakeup(l)); }
+  void erase(const Endpoint& peer) {
+    links_.erase(peer);
+    ++changes_;
+  }
 
   IcePort& port_;
   AttachTransport& overlay_;
@@ -190,10 +206,14 @@ class IceLinks {
   Endpoint self_;
   IceLinkConfig cfg_;
   std::unordered_map<Endpoint, Link, EndpointHash> links_;
-  std::unordered_map<IceSessionId, Endpoint> by_id_;
+  /// The links with a session, by it: a link's session is closed before the link leaves links_
+  /// (whose elements stay where they are while they are in it).
+  std::unordered_map<IceSessionId, Link*> by_id_;
   RateLimiter<Endpoint, EndpointHash> offer_rate_;
   IceSessionId next_id_ = 1;
   IceLinkStats stats_;
+  Instant wake_ = kInstantMax;
+  std::uint64_t changes_ = 0;
 };
 
 }  // namespace p2psip::nat
