@@ -88,9 +88,10 @@ class Peer::Links : public nat::AttachTransport, public dht::AttachHandler, publ
 
   /// LinkedEnv::send for a UDP destination.
   bool send(const Endpoint& to, std::string_view bytes) {
-    if (ice.is_up(to)) return ice.send(to, bytes, now);
+    const nat::LinkState* link = ice.state_of(to);
+    if (link != nullptr && *link == nat::LinkState::Up) return ice.send(to, bytes, now);
     // Most sends (to public peers, without a link) end here, before any look at the bytes.
-    if (!ice.has_link(to) && !ids_.contains(to)) return env_.send(to, bytes);
+    if ((link == nullptr || *link == nat::LinkState::Failed) && !ids_.contains(to)) return env_.send(to, bytes);
     // A response goes back the way its request came: a request that came over a link finds it up,
     // and one that came straight from a NATed peer opened that peer's NAT to us. An Attach never
     // waits for the link it sets up (the Chord core routes it to a peer it reaches now, or, with
@@ -198,6 +199,8 @@ class Peer::Links : public nat::AttachTransport, public dht::AttachHandler, publ
   Instant now{};
   bool behind_nat = false;  ///< this peer is reached by Attach: it keeps links to its neighbours
   Instant next_neighbours{};
+  std::uint64_t neighbours_digest = 0;  ///< the neighbours and links as last walked
+  Instant neighbours_due{};
   Peer& peer_;
   Environment& env_;
   nat::IceLinks ice;
@@ -342,6 +345,15 @@ void Peer::settle_links(Instant now) {
   if (links_->behind_nat && node_.chord().joined() && now >= links_->next_neighbours && phase_ == Phase::Running) {
     links_->next_neighbours = now + seconds(1);
     const auto& table = node_.chord().table();
+    // Walked again when the neighbours or the links changed, and every 5 s for links whose back-off
+    // has run out (each look at a link is a hash of its address: per peer per second, it added up).
+    std::uint64_t digest = links_->ice.changes() * 0x9E3779B97F4A7C15ULL;
+    for (const auto* list : {&table.predecessors(), &table.successors()}) {
+      for (const auto& p : *list) digest = (digest ^ p.id.hi ^ (p.id.lo * 31)) * 0x100000001B3ULL;
+    }
+    if (digest == links_->neighbours_digest && now < links_->neighbours_due) return;
+    links_->neighbours_digest = digest;
+    links_->neighbours_due = now + seconds(5);
     auto keep = [&](const dht::Peer& p) {
       if (links_->ice.has_link(p.addr)) return;
       links_->learn(p);
