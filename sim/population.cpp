@@ -454,6 +454,14 @@ std::vector<NodeReport> Population::node_reports(Instant now) const {
     const Instant until = h.peer ? now : h.died;
     r.alive_s = static_cast<double>((until - h.born).count()) / 1e6;
     if (h.joined_at != kInstantMax) r.join_s = static_cast<double>((h.joined_at - h.born).count()) / 1e6;
+    r.nat_kind = h.nat_kind;
+    if (h.peer) {
+      switch (h.peer->role()) {
+        case peer::Role::Peer: r.role = "peer"; break;
+        case peer::Role::Client: r.role = "client"; break;
+        case peer::Role::Auto: r.role = "deciding"; break;
+      }
+    }
     out.push_back(r);
   }
   return out;

@@ -360,7 +360,7 @@ bool write_outputs(const Simulator& sim, const HostFigures& host, const std::str
     cdf << num(lat[idx]) << ',' << num(static_cast<double>(idx + 1) / static_cast<double>(lat.size())) << '\n';
   }
   std::ostringstream nodes;
-  nodes << "index,id,alive,joined,join_s,alive_s,messages_sent,bytes_sent\n";
+  nodes << "index,id,alive,joined,join_s,alive_s,messages_sent,bytes_sent,nat_kind,role\n";
   // One line per node: written for runs of up to 100 000 nodes only.
   const bool per_node = sim.nodes_created() <= 100000;
   const auto reports = per_node ? sim.node_reports() : std::vector<NodeReport>{};
@@ -368,7 +368,8 @@ bool write_outputs(const Simulator& sim, const HostFigures& host, const std::str
     for (std::size_t i = 0; i < reports.size(); ++i) {
       const auto& n = reports[i];
       nodes << i << ',' << n.id_hex << ',' << n.alive << ',' << n.joined << ',' << num(n.join_s) << ','
-            << num(n.alive_s) << ',' << n.messages_sent << ',' << n.bytes_sent << '\n';
+            << num(n.alive_s) << ',' << n.messages_sent << ',' << n.bytes_sent << ',' << n.nat_kind << ',' << n.role
+            << '\n';
     }
   }
   std::vector<std::string> ring;

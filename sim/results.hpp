@@ -76,7 +76,9 @@ struct NodeReport {
   bool alive = false, joined = false;
   std::uint64_t messages_sent = 0, bytes_sent = 0;
   double alive_s = 0;
-  double join_s = -1;  ///< from start to joined (-1: never joined)
+  double join_s = -1;               ///< from start to joined (-1: never joined)
+  std::string nat_kind = "public";  ///< [nat]: its router's kind
+  std::string role;                 ///< its peer's role at the end: peer, client, deciding ("" once dead)
 };
 
 /// Where the live nodes stand behind their NATs at the end of a run ([nat]).
