@@ -333,6 +333,7 @@ void Peer::begin_flows(Instant now) {
                     hex.substr(16, 4) + "-" + hex.substr(20, 12);
   node_.set_flows(flows_.get(), std::move(urn), flow_transport_);
   flows_->set_candidates(relay_candidates(), now);
+  next_relay_probe_ = now + seconds(30);  // enough candidates by then, or it asks for more
   sync_gateways(now);
 }
 
@@ -613,6 +614,7 @@ void Peer::advance(Instant now) {
     flows_->set_candidates(relay_candidates(), now);
   }
   if (flows_ && flows_->next_wakeup() <= now) flows_->advance(now);
+  if (flows_ && next_relay_probe_ <= now) probe_relays(now);
   if (relay_ && relay_->next_expiry() <= now) relay_->expire(now);
   check_reachability(now);
   sync_gateways(now);
@@ -627,7 +629,7 @@ Instant Peer::next_wakeup() const {
   if (ua_) next = std::min(next, ua_->next_wakeup());
   next = std::min(next, stun_.next_wakeup());
   if (reach_ && phase_ == Phase::Running) next = std::min(next, reach_->next_check());
-  if (flows_) next = std::min(next, flows_->next_wakeup());
+  if (flows_) next = std::min({next, flows_->next_wakeup(), next_relay_probe_});
   if (relay_) next = std::min(next, relay_->next_expiry());
   next = std::min(next, decide_by_);
   if (links_) {
@@ -715,6 +717,25 @@ void Peer::route(dht::RouteOp op, dht::NodeId target, std::optional<dht::Record>
     };
   }
   node_.chord().route(op, target, std::move(record), std::move(done), now);
+}
+
+void Peer::probe_relays(Instant now) {
+  next_relay_probe_ = kInstantMax;
+  if (phase_ != Phase::Running || !flows_) return;
+  if (relay_candidates().size() >= flows_->status().size()) {
+    relay_probe_wait_ = Duration{};  // enough: asked again only if that changes
+    return;
+  }
+  relay_probe_wait_ =
+      relay_probe_wait_ == Duration{} ? seconds(30) : std::min(relay_probe_wait_ * 2, Duration(seconds(600)));
+  next_relay_probe_ = now + relay_probe_wait_;
+  if (!flows_->any_active() && !node_.chord().joined()) return;  // nothing to ask through yet
+  dht::NodeId key;
+  key.hi = env_.random();
+  key.lo = env_.random();
+  // The answer's responsible peer is learnt as a candidate (route's wrapper, learn_relay).
+  route(
+      dht::RouteOp::Lookup, key, std::nullopt, [](const dht::RouteResult&) {}, now);
 }
 
 void Peer::learn_relay(const Endpoint& addr) {

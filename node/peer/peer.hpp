@@ -330,6 +330,9 @@ class Peer {
   std::unique_ptr<nat::FlowSet> flows_;
   std::vector<Endpoint> learned_relays_;  ///< a client's relay candidates beyond the bootstrap
   bool relays_changed_ = false;
+  /// A client with fewer relay candidates than flows asks the ring for more (probe_relays).
+  Instant next_relay_probe_ = kInstantMax;
+  Duration relay_probe_wait_{};
   std::uint64_t synced_flows_ = UINT64_MAX;  ///< the flows' version sync_gateways last handed on
   Phase synced_phase_ = Phase::Stopped;
   Transport flow_transport_ = Transport::Udp;  ///< a client's flows: TCP where UDP is blocked
@@ -341,6 +344,11 @@ class Peer {
   /// Runs what the links and the overlay handed each other (kept apart so neither re-enters the
   /// other), and keeps links to a NATed peer's neighbours.
   void settle_links(Instant now);
+  /// A client that knows fewer relay candidates than it keeps flows (it started when the ring was
+  /// its bootstrap peer alone, whose grant named no others) looks up a random key through its
+  /// relay: the peer responsible for it is a candidate. Every 30 s, doubling to 10 min, until it
+  /// knows enough.
+  void probe_relays(Instant now);
   /// Flows for the phones of a peer behind a NAT (it is in the ring, its phones are reached
   /// through relay peers).
   void begin_flows(Instant now);

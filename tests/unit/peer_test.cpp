@@ -718,6 +718,41 @@ TEST(Peer, AClientBehindANatStoresAndFetchesThroughItsRelayPeersAndJoinsNoRing) 
   }
 }
 
+TEST(Peer, AClientThatKnowsOneRelayFindsASecondThroughTheRing) {
+  // Started when the ring was one peer (its only bootstrap), whose grant named no alternates: one
+  // flow, and nobody to ask for the second (RFC 5626 §4.2: two flows to two peers). Lookups of
+  // random keys through its relay bring back the peers responsible for them, and the second flow
+  // goes to one of those; then the lookups stop.
+  PeerNet net;
+  PeerConfig first = plain(kNatIds[0]);
+  first.relay = nat::RelayConfig{};
+  net.add(first, false, std::nullopt);
+  net.run_for(seconds(2));
+  PeerConfig c = plain(kNatIds[3]);
+  c.role = Role::Auto;
+  Peer& client = net.add_behind_nat(c, false, {0}, Endpoint{Transport::Udp, *IpAddress::parse("203.0.113.3"), 7000});
+  net.run_for(seconds(45));
+  PeerStatus st = client.status(net.now);
+  ASSERT_EQ(st.nat.role, "client");
+  ASSERT_EQ(st.nat.flows.size(), 2u);
+  EXPECT_EQ(st.nat.flows[0].state, nat::FlowState::Active);
+  EXPECT_EQ(st.nat.flows[1].state, nat::FlowState::Idle) << "no second peer to ask yet";
+  for (std::size_t i = 1; i < 3; ++i) {
+    PeerConfig p = plain(kNatIds[i]);
+    p.relay = nat::RelayConfig{};
+    net.add(p, false, std::optional<std::size_t>(0));
+    net.run_for(seconds(1));
+  }
+  net.run_for(seconds(120));
+  st = client.status(net.now);
+  for (const auto& f : st.nat.flows) EXPECT_EQ(f.state, nat::FlowState::Active) << f.reg_id;
+  EXPECT_NE(st.nat.flows[0].relay, st.nat.flows[1].relay);
+  // With two relays it stops asking: nothing but keep-alives and refreshes leave it now.
+  const auto answered = client.overlay().transactions().stats().responses_in;
+  net.run_for(seconds(600));
+  EXPECT_LE(client.overlay().transactions().stats().responses_in - answered, 4u);
+}
+
 TEST(Peer, APhoneAtAClientBehindANatIsCalledThroughItsRelayPeersAndTheDialogKeepsThatPath) {
   PeerNet net;
   Peer& client = three_relays_and_a_client(net, true);
