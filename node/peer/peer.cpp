@@ -722,7 +722,14 @@ void Peer::route(dht::RouteOp op, dht::NodeId target, std::optional<dht::Record>
 void Peer::probe_relays(Instant now) {
   next_relay_probe_ = kInstantMax;
   if (phase_ != Phase::Running || !flows_) return;
-  if (relay_candidates().size() >= flows_->status().size()) {
+  // Distinct peers: a bootstrap list may name one peer twice.
+  std::vector<Endpoint> known = relay_candidates();
+  std::size_t distinct = 0;
+  for (std::size_t i = 0; i < known.size(); ++i) {
+    const auto same = [&](const Endpoint& e) { return e.ip == known[i].ip && e.port == known[i].port; };
+    distinct += std::none_of(known.begin(), known.begin() + static_cast<std::ptrdiff_t>(i), same);
+  }
+  if (distinct >= flows_->status().size()) {
     relay_probe_wait_ = Duration{};  // enough: asked again only if that changes
     return;
   }
@@ -733,6 +740,8 @@ void Peer::probe_relays(Instant now) {
   dht::NodeId key;
   key.hi = env_.random();
   key.lo = env_.random();
+  env_.log(LogLevel::Debug, "peer: " + std::to_string(distinct) + " relay candidate(s) for " +
+                                std::to_string(flows_->status().size()) + " flows: a lookup asks the ring for more");
   // The answer's responsible peer is learnt as a candidate (route's wrapper, learn_relay).
   route(
       dht::RouteOp::Lookup, key, std::nullopt, [](const dht::RouteResult&) {}, now);
