@@ -294,18 +294,17 @@ void Population::kill(std::uint32_t host, bool graceful) {
   Host& h = hosts_[host];
   Results& r = metrics_.results;
   if (h.joined_pos >= 0) {
-    const std::uint32_t last = joined_list_.back();
-    joined_list_[static_cast<std::size_t>(h.joined_pos)] = last;
-    hosts_[last].joined_pos = h.joined_pos;
-    joined_list_.pop_back();
-    h.joined_pos = -1;
-    if (h.boot_pos >= 0) {
-      const std::uint32_t last_boot = boot_list_.back();
-      boot_list_[static_cast<std::size_t>(h.boot_pos)] = last_boot;
-      hosts_[last_boot].boot_pos = h.boot_pos;
-      boot_list_.pop_back();
-      h.boot_pos = -1;
-    }
+    // Out of each list by moving its last host into the place (`pos` is where a host sits in it).
+    const auto drop = [&](std::vector<std::uint32_t>& list, std::int32_t Host::*pos) {
+      if (h.*pos < 0) return;
+      const std::uint32_t last = list.back();
+      list[static_cast<std::size_t>(h.*pos)] = last;
+      hosts_[last].*pos = h.*pos;
+      list.pop_back();
+      h.*pos = -1;
+    };
+    drop(joined_list_, &Host::joined_pos);
+    drop(boot_list_, &Host::boot_pos);
     ring_.erase(h.id);
   }
   if (graceful) {

@@ -430,7 +430,7 @@ TEST(Chord, JoinThroughADeadBootstrapRetriesTheNext) {
 struct TestLinks : PeerLinks, AttachHandler {
   ChordNet* net = nullptr;
   std::size_t self = 0;
-  std::set<std::pair<std::size_t, std::size_t>>* up = nullptr;  ///< linked pairs (both orders)
+  const std::set<std::pair<std::size_t, std::size_t>>* up = nullptr;  ///< linked pairs (both orders)
   std::vector<Peer> failed_peers;
   std::size_t answered = 0;
   [[nodiscard]] std::size_t index(const Peer& p) const {
@@ -451,6 +451,32 @@ struct TestLinks : PeerLinks, AttachHandler {
 // An Attach takes no hop to a peer reached by Attach that is not linked to the hop (it would wait
 // for the link it is setting up): the ring carries it to a neighbour of the target, linked to it.
 // A peer not yet in the ring sends it through its bootstrap peer.
+/// The first `n` peers of `net` reach each other as `up` says (a pair (a, b): a has a link to b).
+std::vector<std::unique_ptr<TestLinks>> give_links(ChordNet& net, std::size_t n,
+                                                   const std::set<std::pair<std::size_t, std::size_t>>& up) {
+  std::vector<std::unique_ptr<TestLinks>> links;
+  for (std::size_t i = 0; i < n; ++i) {
+    links.push_back(std::make_unique<TestLinks>());
+    links.back()->net = &net;
+    links.back()->self = i;
+    links.back()->up = &up;
+    net.slots[i].node->set_links(links.back().get());
+    net.slots[i].node->set_attach_handler(links.back().get());
+  }
+  return links;
+}
+
+/// Records every hop an Attach takes in `hops`, and fails the test for a hop to a peer the sender
+/// does not reach now.
+void trace_attach_hops(ChordNet& net, const std::vector<std::unique_ptr<TestLinks>>& links,
+                       std::vector<std::pair<std::size_t, std::size_t>>& hops) {
+  net.trace_request = [&links, &hops](std::size_t from, const Peer& to, const Request& r) {
+    if (r.route_op != RouteOp::Attach) return;
+    hops.emplace_back(from, links[from]->index(to));
+    EXPECT_TRUE(links[from]->reachable(to)) << from << " sent an Attach to " << links[from]->index(to);
+  };
+}
+
 TEST(Chord, AnAttachTakesNoHopToAMarkedPeerWithoutALinkAndReachesItsTargetThroughANeighbour) {
   ChordNet net;
   net.config.stabilize_interval = seconds(1);
@@ -469,22 +495,10 @@ TEST(Chord, AnAttachTakesNoHopToAMarkedPeerWithoutALinkAndReachesItsTargetThroug
     up.insert({a, b});
     up.insert({b, a});
   }
-  std::vector<std::unique_ptr<TestLinks>> links;
-  for (std::size_t i = 0; i < 6; ++i) {
-    links.push_back(std::make_unique<TestLinks>());
-    links.back()->net = &net;
-    links.back()->self = i;
-    links.back()->up = &up;
-    net.slots[i].node->set_links(links.back().get());
-    net.slots[i].node->set_attach_handler(links.back().get());
-  }
+  auto links = give_links(net, 6, up);
   // Every hop an Attach takes is to a peer reached now from the hop.
   std::vector<std::pair<std::size_t, std::size_t>> hops;
-  net.trace_request = [&](std::size_t from, const Peer& to, const Request& r) {
-    if (r.route_op != RouteOp::Attach) return;
-    hops.emplace_back(from, links[from]->index(to));
-    EXPECT_TRUE(links[from]->reachable(to)) << from << " sent an Attach to " << links[from]->index(to);
-  };
+  trace_attach_hops(net, links, hops);
   // From every public peer to each marked one.
   for (std::size_t from : {0, 3, 4, 5}) {
     for (std::size_t target : {1, 2}) {
@@ -534,21 +548,9 @@ TEST(Chord, TwoAdjacentMarkedPeersWithoutALinkReachEachOtherThroughTheirOtherNei
   ASSERT_EQ(net.ring_errors(), "");
   // Each marked peer is linked with its other neighbour only.
   std::set<std::pair<std::size_t, std::size_t>> up{{0, 1}, {1, 0}, {2, 3}, {3, 2}};
-  std::vector<std::unique_ptr<TestLinks>> links;
-  for (std::size_t i = 0; i < 5; ++i) {
-    links.push_back(std::make_unique<TestLinks>());
-    links.back()->net = &net;
-    links.back()->self = i;
-    links.back()->up = &up;
-    net.slots[i].node->set_links(links.back().get());
-    net.slots[i].node->set_attach_handler(links.back().get());
-  }
+  auto links = give_links(net, 5, up);
   std::vector<std::pair<std::size_t, std::size_t>> hops;
-  net.trace_request = [&](std::size_t from, const Peer& to, const Request& r) {
-    if (r.route_op != RouteOp::Attach) return;
-    hops.emplace_back(from, links[from]->index(to));
-    EXPECT_TRUE(links[from]->reachable(to)) << from << " sent an Attach to " << links[from]->index(to);
-  };
+  trace_attach_hops(net, links, hops);
   for (auto [from, target, via] : {std::tuple<std::size_t, std::size_t, std::size_t>{1, 2, 3}, {2, 1, 0}}) {
     RouteResult res;
     hops.clear();
