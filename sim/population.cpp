@@ -367,6 +367,12 @@ std::optional<dht::NodeId> Population::responsible(dht::NodeId key) const {
   return it->first;
 }
 
+std::optional<std::uint32_t> Population::joined_host(dht::NodeId id) const {
+  const auto it = ring_.find(id);
+  if (it == ring_.end()) return std::nullopt;
+  return it->second;
+}
+
 void Population::account_time() {
   const Instant now = engine_.now();
   metrics_.results.node_seconds +=

@@ -133,6 +133,8 @@ class Population {
   [[nodiscard]] std::optional<std::uint32_t> random_joined(Rng& rng) const;
   /// The oracle: the joined live node responsible for `key`.
   [[nodiscard]] std::optional<dht::NodeId> responsible(dht::NodeId key) const;
+  /// The creation index of the live joined host with this id (nullopt: none).
+  [[nodiscard]] std::optional<std::uint32_t> joined_host(dht::NodeId id) const;
   /// Joined nodes whose first successor or predecessor is wrong (described in `details`).
   [[nodiscard]] std::size_t ring_errors(std::vector<std::string>* details = nullptr) const;
   [[nodiscard]] std::vector<NodeReport> node_reports(Instant now) const;

@@ -372,13 +372,19 @@ bool write_outputs(const Simulator& sim, const HostFigures& host, const std::str
             << '\n';
     }
   }
+  std::ostringstream bad;
+  bad << "t_s,from,outcome,status,reason,key,got,got_host,expected,hops\n";
+  for (const auto& w : r.bad_lookups) {
+    bad << num(w.t_s) << ',' << w.from << ',' << (w.answered ? "wrong" : "failed") << ',' << w.status << ',' << w.reason
+        << ',' << w.key << ',' << w.got << ',' << w.got_host << ',' << w.expected << ',' << w.hops << '\n';
+  }
   std::vector<std::string> ring;
   (void)sim.ring_errors(&ring);
   std::string ring_text;
   for (const auto& l : ring) ring_text += l + "\n";
   return write("ring_errors.txt", ring_text) && write("summary.json", summary_json(sim, host)) &&
-         write("timeseries.csv", ts) && write("hops.csv", hops.str()) && write("latency_cdf.csv", cdf.str()) &&
-         (!per_node || write("nodes.csv", nodes.str()));
+         write("timeseries.csv", ts) && write("hops.csv", hops.str()) && write("bad_lookups.csv", bad.str()) &&
+         write("latency_cdf.csv", cdf.str()) && (!per_node || write("nodes.csv", nodes.str()));
 }
 
 }  // namespace p2psip::sim

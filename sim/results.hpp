@@ -68,6 +68,20 @@ struct Results {
   std::uint64_t nat_blocked = 0, nat_filtered = 0, to_private = 0;
   std::uint64_t stun_messages = 0, stun_bytes = 0;
   IceResults ice;
+  /// The first kMaxBadLookups lookups answered with the wrong peer or not answered
+  /// (bad_lookups.csv), to find where a ring is broken.
+  struct BadLookup {
+    double t_s = 0;
+    std::uint32_t from = 0;  ///< the asking host's creation index
+    bool answered = false;   ///< wrong (answered by another peer) or failed (not answered)
+    int status = 0;          ///< the route's SIP status
+    std::string reason;
+    std::string key, got, expected;  ///< hex Node-IDs (got: empty when failed)
+    std::int64_t got_host = -1;      ///< the host that answered as responsible (-1: none live and joined)
+    std::uint32_t hops = 0;
+  };
+  static constexpr std::size_t kMaxBadLookups = 1000;
+  std::vector<BadLookup> bad_lookups;
 };
 
 /// Per-node figures, in the order nodes were created.

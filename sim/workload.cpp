@@ -163,8 +163,25 @@ void Workload::route(std::uint32_t from, dht::RouteOp op, const std::string& key
     bool ok = false;
     switch (op) {
       case dht::RouteOp::Lookup: {
-        ok = answered && r.responsible && population_.responsible(id) == r.responsible->id;
+        const auto expected = population_.responsible(id);
+        ok = answered && r.responsible && expected == r.responsible->id;
         ++metrics_.row.lookups;
+        if (!ok && res.bad_lookups.size() < Results::kMaxBadLookups) {
+          Results::BadLookup w;
+          w.t_s = static_cast<double>(engine_.now().time_since_epoch().count()) / 1e6;
+          w.from = from;
+          w.answered = answered;
+          w.status = dht::code(r.status);
+          w.reason = r.reason;
+          w.key = id.hex();
+          w.expected = expected ? expected->hex() : std::string();
+          if (answered && r.responsible) {
+            w.got = r.responsible->id.hex();
+            if (const auto host = population_.joined_host(r.responsible->id)) w.got_host = *host;
+          }
+          w.hops = r.hops;
+          res.bad_lookups.push_back(std::move(w));
+        }
         if (ok) {
           ++metrics_.row.lookups_ok;
           metrics_.row.hops_sum += r.hops;
