@@ -190,7 +190,10 @@ void ChordNode::peer_failed(const Peer& p, Instant now) {
   failed_[p.id] = now;
   bool was_successor = table_.remove(p.id);
   env_.log(LogLevel::Info, "chord: peer " + p.id.short_hex() + " at " + p.addr.host_port() + " failed");
-  if (links_ != nullptr && p.attach) links_->failed(p);
+  // A link to it is closed too, whether or not the peer is reached only by Attach: a public peer
+  // that closed its side of a link we still hold drops what we send over it, and only closing
+  // ours sends to its address again.
+  if (links_ != nullptr) links_->failed(p);
   if (table_.alone()) {
     // Rebuild a successor from whatever else we know (fingers).
     for (const auto& q : table_.known_peers()) table_.consider(q);
@@ -435,7 +438,48 @@ void ChordNode::attach(NodeId peer, std::string payload, RouteCallback cb, Insta
   r.iterative = false;  // its answer comes back along the path: the target may be reachable no other way
   r.payload = std::move(payload);
   r.origin = table_.self();
-  start_route(std::move(r), std::move(cb), now);
+  if (!joined_ || client_) {
+    start_route(std::move(r), std::move(cb), now);
+    return;
+  }
+  Request again = r;
+  // "No Such Peer" came from a peer that takes the target's key for its own and does not know the
+  // target: our nearest neighbours past the target have not learned of it yet, while the peers
+  // that have (the ones it keeps links to) lie on another stretch of a ring still forming (a
+  // join storm leaves two interleaved chains for minutes; found by the simulator). Tried once
+  // more from the far side of the ring, as the successor check looks (check_successor), and never
+  // through us again.
+  start_route(
+      std::move(r),
+      [this, again = std::move(again), cb = std::move(cb), now](const RouteResult& res) mutable {
+        if (res.status != Status::NotFound) {
+          cb(res);
+          return;
+        }
+        attach_around(std::move(again), std::move(cb), now + res.latency);
+      },
+      now);
+}
+
+void ChordNode::attach_around(Request r, RouteCallback cb, Instant now) {
+  ++stats_.attaches_around;
+  std::vector<Peer> starts;
+  for (int i = RoutingTable::kFingers - 1; i >= 0; --i) {
+    const auto f = table_.finger(i);
+    if (!f || f->id == table_.self().id || f->id == r.target) continue;
+    if (links_ != nullptr && !links_->reachable(*f)) continue;
+    if (std::none_of(starts.begin(), starts.end(), [&](const Peer& q) { return q.id == f->id; })) starts.push_back(*f);
+  }
+  if (starts.empty()) {
+    cb(route_failure(Status::NotFound, "No Such Peer"));
+    return;
+  }
+  const Peer far = starts[successor_checks_++ % starts.size()];
+  r.exclude.push_back(table_.self().id);
+  r.hops = 1;
+  r.final_hop = false;
+  ++stats_.routes_started;
+  send(Kind::ClientRoute, far, std::move(r), now, 0, std::move(cb));
 }
 
 void ChordNode::answer_attach(const AttachRequest& a, Status status, std::string reason, std::string payload,
@@ -937,10 +981,28 @@ void ChordNode::on_join_lookup_answer(const Pending& p, const Response& r, Insta
     send(Kind::JoinLookup, *r.redirect, std::move(next), now);
     return;
   }
+  if (r.status == Status::Unavailable && r.responder.id == table_.self().id) {
+    // The ring routed our own id to us: a peer took us in, and its answer to our Join never came
+    // (it timed out while the Join waited for a link, and went later). Our predecessor now
+    // routes our keys to us, and every join lookup would end here. Join again at the peer that
+    // admitted us, or at the successor the ring has shown us since, in turn (one may have left).
+    std::vector<Peer> again;
+    if (!table_.alone()) again.push_back(table_.successor());
+    if (admitting_ && (again.empty() || again.front().id != admitting_->id)) again.push_back(*admitting_);
+    if (!again.empty()) {
+      ++stats_.rejoins;
+      const Peer to = again[rejoins_++ % again.size()];
+      env_.log(LogLevel::Info,
+               "chord: the ring routes our id to us before we joined: joining " + to.id.short_hex() + " again");
+      send(Kind::Join, to, make(Op::Join, to.id), now);
+      return;
+    }
+  }
   if (r.status != Status::Ok || !r.responsible || r.responsible->id == table_.self().id) {
     next_join_attempt_ = now + std::min(cfg_.stabilize_interval, seconds(1));  // soon, via the next bootstrap
     return;
   }
+  admitting_ = *r.responsible;
   send(Kind::Join, *r.responsible, make(Op::Join, r.responsible->id), now);
   return;
 }

@@ -85,6 +85,8 @@ struct ChordStats {
   std::uint64_t records_disbelieved = 0;  ///< fetched records the guard did not believe (dropped)
   std::uint64_t records_over_quota = 0;   ///< refused for their size or their owner's quota
   std::uint64_t implausible = 0;          ///< answers naming a responsible peer far from the key
+  std::uint64_t attaches_around = 0;      ///< Attaches sent again from a far finger after "No Such Peer"
+  std::uint64_t rejoins = 0;              ///< Joins sent again after the ring routed our own id to us
 };
 
 struct RouteResult {
@@ -257,6 +259,8 @@ class ChordNode {
   [[nodiscard]] std::optional<Peer> attach_detour(const Request& r, const Peer& next, Excluded ex) const;
   /// An Attach of ours handed to a bootstrap peer, which routes it as a first hop.
   void route_via_bootstrap(Request r, RouteCallback cb, Instant now);
+  /// An Attach answered "No Such Peer", sent again from a far finger with us excluded.
+  void attach_around(Request r, RouteCallback cb, Instant now);
   /// Sends a route of ours to `next`; an Attach for a peer not reached yet goes around it instead
   /// (attach_detour), or through a bootstrap peer when nobody nearer is reached.
   void send_first_hop(Request r, Peer next, RouteCallback cb, Instant now);
@@ -318,6 +322,8 @@ class ChordNode {
   int leave_pending_ = 0;
   std::vector<Endpoint> bootstrap_;
   std::size_t bootstrap_index_ = 0;
+  std::optional<Peer> admitting_;  // the peer our last Join went to (joining again: on_join_lookup_answer)
+  std::size_t rejoins_ = 0;
   std::vector<NodeId> join_exclude_;  // peers that admitted us at a place not ours: looked past
   Instant next_join_attempt_ = kInstantMax;
   Instant next_stabilize_ = kInstantMax;

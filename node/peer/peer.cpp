@@ -177,7 +177,11 @@ class Peer::Links : public nat::AttachTransport, public dht::AttachHandler, publ
     // Bounded: the links answer or refuse every offer they take, but one whose answer never
     // came (its link closed first) must not stay for ever.
     if (offers_.size() >= kMaxOffers) offers_.erase(offers_.begin());
-    learn(a.sender);
+    // A sender we reach directly (a public peer) stays one: its link, while up, carries what we
+    // send it, and without one everything goes straight to its address. Learned as reached by
+    // Attach, a failed or lost link would hold our requests and responses to it, and the ring
+    // would take a live public peer for dead (docs/NAT.md).
+    if (a.sender.attach) learn(a.sender);
     const std::uint64_t token = next_token_++;
     offers_.emplace(token, a);
     // Within the Chord core's call: the links take it once that has returned.

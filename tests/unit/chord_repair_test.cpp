@@ -220,6 +220,146 @@ TEST(ChordRepair, AnAnswerTeachesAFingerAheadOfUs) {
   EXPECT_EQ(j.node->table().successor().id, at(0x20));  // fingers only: the successor stays
 }
 
+/// Links as a peer with none up has them: a peer reached by Attach is not reached now.
+struct NoLinks : PeerLinks {
+  [[nodiscard]] bool reachable(const Peer& p) const override { return !p.attach; }
+  void sending_to(const Peer&) override {}
+  void failed(const Peer&) override {}
+};
+
+Peer marked(std::uint64_t top_byte) {
+  Peer p = peer(top_byte);
+  p.attach = true;
+  return p;
+}
+
+TEST(ChordRepair, AnAttachAnsweredNoSuchPeerGoesAgainFromAFarFingerNeverThroughUs) {
+  // Found by the simulator (2000 nodes joining in 2 s, 40 % of them behind cone NATs): we (0x40)
+  // attach to 0x50, behind a NAT, which our successor 0x60 has not learned of (the peers that have
+  // lie on another stretch of a ring still forming). 0x60 answers "No Such Peer"; the Attach goes
+  // again from our farthest finger, with us excluded so that the ring does not hand it back.
+  Joined j(0x40, 0x60, {peer(0x70)}, peer(0x30));
+  NoLinks links;
+  j.node->set_links(&links);
+  // An answer relayed through us teaches the finger 0xc0.
+  j.link.sent.clear();
+  j.node->on_request(9, lookup(0x30, 0xb8, 2), j.now);
+  auto fwd = j.link.last(Op::Route);
+  ASSERT_TRUE(fwd);
+  Response taught;
+  taught.responder = fwd->to;
+  taught.responsible = peer(0xc0);
+  j.node->on_response(fwd->id, taught, j.now);
+  ASSERT_TRUE(j.node->table().finger(127));
+  ASSERT_EQ(j.node->table().finger(127)->id, at(0xc0));
+
+  std::optional<RouteResult> result;
+  j.link.sent.clear();
+  j.node->attach(
+      at(0x50), "offer", [&](const RouteResult& r) { result = r; }, j.now);
+  auto first = j.link.last(Op::Route);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->to.id, at(0x60));
+  EXPECT_EQ(first->request.route_op, RouteOp::Attach);
+  Response none;
+  none.status = Status::NotFound;
+  none.reason = "No Such Peer";
+  none.responder = peer(0x60);
+  none.responsible = peer(0x60);
+  j.link.sent.clear();
+  j.node->on_response(first->id, none, j.now + millis(100));
+  EXPECT_FALSE(result) << "answered before the second try";
+  auto second = j.link.last(Op::Route);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->to.id, at(0xc0));
+  EXPECT_EQ(second->request.route_op, RouteOp::Attach);
+  EXPECT_EQ(second->request.target, at(0x50));
+  EXPECT_EQ(second->request.payload, "offer");
+  EXPECT_EQ(second->request.exclude, (std::vector<NodeId>{at(0x40)}));
+  EXPECT_FALSE(second->request.final_hop);
+  Response ok;
+  ok.responder = marked(0x50);
+  ok.responsible = marked(0x50);
+  ok.payload = "answer";
+  j.node->on_response(second->id, ok, j.now + millis(400));
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->status, Status::Ok);
+  EXPECT_EQ(result->payload, "answer");
+  EXPECT_EQ(j.node->stats().attaches_around, 1u);
+
+  // Once only: a second "No Such Peer" is the answer.
+  result.reset();
+  j.link.sent.clear();
+  j.node->attach(
+      at(0x50), "offer", [&](const RouteResult& r) { result = r; }, j.now);
+  first = j.link.last(Op::Route);
+  ASSERT_TRUE(first);
+  j.node->on_response(first->id, none, j.now);
+  second = j.link.last(Op::Route);
+  ASSERT_TRUE(second);
+  ASSERT_NE(second->id, first->id);
+  j.node->on_response(second->id, none, j.now);
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->status, Status::NotFound);
+}
+
+TEST(ChordRepair, APeerTheRingTookInWhoseJoinAnswerWasLostJoinsAgain) {
+  // Found by the simulator: a public peer's Join to a peer behind a NAT waited for the link longer
+  // than the hop time-out and failed; the Join went on the link once up, and the peer admitted
+  // us. Its predecessor then routed our id to us, so every join lookup ended at us, answered
+  // "Not Joined Yet", and we never joined (our keys answered by nobody for the whole run).
+  ScriptedLink link;
+  ChordConfig cfg;
+  cfg.stabilize_interval = seconds(20);
+  ChordNode node(peer(0x40), cfg, link, link);
+  Instant now{};
+  node.start({peer(0x90).addr}, now);
+  auto lookup1 = link.last(Op::Route);
+  ASSERT_TRUE(lookup1);
+  Response found;
+  found.responder = peer(0x60);
+  found.responsible = peer(0x60);
+  node.on_response(lookup1->id, found, now);
+  auto join = link.last(Op::Join);
+  ASSERT_TRUE(join);
+  EXPECT_EQ(join->to.id, at(0x60));
+  now += seconds(6);
+  node.on_failure(join->id, now);  // its answer never came
+  // The next attempt's lookup: a 503 from another peer is retried later, as before.
+  link.sent.clear();
+  now += seconds(1);
+  node.advance(now);
+  auto lookup2 = link.last(Op::Route);
+  ASSERT_TRUE(lookup2);
+  Response busy;
+  busy.status = Status::Unavailable;
+  busy.reason = "Not Joined Yet";
+  busy.responder = peer(0x50);
+  link.sent.clear();
+  node.on_response(lookup2->id, busy, now);
+  EXPECT_FALSE(link.last(Op::Join));
+  // The ring routes our own id to us: we answered our lookup ourselves.
+  now += seconds(1);
+  node.advance(now);
+  auto lookup3 = link.last(Op::Route);
+  ASSERT_TRUE(lookup3);
+  Response ours = busy;
+  ours.responder = peer(0x40);
+  link.sent.clear();
+  node.on_response(lookup3->id, ours, now);
+  auto again = link.last(Op::Join);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->to.id, at(0x60));
+  Response admitted;
+  admitted.responder = peer(0x60);
+  admitted.successors = {peer(0x70)};
+  admitted.predecessors = {peer(0x30)};
+  node.on_response(again->id, admitted, now);
+  EXPECT_TRUE(node.joined());
+  EXPECT_EQ(node.table().successor().id, at(0x60));
+  EXPECT_EQ(node.stats().rejoins, 1u);
+}
+
 TEST(ChordRepair, FingerLookupsRunEveryFingerRoundsRounds) {
   // SimGrid's Chord fixes a finger every 120 s and stabilizes every 20 s: finger_rounds = 6. Here 3:
   // of six rounds, the first and the fourth look a finger up (lookups of our id + 1 are successor

@@ -94,6 +94,7 @@ class PeerNet {
       if (it == sessions_.end() || !it->second.peer) return false;
       ++sent;
       const auto to = *it->second.peer;
+      if (net_.ice_cut.contains({node_, to.first})) return true;  // lost on the way
       net_.network_.at(net_.now + net_.latency, [this, to, b = std::string(bytes)] {
         auto& n = net_.nodes[to.first];
         if (n.alive && n.ice->sessions_.contains(to.second)) n.peer->ice_datagram(to.second, b, net_.now);
@@ -105,6 +106,13 @@ class PeerNet {
       if (it == sessions_.end()) return;
       net_.ice_sessions.erase(it->second.ufrag);
       sessions_.erase(it);
+    }
+    /// This agent's session paired with one of `node`'s, if any.
+    [[nodiscard]] std::optional<nat::IceSessionId> session_with(std::size_t node) const {
+      for (const auto& [id, s] : sessions_) {
+        if (s.peer && s.peer->first == node) return id;
+      }
+      return std::nullopt;
     }
     std::size_t opened = 0, sent = 0;
 
@@ -118,6 +126,7 @@ class PeerNet {
     std::map<nat::IceSessionId, Session> sessions_;
   };
   std::map<std::string, std::pair<std::size_t, nat::IceSessionId>> ice_sessions;  ///< by ufrag
+  std::set<std::pair<std::size_t, std::size_t>> ice_cut;  ///< (from, to): datagrams over links lost
 
   struct Node {
     std::unique_ptr<Face> overlay_face, phone_face;
@@ -645,6 +654,50 @@ TEST(Peer, PeersBehindConeNatsJoinTheRingOverIceLinksAndEveryPeerReadsEveryOnesR
       ASSERT_EQ(got.records.size(), 1u) << i << " reads " << j << " after the death: " << got.reason;
     }
   }
+}
+
+TEST(Peer, APeerBehindANatWhosePublicNeighbourClosedTheirLinkReachesItAgain) {
+  // Found by the simulator (a full-cone peer kept its public successor's link for the whole run):
+  // the public peer wrote the NATed one off and closed its side of their link; the NATed peer kept
+  // its side up and sent everything for the public peer over it, lost there, for ever. Once the
+  // public peer does not answer, the NATed peer closes its side too and sends to its address.
+  PeerNet net;
+  net.with_ice = true;
+  const char* const ids[] = {"10000000000000000000000000000000", "50000000000000000000000000000000",
+                             "30000000000000000000000000000000"};
+  for (std::size_t k = 0; k < 2; ++k) {
+    net.add(plain(ids[k]), false, k == 0 ? std::nullopt : std::optional<std::size_t>(0));
+    net.run_for(seconds(3));
+  }
+  PeerConfig c = plain(ids[2]);
+  c.role = Role::Auto;
+  net.add_behind_nat(c, false, {0, 1}, Endpoint{Transport::Udp, *IpAddress::parse("203.0.113.20"), 7000});
+  net.nats.back().filter = true;
+  net.run_for(seconds(30));
+  auto successor = [&](std::size_t i) { return net.nodes[i].peer->status(net.now).successors.at(0).id.hex(); };
+  ASSERT_EQ(successor(2), ids[1]);
+  ASSERT_EQ(successor(0), ids[2]);
+  ASSERT_TRUE(net.nodes[1].ice->session_with(2)) << "the public peer answered the NATed one's Attach";
+  // What the public peer sends over the link is lost until it writes the NATed peer off and closes
+  // its side; then the link carries nothing either way.
+  net.ice_cut.insert({1, 2});
+  for (int i = 0; i < 60 && net.nodes[1].ice->session_with(2); ++i) net.run_for(seconds(1));
+  ASSERT_FALSE(net.nodes[1].ice->session_with(2)) << "the public peer kept its side";
+  net.ice_cut.clear();
+  // Before, the NATed peer held its side until the public one happened to attach to it again (13 s
+  // here, the whole run in the simulator, where that Attach found no way to it).
+  net.run_for(seconds(10));
+  EXPECT_FALSE(net.nodes[2].ice->session_with(1) && !net.nodes[1].ice->session_with(2))
+      << "the NATed peer still holds a link that the public peer closed";
+  net.run_for(seconds(30));
+  EXPECT_EQ(successor(2), ids[1]);
+  EXPECT_EQ(successor(0), ids[2]);
+  EXPECT_EQ(net.nodes[1].peer->status(net.now).predecessors.at(0).id.hex(), ids[2]);
+  dht::RouteResult put;
+  net.nodes[2].peer->put(
+      "k", "v", 600, [&](const dht::RouteResult& r) { put = r; }, net.now);
+  net.run_for(seconds(5));
+  EXPECT_EQ(put.status, dht::Status::Ok) << put.reason;
 }
 
 TEST(Peer, AClientBehindANatStoresAndFetchesThroughItsRelayPeersAndJoinsNoRing) {
