@@ -118,6 +118,15 @@ void ChordNode::start_client(Instant now) {
   (void)now;
 }
 
+void ChordNode::stop_client() {
+  if (!client_) return;
+  client_ = false;
+  started_ = false;
+  gateways_.clear();
+  gateway_silent_ = nullptr;
+  env_.log(LogLevel::Info, "chord: no longer a client (" + table_.self().id.short_hex() + ")");
+}
+
 void ChordNode::route_via_gateway(Request r, RouteCallback cb, Instant now) {
   if (gateways_.empty()) {
     ++stats_.routes_failed;

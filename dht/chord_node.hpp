@@ -144,6 +144,9 @@ class ChordNode {
   /// overlay through its gateways (set_gateways: its relay peers), which route them as they route
   /// any request they are handed.
   void start_client(Instant now);
+  /// A client that may be reached now (its reachability checks found it public or behind a cone
+  /// NAT) stops being one: its gateways are dropped, and start() then joins the ring.
+  void stop_client();
   /// A client's gateways, first preferred; a route tries the next when one does not answer.
   void set_gateways(std::vector<Endpoint> gateways) { gateways_ = std::move(gateways); }
   /// Called (from on_failure) when a gateway left a client's request unanswered: whoever keeps

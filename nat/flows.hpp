@@ -117,6 +117,8 @@ class FlowSet {
   /// The active flows' relays (where this client's own requests go).
   [[nodiscard]] std::vector<Endpoint> relays() const;
   [[nodiscard]] bool any_active() const;
+  /// The relays it may pick from: those handed to set_candidates and those its relays named.
+  [[nodiscard]] const std::vector<Endpoint>& candidates() const { return candidates_; }
   /// Changes whenever relays() or relay_uris() may have: a flow came up or went, or its URI changed.
   [[nodiscard]] std::uint64_t version() const { return version_; }
   [[nodiscard]] const FlowStats& stats() const { return stats_; }

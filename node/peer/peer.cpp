@@ -371,6 +371,7 @@ void Peer::settle_links(Instant now) {
 }
 
 void Peer::begin_client(Instant now) {
+  peer_link_transport_ = node_.config().link_transport;
   role_ = Role::Client;
   node_.set_relay_pending(false);
   decide_by_ = kInstantMax;
@@ -420,9 +421,9 @@ void Peer::decide(Instant now) {
     begin_peer(now);
     if (ua_ && serves_phones_) {
       // Calls between nodes go over TLS (or TCP), which a link does not carry: its phones are
-      // reached through relay peers' flows, as a client's are.
+      // reached through relay peers' flows, as a client's are (a client promoted keeps its own).
       if (node_.authenticator() != nullptr) flow_transport_ = Transport::Tls;
-      begin_flows(now);
+      if (!flows_) begin_flows(now);
     }
     return;
   }
@@ -431,6 +432,29 @@ void Peer::decide(Instant now) {
                                         : std::string("no verdict in time")) +
                                ": a client through relay peers");
   begin_client(now);
+  // Its checks go on (every peer it learns is asked too): one that could ask a single peer, or
+  // whose network changed, may find it can be reached after all.
+  promotable_ = true;
+}
+
+void Peer::promote(Instant now) {
+  // RFC 6940 §3.2.1: a node that others can reach is a peer. Only a verdict of public, or of a cone
+  // NAT with an ICE agent to be reached through, makes it one; a client stays one otherwise.
+  const auto& st = reach_->status();
+  env_.log(LogLevel::Info, "peer: a client until now, " + std::string(nat::nat_class_name(st.nat_class)) +
+                               " by its last check: joining the ring");
+  promotable_ = false;
+  node_.chord().stop_client();
+  node_.set_link_transport(peer_link_transport_);
+  next_relay_probe_ = kInstantMax;
+  if (flows_ && !(ua_ && serves_phones_)) {
+    // The flows served the node's own operations, which take the ring now.
+    flows_->close(now);
+    node_.set_flows(nullptr, "", flow_transport_);
+  }
+  role_ = Role::Auto;
+  decide_by_ = now;
+  decide(now);
 }
 
 void Peer::sync_gateways(Instant now) {
@@ -568,6 +592,15 @@ void Peer::receive_stun(Face face, std::string_view bytes, const Endpoint& from,
 
 std::vector<Endpoint> Peer::stun_candidates() const {
   std::vector<Endpoint> out = bootstrap_;
+  // A client's table is empty: the relay candidates it learned, and those its relays named, are
+  // peers in the ring too (each answers Binding requests on its overlay UDP port).
+  for (const auto* list : {&learned_relays_, flows_ ? &flows_->candidates() : nullptr}) {
+    if (list == nullptr) continue;
+    for (auto e : *list) {
+      e.transport = Transport::Udp;
+      out.push_back(e);
+    }
+  }
   for (const auto& p : node_.chord().table().known_peers()) out.push_back(p.addr);
   return out;
 }
@@ -576,6 +609,14 @@ void Peer::check_reachability(Instant now) {
   if (!reach_ || phase_ != Phase::Running) return;
   if (reach_->due(now)) reach_->check(stun_candidates(), now);
   if (role_ == Role::Auto) decide(now);
+  if (promotable_ && role_ == Role::Client) {
+    const auto& now_st = reach_->status();
+    const bool verdict = now_st.checks > 0 && !now_st.checking;
+    if (verdict && (now_st.nat_class == nat::NatClass::Public ||
+                    (now_st.nat_class == nat::NatClass::Cone && ice_port_ != nullptr && now_st.reflexive))) {
+      promote(now);
+    }
+  }
   const auto& st = reach_->status();
   if (st.checks != logged_checks_) {
     const bool changed = logged_checks_ == 0 || st.changes > 0;
@@ -741,14 +782,18 @@ void Peer::probe_relays(Instant now) {
       relay_probe_wait_ == Duration{} ? seconds(30) : std::min(relay_probe_wait_ * 2, Duration(seconds(600)));
   next_relay_probe_ = now + relay_probe_wait_;
   if (!flows_->any_active() && !node_.chord().joined()) return;  // nothing to ask through yet
-  dht::NodeId key;
-  key.hi = env_.random();
-  key.lo = env_.random();
   env_.log(LogLevel::Debug, "peer: " + std::to_string(distinct) + " relay candidate(s) for " +
-                                std::to_string(flows_->status().size()) + " flows: a lookup asks the ring for more");
-  // The answer's responsible peer is learnt as a candidate (route's wrapper, learn_relay).
-  route(
-      dht::RouteOp::Lookup, key, std::nullopt, [](const dht::RouteResult&) {}, now);
+                                std::to_string(flows_->status().size()) + " flows: lookups ask the ring for more");
+  // Each answer's responsible peer is learnt as a candidate (route's wrapper, learn_relay), unless
+  // it is behind a NAT itself: several keys at once, so that a ring where most peers are (the
+  // simulator's early ring: 57 %) does not leave a client a single relay through four probes.
+  for (int i = 0; i < 3; ++i) {
+    dht::NodeId key;
+    key.hi = env_.random();
+    key.lo = env_.random();
+    route(
+        dht::RouteOp::Lookup, key, std::nullopt, [](const dht::RouteResult&) {}, now);
+  }
 }
 
 void Peer::learn_relay(const Endpoint& addr) {

@@ -273,6 +273,8 @@ class Peer {
   void begin_client(Instant now);
   /// Role::Auto: decides once the reachability check has a verdict (or its time is up).
   void decide(Instant now);
+  /// A client that decided so itself (Role::Auto) and whose later checks find it reachable.
+  void promote(Instant now);
   /// Hands the client's live relays to the Chord core as its gateways.
   void sync_gateways(Instant now);
   /// A client: a peer in the ring, a candidate for its next relay.
@@ -335,7 +337,9 @@ class Peer {
   Duration relay_probe_wait_{};
   std::uint64_t synced_flows_ = UINT64_MAX;  ///< the flows' version sync_gateways last handed on
   Phase synced_phase_ = Phase::Stopped;
-  Transport flow_transport_ = Transport::Udp;  ///< a client's flows: TCP where UDP is blocked
+  Transport flow_transport_ = Transport::Udp;       ///< a client's flows: TCP where UDP is blocked
+  Transport peer_link_transport_ = Transport::Udp;  ///< the overlay's link transport before begin_client
+  bool promotable_ = false;                         ///< a client by its own decision (Role::Auto), not by --client
   nat::IcePort* ice_port_ = nullptr;
   std::unique_ptr<nat::IceLinkConfig> link_config_;  ///< with ice_port_ only (a simulated peer has none)
   std::unique_ptr<Links> links_;                     ///< made when the peer begins (its address is then known)

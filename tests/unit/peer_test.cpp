@@ -807,6 +807,63 @@ TEST(Peer, AClientThatKnowsOneRelayFindsASecondThroughTheRing) {
   EXPECT_LE(client.overlay().transactions().stats().responses_in - answered, 4u);
 }
 
+TEST(Peer, ANodeThatCouldAskOnlyOnePeerWhereItStandsJoinsTheRingOnceTwoAnswer) {
+  // The simulator's 65 early cone-NATed nodes of 10 000: started when the ring was one peer, a node
+  // could ask only that one where it stands, could not tell a cone NAT from a symmetric one, and
+  // became a client for good. Its checks go on with the peers it learns (its relay probe's answers,
+  // its relays' alternates); once two at different addresses answer alike, it knows its NAT maps
+  // endpoint-independently and joins the ring over ICE links.
+  PeerNet net;
+  net.with_ice = true;
+  PeerConfig first = plain(kNatIds[0]);
+  first.relay = nat::RelayConfig{};
+  net.add(first, false, std::nullopt);
+  net.run_for(seconds(2));
+  PeerConfig c = plain(kNatIds[3]);
+  c.role = Role::Auto;
+  Peer& node = net.add_behind_nat(c, false, {0}, Endpoint{Transport::Udp, *IpAddress::parse("203.0.113.3"), 7000});
+  net.nats.back().filter = true;
+  net.run_for(seconds(10));
+  PeerStatus st = node.status(net.now);
+  ASSERT_EQ(st.nat.role, "client");
+  ASSERT_EQ(st.nat.reach.nat_class, nat::NatClass::Unknown);
+  for (std::size_t i = 1; i < 3; ++i) {
+    PeerConfig p = plain(kNatIds[i]);
+    p.relay = nat::RelayConfig{};
+    net.add(p, false, std::optional<std::size_t>(0));
+    net.run_for(seconds(1));
+  }
+  for (int i = 0; i < 300 && node.status(net.now).nat.role != "peer"; ++i) net.run_for(seconds(1));
+  st = node.status(net.now);
+  ASSERT_EQ(st.nat.role, "peer");
+  EXPECT_EQ(st.nat.reach.nat_class, nat::NatClass::Cone);
+  EXPECT_EQ(st.nat.reached, "attach");
+  net.run_for(seconds(30));
+  // One ring of four, in Node-ID order (node 1 is the NATed one, 0x60 and 0xa0 came after it); its
+  // old relays hold no flow of it.
+  const std::size_t order[] = {0, 2, 3, 1};
+  for (std::size_t k = 0; k < 4; ++k) {
+    const PeerStatus s = net.nodes[order[k]].peer->status(net.now);
+    ASSERT_TRUE(s.joined) << kNatIds[k];
+    ASSERT_FALSE(s.successors.empty());
+    EXPECT_EQ(s.successors[0].id.hex(), kNatIds[(k + 1) % 4]) << "successor of " << kNatIds[k];
+    if (order[k] != 1) {
+      ASSERT_TRUE(s.nat.relay);
+      EXPECT_EQ(s.nat.relay->clients, 0u) << "relay " << kNatIds[k];
+    }
+  }
+  dht::RouteResult put;
+  node.put(
+      "promoted", "v", 600, [&](const dht::RouteResult& r) { put = r; }, net.now);
+  net.run_for(seconds(3));
+  EXPECT_EQ(put.status, dht::Status::Ok) << put.reason;
+  dht::RouteResult got;
+  net.nodes[2].peer->get(
+      "promoted", [&](const dht::RouteResult& r) { got = r; }, net.now);
+  net.run_for(seconds(3));
+  ASSERT_EQ(got.records.size(), 1u) << got.reason;
+}
+
 TEST(Peer, APhoneAtAClientBehindANatIsCalledThroughItsRelayPeersAndTheDialogKeepsThatPath) {
   PeerNet net;
   Peer& client = three_relays_and_a_client(net, true);
