@@ -771,32 +771,43 @@ TEST(Peer, AClientBehindANatStoresAndFetchesThroughItsRelayPeersAndJoinsNoRing) 
   }
 }
 
-TEST(Peer, AClientThatKnowsOneRelayFindsASecondThroughTheRing) {
-  // Started when the ring was one peer (its only bootstrap), whose grant named no alternates: one
-  // flow, and nobody to ask for the second (RFC 5626 §4.2: two flows to two peers). Lookups of
-  // random keys through its relay bring back the peers responsible for them, and the second flow
-  // goes to one of those; then the lookups stop.
-  PeerNet net;
+/// A relay peer (kNatIds[0]) alone in the ring, then a node behind a NAT (kNatIds[3], --role auto)
+/// whose bootstrap list names only that peer (`bootstrap`: its index, once or more).
+Peer& one_relay_then_a_nated_node(PeerNet& net, const std::vector<std::size_t>& bootstrap) {
   PeerConfig first = plain(kNatIds[0]);
   first.relay = nat::RelayConfig{};
   net.add(first, false, std::nullopt);
   net.run_for(seconds(2));
   PeerConfig c = plain(kNatIds[3]);
   c.role = Role::Auto;
-  // Its bootstrap list names that peer twice: one candidate all the same.
-  Peer& client = net.add_behind_nat(c, false, {0, 0}, Endpoint{Transport::Udp, *IpAddress::parse("203.0.113.3"), 7000});
-  net.run_for(seconds(45));
-  PeerStatus st = client.status(net.now);
-  ASSERT_EQ(st.nat.role, "client");
-  ASSERT_EQ(st.nat.flows.size(), 2u);
-  EXPECT_EQ(st.nat.flows[0].state, nat::FlowState::Active);
-  EXPECT_EQ(st.nat.flows[1].state, nat::FlowState::Idle) << "no second peer to ask yet";
+  return net.add_behind_nat(c, false, bootstrap, Endpoint{Transport::Udp, *IpAddress::parse("203.0.113.3"), 7000});
+}
+
+/// Two more relay peers join the ring (kNatIds[1], kNatIds[2]), through the first.
+void two_more_relays(PeerNet& net) {
   for (std::size_t i = 1; i < 3; ++i) {
     PeerConfig p = plain(kNatIds[i]);
     p.relay = nat::RelayConfig{};
     net.add(p, false, std::optional<std::size_t>(0));
     net.run_for(seconds(1));
   }
+}
+
+TEST(Peer, AClientThatKnowsOneRelayFindsASecondThroughTheRing) {
+  // Started when the ring was one peer (its only bootstrap), whose grant named no alternates: one
+  // flow, and nobody to ask for the second (RFC 5626 §4.2: two flows to two peers). Lookups of
+  // random keys through its relay bring back the peers responsible for them, and the second flow
+  // goes to one of those; then the lookups stop.
+  PeerNet net;
+  // Its bootstrap list names that peer twice: one candidate all the same.
+  Peer& client = one_relay_then_a_nated_node(net, {0, 0});
+  net.run_for(seconds(45));
+  PeerStatus st = client.status(net.now);
+  ASSERT_EQ(st.nat.role, "client");
+  ASSERT_EQ(st.nat.flows.size(), 2u);
+  EXPECT_EQ(st.nat.flows[0].state, nat::FlowState::Active);
+  EXPECT_EQ(st.nat.flows[1].state, nat::FlowState::Idle) << "no second peer to ask yet";
+  two_more_relays(net);
   net.run_for(seconds(120));
   st = client.status(net.now);
   for (const auto& f : st.nat.flows) EXPECT_EQ(f.state, nat::FlowState::Active) << f.reg_id;
@@ -815,24 +826,13 @@ TEST(Peer, ANodeThatCouldAskOnlyOnePeerWhereItStandsJoinsTheRingOnceTwoAnswer) {
   // endpoint-independently and joins the ring over ICE links.
   PeerNet net;
   net.with_ice = true;
-  PeerConfig first = plain(kNatIds[0]);
-  first.relay = nat::RelayConfig{};
-  net.add(first, false, std::nullopt);
-  net.run_for(seconds(2));
-  PeerConfig c = plain(kNatIds[3]);
-  c.role = Role::Auto;
-  Peer& node = net.add_behind_nat(c, false, {0}, Endpoint{Transport::Udp, *IpAddress::parse("203.0.113.3"), 7000});
+  Peer& node = one_relay_then_a_nated_node(net, {0});
   net.nats.back().filter = true;
   net.run_for(seconds(10));
   PeerStatus st = node.status(net.now);
   ASSERT_EQ(st.nat.role, "client");
   ASSERT_EQ(st.nat.reach.nat_class, nat::NatClass::Unknown);
-  for (std::size_t i = 1; i < 3; ++i) {
-    PeerConfig p = plain(kNatIds[i]);
-    p.relay = nat::RelayConfig{};
-    net.add(p, false, std::optional<std::size_t>(0));
-    net.run_for(seconds(1));
-  }
+  two_more_relays(net);
   for (int i = 0; i < 300 && node.status(net.now).nat.role != "peer"; ++i) net.run_for(seconds(1));
   st = node.status(net.now);
   ASSERT_EQ(st.nat.role, "peer");
