@@ -295,6 +295,17 @@ void ChordNode::fix_fingers(Instant now) {
   }
 }
 
+std::vector<Peer> ChordNode::far_fingers(NodeId skip, bool reachable_only) const {
+  std::vector<Peer> out;
+  for (int i = RoutingTable::kFingers - 1; i >= 0; --i) {
+    const auto f = table_.finger(i);
+    if (!f || f->id == table_.self().id || f->id == skip) continue;
+    if (reachable_only && links_ != nullptr && !links_->reachable(*f)) continue;
+    if (std::none_of(out.begin(), out.end(), [&](const Peer& q) { return q.id == f->id; })) out.push_back(*f);
+  }
+  return out;
+}
+
 void ChordNode::check_successor(Instant now) {
   // Stabilization repairs a ring only from a consistent start: concurrent joins can leave a "loopy"
   // ring, a sparse cycle of peers whose successors skip peers of the main ring, which stabilize
@@ -303,15 +314,12 @@ void ChordNode::check_successor(Instant now) {
   // the rest of the ring, and if the peer responsible for that key lies between us and our
   // successor, it is our real successor. Successive checks start at successive fingers, farthest
   // first, so that one stuck in the sparse cycle does not make every check fail alike.
-  std::vector<Peer> starts;
+  std::vector<Peer> starts = far_fingers(table_.successor().id, false);
   auto add = [&](const Peer& p) {
     if (p.id != table_.successor().id && p.id != table_.self().id &&
         std::none_of(starts.begin(), starts.end(), [&](const Peer& q) { return q.id == p.id; }))
       starts.push_back(p);
   };
-  for (int i = RoutingTable::kFingers - 1; i >= 0; --i) {
-    if (const auto f = table_.finger(i)) add(*f);
-  }
   if (starts.empty()) {
     // No finger lies beyond our successor: either the ring is tiny, or we joined with a successor
     // far past our real one (a peer admitted us during a flash crowd while its own range was still
@@ -472,13 +480,7 @@ void ChordNode::attach(NodeId peer, std::string payload, RouteCallback cb, Insta
 
 void ChordNode::attach_around(Request r, RouteCallback cb, Instant now) {
   ++stats_.attaches_around;
-  std::vector<Peer> starts;
-  for (int i = RoutingTable::kFingers - 1; i >= 0; --i) {
-    const auto f = table_.finger(i);
-    if (!f || f->id == table_.self().id || f->id == r.target) continue;
-    if (links_ != nullptr && !links_->reachable(*f)) continue;
-    if (std::none_of(starts.begin(), starts.end(), [&](const Peer& q) { return q.id == f->id; })) starts.push_back(*f);
-  }
+  const std::vector<Peer> starts = far_fingers(r.target, true);
   if (starts.empty()) {
     cb(route_failure(Status::NotFound, "No Such Peer"));
     return;

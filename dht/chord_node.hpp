@@ -262,6 +262,9 @@ class ChordNode {
   [[nodiscard]] std::optional<Peer> attach_detour(const Request& r, const Peer& next, Excluded ex) const;
   /// An Attach of ours handed to a bootstrap peer, which routes it as a first hop.
   void route_via_bootstrap(Request r, RouteCallback cb, Instant now);
+  /// Our distinct fingers, farthest first, but us and `skip` (and, with `reachable_only`, those not
+  /// reached now): where a check or an Attach starts from the far side of the ring.
+  [[nodiscard]] std::vector<Peer> far_fingers(NodeId skip, bool reachable_only) const;
   /// An Attach answered "No Such Peer", sent again from a far finger with us excluded.
   void attach_around(Request r, RouteCallback cb, Instant now);
   /// Sends a route of ours to `next`; an Attach for a peer not reached yet goes around it instead

@@ -592,11 +592,11 @@ void Peer::receive_stun(Face face, std::string_view bytes, const Endpoint& from,
 
 std::vector<Endpoint> Peer::stun_candidates() const {
   std::vector<Endpoint> out = bootstrap_;
-  // A client's table is empty: the relay candidates it learned, and those its relays named, are
-  // peers in the ring too (each answers Binding requests on its overlay UDP port).
-  for (const auto* list : {&learned_relays_, flows_ ? &flows_->candidates() : nullptr}) {
-    if (list == nullptr) continue;
-    for (auto e : *list) {
+  // A client's table is empty: its flows' candidates (the bootstrap peers, the relays it learned and
+  // those its relays named) are peers in the ring too, each answering Binding requests on its
+  // overlay UDP port.
+  if (flows_) {
+    for (auto e : flows_->candidates()) {
       e.transport = Transport::Udp;
       out.push_back(e);
     }
