@@ -746,6 +746,22 @@ Response ChordNode::execute(const Request& r, Instant now, bool own) {
       }
       break;
     }
+    case RouteOp::Find: {
+      // RFC 6940 §7.4.4, with the records themselves: those of the kind asked for that this peer
+      // holds, nearest after the target first (a random target reaches a random peer, and the
+      // peers announcing a service are spread over the ring by their own Node-IDs: §9).
+      if (r.kind != kTurnServiceKind) {
+        resp.status = Status::BadRequest;
+        resp.reason = "Unknown Kind For Find";
+        break;
+      }
+      resp.records = storage_.nearest(r.target, std::string(r.kind) + ":", kMaxFound, now);
+      if (resp.records.empty()) {
+        resp.status = Status::NotFound;
+        resp.reason = "No Record Of That Kind Here";
+      }
+      break;
+    }
   }
   return resp;
 }
@@ -850,8 +866,41 @@ void ChordNode::on_request(ReplyHandle handle, const Request& r, Instant now) {
     case Op::Replicate:
       for (const auto& rec : r.records) take(rec, now);
       break;
+    case Op::Turn:
+      if (turn_handler_ != nullptr) {
+        turn_handler_->on_turn(TurnRequest{handle, r.sender, r.payload}, now);
+        return;
+      }
+      resp.status = Status::NotFound;
+      resp.reason = "No TURN Service Here";
+      break;
   }
   transport_.reply(handle, resp, now);
+}
+
+void ChordNode::answer_turn(const TurnRequest& t, Status status, std::string reason, std::string payload,
+                            std::uint32_t retry_after_s, Instant now) {
+  Response resp;
+  resp.status = status;
+  resp.reason = std::move(reason);
+  resp.responder = table_.self();
+  resp.payload = std::move(payload);
+  resp.retry_after_s = retry_after_s;
+  transport_.reply(t.handle, resp, now);
+}
+
+void ChordNode::ask_turn(const Peer& to, std::string payload, RouteCallback cb, Instant now) {
+  Request r = make(Op::Turn, to.id);
+  r.payload = std::move(payload);
+  send(Kind::Turn, to, std::move(r), now, 0, std::move(cb));
+}
+
+void ChordNode::find(std::string_view kind, NodeId target, RouteCallback cb, Instant now) {
+  Request r = make(Op::Route, target);
+  r.route_op = RouteOp::Find;
+  r.iterative = cfg_.iterative;
+  r.kind = std::string(kind);
+  start_route(std::move(r), std::move(cb), now);
 }
 
 // ---- outcomes -----------------------------------------------------------------------------------
@@ -916,7 +965,13 @@ void ChordNode::finish_route(Pending& p, const Response& r, Instant now) {
     res.reason = "Implausible Responsible Peer " + res.responsible->id.short_hex();
     res.records.clear();
   }
-  if (p.request.route_op == RouteOp::Fetch && !res.records.empty()) {
+  if (p.request.route_op == RouteOp::Find) {
+    // Only records of the kind asked for, and only those that verify.
+    const std::string prefix = p.request.kind + ":";
+    std::erase_if(res.records, [&](const Record& rec) { return rec.name.compare(0, prefix.size(), prefix) != 0; });
+    if (res.records.size() > kMaxFound) res.records.resize(kMaxFound);
+  }
+  if ((p.request.route_op == RouteOp::Fetch || p.request.route_op == RouteOp::Find) && !res.records.empty()) {
     // A storing peer can withhold records but not forge them: what does not verify is dropped.
     sift(res.records, now);
     if (res.records.empty() && res.status == Status::Ok) {
@@ -945,6 +1000,17 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
     case Kind::Forward: return on_forward_answer(id, std::move(p), r, now);
     case Kind::PingPred: return on_ping_answer(p, r, now);
     case Kind::Leave: --leave_pending_; return;
+    case Kind::Turn: {
+      RouteResult res;
+      res.status = r.status;
+      res.reason = r.reason;
+      res.responsible = r.responder;
+      res.payload = r.payload;
+      res.retry_after_s = r.retry_after_s;
+      res.latency = now - p.started;
+      if (p.cb) p.cb(res);
+      return;
+    }
     case Kind::Notify:
     case Kind::Replicate: return;  // an acknowledgement: nothing in it to learn from
   }
@@ -1189,6 +1255,9 @@ void ChordNode::on_failure(RequestId id, Instant now, bool hop_alive) {
       return;
     }
     case Kind::Leave: --leave_pending_; return;
+    case Kind::Turn:
+      if (p.cb) p.cb(route_failure(Status::Unavailable, "TURN Service Peer Did Not Answer"));
+      return;
     case Kind::Notify:
     case Kind::PingPred:
     case Kind::Replicate: written_off(); return;

@@ -117,6 +117,20 @@ class AttachHandler {
   virtual void on_attach(const AttachRequest& a, Instant now) = 0;
 };
 
+/// A request for TURN credentials that reached this peer (Op::Turn), to be answered
+/// (ChordNode::answer_turn) now or later.
+struct TurnRequest {
+  ReplyHandle handle{};
+  Peer sender;
+  std::string payload;
+};
+/// Who answers Op::Turn (the assembled peer's TURN service). Without one they are answered 404.
+class TurnHandler {
+ public:
+  virtual ~TurnHandler() = default;
+  virtual void on_turn(const TurnRequest& t, Instant now) = 0;
+};
+
 /// How this peer reaches peers behind cone NATs (Peer::attach): over links that an Attach sets up
 /// (nat/ice_links.hpp, through the assembled peer). The core asks before an Attach takes a hop: an
 /// Attach must never wait for a link it is itself setting up.
@@ -192,6 +206,16 @@ class ChordNode {
   void answer_attach(const AttachRequest& a, Status status, std::string reason, std::string payload,
                      std::uint32_t retry_after_s, Instant now);
   void set_attach_handler(AttachHandler* h) { attach_handler_ = h; }
+  /// Finds records of `kind` (RouteOp::Find) at the peer responsible for `target`: the records it
+  /// holds nearest after `target`, verified as a fetch's are, in the RouteResult.
+  void find(std::string_view kind, NodeId target, RouteCallback cb, Instant now);
+  /// Sends Op::Turn with `payload` to `to` directly (a peer that announces a TURN server); the
+  /// answer's status and payload come back in the RouteResult (503 when it did not answer).
+  void ask_turn(const Peer& to, std::string payload, RouteCallback cb, Instant now);
+  /// Answers an Op::Turn given to the TurnHandler.
+  void answer_turn(const TurnRequest& t, Status status, std::string reason, std::string payload,
+                   std::uint32_t retry_after_s, Instant now);
+  void set_turn_handler(TurnHandler* h) { turn_handler_ = h; }
   /// What says which peers a message reaches now (null: every peer, as without NATs). Must outlive
   /// the node.
   void set_links(PeerLinks* links) { links_ = links; }
@@ -220,7 +244,8 @@ class ChordNode {
     Gateway,  ///< a client's route, handed to a gateway
     Forward,
     Replicate,
-    Leave
+    Leave,
+    Turn,  ///< Op::Turn to a TURN service's peer
   };
   struct Pending {
     Kind kind = Kind::Stabilize;
@@ -310,6 +335,7 @@ class ChordNode {
   ChordStats stats_;
   RecordGuard* guard_ = nullptr;
   AttachHandler* attach_handler_ = nullptr;
+  TurnHandler* turn_handler_ = nullptr;
   PeerLinks* links_ = nullptr;
   LogOnce<NodeId, NodeIdHash> quota_logged_{seconds(60)};  // owners over quota, when last logged
   // Requests in flight: a few at a time, 8 in place (4 spilled often enough in join storms to cost

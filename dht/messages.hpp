@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/address.hpp"
@@ -99,10 +100,21 @@ enum class Op : std::uint8_t {
   Leave,      ///< graceful leave: records to the successor, neighbours to both sides
   Replicate,  ///< copies of a responsible peer's records for its successors
   Route,      ///< routed to the peer responsible for `target`: lookup, store or fetch
+  /// To a peer that announces a TURN server (RFC 6940 §9's TURN-SERVICE): "credentials for it,
+  /// please", with an opaque payload each way (node/peer/turn_service.hpp). Sent to the peer
+  /// directly, never routed.
+  Turn,
 };
 /// Attach (RFC 6940 §6.5.1): routed to a peer's own Node-ID and answered by that peer only, with
 /// an opaque payload each way (the ICE descriptions of nat/ice.hpp); always routed recursively.
-enum class RouteOp : std::uint8_t { Lookup, Store, Fetch, Attach };
+/// Find (RFC 6940 §7.4.4, with the records themselves in the answer): the responsible peer answers
+/// with the records of kind `Request::kind` it holds nearest after the target (any key), so that a
+/// random target finds one of the few peers that announce a service (RFC 6940 §9).
+enum class RouteOp : std::uint8_t { Lookup, Store, Fetch, Attach, Find };
+/// The kinds a Find may ask for: the first part of a record name, before its ':'.
+inline constexpr std::string_view kTurnServiceKind = "turn-service";
+/// At most this many records answer a Find.
+inline constexpr std::size_t kMaxFound = 4;
 
 struct Request {
   Op op = Op::Ping;
@@ -120,6 +132,7 @@ struct Request {
   std::string payload;  ///< Attach: the sender's description (opaque here)
   /// Attach: the peer that sent it first (`sender` is the last hop's), kept by every hop.
   std::optional<Peer> origin;
+  std::string kind;  ///< Find: the kind of record sought (kTurnServiceKind)
 };
 inline constexpr std::size_t kMaxExcluded = 4;
 

@@ -115,6 +115,21 @@ std::vector<Record> Storage::range(NodeId from, NodeId to) const {
   return out;
 }
 
+std::vector<Record> Storage::nearest(NodeId from, std::string_view prefix, std::size_t max, Instant now) const {
+  std::vector<Record> out;
+  const std::int64_t now_us = now.time_since_epoch().count();
+  auto take = [&](Records::const_iterator b, Records::const_iterator e) {
+    for (; b != e && out.size() < max; ++b) {
+      const Record& r = b->second;
+      if (expiry(r) > now_us && std::string_view(r.name).substr(0, prefix.size()) == prefix) out.push_back(r);
+    }
+  };
+  const auto start = after(from);
+  take(start, records_.end());
+  take(records_.begin(), start);
+  return out;
+}
+
 std::vector<Record> Storage::all() const {
   std::vector<Record> out;
   out.reserve(records_.size());

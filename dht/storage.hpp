@@ -42,6 +42,9 @@ class Storage {
   /// Records whose key lies in (from, to] (the whole ring when from == to), in key order.
   [[nodiscard]] std::vector<Record> range(NodeId from, NodeId to) const;
   [[nodiscard]] std::vector<Record> all() const;
+  /// At most `max` live records whose name begins with `prefix`, the first ones whose keys come
+  /// after `from` going round the ring once (a Find, RFC 6940 §7.4.4): nearest first.
+  [[nodiscard]] std::vector<Record> nearest(NodeId from, std::string_view prefix, std::size_t max, Instant now) const;
   [[nodiscard]] std::size_t size() const { return records_.size(); }
   /// Entries held for the owner of `r`: its signer when signed, its owner field when not.
   [[nodiscard]] std::size_t held_for(const Record& r) const;

@@ -51,9 +51,19 @@ struct IceLinkConfig {
 /// pair it selected. It answers through IceLinks::local_credentials / local_candidate /
 /// gathering_done / connected / failed and hands what arrives to IceLinks::received. Its calls
 /// must not call back into IceLinks (events come later, from the driver's loop).
+/// A TURN server for relayed candidates (RFC 8656), with long-term credentials (RFC 8489 §9.2).
+struct TurnServer {
+  Endpoint server;
+  std::string user, password;  ///< never logged
+  bool tcp = false;            ///< reach the server over TCP (UDP blocked); the relay is UDP still
+};
+
 class IcePort {
  public:
   virtual ~IcePort() = default;
+  /// The TURN server every session opened from now on gathers a relayed candidate through (one
+  /// found in the overlay, node/peer/turn_service.hpp). Ports without TURN ignore it.
+  virtual void use_turn(const TurnServer& turn) { (void)turn; }
   /// Opens a session and starts gathering. False when no session can be opened.
   virtual bool open(IceSessionId id, bool controlling) = 0;
   /// The other side's credentials and candidates: checks start (again, with more candidates).
@@ -122,6 +132,9 @@ class IceLinks {
   /// references must outlive this.
   IceLinks(IcePort& port, AttachTransport& overlay, Environment& env, Endpoint self, IceLinkConfig cfg = {});
   ~IceLinks();
+  /// The port has a TURN server from now on (IceLinkConfig::turn): offers wait for the relayed
+  /// candidate.
+  void turn_in_use() { cfg_.turn = true; }
   IceLinks(const IceLinks&) = delete;
   IceLinks& operator=(const IceLinks&) = delete;
 

@@ -24,7 +24,30 @@ bool is_node_id_name(std::string_view name) {
   return name.size() == 32 && dht::NodeId::from_hex(name).has_value();
 }
 
+/// "turn-service:HEX:D": a TURN-SERVICE entry (RFC 6940 §9) of the node HEX, its D'th.
+bool is_turn_service_name(std::string_view name) {
+  return name.substr(0, dht::kTurnServiceKind.size() + 1) == std::string(dht::kTurnServiceKind) + ":";
+}
+
 }  // namespace
+
+std::optional<TurnServiceName> parse_turn_service_name(std::string_view name) {
+  if (!is_turn_service_name(name)) return std::nullopt;
+  name.remove_prefix(dht::kTurnServiceKind.size() + 1);
+  if (name.size() < 34 || name[32] != ':') return std::nullopt;
+  auto node = dht::NodeId::from_hex(name.substr(0, 32));
+  const std::string_view d = name.substr(33);
+  if (!node || d.empty() || d.size() > 2 ||
+      !std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return std::nullopt;
+  const int i = std::stoi(std::string(d));
+  if (i < 1 || i > kMaxTurnServiceIteration || d[0] == '0') return std::nullopt;
+  return TurnServiceName{*node, i};
+}
+
+std::string turn_service_name(const dht::NodeId& node, int iteration) {
+  return std::string(dht::kTurnServiceKind) + ":" + node.hex() + ":" + std::to_string(iteration);
+}
 
 std::string record_signing_bytes(const dht::Record& r) {
   msgpack_sbuffer sbuf;
@@ -70,6 +93,7 @@ RecordPolicy::RecordPolicy(std::shared_ptr<CertificateCache> certificates, const
 std::string_view RecordPolicy::rule_for(std::string_view name) {
   if (name.substr(0, 4) == "sip:") return "USER-MATCH";
   if (is_node_id_name(name)) return "NODE-MATCH";
+  if (is_turn_service_name(name)) return "NODE-MULTIPLE";
   return "FIRST-WRITER";
 }
 
@@ -95,6 +119,13 @@ dht::Refusal RecordPolicy::check(const dht::Record& r, std::int64_t now_s, bool 
   } else if (rule == "NODE-MATCH") {
     if (info.kind != CertKind::Node || !info.node_id || info.node_id->hex() != r.name) {
       return forbid("NODE-MATCH: Signer Is Not Node " + r.name);
+    }
+  } else if (rule == "NODE-MULTIPLE") {
+    // RFC 6940 §7.3.4 and §9: a node writes its own entries only, the i'th of at most 20.
+    const auto entry = parse_turn_service_name(r.name);
+    if (!entry) return forbid("NODE-MULTIPLE: Malformed Name " + r.name);
+    if (info.kind != CertKind::Node || !info.node_id || *info.node_id != entry->node) {
+      return forbid("NODE-MULTIPLE: Signer Is Not Node " + entry->node.hex());
     }
   }
   if (r.written_at_us > (now_s + cfg_.max_clock_skew_s) * 1000000) return forbid("Written In The Future");

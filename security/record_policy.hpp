@@ -7,6 +7,8 @@
 // Who may write (by the record's name):
 //   "sip:user@overlay"   USER-MATCH: a user certificate for exactly that address of record;
 //   32 hex digits        NODE-MATCH: the certificate of the node with that Node-ID;
+//   "turn-service:HEX:D" NODE-MULTIPLE (RFC 6940 §7.3.4, §9): the certificate of node HEX, D in
+//                        1..20 (a TURN-SERVICE entry: node/peer/turn_service.hpp);
 //   any other name       any certificate of the overlay, and an entry once written only by the
 //                        same key (a first-writer rule of this overlay's, not RELOAD's).
 #pragma once
@@ -14,10 +16,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
-#include "dht/messages.hpp"
 #include "core/environment.hpp"
+#include "dht/messages.hpp"
 #include "security/certificate.hpp"
 #include "security/certificate_cache.hpp"
 #include "security/crypto.hpp"
@@ -28,6 +32,16 @@ namespace p2psip::security {
 /// v (bin), o, w (int), l (uint)], each element in msgpack-c's smallest encoding. The storing
 /// peer's time `t` is not covered (it stamps it), the writer's time `w` is.
 std::string record_signing_bytes(const dht::Record& r);
+
+/// The highest iteration of a TURN-SERVICE entry (RFC 6940 §9: NODE-MULTIPLE, at most 20).
+inline constexpr int kMaxTurnServiceIteration = 20;
+/// A TURN-SERVICE entry's name, "turn-service:HEX:D": the announcing node and the iteration D.
+struct TurnServiceName {
+  dht::NodeId node;
+  int iteration = 0;
+};
+[[nodiscard]] std::optional<TurnServiceName> parse_turn_service_name(std::string_view name);
+[[nodiscard]] std::string turn_service_name(const dht::NodeId& node, int iteration);
 
 /// What a node or user writes with: its key, certificate (DER) and the provider that signs.
 struct Writer {

@@ -201,7 +201,8 @@ void Workload::route(std::uint32_t from, dht::RouteOp op, const std::string& key
                                      [&](const dht::Record& rec) { return rec.dkey == dkey && rec.value == *expect; });
         res.get_attempts += static_cast<std::uint64_t>(r.attempts);
         break;
-      case dht::RouteOp::Attach: break;  // the workload draws no Attaches: links are the NAT model's
+      case dht::RouteOp::Attach:  // the workload draws no Attaches (links are the NAT model's), nor Finds
+      case dht::RouteOp::Find: break;
     }
     if (ok) {
       ++counts.ok;

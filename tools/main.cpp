@@ -152,6 +152,22 @@ int run(int argc, char** argv) {
   node_cmd->add_option("--turn-user", node.turn_user, "The TURN server's user name (long-term credentials)");
   node_cmd->add_option("--turn-password-file", node.turn_password_file,
                        "A file whose first line is the TURN password (never logged)");
+  node_cmd->add_option("--turn-secret-file", node.turn_secret_file,
+                       "A file whose first line is the TURN server's REST secret (coturn --use-auth-secret "
+                       "--static-auth-secret); instead of --turn-user and --turn-password-file");
+  node_cmd
+      ->add_option("--turn-service", node.turn_service,
+                   "on: announce --turn to the overlay while this node is a public peer, and hand out "
+                   "credentials for it (RFC 6940 sec. 9, TURN-SERVICE); needs --turn-secret-file. Nodes "
+                   "without --turn find such a server in the overlay by themselves")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
+  node_cmd
+      ->add_option("--turn-density", node.turn_density,
+                   "Entries a --turn-service node stores (RFC 6940 sec. 9, turn-density): about 1 / the share "
+                   "of peers that announce a TURN server")
+      ->check(CLI::Range(1, 20))
+      ->capture_default_str();
   node_cmd
       ->add_option("--nat-check-interval", node.nat_check_interval_s,
                    "Seconds between asking two peers where they see this node (STUN) to tell public, cone, "

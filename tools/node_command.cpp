@@ -40,14 +40,39 @@ struct NodePlan {
   std::optional<runtime::NiceConfig> ice;  ///< --ice on: the agent of the peer's links
 };
 
-/// --turn, --turn-user and --turn-password-file into the agent's TURN settings; false with `error`
-/// naming the flag and the problem (never the password).
-bool plan_turn(const NodeOptions& o, runtime::NiceConfig& ice, std::string& error) {
+/// The first line of `path`, trailing blanks removed; false with `error` naming `flag`.
+bool read_secret_line(const std::string& flag, const std::string& path, std::string& out, std::string& error) {
+  std::ifstream f(path);
+  if (!f || !std::getline(f, out)) {
+    error = flag + " " + path + " cannot be read";
+    return false;
+  }
+  while (!out.empty() && (out.back() == '\r' || out.back() == ' ')) out.pop_back();
+  if (out.empty()) {
+    error = flag + " " + path + ": its first line is empty";
+    return false;
+  }
+  return true;
+}
+
+/// --turn, --turn-user and --turn-password-file (or --turn-secret-file) into the agent's TURN
+/// settings, and --turn-service into the peer's; false with `error` naming the flag and the problem
+/// (never the password or the secret).
+bool plan_turn(const NodeOptions& o, runtime::NiceConfig& ice, peer::PeerConfig& pc, std::string& error) {
+  peer::TurnServiceConfig ts;
+  ts.density = o.turn_density;
   if (o.turn.empty()) {
-    if (!o.turn_user.empty() || !o.turn_password_file.empty()) {
-      error = "--turn-user and --turn-password-file need --turn";
+    if (!o.turn_user.empty() || !o.turn_password_file.empty() || !o.turn_secret_file.empty()) {
+      error = "--turn-user, --turn-password-file and --turn-secret-file need --turn";
       return false;
     }
+    if (o.turn_service == "on") {
+      error = "--turn-service on needs --turn (the server to announce) and --turn-secret-file";
+      return false;
+    }
+    // No TURN server of its own: it finds one the overlay announces (RFC 6940 §9).
+    ts.discover = true;
+    pc.turn_service = ts;
     return true;
   }
   std::string_view t = o.turn;
@@ -70,23 +95,29 @@ bool plan_turn(const NodeOptions& o, runtime::NiceConfig& ice, std::string& erro
     return false;
   }
   turn.server = *server;
+  if (!o.turn_secret_file.empty()) {
+    if (!o.turn_user.empty() || !o.turn_password_file.empty()) {
+      error = "--turn-secret-file makes the credentials: give it, or --turn-user and --turn-password-file, not both";
+      return false;
+    }
+    if (!read_secret_line("--turn-secret-file", o.turn_secret_file, ts.secret, error)) return false;
+    // Its own agent takes credentials made from the secret, renewed as they age (TurnService).
+    ts.announce = turn;
+    ts.use_announced = true;
+    ts.publish = o.turn_service == "on";
+    pc.turn_service = ts;
+    return true;
+  }
+  if (o.turn_service == "on") {
+    error = "--turn-service on needs --turn-secret-file (credentials are made for each node that asks)";
+    return false;
+  }
   if (o.turn_user.empty() || o.turn_password_file.empty()) {
-    error = "--turn needs --turn-user and --turn-password-file (long-term credentials)";
+    error = "--turn needs --turn-user and --turn-password-file (long-term credentials), or --turn-secret-file";
     return false;
   }
   turn.user = o.turn_user;
-  std::ifstream f(o.turn_password_file);
-  if (!f || !std::getline(f, turn.password)) {
-    error = "--turn-password-file " + o.turn_password_file + " cannot be read";
-    return false;
-  }
-  while (!turn.password.empty() && (turn.password.back() == '\r' || turn.password.back() == ' ')) {
-    turn.password.pop_back();
-  }
-  if (turn.password.empty()) {
-    error = "--turn-password-file " + o.turn_password_file + ": its first line (the password) is empty";
-    return false;
-  }
+  if (!read_secret_line("--turn-password-file", o.turn_password_file, turn.password, error)) return false;
   ice.turn = std::move(turn);
   return true;
 }
@@ -248,14 +279,14 @@ int plan_node(const NodeOptions& o, NodePlan& plan) {
       ice.stun = bootstrap.front();
       ice.more_stun.assign(bootstrap.begin() + 1, bootstrap.end());
     }
-    if (!plan_turn(o, ice, error)) {
+    if (!plan_turn(o, ice, pc, error)) {
       std::fprintf(stderr, "p2psip node: %s\n", error.c_str());
       return 2;
     }
     pc.links.turn = ice.turn.has_value();
     p.ice = std::move(ice);
-  } else if (!o.turn.empty()) {
-    std::fprintf(stderr, "p2psip node: --turn needs --ice on (and not --role client)\n");
+  } else if (!o.turn.empty() || o.turn_service == "on") {
+    std::fprintf(stderr, "p2psip node: --turn and --turn-service need --ice on (and not --role client)\n");
     return 2;
   }
   if (o.nat_check_interval_s > 0) {

@@ -47,6 +47,11 @@ struct NodeOptions {
   std::string turn;                ///< turn:HOST:PORT[?transport=tcp], relayed candidates for the links
   std::string turn_user;           ///< the TURN server's long-term credentials (RFC 8489 §9.2)
   std::string turn_password_file;  ///< a file whose first line is the password (never logged)
+  /// A file whose first line is the TURN server's REST secret (coturn's --static-auth-secret with
+  /// --use-auth-secret): the node makes its own credentials, and those it hands out (--turn-service).
+  std::string turn_secret_file;
+  std::string turn_service = "off";  ///< on: announce --turn to the overlay (RFC 6940 §9's TURN-SERVICE)
+  int turn_density = 10;             ///< entries announced (RFC 6940 §9's turn-density, 1..20)
 };
 /// Applies a TOML file's keys (the long flag names) to `o`, skipping those in `given` (flags set on
 /// the command line). False with `error` naming the file, key and problem.

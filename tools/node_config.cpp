@@ -115,6 +115,13 @@ bool apply_node_config(const std::string& path, const std::set<std::string>& giv
       ok = str(o.turn_user);
     } else if (key == "turn-password-file") {
       ok = str(o.turn_password_file);
+    } else if (key == "turn-secret-file") {
+      ok = str(o.turn_secret_file);
+    } else if (key == "turn-service") {
+      ok = str(o.turn_service);
+      if (ok && o.turn_service != "on" && o.turn_service != "off") return wrong(key, "\"on\" or \"off\"");
+    } else if (key == "turn-density") {
+      ok = num(o.turn_density, 1, 20);
     } else if (key == "nat-check-interval") {
       ok = num(o.nat_check_interval_s, 0, 86400);
     } else if (key == "ua-digest-algorithms") {

@@ -240,6 +240,22 @@ Json status_json(const peer::PeerStatus& s, const runtime::RuntimeStats& overlay
                           {"closed_idle", is.closed_idle},
                           {"sent", is.sent},
                           {"received", is.received}};
+  if (n.turn_service) {
+    const auto& t = *n.turn_service;
+    Json turn{{"announcing", t.announcing},
+              {"entries_stored", t.entries_stored},
+              {"credentials_given", t.credentials_given},
+              {"requests_refused", t.requests_refused},
+              {"discovering", t.discovering},
+              {"finds", t.finds},
+              {"finds_failed", t.finds_failed}};
+    if (!t.announced.empty()) turn["announced"] = t.announced;
+    if (!t.using_server.empty()) {
+      turn["using"] = Json{{"server", t.using_server}, {"from", t.from_peer}, {"expires_unix", t.expires_unix}};
+    }
+    if (!t.last_error.empty()) turn["last_error"] = t.last_error;
+    nat["turn_service"] = std::move(turn);
+  }
   if (n.relay) {
     const auto& r = *n.relay;
     nat["relay"] = Json{{"clients", r.clients},
@@ -305,6 +321,19 @@ std::string status_text(const peer::PeerStatus& s) {
     std::string links;
     for (const auto& [how, count] : hows) links += (links.empty() ? "" : ", ") + std::to_string(count) + " " + how;
     line("links", links.empty() ? std::string("none") : links);
+    if (const auto& t = s.nat.turn_service) {
+      std::string turn;
+      if (t->announcing)
+        turn = "announcing " + t->announced + " (" + std::to_string(t->credentials_given) + " credentials given)";
+      if (!t->using_server.empty()) {
+        turn += std::string(turn.empty() ? "" : "; ") + "relayed candidates through " + t->using_server +
+                ", announced by " + t->from_peer.substr(0, 8);
+      } else if (t->discovering) {
+        turn += std::string(turn.empty() ? "" : "; ") + "looking for one in the overlay" +
+                (t->last_error.empty() ? std::string() : " (" + t->last_error + ")");
+      }
+      if (!turn.empty()) line("turn", turn);
+    }
   }
   line("records", std::to_string(s.records));
   line("softphones", s.phones ? s.phones->address.host_port() + ", " + std::to_string(s.phones->users) + " users, " +

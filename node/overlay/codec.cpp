@@ -23,6 +23,7 @@ constexpr std::string_view kFinal = "DHT-Final";
 constexpr std::string_view kLink = "DHT-Link";
 constexpr std::string_view kOrigin = "DHT-Origin";
 constexpr std::string_view kExclude = "DHT-Exclude";
+constexpr std::string_view kKind = "DHT-Kind";
 
 /// Appends "<sip:HEX@IP:PORT>" (one string grown in place: every overlay message carries several),
 /// with the URI parameter "attach" for a peer reached by Attach ("<sip:HEX@IP:PORT;attach>").
@@ -58,11 +59,11 @@ void add_links(sip::Message& m, const std::vector<dht::Peer>& preds, const std::
 /// The single-valued DHT fields of a message (the first of each, as Message::extension_header
 /// finds it), gathered in one pass over the header fields instead of one pass per name.
 struct DhtFields {
-  std::optional<std::string_view> peer_id, op, hops, routing, final_hop, exclude;
+  std::optional<std::string_view> peer_id, op, hops, routing, final_hop, exclude, kind;
 };
 DhtFields dht_fields(const sip::Message& m) {
   static_assert(kOp.size() == 6 && kHops.size() == 8 && kFinal.size() == 9 && kPeerId.size() == 10 &&
-                kRouting.size() == 11 && kExclude.size() == 11);
+                kRouting.size() == 11 && kExclude.size() == 11 && kKind.size() == 8);
   DhtFields f;
   for (const auto& h : m.headers()) {
     if (h.id != HeaderId::Other) continue;
@@ -70,7 +71,7 @@ DhtFields dht_fields(const sip::Message& m) {
     std::optional<std::string_view>* slot = nullptr;
     switch (name.size()) {
       case 6: slot = sip::iequals(name, kOp) ? &f.op : nullptr; break;
-      case 8: slot = sip::iequals(name, kHops) ? &f.hops : nullptr; break;
+      case 8: slot = sip::iequals(name, kHops) ? &f.hops : sip::iequals(name, kKind) ? &f.kind : nullptr; break;
       case 9: slot = sip::iequals(name, kFinal) ? &f.final_hop : nullptr; break;
       case 10: slot = sip::iequals(name, kPeerId) ? &f.peer_id : nullptr; break;
       case 11:
@@ -494,11 +495,12 @@ sip::Message encode_request(const dht::Request& r, const RequestFraming& f) {
         }
       });
     }
+    if (r.route_op == dht::RouteOp::Find) m.add_header(kKind, r.kind);
   }
   if (r.origin) m.add_header_writing(kOrigin, [&](std::string& out) { append_peer_uri(out, *r.origin); });
   add_links(m, r.predecessors, r.successors);
   if (!r.records.empty()) m.set_body(kRecordsType, encode_records(r.records));
-  if (!r.payload.empty()) m.set_body(nat::kIceContentType, r.payload);
+  if (!r.payload.empty()) m.set_body(r.op == dht::Op::Turn ? kTurnType : nat::kIceContentType, r.payload);
   return m;
 }
 
@@ -543,6 +545,10 @@ Result<dht::Request, sip::Rejection> decode_request(const sip::Message& m, std::
         rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
       }
     }
+    if (r.route_op == dht::RouteOp::Find) {
+      if (!fields.kind || fields.kind->empty() || fields.kind->size() > 64) return bad("Find Without DHT-Kind");
+      r.kind = std::string(*fields.kind);
+    }
   } else if (auto o = dht::op_from_name(op); o && *o != dht::Op::Route) {
     r.op = *o;
   } else {
@@ -561,6 +567,14 @@ Result<dht::Request, sip::Rejection> decode_request(const sip::Message& m, std::
     if (!ct || !sip::iequals(*ct, nat::kIceContentType)) {
       return unexpected(
           sip::Rejection{415, "Unsupported Media Type", HeaderId::Accept, std::string(nat::kIceContentType)});
+    }
+    r.payload = std::string(m.body());
+  } else if (r.op == dht::Op::Turn) {
+    // A request for TURN credentials carries the asker's sealing key, and nothing else.
+    auto ct = m.header(HeaderId::ContentType);
+    if (m.body().empty()) return bad("TURN Request Without A Body");
+    if (!ct || !sip::iequals(*ct, kTurnType)) {
+      return unexpected(sip::Rejection{415, "Unsupported Media Type", HeaderId::Accept, std::string(kTurnType)});
     }
     r.payload = std::string(m.body());
   } else if (!m.body().empty()) {
@@ -596,7 +610,10 @@ sip::Message encode_response(const sip::Message& request, const dht::Response& r
     if (r.redirect_final) m.add_header(kFinal, "yes");
   }
   if (!r.records.empty()) m.set_body(kRecordsType, encode_records(r.records));
-  if (!r.payload.empty()) m.set_body(nat::kIceContentType, r.payload);
+  if (!r.payload.empty()) {
+    const auto op = request.extension_header(kOp);
+    m.set_body(op && sip::iequals(*op, dht::op_name(dht::Op::Turn)) ? kTurnType : nat::kIceContentType, r.payload);
+  }
   if (r.retry_after_s > 0) m.add_header(HeaderId::RetryAfter, std::to_string(r.retry_after_s));
   return m;
 }
@@ -633,7 +650,7 @@ Result<dht::Response, std::string> decode_response(const sip::Message& m) {
   }
   if (!m.body().empty()) {
     auto ct = m.header(HeaderId::ContentType);
-    if (ct && sip::iequals(*ct, nat::kIceContentType)) {
+    if (ct && (sip::iequals(*ct, nat::kIceContentType) || sip::iequals(*ct, kTurnType))) {
       r.payload = std::string(m.body());
       return r;
     }

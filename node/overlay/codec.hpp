@@ -20,6 +20,8 @@
 namespace p2psip::overlay {
 
 inline constexpr std::string_view kRecordsType = "application/p2psip-records+msgpack";
+/// The body of a request for TURN credentials and of its answer (dht::Op::Turn; docs/PROTOCOL.md).
+inline constexpr std::string_view kTurnType = "application/p2psip-turn";
 
 /// What the encoder needs besides the message: the overlay's name and the transaction's identifiers.
 /// Views: the caller holds the text while encode_request runs.

@@ -1,36 +1,13 @@
 #include "node/overlay/peer_auth.hpp"
 
-#include <sodium.h>
-
 #include <algorithm>
 #include <charconv>
 
 #include "node/sip/headers.hpp"
+#include "security/sealed.hpp"
 
 namespace p2psip::overlay {
 namespace {
-
-std::string to_base64(std::string_view bytes, int variant) {
-  std::string out(sodium_base64_encoded_len(bytes.size(), variant), '\0');
-  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(),
-                    variant);
-  out.resize(out.size() - 1);  // the terminating NUL sodium writes
-  return out;
-}
-
-std::optional<std::string> from_base64(std::string_view text, int variant, std::size_t max_bytes) {
-  std::string out(text.size() / 4 * 3 + 3, '\0');
-  std::size_t len = 0;
-  const char* end = nullptr;
-  if (out.size() > max_bytes + 3 ||
-      sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), text.data(), text.size(), nullptr,
-                        &len, &end, variant) != 0 ||
-      end != text.data() + text.size()) {
-    return std::nullopt;
-  }
-  out.resize(len);
-  return out;
-}
 
 AuthVerdict refuse(int status, std::string reason) {
   return AuthVerdict{status, std::move(reason)};
@@ -54,7 +31,7 @@ std::optional<SignatureField> parse_signature(std::string_view value) {
       !std::all_of(t->begin(), t->end(), [](char c) { return c >= '0' && c <= '9'; })) {
     return std::nullopt;
   }
-  auto raw = from_base64(*sig, sodium_base64_VARIANT_URLSAFE_NO_PADDING, 64);
+  auto raw = security::from_base64(*sig, 64, security::Base64::UrlNoPadding);
   if (!raw || raw->size() != f.sig.size()) return std::nullopt;
   std::copy(raw->begin(), raw->end(), reinterpret_cast<char*>(f.sig.data()));
   f.time = *t;
@@ -92,7 +69,7 @@ PeerAuthenticator::PeerAuthenticator(security::KeyPair key, const security::Cert
                                      std::shared_ptr<security::CertificateCache> certificates,
                                      const security::CryptoProvider& crypto, Environment& env, PeerAuthConfig config)
     : key_(key),
-      cert_b64_(to_base64(cert.der(), sodium_base64_VARIANT_ORIGINAL)),
+      cert_b64_(security::to_base64(cert.der())),
       id_(cert.info().node_id.value_or(security::node_id_of(key.public_key))),
       certs_(std::move(certificates)),
       crypto_(crypto),
@@ -108,8 +85,8 @@ void PeerAuthenticator::sign(sip::Message& m, Instant now, bool carry, bool want
   const security::Signature sig = crypto_.sign(key_, message_signing_bytes(m, time));
   std::string value = "ed25519;t=";
   value.append(time).append(";sig=");
-  value += to_base64(std::string_view(reinterpret_cast<const char*>(sig.data()), sig.size()),
-                     sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  value += security::to_base64(std::string_view(reinterpret_cast<const char*>(sig.data()), sig.size()),
+                               security::Base64::UrlNoPadding);
   if (want) value += ";want";
   m.add_header(kSignatureHeader, value);
   if (carry) {
@@ -157,7 +134,7 @@ AuthVerdict PeerAuthenticator::check(const sip::Message& m, const dht::NodeId* s
     const std::int64_t now_s = now_us / 1000000;
     const security::CertificateCache::Entry* entry = nullptr;
     if (auto carried = m.extension_header(kCertificateHeader)) {
-      auto der = from_base64(*carried, sodium_base64_VARIANT_ORIGINAL, 16384);
+      auto der = security::from_base64(*carried, 16384);
       if (!der) return refuse(437, "Unsupported Credential (Malformed DHT-Certificate)");
       const std::size_t before = certs_->checks();
       entry = &certs_->check(*der, now_s);

@@ -273,6 +273,22 @@ Peer::Peer(PeerConfig config, Environment& overlay_env, Environment* phone_env)
     no_phones_ = std::make_unique<NoPhones>(overlay_env);
     ua_ = std::make_unique<proxy::UaSide>(*no_phones_, node_, std::move(relay_only), nullptr);
   }
+  if (config.turn_service) {
+    TurnService::Overlay overlay;
+    overlay.store = [this](dht::Record r, dht::RouteCallback done, Instant at) {
+      store(std::move(r), std::move(done), at);
+    };
+    overlay.find = [this](dht::NodeId key, dht::RouteCallback done, Instant at) {
+      if (flows_) sync_gateways(at);
+      node_.chord().find(dht::kTurnServiceKind, key, std::move(done), at);
+    };
+    overlay.turn_in_use = [this] {
+      if (link_config_) link_config_->turn = true;  // links made later
+      if (links_) links_->ice.turn_in_use();
+    };
+    turn_ = std::make_unique<TurnService>(std::move(*config.turn_service), overlay_env, node_.chord(), ice_port_,
+                                          std::move(overlay));
+  }
 }
 
 Peer::~Peer() = default;
@@ -665,6 +681,14 @@ void Peer::advance(Instant now) {
   sync_gateways(now);
   if (role_ == Role::Auto && now >= decide_by_) decide(now);
   if (ua_ && ua_->next_wakeup() <= now) ua_->advance(now);
+  if (turn_) {
+    // RFC 6940 §9: a TURN server is announced by a peer in the ring seen at its own address only.
+    const bool running = phase_ == Phase::Running;
+    const bool in_ring = running && role_ == Role::Peer && node_.chord().joined();
+    const bool seen_as_is = !reach_ || reach_->status().nat_class == nat::NatClass::Public;
+    const bool routes = running && (node_.chord().joined() || (flows_ && flows_->any_active()));
+    turn_->advance(now, in_ring && seen_as_is, routes);
+  }
   sync_gateways(now);
   if (phase_ != Phase::Running) progress(now);
 }
@@ -672,6 +696,7 @@ void Peer::advance(Instant now) {
 Instant Peer::next_wakeup() const {
   Instant next = std::min(node_.next_wakeup(), deadline_);
   if (ua_) next = std::min(next, ua_->next_wakeup());
+  if (turn_) next = std::min(next, turn_->next_wakeup());
   next = std::min(next, stun_.next_wakeup());
   if (reach_ && phase_ == Phase::Running) next = std::min(next, reach_->next_check());
   if (flows_) next = std::min({next, flows_->next_wakeup(), next_relay_probe_});
@@ -903,6 +928,7 @@ PeerStatus Peer::status(Instant now) const {
   s.nat.indications = nat_counts_.indications;
   s.nat.dropped = nat_counts_.dropped;
   s.nat.role = std::string(role_name(role_));
+  if (turn_) s.nat.turn_service = turn_->status();
   if (flows_) {
     // A client's flows, or those of a peer behind a NAT for its phones.
     s.nat.flows = flows_->status();

@@ -26,6 +26,7 @@
 #include "nat/relay.hpp"
 #include "nat/stun_client.hpp"
 #include "node/overlay/overlay_node.hpp"
+#include "node/peer/turn_service.hpp"
 #include "node/proxy/ua_side.hpp"
 #include "security/crypto.hpp"
 #include "security/identities.hpp"
@@ -103,6 +104,9 @@ struct PeerConfig {
   /// and a NATed node is a client. Its reports come back through Peer::ice_*. Must outlive the peer.
   nat::IcePort* ice = nullptr;
   nat::IceLinkConfig links;
+  /// TURN servers the overlay announces (RFC 6940 §9; node/peer/turn_service.hpp): announcing one
+  /// as a public peer, or finding one for `ice` when the node has none of its own. Unset: neither.
+  std::optional<TurnServiceConfig> turn_service;
 };
 
 /// Everything `p2psip status` shows, as values: a snapshot, rendered by whoever asks.
@@ -164,6 +168,7 @@ struct PeerStatus {
     std::vector<Link> links;
     std::vector<nat::IceLinkStatus> ice;  ///< the ICE links (PeerConfig::ice)
     nat::IceLinkStats ice_stats;
+    std::optional<TurnServiceStatus> turn_service;  ///< PeerConfig::turn_service
   };
   Nat nat;
 };
@@ -343,6 +348,7 @@ class Peer {
   nat::IcePort* ice_port_ = nullptr;
   std::unique_ptr<nat::IceLinkConfig> link_config_;  ///< with ice_port_ only (a simulated peer has none)
   std::unique_ptr<Links> links_;                     ///< made when the peer begins (its address is then known)
+  std::unique_ptr<TurnService> turn_;                ///< PeerConfig::turn_service
   /// Begins the ICE side (a peer with PeerConfig::ice); `attach`: this peer is behind a cone NAT.
   void begin_links(bool attach, Instant now);
   /// Runs what the links and the overlay handed each other (kept apart so neither re-enters the

@@ -81,11 +81,8 @@ struct NiceConfig {
   /// More STUN servers: each new agent takes the next of `stun` and these in turn, so that one
   /// server gone away (a bootstrap peer that died) costs a link one try, not every link.
   std::vector<Endpoint> more_stun;
-  struct Turn {
-    Endpoint server;
-    std::string user, password;  ///< long-term credentials (RFC 8489 §9.2); never logged
-    bool tcp = false;            ///< reach the server over TCP (UDP blocked); the relay is UDP still
-  };
+  /// A TURN server and its long-term credentials (never logged).
+  using Turn = nat::TurnServer;
   std::optional<Turn> turn;
   std::uint16_t port_min = 0, port_max = 0;  ///< the agents' local ports (0: any)
 };

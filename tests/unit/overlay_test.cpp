@@ -89,6 +89,66 @@ TEST(OverlayCodec, RequestsAndResponsesRoundTripThroughSip) {
   EXPECT_EQ(rback->records, r.records);
 }
 
+TEST(OverlayCodec, FindsCarryTheirKindAndTurnRequestsTheirOwnBody) {
+  RequestFraming f{"demo.overlay", Transport::Udp, "z9hG4bKfind", "find@demo", "tag1"};
+  dht::Request find;
+  find.op = dht::Op::Route;
+  find.route_op = dht::RouteOp::Find;
+  find.sender = dht::Peer{dht::NodeId{1, 2}, *parse_host_port("127.0.0.1:5070", Transport::Udp)};
+  find.target = dht::NodeId{0x9000000000000000ULL, 0};
+  find.hops = 1;
+  find.kind = std::string(dht::kTurnServiceKind);
+  auto wire = sip::parse_datagram(encode_request(find, f).serialize());
+  ASSERT_TRUE(wire);
+  EXPECT_EQ(wire->header("DHT-Op"), "find");
+  EXPECT_EQ(wire->header("DHT-Kind"), "turn-service");
+  auto back = decode_request(*wire, "demo.overlay");
+  ASSERT_TRUE(back) << back.error().reason;
+  EXPECT_EQ(back->route_op, dht::RouteOp::Find);
+  EXPECT_EQ(back->kind, "turn-service");
+  // A Find that does not say what it looks for is refused.
+  std::string no_kind;
+  encode_request(find, f).serialize_without(no_kind, {"DHT-Kind"});
+  auto refused = decode_request(*sip::parse_datagram(no_kind), "demo.overlay");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().status, 400);
+  EXPECT_EQ(refused.error().reason, "Find Without DHT-Kind");
+
+  dht::Request turn;
+  turn.op = dht::Op::Turn;
+  turn.sender = find.sender;
+  turn.target = dht::NodeId{3, 4};
+  turn.payload = "key=AAAA\n";
+  sip::Message tm = encode_request(turn, f);
+  auto twire = sip::parse_datagram(tm.serialize());
+  ASSERT_TRUE(twire);
+  EXPECT_EQ(twire->header("DHT-Op"), "turn");
+  EXPECT_EQ(twire->header(sip::HeaderId::ContentType), kTurnType);
+  auto tback = decode_request(*twire, "demo.overlay");
+  ASSERT_TRUE(tback) << tback.error().reason;
+  EXPECT_EQ(tback->op, dht::Op::Turn);
+  EXPECT_EQ(tback->payload, "key=AAAA\n");
+  dht::Response answer;
+  answer.responder = dht::Peer{dht::NodeId{3, 4}, *parse_host_port("127.0.0.3:5070", Transport::Udp)};
+  answer.payload = "user=1:ab\npassword=cw==\nlifetime=3600\n";
+  auto awire = sip::parse_datagram(encode_response(*twire, answer, "demo.overlay", "t2").serialize());
+  ASSERT_TRUE(awire);
+  EXPECT_EQ(awire->header(sip::HeaderId::ContentType), kTurnType);
+  auto aback = decode_response(*awire);
+  ASSERT_TRUE(aback) << aback.error();
+  EXPECT_EQ(aback->payload, answer.payload);
+  // Without a body, or with another kind of body: 400 and 415.
+  turn.payload.clear();
+  auto empty = decode_request(*sip::parse_datagram(encode_request(turn, f).serialize()), "demo.overlay");
+  ASSERT_FALSE(empty);
+  EXPECT_EQ(empty.error().reason, "TURN Request Without A Body");
+  sip::Message other = encode_request(turn, f);
+  other.set_body("text/plain", "key=AAAA");
+  auto wrong = decode_request(*sip::parse_datagram(other.serialize()), "demo.overlay");
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.error().status, 415);
+}
+
 // read_peer_value reads the form the codec writes without the general SIP parser; for that form and
 // everything near it (each value below and thousands of edits of them), it must answer exactly as
 // the general parser followed by peer_of does.

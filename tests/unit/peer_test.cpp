@@ -14,6 +14,8 @@
 #include "node/echo/echo_element.hpp"
 #include "node/sip/validate.hpp"
 #include "security/certificate.hpp"
+#include "security/record_policy.hpp"
+#include "security/sealed.hpp"
 #include "sim/virtual_network.hpp"
 
 namespace p2psip::peer {
@@ -107,6 +109,8 @@ class PeerNet {
       net_.ice_sessions.erase(it->second.ufrag);
       sessions_.erase(it);
     }
+    void use_turn(const nat::TurnServer& t) override { turn = t; }
+    std::optional<nat::TurnServer> turn;  ///< the TURN server given by use_turn
     /// This agent's session paired with one of `node`'s, if any.
     [[nodiscard]] std::optional<nat::IceSessionId> session_with(std::size_t node) const {
       for (const auto& [id, s] : sessions_) {
@@ -448,6 +452,98 @@ TEST(Peer, WithAnIdentityItsPlaceIsItsCertificatesAndItsPutsAreSigned) {
   auto link = net.nodes[0].peer->check_link(ours.der(), PeerNet::overlay_addr(9), net.now);
   ASSERT_TRUE(link);
   EXPECT_EQ(dht::NodeId::from_link_identity(*link), *ours.info().node_id);
+}
+
+TEST(Peer, NodesWithoutATurnServerFindOneTheOverlayAnnouncesWithCredentialsOnlyTheyCanRead) {
+  // RFC 6940 §9: a public peer announces a TURN server in the DHT; the others find it with a Find
+  // to a random key and ask it for credentials (coturn's REST API), sealed for each asker.
+  security::Ed25519Provider crypto;
+  auto key = [](std::uint8_t n) {
+    security::Seed s{};
+    s.fill(n);
+    return security::KeyPair::from_seed(s);
+  };
+  const security::KeyPair ca = key(1);
+  const security::Certificate root = *security::make_root(ca, "peer.test", 1, {kNow - kYear, kNow + kYear});
+  PeerNet net;
+  net.with_ice = true;
+  const Endpoint turn_server{Transport::Udp, *IpAddress::parse("198.51.100.3"), 3478};
+  std::vector<dht::NodeId> ids;
+  for (std::uint8_t i = 0; i < 5; ++i) {
+    PeerConfig c = plain("00000000000000000000000000000001");
+    PeerSecurity sec;
+    sec.crypto = &crypto;
+    sec.self.key = key(static_cast<std::uint8_t>(40 + i));
+    sec.self.cert = *security::issue_node(ca, root, sec.self.key.public_key, 2 + i, {kNow - 86400, kNow + kYear});
+    sec.trust = security::TrustAnchor::ca(root);
+    ids.push_back(*sec.self.cert.info().node_id);
+    c.security = sec;
+    TurnServiceConfig t;
+    if (i == 0) {
+      t.announce = nat::TurnServer{turn_server, "", "", false};
+      t.publish = true;
+      t.use_announced = true;  // its own agent takes credentials from the secret too
+      t.secret = "north";
+      t.density = 3;
+      t.max_requests_per_minute = 3;  // four askers: the last is refused and comes back later
+    } else {
+      t.discover = true;
+    }
+    c.turn_service = t;
+    net.add(c, false, i == 0 ? std::nullopt : std::optional<std::size_t>(0));
+    net.run_for(seconds(1));
+  }
+  net.run_for(seconds(20));
+  const TurnServiceStatus announcer = *net.nodes[0].peer->status(net.now).nat.turn_service;
+  EXPECT_TRUE(announcer.announcing);
+  EXPECT_EQ(announcer.announced, "198.51.100.3:3478");
+  EXPECT_EQ(announcer.entries_stored, 3u);
+  EXPECT_EQ(announcer.credentials_given, 3u);
+  EXPECT_EQ(announcer.requests_refused, 1u);  // over the rate: 503, Retry-After
+  net.run_for(seconds(120));
+  EXPECT_EQ(net.nodes[0].peer->status(net.now).nat.turn_service->credentials_given, 4u);
+  EXPECT_EQ(net.nodes[0].peer->status(net.now).nat.turn_service->finds, 0u);  // it has one: it looks for none
+  for (std::size_t i = 0; i < 5; ++i) {
+    const auto& turn = net.nodes[i].ice->turn;
+    ASSERT_TRUE(turn) << "node " << i;
+    EXPECT_EQ(turn->server, turn_server);
+    EXPECT_FALSE(turn->tcp);
+    // "EXPIRY:NODE-ID", and the password the TURN server computes from the secret it shares.
+    const auto colon = turn->user.find(':');
+    ASSERT_NE(colon, std::string::npos) << turn->user;
+    const std::int64_t expiry = std::stoll(turn->user.substr(0, colon));
+    EXPECT_GT(expiry, unix_seconds(wall_from_unix_us(net.now.time_since_epoch().count())) + 3000);
+    EXPECT_EQ(turn->user.substr(colon + 1), ids[i].hex());
+    EXPECT_EQ(turn->password, security::turn_rest_password("north", turn->user));
+    if (i == 0) continue;
+    const TurnServiceStatus st = *net.nodes[i].peer->status(net.now).nat.turn_service;
+    EXPECT_EQ(st.using_server, "198.51.100.3:3478");
+    EXPECT_EQ(st.from_peer, ids[0].hex());
+    EXPECT_FALSE(st.announcing);
+  }
+  // Node 1 may not write node 0's entries (NODE-MULTIPLE), nor announce through a 21st.
+  dht::Record forged;
+  forged.name = security::turn_service_name(ids[0], 1);
+  forged.key = dht::NodeId::hash(forged.name);
+  forged.value = "server=203.0.113.66:3478;transport=udp;peer=203.0.113.66:5070";
+  forged.owner = ids[1].hex();
+  forged.lifetime_s = 600;
+  dht::RouteResult stored;
+  net.nodes[1].peer->store(
+      forged, [&](const dht::RouteResult& r) { stored = r; }, net.now);
+  net.run_for(seconds(1));
+  EXPECT_EQ(stored.status, dht::Status::Forbidden) << stored.reason;
+  // A peer that announces nothing answers 404; the announcing one refuses a request without a key.
+  dht::RouteResult none, bad;
+  net.nodes[1].peer->chord().ask_turn(
+      dht::Peer{ids[2], PeerNet::overlay_addr(2)}, "key=AAAA", [&](const dht::RouteResult& r) { none = r; }, net.now);
+  net.nodes[1].peer->chord().ask_turn(
+      dht::Peer{ids[0], PeerNet::overlay_addr(0)}, "nokey=1", [&](const dht::RouteResult& r) { bad = r; }, net.now);
+  net.run_for(seconds(1));
+  EXPECT_EQ(none.status, dht::Status::NotFound);
+  EXPECT_EQ(none.reason, "No TURN Service Here");
+  EXPECT_EQ(bad.status, dht::Status::BadRequest);
+  EXPECT_EQ(bad.reason, "Bad TURN Request: No Sealing Key");
 }
 
 TEST(Peer, AnswersStunBindingRequestsOnBothFacesAndDropsBadStun) {

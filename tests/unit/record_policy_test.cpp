@@ -137,6 +137,34 @@ TEST(RecordPolicy, ReplaysOfOlderRecordsAreRefused) {
   EXPECT_TRUE(policy.admit(signed_record(alice, "sip:alice@demo.test", "v9", kNow + 7200), nullptr, kAt));  // future
 }
 
+TEST(RecordPolicy, TurnServiceEntriesAreWrittenByTheNodeTheyNameUpToTheTwentieth) {
+  // RFC 6940 §7.3.4 and §9: NODE-MULTIPLE, at most 20 entries per node.
+  Pki pki;
+  QuietEnv env;
+  RecordPolicy policy(TrustAnchor::ca(pki.root), pki.crypto, env);
+  Writer n1 = pki.node(22), n2 = pki.node(23);
+  const dht::NodeId id1 = node_id_of(n1.key.public_key);
+  EXPECT_EQ(RecordPolicy::rule_for(turn_service_name(id1, 1)), "NODE-MULTIPLE");
+  EXPECT_FALSE(
+      policy.admit(signed_record(n1, turn_service_name(id1, 1), "server=198.51.100.3:3478", kNow), nullptr, kAt));
+  EXPECT_FALSE(
+      policy.admit(signed_record(n1, turn_service_name(id1, 20), "server=198.51.100.3:3478", kNow), nullptr, kAt));
+  const dht::Refusal foreign =
+      policy.admit(signed_record(n2, turn_service_name(id1, 2), "mine now", kNow), nullptr, kAt);
+  EXPECT_EQ(foreign.status, dht::Status::Forbidden);
+  EXPECT_NE(foreign.reason.find("NODE-MULTIPLE: Signer Is Not Node"), std::string::npos) << foreign.reason;
+  for (const std::string& bad : std::vector<std::string>{
+           "turn-service:" + id1.hex() + ":21", "turn-service:" + id1.hex() + ":0", "turn-service:" + id1.hex() + ":01",
+           "turn-service:" + id1.hex(), "turn-service:" + id1.hex() + ":x", std::string("turn-service:nothex:1")}) {
+    const dht::Refusal no = policy.admit(signed_record(n1, bad, "v", kNow), nullptr, kAt);
+    EXPECT_NE(no.reason.find("NODE-MULTIPLE: Malformed Name"), std::string::npos) << bad << ": " << no.reason;
+  }
+  const auto parsed = parse_turn_service_name(turn_service_name(id1, 7));
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(parsed->node, id1);
+  EXPECT_EQ(parsed->iteration, 7);
+}
+
 TEST(RecordPolicy, NodeRecordsAndFirstWriterEntries) {
   Pki pki;
   QuietEnv env;

@@ -5,6 +5,7 @@
 #include "core/hex.hpp"
 #include "security/certificate.hpp"
 #include "security/crypto.hpp"
+#include "security/sealed.hpp"
 
 namespace p2psip::security {
 namespace {
@@ -69,6 +70,41 @@ TEST(Crypto, TheFakeProviderCatchesChangesButSaysItIsNotSecure) {
   EXPECT_FALSE(p.verify(k.public_key, "dato", sig));
   EXPECT_FALSE(p.verify(key(4).public_key, "data", sig));
   EXPECT_FALSE(p.secure());
+}
+
+TEST(Sealed, OnlyTheKeyItWasSealedForOpensItAndAnyChangeIsCaught) {
+  Seed a{}, b{}, once{};
+  a.fill(1);
+  b.fill(2);
+  once.fill(3);
+  const BoxKeyPair alice = BoxKeyPair::from_seed(a), bob = BoxKeyPair::from_seed(b);
+  const std::string sealed = seal(alice.public_key, "the password", once);
+  ASSERT_EQ(sealed.size(), 32u + 16u + 12u);  // one-time key, tag, message
+  EXPECT_EQ(sealed.find("the password"), std::string::npos);
+  EXPECT_EQ(open_sealed(alice, sealed), "the password");
+  EXPECT_FALSE(open_sealed(bob, sealed));
+  for (std::size_t i = 0; i < sealed.size(); i += 7) {
+    std::string changed = sealed;
+    changed[i] = static_cast<char>(changed[i] ^ 0x20);
+    EXPECT_FALSE(open_sealed(alice, changed)) << "byte " << i;
+  }
+  EXPECT_FALSE(open_sealed(alice, sealed.substr(0, 40)));
+  // A fresh one-time seed makes another box for the same message.
+  Seed again{};
+  again.fill(4);
+  EXPECT_NE(seal(alice.public_key, "the password", again), sealed);
+}
+
+TEST(Sealed, TurnRestPasswordsAreCoturnsHmacSha1AndBase64RoundTrips) {
+  // coturn's TURN REST API: base64(HMAC-SHA1(secret, "EXPIRY:LABEL")); the value is Python's
+  // base64.b64encode(hmac.new(b"north", b"1767225600:0a1b...f9", hashlib.sha1).digest()).
+  EXPECT_EQ(turn_rest_password("north", "1767225600:0a1b2c3d4e5f60718293a4b5c6d7e8f9"), "0+ypRBQJR3KKxp1CttrM7D6SIaU=");
+  EXPECT_EQ(to_base64("\xff\xfe"), "//4=");
+  EXPECT_EQ(to_base64("\xff\xfe", Base64::UrlNoPadding), "__4");
+  EXPECT_EQ(from_base64("//4=", 2), std::string("\xff\xfe"));
+  EXPECT_FALSE(from_base64("//4=", 1));  // more than asked for
+  EXPECT_FALSE(from_base64("//4", 8));   // not padded
+  EXPECT_FALSE(from_base64("*//4=", 8));
 }
 
 TEST(Certificates, TheRootIssuesNodesWhoseIdIsTheirKeysDigest) {

@@ -31,6 +31,27 @@ NodeId id(std::uint64_t hi) {
   return NodeId{hi, 0};
 }
 
+TEST(Storage, NearestFindsRecordsOfAKindAfterAKeyGoingRoundTheRingOnce) {
+  Storage s;
+  auto named = [](NodeId key, std::string name, std::uint32_t lifetime_s) {
+    Record r = rec(key, "", 0, lifetime_s);
+    r.name = std::move(name);
+    return r;
+  };
+  s.put(named(id(10), "turn-service:a:1", 300));
+  s.put(named(id(20), "sip:alice@x", 300));
+  s.put(named(id(30), "turn-service:b:1", 300));
+  s.put(named(id(40), "turn-service:c:1", 10));  // expired by t = 20 s
+  s.put(named(id(50), "turn-servicex", 300));    // not of the kind: the prefix holds the ':'
+  const auto after15 = s.nearest(id(15), "turn-service:", 4, at_us(20 * kSecond));
+  ASSERT_EQ(after15.size(), 2u);
+  EXPECT_EQ(after15[0].key, id(30));  // then round past the top of the ring
+  EXPECT_EQ(after15[1].key, id(10));
+  EXPECT_EQ(s.nearest(id(45), "turn-service:", 1, at_us(20 * kSecond)).at(0).key, id(10));
+  EXPECT_EQ(s.nearest(id(35), "turn-service:", 4, at_us(5 * kSecond)).at(0).key, id(40));
+  EXPECT_TRUE(s.nearest(id(0), "nothing:", 4, at_us(0)).empty());
+}
+
 TEST(Storage, OlderRecordsAreIgnoredAndLifetimeZeroRemoves) {
   Storage s;
   EXPECT_TRUE(s.put(rec(id(5), "a", 100, 60, "new")));
