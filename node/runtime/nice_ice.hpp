@@ -100,6 +100,9 @@ class NiceIce : public nat::IcePort {
   void remote(nat::IceSessionId id, const nat::IceDescription& remote) override;
   bool send(nat::IceSessionId id, std::string_view bytes) override;
   void close(nat::IceSessionId id) override;
+  /// Agents opened from now on gather a relayed candidate through `turn` (on the loop's thread, as
+  /// open() is: each agent takes a copy of the settings when it opens).
+  void use_turn(const nat::TurnServer& turn) override { cfg_.turn = turn; }
 
   /// Closes every agent, stops the thread and closes the uv handle (the loop must run once more).
   void stop();
