@@ -493,16 +493,22 @@ void ChordNode::attach_around(Request r, RouteCallback cb, Instant now) {
   send(Kind::ClientRoute, far, std::move(r), now, 0, std::move(cb));
 }
 
-void ChordNode::answer_attach(const AttachRequest& a, Status status, std::string reason, std::string payload,
-                              std::uint32_t retry_after_s, Instant now) {
+Response ChordNode::payload_answer(Status status, std::string reason, std::string payload,
+                                   std::uint32_t retry_after_s) const {
   Response resp;
   resp.status = status;
   resp.reason = std::move(reason);
   resp.responder = table_.self();
-  resp.responsible = table_.self();
-  resp.hops = a.hops;
   resp.payload = std::move(payload);
   resp.retry_after_s = retry_after_s;
+  return resp;
+}
+
+void ChordNode::answer_attach(const AttachRequest& a, Status status, std::string reason, std::string payload,
+                              std::uint32_t retry_after_s, Instant now) {
+  Response resp = payload_answer(status, std::move(reason), std::move(payload), retry_after_s);
+  resp.responsible = table_.self();  // routed to this Node-ID: it answers for it
+  resp.hops = a.hops;
   transport_.reply(a.handle, resp, now);
 }
 
@@ -880,13 +886,7 @@ void ChordNode::on_request(ReplyHandle handle, const Request& r, Instant now) {
 
 void ChordNode::answer_turn(const TurnRequest& t, Status status, std::string reason, std::string payload,
                             std::uint32_t retry_after_s, Instant now) {
-  Response resp;
-  resp.status = status;
-  resp.reason = std::move(reason);
-  resp.responder = table_.self();
-  resp.payload = std::move(payload);
-  resp.retry_after_s = retry_after_s;
-  transport_.reply(t.handle, resp, now);
+  transport_.reply(t.handle, payload_answer(status, std::move(reason), std::move(payload), retry_after_s), now);
 }
 
 void ChordNode::ask_turn(const Peer& to, std::string payload, RouteCallback cb, Instant now) {
@@ -945,7 +945,7 @@ void ChordNode::sift(std::vector<Record>& records, Instant now) {
   stats_.records_disbelieved += std::erase_if(records, [&](const Record& rec) { return !guard_->believe(rec, now); });
 }
 
-void ChordNode::finish_route(Pending& p, const Response& r, Instant now) {
+RouteResult ChordNode::result_of(const Response& r, Duration latency) {
   RouteResult res;
   res.status = r.status;
   res.reason = r.reason;
@@ -954,7 +954,12 @@ void ChordNode::finish_route(Pending& p, const Response& r, Instant now) {
   res.records = r.records;
   res.payload = r.payload;
   res.retry_after_s = r.retry_after_s;
-  res.latency = now - p.started;
+  res.latency = latency;
+  return res;
+}
+
+void ChordNode::finish_route(Pending& p, const Response& r, Instant now) {
+  RouteResult res = result_of(r, now - p.started);
   // An answer for a key from a peer far past it claims someone else's key (ChordConfig::
   // plausible_gaps): nothing of it is taken, and the route is tried again past that peer.
   if ((res.status == Status::Ok || res.status == Status::NotFound) && res.responsible &&
@@ -1001,13 +1006,8 @@ void ChordNode::on_response(RequestId id, const Response& r, Instant now) {
     case Kind::PingPred: return on_ping_answer(p, r, now);
     case Kind::Leave: --leave_pending_; return;
     case Kind::Turn: {
-      RouteResult res;
-      res.status = r.status;
-      res.reason = r.reason;
-      res.responsible = r.responder;
-      res.payload = r.payload;
-      res.retry_after_s = r.retry_after_s;
-      res.latency = now - p.started;
+      RouteResult res = result_of(r, now - p.started);
+      res.responsible = r.responder;  // the peer asked, which is not routed to
       if (p.cb) p.cb(res);
       return;
     }

@@ -307,6 +307,11 @@ class ChordNode {
   void peer_failed(const Peer& p, Instant now);
   void attempt_join(Instant now);
   void finish_route(Pending& p, const Response& r, Instant now);
+  /// An answer from this peer with an opaque payload (Attach, Op::Turn).
+  [[nodiscard]] Response payload_answer(Status status, std::string reason, std::string payload,
+                                        std::uint32_t retry_after_s) const;
+  /// What an answer tells the caller of route() (or ask_turn()).
+  static RouteResult result_of(const Response& r, Duration latency);
   // The answers to our requests, one handler per kind of request (on_response dispatches).
   void on_stabilize_answer(const Pending& p, const Response& r, Instant now);
   void on_join_lookup_answer(const Pending& p, const Response& r, Instant now);

@@ -399,24 +399,37 @@ TEST(Peer, AShutdownWhoseLeaveIsNeverAnsweredStopsAtItsDeadline) {
   EXPECT_TRUE(leaving.stopped());  // 3 s after the leave began (no phones: the leave began at once)
 }
 
-TEST(Peer, WithAnIdentityItsPlaceIsItsCertificatesAndItsPutsAreSigned) {
-  security::Ed25519Provider crypto;
-  auto key = [](std::uint8_t n) {
+/// A CA for the overlay "peer.test" and the identities of the peers it enrolls.
+struct TestPki {
+  static security::KeyPair key(std::uint8_t n) {
     security::Seed s{};
     s.fill(n);
     return security::KeyPair::from_seed(s);
-  };
-  const security::KeyPair ca = key(1);
-  const security::Certificate root = *security::make_root(ca, "peer.test", 1, {kNow - kYear, kNow + kYear});
+  }
+  security::Ed25519Provider crypto;
+  security::KeyPair ca = key(1);
+  security::Certificate root = *security::make_root(ca, "peer.test", 1, {kNow - kYear, kNow + kYear});
+  /// The security of a peer whose key is made from seed byte `k` (its certificate's serial `serial`).
+  PeerSecurity node(std::uint8_t k, std::uint64_t serial) {
+    PeerSecurity sec;
+    sec.crypto = &crypto;
+    sec.self.key = key(k);
+    sec.self.cert = *security::issue_node(ca, root, sec.self.key.public_key, serial, {kNow - 86400, kNow + kYear});
+    sec.trust = security::TrustAnchor::ca(root);
+    return sec;
+  }
+};
+
+TEST(Peer, WithAnIdentityItsPlaceIsItsCertificatesAndItsPutsAreSigned) {
+  TestPki pki;
+  auto key = &TestPki::key;
+  const security::KeyPair& ca = pki.ca;
+  const security::Certificate& root = pki.root;
   PeerNet net;
   std::vector<dht::NodeId> ids;
   for (std::uint8_t i = 0; i < 3; ++i) {
     PeerConfig c = plain("00000000000000000000000000000001");  // ignored: the certificate decides
-    PeerSecurity sec;
-    sec.crypto = &crypto;
-    sec.self.key = key(static_cast<std::uint8_t>(10 + i));
-    sec.self.cert = *security::issue_node(ca, root, sec.self.key.public_key, 2 + i, {kNow - 86400, kNow + kYear});
-    sec.trust = security::TrustAnchor::ca(root);
+    PeerSecurity sec = pki.node(static_cast<std::uint8_t>(10 + i), 2 + i);
     ids.push_back(*sec.self.cert.info().node_id);
     c.security = sec;
     Peer& p = net.add(c, false, i == 0 ? std::nullopt : std::optional<std::size_t>(0));
@@ -457,25 +470,14 @@ TEST(Peer, WithAnIdentityItsPlaceIsItsCertificatesAndItsPutsAreSigned) {
 TEST(Peer, NodesWithoutATurnServerFindOneTheOverlayAnnouncesWithCredentialsOnlyTheyCanRead) {
   // RFC 6940 §9: a public peer announces a TURN server in the DHT; the others find it with a Find
   // to a random key and ask it for credentials (coturn's REST API), sealed for each asker.
-  security::Ed25519Provider crypto;
-  auto key = [](std::uint8_t n) {
-    security::Seed s{};
-    s.fill(n);
-    return security::KeyPair::from_seed(s);
-  };
-  const security::KeyPair ca = key(1);
-  const security::Certificate root = *security::make_root(ca, "peer.test", 1, {kNow - kYear, kNow + kYear});
+  TestPki pki;
   PeerNet net;
   net.with_ice = true;
   const Endpoint turn_server{Transport::Udp, *IpAddress::parse("198.51.100.3"), 3478};
   std::vector<dht::NodeId> ids;
   for (std::uint8_t i = 0; i < 5; ++i) {
     PeerConfig c = plain("00000000000000000000000000000001");
-    PeerSecurity sec;
-    sec.crypto = &crypto;
-    sec.self.key = key(static_cast<std::uint8_t>(40 + i));
-    sec.self.cert = *security::issue_node(ca, root, sec.self.key.public_key, 2 + i, {kNow - 86400, kNow + kYear});
-    sec.trust = security::TrustAnchor::ca(root);
+    PeerSecurity sec = pki.node(static_cast<std::uint8_t>(40 + i), 2 + i);
     ids.push_back(*sec.self.cert.info().node_id);
     c.security = sec;
     TurnServiceConfig t;
