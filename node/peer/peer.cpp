@@ -9,6 +9,7 @@
 #include "nat/ice.hpp"
 #include "node/overlay/peer_auth.hpp"
 #include "node/proxy/registration.hpp"
+#include "security/attach_proof.hpp"
 #include "security/certificate_cache.hpp"
 
 namespace p2psip::peer {
@@ -122,12 +123,20 @@ class Peer::Links : public nat::AttachTransport, public dht::AttachHandler, publ
     auto known = ids_.find(to);
     if (known == ids_.end()) return false;
     later_.push_back([this, id, target = known->second, body = nat::encode_ice(offer)](Instant at) mutable {
+      body = prove(security::AttachRole::Offer, target, std::move(body), {}, at);
+      std::string offer_proof(security::attach_proof_line(body));
       peer_.chord().attach(
           target, std::move(body),
-          [this, id](const dht::RouteResult& res) {
+          [this, id, target, offer_proof = std::move(offer_proof)](const dht::RouteResult& res) {
             // Possibly within attach() itself: handed to the links once it has returned.
-            later_.push_back([this, id, res](Instant t) {
+            later_.push_back([this, id, target, offer_proof, res](Instant t) {
               if (res.status == dht::Status::Ok) {
+                if (auto no = check(security::AttachRole::Answer, target, res.payload, offer_proof, t)) {
+                  env_.log(LogLevel::Warn,
+                           "ice: an Attach's answer from " + target.short_hex() + " is refused: " + *no);
+                  ice.attach_failed(id, 403, 0, t);
+                  return;
+                }
                 auto answer = nat::parse_ice(res.payload, limits_);
                 if (answer) {
                   ice.answered(id, *answer, t);
@@ -148,7 +157,10 @@ class Peer::Links : public nat::AttachTransport, public dht::AttachHandler, publ
     later_.push_back([this, token, body = nat::encode_ice(answer)](Instant at) mutable {
       auto it = offers_.find(token);
       if (it == offers_.end()) return;
-      peer_.chord().answer_attach(it->second, dht::Status::Ok, "OK", std::move(body), 0, at);
+      const dht::AttachRequest& a = it->second;
+      body =
+          prove(security::AttachRole::Answer, a.sender.id, std::move(body), security::attach_proof_line(a.payload), at);
+      peer_.chord().answer_attach(a, dht::Status::Ok, "OK", std::move(body), 0, at);
       offers_.erase(it);
     });
   }
@@ -169,6 +181,13 @@ class Peer::Links : public nat::AttachTransport, public dht::AttachHandler, publ
 
   // dht::AttachHandler
   void on_attach(const dht::AttachRequest& a, Instant at) override {
+    // Its origin's own proof: a peer on the path could have put its candidates under another's
+    // DHT-Origin (security/attach_proof.hpp).
+    if (auto no = check(security::AttachRole::Offer, a.sender.id, a.payload, {}, at)) {
+      env_.log(LogLevel::Info, "ice: an Attach said to be from " + a.sender.id.short_hex() + " is refused: " + *no);
+      peer_.chord().answer_attach(a, dht::Status::Forbidden, "Forbidden (Attach " + *no + ")", "", 0, at);
+      return;
+    }
     auto offer = nat::parse_ice(a.payload, limits_);
     if (!offer) {
       peer_.chord().answer_attach(a, dht::Status::BadRequest, "Bad ICE Description: " + offer.error(), "", 0, at);
@@ -189,6 +208,26 @@ class Peer::Links : public nat::AttachTransport, public dht::AttachHandler, publ
       ice.offered(from, offer, token, t);
     });
   }
+
+  /// `description` with this node's proof for `to` appended (security/attach_proof.hpp); as it is
+  /// without an identity (nothing is signed then).
+  std::string prove(security::AttachRole role, const dht::NodeId& to, std::string description,
+                    std::string_view offer_proof, Instant at) const {
+    if (!peer_.guard_) return description;
+    const Guard& g = *peer_.guard_;
+    return security::prove_attach(g.crypto, g.writer.key, role, peer_.id(), to, unix_us(env_.wall_time(at)),
+                                  description, offer_proof);
+  }
+  /// Why `proven` is not `from`'s description for this node (nullopt: it is, or nothing is checked
+  /// without an identity).
+  std::optional<std::string> check(security::AttachRole role, const dht::NodeId& from, std::string_view proven,
+                                   std::string_view offer_proof, Instant at) const {
+    if (!peer_.guard_) return std::nullopt;
+    return security::check_attach(peer_.guard_->crypto, role, from, peer_.id(), unix_us(env_.wall_time(at)),
+                                  kProofFreshness.count(), proven, offer_proof);
+  }
+  /// How far a proof's time may lie from this node's clock (the freshness of signed messages).
+  static constexpr Duration kProofFreshness = seconds(30);
 
   /// Runs what was handed over, in order, until nothing is left.
   void settle(Instant at) {

@@ -13,6 +13,7 @@
 #include "nat/stun.hpp"
 #include "node/echo/echo_element.hpp"
 #include "node/sip/validate.hpp"
+#include "security/attach_proof.hpp"
 #include "security/certificate.hpp"
 #include "security/record_policy.hpp"
 #include "security/sealed.hpp"
@@ -648,6 +649,70 @@ Peer& three_relays_and_a_client(PeerNet& net, bool phones) {
 // what went out) join the ring when they have ICE links: named by their reflexive addresses,
 // marked "attach", and reached over links that Attaches set up (the joiner's through its bootstrap
 // peer, others' carried by the ring to a neighbour of the target).
+TEST(Peer, WithIdentitiesEveryAttachIsProvedByItsOriginAndAForgedOneIsRefused) {
+  // security/attach_proof.hpp: the origin signs its description for its target, the target its
+  // answer; a peer on the path cannot put its candidates under another node's DHT-Origin.
+  TestPki pki;
+  PeerNet net;
+  net.with_ice = true;
+  std::vector<dht::NodeId> ids;
+  std::vector<security::KeyPair> keys;
+  for (std::size_t k = 0; k < 4; ++k) {
+    PeerConfig c = plain("00000000000000000000000000000001");
+    PeerSecurity sec = pki.node(static_cast<std::uint8_t>(60 + k), 2 + k);
+    ids.push_back(*sec.self.cert.info().node_id);
+    keys.push_back(sec.self.key);
+    c.security = sec;
+    if (k < 2) {
+      c.relay = nat::RelayConfig{};
+      net.add(c, false, k == 0 ? std::nullopt : std::optional<std::size_t>(0));
+    } else {
+      c.role = Role::Auto;
+      const Endpoint outside{Transport::Udp, *IpAddress::parse("203.0.113." + std::to_string(10 + k)), 7000};
+      net.add_behind_nat(c, false, {0, 1}, outside);
+      net.nats.back().filter = true;
+    }
+    net.run_for(seconds(3));
+  }
+  net.run_for(seconds(40));
+  // Both NATed peers joined over links their proven Attaches set up.
+  for (std::size_t k = 2; k < 4; ++k) {
+    const PeerStatus st = net.nodes[k].peer->status(net.now);
+    ASSERT_TRUE(st.joined) << k;
+    EXPECT_EQ(st.nat.reached, "attach");
+    EXPECT_GT(st.nat.ice_stats.up_direct, 0u) << k;
+    EXPECT_EQ(st.nat.ice_stats.failed_attach, 0u) << k;
+  }
+  // Node 1 routes an Attach for node 3 with node 2's DHT-Origin... it cannot: the origin is its
+  // own. What a path peer can do is sign candidates with its own key for another's description, or
+  // send one unsigned: both are refused by the target, 403.
+  const std::string desc =
+      "a=ice-ufrag:evil\r\na=ice-pwd:0123456789abcdefghijkl\r\n"
+      "a=candidate:1 1 UDP 2130706431 198.51.100.66 40000 typ host\r\n";
+  const std::int64_t t = unix_us(wall_from_unix_us(net.now.time_since_epoch().count()));
+  dht::RouteResult forged, unsigned_one;
+  net.nodes[1].peer->chord().attach(
+      ids[3], security::prove_attach(pki.crypto, keys[0], security::AttachRole::Offer, ids[1], ids[3], t, desc),
+      [&](const dht::RouteResult& r) { forged = r; }, net.now);
+  net.nodes[1].peer->chord().attach(
+      ids[3], desc, [&](const dht::RouteResult& r) { unsigned_one = r; }, net.now);
+  net.run_for(seconds(3));
+  EXPECT_EQ(forged.status, dht::Status::Forbidden);
+  EXPECT_EQ(forged.reason, "Forbidden (Attach Signed By Another Node Than " + ids[1].short_hex() + ")");
+  EXPECT_EQ(unsigned_one.status, dht::Status::Forbidden);
+  EXPECT_EQ(unsigned_one.reason, "Forbidden (Attach Not Signed By Its Sender)");
+  // Properly signed by node 1 itself, it is taken and answered with node 3's own proof.
+  dht::RouteResult proven;
+  const std::string offer =
+      security::prove_attach(pki.crypto, keys[1], security::AttachRole::Offer, ids[1], ids[3], t, desc);
+  net.nodes[1].peer->chord().attach(
+      ids[3], offer, [&](const dht::RouteResult& r) { proven = r; }, net.now);
+  net.run_for(seconds(3));
+  ASSERT_EQ(proven.status, dht::Status::Ok) << proven.reason;
+  EXPECT_FALSE(security::check_attach(pki.crypto, security::AttachRole::Answer, ids[3], ids[1], t, 30000000,
+                                      proven.payload, security::attach_proof_line(offer)));
+}
+
 TEST(Peer, PeersBehindConeNatsJoinTheRingOverIceLinksAndEveryPeerReadsEveryOnesRecords) {
   PeerNet net;
   net.with_ice = true;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "core/hex.hpp"
+#include "security/attach_proof.hpp"
 #include "security/certificate.hpp"
 #include "security/crypto.hpp"
 #include "security/sealed.hpp"
@@ -70,6 +71,47 @@ TEST(Crypto, TheFakeProviderCatchesChangesButSaysItIsNotSecure) {
   EXPECT_FALSE(p.verify(k.public_key, "dato", sig));
   EXPECT_FALSE(p.verify(key(4).public_key, "data", sig));
   EXPECT_FALSE(p.secure());
+}
+
+TEST(AttachProof, AnAttachAndItsAnswerProveTheirSendersForTheirReceiversAndNothingElse) {
+  Ed25519Provider crypto;
+  auto pair = [](std::uint8_t n) {
+    Seed s{};
+    s.fill(n);
+    return KeyPair::from_seed(s);
+  };
+  const KeyPair a = pair(5), b = pair(6), m = pair(7);
+  const dht::NodeId ida = node_id_of(a.public_key), idb = node_id_of(b.public_key), idm = node_id_of(m.public_key);
+  const std::string desc =
+      "a=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdefghijkl\r\n"
+      "a=candidate:1 1 UDP 2130706431 198.51.100.16 40000 typ host\r\n";
+  const std::int64_t t = 1796000000LL * 1000000;
+  const std::int64_t fresh = 30LL * 1000000;
+  const std::string offer = prove_attach(crypto, a, AttachRole::Offer, ida, idb, t, desc);
+  ASSERT_TRUE(offer.starts_with(desc));
+  EXPECT_FALSE(check_attach(crypto, AttachRole::Offer, ida, idb, t + 1000, fresh, offer));
+  // Another recipient, another sender claimed, a changed candidate, a stale time, no proof at all.
+  EXPECT_EQ(check_attach(crypto, AttachRole::Offer, ida, idm, t, fresh, offer), "Signature Does Not Verify");
+  EXPECT_EQ(check_attach(crypto, AttachRole::Offer, idm, idb, t, fresh, offer),
+            "Signed By Another Node Than " + idm.short_hex());
+  std::string changed = offer;
+  changed.replace(changed.find("198.51.100.16"), 13, "203.0.113.666");
+  EXPECT_EQ(check_attach(crypto, AttachRole::Offer, ida, idb, t, fresh, changed), "Signature Does Not Verify");
+  EXPECT_EQ(check_attach(crypto, AttachRole::Offer, ida, idb, t + 2 * fresh, fresh, offer), "Stale Proof");
+  EXPECT_EQ(check_attach(crypto, AttachRole::Offer, ida, idb, t, fresh, desc), "Not Signed By Its Sender");
+  EXPECT_EQ(check_attach(crypto, AttachRole::Offer, ida, idb, t, fresh, desc + "a=p2psip-proof:ed25519 x y z\r\n"),
+            "Malformed Proof");
+  // A peer on the path signs its own candidates under A's Node-ID: its key is not A's.
+  const std::string forged = prove_attach(crypto, m, AttachRole::Offer, ida, idb, t, desc);
+  EXPECT_EQ(check_attach(crypto, AttachRole::Offer, ida, idb, t, fresh, forged),
+            "Signed By Another Node Than " + ida.short_hex());
+  // The answer is bound to the offer it answers: an old answer to another offer does not pass.
+  const std::string answer = prove_attach(crypto, b, AttachRole::Answer, idb, ida, t, desc, attach_proof_line(offer));
+  EXPECT_FALSE(check_attach(crypto, AttachRole::Answer, idb, ida, t, fresh, answer, attach_proof_line(offer)));
+  const std::string other_offer = prove_attach(crypto, a, AttachRole::Offer, ida, idb, t + 1, desc);
+  EXPECT_EQ(check_attach(crypto, AttachRole::Answer, idb, ida, t, fresh, answer, attach_proof_line(other_offer)),
+            "Signature Does Not Verify");
+  EXPECT_EQ(check_attach(crypto, AttachRole::Offer, idb, ida, t, fresh, answer), "Signature Does Not Verify");
 }
 
 TEST(Sealed, OnlyTheKeyItWasSealedForOpensItAndAnyChangeIsCaught) {
