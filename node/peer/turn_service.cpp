@@ -111,8 +111,10 @@ void TurnService::advance(Instant now, bool can_announce, bool can_discover) {
   }
   if (status_.discovering) {
     if (!can_discover) {
-      if (!find_in_flight_) next_find_ = kInstantMax;
-    } else if (next_find_ == kInstantMax && !find_in_flight_ && status_.using_server.empty()) {
+      if (!find_in_flight_) next_find_ = kInstantMax;  // nothing to ask through now
+    } else if (next_find_ == kInstantMax && !find_in_flight_) {
+      // The first search, or the next one once the node can route again (a server found before
+      // keeps serving meanwhile, and is asked for anew).
       next_find_ = now + cfg_.first_find;
     }
     if (!find_in_flight_ && now >= next_find_) discover(now);
