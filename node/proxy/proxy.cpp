@@ -375,8 +375,13 @@ void UaSide::add_branch(std::uint64_t cid, Side out, const Endpoint& dest, Messa
   if (kind.to_node) {
     // A live node answers at once (100 Trying within 200 ms, RFC 3261 §17.2.1): silence for the
     // overlay's hop timeout means it is gone, and the caller hears 480 in seconds, not after
-    // Timer B's 32.
-    Instant deadline = now + overlay::effective_hop_timeout(overlay_.config());
+    // Timer B's 32. Through a client's relay with another left, sooner (relay_silence): the
+    // other relay is asked then, and a late answer from this one still goes upstream.
+    Duration wait = overlay::effective_hop_timeout(overlay_.config());
+    if (!calls_.at(cid).branches[index].via_left.empty() && cfg_.relay_silence > Duration{0}) {
+      wait = std::min(wait, cfg_.relay_silence);
+    }
+    Instant deadline = now + wait;
     calls_.at(cid).branches[index].silent_after = deadline;
     silent_branches_.insert({deadline, cid, index});
   }

@@ -73,6 +73,11 @@ struct UaSideConfig {
   /// in-dialog request only at an address a binding was registered from, never at a Contact's host
   /// as such (the node must not be made to send wherever a Contact points).
   bool phones_on_loopback = true;
+  /// A call to a client through one of its relay peers while another is left: given up on when
+  /// nothing at all (not even 100 Trying, due within 200 ms of a live node: RFC 3261 §17.2.1) is
+  /// heard for this long, and the next relay asked, rather than after the overlay's hop time-out.
+  /// Four T1s: the INVITE and two retransmissions over UDP. Zero: the hop time-out.
+  Duration relay_silence = seconds(2);
 };
 
 struct UaSideStats {

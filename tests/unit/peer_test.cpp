@@ -1135,13 +1135,24 @@ TEST(Peer, APhoneAtAClientBehindANatIsCalledThroughItsRelayPeersAndTheDialogKeep
   EXPECT_EQ(bob.stats().byes, 2u);
 
   // The first relay dies: a call goes through the other relay, once the first has been silent for
-  // a hop's time-out; bob's entry then names the flow that replaced it.
+  // 2 s; bob's entry then names the flow that replaced it.
   net.nodes[dead].alive = false;
   test::Caller third = net.caller(5095, 2, "relay-call-3");
   third.invite();
   net.run_for(seconds(20));  // the lookup, too, may first have to route around the dead peer
   ASSERT_TRUE(third.final_for("INVITE"));
   EXPECT_EQ(third.final_for("INVITE")->status(), 200);
+  // Once the ring has closed around the dead peer, a call still goes to bob's first relay first
+  // (his entry names it until his flow moves), and gives that relay up after 2 s of silence
+  // (UaSideConfig::relay_silence), not the hop time-out of 5.5 s.
+  test::Caller fourth = net.caller(5097, 2, "relay-call-4");
+  const Instant asked = net.now;
+  fourth.invite();
+  while (!fourth.final_for("INVITE") && net.now - asked < seconds(20)) net.run_for(millis(50));
+  ASSERT_TRUE(fourth.final_for("INVITE"));
+  EXPECT_EQ(fourth.final_for("INVITE")->status(), 200);
+  EXPECT_GE(net.now - asked, seconds(2));  // the dead relay was asked first
+  EXPECT_LT(net.now - asked, millis(2500));
   net.run_for(seconds(300));  // RFC 5626 §4.5's back-off, then a new flow at peer 2
   via = relays_of_bob();
   ASSERT_EQ(via.size(), 2u);
