@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "node/sip/scanner.hpp"
 #include "security/record_policy.hpp"
 
 namespace p2psip::peer {
@@ -202,16 +203,8 @@ void TurnService::answered(const TurnServiceEntry& entry, const dht::NodeId& fro
   const auto lifetime = pairs ? value_of(*pairs, "lifetime") : std::nullopt;
   auto box = sealed ? security::from_base64(*sealed, 512) : std::nullopt;
   auto password = box ? security::open_sealed(key, *box) : std::nullopt;
-  std::uint32_t life = 0;
-  if (lifetime) {
-    for (char c : *lifetime) {
-      if (c < '0' || c > '9' || life > 864000) {
-        life = 0;
-        break;
-      }
-      life = life * 10 + static_cast<std::uint32_t>(c - '0');
-    }
-  }
+  // At most ten days; a lifetime not a number reads as none.
+  const auto life = static_cast<std::uint32_t>(lifetime ? sip::parse_decimal(*lifetime, 864000).value_or(0) : 0);
   if (!user || user->empty() || user->size() > 128 || !password || password->empty() || life < 60) {
     failed("credentials from " + from.short_hex() + ": malformed answer", now);
     return;
